@@ -1,0 +1,6 @@
+//! placeholder
+mod timestamp;
+#[rustfmt::skip]
+mod generated;
+pub use generated::*;
+pub use timestamp::{Timestamp, TimestampError};
