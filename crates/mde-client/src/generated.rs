@@ -1528,90 +1528,6 @@ arrives among the additional properties.
             }
         }
     }
-    /**Kind of hash in `fileIdentifier` (reference: machineaction.md).
-
-A value this client does not know is kept, as sent, in [`FileIdentifierType::Other`].*/
-    #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-    pub enum FileIdentifierType {
-        ///`Sha1`
-        Sha1,
-        ///`Sha256`
-        Sha256,
-        ///`Md5`
-        Md5,
-        /// A value the spec does not document (yet), exactly as the service sent it.
-        Other(::std::string::String),
-    }
-    impl FileIdentifierType {
-        /// The values the spec documents, in its order.
-        pub const DOCUMENTED: &'static [&'static str] = &["Sha1", "Sha256", "Md5"];
-        /// The value as the service writes it.
-        pub fn as_str(&self) -> &str {
-            match self {
-                Self::Sha1 => "Sha1",
-                Self::Sha256 => "Sha256",
-                Self::Md5 => "Md5",
-                Self::Other(value) => value.as_str(),
-            }
-        }
-    }
-    impl ::std::convert::From<&str> for FileIdentifierType {
-        fn from(value: &str) -> Self {
-            match value {
-                "Sha1" => Self::Sha1,
-                "Sha256" => Self::Sha256,
-                "Md5" => Self::Md5,
-                other => Self::Other(other.to_string()),
-            }
-        }
-    }
-    impl ::std::convert::From<::std::string::String> for FileIdentifierType {
-        fn from(value: ::std::string::String) -> Self {
-            match Self::from(value.as_str()) {
-                Self::Other(_) => Self::Other(value),
-                known => known,
-            }
-        }
-    }
-    impl ::std::str::FromStr for FileIdentifierType {
-        type Err = ::std::convert::Infallible;
-        fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
-            Ok(Self::from(value))
-        }
-    }
-    impl ::std::fmt::Display for FileIdentifierType {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            f.write_str(self.as_str())
-        }
-    }
-    impl ::serde::Serialize for FileIdentifierType {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            serializer.serialize_str(self.as_str())
-        }
-    }
-    impl<'de> ::serde::Deserialize<'de> for FileIdentifierType {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            <::std::string::String as ::serde::Deserialize>::deserialize(deserializer)
-                .map(Self::from)
-        }
-    }
-    impl ::schemars::JsonSchema for FileIdentifierType {
-        fn schema_name() -> ::std::borrow::Cow<'static, str> {
-            "FileIdentifierType".into()
-        }
-        fn json_schema(_: &mut ::schemars::SchemaGenerator) -> ::schemars::Schema {
-            ::schemars::json_schema!(
-                { "type" : "string", "description" :
-                "Kind of hash in `fileIdentifier` (reference: machineaction.md). Documented values: Sha1, Sha256, Md5.",
-                "examples" : ["Sha1", "Sha256", "Md5"], }
-            )
-        }
-    }
     /**State of an investigation (reference: investigation.md). The service may add states:
 a client keeps a value it does not know instead of failing.
 
@@ -1780,111 +1696,6 @@ A value this client does not know is kept, as sent, in [`InvestigationState::Oth
             )
         }
     }
-    /**Status of a machine action (reference: machineaction.md). The service may add
-statuses: a client keeps a value it does not know instead of failing.
-
-A value this client does not know is kept, as sent, in [`MachineActionStatus::Other`].*/
-    #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-    pub enum MachineActionStatus {
-        ///`Pending`
-        Pending,
-        ///`InProgress`
-        InProgress,
-        ///`Succeeded`
-        Succeeded,
-        ///`Failed`
-        Failed,
-        ///`TimeOut`
-        TimeOut,
-        ///`Cancelled`
-        Cancelled,
-        /// A value the spec does not document (yet), exactly as the service sent it.
-        Other(::std::string::String),
-    }
-    impl MachineActionStatus {
-        /// The values the spec documents, in its order.
-        pub const DOCUMENTED: &'static [&'static str] = &[
-            "Pending",
-            "InProgress",
-            "Succeeded",
-            "Failed",
-            "TimeOut",
-            "Cancelled",
-        ];
-        /// The value as the service writes it.
-        pub fn as_str(&self) -> &str {
-            match self {
-                Self::Pending => "Pending",
-                Self::InProgress => "InProgress",
-                Self::Succeeded => "Succeeded",
-                Self::Failed => "Failed",
-                Self::TimeOut => "TimeOut",
-                Self::Cancelled => "Cancelled",
-                Self::Other(value) => value.as_str(),
-            }
-        }
-    }
-    impl ::std::convert::From<&str> for MachineActionStatus {
-        fn from(value: &str) -> Self {
-            match value {
-                "Pending" => Self::Pending,
-                "InProgress" => Self::InProgress,
-                "Succeeded" => Self::Succeeded,
-                "Failed" => Self::Failed,
-                "TimeOut" => Self::TimeOut,
-                "Cancelled" => Self::Cancelled,
-                other => Self::Other(other.to_string()),
-            }
-        }
-    }
-    impl ::std::convert::From<::std::string::String> for MachineActionStatus {
-        fn from(value: ::std::string::String) -> Self {
-            match Self::from(value.as_str()) {
-                Self::Other(_) => Self::Other(value),
-                known => known,
-            }
-        }
-    }
-    impl ::std::str::FromStr for MachineActionStatus {
-        type Err = ::std::convert::Infallible;
-        fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
-            Ok(Self::from(value))
-        }
-    }
-    impl ::std::fmt::Display for MachineActionStatus {
-        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-            f.write_str(self.as_str())
-        }
-    }
-    impl ::serde::Serialize for MachineActionStatus {
-        fn serialize<S: ::serde::Serializer>(
-            &self,
-            serializer: S,
-        ) -> ::std::result::Result<S::Ok, S::Error> {
-            serializer.serialize_str(self.as_str())
-        }
-    }
-    impl<'de> ::serde::Deserialize<'de> for MachineActionStatus {
-        fn deserialize<D: ::serde::Deserializer<'de>>(
-            deserializer: D,
-        ) -> ::std::result::Result<Self, D::Error> {
-            <::std::string::String as ::serde::Deserialize>::deserialize(deserializer)
-                .map(Self::from)
-        }
-    }
-    impl ::schemars::JsonSchema for MachineActionStatus {
-        fn schema_name() -> ::std::borrow::Cow<'static, str> {
-            "MachineActionStatus".into()
-        }
-        fn json_schema(_: &mut ::schemars::SchemaGenerator) -> ::schemars::Schema {
-            ::schemars::json_schema!(
-                { "type" : "string", "description" :
-                "Status of a machine action (reference: machineaction.md). The service may add\nstatuses: a client keeps a value it does not know instead of failing. Documented values: Pending, InProgress, Succeeded, Failed, TimeOut, Cancelled.",
-                "examples" : ["Pending", "InProgress", "Succeeded", "Failed", "TimeOut",
-                "Cancelled"], }
-            )
-        }
-    }
     /**Type of a machine action (reference: machineaction.md). The old page also lists
 "Live Response" with a space; that and any value added later are kept as they are.
 
@@ -2007,6 +1818,195 @@ A value this client does not know is kept, as sent, in [`MachineActionType::Othe
             )
         }
     }
+    /**Status of a machine action (reference: machineaction.md). The service may add
+statuses: a client keeps a value it does not know instead of failing.
+
+A value this client does not know is kept, as sent, in [`MachineActionStatus::Other`].*/
+    #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+    pub enum MachineActionStatus {
+        ///`Pending`
+        Pending,
+        ///`InProgress`
+        InProgress,
+        ///`Succeeded`
+        Succeeded,
+        ///`Failed`
+        Failed,
+        ///`TimeOut`
+        TimeOut,
+        ///`Cancelled`
+        Cancelled,
+        /// A value the spec does not document (yet), exactly as the service sent it.
+        Other(::std::string::String),
+    }
+    impl MachineActionStatus {
+        /// The values the spec documents, in its order.
+        pub const DOCUMENTED: &'static [&'static str] = &[
+            "Pending",
+            "InProgress",
+            "Succeeded",
+            "Failed",
+            "TimeOut",
+            "Cancelled",
+        ];
+        /// The value as the service writes it.
+        pub fn as_str(&self) -> &str {
+            match self {
+                Self::Pending => "Pending",
+                Self::InProgress => "InProgress",
+                Self::Succeeded => "Succeeded",
+                Self::Failed => "Failed",
+                Self::TimeOut => "TimeOut",
+                Self::Cancelled => "Cancelled",
+                Self::Other(value) => value.as_str(),
+            }
+        }
+    }
+    impl ::std::convert::From<&str> for MachineActionStatus {
+        fn from(value: &str) -> Self {
+            match value {
+                "Pending" => Self::Pending,
+                "InProgress" => Self::InProgress,
+                "Succeeded" => Self::Succeeded,
+                "Failed" => Self::Failed,
+                "TimeOut" => Self::TimeOut,
+                "Cancelled" => Self::Cancelled,
+                other => Self::Other(other.to_string()),
+            }
+        }
+    }
+    impl ::std::convert::From<::std::string::String> for MachineActionStatus {
+        fn from(value: ::std::string::String) -> Self {
+            match Self::from(value.as_str()) {
+                Self::Other(_) => Self::Other(value),
+                known => known,
+            }
+        }
+    }
+    impl ::std::str::FromStr for MachineActionStatus {
+        type Err = ::std::convert::Infallible;
+        fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
+            Ok(Self::from(value))
+        }
+    }
+    impl ::std::fmt::Display for MachineActionStatus {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            f.write_str(self.as_str())
+        }
+    }
+    impl ::serde::Serialize for MachineActionStatus {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            serializer.serialize_str(self.as_str())
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for MachineActionStatus {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            <::std::string::String as ::serde::Deserialize>::deserialize(deserializer)
+                .map(Self::from)
+        }
+    }
+    impl ::schemars::JsonSchema for MachineActionStatus {
+        fn schema_name() -> ::std::borrow::Cow<'static, str> {
+            "MachineActionStatus".into()
+        }
+        fn json_schema(_: &mut ::schemars::SchemaGenerator) -> ::schemars::Schema {
+            ::schemars::json_schema!(
+                { "type" : "string", "description" :
+                "Status of a machine action (reference: machineaction.md). The service may add\nstatuses: a client keeps a value it does not know instead of failing. Documented values: Pending, InProgress, Succeeded, Failed, TimeOut, Cancelled.",
+                "examples" : ["Pending", "InProgress", "Succeeded", "Failed", "TimeOut",
+                "Cancelled"], }
+            )
+        }
+    }
+    /**Kind of hash in `fileIdentifier` (reference: machineaction.md).
+
+A value this client does not know is kept, as sent, in [`FileIdentifierType::Other`].*/
+    #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+    pub enum FileIdentifierType {
+        ///`Sha1`
+        Sha1,
+        ///`Sha256`
+        Sha256,
+        ///`Md5`
+        Md5,
+        /// A value the spec does not document (yet), exactly as the service sent it.
+        Other(::std::string::String),
+    }
+    impl FileIdentifierType {
+        /// The values the spec documents, in its order.
+        pub const DOCUMENTED: &'static [&'static str] = &["Sha1", "Sha256", "Md5"];
+        /// The value as the service writes it.
+        pub fn as_str(&self) -> &str {
+            match self {
+                Self::Sha1 => "Sha1",
+                Self::Sha256 => "Sha256",
+                Self::Md5 => "Md5",
+                Self::Other(value) => value.as_str(),
+            }
+        }
+    }
+    impl ::std::convert::From<&str> for FileIdentifierType {
+        fn from(value: &str) -> Self {
+            match value {
+                "Sha1" => Self::Sha1,
+                "Sha256" => Self::Sha256,
+                "Md5" => Self::Md5,
+                other => Self::Other(other.to_string()),
+            }
+        }
+    }
+    impl ::std::convert::From<::std::string::String> for FileIdentifierType {
+        fn from(value: ::std::string::String) -> Self {
+            match Self::from(value.as_str()) {
+                Self::Other(_) => Self::Other(value),
+                known => known,
+            }
+        }
+    }
+    impl ::std::str::FromStr for FileIdentifierType {
+        type Err = ::std::convert::Infallible;
+        fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
+            Ok(Self::from(value))
+        }
+    }
+    impl ::std::fmt::Display for FileIdentifierType {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            f.write_str(self.as_str())
+        }
+    }
+    impl ::serde::Serialize for FileIdentifierType {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            serializer.serialize_str(self.as_str())
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for FileIdentifierType {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            <::std::string::String as ::serde::Deserialize>::deserialize(deserializer)
+                .map(Self::from)
+        }
+    }
+    impl ::schemars::JsonSchema for FileIdentifierType {
+        fn schema_name() -> ::std::borrow::Cow<'static, str> {
+            "FileIdentifierType".into()
+        }
+        fn json_schema(_: &mut ::schemars::SchemaGenerator) -> ::schemars::Schema {
+            ::schemars::json_schema!(
+                { "type" : "string", "description" :
+                "Kind of hash in `fileIdentifier` (reference: machineaction.md). Documented values: Sha1, Sha256, Md5.",
+                "examples" : ["Sha1", "Sha256", "Md5"], }
+            )
+        }
+    }
 }
 #[derive(Clone, Debug)]
 /**Client for Microsoft Defender for Endpoint machine-investigation API
@@ -2076,6 +2076,33 @@ impl ClientInfo<()> for Client {
 }
 impl ClientHooks<()> for &Client {}
 impl Client {
+    /**Start an automated investigation on a device
+
+Start automated investigation on a device (seed 000_3fa87b33f4edd038.txt).
+AIR supports Windows Server 2019 and 2022, Windows 10 version 1709 (OS build
+16299.1085 with KB4493441) or later, and Windows 11 (seed 001_4fe4a7225396347c.txt).
+
+Retired by the service on 2026-09-01; see `x-deprecation`.
+
+
+Sends a `POST` request to `/api/machines/{id}/startInvestigation`
+
+Arguments:
+- `id`: Device id. The documents show 40 lowercase hex characters (seeds 000, 001, 004) and 32 (seeds 002, 003); it is treated as an opaque string and percent-encoded in the path (reference: mde-facts.md, machine ids).
+- `body`: A JSON object with the required `Comment` (seed 000_3fa87b33f4edd038.txt).
+```ignore
+let response = client.start_investigation()
+    .id(id)
+    .body(body)
+    .send()
+    .await;
+```*/
+    #[deprecated(
+        note = "Automated investigations can no longer be started by hand; what the service answers now is undocumented. Retired by the service on 2026-09-01. Source: defender-endpoint-air-deprecation.md; MC1411577."
+    )]
+    pub fn start_investigation(&self) -> builder::StartInvestigation<'_> {
+        builder::StartInvestigation::new(self)
+    }
     /**Initiate an automated investigation on a machine (preview)
 
 Initiate AutoIR investigation on a machine; preview (seed 002_66ba71e7a173220b.txt).
@@ -2131,33 +2158,6 @@ let response = client.collect_investigation_package()
     ) -> builder::CollectInvestigationPackage<'_> {
         builder::CollectInvestigationPackage::new(self)
     }
-    /**Start an automated investigation on a device
-
-Start automated investigation on a device (seed 000_3fa87b33f4edd038.txt).
-AIR supports Windows Server 2019 and 2022, Windows 10 version 1709 (OS build
-16299.1085 with KB4493441) or later, and Windows 11 (seed 001_4fe4a7225396347c.txt).
-
-Retired by the service on 2026-09-01; see `x-deprecation`.
-
-
-Sends a `POST` request to `/api/machines/{id}/startInvestigation`
-
-Arguments:
-- `id`: Device id. The documents show 40 lowercase hex characters (seeds 000, 001, 004) and 32 (seeds 002, 003); it is treated as an opaque string and percent-encoded in the path (reference: mde-facts.md, machine ids).
-- `body`: A JSON object with the required `Comment` (seed 000_3fa87b33f4edd038.txt).
-```ignore
-let response = client.start_investigation()
-    .id(id)
-    .body(body)
-    .send()
-    .await;
-```*/
-    #[deprecated(
-        note = "Automated investigations can no longer be started by hand; what the service answers now is undocumented. Retired by the service on 2026-09-01. Source: defender-endpoint-air-deprecation.md; MC1411577."
-    )]
-    pub fn start_investigation(&self) -> builder::StartInvestigation<'_> {
-        builder::StartInvestigation::new(self)
-    }
     /**Collect the investigation package through the deprecated Graph endpoint
 
 Collect investigation package from a machine, through the deprecated Graph preview
@@ -2195,6 +2195,148 @@ pub mod builder {
         encode_path, ByteStream, ClientInfo, ClientHooks, Error, OperationInfo,
         RequestBuilderExt, ResponseValue,
     };
+    /**Builder for [`Client::start_investigation`]
+
+[`Client::start_investigation`]: super::Client::start_investigation*/
+    #[derive(Debug, Clone)]
+    pub struct StartInvestigation<'a> {
+        client: &'a super::Client,
+        id: Result<::std::string::String, String>,
+        body: Result<types::builder::CommentRequest, String>,
+    }
+    impl<'a> StartInvestigation<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::CommentRequest>,
+            <V as std::convert::TryInto<
+                types::CommentRequest,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `CommentRequest` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::CommentRequest,
+            ) -> types::builder::CommentRequest,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/api/machines/{id}/startInvestigation`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::Investigation>, Error<types::Error>> {
+            let Self { client, id, body } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::CommentRequest::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/api/machines/{}/startInvestigation", client.baseurl, encode_path(& id
+                .to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "start_investigation",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                201u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
     /**Builder for [`Client::initiate_investigation`]
 
 [`Client::initiate_investigation`]: super::Client::initiate_investigation*/
@@ -2426,148 +2568,6 @@ pub mod builder {
                 .build()?;
             let info = OperationInfo {
                 operation_id: "collect_investigation_package",
-            };
-            client.pre(&mut request, &info).await?;
-            let result = client.exec(request, &info).await;
-            client.post(&result, &info).await?;
-            let response = result?;
-            match response.status().as_u16() {
-                201u16 => ResponseValue::from_response(response).await,
-                400u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
-                    )
-                }
-                401u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
-                    )
-                }
-                403u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
-                    )
-                }
-                404u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
-                    )
-                }
-                429u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
-                    )
-                }
-                500u16 => {
-                    Err(
-                        Error::ErrorResponse(
-                            ResponseValue::from_response(response).await?,
-                        ),
-                    )
-                }
-                _ => Err(Error::UnexpectedResponse(response)),
-            }
-        }
-    }
-    /**Builder for [`Client::start_investigation`]
-
-[`Client::start_investigation`]: super::Client::start_investigation*/
-    #[derive(Debug, Clone)]
-    pub struct StartInvestigation<'a> {
-        client: &'a super::Client,
-        id: Result<::std::string::String, String>,
-        body: Result<types::builder::CommentRequest, String>,
-    }
-    impl<'a> StartInvestigation<'a> {
-        pub fn new(client: &'a super::Client) -> Self {
-            Self {
-                client: client,
-                id: Err("id was not initialized".to_string()),
-                body: Ok(::std::default::Default::default()),
-            }
-        }
-        pub fn id<V>(mut self, value: V) -> Self
-        where
-            V: std::convert::TryInto<::std::string::String>,
-        {
-            self.id = value
-                .try_into()
-                .map_err(|_| {
-                    "conversion to `:: std :: string :: String` for id failed"
-                        .to_string()
-                });
-            self
-        }
-        pub fn body<V>(mut self, value: V) -> Self
-        where
-            V: std::convert::TryInto<types::CommentRequest>,
-            <V as std::convert::TryInto<
-                types::CommentRequest,
-            >>::Error: std::fmt::Display,
-        {
-            self.body = value
-                .try_into()
-                .map(From::from)
-                .map_err(|s| {
-                    format!("conversion to `CommentRequest` for body failed: {}", s)
-                });
-            self
-        }
-        pub fn body_map<F>(mut self, f: F) -> Self
-        where
-            F: std::ops::FnOnce(
-                types::builder::CommentRequest,
-            ) -> types::builder::CommentRequest,
-        {
-            self.body = self.body.map(f);
-            self
-        }
-        ///Sends a `POST` request to `/api/machines/{id}/startInvestigation`
-        pub async fn send(
-            self,
-        ) -> Result<ResponseValue<types::Investigation>, Error<types::Error>> {
-            let Self { client, id, body } = self;
-            let id = id.map_err(Error::InvalidRequest)?;
-            let body = body
-                .and_then(|v| {
-                    types::CommentRequest::try_from(v).map_err(|e| e.to_string())
-                })
-                .map_err(Error::InvalidRequest)?;
-            let url = format!(
-                "{}/api/machines/{}/startInvestigation", client.baseurl, encode_path(& id
-                .to_string()),
-            );
-            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
-            header_map
-                .append(
-                    ::reqwest::header::HeaderName::from_static("api-version"),
-                    ::reqwest::header::HeaderValue::from_static(
-                        super::Client::api_version(),
-                    ),
-                );
-            #[allow(unused_mut)]
-            let mut request = client
-                .client
-                .post(url)
-                .header(
-                    ::reqwest::header::ACCEPT,
-                    ::reqwest::header::HeaderValue::from_static("application/json"),
-                )
-                .json(&body)
-                .headers(header_map)
-                .build()?;
-            let info = OperationInfo {
-                operation_id: "start_investigation",
             };
             client.pre(&mut request, &info).await?;
             let result = client.exec(request, &info).await;

@@ -29,11 +29,15 @@ impl Spec {
     }
 }
 
-/// Checks `instance` against a JSON Schema (draft 4, formats asserted); `Err` lists each
-/// violation with where it is in the instance.
+/// Checks `instance` against a JSON Schema (the draft its `$schema` names, else draft 4,
+/// the dialect of OpenAPI 3.0), formats asserted; `Err` lists each violation with where it
+/// is in the instance.
 pub fn check_json_schema(schema: &Value, instance: &Value) -> Result<(), Vec<String>> {
-    let validator = jsonschema::options()
-        .with_draft(jsonschema::Draft::Draft4)
+    let mut options = jsonschema::options();
+    if schema.get("$schema").is_none() {
+        options = options.with_draft(jsonschema::Draft::Draft4);
+    }
+    let validator = options
         .should_validate_formats(true)
         .build(schema)
         .map_err(|e| vec![format!("the schema itself is invalid: {e}")])?;

@@ -1,0 +1,167 @@
+//! Every documented example of the spec, read from `spec/openapi.yaml` at test time, against
+//! the generated type of its schema: it deserializes, its typed value is snapshotted, it
+//! serializes back to the same JSON, and it matches both the spec's schema and the schema
+//! the Rust type really accepts (schemars). A new example in the spec is a new case here.
+
+use std::fmt::Debug;
+
+use mde_client::types;
+use mde_spec::{Example, check_json_schema};
+use mde_tests::{spec, without_nulls};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// Holds one example against the Rust type `T`.
+fn check<T: DeserializeOwned + Serialize + Debug + JsonSchema>(example: &Example) {
+    let name = &example.name;
+    let typed: T = serde_json::from_value(example.value.clone())
+        .unwrap_or_else(|e| panic!("example {name} does not deserialize: {e}"));
+
+    let back = serde_json::to_value(&typed).unwrap();
+    assert_eq!(
+        back,
+        without_nulls(&example.value),
+        "example {name} does not serialize back to the same JSON"
+    );
+
+    let rust_schema = serde_json::to_value(schemars::schema_for!(T)).unwrap();
+    if let Err(errors) = check_json_schema(&rust_schema, &example.value) {
+        panic!("example {name} does not match the Rust type's schema: {errors:#?}");
+    }
+
+    let uses: Vec<String> = example
+        .uses
+        .iter()
+        .map(|u| format!("{} {}", u.operation, u.place))
+        .collect();
+    insta::with_settings!({
+        description => format!(
+            "spec example {} as {}, shown by: {}",
+            example.pointer,
+            example.schema_name.as_deref().map_or("String".into(), |s| format!("types::{s}")),
+            uses.join("; ")
+        ),
+        omit_expression => true,
+    }, {
+        insta::assert_debug_snapshot!(name.as_str(), typed);
+    });
+}
+
+#[test]
+fn every_example_round_trips_through_its_generated_type() {
+    let spec = spec();
+    let examples = spec.examples();
+    assert!(
+        examples.len() >= 8,
+        "the spec should show its documented examples"
+    );
+    for example in &examples {
+        if let Err(errors) = spec.check_value(&example.schema, &example.value) {
+            panic!(
+                "example {} does not match the spec: {errors:#?}",
+                example.name
+            );
+        }
+        // The one place that maps a schema of the spec to its generated Rust type.
+        match example.schema_name.as_deref() {
+            Some("CommentRequest") => check::<types::CommentRequest>(example),
+            Some("Investigation") => check::<types::Investigation>(example),
+            Some("ODataInt64") => check::<types::ODataInt64>(example),
+            Some("MachineAction") => check::<types::MachineAction>(example),
+            Some("Error") => check::<types::Error>(example),
+            None if example.schema.get("type") == Some(&Value::from("string")) => {
+                check::<String>(example)
+            }
+            other => panic!(
+                "example {} uses schema {other:?}, which this test does not map to a type yet",
+                example.name
+            ),
+        }
+    }
+}
+
+/// A value the service adds later, in any extensible enum, and a field it adds later, are
+/// kept and visible, and the object still reads. Built from the spec's own MachineAction
+/// example, so it follows the spec.
+#[test]
+fn values_the_service_adds_later_are_kept() {
+    let spec = spec();
+    let example = spec
+        .examples()
+        .into_iter()
+        .find(|e| e.schema_name.as_deref() == Some("MachineAction"))
+        .expect("the spec shows a MachineAction example");
+    let mut value = example.value.clone();
+    value["status"] = "Throttled".into();
+    value["type"] = "Live Response".into();
+    value["relatedFileInfo"] =
+        serde_json::json!({ "fileIdentifier": "abc", "fileIdentifierType": "Sha512" });
+    value["addedLater"] = serde_json::json!({ "nested": [1, 2] });
+
+    let action: types::MachineAction = serde_json::from_value(value.clone()).unwrap();
+    assert_eq!(
+        action.status,
+        Some(types::MachineActionStatus::Other("Throttled".into()))
+    );
+    assert_eq!(
+        action.type_,
+        Some(types::MachineActionType::Other("Live Response".into()))
+    );
+    let file = action.related_file_info.as_ref().unwrap();
+    assert_eq!(
+        file.file_identifier_type,
+        Some(types::FileIdentifierType::Other("Sha512".into()))
+    );
+    assert_eq!(action.extra["addedLater"], value["addedLater"]);
+    assert_eq!(serde_json::to_value(&action).unwrap(), value);
+
+    let state: types::InvestigationState = serde_json::from_str("\"Hibernating\"").unwrap();
+    assert_eq!(state.to_string(), "Hibernating");
+    // A documented value still reads as its own variant, whichever way it is built.
+    assert_eq!(
+        types::InvestigationState::from(String::from("Unknown")),
+        types::InvestigationState::Unknown
+    );
+}
+
+/// The documented values of every extensible enum are the spec's, in its order.
+#[test]
+fn extensible_enums_document_the_spec_values() {
+    let spec = spec();
+    let documented = |name: &str| -> Vec<String> {
+        let values = spec
+            .pointer(&format!("#/components/schemas/{name}/enum"))
+            .and_then(Value::as_array)
+            .unwrap_or_else(|| panic!("{name} has an enum in the spec"));
+        values
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        types::InvestigationState::DOCUMENTED,
+        documented("InvestigationState")
+    );
+    assert_eq!(
+        types::MachineActionType::DOCUMENTED,
+        documented("MachineActionType")
+    );
+    assert_eq!(
+        types::MachineActionStatus::DOCUMENTED,
+        documented("MachineActionStatus")
+    );
+    assert_eq!(
+        types::FileIdentifierType::DOCUMENTED,
+        documented("FileIdentifierType")
+    );
+    for value in types::MachineActionStatus::DOCUMENTED {
+        let status = types::MachineActionStatus::from(*value);
+        assert!(
+            !matches!(status, types::MachineActionStatus::Other(_)),
+            "{value}"
+        );
+        assert_eq!(status.as_str(), *value);
+    }
+}
