@@ -1,0 +1,257 @@
+//! A short summary of the generated crate's public API, read from `generated.rs` with `syn`:
+//! a spec change shows its effect on callers in a few lines of this snapshot's diff.
+
+use std::fmt::Write;
+
+use syn::__private::ToTokens;
+use syn::visit::Visit;
+use syn::{Attribute, Fields, ImplItem, Item, ItemMod, Type};
+
+fn generated() -> syn::File {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../crates/mde-client/src/generated.rs"
+    );
+    syn::parse_file(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A type as a reader writes it: `Option<String>`, not `::std::option::Option<::std::string::String>`.
+fn ty(t: &Type) -> String {
+    let mut s = t.to_token_stream().to_string().replace(' ', "");
+    for prefix in [
+        "::std::option::",
+        "::std::string::",
+        "::std::vec::",
+        "::serde_json::",
+        "crate::types::",
+        "crate::",
+        "types::builder::",
+        "super::",
+        "types::",
+    ] {
+        s = s.replace(prefix, "");
+    }
+    s.replace(",>", ">").replace(',', ", ")
+}
+
+fn serde_rename(attrs: &[Attribute]) -> Option<String> {
+    attrs
+        .iter()
+        .filter(|a| a.path().is_ident("serde"))
+        .find_map(|a| {
+            let text = a.to_token_stream().to_string();
+            let start = text.find("rename = \"")? + "rename = \"".len();
+            Some(text[start..].split('"').next()?.to_string())
+        })
+}
+
+fn is_deprecated(attrs: &[Attribute]) -> bool {
+    attrs.iter().any(|a| a.path().is_ident("deprecated"))
+}
+
+fn module<'a>(items: &'a [Item], name: &str) -> &'a [Item] {
+    items
+        .iter()
+        .find_map(|item| match item {
+            Item::Mod(ItemMod {
+                ident,
+                content: Some((_, items)),
+                ..
+            }) if ident == name => Some(items.as_slice()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("generated.rs has no `mod {name}`"))
+}
+
+/// The status codes an operation's `send` matches on.
+#[derive(Default)]
+struct Statuses(Vec<String>);
+
+impl<'ast> Visit<'ast> for Statuses {
+    fn visit_arm(&mut self, arm: &'ast syn::Arm) {
+        if let syn::Pat::Lit(lit) = &arm.pat {
+            self.0.push(
+                lit.to_token_stream()
+                    .to_string()
+                    .trim_end_matches("u16")
+                    .to_string(),
+            );
+        }
+        syn::visit::visit_arm(self, arm);
+    }
+}
+
+fn summary(file: &syn::File) -> String {
+    let mut out = String::new();
+    let builders = module(&file.items, "builder");
+    writeln!(
+        out,
+        "# Client: one method per operation; the builder's fields, then send()"
+    )
+    .unwrap();
+    for item in &file.items {
+        let Item::Impl(imp) = item else { continue };
+        if imp.trait_.is_some() || ty(&imp.self_ty) != "Client" {
+            continue;
+        }
+        for f in imp.items.iter().filter_map(|i| match i {
+            ImplItem::Fn(f) => Some(f),
+            _ => None,
+        }) {
+            let syn::ReturnType::Type(_, ret) = &f.sig.output else {
+                continue;
+            };
+            let ret = ty(ret);
+            let Some(builder) = ret.strip_prefix("builder::") else {
+                continue;
+            };
+            let builder = builder.trim_end_matches("<'_>");
+            let flag = if is_deprecated(&f.attrs) {
+                "  #[deprecated]"
+            } else {
+                ""
+            };
+            writeln!(out, "\nClient::{}(){flag}", f.sig.ident).unwrap();
+            for item in builders {
+                match item {
+                    Item::Struct(s) if s.ident == builder => {
+                        for field in s
+                            .fields
+                            .iter()
+                            .filter(|f| f.ident.as_ref().is_some_and(|i| i != "client"))
+                        {
+                            let t = ty(&field.ty);
+                            let t = t
+                                .strip_prefix("Result<")
+                                .and_then(|t| t.strip_suffix(", String>"))
+                                .unwrap_or(&t);
+                            writeln!(out, "  .{}({t})", field.ident.as_ref().unwrap()).unwrap();
+                        }
+                    }
+                    Item::Impl(i) if ty(&i.self_ty) == format!("{builder}<'a>") => {
+                        for send in i.items.iter().filter_map(|i| match i {
+                            ImplItem::Fn(f) if f.sig.ident == "send" => Some(f),
+                            _ => None,
+                        }) {
+                            let syn::ReturnType::Type(_, r) = &send.sig.output else {
+                                continue;
+                            };
+                            let mut statuses = Statuses::default();
+                            statuses.visit_block(&send.block);
+                            writeln!(out, "  .send() -> {}", ty(r)).unwrap();
+                            writeln!(out, "    statuses: {}", statuses.0.join(" ")).unwrap();
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    writeln!(out, "\n# Types").unwrap();
+    for item in module(&file.items, "types") {
+        match item {
+            Item::Struct(s) => match &s.fields {
+                Fields::Named(fields) => {
+                    writeln!(out, "\nstruct {}", s.ident).unwrap();
+                    for field in &fields.named {
+                        let json = serde_rename(&field.attrs)
+                            .map(|r| format!("  \"{r}\""))
+                            .unwrap_or_default();
+                        writeln!(
+                            out,
+                            "  {}: {}{json}",
+                            field.ident.as_ref().unwrap(),
+                            ty(&field.ty)
+                        )
+                        .unwrap();
+                    }
+                }
+                Fields::Unnamed(fields) => {
+                    let inner: Vec<String> = fields.unnamed.iter().map(|f| ty(&f.ty)).collect();
+                    writeln!(out, "\nnewtype {}({})", s.ident, inner.join(", ")).unwrap();
+                }
+                Fields::Unit => writeln!(out, "\nunit {}", s.ident).unwrap(),
+            },
+            Item::Enum(e) => {
+                let variants: Vec<String> = e
+                    .variants
+                    .iter()
+                    .map(|v| match &v.fields {
+                        Fields::Unit => v.ident.to_string(),
+                        Fields::Unnamed(f) => {
+                            format!(
+                                "{}({})",
+                                v.ident,
+                                f.unnamed
+                                    .iter()
+                                    .map(|f| ty(&f.ty))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
+                        }
+                        Fields::Named(_) => format!("{} {{ … }}", v.ident),
+                    })
+                    .collect();
+                writeln!(out, "\nenum {}\n  {}", e.ident, variants.join(" | ")).unwrap();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn public_api_summary() {
+    insta::with_settings!({
+        description => "the public API of crates/mde-client/src/generated.rs, summarised",
+        omit_expression => true,
+    }, {
+        insta::assert_snapshot!(summary(&generated()));
+    });
+}
+
+/// Exactly the operations the spec marks `deprecated: true` have a `#[deprecated]` method, so
+/// a caller hears it from the compiler.
+#[test]
+fn deprecated_operations_have_deprecated_methods() {
+    let spec = mde_tests::spec();
+    let file = generated();
+    let methods: Vec<(String, bool)> = file
+        .items
+        .iter()
+        .filter_map(|item| match item {
+            Item::Impl(imp) if imp.trait_.is_none() && ty(&imp.self_ty) == "Client" => Some(imp),
+            _ => None,
+        })
+        .flat_map(|imp| imp.items.iter())
+        .filter_map(|i| match i {
+            ImplItem::Fn(f) => Some((f.sig.ident.to_string(), is_deprecated(&f.attrs))),
+            _ => None,
+        })
+        .collect();
+    let mut deprecated = 0;
+    for op in spec.operations() {
+        let id = op.operation_id.clone().unwrap();
+        let snake: String = id
+            .chars()
+            .flat_map(|c| {
+                if c.is_ascii_uppercase() {
+                    vec!['_', c.to_ascii_lowercase()]
+                } else {
+                    vec![c]
+                }
+            })
+            .collect();
+        let (_, marked) = methods
+            .iter()
+            .find(|(name, _)| *name == snake)
+            .unwrap_or_else(|| panic!("no Client::{snake} for {id}"));
+        assert_eq!(
+            *marked,
+            op.deprecated(),
+            "Client::{snake}: #[deprecated] should follow the spec"
+        );
+        deprecated += usize::from(op.deprecated());
+    }
+    assert!(deprecated >= 1, "the spec deprecates the Graph variant");
+}

@@ -1,0 +1,115 @@
+//! `cargo xtask check` refuses an unsound spec and says where: each case breaks the real
+//! spec in one place and expects a problem that names it.
+
+use mde_spec::Spec;
+
+fn problems_after(from: &str, to: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(Spec::workspace_path()).unwrap();
+    assert!(
+        text.contains(from),
+        "the spec no longer contains {from:?}: update this case"
+    );
+    let broken = text.replacen(from, to, 1);
+    let spec = Spec::parse(broken, "spec/openapi.yaml".into()).expect("still YAML");
+    spec.problems().iter().map(ToString::to_string).collect()
+}
+
+fn assert_reported(problems: &[String], location: &str, message: &str) {
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains(location) && p.contains(message)),
+        "expected a problem at {location:?} saying {message:?}, got {problems:#?}"
+    );
+}
+
+#[test]
+fn the_workspace_spec_is_sound() {
+    let problems = mde_tests::spec().problems();
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn an_example_that_does_not_match_its_schema() {
+    let problems = problems_after(
+        r#"startTime: "2020-01-06T13:05:15Z""#,
+        "startTime: yesterday",
+    );
+    assert_reported(
+        &problems,
+        "components.examples.Investigation",
+        "does not match Investigation",
+    );
+    assert_reported(&problems, "`/startTime`", "date-time");
+    // The location carries the line of the example in the file.
+    let line = problems[0].strip_prefix("spec/openapi.yaml:").unwrap();
+    assert!(
+        line.split(':').next().unwrap().parse::<usize>().is_ok(),
+        "{}",
+        problems[0]
+    );
+}
+
+#[test]
+fn a_request_example_without_its_required_comment() {
+    let problems = problems_after("Comment: Test investigation", "comment: Test investigation");
+    assert_reported(
+        &problems,
+        "StartInvestigationRequest",
+        "does not match CommentRequest",
+    );
+}
+
+#[test]
+fn an_operation_without_operation_id() {
+    let problems = problems_after("operationId: collectInvestigationPackage\n      ", "");
+    assert_reported(
+        &problems,
+        "/api/machines/{id}/collectInvestigationPackage",
+        "no operationId",
+    );
+}
+
+#[test]
+fn an_operation_id_that_is_not_camel_case() {
+    let problems = problems_after(
+        "operationId: startInvestigation",
+        "operationId: start_investigation",
+    );
+    assert_reported(&problems, "startInvestigation", "not camelCase");
+}
+
+#[test]
+fn an_operation_without_rate_limit() {
+    let problems = problems_after("x-rate-limit: []", "");
+    assert_reported(
+        &problems,
+        "/testwdatppreview/machines/{id}/collectInvestigationPackage",
+        "no x-rate-limit",
+    );
+}
+
+#[test]
+fn a_rate_limit_window_of_zero_calls() {
+    let problems = problems_after("- calls: 50", "- calls: 0");
+    assert_reported(
+        &problems,
+        "startInvestigation",
+        "`calls` must be a positive integer",
+    );
+}
+
+#[test]
+fn an_operation_without_permissions() {
+    let problems = problems_after(
+        "x-permissions:\n        directoryRoles",
+        "x-roles:\n        directoryRoles",
+    );
+    assert_reported(&problems, "/testwdatppreview", "no x-permissions");
+}
+
+#[test]
+fn an_openapi_version_progenitor_cannot_read() {
+    let problems = problems_after("openapi: 3.0.3", "openapi: 3.1.0");
+    assert_reported(&problems, "openapi", "OpenAPI 3.0.x only");
+}
