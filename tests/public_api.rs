@@ -27,7 +27,6 @@ fn ty(t: &Type) -> String {
         "crate::",
         "types::builder::",
         "super::",
-        "types::",
     ] {
         s = s.replace(prefix, "");
     }
