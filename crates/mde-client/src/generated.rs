@@ -330,7 +330,7 @@ arrives among the additional properties.
         ///Title of the action.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub title: ::std::option::Option<::std::string::String>,
-        ///Troubleshooting details; seen only as null.
+        ///Troubleshooting details; seen only as null, so any JSON value is accepted.
         #[serde(
             rename = "troubleshootInfo",
             skip_serializing_if = "::std::option::Option::is_none"
