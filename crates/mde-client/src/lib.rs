@@ -60,3 +60,8 @@ pub use timestamp::{Timestamp, TimestampError};
 /// The `reqwest` this client is built on, for [`Client::new_with_client`]: a caller who
 /// names another major version gets types that do not fit.
 pub use reqwest;
+
+/// The workspace README's examples, compiled as doctests so they stay true.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
