@@ -101,40 +101,24 @@ async fn call(
             other => panic!("not a documented error: {other}"),
         }
     }
+    // Every operation's builder takes the same id and body.
+    macro_rules! send {
+        ($builder:expr) => {
+            $builder
+                .id(id)
+                .body_map(|b| b.comment(comment))
+                .send()
+                .await
+                .map(ok)
+                .map_err(err)
+        };
+    }
     // The one place that maps an operation of the spec to its generated method.
     match operation {
-        "startInvestigation" => client
-            .start_investigation()
-            .id(id)
-            .body_map(|b| b.comment(comment))
-            .send()
-            .await
-            .map(ok)
-            .map_err(err),
-        "initiateInvestigation" => client
-            .initiate_investigation()
-            .id(id)
-            .body_map(|b| b.comment(comment))
-            .send()
-            .await
-            .map(ok)
-            .map_err(err),
-        "collectInvestigationPackage" => client
-            .collect_investigation_package()
-            .id(id)
-            .body_map(|b| b.comment(comment))
-            .send()
-            .await
-            .map(ok)
-            .map_err(err),
-        "collectInvestigationPackageGraph" => client
-            .collect_investigation_package_graph()
-            .id(id)
-            .body_map(|b| b.comment(comment))
-            .send()
-            .await
-            .map(ok)
-            .map_err(err),
+        "startInvestigation" => send!(client.start_investigation()),
+        "initiateInvestigation" => send!(client.initiate_investigation()),
+        "collectInvestigationPackage" => send!(client.collect_investigation_package()),
+        "collectInvestigationPackageGraph" => send!(client.collect_investigation_package_graph()),
         other => panic!("operation {other} of the spec has no call in this test yet"),
     }
 }
