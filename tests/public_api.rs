@@ -199,13 +199,57 @@ fn summary(file: &syn::File) -> String {
     out
 }
 
+/// The spec's facts beyond types, as `mde_client::operations` carries them.
+fn operations_summary() -> String {
+    let mut out = String::from("\n# Operations: limits, permissions, hosts\n");
+    for op in mde_client::operations::ALL {
+        let limits: Vec<String> = op
+            .rate_limits
+            .iter()
+            .map(|w| format!("{}/{}s", w.calls, w.seconds))
+            .collect();
+        let hosts: Vec<&str> = op.servers.iter().map(|s| s.url).collect();
+        writeln!(out, "\n{} {} {}", op.operation_id, op.method, op.path).unwrap();
+        writeln!(
+            out,
+            "  deprecated: {}, retired: {:?}",
+            op.deprecated, op.retired
+        )
+        .unwrap();
+        writeln!(
+            out,
+            "  rate limits: {}",
+            if limits.is_empty() {
+                "none documented".into()
+            } else {
+                limits.join(" and ")
+            }
+        )
+        .unwrap();
+        writeln!(
+            out,
+            "  application: {:?}, delegated: {:?}, roles: {:?}",
+            op.application_permissions, op.delegated_permissions, op.directory_roles
+        )
+        .unwrap();
+        writeln!(out, "  hosts: {}", hosts.join(" ")).unwrap();
+    }
+    writeln!(
+        out,
+        "\ndocumented machine ids: {:?}",
+        mde_client::operations::DOCUMENTED_MACHINE_IDS
+    )
+    .unwrap();
+    out
+}
+
 #[test]
 fn public_api_summary() {
     insta::with_settings!({
         description => "the public API of crates/mde-client/src/generated.rs, summarised",
         omit_expression => true,
     }, {
-        insta::assert_snapshot!(summary(&generated()));
+        insta::assert_snapshot!(summary(&generated()) + &operations_summary());
     });
 }
 

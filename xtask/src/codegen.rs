@@ -1,5 +1,6 @@
-//! progenitor, configured for this spec, plus the two things it cannot do alone: enums that
-//! keep values the service adds later, and `#[deprecated]` on deprecated operations.
+//! progenitor, configured for this spec, plus what it cannot do alone: enums that keep values
+//! the service adds later, `#[deprecated]` on deprecated operations, and the spec's facts
+//! beyond types (`mod operations`).
 
 use heck::ToSnakeCase;
 use mde_spec::Spec;
@@ -59,6 +60,9 @@ pub fn generate(spec: &Spec) -> Result<String, String> {
         types.extend(items.items);
     }
     mark_deprecated(&mut file, spec)?;
+    let operations: syn::File = syn::parse2(crate::facts::operations_module(spec)?)
+        .map_err(|e| format!("mod operations does not parse: {e}"))?;
+    file.items.extend(operations.items);
 
     Ok(format!("{HEADER}{}", prettyplease::unparse(&file)))
 }

@@ -4,6 +4,7 @@
 
 mod codegen;
 mod extensible_enum;
+mod facts;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

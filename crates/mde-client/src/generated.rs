@@ -2768,3 +2768,225 @@ pub mod builder {
 pub mod prelude {
     pub use self::super::Client;
 }
+/// What the spec says of each operation beyond its types: hosts, permissions
+/// (`x-permissions`), rate limits (`x-rate-limit`) and deprecation (`x-deprecation`).
+pub mod operations {
+    /// One window of a rate limit: at most `calls` per `seconds`. All windows of an
+    /// operation apply at once; the service counts them per application and tenant.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct RateWindow {
+        /// Calls allowed in the window.
+        pub calls: u32,
+        /// Length of the window in seconds.
+        pub seconds: u64,
+    }
+    /// A host that serves an operation.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct Server {
+        /// Base URL, e.g. `https://api.security.microsoft.com`.
+        pub url: &'static str,
+        /// `commercial`, `gcc` or `gcc-high` (GCC High and DoD).
+        pub cloud: &'static str,
+        /// `global`, or a geography such as `us`, `eu`, `uk`, `au`.
+        pub region: &'static str,
+    }
+    /// An operation of the spec.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct Operation {
+        /// The spec's `operationId`.
+        pub operation_id: &'static str,
+        /// HTTP method, upper case.
+        pub method: &'static str,
+        /// Path template, e.g. `/api/machines/{id}/startInvestigation`.
+        pub path: &'static str,
+        /// Marked `deprecated: true`.
+        pub deprecated: bool,
+        /// The date the service stopped serving it, when it did.
+        pub retired: ::std::option::Option<&'static str>,
+        /// Every window applies; empty when none is documented.
+        pub rate_limits: &'static [RateWindow],
+        /// Application permissions, any one of which allows the call.
+        pub application_permissions: &'static [&'static str],
+        /// Delegated permissions, any one of which allows the call.
+        pub delegated_permissions: &'static [&'static str],
+        /// Directory roles, any one of which allows the call.
+        pub directory_roles: &'static [&'static str],
+        /// The hosts it is documented on.
+        pub servers: &'static [Server],
+    }
+    ///`POST /api/machines/{id}/startInvestigation`: Start an automated investigation on a device.
+    pub const START_INVESTIGATION: Operation = Operation {
+        operation_id: "startInvestigation",
+        method: "POST",
+        path: "/api/machines/{id}/startInvestigation",
+        deprecated: true,
+        retired: Some("2026-09-01"),
+        rate_limits: &[
+            RateWindow {
+                calls: 50u32,
+                seconds: 3600u64,
+            },
+        ],
+        application_permissions: &["Alert.ReadWrite.All"],
+        delegated_permissions: &["Alert.ReadWrite"],
+        directory_roles: &[],
+        servers: SERVERS,
+    };
+    ///`POST /api/machines/{id}/InitiateInvestigation`: Initiate an automated investigation on a machine (preview).
+    pub const INITIATE_INVESTIGATION: Operation = Operation {
+        operation_id: "initiateInvestigation",
+        method: "POST",
+        path: "/api/machines/{id}/InitiateInvestigation",
+        deprecated: true,
+        retired: Some("2026-09-01"),
+        rate_limits: &[
+            RateWindow {
+                calls: 5u32,
+                seconds: 3600u64,
+            },
+        ],
+        application_permissions: &["Alert.ReadWrite.All"],
+        delegated_permissions: &["Alert.ReadWrite"],
+        directory_roles: &[],
+        servers: &[
+            Server {
+                url: "https://api.securitycenter.windows.com",
+                cloud: "commercial",
+                region: "global",
+            },
+        ],
+    };
+    ///`POST /api/machines/{id}/collectInvestigationPackage`: Collect the investigation package from a device.
+    pub const COLLECT_INVESTIGATION_PACKAGE: Operation = Operation {
+        operation_id: "collectInvestigationPackage",
+        method: "POST",
+        path: "/api/machines/{id}/collectInvestigationPackage",
+        deprecated: false,
+        retired: None,
+        rate_limits: &[
+            RateWindow {
+                calls: 100u32,
+                seconds: 60u64,
+            },
+            RateWindow {
+                calls: 1500u32,
+                seconds: 3600u64,
+            },
+        ],
+        application_permissions: &["Machine.CollectForensics"],
+        delegated_permissions: &["Machine.CollectForensics"],
+        directory_roles: &[],
+        servers: SERVERS,
+    };
+    ///`POST /testwdatppreview/machines/{id}/collectInvestigationPackage`: Collect the investigation package through the deprecated Graph endpoint.
+    pub const COLLECT_INVESTIGATION_PACKAGE_GRAPH: Operation = Operation {
+        operation_id: "collectInvestigationPackageGraph",
+        method: "POST",
+        path: "/testwdatppreview/machines/{id}/collectInvestigationPackage",
+        deprecated: true,
+        retired: None,
+        rate_limits: &[],
+        application_permissions: &[],
+        delegated_permissions: &[],
+        directory_roles: &["Security administrator", "Global admin"],
+        servers: &[
+            Server {
+                url: "https://graph.microsoft.com",
+                cloud: "commercial",
+                region: "global",
+            },
+        ],
+    };
+    /// Every operation, in the spec's order.
+    pub const ALL: &[Operation] = &[
+        START_INVESTIGATION,
+        INITIATE_INVESTIGATION,
+        COLLECT_INVESTIGATION_PACKAGE,
+        COLLECT_INVESTIGATION_PACKAGE_GRAPH,
+    ];
+    /// The hosts of the `/api/...` operations (the spec's top-level `servers`).
+    pub const SERVERS: &[Server] = &[
+        Server {
+            url: "https://api.security.microsoft.com",
+            cloud: "commercial",
+            region: "global",
+        },
+        Server {
+            url: "https://api.securitycenter.microsoft.com",
+            cloud: "commercial",
+            region: "global",
+        },
+        Server {
+            url: "https://us.api.security.microsoft.com",
+            cloud: "commercial",
+            region: "us",
+        },
+        Server {
+            url: "https://eu.api.security.microsoft.com",
+            cloud: "commercial",
+            region: "eu",
+        },
+        Server {
+            url: "https://uk.api.security.microsoft.com",
+            cloud: "commercial",
+            region: "uk",
+        },
+        Server {
+            url: "https://au.api.security.microsoft.com",
+            cloud: "commercial",
+            region: "au",
+        },
+        Server {
+            url: "https://swa.api.security.microsoft.com",
+            cloud: "commercial",
+            region: "swa",
+        },
+        Server {
+            url: "https://ina.api.security.microsoft.com",
+            cloud: "commercial",
+            region: "ina",
+        },
+        Server {
+            url: "https://aea.api.security.microsoft.com",
+            cloud: "commercial",
+            region: "aea",
+        },
+        Server {
+            url: "https://api-us.securitycenter.microsoft.com",
+            cloud: "commercial",
+            region: "us",
+        },
+        Server {
+            url: "https://api-eu.securitycenter.microsoft.com",
+            cloud: "commercial",
+            region: "eu",
+        },
+        Server {
+            url: "https://api-uk.securitycenter.microsoft.com",
+            cloud: "commercial",
+            region: "uk",
+        },
+        Server {
+            url: "https://api-au.securitycenter.microsoft.com",
+            cloud: "commercial",
+            region: "au",
+        },
+        Server {
+            url: "https://api-gcc.securitycenter.microsoft.us",
+            cloud: "gcc",
+            region: "global",
+        },
+        Server {
+            url: "https://api-gov.securitycenter.microsoft.us",
+            cloud: "gcc-high",
+            region: "global",
+        },
+    ];
+    /// The machine ids the documents show, in the spec's order.
+    pub const DOCUMENTED_MACHINE_IDS: &[&str] = &[
+        "1e5bc9d7e413ddd7902c2932e418702b84d0cc07",
+        "fb9ab6be3965095a09c057be7c90f0a2",
+        "e828a0624ed33f919db541065190d2f75e50a071",
+        "f46b9bb259ed4a7fb9981b73510e3cc7aa81ec1f",
+    ];
+}
