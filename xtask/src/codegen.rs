@@ -4,7 +4,7 @@
 
 use heck::ToSnakeCase;
 use mde_spec::Spec;
-use progenitor::{GenerationSettings, Generator, InterfaceStyle, TagStyle, TypeImpl};
+use progenitor::{GenerationSettings, Generator, InterfaceStyle, TagStyle, TypeImpl, TypePatch};
 use schemars08::schema::{InstanceType, SchemaObject};
 use serde_json::Value;
 
@@ -39,6 +39,12 @@ pub fn generate(spec: &Spec) -> Result<String, String> {
             "crate::Timestamp",
             [TypeImpl::Display, TypeImpl::FromStr].into_iter(),
         );
+    // An object whose every property is optional has an obvious empty value.
+    let mut default = TypePatch::default();
+    default.with_derive("Default");
+    for name in all_optional_objects(spec) {
+        settings.with_patch(name, &default);
+    }
     for e in &enums {
         settings.with_replacement(
             &e.name,
@@ -65,6 +71,25 @@ pub fn generate(spec: &Spec) -> Result<String, String> {
     file.items.extend(operations.items);
 
     Ok(format!("{HEADER}{}", prettyplease::unparse(&file)))
+}
+
+/// The `components/schemas` objects that require no property.
+fn all_optional_objects(spec: &Spec) -> Vec<String> {
+    let schemas = spec
+        .document()
+        .pointer("/components/schemas")
+        .and_then(Value::as_object);
+    schemas
+        .into_iter()
+        .flatten()
+        .filter(|(_, s)| s.get("type").and_then(Value::as_str) == Some("object"))
+        .filter(|(_, s)| {
+            s.get("required")
+                .and_then(Value::as_array)
+                .is_none_or(Vec::is_empty)
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
 }
 
 fn types_module(file: &mut syn::File) -> Result<&mut Vec<syn::Item>, String> {

@@ -96,6 +96,24 @@ pub fn operations_module(spec: &Spec) -> Result<TokenStream, String> {
         names.push(name);
     }
     let machine_ids = documented_machine_ids(spec);
+    let flow = doc
+        .pointer("/components/securitySchemes")
+        .and_then(Value::as_object)
+        .and_then(|schemes| {
+            schemes
+                .values()
+                .find_map(|s| s.pointer("/flows/clientCredentials"))
+        })
+        .ok_or("no OAuth2 client-credentials flow in components/securitySchemes")?;
+    let token_url = flow
+        .get("tokenUrl")
+        .and_then(Value::as_str)
+        .ok_or("clientCredentials without tokenUrl")?;
+    let token_scopes: Vec<&String> = flow
+        .get("scopes")
+        .and_then(Value::as_object)
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
     Ok(quote! {
         /// What the spec says of each operation beyond its types: hosts, permissions
         /// (`x-permissions`), rate limits (`x-rate-limit`) and deprecation (`x-deprecation`).
@@ -153,6 +171,12 @@ pub fn operations_module(spec: &Spec) -> Result<TokenStream, String> {
 
             /// The hosts of the `/api/...` operations (the spec's top-level `servers`).
             pub const SERVERS: &[Server] = &[#(#global_servers),*];
+
+            /// Azure AD's client-credentials token URL; `{tenant}` stands for the tenant id.
+            pub const TOKEN_URL: &str = #token_url;
+
+            /// The scopes a client-credentials token is asked for.
+            pub const TOKEN_SCOPES: &[&str] = &[#(#token_scopes),*];
 
             /// The machine ids the documents show, in the spec's order.
             pub const DOCUMENTED_MACHINE_IDS: &[&str] = &[#(#machine_ids),*];

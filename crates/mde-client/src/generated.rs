@@ -148,6 +148,7 @@ optional here: a missing one must not make the whole answer unreadable.
         ::serde::Serialize,
         Clone,
         Debug,
+        Default,
         PartialEq,
         schemars::JsonSchema
     )]
@@ -219,6 +220,7 @@ depending on the action's type and status (reference: mde-facts.md).
         ::serde::Serialize,
         Clone,
         Debug,
+        Default,
         PartialEq,
         schemars::JsonSchema
     )]
@@ -380,6 +382,7 @@ arrives among the additional properties.
         ::serde::Serialize,
         Clone,
         Debug,
+        Default,
         PartialEq,
         schemars::JsonSchema
     )]
@@ -2981,6 +2984,12 @@ pub mod operations {
             cloud: "gcc-high",
             region: "global",
         },
+    ];
+    /// Azure AD's client-credentials token URL; `{tenant}` stands for the tenant id.
+    pub const TOKEN_URL: &str = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token";
+    /// The scopes a client-credentials token is asked for.
+    pub const TOKEN_SCOPES: &[&str] = &[
+        "https://api.securitycenter.microsoft.com/.default",
     ];
     /// The machine ids the documents show, in the spec's order.
     pub const DOCUMENTED_MACHINE_IDS: &[&str] = &[

@@ -1,0 +1,276 @@
+//! The HTTP face: the spec's operations (routes from `mde_client::operations`), the token
+//! endpoint, and the order in which a request is checked.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use mde_client::operations::{self, Operation};
+use mde_client::types;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::Shared;
+use crate::auth::authorize;
+use crate::error::ApiError;
+
+/// What the simulator does for an operation of the spec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Action {
+    StartInvestigation,
+    InitiateInvestigation,
+    Collect { graph: bool },
+}
+
+impl Action {
+    fn of(op: &Operation) -> Option<Action> {
+        match op.operation_id {
+            "startInvestigation" => Some(Action::StartInvestigation),
+            "initiateInvestigation" => Some(Action::InitiateInvestigation),
+            "collectInvestigationPackage" => Some(Action::Collect { graph: false }),
+            "collectInvestigationPackageGraph" => Some(Action::Collect { graph: true }),
+            _ => None,
+        }
+    }
+}
+
+/// Longest piece of caller input echoed in a message.
+const ECHO: usize = 100;
+
+fn echo(text: &str) -> String {
+    let mut shown: String = text.chars().take(ECHO).collect();
+    if shown.len() < text.len() {
+        shown.push('…');
+    }
+    shown
+}
+
+/// The router; `Err` names an operation of the spec the simulator does not implement.
+pub(crate) fn router(shared: Arc<Shared>) -> Result<Router, String> {
+    let mut router = Router::new();
+    for op in operations::ALL {
+        let action = Action::of(op)
+            .ok_or_else(|| format!("the simulator does not implement {}", op.operation_id))?;
+        if op.method != "POST" {
+            return Err(format!(
+                "{} is a {}, the simulator serves POSTs",
+                op.operation_id, op.method
+            ));
+        }
+        let handler = move |State(s): State<Arc<Shared>>,
+                            id: Result<Path<String>, PathRejection>,
+                            headers: HeaderMap,
+                            body: Result<Bytes, BytesRejection>| async move {
+            perform(&s, op, action, id, &headers, body).unwrap_or_else(IntoResponse::into_response)
+        };
+        router = router.route(op.path, post(handler));
+    }
+    // The token URL's path, e.g. `/{tenant}/oauth2/v2.0/token`.
+    let token_path = operations::TOKEN_URL
+        .splitn(4, '/')
+        .nth(3)
+        .map(|p| format!("/{p}"))
+        .ok_or("the spec's token URL has no path")?;
+    let token = |State(s): State<Arc<Shared>>,
+                 tenant: Result<Path<String>, PathRejection>,
+                 headers: HeaderMap,
+                 body: Result<Bytes, BytesRejection>| async move {
+        let (Ok(Path(tenant)), Ok(body)) = (tenant, body) else {
+            return ApiError::invalid_body("unreadable token request").into_response();
+        };
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        s.tokens
+            .token_endpoint(&tenant, content_type, &body, &s.clock)
+    };
+    let limit = shared.config.body_limit;
+    Ok(router
+        .route(&token_path, post(token))
+        .fallback(|uri: Uri| async move {
+            ApiError::not_found(format!("No resource at {}", echo(uri.path())))
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                "This resource takes POST",
+            )
+        })
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(shared))
+}
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => (
+            status,
+            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+            body,
+        )
+            .into_response(),
+        Err(e) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            e.to_string(),
+        )
+        .into_response(),
+    }
+}
+
+/// Checks in the order the service would: a readable body, then who calls (401), what they
+/// may do (403), how often (429), what they sent (400), the machine (404), its state (400).
+fn perform(
+    s: &Shared,
+    op: &'static Operation,
+    action: Action,
+    id: Result<Path<String>, PathRejection>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                format!(
+                    "The request body is larger than {} bytes",
+                    s.config.body_limit
+                ),
+            )
+        } else {
+            ApiError::invalid_body(format!("The request body could not be read: {rejection}"))
+        }
+    })?;
+    let grant = s.tokens.check(headers, &s.clock)?;
+    authorize(&grant, op)?;
+    let caller = (grant.tenant.clone(), grant.client_id.clone());
+    s.limiter
+        .admit(&caller, op, s.clock.elapsed())
+        .map_err(too_many_requests)?;
+    let Path(machine_id) = id.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidInput",
+            format!(
+                "The machine id in the path is not valid: {}",
+                echo(&e.body_text())
+            ),
+        )
+    })?;
+    let comment = comment(headers, &body)?;
+
+    let (now, now_utc) = (s.clock.elapsed(), s.clock.now_utc());
+    let mut records = s.records.lock().unwrap_or_else(|e| e.into_inner());
+    Ok(match action {
+        Action::StartInvestigation => {
+            let record = records.start_investigation(
+                &machine_id,
+                now,
+                now_utc,
+                s.config.investigation_time,
+            )?;
+            json(StatusCode::CREATED, &record.entity(now))
+        }
+        Action::InitiateInvestigation => {
+            let record = records.start_investigation(
+                &machine_id,
+                now,
+                now_utc,
+                s.config.investigation_time,
+            )?;
+            let answer = types::ODataInt64 {
+                odata_context: Some(format!("{}/api/$metadata#Edm.Int64", s.base_url)),
+                value: record.id as i64,
+                extra: Default::default(),
+            };
+            // The documents answer 200 here, not 201 (seed 002).
+            json(StatusCode::OK, &answer)
+        }
+        Action::Collect { graph } => {
+            let record = records.collect(
+                &machine_id,
+                &grant.client_id,
+                &comment,
+                graph,
+                now,
+                now_utc,
+                s.config.collection_time,
+            )?;
+            json(StatusCode::CREATED, &record.entity(now, &s.base_url))
+        }
+    })
+}
+
+fn too_many_requests(wait: Duration) -> ApiError {
+    // Whole seconds, rounded up: resubmitting sooner earns another 429.
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    ApiError {
+        retry_after: Some(seconds.max(1)),
+        ..ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            format!(
+                "Rate limit is exceeded. Try again in {} seconds.",
+                seconds.max(1)
+            ),
+        )
+    }
+}
+
+/// The request's `Comment`, or the 400 naming what is wrong with the body.
+fn comment(headers: &HeaderMap, body: &[u8]) -> Result<String, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("<not text>"));
+    let essence = content_type
+        .and_then(|c| c.split(';').next())
+        .map(str::trim);
+    if !essence.is_some_and(|e| e.eq_ignore_ascii_case("application/json")) {
+        return Err(ApiError::invalid_body(format!(
+            "Content-Type must be application/json, not {}",
+            content_type.map_or("absent".to_string(), echo)
+        )));
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid_body(format!("The request body is not valid JSON: {e}")))?;
+    let object = value.as_object().ok_or_else(|| {
+        ApiError::invalid_body("The request body must be a JSON object with a Comment")
+    })?;
+    if let Some(unknown) = object.keys().find(|k| *k != "Comment") {
+        let hint = if unknown.eq_ignore_ascii_case("comment") {
+            " (names are case-sensitive: Comment)"
+        } else {
+            ""
+        };
+        return Err(ApiError::invalid_body(format!(
+            "Unknown parameter '{}'{hint}",
+            echo(unknown)
+        )));
+    }
+    match object.get("Comment") {
+        None => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "MissingRequiredParameter",
+            "Comment is required",
+        )),
+        Some(Value::String(c)) if c.is_empty() => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidInput",
+            "Comment must not be empty",
+        )),
+        Some(Value::String(_)) => {
+            // The generated type has the last word on what the spec accepts.
+            let request: types::CommentRequest =
+                serde_json::from_value(value).map_err(|e| ApiError::invalid_body(e.to_string()))?;
+            Ok(String::from(request.comment))
+        }
+        Some(_) => Err(ApiError::invalid_body("Comment must be a string")),
+    }
+}

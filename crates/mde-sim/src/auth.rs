@@ -1,0 +1,264 @@
+//! The Azure AD stand-in (client-credentials grant) and bearer-token checks.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use mde_client::operations::{self, Operation};
+use serde_json::json;
+
+use crate::clock::Clock;
+use crate::config::App;
+use crate::error::ApiError;
+
+/// What a token grants.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    /// The tenant the token was issued in.
+    pub tenant: String,
+    /// The app it was issued to.
+    pub client_id: String,
+    /// Application permissions and directory roles (the token's `roles`).
+    pub permissions: Vec<String>,
+    expires: Duration,
+}
+
+/// Registered apps and the tokens issued to them.
+#[derive(Debug)]
+pub struct Tokens {
+    apps: Vec<App>,
+    lifetime: Duration,
+    issued: Mutex<HashMap<String, Grant>>,
+}
+
+/// An Azure AD error answer: `{"error", "error_description", "error_codes", …}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AadError {
+    status: StatusCode,
+    error: &'static str,
+    code: u32,
+    description: String,
+}
+
+impl AadError {
+    fn new(status: StatusCode, error: &'static str, code: u32, description: String) -> AadError {
+        AadError {
+            status,
+            error,
+            code,
+            description,
+        }
+    }
+
+    fn missing(parameter: &str) -> AadError {
+        AadError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900144,
+            format!("The request body must contain the following parameter: '{parameter}'."),
+        )
+    }
+}
+
+impl IntoResponse for AadError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "error": self.error,
+            "error_description": format!("AADSTS{}: {}", self.code, self.description),
+            "error_codes": [self.code],
+            "timestamp": chrono::Utc::now().format("%Y-%m-%d %H:%M:%SZ").to_string(),
+            "trace_id": uuid::Uuid::new_v4().to_string(),
+            "correlation_id": uuid::Uuid::new_v4().to_string(),
+            "error_uri": format!("https://login.microsoftonline.com/error?code={}", self.code),
+        });
+        (
+            self.status,
+            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+            body.to_string(),
+        )
+            .into_response()
+    }
+}
+
+impl Tokens {
+    /// Tokens for these apps, each valid for `lifetime` of simulated time.
+    pub fn new(apps: Vec<App>, lifetime: Duration) -> Tokens {
+        Tokens {
+            apps,
+            lifetime,
+            issued: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Answers `POST /{tenant}/oauth2/v2.0/token` with a form body, as Azure AD does.
+    pub fn token_endpoint(
+        &self,
+        tenant: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+        clock: &Clock,
+    ) -> Response {
+        match self.issue(tenant, content_type, body, clock) {
+            Ok(answer) => (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+                answer.to_string(),
+            )
+                .into_response(),
+            Err(e) => e.into_response(),
+        }
+    }
+
+    fn issue(
+        &self,
+        tenant: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+        clock: &Clock,
+    ) -> Result<serde_json::Value, AadError> {
+        if !content_type.is_some_and(|c| c.starts_with("application/x-www-form-urlencoded")) {
+            return Err(AadError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                900144,
+                "The request body must be form-encoded (application/x-www-form-urlencoded).".into(),
+            ));
+        }
+        let form: HashMap<String, String> = serde_urlencoded::from_bytes(body).map_err(|_| {
+            AadError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                900144,
+                "The request body is not a valid form.".into(),
+            )
+        })?;
+        let field = |name: &str| form.get(name).map(String::as_str).filter(|v| !v.is_empty());
+        let grant_type = field("grant_type").ok_or_else(|| AadError::missing("grant_type"))?;
+        if grant_type != "client_credentials" {
+            return Err(AadError::new(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                70003,
+                format!("The app requested an unsupported grant type '{grant_type}'."),
+            ));
+        }
+        let client_id = field("client_id").ok_or_else(|| AadError::missing("client_id"))?;
+        let secret = field("client_secret").ok_or_else(|| AadError::missing("client_secret"))?;
+        let scope = field("scope").ok_or_else(|| AadError::missing("scope"))?;
+        if !self.apps.iter().any(|a| a.tenant == tenant) {
+            return Err(AadError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                90002,
+                format!("Tenant '{tenant}' not found."),
+            ));
+        }
+        let app = self
+            .apps
+            .iter()
+            .find(|a| a.tenant == tenant && a.client_id == client_id)
+            .ok_or_else(|| {
+                AadError::new(
+                    StatusCode::BAD_REQUEST,
+                    "unauthorized_client",
+                    700016,
+                    format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'."),
+                )
+            })?;
+        if app.secret != secret {
+            return Err(AadError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                7000215,
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.".into(),
+            ));
+        }
+        if !operations::TOKEN_SCOPES.contains(&scope) {
+            return Err(AadError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_scope",
+                1002012,
+                format!(
+                    "The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
+                ),
+            ));
+        }
+        let now = clock.elapsed();
+        let token = format!(
+            "sim.{}.{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let mut issued = self.issued.lock().unwrap_or_else(|e| e.into_inner());
+        issued.retain(|_, grant| grant.expires > now);
+        issued.insert(
+            token.clone(),
+            Grant {
+                tenant: app.tenant.clone(),
+                client_id: app.client_id.clone(),
+                permissions: app.permissions.clone(),
+                expires: now + self.lifetime,
+            },
+        );
+        let seconds = self.lifetime.as_secs();
+        Ok(json!({
+            "token_type": "Bearer",
+            "expires_in": seconds,
+            "ext_expires_in": seconds,
+            "access_token": token,
+        }))
+    }
+
+    /// The grant behind a request's `Authorization: Bearer …`, or the 401 to answer.
+    pub fn check(&self, headers: &HeaderMap, clock: &Clock) -> Result<Grant, ApiError> {
+        let value = headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthorized("Authorization header is missing"))?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, token)| {
+                scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && !token.contains(' ')
+            })
+            .map(|(_, token)| token)
+            .ok_or_else(|| {
+                ApiError::unauthorized("Authorization header must be 'Bearer {token}'")
+            })?;
+        let issued = self.issued.lock().unwrap_or_else(|e| e.into_inner());
+        let grant = issued
+            .get(token)
+            .ok_or_else(|| ApiError::unauthorized("Invalid access token"))?;
+        if grant.expires <= clock.elapsed() {
+            return Err(ApiError::unauthorized("The access token has expired"));
+        }
+        Ok(grant.clone())
+    }
+}
+
+/// The 403 to answer when the grant holds none of the operation's permissions or roles.
+pub fn authorize(grant: &Grant, op: &Operation) -> Result<(), ApiError> {
+    let needed: Vec<&str> = op
+        .application_permissions
+        .iter()
+        .chain(op.directory_roles)
+        .copied()
+        .collect();
+    if needed.is_empty()
+        || needed
+            .iter()
+            .any(|p| grant.permissions.iter().any(|held| held == p))
+    {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "Forbidden",
+        format!(
+            "The application lacks the permission this operation requires: one of {}",
+            needed.join(", ")
+        ),
+    ))
+}

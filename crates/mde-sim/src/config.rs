@@ -1,0 +1,201 @@
+//! What a simulator is started with: apps, machines, times and limits.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mde_client::operations;
+
+/// The tenant of the app registered out of the box.
+pub const DEFAULT_TENANT: &str = "sim-tenant";
+/// The client id of the app registered out of the box.
+pub const DEFAULT_CLIENT_ID: &str = "sim-client";
+/// The client secret of the app registered out of the box.
+pub const DEFAULT_CLIENT_SECRET: &str = "sim-secret";
+
+/// An app registered with the simulated Azure AD.
+#[derive(Clone, PartialEq, Eq)]
+pub struct App {
+    /// Tenant id (the `{tenant}` of the token URL).
+    pub tenant: String,
+    /// Client (application) id.
+    pub client_id: String,
+    /// Client secret.
+    pub secret: String,
+    /// Application permissions and directory roles the app holds.
+    pub permissions: Vec<String>,
+}
+
+impl fmt::Debug for App {
+    // The secret stays out of logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("App")
+            .field("tenant", &self.tenant)
+            .field("client_id", &self.client_id)
+            .field("secret", &"[redacted]")
+            .field("permissions", &self.permissions)
+            .finish()
+    }
+}
+
+impl App {
+    /// The app registered out of the box: `sim-tenant` / `sim-client` / `sim-secret`, holding
+    /// every permission and directory role the spec names.
+    pub fn default_app() -> App {
+        App {
+            tenant: DEFAULT_TENANT.into(),
+            client_id: DEFAULT_CLIENT_ID.into(),
+            secret: DEFAULT_CLIENT_SECRET.into(),
+            permissions: every_permission(),
+        }
+    }
+
+    /// Parses `ID:SECRET:PERM,PERM` (tenant `sim-tenant`); an empty list holds no permission.
+    pub fn parse(spec: &str) -> Result<App, String> {
+        let mut parts = spec.splitn(3, ':');
+        let (Some(id), Some(secret)) = (parts.next(), parts.next()) else {
+            return Err("expected ID:SECRET:PERM,PERM".into());
+        };
+        if id.is_empty() || secret.is_empty() {
+            return Err("the client id and the secret must not be empty".into());
+        }
+        let permissions = parts
+            .next()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect();
+        Ok(App {
+            tenant: DEFAULT_TENANT.into(),
+            client_id: id.into(),
+            secret: secret.into(),
+            permissions,
+        })
+    }
+}
+
+/// Every application permission and directory role of the spec's operations.
+pub fn every_permission() -> Vec<String> {
+    let mut all: Vec<String> = Vec::new();
+    for op in operations::ALL {
+        for p in op.application_permissions.iter().chain(op.directory_roles) {
+            if !all.iter().any(|known| known == p) {
+                all.push(p.to_string());
+            }
+        }
+    }
+    all
+}
+
+/// How a simulator runs. [`Config::default`] is what `mde-sim` runs with no flags.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where to listen; port 0 takes any free port.
+    pub listen: SocketAddr,
+    /// Registered apps.
+    pub apps: Vec<App>,
+    /// Machine ids in the inventory besides the documented ones.
+    pub machines: Vec<String>,
+    /// Lifetime of an access token (simulated time).
+    pub token_lifetime: Duration,
+    /// How long a package collection stays `InProgress` before it `Succeeded`.
+    pub collection_time: Duration,
+    /// How long an investigation stays `Running`.
+    pub investigation_time: Duration,
+    /// Simulated seconds per real second.
+    pub time_scale: f64,
+    /// Largest request body accepted; a larger one gets 413.
+    pub body_limit: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
+            apps: vec![App::default_app()],
+            machines: Vec::new(),
+            token_lifetime: Duration::from_secs(3599),
+            collection_time: Duration::from_secs(300),
+            investigation_time: Duration::from_secs(600),
+            time_scale: 1.0,
+            body_limit: 64 * 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Adds `n` generated machine ids ([`generated_machine_id`] 0 to n-1).
+    pub fn with_generated_machines(mut self, n: usize) -> Config {
+        self.machines.extend((0..n).map(generated_machine_id));
+        self
+    }
+}
+
+/// The `i`-th generated machine id: 40 lowercase hex characters, like the documented ids, the
+/// same on every run.
+pub fn generated_machine_id(i: usize) -> String {
+    // splitmix64: well spread, deterministic.
+    let mut x = (i as u64).wrapping_add(0x5157_0000_0000_0000);
+    let mut next = || {
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let (a, b, c) = (next(), next(), next());
+    format!("{a:016x}{b:016x}{:08x}", c >> 32)
+}
+
+/// Reads machine ids, one a line; blank lines and `#` comments are skipped.
+pub fn parse_machine_list(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|line| line.split('#').next().unwrap_or_default().trim())
+        .filter(|line| !line.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_look_documented_and_differ() {
+        let ids: Vec<String> = (0..1000).map(generated_machine_id).collect();
+        assert!(ids.iter().all(|id| {
+            id.len() == 40
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        }));
+        let mut unique = ids.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), ids.len());
+        assert_eq!(generated_machine_id(7), generated_machine_id(7));
+    }
+
+    #[test]
+    fn app_flag() {
+        let app = App::parse("reader:s3cret:Alert.ReadWrite.All, Machine.Read").unwrap();
+        assert_eq!(app.permissions, ["Alert.ReadWrite.All", "Machine.Read"]);
+        assert!(App::parse("nosecret").is_err());
+        assert!(App::parse("id:secret:").unwrap().permissions.is_empty());
+        assert!(!format!("{app:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn the_default_app_holds_every_permission_of_the_spec() {
+        let all = App::default_app().permissions;
+        assert!(all.contains(&"Machine.CollectForensics".to_string()));
+        assert!(all.contains(&"Alert.ReadWrite.All".to_string()));
+    }
+
+    #[test]
+    fn machine_list() {
+        assert_eq!(parse_machine_list("a\n\n# c\n b # x\n"), ["a", "b"]);
+    }
+}

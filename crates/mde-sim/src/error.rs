@@ -1,0 +1,74 @@
+//! The API's error body (`{"error": {"code", "message", "target"}}`) as a response.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use mde_client::types;
+
+/// An error answer of the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// The documented error code, e.g. `ResourceNotFound`.
+    pub code: &'static str,
+    /// Free text naming the problem.
+    pub message: String,
+    /// Seconds to wait, sent as `Retry-After` (429 only).
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// An error with this status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 400 `InvalidRequestBody`.
+    pub fn invalid_body(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "InvalidRequestBody", message)
+    }
+
+    /// 401 `Unauthorized`.
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", message)
+    }
+
+    /// 404 `ResourceNotFound`.
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "ResourceNotFound", message)
+    }
+}
+
+/// Error bodies built from the generated type, so they are the spec's shape by construction.
+pub fn body(code: &str, message: &str) -> types::Error {
+    types::Error {
+        error: types::ErrorDetail {
+            code: code.to_string(),
+            message: message.to_string(),
+            // A correlation id, as the service quotes one for support.
+            target: Some(uuid::Uuid::new_v4().to_string()),
+            extra: Default::default(),
+        },
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let json = serde_json::to_vec(&body(self.code, &self.message)).unwrap_or_default();
+        let mut response = (self.status, json).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}

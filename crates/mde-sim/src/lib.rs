@@ -1,0 +1,158 @@
+//! A local stand-in for the Microsoft Defender for Endpoint machine-investigation API and
+//! its Azure AD token endpoint, behaving as `spec/openapi.yaml` and the documents describe.
+//!
+//! Routes, permissions and rate limits come from the generated `mde_client::operations`, so
+//! they follow the spec. Start one in-process with [`Simulator::start`], or run the `mde-sim`
+//! binary.
+//!
+//! ```no_run
+//! # async fn run() -> std::io::Result<()> {
+//! let config = mde_sim::Config {
+//!     listen: "127.0.0.1:0".parse().unwrap(),
+//!     ..mde_sim::Config::default().with_generated_machines(10)
+//! };
+//! let sim = mde_sim::Simulator::start(config).await?;
+//! println!("serving at {}", sim.base_url());
+//! sim.stop().await;
+//! # Ok(())
+//! # }
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod api;
+mod auth;
+mod clock;
+mod config;
+mod error;
+mod rate_limit;
+mod state;
+
+use std::sync::{Arc, Mutex};
+
+use mde_client::{operations, types};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use auth::Grant;
+pub use clock::Clock;
+pub use config::{
+    App, Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT, generated_machine_id,
+    parse_machine_list,
+};
+pub use error::ApiError;
+
+/// State shared by every request.
+struct Shared {
+    config: Config,
+    base_url: String,
+    clock: Clock,
+    tokens: auth::Tokens,
+    limiter: rate_limit::RateLimiter,
+    records: Mutex<state::Records>,
+}
+
+/// A running simulator. Dropping it leaves the server running until the runtime ends;
+/// [`Simulator::stop`] shuts it down.
+pub struct Simulator {
+    shared: Arc<Shared>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Simulator {
+    /// Binds `config.listen` and serves in the background of the current tokio runtime.
+    pub async fn start(config: Config) -> std::io::Result<Simulator> {
+        let listener = TcpListener::bind(config.listen).await?;
+        Simulator::serve(config, listener)
+    }
+
+    /// Serves on a listener already bound.
+    pub fn serve(config: Config, listener: TcpListener) -> std::io::Result<Simulator> {
+        let base_url = format!("http://{}", listener.local_addr()?);
+        let machines = operations::DOCUMENTED_MACHINE_IDS
+            .iter()
+            .map(|id| id.to_string())
+            .chain(config.machines.iter().cloned());
+        let shared = Arc::new(Shared {
+            base_url,
+            clock: Clock::scaled(config.time_scale),
+            tokens: auth::Tokens::new(config.apps.clone(), config.token_lifetime),
+            limiter: rate_limit::RateLimiter::default(),
+            records: Mutex::new(state::Records::new(machines)),
+            config,
+        });
+        let app = api::router(shared.clone()).map_err(std::io::Error::other)?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+        });
+        Ok(Simulator {
+            shared,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.shared.base_url
+    }
+
+    /// The URL of the token endpoint for `tenant`.
+    pub fn token_url(&self, tenant: &str) -> String {
+        format!("{}/{tenant}/oauth2/v2.0/token", self.shared.base_url)
+    }
+
+    /// The simulator's clock: tests advance it, and it runs `time_scale` times real time.
+    pub fn clock(&self) -> &Clock {
+        &self.shared.clock
+    }
+
+    /// Adds machine ids to the inventory while running.
+    pub fn add_machines(&self, machines: impl IntoIterator<Item = String>) {
+        self.records().add_machines(machines);
+    }
+
+    /// Every machine action started so far, as the service would show it now.
+    pub fn actions(&self) -> Vec<types::MachineAction> {
+        let now = self.shared.clock.elapsed();
+        self.records()
+            .actions()
+            .iter()
+            .map(|a| a.entity(now, &self.shared.base_url))
+            .collect()
+    }
+
+    /// Every investigation started so far, as the service would show it now.
+    pub fn investigations(&self) -> Vec<types::Investigation> {
+        let now = self.shared.clock.elapsed();
+        self.records()
+            .investigations()
+            .iter()
+            .map(|i| i.entity(now))
+            .collect()
+    }
+
+    fn records(&self) -> std::sync::MutexGuard<'_, state::Records> {
+        self.shared
+            .records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stops accepting connections, lets requests in flight finish, and returns.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! `mde-sim`: serves the simulator until Ctrl-C or SIGTERM.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use mde_sim::{App, Config, Simulator};
+
+const AFTER_HELP: &str = "\
+Out of the box one app is registered, holding every permission of the spec:
+  tenant sim-tenant, client id sim-client, client secret sim-secret
+
+The inventory holds the machine ids of the documents, plus --machines and --machines-file.
+The first line on stdout is the base URL; the token URL is BASE/sim-tenant/oauth2/v2.0/token.
+
+Example:
+  mde-sim --listen 127.0.0.1:0 --machines 100 --app reader:secret:Alert.ReadWrite.All";
+
+/// A local stand-in for the Defender for Endpoint machine-investigation API and its Azure AD
+/// token endpoint.
+#[derive(Parser, Debug)]
+#[command(version, after_help = AFTER_HELP)]
+struct Args {
+    /// Address to listen on; port 0 takes any free port.
+    #[arg(long, default_value_t = Config::default().listen)]
+    listen: SocketAddr,
+    /// Add N generated machine ids to the inventory.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    machines: usize,
+    /// Add the machine ids of FILE (one a line, blank lines and # comments skipped).
+    #[arg(long, value_name = "FILE")]
+    machines_file: Option<PathBuf>,
+    /// Register another app in tenant sim-tenant: ID:SECRET:PERM,PERM (repeatable).
+    #[arg(long = "app", value_name = "ID:SECRET:PERMS", value_parser = App::parse)]
+    apps: Vec<App>,
+    /// Lifetime of an access token, in simulated seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = Config::default().token_lifetime.as_secs())]
+    token_lifetime: u64,
+    /// How long a package collection stays InProgress, in simulated seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = Config::default().collection_time.as_secs())]
+    collection_time: u64,
+    /// How long an investigation stays Running, in simulated seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = Config::default().investigation_time.as_secs())]
+    investigation_time: u64,
+    /// Simulated seconds per real second (60: an hour of rate limits in a minute).
+    #[arg(long, value_name = "N", default_value_t = Config::default().time_scale)]
+    time_scale: f64,
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    #[arg(long, value_name = "BYTES", default_value_t = Config::default().body_limit)]
+    body_limit: usize,
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    if !(args.time_scale.is_finite() && args.time_scale > 0.0) {
+        eprintln!("mde-sim: --time-scale must be a positive number");
+        return ExitCode::from(2);
+    }
+    let mut config = Config {
+        listen: args.listen,
+        token_lifetime: Duration::from_secs(args.token_lifetime),
+        collection_time: Duration::from_secs(args.collection_time),
+        investigation_time: Duration::from_secs(args.investigation_time),
+        time_scale: args.time_scale,
+        body_limit: args.body_limit,
+        ..Config::default().with_generated_machines(args.machines)
+    };
+    config.apps.extend(args.apps);
+    if let Some(path) = &args.machines_file {
+        match std::fs::read_to_string(path) {
+            Ok(text) => config.machines.extend(mde_sim::parse_machine_list(&text)),
+            Err(e) => {
+                eprintln!("mde-sim: cannot read {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let machines = config.machines.len();
+    let sim = match Simulator::start(config).await {
+        Ok(sim) => sim,
+        Err(e) => {
+            eprintln!("mde-sim: cannot listen on {}: {e}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{}", sim.base_url());
+    let _ = std::io::stdout().flush();
+    eprintln!(
+        "mde-sim: serving at {} ({} documented + {machines} machines, time x{}); Ctrl-C stops",
+        sim.base_url(),
+        mde_client::operations::DOCUMENTED_MACHINE_IDS.len(),
+        args.time_scale
+    );
+    shutdown_signal().await;
+    eprintln!("mde-sim: stopping");
+    sim.stop().await;
+    ExitCode::SUCCESS
+}

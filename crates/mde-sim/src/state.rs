@@ -1,0 +1,241 @@
+//! The inventory and what was started on it: investigations and machine actions.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use mde_client::{Timestamp, types};
+
+use crate::error::ApiError;
+
+/// A started investigation.
+#[derive(Clone, Debug)]
+pub struct InvestigationRecord {
+    /// Numeric id; the preview endpoint answers it as a number, the entity as a string.
+    pub id: u64,
+    /// The machine it runs on.
+    pub machine_id: String,
+    started: Duration,
+    started_utc: DateTime<Utc>,
+    lasts: Duration,
+}
+
+/// A machine action (package collection).
+#[derive(Clone, Debug)]
+pub struct ActionRecord {
+    /// GUID.
+    pub id: String,
+    /// The machine it runs on.
+    pub machine_id: String,
+    /// The app that asked for it.
+    pub requestor: String,
+    /// The `Comment` it was asked with.
+    pub comment: String,
+    /// Asked through the deprecated Graph endpoint.
+    pub graph: bool,
+    created: Duration,
+    created_utc: DateTime<Utc>,
+    lasts: Duration,
+}
+
+#[derive(Debug, Default)]
+struct Busy {
+    investigation_until: Option<Duration>,
+    collection_until: Option<Duration>,
+}
+
+/// Everything the simulator keeps.
+#[derive(Debug, Default)]
+pub struct Records {
+    inventory: HashSet<String>,
+    busy: HashMap<String, Busy>,
+    investigations: Vec<InvestigationRecord>,
+    actions: Vec<ActionRecord>,
+}
+
+fn dns_name(machine_id: &str) -> String {
+    format!("sim-{}", machine_id.chars().take(8).collect::<String>())
+}
+
+fn utc_after(start: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(by)
+        .ok()
+        .and_then(|by| start.checked_add_signed(by))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+impl Records {
+    /// Records for this inventory.
+    pub fn new(machines: impl IntoIterator<Item = String>) -> Records {
+        Records {
+            inventory: machines.into_iter().collect(),
+            ..Records::default()
+        }
+    }
+
+    /// Adds machines to the inventory.
+    pub fn add_machines(&mut self, machines: impl IntoIterator<Item = String>) {
+        self.inventory.extend(machines);
+    }
+
+    /// The 404 for a machine that is not in the inventory.
+    pub fn known(&self, machine_id: &str) -> Result<(), ApiError> {
+        if self.inventory.contains(machine_id) {
+            Ok(())
+        } else {
+            let shown: String = machine_id.chars().take(100).collect();
+            Err(ApiError::not_found(format!(
+                "Machine {shown} was not found"
+            )))
+        }
+    }
+
+    /// Starts an investigation, or answers 400 while one runs on the machine (the documents
+    /// are silent; the simulator treats it like a running collection).
+    pub fn start_investigation(
+        &mut self,
+        machine_id: &str,
+        now: Duration,
+        now_utc: DateTime<Utc>,
+        lasts: Duration,
+    ) -> Result<InvestigationRecord, ApiError> {
+        self.known(machine_id)?;
+        let busy = self.busy.entry(machine_id.to_string()).or_default();
+        if busy.investigation_until.is_some_and(|until| now < until) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "ActiveRequestAlreadyExists",
+                "An investigation is already running on this machine",
+            ));
+        }
+        busy.investigation_until = Some(now + lasts);
+        let record = InvestigationRecord {
+            // Counted on from the documented example's id, 63004.
+            id: 63005 + self.investigations.len() as u64,
+            machine_id: machine_id.to_string(),
+            started: now,
+            started_utc: now_utc,
+            lasts,
+        };
+        self.investigations.push(record.clone());
+        Ok(record)
+    }
+
+    /// Starts a package collection, or answers the documented 400 while one runs.
+    #[allow(clippy::too_many_arguments)]
+    pub fn collect(
+        &mut self,
+        machine_id: &str,
+        requestor: &str,
+        comment: &str,
+        graph: bool,
+        now: Duration,
+        now_utc: DateTime<Utc>,
+        lasts: Duration,
+    ) -> Result<ActionRecord, ApiError> {
+        self.known(machine_id)?;
+        let busy = self.busy.entry(machine_id.to_string()).or_default();
+        if busy.collection_until.is_some_and(|until| now < until) {
+            // Code and message as callers have seen them (reference: mde-facts.md).
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "ActiveRequestAlreadyExists",
+                "Action is already in progress",
+            ));
+        }
+        busy.collection_until = Some(now + lasts);
+        let record = ActionRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            machine_id: machine_id.to_string(),
+            requestor: requestor.to_string(),
+            comment: comment.to_string(),
+            graph,
+            created: now,
+            created_utc: now_utc,
+            lasts,
+        };
+        self.actions.push(record.clone());
+        Ok(record)
+    }
+
+    /// Every investigation started, oldest first.
+    pub fn investigations(&self) -> &[InvestigationRecord] {
+        &self.investigations
+    }
+
+    /// Every machine action started, oldest first.
+    pub fn actions(&self) -> &[ActionRecord] {
+        &self.actions
+    }
+}
+
+impl InvestigationRecord {
+    /// The Investigation entity as of `now`.
+    pub fn entity(&self, now: Duration) -> types::Investigation {
+        let done = now >= self.started + self.lasts;
+        types::Investigation {
+            id: Some(self.id.to_string()),
+            start_time: Some(Timestamp::from(self.started_utc)),
+            end_time: done.then(|| Timestamp::from(utc_after(self.started_utc, self.lasts))),
+            state: Some(if done {
+                types::InvestigationState::Benign
+            } else {
+                types::InvestigationState::Running
+            }),
+            cancelled_by: None,
+            status_details: None,
+            machine_id: Some(self.machine_id.clone()),
+            computer_dns_name: Some(dns_name(&self.machine_id)),
+            triggering_alert_id: None,
+            extra: Default::default(),
+        }
+    }
+}
+
+impl ActionRecord {
+    /// Still running at `now`.
+    pub fn in_progress(&self, now: Duration) -> bool {
+        now < self.created + self.lasts
+    }
+
+    /// The MachineAction entity as of `now`: the current generation, or the older one the
+    /// deprecated Graph endpoint answers (`lastUpdateTimeUtc`, `error`).
+    pub fn entity(&self, now: Duration, base_url: &str) -> types::MachineAction {
+        let running = self.in_progress(now);
+        let updated = Timestamp::from(if running {
+            self.created_utc
+        } else {
+            utc_after(self.created_utc, self.lasts)
+        });
+        let status = if running {
+            types::MachineActionStatus::InProgress
+        } else {
+            types::MachineActionStatus::Succeeded
+        };
+        let mut action = types::MachineAction {
+            id: Some(self.id.clone()),
+            type_: Some(types::MachineActionType::CollectInvestigationPackage),
+            requestor: Some(self.requestor.clone()),
+            requestor_comment: Some(self.comment.clone()),
+            status: Some(status),
+            machine_id: Some(self.machine_id.clone()),
+            creation_date_time_utc: Some(Timestamp::from(self.created_utc)),
+            ..Default::default()
+        };
+        if self.graph {
+            action.odata_context = Some(format!(
+                "{base_url}/testwdatppreview/$metadata#MachineActions/$entity"
+            ));
+            action.error = Some("None".into());
+            action.last_update_time_utc = Some(updated);
+        } else {
+            action.odata_context = Some(format!("{base_url}/api/$metadata#MachineActions/$entity"));
+            action.computer_dns_name = Some(dns_name(&self.machine_id));
+            action.request_source = Some("PublicApi".into());
+            action.error_h_result = Some(0);
+            action.last_update_date_time_utc = Some(updated);
+        }
+        action
+    }
+}
