@@ -6,9 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, Response, StatusCode};
-use mde_client::{Client, Error, reqwest};
 use mde_spec::{Example, Operation, Spec};
-use mde_tests::{spec, without_nulls};
+use mde_tests::{call, client, spec, without_nulls};
 use serde_json::Value;
 
 const TOKEN: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.secret-test-token";
@@ -66,63 +65,6 @@ impl Listener {
     }
 }
 
-fn client(base: &str) -> Client {
-    let mut auth = reqwest::header::HeaderValue::from_str(&format!("Bearer {TOKEN}")).unwrap();
-    auth.set_sensitive(true);
-    let http = reqwest::Client::builder()
-        .default_headers(
-            [(reqwest::header::AUTHORIZATION, auth)]
-                .into_iter()
-                .collect(),
-        )
-        .build()
-        .unwrap();
-    Client::new_with_client(base, http)
-}
-
-/// Calls an operation of the spec through its generated method; `Ok` is the decoded success
-/// body, `Err` the status and decoded error body of a documented error.
-#[allow(deprecated)] // the retired and deprecated operations are still part of the client
-async fn call(
-    client: &Client,
-    operation: &str,
-    id: &str,
-    comment: &str,
-) -> Result<Value, (u16, Value)> {
-    fn ok<T: serde::Serialize>(r: mde_client::ResponseValue<T>) -> Value {
-        serde_json::to_value(r.into_inner()).unwrap()
-    }
-    fn err(e: Error<mde_client::types::Error>) -> (u16, Value) {
-        match e {
-            Error::ErrorResponse(r) => (
-                r.status().as_u16(),
-                serde_json::to_value(r.into_inner()).unwrap(),
-            ),
-            other => panic!("not a documented error: {other}"),
-        }
-    }
-    // Every operation's builder takes the same id and body.
-    macro_rules! send {
-        ($builder:expr) => {
-            $builder
-                .id(id)
-                .body_map(|b| b.comment(comment))
-                .send()
-                .await
-                .map(ok)
-                .map_err(err)
-        };
-    }
-    // The one place that maps an operation of the spec to its generated method.
-    match operation {
-        "startInvestigation" => send!(client.start_investigation()),
-        "initiateInvestigation" => send!(client.initiate_investigation()),
-        "collectInvestigationPackage" => send!(client.collect_investigation_package()),
-        "collectInvestigationPackageGraph" => send!(client.collect_investigation_package_graph()),
-        other => panic!("operation {other} of the spec has no call in this test yet"),
-    }
-}
-
 /// The comment of the operation's documented request, and the spec's example machine id.
 fn documented_request(spec: &Spec, examples: &[Example], op: &Operation) -> (String, String) {
     let id = op.operation_id.as_deref().unwrap();
@@ -164,7 +106,7 @@ async fn each_operation_sends_the_documented_request() {
     let spec = spec();
     let examples = spec.examples();
     let listener = Listener::default();
-    let client = client(&listener.start().await);
+    let client = client(&listener.start().await, TOKEN);
     for op in spec.operations() {
         let name = op.operation_id.clone().unwrap();
         let (comment, machine) = documented_request(&spec, &examples, &op);
@@ -201,7 +143,7 @@ async fn each_documented_error_decodes_with_its_status() {
     let spec = spec();
     let examples = spec.examples();
     let listener = Listener::default();
-    let client = client(&listener.start().await);
+    let client = client(&listener.start().await, TOKEN);
     let mut checked = 0;
     for op in spec.operations() {
         let name = op.operation_id.clone().unwrap();

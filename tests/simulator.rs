@@ -1,0 +1,794 @@
+//! The generated client against the simulator, over real HTTP on 127.0.0.1, and the
+//! simulator's answers checked against the spec's schemas, read at test time.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use mde_client::operations;
+use mde_client::reqwest;
+use mde_sim::{
+    App, Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT, Simulator,
+    generated_machine_id,
+};
+use mde_spec::Spec;
+use mde_tests::{Answer, call, client, spec};
+use serde_json::{Value, json};
+
+const COLLECT: &str = "collectInvestigationPackage";
+const START: &str = "startInvestigation";
+const OK: u16 = 200;
+
+async fn simulator(config: Config) -> Simulator {
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..config
+    };
+    Simulator::start(config).await.unwrap()
+}
+
+/// An app that holds only `permissions`.
+fn app(id: &str, permissions: &str) -> App {
+    App::parse(&format!("{id}:{id}-secret:{permissions}")).unwrap()
+}
+
+async fn sign_in(sim: &Simulator, client_id: &str, secret: &str) -> String {
+    let (status, body) = token_request(
+        sim,
+        DEFAULT_TENANT,
+        client_id,
+        secret,
+        operations::TOKEN_SCOPES[0],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["access_token"].as_str().unwrap().to_string()
+}
+
+async fn token_request(
+    sim: &Simulator,
+    tenant: &str,
+    client_id: &str,
+    secret: &str,
+    scope: &str,
+) -> (u16, Value) {
+    let form = serde_urlencoded::to_string([
+        ("grant_type", "client_credentials"),
+        ("client_id", client_id),
+        ("client_secret", secret),
+        ("scope", scope),
+    ])
+    .unwrap();
+    let response = reqwest::Client::new()
+        .post(sim.token_url(tenant))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// An answer received with a plain HTTP client.
+#[derive(Debug)]
+struct Raw {
+    status: u16,
+    retry_after: Option<u64>,
+    body: Value,
+}
+
+/// POSTs `body` to `path` as is, and checks that the answer matches the spec: the schema the
+/// operation documents for that status, else the common error body.
+async fn raw(
+    spec: &Spec,
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> Raw {
+    let mut request = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .body(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(content_type) = content_type {
+        request = request.header("content-type", content_type);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse().unwrap());
+    let text = response.text().await.unwrap();
+    let body: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{status} {path}: not JSON ({e}): {text}"));
+    assert_conforms(spec, path, status, &body);
+    Raw {
+        status,
+        retry_after,
+        body,
+    }
+}
+
+/// The simulator's answer matches the schema the spec gives for it.
+fn assert_conforms(spec: &Spec, path: &str, status: u16, body: &Value) {
+    let error = json!({ "$ref": "#/components/schemas/Error" });
+    let documented = spec
+        .operations()
+        .into_iter()
+        .find(|op| template_matches(&op.path, path))
+        .and_then(|op| {
+            let response = spec.resolve(op.value.pointer(&format!("/responses/{status}"))?);
+            response
+                .pointer("/content/application~1json/schema")
+                .cloned()
+        });
+    let schema = documented.unwrap_or(error);
+    if let Err(errors) = spec.check_value(&schema, body) {
+        panic!("{status} for {path} does not match the spec: {errors:#?}\n{body}");
+    }
+}
+
+/// POSTs a valid body with a request line written by hand, for what a URI type cannot hold;
+/// returns the status.
+async fn tcp_post(base: &str, path: &str, token: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let body = r#"{"Comment":"c"}"#;
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let head = String::from_utf8_lossy(&answer[..answer.len().min(64)]).to_string();
+    head.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {head:?}"))
+}
+
+fn template_matches(template: &str, path: &str) -> bool {
+    let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+    t.len() == p.len() && t.iter().zip(&p).all(|(t, p)| t.starts_with('{') || t == p)
+}
+
+fn path_of(operation: &str, encoded_id: &str) -> String {
+    let op = operations::ALL
+        .iter()
+        .find(|o| o.operation_id == operation)
+        .unwrap();
+    op.path.replace("{id}", encoded_id)
+}
+
+/// An answer's status and error code; any documented success reads as `(OK, "")`.
+fn code(answer: &Answer) -> (u16, String) {
+    match answer {
+        Ok(_) => (OK, String::new()),
+        Err((status, body)) => (
+            *status,
+            body["error"]["code"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        ),
+    }
+}
+
+#[tokio::test]
+async fn every_operation_succeeds_as_documented() {
+    let spec = spec();
+    let sim = simulator(Config::default()).await;
+    let token = sign_in(&sim, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).await;
+    let client = client(sim.base_url(), &token);
+    for (i, op) in operations::ALL.iter().enumerate() {
+        let machine = operations::DOCUMENTED_MACHINE_IDS[i];
+        let answer = call(&client, op.operation_id, machine, "Test investigation").await;
+        let body = answer.unwrap_or_else(|e| panic!("{}: {e:?}", op.operation_id));
+        let success = spec.operation(op.operation_id).unwrap().value["responses"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .find(|s| s.starts_with('2'))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_conforms(&spec, &path_of(op.operation_id, machine), success, &body);
+    }
+    let actions = sim.actions();
+    assert_eq!(actions.len(), 2, "both collections are kept");
+    assert!(
+        actions
+            .iter()
+            .all(|a| a.status == Some(mde_client::types::MachineActionStatus::InProgress))
+    );
+    assert_eq!(sim.investigations().len(), 2);
+
+    // The documented generations: the Graph variant answers the older shape.
+    let graph = &actions[1];
+    assert!(graph.last_update_time_utc.is_some() && graph.last_update_date_time_utc.is_none());
+    assert_eq!(graph.error.as_deref(), Some("None"));
+    // The collection succeeds once its time has passed.
+    sim.clock().advance(Config::default().collection_time);
+    assert!(
+        sim.actions()
+            .iter()
+            .all(|a| a.status == Some(mde_client::types::MachineActionStatus::Succeeded))
+    );
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn documented_errors_reach_the_client_with_their_status_and_body() {
+    let mut config = Config::default().with_generated_machines(60);
+    config.apps.push(app("reader", "Alert.ReadWrite.All"));
+    config.apps.push(app("starter", "Alert.ReadWrite.All"));
+    let sim = simulator(config).await;
+    let token = sign_in(&sim, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).await;
+    let client = client(sim.base_url(), &token);
+    let machine = generated_machine_id(0);
+
+    // 400: a collection is already running on the device.
+    assert!(call(&client, COLLECT, &machine, "first").await.is_ok());
+    let again = call(&client, COLLECT, &machine, "second").await;
+    assert_eq!(code(&again), (400, "ActiveRequestAlreadyExists".into()));
+
+    // 401: no valid token, and an expired one.
+    let stranger = mde_tests::client(sim.base_url(), "not-a-token");
+    for op in operations::ALL {
+        let answer = call(&stranger, op.operation_id, &machine, "c").await;
+        assert_eq!(
+            code(&answer),
+            (401, "Unauthorized".into()),
+            "{}",
+            op.operation_id
+        );
+    }
+
+    // 403: a token without Machine.CollectForensics may investigate but not collect.
+    let reader = mde_tests::client(
+        sim.base_url(),
+        &sign_in(&sim, "reader", "reader-secret").await,
+    );
+    let denied = call(&reader, COLLECT, &generated_machine_id(1), "c").await;
+    assert_eq!(code(&denied), (403, "Forbidden".into()));
+    assert!(
+        denied.unwrap_err().1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Machine.CollectForensics")
+    );
+    assert!(
+        call(&reader, START, &generated_machine_id(1), "c")
+            .await
+            .is_ok()
+    );
+
+    // 404: an unknown machine, for every operation.
+    for op in operations::ALL {
+        let answer = call(
+            &client,
+            op.operation_id,
+            "0000000000000000000000000000000000000000",
+            "c",
+        )
+        .await;
+        assert_eq!(
+            code(&answer),
+            (404, "ResourceNotFound".into()),
+            "{}",
+            op.operation_id
+        );
+    }
+
+    // 429: the documented 50 starts an hour, counted per app.
+    let starter = mde_tests::client(
+        sim.base_url(),
+        &sign_in(&sim, "starter", "starter-secret").await,
+    );
+    let limit = operations::START_INVESTIGATION.rate_limits[0].calls as usize;
+    for i in 2..2 + limit {
+        assert!(
+            call(&starter, START, &generated_machine_id(i), "c")
+                .await
+                .is_ok()
+        );
+    }
+    let limited = call(&starter, START, &generated_machine_id(2 + limit), "c").await;
+    assert_eq!(code(&limited), (429, "TooManyRequests".into()));
+
+    // 401 again once the token has expired; an hour also refills the rate limit.
+    sim.clock().advance(Duration::from_secs(3600));
+    let expired = call(&client, START, &generated_machine_id(59), "c").await;
+    assert_eq!(code(&expired), (401, "Unauthorized".into()));
+    assert!(
+        expired.unwrap_err().1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
+    let renewed = mde_tests::client(
+        sim.base_url(),
+        &sign_in(&sim, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).await,
+    );
+    assert!(
+        call(&renewed, START, &generated_machine_id(59), "c")
+            .await
+            .is_ok()
+    );
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn rate_limits_follow_the_spec_and_an_hour_passes_in_milliseconds() {
+    let spec = spec();
+    // Tokens outlive the two simulated hours this test skips through.
+    let config = Config {
+        token_lifetime: Duration::from_secs(24 * 3600),
+        ..Config::default().with_generated_machines(1600)
+    };
+    let sim = simulator(config).await;
+    let token = sign_in(&sim, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).await;
+    let base = sim.base_url().to_string();
+    let post = |i: usize, op: &'static str| {
+        let (spec, base, token) = (&spec, &base, &token);
+        async move {
+            let body = br#"{"Comment":"c"}"#.to_vec();
+            raw(
+                spec,
+                base,
+                &path_of(op, &generated_machine_id(i)),
+                Some(token),
+                Some("application/json"),
+                body,
+            )
+            .await
+        }
+    };
+
+    // startInvestigation: 50 an hour; the 51st waits for the first to be an hour old.
+    let start_limit = operations::START_INVESTIGATION.rate_limits[0];
+    for i in 0..start_limit.calls as usize {
+        assert_eq!(post(i, START).await.status, 201);
+    }
+    let refused = post(1000, START).await;
+    assert_eq!(
+        (refused.status, refused.body["error"]["code"].as_str()),
+        (429, Some("TooManyRequests"))
+    );
+    assert!(
+        refused
+            .retry_after
+            .is_some_and(|s| s > 3500 && s <= start_limit.seconds),
+        "{refused:?}"
+    );
+    sim.clock()
+        .advance(Duration::from_secs(start_limit.seconds));
+    assert_eq!(post(1000, START).await.status, 201);
+
+    // collectInvestigationPackage: 100 a minute and 1500 an hour, both enforced.
+    let [minute, hour] = operations::COLLECT_INVESTIGATION_PACKAGE.rate_limits else {
+        panic!("collection documents a minute and an hour window");
+    };
+    let mut accepted = 0;
+    let mut machine = 0;
+    loop {
+        for _ in 0..minute.calls {
+            assert_eq!(post(machine, COLLECT).await.status, 201);
+            machine += 1;
+            accepted += 1;
+        }
+        if accepted == hour.calls {
+            break;
+        }
+        // The minute is full, the hour is not: room again within the minute.
+        let over = post(machine, COLLECT).await;
+        assert_eq!(over.status, 429);
+        assert!(
+            over.retry_after
+                .is_some_and(|s| s >= 1 && s <= minute.seconds),
+            "{over:?}"
+        );
+        sim.clock().advance(Duration::from_secs(minute.seconds));
+    }
+    sim.clock().advance(Duration::from_secs(minute.seconds));
+    // A new minute, but the hour is full.
+    let over = post(machine, COLLECT).await;
+    assert_eq!(over.status, 429);
+    assert!(
+        over.retry_after.is_some_and(|s| s > minute.seconds),
+        "{over:?}"
+    );
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn the_token_endpoint_answers_like_azure_ad() {
+    let sim = simulator(Config::default()).await;
+    let scope = operations::TOKEN_SCOPES[0];
+    let (status, ok) = token_request(
+        &sim,
+        DEFAULT_TENANT,
+        DEFAULT_CLIENT_ID,
+        DEFAULT_CLIENT_SECRET,
+        scope,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(ok["token_type"], "Bearer");
+    assert_eq!(ok["expires_in"], Config::default().token_lifetime.as_secs());
+    let cases = [
+        (
+            DEFAULT_TENANT,
+            DEFAULT_CLIENT_ID,
+            "wrong",
+            scope,
+            401,
+            "invalid_client",
+            "AADSTS7000215",
+        ),
+        (
+            DEFAULT_TENANT,
+            "nobody",
+            DEFAULT_CLIENT_SECRET,
+            scope,
+            400,
+            "unauthorized_client",
+            "AADSTS700016",
+        ),
+        (
+            "other-tenant",
+            DEFAULT_CLIENT_ID,
+            DEFAULT_CLIENT_SECRET,
+            scope,
+            400,
+            "invalid_request",
+            "AADSTS90002",
+        ),
+        (
+            DEFAULT_TENANT,
+            DEFAULT_CLIENT_ID,
+            DEFAULT_CLIENT_SECRET,
+            "https://graph.microsoft.com/User.Read",
+            400,
+            "invalid_scope",
+            "AADSTS1002012",
+        ),
+    ];
+    for (tenant, client_id, secret, scope, status, error, code) in cases {
+        let (got, body) = token_request(&sim, tenant, client_id, secret, scope).await;
+        assert_eq!(
+            (got, body["error"].as_str()),
+            (status, Some(error)),
+            "{body}"
+        );
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .starts_with(code),
+            "{body}"
+        );
+        assert!(
+            !body.to_string().contains(DEFAULT_CLIENT_SECRET),
+            "the secret is echoed: {body}"
+        );
+    }
+    sim.stop().await;
+}
+
+/// Hostile ids and bodies each get a clear 4xx with the error body, and the server keeps
+/// serving.
+#[tokio::test]
+async fn bad_input_gets_a_clear_4xx_and_the_server_keeps_serving() {
+    let spec = spec();
+    let sim = simulator(Config::default().with_generated_machines(1)).await;
+    let token = sign_in(&sim, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).await;
+    let client = client(sim.base_url(), &token);
+    let base = sim.base_url().to_string();
+    let long = "x".repeat(100_000);
+    let ids = [
+        "a/b",
+        "a?b",
+        "a#b",
+        "a%b",
+        "..",
+        ".",
+        "a b",
+        "ünïcødé-機械",
+        "\u{202e}",
+        long.as_str(),
+        "",
+    ];
+
+    for id in ids {
+        // Through the generated client: a 4xx from the server, or refused before sending.
+        let answer = call(&client, COLLECT, id, "c").await;
+        let status = code(&answer).0;
+        assert!(
+            status == 0 || (400..500).contains(&status),
+            "{:.40?}: {answer:.200?}",
+            id
+        );
+
+        // Over a bare TCP connection: the id percent-encoded byte by byte, however long.
+        let encoded: String = id.bytes().map(|b| format!("%{b:02X}")).collect();
+        let status = tcp_post(&base, &path_of(COLLECT, &encoded), &token).await;
+        assert!((400..500).contains(&status), "{:.40?}: {status}", id);
+    }
+    for literal in ["%ZZ", "%FF", "%00", "..%2F..", "%2e%2e"] {
+        let answer = raw(
+            &spec,
+            &base,
+            &path_of(COLLECT, literal),
+            Some(&token),
+            Some("application/json"),
+            br#"{"Comment":"c"}"#.to_vec(),
+        )
+        .await;
+        assert!((400..500).contains(&answer.status), "{literal}: {answer:?}");
+    }
+
+    let machine = path_of(COLLECT, &generated_machine_id(0));
+    let json = Some("application/json");
+    let bodies: Vec<(&str, Option<&str>, Vec<u8>, u16, &str)> = vec![
+        (
+            "text content type",
+            Some("text/plain"),
+            br#"{"Comment":"c"}"#.to_vec(),
+            400,
+            "InvalidRequestBody",
+        ),
+        (
+            "no content type",
+            None,
+            br#"{"Comment":"c"}"#.to_vec(),
+            400,
+            "InvalidRequestBody",
+        ),
+        (
+            "not JSON",
+            json,
+            b"Comment=c".to_vec(),
+            400,
+            "InvalidRequestBody",
+        ),
+        (
+            "truncated JSON",
+            json,
+            br#"{"Comment": "c"#.to_vec(),
+            400,
+            "InvalidRequestBody",
+        ),
+        (
+            "invalid UTF-8",
+            json,
+            b"{\"Comment\": \"\xff\"}".to_vec(),
+            400,
+            "InvalidRequestBody",
+        ),
+        ("an array", json, b"[]".to_vec(), 400, "InvalidRequestBody"),
+        (
+            "a number",
+            json,
+            br#"{"Comment": 5}"#.to_vec(),
+            400,
+            "InvalidRequestBody",
+        ),
+        (
+            "null",
+            json,
+            br#"{"Comment": null}"#.to_vec(),
+            400,
+            "InvalidRequestBody",
+        ),
+        (
+            "missing",
+            json,
+            b"{}".to_vec(),
+            400,
+            "MissingRequiredParameter",
+        ),
+        (
+            "empty",
+            json,
+            br#"{"Comment": ""}"#.to_vec(),
+            400,
+            "InvalidInput",
+        ),
+        (
+            "wrong case",
+            json,
+            br#"{"comment": "c"}"#.to_vec(),
+            400,
+            "InvalidRequestBody",
+        ),
+        (
+            "unknown field",
+            json,
+            br#"{"Comment": "c", "Extra": 1}"#.to_vec(),
+            400,
+            "InvalidRequestBody",
+        ),
+        (
+            "10 MB",
+            json,
+            vec![b' '; 10 << 20],
+            413,
+            "RequestEntityTooLarge",
+        ),
+    ];
+    for (what, content_type, body, status, code) in bodies {
+        let answer = raw(&spec, &base, &machine, Some(&token), content_type, body).await;
+        assert_eq!(
+            (answer.status, answer.body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{what}: {answer:?}"
+        );
+    }
+    let message = raw(
+        &spec,
+        &base,
+        &machine,
+        Some(&token),
+        json,
+        br#"{"comment": "c"}"#.to_vec(),
+    )
+    .await;
+    assert!(
+        message.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("case-sensitive"),
+        "{message:?}"
+    );
+
+    // Wrong methods and unknown paths get the error body too.
+    let get = reqwest::Client::new()
+        .get(format!("{base}{machine}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 405);
+    assert_conforms(&spec, &machine, 405, &get.json().await.unwrap());
+    let nowhere = raw(
+        &spec,
+        &base,
+        "/api/nowhere",
+        Some(&token),
+        json,
+        b"{}".to_vec(),
+    )
+    .await;
+    assert_eq!(nowhere.status, 404);
+
+    // Still serving: the first well-formed request succeeds.
+    let ok = raw(
+        &spec,
+        &base,
+        &machine,
+        Some(&token),
+        json,
+        br#"{"Comment":"c"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(ok.status, 201, "{ok:?}");
+    sim.stop().await;
+}
+
+/// Collects on 100 machines with `per_machine` concurrent requests each, spread over `apps`
+/// apps; returns the simulator and each answer's status.
+async fn concurrent_collections(
+    apps: usize,
+    per_machine: usize,
+) -> (Simulator, Vec<(String, u16)>) {
+    let mut config = Config::default().with_generated_machines(100);
+    config
+        .apps
+        .extend((0..apps).map(|i| app(&format!("load{i}"), "Machine.CollectForensics")));
+    let sim = simulator(config).await;
+    let mut clients = Vec::new();
+    for i in 0..apps {
+        let id = format!("load{i}");
+        clients.push(client(
+            sim.base_url(),
+            &sign_in(&sim, &id, &format!("{id}-secret")).await,
+        ));
+    }
+    let mut tasks = Vec::new();
+    for round in 0..per_machine {
+        for m in 0..100 {
+            let client = clients[(round * 100 + m) % apps].clone();
+            let machine = generated_machine_id(m);
+            tasks.push(tokio::spawn(async move {
+                let answer = call(&client, COLLECT, &machine, "load").await;
+                (machine, code(&answer).0)
+            }));
+        }
+    }
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    (sim, answers)
+}
+
+fn tally(answers: &[(String, u16)]) -> HashMap<u16, usize> {
+    let mut counts = HashMap::new();
+    for (_, status) in answers {
+        *counts.entry(*status).or_default() += 1;
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_collections_leave_one_action_per_machine() {
+    // Ten apps, each with its own 100-a-minute budget: every request passes the rate limit,
+    // so every machine gets exactly one collection and every other request the documented 400.
+    let (sim, answers) = concurrent_collections(10, 10).await;
+    assert_eq!(answers.len(), 1000, "no request lost");
+    let counts = tally(&answers);
+    assert_eq!(counts.get(&OK), Some(&100), "{counts:?}");
+    assert_eq!(counts.get(&400), Some(&900), "{counts:?}");
+    let mut created: Vec<&String> = answers
+        .iter()
+        .filter(|(_, s)| *s == OK)
+        .map(|(m, _)| m)
+        .collect();
+    created.sort();
+    created.dedup();
+    assert_eq!(created.len(), 100, "one success per machine");
+    let actions = sim.actions();
+    assert_eq!(
+        actions.len(),
+        100,
+        "the simulator kept exactly the actions the clients were told of"
+    );
+    let mut machines: Vec<_> = actions
+        .iter()
+        .map(|a| a.machine_id.clone().unwrap())
+        .collect();
+    machines.sort();
+    machines.dedup();
+    assert_eq!(machines.len(), 100);
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_collections_from_one_app_meet_its_rate_limit() {
+    let (sim, answers) = concurrent_collections(1, 10).await;
+    assert_eq!(answers.len(), 1000, "no request lost");
+    let counts = tally(&answers);
+    let minute = operations::COLLECT_INVESTIGATION_PACKAGE.rate_limits[0].calls as usize;
+    let (created, running, limited) = (
+        counts.get(&OK).copied().unwrap_or(0),
+        counts.get(&400).copied().unwrap_or(0),
+        counts.get(&429).copied().unwrap_or(0),
+    );
+    assert_eq!(
+        created + running + limited,
+        1000,
+        "only 201, 400 and 429: {counts:?}"
+    );
+    assert_eq!(created + running, minute, "{counts:?}");
+    assert_eq!(
+        sim.actions().len(),
+        created,
+        "actions kept = successes the clients saw"
+    );
+    let mut machines: Vec<_> = sim
+        .actions()
+        .iter()
+        .map(|a| a.machine_id.clone().unwrap())
+        .collect();
+    machines.sort();
+    let before = machines.len();
+    machines.dedup();
+    assert_eq!(machines.len(), before, "never two actions on one machine");
+    sim.stop().await;
+}
