@@ -536,7 +536,9 @@ async fn bad_input_gets_a_clear_4xx_and_the_server_keeps_serving() {
 
     let machine = path_of(COLLECT, &generated_machine_id(0));
     let json = Some("application/json");
-    let bodies: Vec<(&str, Option<&str>, Vec<u8>, u16, &str)> = vec![
+    // (what, content type, body, status, error code)
+    type Case<'a> = (&'a str, Option<&'a str>, Vec<u8>, u16, &'a str);
+    let bodies: Vec<Case> = vec![
         (
             "text content type",
             Some("text/plain"),
