@@ -238,6 +238,18 @@ async fn documented_errors_reach_the_client_with_their_status_and_body() {
     let again = call(&client, COLLECT, &machine, "second").await;
     assert_eq!(code(&again), (400, "ActiveRequestAlreadyExists".into()));
 
+    // 400: an investigation is already running (the simulator's choice; the documents are
+    // silent), whichever investigation operation asks.
+    assert!(call(&client, START, &machine, "first").await.is_ok());
+    for op in [START, "initiateInvestigation"] {
+        let again = call(&client, op, &machine, "second").await;
+        assert_eq!(
+            code(&again),
+            (400, "ActiveRequestAlreadyExists".into()),
+            "{op}"
+        );
+    }
+
     // 401: no valid token, and an expired one.
     let stranger = mde_tests::client(sim.base_url(), "not-a-token");
     for op in operations::ALL {

@@ -73,3 +73,23 @@ impl Default for Clock {
         Clock::scaled(1.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scaled_time_runs_faster_and_advances_on_demand() {
+        let clock = Clock::scaled(1000.0);
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(
+            clock.elapsed() >= Duration::from_secs(20),
+            "{:?}",
+            clock.elapsed()
+        );
+        let before = clock.now_utc();
+        clock.advance(Duration::from_secs(3600));
+        assert!(clock.now_utc() - before >= chrono::Duration::hours(1));
+        assert_eq!(Clock::scaled(f64::NAN).scale(), 1.0);
+    }
+}

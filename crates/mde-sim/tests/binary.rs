@@ -35,8 +35,17 @@ fn a_bad_flag_is_a_usage_error() {
 #[cfg(unix)]
 #[test]
 fn serves_on_any_free_port_and_stops_on_sigterm() {
+    let file = std::env::temp_dir().join(format!("mde-sim-machines-{}", std::process::id()));
+    std::fs::write(&file, "# from a file\nfilemachine01  # a comment\n\n").unwrap();
     let mut child = Command::new(BIN)
-        .args(["--listen", "127.0.0.1:0", "--machines", "3"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--machines",
+            "3",
+            "--machines-file",
+        ])
+        .arg(&file)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -53,23 +62,43 @@ fn serves_on_any_free_port_and_stops_on_sigterm() {
         .unwrap();
     assert_ne!(port, 0);
 
-    let token_url = format!("{base}/{}/oauth2/v2.0/token", mde_sim::DEFAULT_TENANT);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let status = runtime.block_on(async {
-        mde_client::reqwest::Client::new()
-            .post(token_url)
+        let http = mde_client::reqwest::Client::new();
+        let form = format!(
+            "grant_type=client_credentials&client_id=sim-client&client_secret=sim-secret&scope={}",
+            mde_client::operations::TOKEN_SCOPES[0]
+        );
+        let answer: serde_json::Value = http
+            .post(format!(
+                "{base}/{}/oauth2/v2.0/token",
+                mde_sim::DEFAULT_TENANT
+            ))
             .header("content-type", "application/x-www-form-urlencoded")
-            .body("grant_type=client_credentials&client_id=sim-client&client_secret=sim-secret&scope=x")
+            .body(form)
             .send()
             .await
             .unwrap()
-            .status()
+            .json()
+            .await
+            .unwrap();
+        http.post(format!(
+            "{base}/api/machines/filemachine01/collectInvestigationPackage"
+        ))
+        .bearer_auth(answer["access_token"].as_str().unwrap())
+        .header("content-type", "application/json")
+        .body(r#"{"Comment":"from the file"}"#)
+        .send()
+        .await
+        .unwrap()
+        .status()
     });
-    // Served: Azure AD's answer to a bad scope.
-    assert_eq!(status, 400);
+    // Served, with the machine of --machines-file in the inventory.
+    assert_eq!(status, 201);
+    let _ = std::fs::remove_file(&file);
 
     assert!(
         Command::new("kill")
