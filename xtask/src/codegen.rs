@@ -4,7 +4,9 @@
 
 use heck::ToSnakeCase;
 use mde_spec::Spec;
-use progenitor::{GenerationSettings, Generator, InterfaceStyle, TagStyle, TypeImpl, TypePatch};
+use progenitor::{
+    GenerationSettings, Generator, HooksMode, InterfaceStyle, TagStyle, TypeImpl, TypePatch,
+};
 use schemars08::schema::{InstanceType, SchemaObject};
 use serde_json::Value;
 
@@ -28,6 +30,10 @@ pub fn generate(spec: &Spec) -> Result<String, String> {
         .with_tag(TagStyle::Merged)
         .with_derive("PartialEq")
         .with_derive("schemars::JsonSchema")
+        // Credentials, rate limits and the body cap ride in the client; the hand-written
+        // `hooks.rs` must implement `ClientHooks` for them (a compile error otherwise).
+        .with_inner_type(quote::quote!(crate::hooks::Inner))
+        .with_hooks(HooksMode::Expected)
         // `chrono` writes 9 fractional digits; the service writes 7 and the examples must
         // come back unchanged, so timestamps keep the text they were read from.
         .with_conversion(

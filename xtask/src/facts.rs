@@ -2,7 +2,7 @@
 //! types (hosts, permissions, rate limits, deprecation), as constants, so that the client,
 //! the simulator and the CLI read these facts from the spec instead of retyping them.
 
-use heck::ToShoutySnakeCase;
+use heck::{ToShoutySnakeCase, ToSnakeCase};
 use mde_spec::Spec;
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -23,15 +23,16 @@ fn servers(list: Option<&Value>) -> Vec<TokenStream> {
     let list = list.and_then(Value::as_array).cloned().unwrap_or_default();
     list.iter()
         .map(|server| {
-            let field = |name: &str| {
-                server
-                    .get(name)
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string()
+            let field = |name: &str| server.get(name).and_then(Value::as_str).unwrap_or_default().to_string();
+            let (url, region, authority) = (field("url"), field("x-region"), field("x-authority"));
+            let clouds = strings(server.get("x-cloud"));
+            let token_scope = match server.get("x-token-scope").and_then(Value::as_str) {
+                Some(scope) => quote!(Some(#scope)),
+                None => quote!(None),
             };
-            let (url, cloud, region) = (field("url"), field("x-cloud"), field("x-region"));
-            quote! { Server { url: #url, cloud: #cloud, region: #region } }
+            quote! {
+                Server { url: #url, clouds: &[#(#clouds),*], region: #region, authority: #authority, token_scope: #token_scope }
+            }
         })
         .collect()
 }
@@ -78,10 +79,12 @@ pub fn operations_module(spec: &Spec) -> Result<TokenStream, String> {
             quote!(&[#(#own_servers),*])
         };
         let doc = format!("`{method} {path}`: {summary}");
+        let rust_method = id.to_snake_case();
         consts.push(quote! {
             #[doc = #doc]
             pub const #name: Operation = Operation {
                 operation_id: #id,
+                rust_method: #rust_method,
                 method: #method,
                 path: #path,
                 deprecated: #deprecated,
@@ -133,10 +136,14 @@ pub fn operations_module(spec: &Spec) -> Result<TokenStream, String> {
             pub struct Server {
                 /// Base URL, e.g. `https://api.security.microsoft.com`.
                 pub url: &'static str,
-                /// `commercial`, `gcc` or `gcc-high` (GCC High and DoD).
-                pub cloud: &'static str,
+                /// The clouds it serves: `commercial`, `gcc`, `gcc-high`, `dod`.
+                pub clouds: &'static [&'static str],
                 /// `global`, or a geography such as `us`, `eu`, `uk`, `au`.
                 pub region: &'static str,
+                /// Where its callers sign in (Azure AD authority).
+                pub authority: &'static str,
+                /// The token scope its callers ask for, when not [`TOKEN_SCOPES`]' first.
+                pub token_scope: ::std::option::Option<&'static str>,
             }
 
             /// An operation of the spec.
@@ -144,6 +151,8 @@ pub fn operations_module(spec: &Spec) -> Result<TokenStream, String> {
             pub struct Operation {
                 /// The spec's `operationId`.
                 pub operation_id: &'static str,
+                /// The generated client's method (and progenitor's `OperationInfo::operation_id`).
+                pub rust_method: &'static str,
                 /// HTTP method, upper case.
                 pub method: &'static str,
                 /// Path template, e.g. `/api/machines/{id}/startInvestigation`.

@@ -2033,6 +2033,7 @@ Version: 1.0*/
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
+    pub(crate) inner: crate::hooks::Inner,
 }
 impl Client {
     /// Create a new client.
@@ -2040,7 +2041,7 @@ impl Client {
     /// `baseurl` is the base URL provided to the internal
     /// `reqwest::Client`, and should include a scheme and hostname,
     /// as well as port and a path stem if applicable.
-    pub fn new(baseurl: &str) -> Self {
+    pub fn new(baseurl: &str, inner: crate::hooks::Inner) -> Self {
         #[cfg(not(target_arch = "wasm32"))]
         let client = {
             let dur = ::std::time::Duration::from_secs(15u64);
@@ -2048,7 +2049,7 @@ impl Client {
         };
         #[cfg(target_arch = "wasm32")]
         let client = reqwest::ClientBuilder::new();
-        Self::new_with_client(baseurl, client.build().unwrap())
+        Self::new_with_client(baseurl, client.build().unwrap(), inner)
     }
     /// Construct a new client with an existing `reqwest::Client`,
     /// allowing more control over its configuration.
@@ -2056,14 +2057,19 @@ impl Client {
     /// `baseurl` is the base URL provided to the internal
     /// `reqwest::Client`, and should include a scheme and hostname,
     /// as well as port and a path stem if applicable.
-    pub fn new_with_client(baseurl: &str, client: reqwest::Client) -> Self {
+    pub fn new_with_client(
+        baseurl: &str,
+        client: reqwest::Client,
+        inner: crate::hooks::Inner,
+    ) -> Self {
         Self {
             baseurl: baseurl.to_string(),
             client,
+            inner,
         }
     }
 }
-impl ClientInfo<()> for Client {
+impl ClientInfo<crate::hooks::Inner> for Client {
     fn api_version() -> &'static str {
         "1.0"
     }
@@ -2073,11 +2079,17 @@ impl ClientInfo<()> for Client {
     fn client(&self) -> &reqwest::Client {
         &self.client
     }
-    fn inner(&self) -> &() {
-        &()
+    fn inner(&self) -> &crate::hooks::Inner {
+        &self.inner
     }
 }
-impl ClientHooks<()> for &Client {}
+const _: () = {
+    #[allow(dead_code)]
+    fn assert_client_hooks()
+    where
+        Client: ClientHooks<crate::hooks::Inner>,
+    {}
+};
 impl Client {
     /**Start an automated investigation on a device
 
@@ -2788,16 +2800,22 @@ pub mod operations {
     pub struct Server {
         /// Base URL, e.g. `https://api.security.microsoft.com`.
         pub url: &'static str,
-        /// `commercial`, `gcc` or `gcc-high` (GCC High and DoD).
-        pub cloud: &'static str,
+        /// The clouds it serves: `commercial`, `gcc`, `gcc-high`, `dod`.
+        pub clouds: &'static [&'static str],
         /// `global`, or a geography such as `us`, `eu`, `uk`, `au`.
         pub region: &'static str,
+        /// Where its callers sign in (Azure AD authority).
+        pub authority: &'static str,
+        /// The token scope its callers ask for, when not [`TOKEN_SCOPES`]' first.
+        pub token_scope: ::std::option::Option<&'static str>,
     }
     /// An operation of the spec.
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
     pub struct Operation {
         /// The spec's `operationId`.
         pub operation_id: &'static str,
+        /// The generated client's method (and progenitor's `OperationInfo::operation_id`).
+        pub rust_method: &'static str,
         /// HTTP method, upper case.
         pub method: &'static str,
         /// Path template, e.g. `/api/machines/{id}/startInvestigation`.
@@ -2820,6 +2838,7 @@ pub mod operations {
     ///`POST /api/machines/{id}/startInvestigation`: Start an automated investigation on a device.
     pub const START_INVESTIGATION: Operation = Operation {
         operation_id: "startInvestigation",
+        rust_method: "start_investigation",
         method: "POST",
         path: "/api/machines/{id}/startInvestigation",
         deprecated: true,
@@ -2838,6 +2857,7 @@ pub mod operations {
     ///`POST /api/machines/{id}/InitiateInvestigation`: Initiate an automated investigation on a machine (preview).
     pub const INITIATE_INVESTIGATION: Operation = Operation {
         operation_id: "initiateInvestigation",
+        rust_method: "initiate_investigation",
         method: "POST",
         path: "/api/machines/{id}/InitiateInvestigation",
         deprecated: true,
@@ -2854,14 +2874,17 @@ pub mod operations {
         servers: &[
             Server {
                 url: "https://api.securitycenter.windows.com",
-                cloud: "commercial",
+                clouds: &["commercial"],
                 region: "global",
+                authority: "https://login.microsoftonline.com",
+                token_scope: None,
             },
         ],
     };
     ///`POST /api/machines/{id}/collectInvestigationPackage`: Collect the investigation package from a device.
     pub const COLLECT_INVESTIGATION_PACKAGE: Operation = Operation {
         operation_id: "collectInvestigationPackage",
+        rust_method: "collect_investigation_package",
         method: "POST",
         path: "/api/machines/{id}/collectInvestigationPackage",
         deprecated: false,
@@ -2884,6 +2907,7 @@ pub mod operations {
     ///`POST /testwdatppreview/machines/{id}/collectInvestigationPackage`: Collect the investigation package through the deprecated Graph endpoint.
     pub const COLLECT_INVESTIGATION_PACKAGE_GRAPH: Operation = Operation {
         operation_id: "collectInvestigationPackageGraph",
+        rust_method: "collect_investigation_package_graph",
         method: "POST",
         path: "/testwdatppreview/machines/{id}/collectInvestigationPackage",
         deprecated: true,
@@ -2895,8 +2919,10 @@ pub mod operations {
         servers: &[
             Server {
                 url: "https://graph.microsoft.com",
-                cloud: "commercial",
+                clouds: &["commercial"],
                 region: "global",
+                authority: "https://login.microsoftonline.com",
+                token_scope: None,
             },
         ],
     };
@@ -2911,78 +2937,108 @@ pub mod operations {
     pub const SERVERS: &[Server] = &[
         Server {
             url: "https://api.security.microsoft.com",
-            cloud: "commercial",
+            clouds: &["commercial"],
             region: "global",
+            authority: "https://login.microsoftonline.com",
+            token_scope: None,
         },
         Server {
             url: "https://api.securitycenter.microsoft.com",
-            cloud: "commercial",
+            clouds: &["commercial"],
             region: "global",
+            authority: "https://login.microsoftonline.com",
+            token_scope: None,
         },
         Server {
             url: "https://us.api.security.microsoft.com",
-            cloud: "commercial",
+            clouds: &["commercial"],
             region: "us",
+            authority: "https://login.microsoftonline.com",
+            token_scope: None,
         },
         Server {
             url: "https://eu.api.security.microsoft.com",
-            cloud: "commercial",
+            clouds: &["commercial"],
             region: "eu",
+            authority: "https://login.microsoftonline.com",
+            token_scope: None,
         },
         Server {
             url: "https://uk.api.security.microsoft.com",
-            cloud: "commercial",
+            clouds: &["commercial"],
             region: "uk",
+            authority: "https://login.microsoftonline.com",
+            token_scope: None,
         },
         Server {
             url: "https://au.api.security.microsoft.com",
-            cloud: "commercial",
+            clouds: &["commercial"],
             region: "au",
+            authority: "https://login.microsoftonline.com",
+            token_scope: None,
         },
         Server {
             url: "https://swa.api.security.microsoft.com",
-            cloud: "commercial",
+            clouds: &["commercial"],
             region: "swa",
+            authority: "https://login.microsoftonline.com",
+            token_scope: None,
         },
         Server {
             url: "https://ina.api.security.microsoft.com",
-            cloud: "commercial",
+            clouds: &["commercial"],
             region: "ina",
+            authority: "https://login.microsoftonline.com",
+            token_scope: None,
         },
         Server {
             url: "https://aea.api.security.microsoft.com",
-            cloud: "commercial",
+            clouds: &["commercial"],
             region: "aea",
+            authority: "https://login.microsoftonline.com",
+            token_scope: None,
         },
         Server {
             url: "https://api-us.securitycenter.microsoft.com",
-            cloud: "commercial",
+            clouds: &["commercial"],
             region: "us",
+            authority: "https://login.microsoftonline.com",
+            token_scope: None,
         },
         Server {
             url: "https://api-eu.securitycenter.microsoft.com",
-            cloud: "commercial",
+            clouds: &["commercial"],
             region: "eu",
+            authority: "https://login.microsoftonline.com",
+            token_scope: None,
         },
         Server {
             url: "https://api-uk.securitycenter.microsoft.com",
-            cloud: "commercial",
+            clouds: &["commercial"],
             region: "uk",
+            authority: "https://login.microsoftonline.com",
+            token_scope: None,
         },
         Server {
             url: "https://api-au.securitycenter.microsoft.com",
-            cloud: "commercial",
+            clouds: &["commercial"],
             region: "au",
+            authority: "https://login.microsoftonline.com",
+            token_scope: None,
         },
         Server {
             url: "https://api-gcc.securitycenter.microsoft.us",
-            cloud: "gcc",
+            clouds: &["gcc"],
             region: "global",
+            authority: "https://login.microsoftonline.com",
+            token_scope: Some("https://api-gcc.securitycenter.microsoft.us/.default"),
         },
         Server {
             url: "https://api-gov.securitycenter.microsoft.us",
-            cloud: "gcc-high",
+            clouds: &["gcc-high", "dod"],
             region: "global",
+            authority: "https://login.microsoftonline.us",
+            token_scope: Some("https://api-gov.securitycenter.microsoft.us/.default"),
         },
     ];
     /// Azure AD's client-credentials token URL; `{tenant}` stands for the tenant id.

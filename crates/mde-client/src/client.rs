@@ -1,0 +1,618 @@
+//! The client a caller builds: hosts, credentials, limits, and typed calls that validate their
+//! input and retry only what is safe to retry.
+
+use std::cell::RefCell;
+use std::future::{Future, IntoFuture};
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cloud::{Cloud, Endpoints, Region, host_for};
+use crate::error::Error;
+use crate::hooks::{CALL, CallState, Runtime, WaitEvent, WaitHook, WaitReason};
+use crate::operations::{self, Operation};
+use crate::rate_limit::{Clock, RateLimiter, SystemClock};
+use crate::token::{Credentials, Secret, TokenSource};
+use crate::{ResponseValue, generated, types};
+
+/// A client of the Defender for Endpoint machine-investigation API.
+///
+/// Build one with [`Client::builder`]. Each call waits for room in the operation's documented
+/// rate limit before it is sent, carries a bearer token (renewed before it expires), and turns
+/// every failure into an [`Error`] a caller can act on.
+///
+/// # Retries
+///
+/// These operations *start* things: an investigation, a package collection. After a timeout
+/// or a 5xx the action may exist already, and sending again can start a second one. So the
+/// client retries only what the service refused without acting on it: a 429 (after waiting
+/// `Retry-After`, at most [`ClientBuilder::max_retry_after`]) and a 401 with a cached token
+/// (once, with a new token). A caller that prefers a possible duplicate to a missed action
+/// opts in per call with [`Call::retry_transient`].
+#[derive(Clone, Debug)]
+pub struct Client {
+    runtime: Arc<Runtime>,
+    /// One generated client per operation, pointed at the host it is documented on.
+    raw: Vec<(&'static str, Result<generated::Client, String>)>,
+    max_retry_after: Duration,
+    retries_on_429: u32,
+}
+
+/// Builds a [`Client`]. Defaults: commercial cloud, global host, 30 s timeout, the
+/// documented rate limits enforced.
+#[must_use]
+pub struct ClientBuilder {
+    cloud: Cloud,
+    region: Region,
+    base_url: Option<String>,
+    login_url: Option<String>,
+    credentials: Option<Credentials>,
+    timeout: Duration,
+    connect_timeout: Duration,
+    user_agent: String,
+    clock: Option<Arc<dyn Clock>>,
+    enforce_rate_limits: bool,
+    rate_limit_margin: Duration,
+    max_retry_after: Duration,
+    retries_on_429: u32,
+    body_limit: usize,
+    on_wait: Option<WaitHook>,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("cloud", &self.cloud)
+            .field("region", &self.region)
+            .field("base_url", &self.base_url)
+            .field("login_url", &self.login_url)
+            .field("credentials", &self.credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A builder with the defaults.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder {
+            cloud: Cloud::default(),
+            region: Region::default(),
+            base_url: None,
+            login_url: None,
+            credentials: None,
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            user_agent: format!("mde-client/{}", env!("CARGO_PKG_VERSION")),
+            clock: None,
+            enforce_rate_limits: true,
+            rate_limit_margin: Duration::from_millis(500),
+            max_retry_after: Duration::from_secs(15 * 60),
+            retries_on_429: 3,
+            body_limit: 1 << 20,
+            on_wait: None,
+        }
+    }
+
+    /// The generated client for `op`, pointed at the host the operation is documented on, for
+    /// full control over a call (it still gets the rate limits, the token and the body cap).
+    pub fn raw(&self, op: &Operation) -> Result<&generated::Client, Error> {
+        let (_, client) = self
+            .raw
+            .iter()
+            .find(|(id, _)| *id == op.operation_id)
+            .ok_or_else(|| Error::Configuration(format!("no operation {}", op.operation_id)))?;
+        client.as_ref().map_err(|e| Error::Configuration(e.clone()))
+    }
+
+    /// The clock the client's limits and token cache run on.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.runtime.clock
+    }
+
+    /// Starts an automated investigation on a device (201 and the investigation).
+    #[deprecated(
+        note = "Retired by the service on 2026-09-01 (operations::START_INVESTIGATION.retired)."
+    )]
+    pub fn start_investigation(
+        &self,
+        machine_id: &str,
+        comment: &str,
+    ) -> Call<'_, types::Investigation> {
+        #[allow(deprecated)]
+        let send: SendFn<types::Investigation> =
+            |c, id, body| Box::pin(c.start_investigation().id(id).body(body).send());
+        self.call(&operations::START_INVESTIGATION, machine_id, comment, send)
+    }
+
+    /// Initiates an automated investigation (preview; 200 and the investigation id).
+    #[deprecated(
+        note = "Retired by the service on 2026-09-01 (operations::INITIATE_INVESTIGATION.retired)."
+    )]
+    pub fn initiate_investigation(
+        &self,
+        machine_id: &str,
+        comment: &str,
+    ) -> Call<'_, types::ODataInt64> {
+        #[allow(deprecated)]
+        let send: SendFn<types::ODataInt64> =
+            |c, id, body| Box::pin(c.initiate_investigation().id(id).body(body).send());
+        self.call(
+            &operations::INITIATE_INVESTIGATION,
+            machine_id,
+            comment,
+            send,
+        )
+    }
+
+    /// Collects the investigation package of a device (201 and the machine action).
+    pub fn collect_investigation_package(
+        &self,
+        machine_id: &str,
+        comment: &str,
+    ) -> Call<'_, types::MachineAction> {
+        let send: SendFn<types::MachineAction> =
+            |c, id, body| Box::pin(c.collect_investigation_package().id(id).body(body).send());
+        self.call(
+            &operations::COLLECT_INVESTIGATION_PACKAGE,
+            machine_id,
+            comment,
+            send,
+        )
+    }
+
+    /// Collects the investigation package through the deprecated Graph endpoint.
+    #[deprecated(
+        note = "The Graph preview endpoint is deprecated; use collect_investigation_package."
+    )]
+    pub fn collect_investigation_package_graph(
+        &self,
+        machine_id: &str,
+        comment: &str,
+    ) -> Call<'_, types::MachineAction> {
+        #[allow(deprecated)]
+        let send: SendFn<types::MachineAction> = |c, id, body| {
+            Box::pin(
+                c.collect_investigation_package_graph()
+                    .id(id)
+                    .body(body)
+                    .send(),
+            )
+        };
+        self.call(
+            &operations::COLLECT_INVESTIGATION_PACKAGE_GRAPH,
+            machine_id,
+            comment,
+            send,
+        )
+    }
+
+    fn call<'a, T>(
+        &'a self,
+        op: &'static Operation,
+        machine_id: &str,
+        comment: &str,
+        send: SendFn<T>,
+    ) -> Call<'a, T> {
+        Call {
+            client: self,
+            op,
+            machine_id: machine_id.to_string(),
+            comment: comment.to_string(),
+            send,
+            transient_retries: 0,
+        }
+    }
+}
+
+type Sent<'a, T> = Pin<
+    Box<
+        dyn Future<Output = Result<ResponseValue<T>, generated::Error<types::Error>>>
+            + std::marker::Send
+            + 'a,
+    >,
+>;
+type SendFn<T> = for<'a> fn(&'a generated::Client, String, types::CommentRequest) -> Sent<'a, T>;
+
+/// One typed call; `.await` it. Built by the typed methods of [`Client`].
+#[must_use = "a call does nothing until it is awaited"]
+pub struct Call<'a, T> {
+    client: &'a Client,
+    op: &'static Operation,
+    machine_id: String,
+    comment: String,
+    send: SendFn<T>,
+    transient_retries: u32,
+}
+
+impl<T> Call<'_, T> {
+    /// Also retries up to `times` after a transport error, a timeout or a 5xx, with backoff.
+    /// Such a failure may come after the service started the action: a retry can start a
+    /// second one. Opt in only where a duplicate is better than a missed action.
+    pub fn retry_transient(mut self, times: u32) -> Self {
+        self.transient_retries = times;
+        self
+    }
+}
+
+/// A machine id the service could look up: not empty, not a path step, no control characters,
+/// not absurdly long. Anything else is percent-encoded and left to the service.
+fn check_machine_id(id: &str) -> Result<(), Error> {
+    let problem = if id.trim().is_empty() {
+        "is empty"
+    } else if id == "." || id == ".." {
+        "is a path step"
+    } else if id.chars().any(char::is_control) {
+        "contains control characters"
+    } else if id.len() > 256 {
+        "is longer than 256 bytes"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidInput(format!("the machine id {problem}")))
+}
+
+impl<'a, T: 'a + std::marker::Send> IntoFuture for Call<'a, T> {
+    type Output = Result<T, Error>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Result<T, Error>> + std::marker::Send + 'a>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            check_machine_id(&self.machine_id)?;
+            let body: types::CommentRequest = types::CommentRequest::builder()
+                .comment(self.comment.as_str())
+                .try_into()
+                .map_err(|_| Error::InvalidInput("the comment is empty".into()))?;
+            let raw = self.client.raw(self.op)?;
+            let runtime = &self.client.runtime;
+            let (mut limited, mut transient, mut reauthenticated) = (0, 0, false);
+            loop {
+                let (result, state) = CALL
+                    .scope(RefCell::new(CallState::default()), async {
+                        let result = (self.send)(raw, self.machine_id.clone(), body.clone()).await;
+                        (result, CALL.with(|c| std::mem::take(&mut *c.borrow_mut())))
+                    })
+                    .await;
+                let error = match result {
+                    Ok(value) => return Ok(value.into_inner()),
+                    Err(e) => state
+                        .error
+                        .unwrap_or_else(|| Error::from_generated(e, self.op, state.status)),
+                };
+                match &error {
+                    Error::RateLimited { retry_after, .. }
+                        if limited < self.client.retries_on_429 =>
+                    {
+                        // A 429 was not acted on: waiting and sending again is safe.
+                        let wait = retry_after.unwrap_or(Duration::from_secs(1));
+                        if wait > self.client.max_retry_after {
+                            return Err(error);
+                        }
+                        limited += 1;
+                        runtime.waiting(self.op, WaitReason::RetryAfter, wait);
+                        runtime.clock.sleep(wait).await;
+                    }
+                    Error::Authentication(_)
+                        if !reauthenticated && runtime.tokens.forget().await =>
+                    {
+                        // A refused cached token: the request was not acted on; one new token.
+                        reauthenticated = true;
+                    }
+                    e if e.is_transient() && transient < self.transient_retries => {
+                        transient += 1;
+                        let wait = Duration::from_millis(500) * 2u32.pow(transient.min(6));
+                        runtime.waiting(self.op, WaitReason::Backoff, wait);
+                        runtime.clock.sleep(wait).await;
+                    }
+                    _ => return Err(error),
+                }
+            }
+        })
+    }
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+/// A base URL without its trailing `/`; plain `http://` only on loopback.
+fn checked_url(what: &str, url: &str) -> Result<String, Error> {
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| Error::Configuration(format!("{what} {url:?} is not a URL: {e}")))?;
+    match parsed.scheme() {
+        "https" => {}
+        "http" if is_loopback(&parsed) => {}
+        "http" => {
+            return Err(Error::Configuration(format!(
+                "{what} {url} is plain http: tokens and answers would cross the network unencrypted; use https (http is allowed on loopback only)"
+            )));
+        }
+        other => {
+            return Err(Error::Configuration(format!(
+                "{what} {url}: unsupported scheme {other}"
+            )));
+        }
+    }
+    Ok(url.trim_end_matches('/').to_string())
+}
+
+impl ClientBuilder {
+    /// The cloud (commercial by default).
+    pub fn cloud(mut self, cloud: Cloud) -> Self {
+        self.cloud = cloud;
+        self
+    }
+
+    /// The region, for the commercial cloud (global by default).
+    pub fn region(mut self, region: Region) -> Self {
+        self.region = region;
+        self
+    }
+
+    /// Sends every operation to this base URL instead of its documented host (the simulator,
+    /// a proxy). Plain `http://` is refused unless the host is loopback.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// Signs in at this Azure AD authority instead of the cloud's
+    /// (`{login_url}/{tenant}/oauth2/v2.0/token`).
+    pub fn login_url(mut self, url: impl Into<String>) -> Self {
+        self.login_url = Some(url.into());
+        self
+    }
+
+    /// A bearer token obtained elsewhere.
+    pub fn bearer_token(mut self, token: impl Into<Secret>) -> Self {
+        self.credentials = Some(Credentials::BearerToken(token.into()));
+        self
+    }
+
+    /// Azure AD's client-credentials grant: tokens are asked for, cached and renewed.
+    pub fn client_credentials(
+        mut self,
+        tenant_id: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: impl Into<Secret>,
+    ) -> Self {
+        self.credentials = Some(Credentials::ClientSecret {
+            tenant_id: tenant_id.into(),
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+        });
+        self
+    }
+
+    /// Any [`Credentials`].
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// How long a whole request may take (30 s by default).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How long connecting may take (10 s by default).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The `User-Agent` header.
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = user_agent.into();
+        self
+    }
+
+    /// The clock of the rate limits and the token cache (the system's by default).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Whether calls wait for the documented rate limits (yes by default).
+    pub fn enforce_rate_limits(mut self, enforce: bool) -> Self {
+        self.enforce_rate_limits = enforce;
+        self
+    }
+
+    /// Added to every rate-limit window, for the time a call takes to reach the service
+    /// (500 ms by default).
+    pub fn rate_limit_margin(mut self, margin: Duration) -> Self {
+        self.rate_limit_margin = margin;
+        self
+    }
+
+    /// The longest `Retry-After` the client waits for on its own (15 minutes by default);
+    /// a longer one is returned as [`Error::RateLimited`].
+    pub fn max_retry_after(mut self, wait: Duration) -> Self {
+        self.max_retry_after = wait;
+        self
+    }
+
+    /// How many 429s in a row a call waits out (3 by default).
+    pub fn retries_on_429(mut self, times: u32) -> Self {
+        self.retries_on_429 = times;
+        self
+    }
+
+    /// The largest answer body read (1 MiB by default); a larger one is an
+    /// [`Error::UnexpectedResponse`], and memory stays bounded.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// Called each time a call is about to wait (rate limit, `Retry-After`, backoff).
+    pub fn on_wait(mut self, hook: impl Fn(&WaitEvent) + Send + Sync + 'static) -> Self {
+        self.on_wait = Some(Arc::new(hook));
+        self
+    }
+
+    /// The client, or what is wrong with the settings.
+    pub fn build(self) -> Result<Client, Error> {
+        let credentials = self.credentials.ok_or_else(|| {
+            Error::Configuration("no credentials: give a bearer token or client credentials".into())
+        })?;
+        let endpoints = Endpoints::of(self.cloud, self.region).map_err(Error::Configuration)?;
+        let base_url = self
+            .base_url
+            .as_deref()
+            .map(|u| checked_url("base URL", u))
+            .transpose()?;
+        let login_url = checked_url(
+            "login URL",
+            self.login_url.as_deref().unwrap_or(&endpoints.authority),
+        )?;
+        let api = checked_url("API host", &endpoints.api)?;
+        let http = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .connect_timeout(self.connect_timeout)
+            .user_agent(self.user_agent)
+            .build()
+            .map_err(|e| Error::Configuration(format!("cannot set up HTTP: {e}")))?;
+        let clock = self
+            .clock
+            .unwrap_or_else(|| Arc::new(SystemClock::default()));
+        let tokens = TokenSource::new(
+            credentials,
+            http.clone(),
+            &login_url,
+            endpoints.token_scope.clone(),
+            clock.clone(),
+            self.body_limit,
+        );
+        let runtime = Arc::new(Runtime {
+            tokens,
+            limiter: self
+                .enforce_rate_limits
+                .then(|| RateLimiter::new(self.rate_limit_margin)),
+            clock,
+            body_limit: self.body_limit,
+            on_wait: self.on_wait,
+        });
+        let raw = operations::ALL
+            .iter()
+            .map(|op| {
+                let host = match &base_url {
+                    Some(url) => Ok(url.as_str()),
+                    None => host_for(op, self.cloud, &api),
+                };
+                let client = host
+                    .map(|h| generated::Client::new_with_client(h, http.clone(), runtime.clone()));
+                (op.operation_id, client)
+            })
+            .collect();
+        Ok(Client {
+            runtime,
+            raw,
+            max_retry_after: self.max_retry_after,
+            retries_on_429: self.retries_on_429,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_on_loopback() {
+        let build = |url: &str| {
+            Client::builder()
+                .bearer_token("t")
+                .base_url(url)
+                .build()
+                .map(|_| ())
+        };
+        assert!(build("http://127.0.0.1:8787").is_ok());
+        assert!(build("http://[::1]:8787/").is_ok());
+        assert!(build("http://localhost:1").is_ok());
+        assert!(build("https://api.security.microsoft.com").is_ok());
+        let refused = build("http://api.security.microsoft.com")
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("loopback"), "{refused}");
+        assert!(build("ftp://127.0.0.1").is_err());
+        let login = Client::builder()
+            .bearer_token("t")
+            .login_url("http://login.microsoftonline.com")
+            .build();
+        assert!(matches!(login, Err(Error::Configuration(_))));
+    }
+
+    #[test]
+    fn machine_ids_that_would_change_the_path_are_refused() {
+        for bad in ["", " ", ".", "..", "a\nb", &"x".repeat(300)] {
+            assert!(
+                matches!(check_machine_id(bad), Err(Error::InvalidInput(_))),
+                "{bad:?}"
+            );
+        }
+        for fine in [
+            "1e5bc9d7e413ddd7902c2932e418702b84d0cc07",
+            "a/b",
+            "a b",
+            "ünï",
+            "%2e%2e",
+        ] {
+            assert!(check_machine_id(fine).is_ok(), "{fine:?}");
+        }
+    }
+
+    #[test]
+    fn each_operation_goes_to_its_documented_host() {
+        let client = Client::builder()
+            .bearer_token("t")
+            .region(Region::Eu)
+            .build()
+            .unwrap();
+        let host = |op| ClientInfo::baseurl(client.raw(op).unwrap()).to_string();
+        use progenitor_client::ClientInfo;
+        assert_eq!(
+            host(&operations::COLLECT_INVESTIGATION_PACKAGE),
+            "https://eu.api.security.microsoft.com"
+        );
+        assert_eq!(
+            host(&operations::START_INVESTIGATION),
+            "https://eu.api.security.microsoft.com"
+        );
+        assert_eq!(
+            host(&operations::INITIATE_INVESTIGATION),
+            "https://api.securitycenter.windows.com"
+        );
+        assert_eq!(
+            host(&operations::COLLECT_INVESTIGATION_PACKAGE_GRAPH),
+            "https://graph.microsoft.com"
+        );
+        let gov = Client::builder()
+            .bearer_token("t")
+            .cloud(Cloud::Dod)
+            .build()
+            .unwrap();
+        assert!(matches!(
+            gov.raw(&operations::INITIATE_INVESTIGATION),
+            Err(Error::Configuration(_))
+        ));
+        let sim = Client::builder()
+            .bearer_token("t")
+            .base_url("http://127.0.0.1:9/")
+            .build()
+            .unwrap();
+        for op in operations::ALL {
+            assert_eq!(
+                ClientInfo::baseurl(sim.raw(op).unwrap()),
+                "http://127.0.0.1:9"
+            );
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! What every request of the generated client goes through (progenitor's `ClientHooks`):
+//! the documented rate limits, the bearer token, and a cap on the answer's size. Raw calls
+//! through [`Client::raw`](crate::Client::raw) get all of it too.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use progenitor_client::{ClientHooks, ClientInfo, OperationInfo};
+use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderValue};
+
+use crate::error::Error;
+use crate::generated;
+use crate::operations::{self, Operation};
+use crate::rate_limit::{Clock, RateLimiter};
+use crate::token::TokenSource;
+
+/// Why a call waits before it is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitReason {
+    /// The documented rate limit of the operation has no room yet.
+    RateLimit,
+    /// The service answered 429 and asked to wait (`Retry-After`).
+    RetryAfter,
+    /// A transient failure, retried because the caller opted in.
+    Backoff,
+}
+
+/// A call is about to wait: given to the builder's `on_wait` hook and logged with `tracing`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaitEvent {
+    /// The operation's `operationId`.
+    pub operation: &'static str,
+    /// Why it waits.
+    pub reason: WaitReason,
+    /// How long, in the client's clock.
+    pub wait: Duration,
+    /// The client's clock now (see [`Clock::now`]): the wait ends at `now + wait`.
+    pub now: Duration,
+}
+
+pub(crate) type WaitHook = Arc<dyn Fn(&WaitEvent) + Send + Sync>;
+
+/// What the generated clients of one [`Client`](crate::Client) share.
+pub struct Runtime {
+    pub(crate) tokens: TokenSource,
+    pub(crate) limiter: Option<RateLimiter>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) body_limit: usize,
+    pub(crate) on_wait: Option<WaitHook>,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("tokens", &self.tokens)
+            .field("limiter", &self.limiter)
+            .field("clock", &self.clock)
+            .field("body_limit", &self.body_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The generated client's inner state.
+pub type Inner = Arc<Runtime>;
+
+impl Runtime {
+    /// Waits until the operation's documented limits have room, and counts the call.
+    pub(crate) async fn acquire(&self, op: &'static Operation) {
+        let Some(limiter) = &self.limiter else { return };
+        loop {
+            match limiter.try_acquire(op, self.clock.now()) {
+                Ok(()) => return,
+                Err(wait) => {
+                    self.waiting(op, WaitReason::RateLimit, wait);
+                    self.clock.sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    pub(crate) fn waiting(&self, op: &Operation, reason: WaitReason, wait: Duration) {
+        let event = WaitEvent {
+            operation: op.operation_id,
+            reason,
+            wait,
+            now: self.clock.now(),
+        };
+        tracing::info!(
+            operation = event.operation,
+            ?reason,
+            wait_ms = wait.as_millis() as u64,
+            "mde-client: waiting"
+        );
+        if let Some(hook) = &self.on_wait {
+            hook(&event);
+        }
+    }
+}
+
+/// What the hooks learn about the call under way, for the error the caller gets: progenitor
+/// forgets the status of an answer it cannot decode, and carries hook errors as text.
+#[derive(Debug, Default)]
+pub(crate) struct CallState {
+    pub(crate) status: Option<u16>,
+    pub(crate) error: Option<Error>,
+}
+
+tokio::task_local! {
+    pub(crate) static CALL: RefCell<CallState>;
+}
+
+fn stash<E>(e: Error) -> progenitor_client::Error<E> {
+    let text = e.to_string();
+    let _ = CALL.try_with(|call| call.borrow_mut().error = Some(e));
+    progenitor_client::Error::Custom(text)
+}
+
+/// Marks an answer whose body was over the cap (the body is dropped).
+#[derive(Clone, Copy, Debug)]
+struct OverCap(usize);
+
+/// Reads at most `limit` bytes of a body; `false` when there was more.
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> reqwest::Result<(Vec<u8>, bool)> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Ok((Vec::new(), false));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok((Vec::new(), false));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, true))
+}
+
+fn operation(rust_method: &str) -> Option<&'static Operation> {
+    operations::ALL
+        .iter()
+        .find(|op| op.rust_method == rust_method)
+}
+
+impl ClientHooks<Inner> for generated::Client {
+    async fn pre<E>(
+        &self,
+        request: &mut reqwest::Request,
+        info: &OperationInfo,
+    ) -> Result<(), progenitor_client::Error<E>> {
+        let runtime = self.inner();
+        if let Some(op) = operation(info.operation_id) {
+            runtime.acquire(op).await;
+        }
+        let token = runtime.tokens.bearer().await.map_err(stash)?;
+        let mut value =
+            HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+                stash(Error::Authentication(
+                    "the access token is not a valid header value".into(),
+                ))
+            })?;
+        value.set_sensitive(true);
+        request.headers_mut().insert(AUTHORIZATION, value);
+        Ok(())
+    }
+
+    async fn exec(
+        &self,
+        request: reqwest::Request,
+        _: &OperationInfo,
+    ) -> reqwest::Result<reqwest::Response> {
+        let response = self.client().execute(request).await?;
+        let (status, version, mut headers) = (
+            response.status(),
+            response.version(),
+            response.headers().clone(),
+        );
+        let limit = self.inner().body_limit;
+        let (body, complete) = read_capped(response, limit).await?;
+        headers.remove(CONTENT_LENGTH);
+        let mut capped = http::Response::new(body);
+        *capped.status_mut() = status;
+        *capped.version_mut() = version;
+        *capped.headers_mut() = headers;
+        if !complete {
+            capped.extensions_mut().insert(OverCap(limit));
+        }
+        Ok(reqwest::Response::from(capped))
+    }
+
+    async fn post<E>(
+        &self,
+        result: &reqwest::Result<reqwest::Response>,
+        _: &OperationInfo,
+    ) -> Result<(), progenitor_client::Error<E>> {
+        let Ok(response) = result else { return Ok(()) };
+        let status = response.status().as_u16();
+        let _ = CALL.try_with(|call| call.borrow_mut().status = Some(status));
+        if let Some(OverCap(limit)) = response.extensions().get::<OverCap>() {
+            return Err(stash(Error::UnexpectedResponse {
+                status: Some(status),
+                excerpt: format!("the body is over the {limit}-byte cap"),
+            }));
+        }
+        Ok(())
+    }
+}
