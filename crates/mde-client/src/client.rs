@@ -86,7 +86,7 @@ impl Client {
             user_agent: format!("mde-client/{}", env!("CARGO_PKG_VERSION")),
             clock: None,
             enforce_rate_limits: true,
-            rate_limit_margin: Duration::from_millis(500),
+            rate_limit_margin: Duration::from_millis(100),
             max_retry_after: Duration::from_secs(15 * 60),
             retries_on_429: 3,
             body_limit: 1 << 20,
@@ -267,7 +267,7 @@ impl<'a, T: 'a + std::marker::Send> IntoFuture for Call<'a, T> {
             let runtime = &self.client.runtime;
             let (mut limited, mut transient, mut reauthenticated) = (0, 0, false);
             loop {
-                let (result, state) = CALL
+                let (result, mut state) = CALL
                     .scope(RefCell::new(CallState::default()), async {
                         let result = (self.send)(raw, self.machine_id.clone(), body.clone()).await;
                         (result, CALL.with(|c| std::mem::take(&mut *c.borrow_mut())))
@@ -275,9 +275,10 @@ impl<'a, T: 'a + std::marker::Send> IntoFuture for Call<'a, T> {
                     .await;
                 let error = match result {
                     Ok(value) => return Ok(value.into_inner()),
-                    Err(e) => state
-                        .error
-                        .unwrap_or_else(|| Error::from_generated(e, self.op, state.status)),
+                    Err(e) => match state.error.take() {
+                        Some(error) => error,
+                        None => Error::from_generated(e, self.op, &state),
+                    },
                 };
                 match &error {
                     Error::RateLimited { retry_after, .. }
@@ -425,8 +426,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Added to every rate-limit window, for the time a call takes to reach the service
-    /// (500 ms by default).
+    /// Added to every rate-limit window (100 ms by default). A call already counts until its
+    /// answer arrives, so this only covers clocks that drift.
     pub fn rate_limit_margin(mut self, margin: Duration) -> Self {
         self.rate_limit_margin = margin;
         self

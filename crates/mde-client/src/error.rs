@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::hooks::CallState;
 use crate::operations::Operation;
 use crate::{generated, types};
 
@@ -133,7 +134,7 @@ pub(crate) fn excerpt(bytes: &[u8]) -> String {
     text
 }
 
-fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+pub(crate) fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
@@ -171,14 +172,15 @@ impl Error {
         }
     }
 
-    /// The error for what the generated client returned. `status` is the answer's status when
-    /// the hooks saw one (progenitor drops it for a body it could not decode).
+    /// The error for what the generated client returned; `call` holds what the hooks saw of
+    /// the answer (progenitor drops the status of a body it could not decode).
     pub(crate) fn from_generated(
         e: generated::Error<types::Error>,
         op: &Operation,
-        status: Option<u16>,
+        call: &CallState,
     ) -> Error {
         use generated::Error as G;
+        let status = call.status;
         match e {
             G::ErrorResponse(response) => {
                 let retry_after = parse_retry_after(response.headers());
@@ -205,6 +207,11 @@ impl Error {
                     excerpt: "a status the spec does not document".into(),
                 }
             }
+            // A 429 is a 429 whatever its body: waiting for it is safe.
+            G::InvalidResponsePayload(..) if status == Some(429) => Error::RateLimited {
+                retry_after: call.retry_after,
+                error: None,
+            },
             G::InvalidResponsePayload(bytes, e) => Error::UnexpectedResponse {
                 status,
                 excerpt: format!("{e}; body begins: {}", excerpt(&bytes)),

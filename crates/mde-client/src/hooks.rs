@@ -13,7 +13,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderValue};
 use crate::error::Error;
 use crate::generated;
 use crate::operations::{self, Operation};
-use crate::rate_limit::{Clock, RateLimiter};
+use crate::rate_limit::{Clock, RateLimiter, Ticket};
 use crate::token::TokenSource;
 
 /// Why a call waits before it is sent.
@@ -66,12 +66,25 @@ impl fmt::Debug for Runtime {
 pub type Inner = Arc<Runtime>;
 
 impl Runtime {
-    /// Waits until the operation's documented limits have room, and counts the call.
-    pub(crate) async fn acquire(&self, op: &'static Operation) {
+    /// Waits until the operation's documented limits have room (without counting the call).
+    pub(crate) async fn wait_for_room(&self, op: &'static Operation) {
         let Some(limiter) = &self.limiter else { return };
         loop {
+            let wait = limiter.wait(op, self.clock.now());
+            if wait.is_zero() {
+                return;
+            }
+            self.waiting(op, WaitReason::RateLimit, wait);
+            self.clock.sleep(wait).await;
+        }
+    }
+
+    /// Counts the call, waiting first if others took the room meanwhile.
+    pub(crate) async fn acquire(&self, op: &'static Operation) -> Option<Ticket> {
+        let limiter = self.limiter.as_ref()?;
+        loop {
             match limiter.try_acquire(op, self.clock.now()) {
-                Ok(()) => return,
+                Ok(ticket) => return Some(ticket),
                 Err(wait) => {
                     self.waiting(op, WaitReason::RateLimit, wait);
                     self.clock.sleep(wait).await;
@@ -104,6 +117,7 @@ impl Runtime {
 #[derive(Debug, Default)]
 pub(crate) struct CallState {
     pub(crate) status: Option<u16>,
+    pub(crate) retry_after: Option<Duration>,
     pub(crate) error: Option<Error>,
 }
 
@@ -152,8 +166,10 @@ impl ClientHooks<Inner> for generated::Client {
         info: &OperationInfo,
     ) -> Result<(), progenitor_client::Error<E>> {
         let runtime = self.inner();
+        // Wait here, before the token is taken, so a long wait cannot outlast the token; the
+        // call is counted when it is sent (`exec`).
         if let Some(op) = operation(info.operation_id) {
-            runtime.acquire(op).await;
+            runtime.wait_for_room(op).await;
         }
         let token = runtime.tokens.bearer().await.map_err(stash)?;
         let mut value =
@@ -170,9 +186,19 @@ impl ClientHooks<Inner> for generated::Client {
     async fn exec(
         &self,
         request: reqwest::Request,
-        _: &OperationInfo,
+        info: &OperationInfo,
     ) -> reqwest::Result<reqwest::Response> {
-        let response = self.client().execute(request).await?;
+        let runtime = self.inner();
+        let op = operation(info.operation_id);
+        let ticket = match op {
+            Some(op) => runtime.acquire(op).await,
+            None => None,
+        };
+        let sent = self.client().execute(request).await;
+        if let (Some(op), Some(ticket), Some(limiter)) = (op, ticket, &runtime.limiter) {
+            limiter.answered(op, ticket, runtime.clock.now());
+        }
+        let response = sent?;
         let (status, version, mut headers) = (
             response.status(),
             response.version(),
@@ -198,7 +224,12 @@ impl ClientHooks<Inner> for generated::Client {
     ) -> Result<(), progenitor_client::Error<E>> {
         let Ok(response) = result else { return Ok(()) };
         let status = response.status().as_u16();
-        let _ = CALL.try_with(|call| call.borrow_mut().status = Some(status));
+        let retry_after = crate::error::parse_retry_after(response.headers());
+        let _ = CALL.try_with(|call| {
+            let mut call = call.borrow_mut();
+            call.status = Some(status);
+            call.retry_after = retry_after;
+        });
         if let Some(OverCap(limit)) = response.extensions().get::<OverCap>() {
             return Err(stash(Error::UnexpectedResponse {
                 status: Some(status),

@@ -8,7 +8,7 @@
 //! as in `governor`) cannot do both: with a burst of 100 it lets through 101 calls in a
 //! minute, without one it spaces every call 0.6 s apart.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
@@ -52,30 +52,43 @@ impl Clock for SystemClock {
 }
 
 /// The calls one client (one app, one tenant) made, per operation.
+///
+/// A call counts from when it is sent, and once answered, from when its answer arrived: the
+/// service counted it somewhere in between, so the next call that needs its room is sent only
+/// after the service's window has surely let it go, however long the call took.
 #[derive(Debug)]
 pub(crate) struct RateLimiter {
-    /// Added to every window: the service counts a call when it arrives, a little after it
-    /// was sent, and arrivals can bunch up.
+    /// Added to every window, for clock drift or a service that counts late.
     margin: Duration,
-    sent: Mutex<HashMap<&'static str, VecDeque<Duration>>>,
+    calls: Mutex<Calls>,
 }
+
+#[derive(Debug, Default)]
+struct Calls {
+    next_ticket: u64,
+    by_operation: HashMap<&'static str, Vec<(u64, Duration)>>,
+}
+
+/// A call counted by the limiter; [`RateLimiter::answered`] moves it to its answer's time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Ticket(u64);
 
 impl RateLimiter {
     pub(crate) fn new(margin: Duration) -> RateLimiter {
         RateLimiter {
             margin,
-            sent: Mutex::new(HashMap::new()),
+            calls: Mutex::new(Calls::default()),
         }
     }
 
-    /// Counts a call of `op` at `now` if every window has room; else counts nothing and says
-    /// how long until one does.
-    pub(crate) fn try_acquire(&self, op: &Operation, now: Duration) -> Result<(), Duration> {
-        if op.rate_limits.is_empty() {
-            return Ok(());
-        }
-        let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
-        let log = sent.entry(op.operation_id).or_default();
+    /// How long until every window of `op` has room at `now` (zero: now).
+    pub(crate) fn wait(&self, op: &Operation, now: Duration) -> Duration {
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        self.wait_locked(&mut calls, op, now)
+    }
+
+    fn wait_locked(&self, calls: &mut Calls, op: &Operation, now: Duration) -> Duration {
+        let log = calls.by_operation.entry(op.operation_id).or_default();
         let longest = op
             .rate_limits
             .iter()
@@ -83,32 +96,57 @@ impl RateLimiter {
             .max()
             .unwrap_or_default()
             + self.margin;
-        while log
-            .front()
-            .is_some_and(|t| now.saturating_sub(*t) >= longest)
-        {
-            log.pop_front();
-        }
+        log.retain(|(_, t)| now.saturating_sub(*t) < longest);
         let mut wait = Duration::ZERO;
         for window in op.rate_limits {
             let length = Duration::from_secs(window.seconds) + self.margin;
             let calls = window.calls as usize;
-            let in_window = log
+            let mut in_window: Vec<Duration> = log
                 .iter()
-                .rev()
-                .take_while(|t| now.saturating_sub(**t) < length)
-                .count();
-            if in_window >= calls {
+                .map(|(_, t)| *t)
+                .filter(|t| now.saturating_sub(*t) < length)
+                .collect();
+            if in_window.len() >= calls {
                 // Room comes back when the oldest call that keeps the window full leaves it.
-                let oldest = log[log.len() - calls];
+                in_window.sort();
+                let oldest = in_window[in_window.len() - calls];
                 wait = wait.max((oldest + length).saturating_sub(now));
             }
         }
+        wait
+    }
+
+    /// Counts a call of `op` at `now` if every window has room; else counts nothing and says
+    /// how long until one does.
+    pub(crate) fn try_acquire(&self, op: &Operation, now: Duration) -> Result<Ticket, Duration> {
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        if op.rate_limits.is_empty() {
+            return Ok(Ticket(u64::MAX));
+        }
+        let wait = self.wait_locked(&mut calls, op, now);
         if wait > Duration::ZERO {
             return Err(wait);
         }
-        log.push_back(now);
-        Ok(())
+        let ticket = calls.next_ticket;
+        calls.next_ticket += 1;
+        calls
+            .by_operation
+            .entry(op.operation_id)
+            .or_default()
+            .push((ticket, now));
+        Ok(Ticket(ticket))
+    }
+
+    /// The call's answer (or failure) arrived at `now`.
+    pub(crate) fn answered(&self, op: &Operation, ticket: Ticket, now: Duration) {
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(call) = calls
+            .by_operation
+            .get_mut(op.operation_id)
+            .and_then(|log| log.iter_mut().find(|(t, _)| *t == ticket.0))
+        {
+            call.1 = call.1.max(now);
+        }
     }
 }
 
@@ -118,8 +156,11 @@ pub fn minimum_duration(op: &Operation, n: usize) -> Duration {
     let limiter = RateLimiter::new(Duration::ZERO);
     let mut now = Duration::ZERO;
     for _ in 0..n {
-        while let Err(wait) = limiter.try_acquire(op, now) {
-            now += wait;
+        loop {
+            match limiter.try_acquire(op, now) {
+                Ok(_) => break,
+                Err(wait) => now += wait,
+            }
         }
     }
     now

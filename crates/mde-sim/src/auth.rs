@@ -31,6 +31,7 @@ pub struct Tokens {
     apps: Vec<App>,
     lifetime: Duration,
     issued: Mutex<HashMap<String, Grant>>,
+    count: std::sync::atomic::AtomicUsize,
 }
 
 /// An Azure AD error answer: `{"error", "error_description", "error_codes", …}`.
@@ -89,7 +90,13 @@ impl Tokens {
             apps,
             lifetime,
             issued: Mutex::new(HashMap::new()),
+            count: Default::default(),
         }
+    }
+
+    /// How many tokens were issued so far.
+    pub fn issued(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Answers `POST /{tenant}/oauth2/v2.0/token` with a form body, as Azure AD does.
@@ -202,6 +209,7 @@ impl Tokens {
                 expires: now + self.lifetime,
             },
         );
+        self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let seconds = self.lifetime.as_secs();
         Ok(json!({
             "token_type": "Bearer",

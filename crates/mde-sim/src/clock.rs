@@ -74,6 +74,21 @@ impl Default for Clock {
     }
 }
 
+/// A client and the simulator on one time line: the client's rate limits and token renewal
+/// then run at the simulator's speed.
+impl mde_client::Clock for Clock {
+    fn now(&self) -> Duration {
+        self.elapsed()
+    }
+
+    fn sleep(
+        &self,
+        duration: Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(tokio::time::sleep(duration.div_f64(self.inner.scale)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -114,6 +114,11 @@ impl Simulator {
         &self.shared.clock
     }
 
+    /// How many access tokens the token endpoint has issued.
+    pub fn tokens_issued(&self) -> usize {
+        self.shared.tokens.issued()
+    }
+
     /// Adds machine ids to the inventory while running.
     pub fn add_machines(&self, machines: impl IntoIterator<Item = String>) {
         self.records().add_machines(machines);

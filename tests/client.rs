@@ -1,0 +1,617 @@
+//! `mde_client::Client` over real HTTP on 127.0.0.1: against the simulator for what the service
+//! does, and against a hostile server for what it should never do.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Response, StatusCode};
+use mde_client::{Client, ClientBuilder, Error, WaitEvent, WaitReason, operations};
+use mde_sim::{
+    App, Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT, Simulator,
+    generated_machine_id,
+};
+
+const MACHINE: &str = "fb9ab6be3965095a09c057be7c90f0a2";
+
+async fn simulator(config: Config) -> Simulator {
+    Simulator::start(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..config
+    })
+    .await
+    .unwrap()
+}
+
+/// A client of `sim` signing in as its default app, on the simulator's clock.
+fn builder(sim: &Simulator) -> ClientBuilder {
+    Client::builder()
+        .base_url(sim.base_url())
+        .login_url(sim.base_url())
+        .client_credentials(DEFAULT_TENANT, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
+        .clock(Arc::new(sim.clock().clone()))
+}
+
+/// Collects the wait events a client reports.
+fn recorder() -> (
+    Arc<Mutex<Vec<WaitEvent>>>,
+    impl Fn(&WaitEvent) + Send + Sync + 'static,
+) {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    (events, move |e: &WaitEvent| sink.lock().unwrap().push(*e))
+}
+
+/// A server that answers every request with what `answer` makes, and counts requests.
+async fn hostile(
+    answer: impl Fn() -> Response<Body> + Clone + Send + Sync + 'static,
+) -> (String, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let app = axum::Router::new().fallback(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        let answer = answer.clone();
+        async move { answer() }
+    });
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", socket.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(socket, app).await });
+    (base, hits)
+}
+
+fn answer(status: u16, content_type: &str, body: impl Into<Body>) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap())
+        .header("content-type", content_type)
+        .body(body.into())
+        .unwrap()
+}
+
+fn hostile_client(base: &str) -> Client {
+    Client::builder()
+        .base_url(base)
+        .bearer_token("t")
+        .retries_on_429(0)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn client_credentials_are_cached_shared_and_renewed_before_expiry() {
+    let sim = simulator(Config::default().with_generated_machines(60)).await;
+    let client = builder(&sim).build().unwrap();
+    // Fifty callers at once share one exchange.
+    let calls = (0..50).map(|i| {
+        let client = client.clone();
+        async move {
+            client
+                .collect_investigation_package(&generated_machine_id(i), "c")
+                .await
+        }
+    });
+    for result in futures_util::future::join_all(calls).await {
+        result.unwrap();
+    }
+    assert_eq!(sim.tokens_issued(), 1);
+    // Later in the token's life, but within its last tenth: renewed, never refused.
+    sim.clock()
+        .advance(Config::default().token_lifetime - Duration::from_secs(200));
+    client
+        .collect_investigation_package(&generated_machine_id(50), "c")
+        .await
+        .unwrap();
+    assert_eq!(sim.tokens_issued(), 2);
+    client
+        .collect_investigation_package(&generated_machine_id(51), "c")
+        .await
+        .unwrap();
+    assert_eq!(sim.tokens_issued(), 2, "the renewed token is cached");
+}
+
+#[tokio::test]
+async fn a_refused_cached_token_is_replaced_once() {
+    // Tokens live 10 s on the simulator, but the client's own clock says they are fresh: the
+    // simulator refuses the expired token, and the client asks for a new one and succeeds.
+    let sim = simulator(Config {
+        token_lifetime: Duration::from_secs(10),
+        ..Config::default()
+    })
+    .await;
+    let client = Client::builder()
+        .base_url(sim.base_url())
+        .login_url(sim.base_url())
+        .client_credentials(DEFAULT_TENANT, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
+        .build()
+        .unwrap();
+    client
+        .collect_investigation_package(MACHINE, "c")
+        .await
+        .unwrap();
+    sim.clock().advance(Duration::from_secs(11));
+    client
+        .collect_investigation_package("1e5bc9d7e413ddd7902c2932e418702b84d0cc07", "c")
+        .await
+        .unwrap();
+    assert_eq!(sim.tokens_issued(), 2);
+}
+
+#[tokio::test]
+async fn azure_ad_errors_are_authentication_errors() {
+    let sim = simulator(Config::default()).await;
+    let wrong = Client::builder()
+        .base_url(sim.base_url())
+        .login_url(sim.base_url())
+        .client_credentials(DEFAULT_TENANT, DEFAULT_CLIENT_ID, "not-the-secret")
+        .build()
+        .unwrap();
+    let error = wrong
+        .collect_investigation_package(MACHINE, "c")
+        .await
+        .unwrap_err();
+    let Error::Authentication(message) = &error else {
+        panic!("{error:?}")
+    };
+    assert!(
+        message.contains("invalid_client") && message.contains("AADSTS7000215"),
+        "{message}"
+    );
+    assert!(!message.contains("not-the-secret"));
+    assert!(sim.actions().is_empty());
+}
+
+/// Every public type that holds a secret, and every log line, at every level, never shows it.
+#[tokio::test]
+async fn secrets_never_show_in_debug_display_errors_or_logs() {
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let logs = Buffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let sim = simulator(Config::default()).await;
+    const STATIC: &str = "static-token-SECRET-4711";
+    let mut shown = Vec::new();
+
+    let good = builder(&sim).on_wait(|_| {});
+    shown.push(format!("{good:?}"));
+    let good = good.build().unwrap();
+    good.collect_investigation_package(MACHINE, "c")
+        .await
+        .unwrap();
+    shown.push(format!("{good:?}"));
+    shown.push(format!(
+        "{:?}",
+        good.raw(&operations::COLLECT_INVESTIGATION_PACKAGE)
+            .unwrap()
+    ));
+
+    let wrong_secret = Client::builder()
+        .base_url(sim.base_url())
+        .login_url(sim.base_url())
+        .client_credentials(DEFAULT_TENANT, DEFAULT_CLIENT_ID, "wrong-SECRET-0815")
+        .build()
+        .unwrap();
+    let e = wrong_secret
+        .collect_investigation_package(MACHINE, "c")
+        .await
+        .unwrap_err();
+    shown.push(format!("{e} {e:?} {wrong_secret:?}"));
+
+    let static_token = Client::builder()
+        .base_url(sim.base_url())
+        .bearer_token(STATIC)
+        .build()
+        .unwrap();
+    let e = static_token
+        .collect_investigation_package(MACHINE, "c")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Authentication(_)), "{e:?}");
+    shown.push(format!("{e} {e:?} {static_token:?}"));
+    let credentials = mde_client::Credentials::BearerToken(STATIC.into());
+    shown.push(format!(
+        "{credentials:?} {:?}",
+        mde_client::Secret::new(DEFAULT_CLIENT_SECRET)
+    ));
+
+    shown.push(String::from_utf8(logs.0.lock().unwrap().clone()).unwrap());
+    let everything = shown.join("\n");
+    assert!(everything.contains("mde-client"), "logs were captured");
+    for secret in [DEFAULT_CLIENT_SECRET, "wrong-SECRET-0815", STATIC, "sim."] {
+        assert!(
+            !everything.contains(secret),
+            "{secret:?} shows in:\n{everything}"
+        );
+    }
+}
+
+/// Going as fast as it can, a caller never meets a 429, and waits exactly what the documented
+/// 100 collections a minute require: 120 at once take one minute (plus the client's margin).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_limits_are_kept_without_waiting_longer_than_they_require() {
+    let sim = simulator(Config {
+        time_scale: 60.0,
+        ..Config::default().with_generated_machines(120)
+    })
+    .await;
+    let (events, hook) = recorder();
+    let client = builder(&sim).on_wait(hook).build().unwrap();
+    let started = sim.clock().elapsed();
+    let calls = (0..120).map(|i| {
+        let client = client.clone();
+        async move {
+            client
+                .collect_investigation_package(&generated_machine_id(i), "fleet")
+                .await
+        }
+    });
+    let results = futures_util::future::join_all(calls).await;
+    let took = sim.clock().elapsed() - started;
+    assert!(
+        results.iter().all(Result::is_ok),
+        "{:?}",
+        results.iter().find(|r| r.is_err())
+    );
+    assert_eq!(sim.actions().len(), 120);
+    let events = events.lock().unwrap();
+    assert!(
+        events.iter().all(|e| e.reason == WaitReason::RateLimit),
+        "a 429 was received: {events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.operation == "collectInvestigationPackage")
+    );
+    let minute =
+        Duration::from_secs(operations::COLLECT_INVESTIGATION_PACKAGE.rate_limits[0].seconds);
+    assert!(took >= minute, "{took:?}");
+    assert!(
+        took < minute + Duration::from_secs(3),
+        "waited longer than the limit requires: {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_429_is_waited_out_and_sent_again_within_the_bound() {
+    let sim = simulator(Config {
+        time_scale: 600.0,
+        ..Config::default().with_generated_machines(102)
+    })
+    .await;
+    let (events, hook) = recorder();
+    // The client does not hold calls back, so it meets the simulator's limit.
+    let client = builder(&sim)
+        .enforce_rate_limits(false)
+        .on_wait(hook)
+        .build()
+        .unwrap();
+    for i in 0..100 {
+        client
+            .collect_investigation_package(&generated_machine_id(i), "c")
+            .await
+            .unwrap();
+    }
+    client
+        .collect_investigation_package(&generated_machine_id(100), "c")
+        .await
+        .unwrap();
+    let waits: Vec<WaitEvent> = events.lock().unwrap().clone();
+    assert_eq!(waits.len(), 1, "{waits:?}");
+    assert_eq!(waits[0].reason, WaitReason::RetryAfter);
+    assert!(
+        waits[0].wait > Duration::ZERO && waits[0].wait <= Duration::from_secs(60),
+        "{waits:?}"
+    );
+
+    // Over the bound, the 429 comes back to the caller with the wait.
+    let impatient = builder(&sim)
+        .enforce_rate_limits(false)
+        .max_retry_after(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    for i in 0..100 {
+        impatient
+            .collect_investigation_package(&generated_machine_id(i), "c")
+            .await
+            .ok();
+    }
+    let error = impatient
+        .collect_investigation_package(&generated_machine_id(101), "c")
+        .await
+        .unwrap_err();
+    let Error::RateLimited {
+        retry_after: Some(wait),
+        error: Some(service),
+    } = &error
+    else {
+        panic!("{error:?}")
+    };
+    assert!(*wait > Duration::from_secs(5));
+    assert_eq!(service.code, "TooManyRequests");
+}
+
+#[tokio::test]
+async fn the_service_errors_each_have_their_variant() {
+    let mut config = Config::default();
+    config
+        .apps
+        .push(App::parse("reader:reader-secret:Alert.ReadWrite.All").unwrap());
+    let sim = simulator(config).await;
+    let client = builder(&sim).build().unwrap();
+
+    let missing = client
+        .collect_investigation_package("0000000000000000000000000000000000000000", "c")
+        .await;
+    assert!(
+        matches!(&missing, Err(Error::NotFound(e)) if e.code == "ResourceNotFound"),
+        "{missing:?}"
+    );
+
+    client
+        .collect_investigation_package(MACHINE, "c")
+        .await
+        .unwrap();
+    let again = client.collect_investigation_package(MACHINE, "c").await;
+    assert!(
+        matches!(&again, Err(Error::AlreadyRunning(e)) if e.status == 400),
+        "{again:?}"
+    );
+
+    let reader = Client::builder()
+        .base_url(sim.base_url())
+        .login_url(sim.base_url())
+        .client_credentials(DEFAULT_TENANT, "reader", "reader-secret")
+        .build()
+        .unwrap();
+    let denied = reader
+        .collect_investigation_package(MACHINE, "c")
+        .await
+        .unwrap_err();
+    let Error::Permission { required, error } = &denied else {
+        panic!("{denied:?}")
+    };
+    assert_eq!(required, &["Machine.CollectForensics"]);
+    assert_eq!(error.status, 403);
+    assert!(denied.to_string().contains("Machine.CollectForensics"));
+
+    let stranger = Client::builder()
+        .base_url(sim.base_url())
+        .bearer_token("nope")
+        .build()
+        .unwrap();
+    assert!(matches!(
+        stranger.collect_investigation_package(MACHINE, "c").await,
+        Err(Error::Authentication(_))
+    ));
+
+    let closed = Client::builder()
+        .base_url("http://127.0.0.1:1")
+        .bearer_token("t")
+        .build()
+        .unwrap();
+    assert!(matches!(
+        closed.collect_investigation_package(MACHINE, "c").await,
+        Err(Error::Transport { timeout: false, .. })
+    ));
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_before_anything_is_sent() {
+    let (base, hits) = hostile(|| answer(500, "text/plain", "should not be reached")).await;
+    let client = hostile_client(&base);
+    for (id, comment) in [
+        (MACHINE, ""),
+        ("", "c"),
+        ("..", "c"),
+        (".", "c"),
+        ("a\u{0}b", "c"),
+    ] {
+        let refused = client.collect_investigation_package(id, comment).await;
+        assert!(
+            matches!(refused, Err(Error::InvalidInput(_))),
+            "{id:?} {comment:?}: {refused:?}"
+        );
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn nothing_but_a_429_is_retried_unless_the_call_opts_in() {
+    let error_body = r#"{"error":{"code":"InternalServerError","message":"boom","target":"x"}}"#;
+    let (base, hits) = hostile(move || answer(500, "application/json", error_body)).await;
+    let fast = Arc::new(mde_sim::Clock::scaled(1000.0));
+    let (events, hook) = recorder();
+    let client = Client::builder()
+        .base_url(&base)
+        .bearer_token("t")
+        .clock(fast)
+        .on_wait(hook)
+        .build()
+        .unwrap();
+
+    let failed = client
+        .collect_investigation_package(MACHINE, "c")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            failed,
+            Error::UnexpectedResponse {
+                status: Some(500),
+                ..
+            }
+        ),
+        "{failed:?}"
+    );
+    assert!(failed.is_transient());
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        1,
+        "a 5xx is not retried by default"
+    );
+
+    client
+        .collect_investigation_package(MACHINE, "c")
+        .retry_transient(2)
+        .await
+        .unwrap_err();
+    assert_eq!(hits.load(Ordering::SeqCst), 4, "opted in: two more tries");
+    assert_eq!(
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.reason == WaitReason::Backoff)
+            .count(),
+        2
+    );
+
+    // A timeout is not retried either.
+    let (slow, slow_hits) = hostile(|| {
+        std::thread::sleep(Duration::from_millis(400));
+        answer(201, "application/json", "{}")
+    })
+    .await;
+    let impatient = Client::builder()
+        .base_url(&slow)
+        .bearer_token("t")
+        .timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let timed_out = impatient
+        .collect_investigation_package(MACHINE, "c")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(timed_out, Error::Transport { timeout: true, .. }),
+        "{timed_out:?}"
+    );
+    assert_eq!(slow_hits.load(Ordering::SeqCst), 1);
+}
+
+/// What a broken or hostile server answers is an error with its status and a bounded excerpt,
+/// never a panic, and a huge body is not read.
+#[tokio::test]
+async fn hostile_answers_are_bounded_errors() {
+    let html = format!(
+        "<html><body>{}</body></html>",
+        "Bad gateway. ".repeat(10_000)
+    );
+    let cases: Vec<(&str, u16, &str, Vec<u8>)> = vec![
+        (
+            "truncated JSON",
+            201,
+            "application/json",
+            br#"{"id": "c9042f9b", "status": "#.to_vec(),
+        ),
+        (
+            "wrong types",
+            201,
+            "application/json",
+            br#"{"id": 5, "status": ["InProgress"]}"#.to_vec(),
+        ),
+        (
+            "HTML error page",
+            502,
+            "text/html",
+            html.clone().into_bytes(),
+        ),
+        (
+            "HTML for a documented error",
+            404,
+            "text/html",
+            html.into_bytes(),
+        ),
+        (
+            "50 MB with its length",
+            201,
+            "application/json",
+            vec![b' '; 50 << 20],
+        ),
+        (
+            "an undocumented success",
+            200,
+            "application/json",
+            b"{}".to_vec(),
+        ),
+    ];
+    for (what, status, content_type, body) in cases {
+        let body = Arc::new(body);
+        let (base, _) = hostile(move || answer(status, content_type, body.as_ref().clone())).await;
+        let error = hostile_client(&base)
+            .collect_investigation_package(MACHINE, "c")
+            .await
+            .unwrap_err();
+        let Error::UnexpectedResponse {
+            status: got,
+            excerpt,
+        } = &error
+        else {
+            panic!("{what}: {error:?}")
+        };
+        assert_eq!(*got, Some(status), "{what}");
+        assert!(
+            excerpt.len() < 1024,
+            "{what}: excerpt of {} bytes",
+            excerpt.len()
+        );
+    }
+
+    // 50 MB streamed without a length: reading stops at the cap.
+    let (base, _) = hostile(|| {
+        let chunks = futures_util::stream::iter(
+            (0..50).map(|_| Ok::<_, std::io::Error>(vec![b' '; 1 << 20])),
+        );
+        answer(201, "application/json", Body::from_stream(chunks))
+    })
+    .await;
+    let error = hostile_client(&base)
+        .collect_investigation_package(MACHINE, "c")
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("cap"), "{error}");
+
+    // A 429 with neither body nor Retry-After.
+    let (base, _) = hostile(|| answer(429, "text/plain", "")).await;
+    let error = hostile_client(&base)
+        .collect_investigation_package(MACHINE, "c")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::RateLimited {
+                retry_after: None,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+
+    // A documented 400 other than "already running".
+    let invalid = r#"{"error":{"code":"InvalidRequestBody","message":"Request body is incorrect","target":"1fa6"}}"#;
+    let (base, _) = hostile(move || answer(400, "application/json", invalid)).await;
+    let error = hostile_client(&base)
+        .collect_investigation_package(MACHINE, "c")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::InvalidRequest(e) if e.code == "InvalidRequestBody"),
+        "{error:?}"
+    );
+}
