@@ -77,8 +77,8 @@ pub use rate_limit::{Clock, SystemClock, minimum_duration};
 pub use timestamp::{Timestamp, TimestampError};
 pub use token::{Credentials, Secret};
 
-/// The `reqwest` this client is built on, for [`Client::new_with_client`]: a caller who
-/// names another major version gets types that do not fit.
+/// The `reqwest` this client is built on: [`generated`] calls and their errors use its types,
+/// and naming another major version gives types that do not fit.
 pub use reqwest;
 
 /// The workspace README's examples, compiled as doctests so they stay true.
