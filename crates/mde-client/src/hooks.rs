@@ -140,10 +140,11 @@ pub(crate) async fn read_capped(
     mut response: reqwest::Response,
     limit: usize,
 ) -> reqwest::Result<(Vec<u8>, bool)> {
-    if response.content_length().is_some_and(|n| n > limit as u64) {
+    let length = response.content_length();
+    if length.is_some_and(|n| n > limit as u64) {
         return Ok((Vec::new(), false));
     }
-    let mut body = Vec::new();
+    let mut body = Vec::with_capacity(length.unwrap_or(0) as usize);
     while let Some(chunk) = response.chunk().await? {
         if body.len() + chunk.len() > limit {
             return Ok((Vec::new(), false));
@@ -198,12 +199,9 @@ impl ClientHooks<Inner> for generated::Client {
         if let (Some(op), Some(ticket), Some(limiter)) = (op, ticket, &runtime.limiter) {
             limiter.answered(op, ticket, runtime.clock.now());
         }
-        let response = sent?;
-        let (status, version, mut headers) = (
-            response.status(),
-            response.version(),
-            response.headers().clone(),
-        );
+        let mut response = sent?;
+        let (status, version) = (response.status(), response.version());
+        let mut headers = std::mem::take(response.headers_mut());
         let limit = self.inner().body_limit;
         let (body, complete) = read_capped(response, limit).await?;
         headers.remove(CONTENT_LENGTH);

@@ -83,6 +83,9 @@ impl RateLimiter {
 
     /// How long until every window of `op` has room at `now` (zero: now).
     pub(crate) fn wait(&self, op: &Operation, now: Duration) -> Duration {
+        if op.rate_limits.is_empty() {
+            return Duration::ZERO;
+        }
         let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         self.wait_locked(&mut calls, op, now)
     }
@@ -119,10 +122,10 @@ impl RateLimiter {
     /// Counts a call of `op` at `now` if every window has room; else counts nothing and says
     /// how long until one does.
     pub(crate) fn try_acquire(&self, op: &Operation, now: Duration) -> Result<Ticket, Duration> {
-        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         if op.rate_limits.is_empty() {
             return Ok(Ticket(u64::MAX));
         }
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         let wait = self.wait_locked(&mut calls, op, now);
         if wait > Duration::ZERO {
             return Err(wait);
@@ -139,6 +142,9 @@ impl RateLimiter {
 
     /// The call's answer (or failure) arrived at `now`.
     pub(crate) fn answered(&self, op: &Operation, ticket: Ticket, now: Duration) {
+        if op.rate_limits.is_empty() {
+            return;
+        }
         let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(call) = calls
             .by_operation
