@@ -18,6 +18,12 @@ const COLLECT: &str = "collectInvestigationPackage";
 const START: &str = "startInvestigation";
 const OK: u16 = 200;
 
+/// One HTTP client for the whole file: building one per request costs the TLS set-up each time.
+fn http() -> &'static reqwest::Client {
+    static HTTP: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    HTTP.get_or_init(reqwest::Client::new)
+}
+
 async fn simulator(config: Config) -> Simulator {
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -58,7 +64,7 @@ async fn token_request(
         ("scope", scope),
     ])
     .unwrap();
-    let response = reqwest::Client::new()
+    let response = http()
         .post(sim.token_url(tenant))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(form)
@@ -87,9 +93,7 @@ async fn raw(
     content_type: Option<&str>,
     body: Vec<u8>,
 ) -> Raw {
-    let mut request = reqwest::Client::new()
-        .post(format!("{base}{path}"))
-        .body(body);
+    let mut request = http().post(format!("{base}{path}")).body(body);
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -663,11 +667,7 @@ async fn bad_input_gets_a_clear_4xx_and_the_server_keeps_serving() {
     );
 
     // Wrong methods and unknown paths get the error body too.
-    let get = reqwest::Client::new()
-        .get(format!("{base}{machine}"))
-        .send()
-        .await
-        .unwrap();
+    let get = http().get(format!("{base}{machine}")).send().await.unwrap();
     assert_eq!(get.status(), 405);
     assert_conforms(&spec, &machine, 405, &get.json().await.unwrap());
     let nowhere = raw(
