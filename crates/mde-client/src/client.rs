@@ -12,7 +12,7 @@ use crate::cloud::{Cloud, Endpoints, Region, host_for};
 use crate::error::Error;
 use crate::hooks::{CALL, CallState, Runtime, WaitEvent, WaitHook, WaitReason};
 use crate::operations::{self, Operation};
-use crate::rate_limit::{Clock, RateLimiter, SystemClock};
+use crate::rate_limit::{Clock, RateLimiter, SystemClock, Ticket};
 use crate::token::{Credentials, Secret, TokenSource};
 use crate::{ResponseValue, generated, types};
 
@@ -201,6 +201,7 @@ impl Client {
             comment: comment.to_string(),
             send,
             transient_retries: 0,
+            reserved: None,
         }
     }
 }
@@ -223,9 +224,20 @@ pub struct Call<'a, T> {
     comment: String,
     send: SendFn<T>,
     transient_retries: u32,
+    reserved: Option<Ticket>,
 }
 
 impl<T> Call<'_, T> {
+    /// Waits until the operation's documented rate limit has room and counts the call now, so
+    /// that awaiting it then sends at once. A fleet run uses this to record "sending" in its
+    /// journal only when the call really goes out.
+    pub async fn reserve(mut self) -> Self {
+        if self.reserved.is_none() {
+            self.reserved = self.client.runtime.acquire(self.op).await;
+        }
+        self
+    }
+
     /// Also retries up to `times` after a transport error, a timeout or a 5xx, with backoff.
     /// Such a failure may come after the service started the action: a retry can start a
     /// second one. Opt in only where a duplicate is better than a missed action.
@@ -266,9 +278,14 @@ impl<'a, T: 'a + std::marker::Send> IntoFuture for Call<'a, T> {
             let raw = self.client.raw(self.op)?;
             let runtime = &self.client.runtime;
             let (mut limited, mut transient, mut reauthenticated) = (0, 0, false);
+            let mut reserved = self.reserved;
             loop {
+                let fresh = CallState {
+                    reserved: reserved.take(),
+                    ..CallState::default()
+                };
                 let (result, mut state) = CALL
-                    .scope(RefCell::new(CallState::default()), async {
+                    .scope(RefCell::new(fresh), async {
                         let result = (self.send)(raw, self.machine_id.clone(), body.clone()).await;
                         (result, CALL.with(|c| std::mem::take(&mut *c.borrow_mut())))
                     })

@@ -116,6 +116,8 @@ impl Runtime {
 /// forgets the status of an answer it cannot decode, and carries hook errors as text.
 #[derive(Debug, Default)]
 pub(crate) struct CallState {
+    /// A call already counted by [`Call::reserve`](crate::Call::reserve).
+    pub(crate) reserved: Option<Ticket>,
     pub(crate) status: Option<u16>,
     pub(crate) retry_after: Option<Duration>,
     pub(crate) error: Option<Error>,
@@ -170,7 +172,12 @@ impl ClientHooks<Inner> for generated::Client {
         // Wait here, before the token is taken, so a long wait cannot outlast the token; the
         // call is counted when it is sent (`exec`).
         if let Some(op) = operation(info.operation_id) {
-            runtime.wait_for_room(op).await;
+            let reserved = CALL
+                .try_with(|call| call.borrow().reserved.is_some())
+                .unwrap_or(false);
+            if !reserved {
+                runtime.wait_for_room(op).await;
+            }
         }
         let token = runtime.tokens.bearer().await.map_err(stash)?;
         let mut value =
@@ -192,7 +199,14 @@ impl ClientHooks<Inner> for generated::Client {
         let runtime = self.inner();
         let op = operation(info.operation_id);
         let ticket = match op {
-            Some(op) => runtime.acquire(op).await,
+            Some(op) => match CALL
+                .try_with(|call| call.borrow_mut().reserved.take())
+                .ok()
+                .flatten()
+            {
+                Some(ticket) => Some(ticket),
+                None => runtime.acquire(op).await,
+            },
             None => None,
         };
         let sent = self.client().execute(request).await;

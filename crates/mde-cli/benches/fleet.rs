@@ -1,0 +1,82 @@
+//! A fleet collection of 1,000 machines on the simulator's accelerated clock (x60): how much of
+//! the documented limit it uses (the shortest run the limits allow, over the run's length) and
+//! how many 429s it receives.
+//!
+//! `cargo bench -p mde-cli --bench fleet`
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use mde_cli::fleet::{self, Kind, Op};
+use mde_cli::journal::Journal;
+use mde_client::{Client, WaitReason, minimum_duration};
+use mde_sim::{Config, Simulator, generated_machine_id};
+
+const MACHINES: usize = 1000;
+const SCALE: f64 = 60.0;
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        time_scale: SCALE,
+        ..Config::default().with_generated_machines(MACHINES)
+    };
+    let sim = Simulator::start(config).await.unwrap();
+    let limited = Arc::new(AtomicUsize::new(0));
+    let counter = limited.clone();
+    let client = Client::builder()
+        .base_url(sim.base_url())
+        .login_url(sim.base_url())
+        .client_credentials(
+            mde_sim::DEFAULT_TENANT,
+            mde_sim::DEFAULT_CLIENT_ID,
+            mde_sim::DEFAULT_CLIENT_SECRET,
+        )
+        .clock(Arc::new(sim.clock().clone()))
+        .on_wait(move |e| {
+            if e.reason == WaitReason::RetryAfter {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+        .build()
+        .unwrap();
+    let path = std::env::temp_dir().join(format!("mde-fleet-bench-{}.jsonl", std::process::id()));
+    let mut journal = Journal::open(&path).unwrap();
+    let machines: Vec<String> = (0..MACHINES).map(generated_machine_id).collect();
+    let started = sim.clock().elapsed();
+    let real = std::time::Instant::now();
+    let report = fleet::run(
+        &client,
+        Op::Collect,
+        "bench",
+        machines,
+        &mut journal,
+        Default::default(),
+        false,
+        &mut |_| {},
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    let took = sim.clock().elapsed() - started;
+    let succeeded = report
+        .outcomes
+        .iter()
+        .filter(|o| o.outcome == Kind::Succeeded)
+        .count();
+    let required = minimum_duration(
+        &mde_client::operations::COLLECT_INVESTIGATION_PACKAGE,
+        MACHINES,
+    );
+    println!(
+        "fleet of {MACHINES}: {succeeded} succeeded, {} 429s received, {:.1} s simulated ({:.1} s real); the limits allow {} s: utilisation {:.2} %",
+        limited.load(Ordering::SeqCst),
+        took.as_secs_f64(),
+        real.elapsed().as_secs_f64(),
+        required.as_secs(),
+        100.0 * required.as_secs_f64() / took.as_secs_f64()
+    );
+    let _ = std::fs::remove_file(path);
+    sim.stop().await;
+}

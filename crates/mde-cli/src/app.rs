@@ -1,0 +1,328 @@
+//! From parsed arguments to a finished run and its exit code.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use mde_client::{Client, Clock, WaitEvent, WaitReason};
+
+use crate::cli::{Cli, Command, InvestigationCommand, Output, PackageCommand, Targets};
+use crate::fleet::{self, Op, Progress};
+use crate::journal::Journal;
+use crate::{output, targets};
+
+/// Every machine succeeded.
+pub const OK: u8 = 0;
+/// Some machines did not succeed (or were not sent to).
+pub const PARTIAL: u8 = 1;
+/// The command line or an input file is wrong.
+pub const USAGE: u8 = 2;
+/// Credentials, permission or configuration: nothing can succeed until they are fixed.
+pub const AUTH: u8 = 3;
+/// Stopped by Ctrl-C.
+pub const INTERRUPTED: u8 = 130;
+
+/// The simulator's speed when `--simulate` is given without `--time-scale`.
+const DEFAULT_TIME_SCALE: f64 = 60.0;
+
+fn fail(code: u8, message: impl std::fmt::Display) -> u8 {
+    eprintln!("mde: {message}");
+    code
+}
+
+/// Runs a command (not `completions`); returns the exit code.
+pub async fn run(cli: Cli) -> u8 {
+    let (op, targets) = match &cli.command {
+        Command::Investigation(InvestigationCommand::Start(t)) => (Op::Start, t),
+        Command::Investigation(InvestigationCommand::Initiate(t)) => (Op::Initiate, t),
+        Command::Package(PackageCommand::Collect { targets, graph }) => (
+            if *graph {
+                Op::CollectGraph
+            } else {
+                Op::Collect
+            },
+            targets,
+        ),
+        Command::Completions { .. } => unreachable!("handled before a runtime starts"),
+    };
+    let spec = op.spec();
+    if let Some(date) = spec.retired {
+        eprintln!(
+            "warning: the service retired {} on {date}; what it answers now is undocumented",
+            spec.operation_id
+        );
+    } else if spec.deprecated {
+        eprintln!(
+            "warning: --graph uses {}, a deprecated Graph endpoint; use `mde package collect` without --graph",
+            spec.operation_id
+        );
+    }
+    match prepare_and_run(&cli, op, targets).await {
+        Ok(code) | Err(code) => code,
+    }
+}
+
+fn credentials_error() -> String {
+    "no credentials: set MDE_TOKEN, or AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or give --token, or --tenant-id, --client-id and --client-secret), or try --simulate".into()
+}
+
+async fn prepare_and_run(cli: &Cli, op: Op, targets: &Targets) -> Result<u8, u8> {
+    let conn = &cli.connection;
+    if targets.comment.trim().is_empty() {
+        return Err(fail(USAGE, "--comment must not be empty"));
+    }
+    let (machines, repeated) =
+        targets::machine_ids(&targets.machines, targets.machines_file.as_deref())
+            .map_err(|e| fail(USAGE, e))?;
+    if !repeated.is_empty() {
+        eprintln!(
+            "warning: {} machine id(s) given more than once, sent once: {}",
+            repeated.len(),
+            repeated.join(", ")
+        );
+    }
+    if machines.is_empty() {
+        return Err(fail(
+            USAGE,
+            "no machine ids: give them as arguments or with --machines-file",
+        ));
+    }
+    let scale = conn.time_scale.unwrap_or(DEFAULT_TIME_SCALE);
+    if !(scale.is_finite() && scale > 0.0) {
+        return Err(fail(USAGE, "--time-scale must be a positive number"));
+    }
+
+    // The journal: the one resumed, the one named, or a new one here.
+    let history = match &cli.run.resume {
+        Some(path) => {
+            let history = Journal::history(path).map_err(|e| {
+                fail(
+                    USAGE,
+                    format!("cannot read the journal {}: {e}", path.display()),
+                )
+            })?;
+            if history
+                .operation
+                .as_deref()
+                .is_some_and(|o| o != op.spec().operation_id)
+            {
+                return Err(fail(
+                    USAGE,
+                    format!(
+                        "{} records a {} run, not {}",
+                        path.display(),
+                        history.operation.unwrap_or_default(),
+                        op.spec().operation_id
+                    ),
+                ));
+            }
+            history
+        }
+        None => Default::default(),
+    };
+    // The embedded simulator, sharing one clock with the client's rate limiter.
+    let simulator = if conn.simulate {
+        let config = mde_sim::Config {
+            listen: "127.0.0.1:0".parse().expect("a loopback address"),
+            time_scale: scale,
+            machines: machines
+                .iter()
+                .filter(|id| targets::well_formed(id))
+                .cloned()
+                .collect(),
+            ..mde_sim::Config::default()
+        };
+        let sim = mde_sim::Simulator::start(config)
+            .await
+            .map_err(|e| fail(AUTH, format!("cannot start the simulator: {e}")))?;
+        eprintln!(
+            "mde: simulating at {} (time x{scale}; tenant sim-tenant, client sim-client)",
+            sim.base_url()
+        );
+        Some(sim)
+    } else {
+        None
+    };
+    let clock: Option<Arc<dyn Clock>> = match (&simulator, conn.time_scale) {
+        (Some(sim), _) => Some(Arc::new(sim.clock().clone())),
+        (None, Some(scale)) => Some(Arc::new(mde_sim::Clock::scaled(scale))),
+        (None, None) => None,
+    };
+
+    let bar = (std::io::stderr().is_terminal()).then(|| {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} {msg}")
+                .expect("a valid template"),
+        );
+        bar
+    });
+    let mut builder = Client::builder().cloud(conn.cloud).region(conn.region);
+    builder = builder.on_wait({
+        let bar = bar.clone();
+        let real = if conn.simulate || conn.time_scale.is_some() {
+            scale
+        } else {
+            1.0
+        };
+        move |event: &WaitEvent| wait_message(event, real, bar.as_ref())
+    });
+    if let Some(sim) = &simulator {
+        builder = builder
+            .base_url(sim.base_url())
+            .login_url(sim.base_url())
+            .client_credentials(
+                mde_sim::DEFAULT_TENANT,
+                mde_sim::DEFAULT_CLIENT_ID,
+                mde_sim::DEFAULT_CLIENT_SECRET,
+            );
+    } else {
+        if let Some(url) = &conn.api_url {
+            builder = builder.base_url(url);
+        }
+        if let Some(url) = &conn.login_url {
+            builder = builder.login_url(url);
+        }
+        builder = match (
+            &conn.token,
+            &conn.tenant_id,
+            &conn.client_id,
+            &conn.client_secret,
+        ) {
+            (Some(token), ..) => builder.bearer_token(token.as_str()),
+            (None, Some(tenant), Some(client), Some(secret)) => {
+                builder.client_credentials(tenant, client, secret.as_str())
+            }
+            _ => return Err(fail(AUTH, credentials_error())),
+        };
+    }
+    if let Some(clock) = clock {
+        builder = builder.clock(clock);
+    }
+    let client = builder.build().map_err(|e| fail(AUTH, e))?;
+
+    // The journal: the one resumed, the one named, or a new one here.
+    let path = cli
+        .run
+        .resume
+        .clone()
+        .or_else(|| cli.run.journal.clone())
+        .unwrap_or_else(|| {
+            PathBuf::from(format!(
+                "mde-journal-{}.jsonl",
+                chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+            ))
+        });
+    let mut journal = Journal::open(&path).map_err(|e| {
+        fail(
+            USAGE,
+            format!("cannot write the journal {}: {e}", path.display()),
+        )
+    })?;
+    eprintln!("mde: journal {}", path.display());
+
+    let total = machines.len();
+    let started = std::time::Instant::now();
+    let mut progress = |event: Progress<'_>| match (event, &bar) {
+        (Progress::Start(n), Some(bar)) => bar.set_length(n as u64),
+        (Progress::Start(n), None) => {
+            if n < total {
+                eprintln!(
+                    "mde: {} of {total} machines already done by the journal; sending to {n}",
+                    total - n
+                );
+            }
+        }
+        (Progress::Done(_), Some(bar)) => {
+            bar.inc(1);
+            bar.set_message("");
+        }
+        (Progress::Done(outcome), None) => eprintln!("{}", output::line(outcome)),
+    };
+    let report = fleet::run(
+        &client,
+        op,
+        &targets.comment,
+        machines,
+        &mut journal,
+        history,
+        cli.run.retry_unknown,
+        &mut progress,
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        },
+    )
+    .await
+    .map_err(|e| {
+        fail(
+            USAGE,
+            format!("cannot write the journal {}: {e}", path.display()),
+        )
+    })?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+
+    let mut stdout = std::io::stdout().lock();
+    let written = match cli.run.output {
+        Output::Table => output::table(&report, &mut stdout),
+        Output::Json => output::json_lines(&report, &mut stdout),
+    };
+    let _ = written.and_then(|()| stdout.flush());
+    eprintln!(
+        "mde: {} in {:.1} s",
+        output::summary(&report),
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(sim) = simulator {
+        sim.stop().await;
+    }
+    if let Some(fatal) = &report.fatal {
+        return Ok(fail(AUTH, format!("stopped: {fatal}")));
+    }
+    if !report.not_sent.is_empty() {
+        let args = resume_command(std::env::args().collect(), &path, cli.run.resume.is_some());
+        eprintln!(
+            "mde: interrupted; the requests in flight were answered and journaled. Resume with:\n  {}",
+            args.join(" ")
+        );
+        return Ok(INTERRUPTED);
+    }
+    let all_ok = report
+        .outcomes
+        .iter()
+        .all(|o| o.outcome == fleet::Kind::Succeeded);
+    Ok(if all_ok { OK } else { PARTIAL })
+}
+
+/// The command line that resumes this run: the same, with `--resume JOURNAL` for `--journal`.
+fn resume_command(mut args: Vec<String>, journal: &std::path::Path, resuming: bool) -> Vec<String> {
+    if resuming {
+        return args;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--journal") {
+        args.drain(i..(i + 2).min(args.len()));
+    }
+    args.retain(|a| !a.starts_with("--journal="));
+    args.push("--resume".into());
+    args.push(journal.display().to_string());
+    args
+}
+
+/// Shows a wait: on the bar, or as a line.
+fn wait_message(event: &WaitEvent, scale: f64, bar: Option<&ProgressBar>) {
+    let real = Duration::from_secs_f64(event.wait.as_secs_f64() / scale);
+    let until = chrono::Local::now() + chrono::Duration::from_std(real).unwrap_or_default();
+    let why = match event.reason {
+        WaitReason::RateLimit => "the documented rate limit",
+        WaitReason::RetryAfter => "the service's Retry-After",
+        WaitReason::Backoff => "a retry",
+    };
+    let message = format!("waiting for {why} until {}", until.format("%H:%M:%S"));
+    match bar {
+        Some(bar) => bar.set_message(message),
+        None => eprintln!("mde: {message} ({} s)", event.wait.as_secs()),
+    }
+}

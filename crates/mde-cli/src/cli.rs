@@ -1,0 +1,169 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use mde_client::{Cloud, Region};
+
+const EXAMPLES: &str = "\
+Examples:
+  # Try it with no tenant: an embedded simulator, an hour of rate limits a minute.
+  mde --simulate package collect --machines-file fleet.txt --comment \"Collect forensics due to alert 1234\"
+
+  # One device, credentials from AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET.
+  mde package collect fb9ab6be3965095a09c057be7c90f0a2 --comment \"Collect forensics\"
+
+  # Carry on after a crash or Ctrl-C, skipping every machine already sent to.
+  mde package collect --machines-file fleet.txt --comment \"...\" --resume mde-journal.jsonl
+
+Exit codes: 0 all succeeded, 1 some machines did not succeed, 2 usage error,
+3 authentication, permission or configuration error, 130 interrupted.";
+
+/// Start automated investigations and collect investigation packages on Microsoft Defender for
+/// Endpoint devices: one device or a fleet, at the documented rate, resumable.
+#[derive(Debug, Parser)]
+#[command(name = "mde", version, after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub connection: Connection,
+    #[command(flatten)]
+    pub run: RunOptions,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where to connect and as whom.
+#[derive(Debug, Args)]
+pub struct Connection {
+    /// Cloud: commercial, gcc, gcc-high, dod.
+    #[arg(long, global = true, default_value = "commercial", value_parser = |s: &str| s.parse::<Cloud>())]
+    pub cloud: Cloud,
+    /// Region of the commercial cloud: global, us, eu, uk, au, swa, ina, aea.
+    #[arg(long, global = true, default_value = "global", value_parser = |s: &str| s.parse::<Region>())]
+    pub region: Region,
+    /// Send every request to this base URL instead (overrides cloud and region).
+    #[arg(long, global = true, value_name = "URL")]
+    pub api_url: Option<String>,
+    /// Sign in at this Azure AD authority instead of the cloud's.
+    #[arg(long, global = true, value_name = "URL")]
+    pub login_url: Option<String>,
+    /// A bearer token (better from the environment than on the command line).
+    #[arg(
+        long,
+        global = true,
+        env = "MDE_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+    /// Azure AD tenant (directory) id.
+    #[arg(long, global = true, env = "AZURE_TENANT_ID", value_name = "ID")]
+    pub tenant_id: Option<String>,
+    /// Application (client) id.
+    #[arg(long, global = true, env = "AZURE_CLIENT_ID", value_name = "ID")]
+    pub client_id: Option<String>,
+    /// Client secret (better from the environment than on the command line).
+    #[arg(
+        long,
+        global = true,
+        env = "AZURE_CLIENT_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub client_secret: Option<String>,
+    /// Run against an embedded simulator, with every well-formed id given in its inventory.
+    #[arg(long, global = true)]
+    pub simulate: bool,
+    /// Simulated seconds per real second, with --simulate or against a simulator (--api-url):
+    /// the simulator and the client's rate limiter then share one clock.
+    #[arg(long, global = true, value_name = "N")]
+    pub time_scale: Option<f64>,
+}
+
+/// How a run reports and resumes.
+#[derive(Debug, Args)]
+pub struct RunOptions {
+    /// Output: a table, or one JSON object per machine on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    /// The journal to write (default: mde-journal-<time>.jsonl here).
+    #[arg(long, global = true, value_name = "FILE", conflicts_with = "resume")]
+    pub journal: Option<PathBuf>,
+    /// Carry on the run this journal records: machines it shows as sent are not sent again.
+    #[arg(long, global = true, value_name = "JOURNAL")]
+    pub resume: Option<PathBuf>,
+    /// With --resume, send again to machines whose outcome is unknown (sent, no answer): a
+    /// second action may start on them.
+    #[arg(long, global = true, requires = "resume")]
+    pub retry_unknown: bool,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// A table for people.
+    Table,
+    /// One JSON object per machine, a line each.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Automated investigations (retired by the service on 2026-09-01).
+    #[command(subcommand)]
+    Investigation(InvestigationCommand),
+    /// Investigation packages.
+    #[command(subcommand)]
+    Package(PackageCommand),
+    /// Prints a shell completion script.
+    #[command(
+        after_help = "Example:\n  mde completions bash > ~/.local/share/bash-completion/completions/mde"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InvestigationCommand {
+    /// Starts an automated investigation on each machine.
+    #[command(
+        after_help = "Example:\n  mde investigation start 1e5bc9d7e413ddd7902c2932e418702b84d0cc07 --comment \"Test investigation\""
+    )]
+    Start(Targets),
+    /// Initiates an automated investigation on each machine (the preview operation).
+    #[command(
+        after_help = "Example:\n  mde investigation initiate fb9ab6be3965095a09c057be7c90f0a2 --comment \"Initiate an investigation\""
+    )]
+    Initiate(Targets),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PackageCommand {
+    /// Collects the investigation package of each machine.
+    #[command(
+        after_help = "Example:\n  mde package collect --machines-file fleet.txt --comment \"Collect forensics due to alert 1234\""
+    )]
+    Collect {
+        #[command(flatten)]
+        targets: Targets,
+        /// Use the deprecated Graph endpoint (graph.microsoft.com/testwdatppreview).
+        #[arg(long)]
+        graph: bool,
+    },
+}
+
+/// The machines and the comment.
+#[derive(Debug, Args)]
+pub struct Targets {
+    /// Machine ids.
+    #[arg(value_name = "MACHINE_ID")]
+    pub machines: Vec<String>,
+    /// More machine ids, one a line (`#` comments and blank lines ignored; `-` reads stdin).
+    #[arg(long, value_name = "FILE")]
+    pub machines_file: Option<PathBuf>,
+    /// Comment to associate with each action.
+    #[arg(long)]
+    pub comment: String,
+}

@@ -1,0 +1,9 @@
+//! `mde`, the command-line tool: its parts as a library, for its tests and its benchmark.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod cli;
+pub mod fleet;
+pub mod journal;
+pub mod output;
+pub mod targets;

@@ -1,0 +1,56 @@
+//! The machine ids of a run: arguments, then `--machines-file`, de-duplicated.
+
+use std::io::Read;
+use std::path::Path;
+
+/// Reads the ids of the arguments and the file (`-`: stdin), skipping blank lines and `#`
+/// comments, keeping the first of each id; returns them and the repeated ones.
+pub fn machine_ids(
+    arguments: &[String],
+    file: Option<&Path>,
+) -> Result<(Vec<String>, Vec<String>), String> {
+    let mut all: Vec<String> = arguments.iter().map(|a| a.trim().to_string()).collect();
+    if let Some(path) = file {
+        let text = if path == Path::new("-") {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| format!("cannot read stdin: {e}"))?;
+            text
+        } else {
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        };
+        all.extend(mde_sim::parse_machine_list(&text));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let (mut unique, mut repeated) = (Vec::new(), Vec::new());
+    for id in all {
+        if seen.insert(id.clone()) {
+            unique.push(id);
+        } else if !repeated.contains(&id) {
+            repeated.push(id);
+        }
+    }
+    Ok((unique, repeated))
+}
+
+/// An id as the documents show them: 40 or 32 hex characters.
+pub fn well_formed(id: &str) -> bool {
+    matches!(id.len(), 32 | 40) && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_ids_are_kept_once_and_named() {
+        let (ids, repeated) =
+            machine_ids(&["a".into(), "b".into(), "a".into(), " a ".into()], None).unwrap();
+        assert_eq!(ids, ["a", "b"]);
+        assert_eq!(repeated, ["a"]);
+        assert!(machine_ids(&[], Some(Path::new("/nonexistent/file"))).is_err());
+        assert!(well_formed("fb9ab6be3965095a09c057be7c90f0a2") && !well_formed("fb9ab6be"));
+    }
+}

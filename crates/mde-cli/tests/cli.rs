@@ -1,0 +1,600 @@
+//! The `mde` binary, run as a user runs it, against the simulator.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
+use mde_sim::{Config, Simulator, generated_machine_id};
+use serde_json::Value;
+
+const MACHINES: [&str; 3] = [
+    "1e5bc9d7e413ddd7902c2932e418702b84d0cc07",
+    "fb9ab6be3965095a09c057be7c90f0a2",
+    "f46b9bb259ed4a7fb9981b73510e3cc7aa81ec1f",
+];
+
+/// A scratch directory of the test's own.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mde-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `mde` with no credentials from the environment, run in `dir`.
+fn mde(dir: &std::path::Path) -> Command {
+    let mut command = Command::cargo_bin("mde").unwrap();
+    for var in [
+        "MDE_TOKEN",
+        "AZURE_TENANT_ID",
+        "AZURE_CLIENT_ID",
+        "AZURE_CLIENT_SECRET",
+    ] {
+        command.env_remove(var);
+    }
+    command.current_dir(dir);
+    command
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(command: &mut Command) -> Run {
+    let out = command.stdin(Stdio::null()).output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// Snapshots with what changes from run to run replaced.
+macro_rules! assert_redacted {
+    ($name:expr, $value:expr) => {
+        insta::with_settings!({
+            filters => vec![
+                (r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "[guid]"),
+                (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", "[time]"),
+                (r"127\.0\.0\.1:\d+", "127.0.0.1:[port]"),
+                (r"in \d+\.\d s", "in [seconds] s"),
+                (r"mde-journal-\S+\.jsonl", "[journal]"),
+                (r"/tmp/\S+", "[path]"),
+            ],
+            omit_expression => true,
+        }, {
+            insta::assert_snapshot!($name, $value);
+        });
+    };
+}
+
+#[test]
+fn test_package_collect_simulate_table() {
+    let dir = scratch("table");
+    let out = run(mde(&dir)
+        .args(["--simulate", "package", "collect"])
+        .args(MACHINES)
+        .args(["--comment", "Collect forensics due to alert 1234"]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_redacted!("package_collect_table_stdout", out.stdout);
+    // Progress goes to stderr, a line a machine when stderr is not a terminal, then the summary.
+    for machine in MACHINES {
+        assert!(
+            out.stderr.contains(&format!("{machine} succeeded action")),
+            "{}",
+            out.stderr
+        );
+    }
+    assert!(
+        out.stderr
+            .contains("succeeded 3, already running 0, not found 0, failed 0"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn test_package_collect_json() {
+    let dir = scratch("json");
+    let out = run(mde(&dir)
+        .args(["--simulate", "--output", "json", "package", "collect"])
+        .args(MACHINES)
+        .args(["0000000000000000000000000000000000000000", "--comment", "c"]));
+    let lines: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines.len(),
+        4,
+        "one object a machine on stdout, nothing else: {}",
+        out.stdout
+    );
+    let mut sorted: Vec<String> = lines
+        .iter()
+        .map(|l| format!("{} {}", l["machine"], l["outcome"]))
+        .collect();
+    sorted.sort();
+    assert_redacted!("package_collect_json", sorted.join("\n"));
+    let created = lines.iter().find(|l| l["outcome"] == "succeeded").unwrap();
+    assert_eq!(created["result"]["status"], "InProgress");
+    // Every well-formed id given is in the simulator's inventory, documented or not.
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
+
+#[test]
+fn test_unknown_machine_is_a_partial_failure() {
+    let dir = scratch("unknown");
+    let out = run(mde(&dir).args([
+        "--simulate",
+        "--output",
+        "json",
+        "package",
+        "collect",
+        MACHINES[0],
+        "not-a-machine-id",
+        "--comment",
+        "c",
+    ]));
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stdout.contains(r#""outcome":"not_found""#),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr
+            .contains("succeeded 1, already running 0, not found 1, failed 0"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn test_investigation_start_warns_it_is_retired() {
+    let dir = scratch("start");
+    let out = run(mde(&dir).args([
+        "--simulate",
+        "investigation",
+        "start",
+        MACHINES[0],
+        "--comment",
+        "Test investigation",
+    ]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("retired startInvestigation on 2026-09-01"),
+        "{}",
+        out.stderr
+    );
+    assert_redacted!("investigation_start_stdout", out.stdout);
+}
+
+#[test]
+fn test_investigation_initiate() {
+    let dir = scratch("initiate");
+    let out = run(mde(&dir).args([
+        "--simulate",
+        "investigation",
+        "initiate",
+        MACHINES[1],
+        "--comment",
+        "c",
+    ]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("investigation 63005"), "{}", out.stdout);
+}
+
+#[test]
+fn test_package_collect_graph_warns_it_is_deprecated() {
+    let dir = scratch("graph");
+    let out = run(mde(&dir).args([
+        "--simulate",
+        "package",
+        "collect",
+        "--graph",
+        MACHINES[2],
+        "--comment",
+        "c",
+    ]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("deprecated Graph endpoint"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn test_bad_input_exit_codes() {
+    let dir = scratch("bad");
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (
+            vec![
+                "--simulate",
+                "package",
+                "collect",
+                MACHINES[0],
+                "--comment",
+                " ",
+            ],
+            2,
+            "--comment must not be empty",
+        ),
+        (
+            vec!["--simulate", "package", "collect", "--comment", "c"],
+            2,
+            "no machine ids",
+        ),
+        (
+            vec![
+                "--simulate",
+                "package",
+                "collect",
+                "--machines-file",
+                "/nonexistent/fleet.txt",
+                "--comment",
+                "c",
+            ],
+            2,
+            "cannot read /nonexistent/fleet.txt",
+        ),
+        (
+            vec!["package", "collect", MACHINES[0], "--comment", "c"],
+            3,
+            "no credentials",
+        ),
+        (
+            vec![
+                "package",
+                "collect",
+                MACHINES[0],
+                "--comment",
+                "c",
+                "--api-url",
+                "http://example.com",
+                "--token",
+                "t",
+            ],
+            3,
+            "plain http",
+        ),
+        (vec!["package", "collect", MACHINES[0]], 2, "--comment"),
+        (
+            vec![
+                "--region",
+                "mars",
+                "package",
+                "collect",
+                MACHINES[0],
+                "--comment",
+                "c",
+            ],
+            2,
+            "unknown region",
+        ),
+        (
+            vec![
+                "--simulate",
+                "--resume",
+                "/nonexistent/journal",
+                "package",
+                "collect",
+                MACHINES[0],
+                "--comment",
+                "c",
+            ],
+            2,
+            "/nonexistent/journal",
+        ),
+    ];
+    for (args, code, says) in cases {
+        let out = run(mde(&dir).args(&args));
+        assert_eq!(out.code, code, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(says),
+            "{args:?} should say {says:?}: {}",
+            out.stderr
+        );
+        assert!(out.stdout.is_empty(), "{args:?}: {}", out.stdout);
+    }
+}
+
+#[test]
+fn test_secrets_are_never_echoed() {
+    let dir = scratch("secret");
+    let out = run(mde(&dir)
+        .args([
+            "package",
+            "collect",
+            MACHINES[0],
+            "--comment",
+            "c",
+            "--api-url",
+            "http://127.0.0.1:1",
+        ])
+        .env("AZURE_TENANT_ID", "t")
+        .env("AZURE_CLIENT_ID", "c")
+        .env("AZURE_CLIENT_SECRET", "SECRET-never-shown"));
+    assert_ne!(out.code, 0);
+    let journal = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect::<String>();
+    for text in [&out.stdout, &out.stderr, &journal] {
+        assert!(!text.contains("SECRET-never-shown"), "{text}");
+    }
+    let help = run(mde(&dir)
+        .arg("--help")
+        .env("AZURE_CLIENT_SECRET", "SECRET-never-shown"));
+    assert!(!help.stdout.contains("SECRET-never-shown"));
+}
+
+#[test]
+fn test_machines_file_and_stdin_with_duplicates() {
+    let dir = scratch("file");
+    std::fs::write(
+        dir.join("fleet.txt"),
+        format!("# fleet\n{}\n\n{}  # again\n", MACHINES[0], MACHINES[0]),
+    )
+    .unwrap();
+    let out = run(mde(&dir).args([
+        "--simulate",
+        "--output",
+        "json",
+        "package",
+        "collect",
+        "--machines-file",
+        "fleet.txt",
+        "--comment",
+        "c",
+    ]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.lines().count(), 1);
+    assert!(
+        out.stderr.contains("given more than once"),
+        "{}",
+        out.stderr
+    );
+
+    let mut child = mde(&dir)
+        .args([
+            "--simulate",
+            "--output",
+            "json",
+            "package",
+            "collect",
+            "--machines-file",
+            "-",
+            "--comment",
+            "c",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{}\n{}\n", MACHINES[1], MACHINES[2]).as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 2);
+}
+
+#[test]
+fn test_help_and_completions() {
+    let dir = scratch("help");
+    for args in [
+        vec!["--help"],
+        vec!["investigation", "start", "--help"],
+        vec!["investigation", "initiate", "--help"],
+        vec!["package", "collect", "--help"],
+        vec!["completions", "--help"],
+    ] {
+        let out = run(mde(&dir).args(&args));
+        assert_eq!(out.code, 0, "{args:?}");
+        assert!(
+            out.stdout.contains("Example"),
+            "{args:?} has no example:\n{}",
+            out.stdout
+        );
+    }
+    let out = run(mde(&dir).args(["completions", "bash"]));
+    assert_eq!(out.code, 0);
+    assert!(
+        out.stdout.contains("_mde()") && out.stdout.contains("--machines-file"),
+        "{}",
+        out.stdout
+    );
+}
+
+/// Killed with SIGKILL mid-run, then resumed: no machine gets two actions, and none is
+/// skipped: each has one action, or is reported unknown (sent, no answer recorded).
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_resume_after_kill_sends_nothing_twice_and_skips_nothing() {
+    let dir = scratch("resume");
+    let n = 300;
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        time_scale: 30.0,
+        ..Config::default().with_generated_machines(n)
+    };
+    let sim = Simulator::start(config).await.unwrap();
+    let ids: Vec<String> = (0..n).map(generated_machine_id).collect();
+    std::fs::write(dir.join("fleet.txt"), ids.join("\n")).unwrap();
+    let journal = dir.join("journal.jsonl");
+    let args = |extra: &[&str]| {
+        let mut command = mde(&dir);
+        command
+            .args([
+                "--api-url",
+                sim.base_url(),
+                "--login-url",
+                sim.base_url(),
+                "--time-scale",
+                "30",
+                "--output",
+                "json",
+            ])
+            .args([
+                "package",
+                "collect",
+                "--machines-file",
+                "fleet.txt",
+                "--comment",
+                "fleet",
+            ])
+            .args(extra)
+            .env("AZURE_TENANT_ID", mde_sim::DEFAULT_TENANT)
+            .env("AZURE_CLIENT_ID", mde_sim::DEFAULT_CLIENT_ID)
+            .env("AZURE_CLIENT_SECRET", mde_sim::DEFAULT_CLIENT_SECRET)
+            .stdin(Stdio::null());
+        command
+    };
+    let mut first = args(&["--journal", journal.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once the first minute's 100 are answered and the second minute has begun.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let done = std::fs::read_to_string(&journal)
+            .unwrap_or_default()
+            .matches(r#""event":"done""#)
+            .count();
+        if done > 110 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the run made no progress");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let sent_before = sim.actions().len();
+    assert!(sent_before < n, "killed too late to test anything");
+
+    let mut resume = args(&["--resume", journal.to_str().unwrap()]);
+    let resumed = tokio::task::spawn_blocking(move || resume.output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8(resumed.stdout).unwrap();
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), n, "every machine reported once");
+
+    let mut actions: Vec<String> = sim
+        .actions()
+        .iter()
+        .map(|a| a.machine_id.clone().unwrap())
+        .collect();
+    actions.sort();
+    let before = actions.len();
+    actions.dedup();
+    assert_eq!(actions.len(), before, "a machine got two actions");
+    for line in &lines {
+        let machine = line["machine"].as_str().unwrap().to_string();
+        match line["outcome"].as_str().unwrap() {
+            "succeeded" => assert!(
+                actions.binary_search(&machine).is_ok(),
+                "{machine} succeeded but has no action"
+            ),
+            "unknown" => assert_eq!(line["earlier"], true),
+            other => panic!("{machine}: {other}"),
+        }
+    }
+    let unknown = lines.iter().filter(|l| l["outcome"] == "unknown").count();
+    assert!(
+        unknown <= 32,
+        "at most the requests in flight are unknown: {unknown}"
+    );
+    assert!(lines.iter().filter(|l| l["earlier"] == true).count() >= 100);
+    // Unknown machines either reached the service or not; no other machine was skipped.
+    assert!(
+        actions.len() + unknown >= n,
+        "{} actions + {unknown} unknown < {n}",
+        actions.len()
+    );
+    sim.stop().await;
+}
+
+/// Ctrl-C stops sending, lets the requests in flight finish, and says how to resume.
+#[cfg(unix)]
+#[test]
+fn test_ctrl_c_stops_and_prints_how_to_resume() {
+    let dir = scratch("ctrlc");
+    let ids: Vec<String> = (0..250).map(|i| format!("{i:040x}")).collect();
+    std::fs::write(dir.join("fleet.txt"), ids.join("\n")).unwrap();
+    let child = mde(&dir)
+        .args([
+            "--simulate",
+            "--time-scale",
+            "10",
+            "--output",
+            "json",
+            "--journal",
+            "j.jsonl",
+        ])
+        .args([
+            "package",
+            "collect",
+            "--machines-file",
+            "fleet.txt",
+            "--comment",
+            "c",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first 100 go at once; the rest wait for the next minute (6 s at x10).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(dir.join("j.jsonl"))
+        .unwrap_or_default()
+        .matches(r#""event":"done""#)
+        .count()
+        < 100
+    {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("Resume with:") && stderr.contains("--resume j.jsonl"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("--journal j.jsonl --resume"), "{stderr}");
+    let journal = std::fs::read_to_string(dir.join("j.jsonl")).unwrap();
+    assert_eq!(
+        journal.matches(r#""event":"sending""#).count(),
+        journal.matches(r#""event":"done""#).count(),
+        "every request sent has its outcome"
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains(r#""outcome":"not_sent""#))
+    );
+}
