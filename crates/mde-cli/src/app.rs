@@ -154,20 +154,26 @@ async fn prepare_and_run(cli: &Cli, op: Op, targets: &Targets) -> Result<u8, u8>
     let bar = (std::io::stderr().is_terminal()).then(|| {
         let bar = ProgressBar::new(0);
         bar.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} {msg}")
+            ProgressStyle::with_template("{bar:40} {pos}/{len} ({per_sec}) {msg}")
                 .expect("a valid template"),
         );
         bar
     });
     let mut builder = Client::builder().cloud(conn.cloud).region(conn.region);
+    // The end of the current wait, in real time: the bar shows it until then.
+    let waiting_until = Arc::new(std::sync::Mutex::new(None::<std::time::Instant>));
     builder = builder.on_wait({
         let bar = bar.clone();
+        let waiting_until = waiting_until.clone();
         let real = if conn.simulate || conn.time_scale.is_some() {
             scale
         } else {
             1.0
         };
-        move |event: &WaitEvent| wait_message(event, real, bar.as_ref())
+        move |event: &WaitEvent| {
+            let end = wait_message(event, real, bar.as_ref());
+            *waiting_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(end);
+        }
     });
     if let Some(sim) = &simulator {
         builder = builder
@@ -237,7 +243,11 @@ async fn prepare_and_run(cli: &Cli, op: Op, targets: &Targets) -> Result<u8, u8>
         }
         (Progress::Done(_), Some(bar)) => {
             bar.inc(1);
-            bar.set_message("");
+            let mut until = waiting_until.lock().unwrap_or_else(|e| e.into_inner());
+            if until.is_some_and(|end| end <= std::time::Instant::now()) {
+                *until = None;
+                bar.set_message("");
+            }
         }
         (Progress::Done(outcome), None) => eprintln!("{}", output::line(outcome)),
     };
@@ -311,8 +321,8 @@ fn resume_command(mut args: Vec<String>, journal: &std::path::Path, resuming: bo
     args
 }
 
-/// Shows a wait: on the bar, or as a line.
-fn wait_message(event: &WaitEvent, scale: f64, bar: Option<&ProgressBar>) {
+/// Shows a wait, on the bar or as a line; returns when it ends, in real time.
+fn wait_message(event: &WaitEvent, scale: f64, bar: Option<&ProgressBar>) -> std::time::Instant {
     let real = Duration::from_secs_f64(event.wait.as_secs_f64() / scale);
     let until = chrono::Local::now() + chrono::Duration::from_std(real).unwrap_or_default();
     let why = match event.reason {
@@ -325,4 +335,5 @@ fn wait_message(event: &WaitEvent, scale: f64, bar: Option<&ProgressBar>) {
         Some(bar) => bar.set_message(message),
         None => eprintln!("mde: {message} ({} s)", event.wait.as_secs()),
     }
+    std::time::Instant::now() + real
 }

@@ -86,7 +86,7 @@ pub struct RunOptions {
     /// Output: a table, or one JSON object per machine on stdout.
     #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
-    /// The journal to write (default: mde-journal-<time>.jsonl here).
+    /// The journal to write (default: `mde-journal-TIME.jsonl` here).
     #[arg(long, global = true, value_name = "FILE", conflicts_with = "resume")]
     pub journal: Option<PathBuf>,
     /// Carry on the run this journal records: machines it shows as sent are not sent again.
