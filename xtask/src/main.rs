@@ -3,6 +3,7 @@
 //! is stale.
 
 mod codegen;
+mod docs;
 mod extensible_enum;
 mod facts;
 
@@ -14,26 +15,31 @@ use mde_spec::Spec;
 /// The generated module, relative to the workspace root.
 const GENERATED: &str = "crates/mde-client/src/generated.rs";
 
-const USAGE: &str = "usage: cargo xtask <generate|check>
-  generate  regenerate crates/mde-client/src/generated.rs from spec/openapi.yaml
-  check     fail if the spec is unsound or the generated code is stale";
+const USAGE: &str = "usage: cargo xtask <command>
+  generate                             regenerate crates/mde-client/src/generated.rs from spec/openapi.yaml
+  check                                fail if the spec is unsound or the generated code is stale
+  diff --base <git-ref> [--allow-breaking]
+                                       Markdown report of the spec's changes since <git-ref>; fails on
+                                       breaking ones unless --allow-breaking
+  docs                                 render the spec to target/api-reference.html";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let check = match args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        ["generate"] => false,
-        ["check"] => true,
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let root = workspace_root();
+    let result = match args.as_slice() {
+        ["generate"] => generate(&root, false),
+        ["check"] => generate(&root, true),
+        ["docs"] => write_docs(&root),
+        ["diff", "--base", base] => spec_diff(&root, base, false),
+        ["diff", "--base", base, "--allow-breaking"]
+        | ["diff", "--allow-breaking", "--base", base] => spec_diff(&root, base, true),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
         }
     };
-    match generate(&workspace_root(), check) {
+    match result {
         Ok(verdict) => {
             println!("{verdict}");
             ExitCode::SUCCESS
@@ -43,6 +49,51 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The Markdown report of the spec's changes since `base`; `Err` (after printing it) when a
+/// change breaks callers and that is not allowed.
+fn spec_diff(root: &Path, base: &str, allow_breaking: bool) -> Result<String, String> {
+    let shown = std::process::Command::new("git")
+        .args(["show", &format!("{base}:spec/openapi.yaml")])
+        .current_dir(root)
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if !shown.status.success() {
+        return Err(format!(
+            "no spec/openapi.yaml at {base}: {}",
+            String::from_utf8_lossy(&shown.stderr).trim()
+        ));
+    }
+    let text = String::from_utf8(shown.stdout)
+        .map_err(|e| format!("spec/openapi.yaml at {base} is not UTF-8: {e}"))?;
+    let old =
+        Spec::parse(text, format!("spec/openapi.yaml at {base}")).map_err(|e| e.to_string())?;
+    let new = Spec::load(&root.join("spec/openapi.yaml")).map_err(|e| e.to_string())?;
+    let report = mde_spec::diff::diff(&old, &new);
+    let markdown = format!(
+        "{}
+_Compared with `{base}`._",
+        report.markdown()
+    );
+    if report.breaking() && !allow_breaking {
+        println!("{markdown}");
+        return Err("the spec has breaking changes (pass --allow-breaking to accept them)".into());
+    }
+    Ok(markdown)
+}
+
+/// Writes `target/api-reference.html`.
+fn write_docs(root: &Path) -> Result<String, String> {
+    let spec = Spec::load(&root.join("spec/openapi.yaml")).map_err(|e| e.to_string())?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    std::fs::create_dir_all(&target).map_err(|e| e.to_string())?;
+    let path = target.join("api-reference.html");
+    std::fs::write(&path, docs::render(&spec))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(format!("wrote {}", path.display()))
 }
 
 fn workspace_root() -> PathBuf {
@@ -112,6 +163,86 @@ mod tests {
         if let Err(message) = generate(&workspace_root(), true) {
             panic!("{message}");
         }
+    }
+
+    /// The rendered page holds every operation and every example; loaded in headless Chromium
+    /// (installed by `.ci/run`), the browser's DOM holds them too.
+    #[test]
+    fn the_reference_page_shows_every_operation_and_example() {
+        let spec = Spec::load_workspace().unwrap();
+        let html = docs::render(&spec);
+        assert!(!html.contains("{{"), "a template placeholder was left");
+        assert!(
+            !html.contains("http://") && !html.contains("<script src") && !html.contains("<link"),
+            "the page must not load anything"
+        );
+        let mut expected: Vec<String> = Vec::new();
+        for op in spec.operations() {
+            expected.push(format!("id=\"op-{}\"", op.operation_id.unwrap()));
+        }
+        for example in spec.examples() {
+            expected.push(format!("id=\"example-{}\"", docs::escape(&example.name)));
+            let json = serde_json::to_string_pretty(&example.value).unwrap();
+            let escaped = docs::escape(&json);
+            expected.push(
+                escaped
+                    .lines()
+                    .nth(1)
+                    .unwrap_or(&escaped)
+                    .trim()
+                    .to_string(),
+            );
+        }
+        for needle in &expected {
+            assert!(html.contains(needle.as_str()), "the page lacks {needle}");
+        }
+
+        let browser = ["chromium", "chromium-browser"].into_iter().find(|b| {
+            std::process::Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+        let Some(browser) = browser else {
+            // CI installs Chromium and must run this part; a workstation may not have it.
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must have chromium for the browser check"
+            );
+            eprintln!("note: no chromium here: the page was checked as text, not in a browser");
+            return;
+        };
+        let dir = std::env::temp_dir().join(format!("mde-docs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let page = dir.join("api-reference.html");
+        std::fs::write(&page, &html).unwrap();
+        let out = std::process::Command::new(browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ])
+            .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+            .arg("--dump-dom")
+            .arg(format!("file://{}", page.display()))
+            .output()
+            .unwrap();
+        let dom = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            dom.contains("<h2>Operations</h2>"),
+            "the browser rendered no page: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for needle in &expected {
+            // A browser writes quotes in text as they are.
+            let needle = needle.replace("&quot;", "\"");
+            assert!(dom.contains(&needle), "the browser's page lacks {needle}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

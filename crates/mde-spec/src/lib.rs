@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod diff;
 mod examples;
 mod json_schema;
 mod lint;

@@ -1,0 +1,304 @@
+//! `cargo xtask docs`: the spec as one self-contained HTML reference page, filled into
+//! `xtask/templates/reference.html`.
+
+use std::fmt::Write;
+
+use mde_spec::Spec;
+use serde_json::Value;
+
+const TEMPLATE: &str = include_str!("../templates/reference.html");
+
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Text with its `code` spans (and no Markdown emphasis), escaped.
+fn inline(text: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in escape(text.trim()).split('`').enumerate() {
+        if i % 2 == 1 {
+            write!(out, "<code>{part}</code>").unwrap();
+        } else {
+            out.push_str(&part.replace("**", ""));
+        }
+    }
+    out
+}
+
+/// Text as paragraphs.
+fn prose(text: &str) -> String {
+    text.split("\n\n")
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| format!("<p>{}</p>", inline(p)))
+        .collect()
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or_default()
+}
+
+fn schema_type(schema: &Value) -> String {
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        let name = r.rsplit('/').next().unwrap_or(r);
+        return format!("<a href=\"#schema-{name}\">{name}</a>");
+    }
+    if let Some([one]) = schema
+        .get("allOf")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+    {
+        return schema_type(one);
+    }
+    let mut t = escape(
+        &schema
+            .get("type")
+            .map(|t| t.as_str().map(str::to_string).unwrap_or(t.to_string()))
+            .unwrap_or_else(|| "any".into()),
+    );
+    if let Some(items) = schema.get("items") {
+        t = format!("array of {}", schema_type(items));
+    }
+    if let Some(f) = schema.get("format").and_then(Value::as_str) {
+        write!(t, " ({})", escape(f)).unwrap();
+    }
+    if schema.get("nullable") == Some(&Value::Bool(true)) {
+        t.push_str(", nullable");
+    }
+    t
+}
+
+fn operation(spec: &Spec, op: &mde_spec::Operation) -> String {
+    let v = &op.value;
+    let id = op.operation_id.clone().unwrap_or_default();
+    let mut out = format!(
+        "<section class=\"operation\" id=\"op-{id}\">\n<h3><span class=\"method\">{}</span> <code>{}</code></h3>\n",
+        op.method,
+        escape(&op.path)
+    );
+    write!(
+        out,
+        "<p><strong>{}</strong> — operationId <code>{id}</code>",
+        escape(str_of(v, "summary"))
+    )
+    .unwrap();
+    if op.deprecated() {
+        out.push_str(" <span class=\"deprecated\">deprecated</span>");
+    }
+    out.push_str("</p>\n");
+    out.push_str(&prose(str_of(v, "description")));
+    if let Some(d) = v.get("x-deprecation") {
+        let retired = d
+            .get("retired")
+            .and_then(Value::as_str)
+            .map(|r| format!(" Retired by the service on {r}."))
+            .unwrap_or_default();
+        write!(
+            out,
+            "<p><strong>Deprecation:</strong> {}{} ({})</p>\n",
+            escape(str_of(d, "note")),
+            retired,
+            escape(str_of(d, "source"))
+        )
+        .unwrap();
+    }
+    let hosts = v
+        .get("servers")
+        .or_else(|| spec.document().get("servers"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let hosts: Vec<String> = hosts
+        .iter()
+        .map(|s| format!("<code>{}</code>", escape(str_of(s, "url"))))
+        .collect();
+    write!(out, "<p><strong>Hosts:</strong> {}</p>\n", hosts.join(", ")).unwrap();
+    let limits = match op.rate_limits() {
+        Ok(w) if w.is_empty() => "none documented".to_string(),
+        Ok(w) => w
+            .iter()
+            .map(|w| format!("{} calls per {} s", w.calls, w.seconds))
+            .collect::<Vec<_>>()
+            .join(" and "),
+        Err(e) => escape(&e),
+    };
+    write!(out, "<p><strong>Rate limit:</strong> {limits}</p>\n").unwrap();
+    if let Some(Value::Object(perms)) = v.get("x-permissions") {
+        out.push_str("<table><tr><th colspan=\"2\">Permissions</th></tr>\n");
+        for (kind, names) in perms {
+            let names = match names {
+                Value::Array(items) => items
+                    .iter()
+                    .map(|i| escape(&i.as_str().map(str::to_string).unwrap_or(i.to_string())))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                other => escape(other.as_str().unwrap_or_default()),
+            };
+            write!(out, "<tr><td>{}</td><td>{names}</td></tr>\n", escape(kind)).unwrap();
+        }
+        out.push_str("</table>\n");
+    }
+    let params = v
+        .get("parameters")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for p in params.iter().map(|p| spec.resolve(p)) {
+        write!(
+            out,
+            "<p><strong>Parameter</strong> <code>{}</code> in {}: {} — {}</p>\n",
+            escape(str_of(p, "name")),
+            escape(str_of(p, "in")),
+            p.get("schema").map(schema_type).unwrap_or_default(),
+            escape(str_of(p, "description"))
+        )
+        .unwrap();
+    }
+    if let Some(body) = v.get("requestBody").map(|b| spec.resolve(b)) {
+        let schema = body
+            .pointer("/content/application~1json/schema")
+            .map(schema_type)
+            .unwrap_or_default();
+        write!(
+            out,
+            "<p><strong>Request body</strong> (application/json): {schema}</p>\n"
+        )
+        .unwrap();
+    }
+    out.push_str("<table><tr><th>Status</th><th>Body</th><th>Description</th></tr>\n");
+    for (status, r) in v
+        .get("responses")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        let r = spec.resolve(r);
+        let schema = r
+            .pointer("/content/application~1json/schema")
+            .map(schema_type)
+            .unwrap_or_else(|| "—".into());
+        let mut headers = String::new();
+        for h in r
+            .get("headers")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(h, _)| h)
+        {
+            write!(headers, " Header <code>{}</code>.", escape(h)).unwrap();
+        }
+        write!(
+            out,
+            "<tr><td>{status}</td><td>{schema}</td><td>{}{headers}</td></tr>\n",
+            inline(str_of(r, "description"))
+        )
+        .unwrap();
+    }
+    out.push_str("</table>\n</section>\n");
+    out
+}
+
+fn schema(name: &str, s: &Value) -> String {
+    let mut out = format!(
+        "<section class=\"schema\" id=\"schema-{name}\">\n<h3>{name}</h3>\n{}",
+        prose(str_of(s, "description"))
+    );
+    if let Some(values) = s.get("enum").and_then(Value::as_array) {
+        let values: Vec<String> = values
+            .iter()
+            .map(|v| {
+                format!(
+                    "<code>{}</code>",
+                    escape(&v.as_str().map(str::to_string).unwrap_or(v.to_string()))
+                )
+            })
+            .collect();
+        write!(
+            out,
+            "<p>Values: {}{}</p>\n",
+            values.join(", "),
+            if s.get("x-extensible-enum") == Some(&Value::Bool(true)) {
+                "; the service may add more"
+            } else {
+                ""
+            }
+        )
+        .unwrap();
+    }
+    if let Some(props) = s.get("properties").and_then(Value::as_object) {
+        let required: Vec<&str> = s
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        out.push_str("<table><tr><th>Property</th><th>Type</th><th>Description</th></tr>\n");
+        for (p, ps) in props {
+            let req = if required.contains(&p.as_str()) {
+                " (required)"
+            } else {
+                ""
+            };
+            write!(
+                out,
+                "<tr><td><code>{}</code>{req}</td><td>{}</td><td>{}</td></tr>\n",
+                escape(p),
+                schema_type(ps),
+                inline(str_of(ps, "description"))
+            )
+            .unwrap();
+        }
+        out.push_str("</table>\n");
+    }
+    out.push_str("</section>\n");
+    out
+}
+
+/// The page for `spec`.
+pub fn render(spec: &Spec) -> String {
+    let doc = spec.document();
+    let info = doc.get("info").cloned().unwrap_or_default();
+    let ops = spec.operations();
+    let mut contents = String::new();
+    let mut operations = String::new();
+    for op in &ops {
+        let id = op.operation_id.clone().unwrap_or_default();
+        write!(contents, "<li><a href=\"#op-{id}\">{id}</a></li>").unwrap();
+        operations.push_str(&operation(spec, op));
+    }
+    let mut schemas = String::new();
+    for (name, s) in doc
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        write!(contents, "<li><a href=\"#schema-{name}\">{name}</a></li>").unwrap();
+        schemas.push_str(&schema(name, s));
+    }
+    let mut examples = String::new();
+    for e in spec.examples() {
+        let uses: Vec<String> = e
+            .uses
+            .iter()
+            .map(|u| {
+                format!(
+                    "<a href=\"#op-{0}\">{0}</a> {1}",
+                    u.operation,
+                    escape(&u.place)
+                )
+            })
+            .collect();
+        let json = serde_json::to_string_pretty(&e.value).unwrap_or_default();
+        write!(examples, "<section class=\"example\" id=\"example-{}\">\n<h3>{}</h3>\n<p>{} — shown by {}</p>\n<pre>{}</pre>\n</section>\n", escape(&e.name), escape(&e.name), e.schema_name.as_deref().map(|s| format!("<a href=\"#schema-{s}\">{s}</a>")).unwrap_or_else(|| "string".into()), uses.join("; "), escape(&json)).unwrap();
+    }
+    TEMPLATE
+        .replace("{{title}}", &escape(str_of(&info, "title")))
+        .replace("{{version}}", &escape(str_of(&info, "version")))
+        .replace("{{description}}", &prose(str_of(&info, "description")))
+        .replace("{{contents}}", &contents)
+        .replace("{{operations}}", &operations)
+        .replace("{{schemas}}", &schemas)
+        .replace("{{examples}}", &examples)
+}
