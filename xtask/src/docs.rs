@@ -95,9 +95,9 @@ fn operation(spec: &Spec, op: &mde_spec::Operation) -> String {
             .and_then(Value::as_str)
             .map(|r| format!(" Retired by the service on {r}."))
             .unwrap_or_default();
-        write!(
+        writeln!(
             out,
-            "<p><strong>Deprecation:</strong> {}{} ({})</p>\n",
+            "<p><strong>Deprecation:</strong> {}{} ({})</p>",
             escape(str_of(d, "note")),
             retired,
             escape(str_of(d, "source"))
@@ -114,7 +114,7 @@ fn operation(spec: &Spec, op: &mde_spec::Operation) -> String {
         .iter()
         .map(|s| format!("<code>{}</code>", escape(str_of(s, "url"))))
         .collect();
-    write!(out, "<p><strong>Hosts:</strong> {}</p>\n", hosts.join(", ")).unwrap();
+    writeln!(out, "<p><strong>Hosts:</strong> {}</p>", hosts.join(", ")).unwrap();
     let limits = match op.rate_limits() {
         Ok(w) if w.is_empty() => "none documented".to_string(),
         Ok(w) => w
@@ -124,7 +124,7 @@ fn operation(spec: &Spec, op: &mde_spec::Operation) -> String {
             .join(" and "),
         Err(e) => escape(&e),
     };
-    write!(out, "<p><strong>Rate limit:</strong> {limits}</p>\n").unwrap();
+    writeln!(out, "<p><strong>Rate limit:</strong> {limits}</p>").unwrap();
     if let Some(Value::Object(perms)) = v.get("x-permissions") {
         out.push_str("<table><tr><th colspan=\"2\">Permissions</th></tr>\n");
         for (kind, names) in perms {
@@ -136,7 +136,7 @@ fn operation(spec: &Spec, op: &mde_spec::Operation) -> String {
                     .join(", "),
                 other => escape(other.as_str().unwrap_or_default()),
             };
-            write!(out, "<tr><td>{}</td><td>{names}</td></tr>\n", escape(kind)).unwrap();
+            writeln!(out, "<tr><td>{}</td><td>{names}</td></tr>", escape(kind)).unwrap();
         }
         out.push_str("</table>\n");
     }
@@ -146,9 +146,9 @@ fn operation(spec: &Spec, op: &mde_spec::Operation) -> String {
         .cloned()
         .unwrap_or_default();
     for p in params.iter().map(|p| spec.resolve(p)) {
-        write!(
+        writeln!(
             out,
-            "<p><strong>Parameter</strong> <code>{}</code> in {}: {} — {}</p>\n",
+            "<p><strong>Parameter</strong> <code>{}</code> in {}: {} — {}</p>",
             escape(str_of(p, "name")),
             escape(str_of(p, "in")),
             p.get("schema").map(schema_type).unwrap_or_default(),
@@ -161,9 +161,9 @@ fn operation(spec: &Spec, op: &mde_spec::Operation) -> String {
             .pointer("/content/application~1json/schema")
             .map(schema_type)
             .unwrap_or_default();
-        write!(
+        writeln!(
             out,
-            "<p><strong>Request body</strong> (application/json): {schema}</p>\n"
+            "<p><strong>Request body</strong> (application/json): {schema}</p>"
         )
         .unwrap();
     }
@@ -189,9 +189,9 @@ fn operation(spec: &Spec, op: &mde_spec::Operation) -> String {
         {
             write!(headers, " Header <code>{}</code>.", escape(h)).unwrap();
         }
-        write!(
+        writeln!(
             out,
-            "<tr><td>{status}</td><td>{schema}</td><td>{}{headers}</td></tr>\n",
+            "<tr><td>{status}</td><td>{schema}</td><td>{}{headers}</td></tr>",
             inline(str_of(r, "description"))
         )
         .unwrap();
@@ -215,9 +215,9 @@ fn schema(name: &str, s: &Value) -> String {
                 )
             })
             .collect();
-        write!(
+        writeln!(
             out,
-            "<p>Values: {}{}</p>\n",
+            "<p>Values: {}{}</p>",
             values.join(", "),
             if s.get("x-extensible-enum") == Some(&Value::Bool(true)) {
                 "; the service may add more"
@@ -240,9 +240,9 @@ fn schema(name: &str, s: &Value) -> String {
             } else {
                 ""
             };
-            write!(
+            writeln!(
                 out,
-                "<tr><td><code>{}</code>{req}</td><td>{}</td><td>{}</td></tr>\n",
+                "<tr><td><code>{}</code>{req}</td><td>{}</td><td>{}</td></tr>",
                 escape(p),
                 schema_type(ps),
                 inline(str_of(ps, "description"))
@@ -291,7 +291,7 @@ pub fn render(spec: &Spec) -> String {
             })
             .collect();
         let json = serde_json::to_string_pretty(&e.value).unwrap_or_default();
-        write!(examples, "<section class=\"example\" id=\"example-{}\">\n<h3>{}</h3>\n<p>{} — shown by {}</p>\n<pre>{}</pre>\n</section>\n", escape(&e.name), escape(&e.name), e.schema_name.as_deref().map(|s| format!("<a href=\"#schema-{s}\">{s}</a>")).unwrap_or_else(|| "string".into()), uses.join("; "), escape(&json)).unwrap();
+        writeln!(examples, "<section class=\"example\" id=\"example-{}\">\n<h3>{}</h3>\n<p>{} — shown by {}</p>\n<pre>{}</pre>\n</section>", escape(&e.name), escape(&e.name), e.schema_name.as_deref().map(|s| format!("<a href=\"#schema-{s}\">{s}</a>")).unwrap_or_else(|| "string".into()), uses.join("; "), escape(&json)).unwrap();
     }
     TEMPLATE
         .replace("{{title}}", &escape(str_of(&info, "title")))
