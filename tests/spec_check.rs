@@ -113,3 +113,9 @@ fn an_openapi_version_progenitor_cannot_read() {
     let problems = problems_after("openapi: 3.0.3", "openapi: 3.1.0");
     assert_reported(&problems, "openapi", "OpenAPI 3.0.x only");
 }
+
+#[test]
+fn a_server_without_its_sign_in_authority() {
+    let problems = problems_after("    x-authority: https://login.microsoftonline.us\n", "");
+    assert_reported(&problems, "servers", "server without x-authority");
+}

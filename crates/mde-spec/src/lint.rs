@@ -24,8 +24,9 @@ impl fmt::Display for Problem {
 impl Spec {
     /// Everything that keeps the spec from being a sound source for the client: an
     /// OpenAPI version progenitor cannot read, an operation without a camelCase
-    /// `operationId`, `x-rate-limit` or `x-permissions`, an example that does not match
-    /// its schema. Empty when the spec is sound.
+    /// `operationId`, `x-rate-limit` or `x-permissions`, a server without `x-cloud`,
+    /// `x-region` or `x-authority`, an example that does not match its schema. Empty when the
+    /// spec is sound.
     pub fn problems(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
         let mut report = |pointer: &str, message: String| {
@@ -40,6 +41,37 @@ impl Spec {
                 "/openapi",
                 format!("progenitor reads OpenAPI 3.0.x only, found {version:?}"),
             );
+        }
+        let top = self
+            .document()
+            .get("servers")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let mut servers: Vec<(String, Value)> = top
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| (format!("/servers/{i}"), s))
+            .collect();
+        for op in self.operations() {
+            let own = op
+                .value
+                .get("servers")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            servers.extend(
+                own.into_iter()
+                    .enumerate()
+                    .map(|(i, s)| (format!("{}/servers/{i}", op.pointer()), s)),
+            );
+        }
+        for (at, server) in &servers {
+            for field in ["x-cloud", "x-region", "x-authority"] {
+                if server.get(field).is_none() {
+                    report(at, format!("server without {field}"));
+                }
+            }
         }
         for op in self.operations() {
             let at = op.pointer();
