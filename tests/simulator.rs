@@ -57,6 +57,7 @@ async fn token_request(
     secret: &str,
     scope: &str,
 ) -> (u16, Value) {
+    // Any scope, so that the endpoint's refusals can be tested too.
     let form = serde_urlencoded::to_string([
         ("grant_type", "client_credentials"),
         ("client_id", client_id),

@@ -16,10 +16,7 @@ use mde_sim::{Config, Simulator, generated_machine_id};
 const CALLS: usize = 20_000;
 
 async fn token(sim: &Simulator) -> String {
-    let form = format!(
-        "grant_type=client_credentials&client_id=sim-client&client_secret=sim-secret&scope={}",
-        mde_client::operations::TOKEN_SCOPES[0]
-    );
+    let form = mde_sim::token_form(mde_sim::DEFAULT_CLIENT_ID, mde_sim::DEFAULT_CLIENT_SECRET);
     let answer: serde_json::Value = reqwest::Client::new()
         .post(sim.token_url("sim-tenant"))
         .header("content-type", "application/x-www-form-urlencoded")

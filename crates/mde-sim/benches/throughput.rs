@@ -15,12 +15,7 @@ const APPS: usize = 200;
 const PER_APP: usize = 100; // one minute's budget of collections per app
 
 async fn sign_in(sim: &Simulator, app: &App) -> String {
-    let form = format!(
-        "grant_type=client_credentials&client_id={}&client_secret={}&scope={}",
-        app.client_id,
-        app.secret,
-        mde_client::operations::TOKEN_SCOPES[0]
-    );
+    let form = mde_sim::token_form(&app.client_id, &app.secret);
     let answer: serde_json::Value = reqwest::Client::new()
         .post(sim.token_url(&app.tenant))
         .header("content-type", "application/x-www-form-urlencoded")

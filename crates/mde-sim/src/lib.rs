@@ -43,6 +43,18 @@ pub use config::{
 };
 pub use error::ApiError;
 
+/// The form body of a client-credentials token request for the spec's scope, as a client
+/// posts it to the token endpoint.
+pub fn token_form(client_id: &str, client_secret: &str) -> String {
+    serde_urlencoded::to_string([
+        ("grant_type", "client_credentials"),
+        ("client_id", client_id),
+        ("client_secret", client_secret),
+        ("scope", operations::TOKEN_SCOPES[0]),
+    ])
+    .unwrap_or_default()
+}
+
 /// State shared by every request.
 struct Shared {
     config: Config,

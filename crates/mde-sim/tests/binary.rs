@@ -68,10 +68,7 @@ fn serves_on_any_free_port_and_stops_on_sigterm() {
         .unwrap();
     let status = runtime.block_on(async {
         let http = mde_client::reqwest::Client::new();
-        let form = format!(
-            "grant_type=client_credentials&client_id=sim-client&client_secret=sim-secret&scope={}",
-            mde_client::operations::TOKEN_SCOPES[0]
-        );
+        let form = mde_sim::token_form(mde_sim::DEFAULT_CLIENT_ID, mde_sim::DEFAULT_CLIENT_SECRET);
         let answer: serde_json::Value = http
             .post(format!(
                 "{base}/{}/oauth2/v2.0/token",
