@@ -307,18 +307,29 @@ async fn prepare_and_run(cli: &Cli, op: Op, targets: &Targets) -> Result<u8, u8>
     Ok(if all_ok { OK } else { PARTIAL })
 }
 
-/// The command line that resumes this run: the same, with `--resume JOURNAL` for `--journal`.
-fn resume_command(mut args: Vec<String>, journal: &std::path::Path, resuming: bool) -> Vec<String> {
-    if resuming {
-        return args;
+/// The command line that resumes this run: the same, with `--resume JOURNAL` for `--journal`,
+/// and secrets given as flags left out (shown as `[secret]`, to be given again).
+fn resume_command(args: Vec<String>, journal: &std::path::Path, resuming: bool) -> Vec<String> {
+    const SECRETS: [&str; 2] = ["--token", "--client-secret"];
+    let mut out: Vec<String> = Vec::new();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        if SECRETS.contains(&arg.as_str()) {
+            args.next();
+            out.extend([arg, "[secret]".into()]);
+        } else if let Some(flag) = SECRETS.iter().find(|s| arg.starts_with(&format!("{s}="))) {
+            out.push(format!("{flag}=[secret]"));
+        } else if arg == "--journal" && !resuming {
+            args.next();
+        } else if resuming || !arg.starts_with("--journal=") {
+            out.push(arg);
+        }
     }
-    if let Some(i) = args.iter().position(|a| a == "--journal") {
-        args.drain(i..(i + 2).min(args.len()));
+    if !resuming {
+        out.push("--resume".into());
+        out.push(journal.display().to_string());
     }
-    args.retain(|a| !a.starts_with("--journal="));
-    args.push("--resume".into());
-    args.push(journal.display().to_string());
-    args
+    out
 }
 
 /// Shows a wait, on the bar or as a line; returns when it ends, in real time.
@@ -336,4 +347,36 @@ fn wait_message(event: &WaitEvent, scale: f64, bar: Option<&ProgressBar>) -> std
         None => eprintln!("mde: {message} ({} s)", event.wait.as_secs()),
     }
     std::time::Instant::now() + real
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_resume_command_keeps_no_secret_and_resumes_the_journal() {
+        let args = |s: &str| s.split(' ').map(str::to_string).collect::<Vec<_>>();
+        let journal = std::path::Path::new("j.jsonl");
+        let resumed = resume_command(
+            args(
+                "mde --token T0KEN --client-secret=S3CRET --journal j.jsonl package collect a --comment c",
+            ),
+            journal,
+            false,
+        );
+        let line = resumed.join(" ");
+        assert_eq!(
+            line,
+            "mde --token [secret] --client-secret=[secret] package collect a --comment c --resume j.jsonl"
+        );
+        let again = resume_command(
+            args("mde package collect a --comment c --resume j.jsonl"),
+            journal,
+            true,
+        );
+        assert_eq!(
+            again.join(" "),
+            "mde package collect a --comment c --resume j.jsonl"
+        );
+    }
 }
