@@ -188,6 +188,7 @@ fn test_investigation_initiate() {
     ]));
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains("investigation 63005"), "{}", out.stdout);
+    assert_redacted!("investigation_initiate_stdout", out.stdout);
 }
 
 #[test]
@@ -208,6 +209,7 @@ fn test_package_collect_graph_warns_it_is_deprecated() {
         "{}",
         out.stderr
     );
+    assert_redacted!("package_collect_graph_stdout", out.stdout);
 }
 
 #[test]
