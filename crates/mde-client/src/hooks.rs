@@ -188,6 +188,8 @@ impl ClientHooks<Inner> for generated::Client {
             })?;
         value.set_sensitive(true);
         request.headers_mut().insert(AUTHORIZATION, value);
+        // progenitor adds `api-version: <info.version>`; the service documents no such header.
+        request.headers_mut().remove("api-version");
         Ok(())
     }
 
