@@ -15,21 +15,6 @@ use mde_sim::{Config, Simulator, generated_machine_id};
 
 const CALLS: usize = 20_000;
 
-async fn token(sim: &Simulator) -> String {
-    let form = mde_sim::token_form(mde_sim::DEFAULT_CLIENT_ID, mde_sim::DEFAULT_CLIENT_SECRET);
-    let answer: serde_json::Value = reqwest::Client::new()
-        .post(sim.token_url("sim-tenant"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    answer["access_token"].as_str().unwrap().to_string()
-}
-
 /// The median of per-call times.
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
@@ -43,7 +28,14 @@ async fn overhead() {
         ..Config::default().with_generated_machines(CALLS * 2 + 1000)
     };
     let sim = Simulator::start(config).await.unwrap();
-    let token = token(&sim).await;
+    let token = mde_sim::sign_in(
+        sim.base_url(),
+        mde_sim::DEFAULT_TENANT,
+        mde_sim::DEFAULT_CLIENT_ID,
+        mde_sim::DEFAULT_CLIENT_SECRET,
+    )
+    .await
+    .unwrap();
     let base = sim.base_url().to_string();
     // The same transport settings as the client's defaults (a request timeout costs a timer).
     let http = reqwest::Client::builder()

@@ -14,21 +14,6 @@ const CONCURRENCY: usize = 32;
 const APPS: usize = 200;
 const PER_APP: usize = 100; // one minute's budget of collections per app
 
-async fn sign_in(sim: &Simulator, app: &App) -> String {
-    let form = mde_sim::token_form(&app.client_id, &app.secret);
-    let answer: serde_json::Value = reqwest::Client::new()
-        .post(sim.token_url(&app.tenant))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    answer["access_token"].as_str().unwrap().to_string()
-}
-
 /// Sends every (token, machine) request with `CONCURRENCY` in flight; returns requests/s and
 /// how many got `expected`.
 async fn run(base: &str, requests: Vec<(String, String)>, expected: u16) -> (f64, usize) {
@@ -81,7 +66,11 @@ async fn main() {
     let sim = Simulator::start(config).await.unwrap();
     let mut tokens = Vec::new();
     for app in &apps {
-        tokens.push(sign_in(&sim, app).await);
+        tokens.push(
+            mde_sim::sign_in(sim.base_url(), &app.tenant, &app.client_id, &app.secret)
+                .await
+                .unwrap(),
+        );
     }
 
     // Accepted: each app collects on its own 100 machines, within its minute's budget.

@@ -43,16 +43,35 @@ pub use config::{
 };
 pub use error::ApiError;
 
-/// The form body of a client-credentials token request for the spec's scope, as a client
-/// posts it to the token endpoint.
-pub fn token_form(client_id: &str, client_secret: &str) -> String {
-    serde_urlencoded::to_string([
+/// Signs in at a simulator's token endpoint (client-credentials grant, the spec's scope) and
+/// returns the access token: for demos, tests and benchmarks that call the API by hand.
+pub async fn sign_in(
+    base_url: &str,
+    tenant: &str,
+    client_id: &str,
+    client_secret: &str,
+) -> Result<String, String> {
+    let form = serde_urlencoded::to_string([
         ("grant_type", "client_credentials"),
         ("client_id", client_id),
         ("client_secret", client_secret),
         ("scope", operations::TOKEN_SCOPES[0]),
     ])
-    .unwrap_or_default()
+    .map_err(|e| e.to_string())?;
+    let answer: serde_json::Value = mde_client::reqwest::Client::new()
+        .post(format!("{base_url}/{tenant}/oauth2/v2.0/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    answer["access_token"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("no access token in {answer}"))
 }
 
 /// State shared by every request.

@@ -68,24 +68,18 @@ fn serves_on_any_free_port_and_stops_on_sigterm() {
         .unwrap();
     let status = runtime.block_on(async {
         let http = mde_client::reqwest::Client::new();
-        let form = mde_sim::token_form(mde_sim::DEFAULT_CLIENT_ID, mde_sim::DEFAULT_CLIENT_SECRET);
-        let answer: serde_json::Value = http
-            .post(format!(
-                "{base}/{}/oauth2/v2.0/token",
-                mde_sim::DEFAULT_TENANT
-            ))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let token = mde_sim::sign_in(
+            base,
+            mde_sim::DEFAULT_TENANT,
+            mde_sim::DEFAULT_CLIENT_ID,
+            mde_sim::DEFAULT_CLIENT_SECRET,
+        )
+        .await
+        .unwrap();
         http.post(format!(
             "{base}/api/machines/filemachine01/collectInvestigationPackage"
         ))
-        .bearer_auth(answer["access_token"].as_str().unwrap())
+        .bearer_auth(token)
         .header("content-type", "application/json")
         .body(r#"{"Comment":"from the file"}"#)
         .send()
