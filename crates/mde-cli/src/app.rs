@@ -89,6 +89,13 @@ async fn prepare_and_run(cli: &Cli, op: Op, targets: &Targets) -> Result<u8, u8>
             "no machine ids: give them as arguments or with --machines-file",
         ));
     }
+    if conn.time_scale.is_some() && !conn.simulate && conn.api_url.is_none() {
+        // Against the real service a faster clock would send faster than the documented limits.
+        return Err(fail(
+            USAGE,
+            "--time-scale needs --simulate or a simulator's --api-url",
+        ));
+    }
     let scale = conn.time_scale.unwrap_or(DEFAULT_TIME_SCALE);
     if !(scale.is_finite() && scale > 0.0) {
         return Err(fail(USAGE, "--time-scale must be a positive number"));

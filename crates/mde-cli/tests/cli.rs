@@ -282,6 +282,21 @@ fn test_bad_input_exit_codes() {
         ),
         (
             vec![
+                "--time-scale",
+                "60",
+                "package",
+                "collect",
+                MACHINES[0],
+                "--comment",
+                "c",
+                "--token",
+                "t",
+            ],
+            2,
+            "--time-scale needs",
+        ),
+        (
+            vec![
                 "--simulate",
                 "--resume",
                 "/nonexistent/journal",
