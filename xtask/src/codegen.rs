@@ -81,13 +81,7 @@ pub fn generate(spec: &Spec) -> Result<String, String> {
 
 /// The `components/schemas` objects that require no property.
 fn all_optional_objects(spec: &Spec) -> Vec<String> {
-    let schemas = spec
-        .document()
-        .pointer("/components/schemas")
-        .and_then(Value::as_object);
-    schemas
-        .into_iter()
-        .flatten()
+    spec.schemas()
         .filter(|(_, s)| s.get("type").and_then(Value::as_str) == Some("object"))
         .filter(|(_, s)| {
             s.get("required")

@@ -268,12 +268,7 @@ pub fn render(spec: &Spec) -> String {
         operations.push_str(&operation(spec, op));
     }
     let mut schemas = String::new();
-    for (name, s) in doc
-        .pointer("/components/schemas")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-    {
+    for (name, s) in spec.schemas() {
         write!(contents, "<li><a href=\"#schema-{name}\">{name}</a></li>").unwrap();
         schemas.push_str(&schema(name, s));
     }

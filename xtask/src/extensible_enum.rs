@@ -24,13 +24,7 @@ const OTHER: &str = "Other";
 impl ExtensibleEnum {
     /// Every extensible enum of `components/schemas`, in the spec's order.
     pub fn all(spec: &Spec) -> Result<Vec<ExtensibleEnum>, String> {
-        let schemas = spec
-            .document()
-            .pointer("/components/schemas")
-            .and_then(Value::as_object);
-        schemas
-            .into_iter()
-            .flatten()
+        spec.schemas()
             .filter(|(_, s)| s.get("x-extensible-enum") == Some(&Value::Bool(true)))
             .map(|(name, schema)| {
                 let at = spec.locate(&format!("/components/schemas/{name}"));

@@ -169,29 +169,24 @@ fn perform(
     let (now, now_utc) = (s.clock.elapsed(), s.clock.now_utc());
     let mut records = s.records.lock().unwrap_or_else(|e| e.into_inner());
     Ok(match action {
-        Action::StartInvestigation => {
+        Action::StartInvestigation | Action::InitiateInvestigation => {
             let record = records.start_investigation(
                 &machine_id,
                 now,
                 now_utc,
                 s.config.investigation_time,
             )?;
-            json(StatusCode::CREATED, &record.entity(now))
-        }
-        Action::InitiateInvestigation => {
-            let record = records.start_investigation(
-                &machine_id,
-                now,
-                now_utc,
-                s.config.investigation_time,
-            )?;
-            let answer = types::ODataInt64 {
-                odata_context: Some(format!("{}/api/$metadata#Edm.Int64", s.base_url)),
-                value: record.id as i64,
-                extra: Default::default(),
-            };
-            // The documents answer 200 here, not 201 (seed 002).
-            json(StatusCode::OK, &answer)
+            if action == Action::StartInvestigation {
+                json(StatusCode::CREATED, &record.entity(now))
+            } else {
+                let answer = types::ODataInt64 {
+                    odata_context: Some(format!("{}/api/$metadata#Edm.Int64", s.base_url)),
+                    value: record.id as i64,
+                    extra: Default::default(),
+                };
+                // The documents answer 200 here, not 201 (seed 002).
+                json(StatusCode::OK, &answer)
+            }
         }
         Action::Collect { graph } => {
             let record = records.collect(

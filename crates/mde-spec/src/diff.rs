@@ -435,11 +435,9 @@ pub fn diff(base: &Spec, head: &Spec) -> Report {
     // Component schemas, once each.
     let requests = request_schemas(head);
     let schemas = |spec: &Spec| {
-        spec.document()
-            .pointer("/components/schemas")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default()
+        spec.schemas()
+            .map(|(n, s)| (n.clone(), s.clone()))
+            .collect::<serde_json::Map<_, _>>()
     };
     let (bs, hs) = (schemas(base), schemas(head));
     for (name, schema) in &bs {

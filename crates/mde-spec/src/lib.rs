@@ -137,6 +137,15 @@ impl Spec {
             .collect()
     }
 
+    /// The `components/schemas` entries, in the spec's order.
+    pub fn schemas(&self) -> impl Iterator<Item = (&String, &Value)> {
+        self.document
+            .pointer("/components/schemas")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+    }
+
     /// The operation with this `operationId`.
     pub fn operation(&self, operation_id: &str) -> Option<Operation> {
         self.operations()
