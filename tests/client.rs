@@ -26,11 +26,7 @@ async fn simulator(config: Config) -> Simulator {
 
 /// A client of `sim` signing in as its default app, on the simulator's clock.
 fn builder(sim: &Simulator) -> ClientBuilder {
-    Client::builder()
-        .base_url(sim.base_url())
-        .login_url(sim.base_url())
-        .client_credentials(DEFAULT_TENANT, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
-        .clock(Arc::new(sim.clock().clone()))
+    sim.client_builder()
 }
 
 /// Collects the wait events a client reports.
@@ -118,10 +114,8 @@ async fn a_refused_cached_token_is_replaced_once() {
         ..Config::default()
     })
     .await;
-    let client = Client::builder()
-        .base_url(sim.base_url())
-        .login_url(sim.base_url())
-        .client_credentials(DEFAULT_TENANT, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
+    let client = builder(&sim)
+        .clock(Arc::new(mde_client::SystemClock::default()))
         .build()
         .unwrap();
     client
@@ -139,9 +133,7 @@ async fn a_refused_cached_token_is_replaced_once() {
 #[tokio::test]
 async fn azure_ad_errors_are_authentication_errors() {
     let sim = simulator(Config::default()).await;
-    let wrong = Client::builder()
-        .base_url(sim.base_url())
-        .login_url(sim.base_url())
+    let wrong = builder(&sim)
         .client_credentials(DEFAULT_TENANT, DEFAULT_CLIENT_ID, "not-the-secret")
         .build()
         .unwrap();
@@ -199,9 +191,7 @@ async fn secrets_never_show_in_debug_display_errors_or_logs() {
             .unwrap()
     ));
 
-    let wrong_secret = Client::builder()
-        .base_url(sim.base_url())
-        .login_url(sim.base_url())
+    let wrong_secret = builder(&sim)
         .client_credentials(DEFAULT_TENANT, DEFAULT_CLIENT_ID, "wrong-SECRET-0815")
         .build()
         .unwrap();
@@ -372,9 +362,7 @@ async fn the_service_errors_each_have_their_variant() {
         "{again:?}"
     );
 
-    let reader = Client::builder()
-        .base_url(sim.base_url())
-        .login_url(sim.base_url())
+    let reader = builder(&sim)
         .client_credentials(DEFAULT_TENANT, "reader", "reader-secret")
         .build()
         .unwrap();

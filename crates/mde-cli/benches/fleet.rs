@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mde_cli::fleet::{self, Kind, Op};
 use mde_cli::journal::Journal;
-use mde_client::{Client, WaitReason, minimum_duration};
+use mde_client::{WaitReason, minimum_duration};
 use mde_sim::{Config, Simulator, generated_machine_id};
 
 const MACHINES: usize = 1000;
@@ -25,15 +25,8 @@ async fn main() {
     let sim = Simulator::start(config).await.unwrap();
     let limited = Arc::new(AtomicUsize::new(0));
     let counter = limited.clone();
-    let client = Client::builder()
-        .base_url(sim.base_url())
-        .login_url(sim.base_url())
-        .client_credentials(
-            mde_sim::DEFAULT_TENANT,
-            mde_sim::DEFAULT_CLIENT_ID,
-            mde_sim::DEFAULT_CLIENT_SECRET,
-        )
-        .clock(Arc::new(sim.clock().clone()))
+    let client = sim
+        .client_builder()
         .on_wait(move |e| {
             if e.reason == WaitReason::RetryAfter {
                 counter.fetch_add(1, Ordering::SeqCst);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use mde_client::{Client, Clock, WaitEvent, WaitReason};
+use mde_client::{Client, WaitEvent, WaitReason};
 
 use crate::cli::{Cli, Command, InvestigationCommand, Output, PackageCommand, Targets};
 use crate::fleet::{self, Op, Progress};
@@ -152,11 +152,6 @@ async fn prepare_and_run(cli: &Cli, op: Op, targets: &Targets) -> Result<u8, u8>
     } else {
         None
     };
-    let clock: Option<Arc<dyn Clock>> = match (&simulator, conn.time_scale) {
-        (Some(sim), _) => Some(Arc::new(sim.clock().clone())),
-        (None, Some(scale)) => Some(Arc::new(mde_sim::Clock::scaled(scale))),
-        (None, None) => None,
-    };
 
     let bar = (std::io::stderr().is_terminal()).then(|| {
         let bar = ProgressBar::new(0);
@@ -166,7 +161,12 @@ async fn prepare_and_run(cli: &Cli, op: Op, targets: &Targets) -> Result<u8, u8>
         );
         bar
     });
-    let mut builder = Client::builder().cloud(conn.cloud).region(conn.region);
+    let mut builder = match &simulator {
+        Some(sim) => sim.client_builder(),
+        None => Client::builder(),
+    }
+    .cloud(conn.cloud)
+    .region(conn.region);
     // The end of the current wait, in real time: the bar shows it until then.
     let waiting_until = Arc::new(std::sync::Mutex::new(None::<std::time::Instant>));
     builder = builder.on_wait({
@@ -182,16 +182,7 @@ async fn prepare_and_run(cli: &Cli, op: Op, targets: &Targets) -> Result<u8, u8>
             *waiting_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(end);
         }
     });
-    if let Some(sim) = &simulator {
-        builder = builder
-            .base_url(sim.base_url())
-            .login_url(sim.base_url())
-            .client_credentials(
-                mde_sim::DEFAULT_TENANT,
-                mde_sim::DEFAULT_CLIENT_ID,
-                mde_sim::DEFAULT_CLIENT_SECRET,
-            );
-    } else {
+    if simulator.is_none() {
         if let Some(url) = &conn.api_url {
             builder = builder.base_url(url);
         }
@@ -211,8 +202,9 @@ async fn prepare_and_run(cli: &Cli, op: Op, targets: &Targets) -> Result<u8, u8>
             _ => return Err(fail(AUTH, credentials_error())),
         };
     }
-    if let Some(clock) = clock {
-        builder = builder.clock(clock);
+    if let (None, Some(scale)) = (&simulator, conn.time_scale) {
+        // Against a simulator of its own (--api-url), at the speed it was told.
+        builder = builder.clock(Arc::new(mde_sim::Clock::scaled(scale)));
     }
     let client = builder.build().map_err(|e| fail(AUTH, e))?;
 

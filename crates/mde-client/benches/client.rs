@@ -105,11 +105,8 @@ async fn fleet_of_120() {
     let sim = Simulator::start(config).await.unwrap();
     let retry_afters = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = retry_afters.clone();
-    let client = Client::builder()
-        .base_url(sim.base_url())
-        .login_url(sim.base_url())
-        .client_credentials("sim-tenant", "sim-client", "sim-secret")
-        .clock(Arc::new(sim.clock().clone()))
+    let client = sim
+        .client_builder()
         .on_wait(move |e| {
             if e.reason == WaitReason::RetryAfter {
                 counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);

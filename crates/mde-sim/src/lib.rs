@@ -150,6 +150,16 @@ impl Simulator {
         self.shared.tokens.issued()
     }
 
+    /// A client of this simulator: every operation and the sign-in go to it, as its default
+    /// app, on its clock (so the client's rate limits run at the simulator's speed).
+    pub fn client_builder(&self) -> mde_client::ClientBuilder {
+        mde_client::Client::builder()
+            .base_url(self.base_url())
+            .login_url(self.base_url())
+            .client_credentials(DEFAULT_TENANT, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
+            .clock(Arc::new(self.shared.clock.clone()))
+    }
+
     /// Adds machine ids to the inventory while running.
     pub fn add_machines(&self, machines: impl IntoIterator<Item = String>) {
         self.records().add_machines(machines);
