@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Response, StatusCode};
-use mde_client::{Client, ClientBuilder, Error, WaitEvent, WaitReason, operations};
+use mde_client::{Client, ClientBuilder, Error, OperationId, WaitEvent, WaitReason, operations};
 use mde_sim::{
     App, Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT, Simulator,
     generated_machine_id,
@@ -187,8 +187,7 @@ async fn secrets_never_show_in_debug_display_errors_or_logs() {
     shown.push(format!("{good:?}"));
     shown.push(format!(
         "{:?}",
-        good.raw(&operations::COLLECT_INVESTIGATION_PACKAGE)
-            .unwrap()
+        good.raw(OperationId::CollectInvestigationPackage).unwrap()
     ));
 
     let wrong_secret = builder(&sim)
@@ -265,7 +264,7 @@ async fn the_documented_limits_are_kept_without_waiting_longer_than_they_require
     assert!(
         events
             .iter()
-            .any(|e| e.operation == "collectInvestigationPackage")
+            .any(|e| e.operation == OperationId::CollectInvestigationPackage)
     );
     let minute =
         Duration::from_secs(operations::COLLECT_INVESTIGATION_PACKAGE.rate_limits[0].seconds);

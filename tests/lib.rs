@@ -1,5 +1,7 @@
 //! Helpers shared by the workspace tests.
 
+use mde_client::operations::{self, OperationId, Request};
+use mde_client::types;
 use serde_json::Value;
 
 /// The workspace's spec; the tests derive their cases from it.
@@ -41,49 +43,66 @@ pub fn client(base: &str, token: &str) -> mde_client::Client {
 /// its status and its body as a string; a request the client refused to send has status 0.
 pub type Answer = Result<Value, (u16, Value)>;
 
-/// Calls an operation of the spec, by `operationId`, through its generated method.
-#[allow(deprecated)] // the retired and deprecated operations are still part of the client
-pub async fn call(client: &mde_client::Client, operation: &str, id: &str, comment: &str) -> Answer {
+/// Sends `request` through the generated client, as it is: no check, no retry.
+async fn send<R: Request>(client: &mde_client::Client, request: R) -> Answer
+where
+    R::Response: serde::Serialize,
+{
     use mde_client::generated::Error;
-    let op = mde_client::operations::ALL
-        .iter()
-        .find(|op| op.operation_id == operation)
-        .unwrap_or_else(|| panic!("no operation {operation}"));
-    let client = client.raw(op).expect("the operation has a host");
-    fn ok<T: serde::Serialize>(r: mde_client::ResponseValue<T>) -> Value {
-        serde_json::to_value(r.into_inner()).unwrap()
-    }
-    fn err(e: Error<mde_client::types::Error>) -> (u16, Value) {
-        match e {
-            Error::ErrorResponse(r) => (
-                r.status().as_u16(),
-                serde_json::to_value(r.into_inner()).unwrap(),
-            ),
-            Error::UnexpectedResponse(r) => (r.status().as_u16(), Value::String(format!("{r:?}"))),
-            other => (
-                other.status().map_or(0, |s| s.as_u16()),
-                Value::String(other.to_string()),
-            ),
+    let raw = client.raw(R::ID).expect("the operation has a host");
+    match request.send(raw).await {
+        Ok(r) => Ok(serde_json::to_value(r.into_inner()).unwrap()),
+        Err(Error::ErrorResponse(r)) => Err((
+            r.status().as_u16(),
+            serde_json::to_value(r.into_inner()).unwrap(),
+        )),
+        Err(Error::UnexpectedResponse(r)) => {
+            Err((r.status().as_u16(), Value::String(format!("{r:?}"))))
         }
+        Err(other) => Err((
+            other.status().map_or(0, |s| s.as_u16()),
+            Value::String(other.to_string()),
+        )),
     }
-    // Every operation's builder takes the same id and body.
-    macro_rules! send {
-        ($builder:expr) => {
-            $builder
-                .id(id)
-                .body_map(|b| b.comment(comment))
-                .send()
-                .await
-                .map(ok)
-                .map_err(err)
-        };
-    }
-    // The one place that maps an operation of the spec to its generated method.
-    match operation {
-        "startInvestigation" => send!(client.start_investigation()),
-        "initiateInvestigation" => send!(client.initiate_investigation()),
-        "collectInvestigationPackage" => send!(client.collect_investigation_package()),
-        "collectInvestigationPackageGraph" => send!(client.collect_investigation_package_graph()),
-        other => panic!("operation {other} of the spec has no call in this test yet"),
+}
+
+/// Calls an operation of the spec through the generated client with the path's `id` and, where
+/// the operation takes one, the `comment`. The one place that builds each operation's request
+/// from a test's input.
+#[allow(deprecated)] // the retired and deprecated operations are still part of the client
+pub async fn call(client: &mde_client::Client, op: OperationId, id: &str, comment: &str) -> Answer {
+    let id = id.to_string();
+    let body = || types::CommentRequest::builder().comment(comment);
+    // A comment the type refuses is sent as the builder has it: the generated client refuses
+    // it before sending, as status 0.
+    let body = || match types::CommentRequest::try_from(body()) {
+        Ok(body) => Ok(body),
+        Err(e) => Err((0, Value::String(e.to_string()))),
+    };
+    match op {
+        OperationId::StartInvestigation => {
+            send(client, operations::StartInvestigation { id, body: body()? }).await
+        }
+        OperationId::InitiateInvestigation => {
+            send(
+                client,
+                operations::InitiateInvestigation { id, body: body()? },
+            )
+            .await
+        }
+        OperationId::CollectInvestigationPackage => {
+            send(
+                client,
+                operations::CollectInvestigationPackage { id, body: body()? },
+            )
+            .await
+        }
+        OperationId::CollectInvestigationPackageGraph => {
+            send(
+                client,
+                operations::CollectInvestigationPackageGraph { id, body: body()? },
+            )
+            .await
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use syn::__private::ToTokens;
+use quote::ToTokens;
 use syn::visit::Visit;
 use syn::{Attribute, Fields, ImplItem, Item, ItemMod, Type};
 
@@ -199,6 +199,57 @@ fn summary(file: &syn::File) -> String {
     out
 }
 
+/// The operation model of `mod operations`: each operation's request type, its fields and
+/// its success type, as `Client::send` takes them.
+fn model_summary(file: &syn::File) -> String {
+    let items = module(&file.items, "operations");
+    let mut out =
+        String::from("\n# Operation model: OperationId, and the request Client::send takes\n");
+    for item in items {
+        let Item::Impl(imp) = item else { continue };
+        let is_request = imp
+            .trait_
+            .as_ref()
+            .is_some_and(|(path, _)| path.is_ident("Request"));
+        if !is_request {
+            continue;
+        }
+        let name = ty(&imp.self_ty);
+        let (mut id, mut response) = (String::new(), String::new());
+        for i in &imp.items {
+            match i {
+                ImplItem::Const(c) => id = c.expr.to_token_stream().to_string().replace(' ', ""),
+                ImplItem::Type(t) => response = ty(&t.ty),
+                _ => {}
+            }
+        }
+        let strukt = items.iter().find_map(|i| match i {
+            Item::Struct(s) if s.ident == name => Some(s),
+            _ => None,
+        });
+        let (fields, flag) = strukt.map_or((Vec::new(), ""), |s| {
+            let fields = s
+                .fields
+                .iter()
+                .map(|f| format!("{}: {}", f.ident.as_ref().unwrap(), ty(&f.ty)))
+                .collect();
+            let flag = if is_deprecated(&s.attrs) {
+                "  #[deprecated]"
+            } else {
+                ""
+            };
+            (fields, flag)
+        });
+        writeln!(
+            out,
+            "\n{id}{flag}\n  operations::{name} {{ {} }} -> {response}",
+            fields.join(", ")
+        )
+        .unwrap();
+    }
+    out
+}
+
 /// The spec's facts beyond types, as `mde_client::operations` carries them.
 fn operations_summary() -> String {
     let mut out = String::from("\n# Operations: limits, permissions, hosts\n");
@@ -209,7 +260,7 @@ fn operations_summary() -> String {
             .map(|w| format!("{}/{}s", w.calls, w.seconds))
             .collect();
         let hosts: Vec<&str> = op.servers.iter().map(|s| s.url).collect();
-        writeln!(out, "\n{} {} {}", op.operation_id, op.method, op.path).unwrap();
+        writeln!(out, "\n{} {} {}", op.id, op.method, op.path).unwrap();
         writeln!(
             out,
             "  deprecated: {}, retired: {:?}",
@@ -249,7 +300,8 @@ fn public_api_summary() {
         description => "the public API of crates/mde-client/src/generated.rs, summarised",
         omit_expression => true,
     }, {
-        insta::assert_snapshot!(summary(&generated()) + &operations_summary());
+        let file = generated();
+        insta::assert_snapshot!(summary(&file) + &model_summary(&file) + &operations_summary());
     });
 }
 

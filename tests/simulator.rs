@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use mde_client::operations;
+use mde_client::operations::{self, OperationId};
 use mde_client::reqwest;
 use mde_sim::{
     App, Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT, Simulator,
@@ -14,8 +14,8 @@ use mde_spec::Spec;
 use mde_tests::{Answer, call, client, spec};
 use serde_json::{Value, json};
 
-const COLLECT: &str = "collectInvestigationPackage";
-const START: &str = "startInvestigation";
+const COLLECT: OperationId = OperationId::CollectInvestigationPackage;
+const START: OperationId = OperationId::StartInvestigation;
 const OK: u16 = 200;
 
 /// One HTTP client for the whole file: building one per request costs the TLS set-up each time.
@@ -163,12 +163,8 @@ fn template_matches(template: &str, path: &str) -> bool {
     t.len() == p.len() && t.iter().zip(&p).all(|(t, p)| t.starts_with('{') || t == p)
 }
 
-fn path_of(operation: &str, encoded_id: &str) -> String {
-    let op = operations::ALL
-        .iter()
-        .find(|o| o.operation_id == operation)
-        .unwrap();
-    op.path.replace("{id}", encoded_id)
+fn path_of(operation: OperationId, encoded_id: &str) -> String {
+    operation.facts().path.replace("{id}", encoded_id)
 }
 
 /// An answer's status and error code; any documented success reads as `(OK, "")`.
@@ -193,9 +189,9 @@ async fn every_operation_succeeds_as_documented() {
     let client = client(sim.base_url(), &token);
     for (i, op) in operations::ALL.iter().enumerate() {
         let machine = operations::DOCUMENTED_MACHINE_IDS[i];
-        let answer = call(&client, op.operation_id, machine, "Test investigation").await;
-        let body = answer.unwrap_or_else(|e| panic!("{}: {e:?}", op.operation_id));
-        let success = spec.operation(op.operation_id).unwrap().value["responses"]
+        let answer = call(&client, op.id, machine, "Test investigation").await;
+        let body = answer.unwrap_or_else(|e| panic!("{}: {e:?}", op.id));
+        let success = spec.operation(op.id.as_str()).unwrap().value["responses"]
             .as_object()
             .unwrap()
             .keys()
@@ -203,13 +199,13 @@ async fn every_operation_succeeds_as_documented() {
             .unwrap()
             .parse()
             .unwrap();
-        assert_conforms(&spec, &path_of(op.operation_id, machine), success, &body);
+        assert_conforms(&spec, &path_of(op.id, machine), success, &body);
     }
     // The same, answered to a plain HTTP client: each raw body matches the spec's schema for
     // its status (`raw` checks it).
     let base = sim.base_url().to_string();
     for (i, op) in operations::ALL.iter().enumerate() {
-        let path = path_of(op.operation_id, &generated_machine_id(i));
+        let path = path_of(op.id, &generated_machine_id(i));
         let answer = raw(
             &spec,
             &base,
@@ -222,7 +218,7 @@ async fn every_operation_succeeds_as_documented() {
         assert!(
             answer.status == 200 || answer.status == 201,
             "{}: {answer:?}",
-            op.operation_id
+            op.id
         );
     }
     let actions: Vec<_> = sim.actions().into_iter().take(2).collect();
@@ -266,7 +262,7 @@ async fn documented_errors_reach_the_client_with_their_status_and_body() {
     // 400: an investigation is already running (the simulator's choice; the documents are
     // silent), whichever investigation operation asks.
     assert!(call(&client, START, &machine, "first").await.is_ok());
-    for op in [START, "initiateInvestigation"] {
+    for op in [START, OperationId::InitiateInvestigation] {
         let again = call(&client, op, &machine, "second").await;
         assert_eq!(
             code(&again),
@@ -278,13 +274,8 @@ async fn documented_errors_reach_the_client_with_their_status_and_body() {
     // 401: no valid token, and an expired one.
     let stranger = mde_tests::client(sim.base_url(), "not-a-token");
     for op in operations::ALL {
-        let answer = call(&stranger, op.operation_id, &machine, "c").await;
-        assert_eq!(
-            code(&answer),
-            (401, "Unauthorized".into()),
-            "{}",
-            op.operation_id
-        );
+        let answer = call(&stranger, op.id, &machine, "c").await;
+        assert_eq!(code(&answer), (401, "Unauthorized".into()), "{}", op.id);
     }
 
     // 403: a token without Machine.CollectForensics may investigate but not collect.
@@ -310,17 +301,12 @@ async fn documented_errors_reach_the_client_with_their_status_and_body() {
     for op in operations::ALL {
         let answer = call(
             &client,
-            op.operation_id,
+            op.id,
             "0000000000000000000000000000000000000000",
             "c",
         )
         .await;
-        assert_eq!(
-            code(&answer),
-            (404, "ResourceNotFound".into()),
-            "{}",
-            op.operation_id
-        );
+        assert_eq!(code(&answer), (404, "ResourceNotFound".into()), "{}", op.id);
     }
 
     // 429: the documented 50 starts an hour, counted per app.
@@ -372,7 +358,7 @@ async fn rate_limits_follow_the_spec_and_an_hour_passes_in_milliseconds() {
     let sim = simulator(config).await;
     let token = sign_in(&sim, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).await;
     let base = sim.base_url().to_string();
-    let post = |i: usize, op: &'static str| {
+    let post = |i: usize, op: OperationId| {
         let (spec, base, token) = (&spec, &base, &token);
         async move {
             let body = br#"{"Comment":"c"}"#.to_vec();

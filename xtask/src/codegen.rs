@@ -72,7 +72,7 @@ pub fn generate(spec: &Spec) -> Result<String, String> {
         types.extend(items.items);
     }
     mark_deprecated(&mut file, spec)?;
-    let operations: syn::File = syn::parse2(crate::facts::operations_module(spec)?)
+    let operations: syn::File = syn::parse2(crate::operations::operations_module(spec, &file)?)
         .map_err(|e| format!("mod operations does not parse: {e}"))?;
     file.items.extend(operations.items);
 
@@ -105,15 +105,16 @@ fn types_module(file: &mut syn::File) -> Result<&mut Vec<syn::Item>, String> {
 /// Adds `#[deprecated(note = …)]` to the client method of each deprecated operation: progenitor
 /// does not, and a caller should hear about it from the compiler.
 fn mark_deprecated(file: &mut syn::File, spec: &Spec) -> Result<(), String> {
-    for op in spec.operations().into_iter().filter(|op| op.deprecated()) {
+    for op in spec.operations() {
+        let deprecation = op
+            .deprecation()
+            .map_err(|e| format!("{}: {}", spec.locate(&e.pointer), e.message))?;
+        let Some(deprecation) = deprecation else {
+            continue;
+        };
         let id = op.operation_id.clone().unwrap_or_default();
         let method = id.to_snake_case();
-        let note = deprecation_note(&op.value).ok_or_else(|| {
-            format!(
-                "{}: deprecated without x-deprecation.note",
-                spec.locate(&op.pointer())
-            )
-        })?;
+        let note = deprecation.to_string();
         let fns = file.items.iter_mut().filter_map(|item| match item {
             syn::Item::Impl(imp) if imp.trait_.is_none() && is_client(&imp.self_ty) => Some(imp),
             _ => None,
@@ -134,17 +135,4 @@ fn mark_deprecated(file: &mut syn::File, spec: &Spec) -> Result<(), String> {
 
 fn is_client(ty: &syn::Type) -> bool {
     matches!(ty, syn::Type::Path(p) if p.path.is_ident("Client"))
-}
-
-/// "NOTE Retired by the service on DATE. Source: SOURCE." from an operation's `x-deprecation`.
-fn deprecation_note(op: &Value) -> Option<String> {
-    let d = op.get("x-deprecation")?;
-    let mut note = d.get("note")?.as_str()?.trim().to_string();
-    if let Some(date) = d.get("retired").and_then(Value::as_str) {
-        note.push_str(&format!(" Retired by the service on {date}."));
-    }
-    if let Some(source) = d.get("source").and_then(Value::as_str) {
-        note.push_str(&format!(" Source: {source}."));
-    }
-    Some(note)
 }

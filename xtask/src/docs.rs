@@ -89,54 +89,44 @@ fn operation(spec: &Spec, op: &mde_spec::Operation) -> String {
     }
     out.push_str("</p>\n");
     out.push_str(&prose(str_of(v, "description")));
-    if let Some(d) = v.get("x-deprecation") {
-        let retired = d
-            .get("retired")
-            .and_then(Value::as_str)
-            .map(|r| format!(" Retired by the service on {r}."))
-            .unwrap_or_default();
-        writeln!(
+    match op.deprecation() {
+        Ok(Some(d)) => writeln!(
             out,
-            "<p><strong>Deprecation:</strong> {}{} ({})</p>",
-            escape(str_of(d, "note")),
-            retired,
-            escape(str_of(d, "source"))
+            "<p><strong>Deprecation:</strong> {}</p>",
+            escape(&d.to_string())
         )
-        .unwrap();
+        .unwrap(),
+        Ok(None) => {}
+        Err(e) => writeln!(
+            out,
+            "<p><strong>Deprecation:</strong> {}</p>",
+            escape(&e.message)
+        )
+        .unwrap(),
     }
-    let hosts = v
-        .get("servers")
-        .or_else(|| spec.document().get("servers"))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let hosts: Vec<String> = hosts
-        .iter()
-        .map(|s| format!("<code>{}</code>", escape(str_of(s, "url"))))
-        .collect();
-    writeln!(out, "<p><strong>Hosts:</strong> {}</p>", hosts.join(", ")).unwrap();
+    let hosts = match op.servers(spec) {
+        Ok(servers) => servers
+            .iter()
+            .map(|s| format!("<code>{}</code>", escape(&s.url)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        Err(e) => escape(&e.message),
+    };
+    writeln!(out, "<p><strong>Hosts:</strong> {hosts}</p>").unwrap();
     let limits = match op.rate_limits() {
         Ok(w) if w.is_empty() => "none documented".to_string(),
         Ok(w) => w
             .iter()
-            .map(|w| format!("{} calls per {} s", w.calls, w.seconds))
+            .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(" and "),
-        Err(e) => escape(&e),
+        Err(e) => escape(&e.message),
     };
     writeln!(out, "<p><strong>Rate limit:</strong> {limits}</p>").unwrap();
-    if let Some(Value::Object(perms)) = v.get("x-permissions") {
+    if let Ok(permissions) = op.permissions() {
         out.push_str("<table><tr><th colspan=\"2\">Permissions</th></tr>\n");
-        for (kind, names) in perms {
-            let names = match names {
-                Value::Array(items) => items
-                    .iter()
-                    .map(|i| escape(&i.as_str().map(str::to_string).unwrap_or(i.to_string())))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                other => escape(other.as_str().unwrap_or_default()),
-            };
-            writeln!(out, "<tr><td>{}</td><td>{names}</td></tr>", escape(kind)).unwrap();
+        for (kind, names) in permissions.rows() {
+            writeln!(out, "<tr><td>{kind}</td><td>{}</td></tr>", escape(&names)).unwrap();
         }
         out.push_str("</table>\n");
     }
@@ -200,7 +190,7 @@ fn operation(spec: &Spec, op: &mde_spec::Operation) -> String {
     out
 }
 
-fn schema(name: &str, s: &Value) -> String {
+fn schema(name: &str, s: &Value, extensible: bool) -> String {
     let mut out = format!(
         "<section class=\"schema\" id=\"schema-{name}\">\n<h3>{name}</h3>\n{}",
         prose(str_of(s, "description"))
@@ -219,7 +209,7 @@ fn schema(name: &str, s: &Value) -> String {
             out,
             "<p>Values: {}{}</p>",
             values.join(", "),
-            if s.get("x-extensible-enum") == Some(&Value::Bool(true)) {
+            if extensible {
                 "; the service may add more"
             } else {
                 ""
@@ -268,9 +258,10 @@ pub fn render(spec: &Spec) -> String {
         operations.push_str(&operation(spec, op));
     }
     let mut schemas = String::new();
+    let extensible = spec.extensible_enums().unwrap_or_default();
     for (name, s) in spec.schemas() {
         write!(contents, "<li><a href=\"#schema-{name}\">{name}</a></li>").unwrap();
-        schemas.push_str(&schema(name, s));
+        schemas.push_str(&schema(name, s, extensible.iter().any(|e| e.name == *name)));
     }
     let mut examples = String::new();
     for e in spec.examples() {

@@ -9,9 +9,8 @@ use heck::ToUpperCamelCase;
 use mde_spec::Spec;
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
-use serde_json::Value;
 
-/// An enum schema of the spec marked `x-extensible-enum: true`.
+/// An enum schema of the spec marked `x-extensible-enum: true` (read by `mde_spec`).
 pub struct ExtensibleEnum {
     pub name: String,
     description: String,
@@ -24,35 +23,18 @@ const OTHER: &str = "Other";
 impl ExtensibleEnum {
     /// Every extensible enum of `components/schemas`, in the spec's order.
     pub fn all(spec: &Spec) -> Result<Vec<ExtensibleEnum>, String> {
-        spec.schemas()
-            .filter(|(_, s)| s.get("x-extensible-enum") == Some(&Value::Bool(true)))
-            .map(|(name, schema)| {
-                let at = spec.locate(&format!("/components/schemas/{name}"));
-                let values = schema
-                    .get("enum")
-                    .and_then(Value::as_array)
-                    .filter(|_| schema.get("type").and_then(Value::as_str) == Some("string"))
-                    .and_then(|vs| {
-                        vs.iter()
-                            .map(|v| v.as_str().map(str::to_string))
-                            .collect::<Option<Vec<_>>>()
-                    })
-                    .ok_or_else(|| {
-                        format!(
-                            "{at}: x-extensible-enum needs `type: string` and an `enum` of strings"
-                        )
-                    })?;
-                let description = schema
-                    .get("description")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .trim()
-                    .to_string();
+        let enums = spec
+            .extensible_enums()
+            .map_err(|e| format!("{}: {}", spec.locate(&e.pointer), e.message))?;
+        enums
+            .into_iter()
+            .map(|e| {
                 let e = ExtensibleEnum {
-                    name: name.clone(),
-                    description,
-                    values,
+                    name: e.name,
+                    description: e.description,
+                    values: e.values,
                 };
+                let at = spec.locate(&format!("/components/schemas/{}", e.name));
                 e.variants().map_err(|problem| format!("{at}: {problem}"))?;
                 Ok(e)
             })

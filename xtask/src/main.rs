@@ -5,7 +5,7 @@
 mod codegen;
 mod docs;
 mod extensible_enum;
-mod facts;
+mod operations;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -7,9 +7,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use mde_cli::fleet::{self, Kind, Op};
+use mde_cli::fleet::{self, Kind, Plan};
 use mde_cli::journal::Journal;
-use mde_client::{WaitReason, minimum_duration};
+use mde_client::{OperationId, WaitReason, minimum_duration};
 use mde_sim::{Config, Simulator, generated_machine_id};
 
 const MACHINES: usize = 1000;
@@ -39,14 +39,17 @@ async fn main() {
     let machines: Vec<String> = (0..MACHINES).map(generated_machine_id).collect();
     let started = sim.clock().elapsed();
     let real = std::time::Instant::now();
+    let plan = Plan {
+        op: OperationId::CollectInvestigationPackage,
+        comment: "bench",
+        retry_unknown: false,
+    };
     let report = fleet::run(
         &client,
-        Op::Collect,
-        "bench",
+        plan,
         machines,
         &mut journal,
         Default::default(),
-        false,
         &mut |_| {},
         std::future::pending(),
     )
@@ -58,10 +61,7 @@ async fn main() {
         .iter()
         .filter(|o| o.outcome == Kind::Succeeded)
         .count();
-    let required = minimum_duration(
-        &mde_client::operations::COLLECT_INVESTIGATION_PACKAGE,
-        MACHINES,
-    );
+    let required = minimum_duration(OperationId::CollectInvestigationPackage, MACHINES);
     println!(
         "fleet of {MACHINES}: {succeeded} succeeded, {} 429s received, {:.1} s simulated ({:.1} s real); the limits allow {} s: utilisation {:.2} %",
         limited.load(Ordering::SeqCst),

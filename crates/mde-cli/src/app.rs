@@ -8,9 +8,11 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use mde_client::{Client, WaitEvent, WaitReason};
 
-use crate::cli::{Cli, Command, InvestigationCommand, Output, PackageCommand, Targets};
-use crate::fleet::{self, Op, Progress};
-use crate::journal::Journal;
+use mde_client::operations::OperationId;
+
+use crate::cli::{Cli, Command, Connection, InvestigationCommand, Output, PackageCommand, Targets};
+use crate::fleet::{self, Progress};
+use crate::journal::{History, Journal};
 use crate::{output, targets};
 
 /// Every machine succeeded.
@@ -32,34 +34,51 @@ fn fail(code: u8, message: impl std::fmt::Display) -> u8 {
     code
 }
 
+/// The error and its causes, on one line: what a person reads.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// Runs a command (not `completions`); returns the exit code.
 pub async fn run(cli: Cli) -> u8 {
     let (op, targets) = match &cli.command {
-        Command::Investigation(InvestigationCommand::Start(t)) => (Op::Start, t),
-        Command::Investigation(InvestigationCommand::Initiate(t)) => (Op::Initiate, t),
+        Command::Investigation(InvestigationCommand::Start(t)) => {
+            (OperationId::StartInvestigation, t)
+        }
+        Command::Investigation(InvestigationCommand::Initiate(t)) => {
+            (OperationId::InitiateInvestigation, t)
+        }
         Command::Package(PackageCommand::Collect { targets, graph }) => (
             if *graph {
-                Op::CollectGraph
+                OperationId::CollectInvestigationPackageGraph
             } else {
-                Op::Collect
+                OperationId::CollectInvestigationPackage
             },
             targets,
         ),
         Command::Completions { .. } => unreachable!("handled before a runtime starts"),
     };
-    let spec = op.spec();
-    if let Some(date) = spec.retired {
+    let facts = op.facts();
+    if let Some(date) = facts.retired {
         eprintln!(
-            "warning: the service retired {} on {date}; what it answers now is undocumented",
-            spec.operation_id
+            "warning: the service retired {op} on {date}; what it answers now is undocumented"
         );
-    } else if spec.deprecated {
+    } else if facts.deprecated {
         eprintln!(
-            "warning: --graph uses {}, a deprecated Graph endpoint; use `mde package collect` without --graph",
-            spec.operation_id
+            "warning: --graph uses {op}, a deprecated Graph endpoint; use `mde package collect` without --graph"
         );
     }
-    match prepare_and_run(&cli, op, targets).await {
+    match fleet_run(&cli, op, targets).await {
         Ok(code) | Err(code) => code,
     }
 }
@@ -68,8 +87,8 @@ fn credentials_error() -> String {
     "no credentials: set MDE_TOKEN, or AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or give --token, or --tenant-id, --client-id and --client-secret), or try --simulate".into()
 }
 
-async fn prepare_and_run(cli: &Cli, op: Op, targets: &Targets) -> Result<u8, u8> {
-    let conn = &cli.connection;
+/// The machines of a run, de-duplicated with a warning; a usage error when there are none.
+fn machines(targets: &Targets) -> Result<Vec<String>, u8> {
     if targets.comment.trim().is_empty() {
         return Err(fail(USAGE, "--comment must not be empty"));
     }
@@ -89,6 +108,12 @@ async fn prepare_and_run(cli: &Cli, op: Op, targets: &Targets) -> Result<u8, u8>
             "no machine ids: give them as arguments or with --machines-file",
         ));
     }
+    Ok(machines)
+}
+
+/// The simulated seconds per real second: `--time-scale`, only where it cannot outrun the
+/// real service's limits.
+fn time_scale(conn: &Connection) -> Result<f64, u8> {
     if conn.time_scale.is_some() && !conn.simulate && conn.api_url.is_none() {
         // Against the real service a faster clock would send faster than the documented limits.
         return Err(fail(
@@ -100,88 +125,73 @@ async fn prepare_and_run(cli: &Cli, op: Op, targets: &Targets) -> Result<u8, u8>
     if !(scale.is_finite() && scale > 0.0) {
         return Err(fail(USAGE, "--time-scale must be a positive number"));
     }
+    Ok(scale)
+}
 
-    // The journal: the one resumed, the one named, or a new one here.
-    let history = match &cli.run.resume {
-        Some(path) => {
-            let history = Journal::history(path).map_err(|e| {
-                fail(
-                    USAGE,
-                    format!("cannot read the journal {}: {e}", path.display()),
-                )
-            })?;
-            if history
-                .operation
-                .as_deref()
-                .is_some_and(|o| o != op.spec().operation_id)
-            {
-                return Err(fail(
-                    USAGE,
-                    format!(
-                        "{} records a {} run, not {}",
-                        path.display(),
-                        history.operation.unwrap_or_default(),
-                        op.spec().operation_id
-                    ),
-                ));
-            }
-            history
-        }
-        None => Default::default(),
+/// What the resumed journal recorded (nothing for a new run); it must be a run of `op`.
+fn history(cli: &Cli, op: OperationId) -> Result<History, u8> {
+    let Some(path) = &cli.run.resume else {
+        return Ok(History::default());
     };
-    // The embedded simulator, sharing one clock with the client's rate limiter.
-    let simulator = if conn.simulate {
-        let config = mde_sim::Config {
-            listen: "127.0.0.1:0".parse().expect("a loopback address"),
-            time_scale: scale,
-            machines: machines
-                .iter()
-                .filter(|id| targets::well_formed(id))
-                .cloned()
-                .collect(),
-            ..mde_sim::Config::default()
-        };
-        let sim = mde_sim::Simulator::start(config)
-            .await
-            .map_err(|e| fail(AUTH, format!("cannot start the simulator: {e}")))?;
-        eprintln!(
-            "mde: simulating at {} (time x{scale}; tenant sim-tenant, client sim-client)",
-            sim.base_url()
-        );
-        Some(sim)
-    } else {
-        None
-    };
+    let history = Journal::history(path).map_err(|e| {
+        fail(
+            USAGE,
+            format!("cannot read the journal {}: {e}", path.display()),
+        )
+    })?;
+    if let Some(recorded) = history.operation.filter(|o| *o != op) {
+        return Err(fail(
+            USAGE,
+            format!("{} records a {recorded} run, not {op}", path.display()),
+        ));
+    }
+    Ok(history)
+}
 
-    let bar = (std::io::stderr().is_terminal()).then(|| {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} ({per_sec}) {msg}")
-                .expect("a valid template"),
-        );
-        bar
-    });
-    let mut builder = match &simulator {
+/// The embedded simulator of `--simulate`, with the run's well-formed ids in its inventory.
+async fn simulator(
+    conn: &Connection,
+    scale: f64,
+    machines: &[String],
+) -> Result<Option<mde_sim::Simulator>, u8> {
+    if !conn.simulate {
+        return Ok(None);
+    }
+    let config = mde_sim::Config {
+        listen: "127.0.0.1:0".parse().expect("a loopback address"),
+        time_scale: scale,
+        machines: machines
+            .iter()
+            .filter(|id| targets::well_formed(id))
+            .cloned()
+            .collect(),
+        ..mde_sim::Config::default()
+    };
+    let sim = mde_sim::Simulator::start(config)
+        .await
+        .map_err(|e| fail(AUTH, format!("cannot start the simulator: {e}")))?;
+    eprintln!(
+        "mde: simulating at {} (time x{scale}; tenant sim-tenant, client sim-client)",
+        sim.base_url()
+    );
+    Ok(Some(sim))
+}
+
+/// The client: of the simulator, or of the service with the given credentials; every wait
+/// shown by `on_wait`.
+fn client(
+    conn: &Connection,
+    simulator: Option<&mde_sim::Simulator>,
+    scale: f64,
+    on_wait: impl Fn(&WaitEvent) + Send + Sync + 'static,
+) -> Result<Client, u8> {
+    let mut builder = match simulator {
         Some(sim) => sim.client_builder(),
         None => Client::builder(),
     }
     .cloud(conn.cloud)
-    .region(conn.region);
-    // The end of the current wait, in real time: the bar shows it until then.
-    let waiting_until = Arc::new(std::sync::Mutex::new(None::<std::time::Instant>));
-    builder = builder.on_wait({
-        let bar = bar.clone();
-        let waiting_until = waiting_until.clone();
-        let real = if conn.simulate || conn.time_scale.is_some() {
-            scale
-        } else {
-            1.0
-        };
-        move |event: &WaitEvent| {
-            let end = wait_message(event, real, bar.as_ref());
-            *waiting_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(end);
-        }
-    });
+    .region(conn.region)
+    .on_wait(on_wait);
     if simulator.is_none() {
         if let Some(url) = &conn.api_url {
             builder = builder.base_url(url);
@@ -201,14 +211,16 @@ async fn prepare_and_run(cli: &Cli, op: Op, targets: &Targets) -> Result<u8, u8>
             }
             _ => return Err(fail(AUTH, credentials_error())),
         };
+        if conn.time_scale.is_some() {
+            // Against a simulator of its own (--api-url), at the speed it was told.
+            builder = builder.clock(Arc::new(mde_sim::Clock::scaled(scale)));
+        }
     }
-    if let (None, Some(scale)) = (&simulator, conn.time_scale) {
-        // Against a simulator of its own (--api-url), at the speed it was told.
-        builder = builder.clock(Arc::new(mde_sim::Clock::scaled(scale)));
-    }
-    let client = builder.build().map_err(|e| fail(AUTH, e))?;
+    builder.build().map_err(|e| fail(AUTH, e))
+}
 
-    // The journal: the one resumed, the one named, or a new one here.
+/// The journal: the one resumed, the one named, or a new one here.
+fn open_journal(cli: &Cli) -> Result<(PathBuf, Journal), u8> {
     let path = cli
         .run
         .resume
@@ -220,17 +232,64 @@ async fn prepare_and_run(cli: &Cli, op: Op, targets: &Targets) -> Result<u8, u8>
                 chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
             ))
         });
-    let mut journal = Journal::open(&path).map_err(|e| {
+    let journal = Journal::open(&path).map_err(|e| {
         fail(
             USAGE,
             format!("cannot write the journal {}: {e}", path.display()),
         )
     })?;
     eprintln!("mde: journal {}", path.display());
+    Ok((path, journal))
+}
+
+/// Sends `op` to every machine of `targets`, journaled, and reports.
+async fn fleet_run(cli: &Cli, op: OperationId, targets: &Targets) -> Result<u8, u8> {
+    let conn = &cli.connection;
+    let machines = machines(targets)?;
+    let scale = time_scale(conn)?;
+    let history = history(cli, op)?;
+    let simulator = simulator(conn, scale, &machines).await?;
+
+    let bar = (std::io::stderr().is_terminal()).then(|| {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} ({per_sec}) {msg}")
+                .expect("a valid template"),
+        );
+        bar
+    });
+    // The end of the current wait, in real time: the bar shows it until then.
+    let waiting_until = Arc::new(std::sync::Mutex::new(None::<std::time::Instant>));
+    let on_wait = {
+        let bar = bar.clone();
+        let waiting_until = waiting_until.clone();
+        let real = if conn.simulate || conn.time_scale.is_some() {
+            scale
+        } else {
+            1.0
+        };
+        move |event: &WaitEvent| {
+            let end = wait_message(event, real, bar.as_ref());
+            *waiting_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(end);
+        }
+    };
+    let client = client(conn, simulator.as_ref(), scale, on_wait)?;
+    let (path, mut journal) = open_journal(cli)?;
 
     let total = machines.len();
     let started = std::time::Instant::now();
+    let json = cli.run.output == Output::Json;
+    // JSON lines go out as each machine ends, so that a pipe sees them live.
+    let print_json = |outcome: &fleet::Outcome| {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "{}", output::json_line(outcome)).and_then(|()| stdout.flush());
+    };
     let mut progress = |event: Progress<'_>| match (event, &bar) {
+        (Progress::Earlier(outcome), _) => {
+            if json {
+                print_json(outcome);
+            }
+        }
         (Progress::Start(n), Some(bar)) => bar.set_length(n as u64),
         (Progress::Start(n), None) => {
             if n < total {
@@ -240,28 +299,39 @@ async fn prepare_and_run(cli: &Cli, op: Op, targets: &Targets) -> Result<u8, u8>
                 );
             }
         }
-        (Progress::Done(_), Some(bar)) => {
-            bar.inc(1);
-            let mut until = waiting_until.lock().unwrap_or_else(|e| e.into_inner());
-            if until.is_some_and(|end| end <= std::time::Instant::now()) {
-                *until = None;
-                bar.set_message("");
+        (Progress::Done(outcome), bar) => {
+            if json {
+                print_json(outcome);
+            }
+            match bar {
+                Some(bar) => {
+                    bar.inc(1);
+                    let mut until = waiting_until.lock().unwrap_or_else(|e| e.into_inner());
+                    if until.is_some_and(|end| end <= std::time::Instant::now()) {
+                        *until = None;
+                        bar.set_message("");
+                    }
+                }
+                None => eprintln!("{}", output::line(outcome)),
             }
         }
-        (Progress::Done(outcome), None) => eprintln!("{}", output::line(outcome)),
+    };
+    let plan = fleet::Plan {
+        op,
+        comment: &targets.comment,
+        retry_unknown: cli.run.retry_unknown,
+    };
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
     };
     let report = fleet::run(
         &client,
-        op,
-        &targets.comment,
+        plan,
         machines,
         &mut journal,
         history,
-        cli.run.retry_unknown,
         &mut progress,
-        async {
-            let _ = tokio::signal::ctrl_c().await;
-        },
+        stop,
     )
     .await
     .map_err(|e| {
@@ -277,7 +347,7 @@ async fn prepare_and_run(cli: &Cli, op: Op, targets: &Targets) -> Result<u8, u8>
     let mut stdout = std::io::stdout().lock();
     let written = match cli.run.output {
         Output::Table => output::table(&report, &mut stdout),
-        Output::Json => output::json_lines(&report, &mut stdout),
+        Output::Json => output::json_not_sent(&report, &mut stdout),
     };
     let _ = written.and_then(|()| stdout.flush());
     eprintln!(

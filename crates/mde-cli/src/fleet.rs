@@ -6,40 +6,14 @@ use std::pin::Pin;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use mde_client::operations::{self, Operation};
+use mde_client::operations::{Answer, OperationId, Request};
 use mde_client::{Call, Client, Error};
-use serde::Serialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 
 use crate::journal::{Entry, History, Journal, now};
 
-/// What a run does to each machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    /// `startInvestigation`.
-    Start,
-    /// `initiateInvestigation` (preview).
-    Initiate,
-    /// `collectInvestigationPackage`.
-    Collect,
-    /// `collectInvestigationPackageGraph` (deprecated).
-    CollectGraph,
-}
-
-impl Op {
-    /// The spec's facts of the operation.
-    pub fn spec(self) -> &'static Operation {
-        match self {
-            Op::Start => &operations::START_INVESTIGATION,
-            Op::Initiate => &operations::INITIATE_INVESTIGATION,
-            Op::Collect => &operations::COLLECT_INVESTIGATION_PACKAGE,
-            Op::CollectGraph => &operations::COLLECT_INVESTIGATION_PACKAGE_GRAPH,
-        }
-    }
-}
-
 /// How a machine fared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// The action was created.
@@ -55,15 +29,6 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn of(text: &str) -> Kind {
-        match text {
-            "succeeded" => Kind::Succeeded,
-            "already_running" => Kind::AlreadyRunning,
-            "not_found" => Kind::NotFound,
-            _ => Kind::Failed,
-        }
-    }
-
     /// The name used in the journal and the JSON output.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -76,20 +41,21 @@ impl Kind {
     }
 }
 
-/// One machine's outcome, as the JSON output writes it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One machine's outcome, as the journal records it and the JSON output writes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
     /// The machine id.
     pub machine: String,
     /// How it fared.
     pub outcome: Kind,
-    /// The service's answer, when it succeeded.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub result: Option<Value>,
+    /// The service's answer, tagged with its operation, when it succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Answer>,
     /// What went wrong, when it did not.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Recorded by an earlier run (resumed), not sent now.
+    #[serde(default)]
     pub earlier: bool,
 }
 
@@ -112,88 +78,107 @@ pub enum Progress<'a> {
     Start(usize),
     /// One more ended.
     Done(&'a Outcome),
+    /// An earlier run's outcome, not sent again.
+    Earlier(&'a Outcome),
 }
 
 /// How many requests may be answered at once: the limits, not this, set the pace.
 const IN_FLIGHT: usize = 32;
 
-type Answer<'a> = Pin<Box<dyn Future<Output = Result<Value, Error>> + Send + 'a>>;
-type Ready<'a> = Pin<Box<dyn Future<Output = Answer<'a>> + Send + 'a>>;
+type Sent<'a> = Pin<Box<dyn Future<Output = Result<Answer, Error>> + Send + 'a>>;
+type Ready<'a> = Pin<Box<dyn Future<Output = Sent<'a>> + Send + 'a>>;
 
 /// Reserves room in the rate limit, then hands back the call, ready to send at once.
 #[allow(clippy::async_yields_async)] // on purpose: the journal line goes between the two
-fn ready<'a, T: Serialize + Send + 'a>(call: Call<'a, T>) -> Ready<'a> {
+fn ready<'a, R: Request>(call: Call<'a, R>) -> Ready<'a> {
     Box::pin(async move {
         let call = call.reserve().await;
-        let answer: Answer<'a> = Box::pin(async move {
-            call.await
-                .map(|v| serde_json::to_value(v).unwrap_or(Value::Null))
-        });
-        answer
+        let sent: Sent<'a> = Box::pin(async move { call.await.map(R::answer) });
+        sent
     })
 }
 
+/// The call of `op` on one machine with a comment; `None` for an operation that is not an
+/// action on machines (it has a command of its own).
 #[allow(deprecated)] // the retired and deprecated operations stay reachable
-fn prepare<'a>(client: &'a Client, op: Op, machine: &str, comment: &str) -> Ready<'a> {
-    match op {
-        Op::Start => ready(client.start_investigation(machine, comment)),
-        Op::Initiate => ready(client.initiate_investigation(machine, comment)),
-        Op::Collect => ready(client.collect_investigation_package(machine, comment)),
-        Op::CollectGraph => ready(client.collect_investigation_package_graph(machine, comment)),
-    }
+pub fn prepare<'a>(
+    client: &'a Client,
+    op: OperationId,
+    machine: &str,
+    comment: &str,
+) -> Option<Ready<'a>> {
+    Some(match op {
+        OperationId::StartInvestigation => ready(client.start_investigation(machine, comment)),
+        OperationId::InitiateInvestigation => {
+            ready(client.initiate_investigation(machine, comment))
+        }
+        OperationId::CollectInvestigationPackage => {
+            ready(client.collect_investigation_package(machine, comment))
+        }
+        OperationId::CollectInvestigationPackageGraph => {
+            ready(client.collect_investigation_package_graph(machine, comment))
+        }
+    })
 }
 
-fn outcome(machine: String, answer: Result<Value, Error>) -> (Outcome, Option<String>) {
-    let (kind, result, error) = match answer {
-        Ok(value) => (Kind::Succeeded, Some(value), None),
-        Err(e @ Error::AlreadyRunning(_)) => (Kind::AlreadyRunning, None, Some(e.to_string())),
-        Err(e @ Error::NotFound(_)) => (Kind::NotFound, None, Some(e.to_string())),
+/// The outcome of an answer, and the error that stops the run when it holds for every machine
+/// (credentials, permission, configuration).
+fn outcome(machine: String, answer: Result<Answer, Error>) -> (Outcome, Option<String>) {
+    let (kind, result, error, fatal) = match answer {
+        Ok(answer) => (Kind::Succeeded, Some(answer), None, false),
         Err(e) => {
+            let kind = match e {
+                Error::AlreadyRunning(_) => Kind::AlreadyRunning,
+                Error::NotFound(_) => Kind::NotFound,
+                _ => Kind::Failed,
+            };
             let fatal = matches!(
                 e,
                 Error::Authentication(_) | Error::Permission { .. } | Error::Configuration(_)
             );
-            let text = e.to_string();
-            return (
-                Outcome {
-                    machine,
-                    outcome: Kind::Failed,
-                    result: None,
-                    error: Some(text.clone()),
-                    earlier: false,
-                },
-                fatal.then_some(text),
-            );
+            (kind, None, Some(crate::app::error_chain(&e)), fatal)
         }
     };
-    (
-        Outcome {
-            machine,
-            outcome: kind,
-            result,
-            error,
-            earlier: false,
-        },
-        None,
-    )
+    let fatal = fatal.then(|| error.clone().unwrap_or_default());
+    let outcome = Outcome {
+        machine,
+        outcome: kind,
+        result,
+        error,
+        earlier: false,
+    };
+    (outcome, fatal)
 }
 
-/// Runs `op` on `machines`, journaling each request. Machines `history` shows as done are
-/// reported as they were and not sent again; those it shows as sent without an outcome are
-/// reported unknown, and sent again only with `retry_unknown`. Stops sending when `stop`
+/// What a run does: the operation, and the comment sent with each request.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan<'a> {
+    /// The operation sent to each machine.
+    pub op: OperationId,
+    /// The `Comment` of each request.
+    pub comment: &'a str,
+    /// Send again to machines an earlier run sent to without recording an answer.
+    pub retry_unknown: bool,
+}
+
+/// Runs the plan on `machines`, journaling each request. Machines `history` shows as done
+/// are reported as they were and not sent again; those it shows as sent without an outcome
+/// are reported unknown, and sent again only with `retry_unknown`. Stops sending when `stop`
 /// resolves, and lets the requests in flight end.
-#[allow(clippy::too_many_arguments)]
 pub async fn run(
     client: &Client,
-    op: Op,
-    comment: &str,
+    plan: Plan<'_>,
     machines: Vec<String>,
     journal: &mut Journal,
     history: History,
-    retry_unknown: bool,
     progress: &mut dyn FnMut(Progress<'_>),
     stop: impl Future<Output = ()>,
 ) -> std::io::Result<Report> {
+    let Plan {
+        op,
+        comment,
+        retry_unknown,
+    } = plan;
     let mut report = Report::default();
     let order: std::collections::HashMap<String, usize> = machines
         .iter()
@@ -202,35 +187,29 @@ pub async fn run(
         .collect();
     let mut queue = Vec::new();
     for machine in machines {
-        if let Some((outcome, detail)) = history.done.get(&machine) {
-            let detail = detail.clone();
-            let ok = outcome == "succeeded";
-            report.outcomes.push(Outcome {
-                machine,
-                outcome: Kind::of(outcome),
-                result: ok.then(|| detail.clone()),
-                error: (!ok).then(|| {
-                    detail
-                        .as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| detail.to_string())
-                }),
+        if let Some(done) = history.done.get(&machine) {
+            let earlier = Outcome {
                 earlier: true,
-            });
+                ..done.clone()
+            };
+            progress(Progress::Earlier(&earlier));
+            report.outcomes.push(earlier);
         } else if history.unknown.contains(&machine) && !retry_unknown {
-            report.outcomes.push(Outcome {
+            let unknown = Outcome {
                 machine,
                 outcome: Kind::Unknown,
                 result: None,
                 error: Some("sent by an earlier run that ended before the answer; not sent again (--retry-unknown sends it)".into()),
                 earlier: true,
-            });
+            };
+            progress(Progress::Earlier(&unknown));
+            report.outcomes.push(unknown);
         } else {
             queue.push(machine);
         }
     }
     journal.append(&Entry::Run {
-        operation: op.spec().operation_id.into(),
+        operation: op,
         comment: comment.into(),
         machines: queue.len(),
         at: now(),
@@ -245,10 +224,15 @@ pub async fn run(
     tokio::pin!(stop);
     loop {
         if next.is_none() && !stopping && in_flight.len() < IN_FLIGHT {
-            next = queue.next().map(|machine| {
-                let ready = prepare(client, op, &machine, comment);
-                (machine, ready)
-            });
+            next = match queue.next() {
+                Some(machine) => {
+                    let ready = prepare(client, op, &machine, comment).ok_or_else(|| {
+                        std::io::Error::other(format!("{op} is not an action on machines"))
+                    })?;
+                    Some((machine, ready))
+                }
+                None => None,
+            };
         }
         if next.is_none() && in_flight.is_empty() {
             break;
@@ -261,12 +245,7 @@ pub async fn run(
             }
             Some((machine, answer)) = in_flight.next(), if !in_flight.is_empty() => {
                 let (outcome, fatal) = outcome(machine, answer);
-                let detail = match (&outcome.result, &outcome.error) {
-                    (Some(result), _) => result.clone(),
-                    (None, Some(error)) => Value::String(error.clone()),
-                    (None, None) => Value::Null,
-                };
-                journal.append(&Entry::Done { machine: outcome.machine.clone(), outcome: outcome.outcome.as_str().into(), detail, at: now() })?;
+                journal.done(&outcome)?;
                 progress(Progress::Done(&outcome));
                 report.outcomes.push(outcome);
                 if fatal.is_some() && report.fatal.is_none() {

@@ -7,17 +7,20 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use mde_client::operations::{Answer, OperationId};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+
+use crate::fleet::{Kind, Outcome};
 
 /// One line of the journal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)] // one entry at a time, written or read and dropped
 pub enum Entry {
     /// A run (or a resumed run) begins.
     Run {
-        /// The operation's `operationId`.
-        operation: String,
+        /// The operation.
+        operation: OperationId,
         /// The comment sent with each request.
         comment: String,
         /// How many machines the run covers.
@@ -36,10 +39,14 @@ pub enum Entry {
     Done {
         /// The machine.
         machine: String,
-        /// `succeeded`, `already_running`, `not_found` or `failed`.
-        outcome: String,
-        /// The answer, or the error.
-        detail: Value,
+        /// How it fared.
+        outcome: Kind,
+        /// The answer, tagged with its operation, when it succeeded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        result: Option<Answer>,
+        /// What went wrong, when it did not.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
         /// When, in UTC.
         at: String,
     },
@@ -49,9 +56,9 @@ pub enum Entry {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct History {
     /// The operation of the journal's first run.
-    pub operation: Option<String>,
+    pub operation: Option<OperationId>,
     /// Machines with an outcome: the last one recorded.
-    pub done: HashMap<String, (String, Value)>,
+    pub done: HashMap<String, Outcome>,
     /// Machines sent to with no outcome recorded: the request may or may not have arrived.
     pub unknown: Vec<String>,
 }
@@ -87,6 +94,17 @@ impl Journal {
         &self.path
     }
 
+    /// Records an outcome.
+    pub fn done(&mut self, outcome: &Outcome) -> std::io::Result<()> {
+        self.append(&Entry::Done {
+            machine: outcome.machine.clone(),
+            outcome: outcome.outcome,
+            result: outcome.result.clone(),
+            error: outcome.error.clone(),
+            at: now(),
+        })
+    }
+
     /// Appends one line; it is in the file when this returns.
     pub fn append(&mut self, entry: &Entry) -> std::io::Result<()> {
         let mut line = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
@@ -120,11 +138,19 @@ impl Journal {
                 Entry::Done {
                     machine,
                     outcome,
-                    detail,
+                    result,
+                    error,
                     ..
                 } => {
                     sending.retain(|m| *m != machine);
-                    history.done.insert(machine, (outcome, detail));
+                    let outcome = Outcome {
+                        machine: machine.clone(),
+                        outcome,
+                        result,
+                        error,
+                        earlier: true,
+                    };
+                    history.done.insert(machine, outcome);
                 }
             }
         }
@@ -145,7 +171,7 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         let mut journal = Journal::open(&path).unwrap();
         let run = Entry::Run {
-            operation: "op".into(),
+            operation: OperationId::CollectInvestigationPackage,
             comment: "c".into(),
             machines: 3,
             at: now(),
@@ -159,13 +185,15 @@ mod tests {
                 })
                 .unwrap();
         }
-        let done = Entry::Done {
+        let answer = Answer::CollectInvestigationPackage(Default::default());
+        let done = Outcome {
             machine: "a".into(),
-            outcome: "succeeded".into(),
-            detail: Value::Null,
-            at: now(),
+            outcome: Kind::Succeeded,
+            result: Some(answer.clone()),
+            error: None,
+            earlier: false,
         };
-        journal.append(&done).unwrap();
+        journal.done(&done).unwrap();
         std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
@@ -181,8 +209,13 @@ mod tests {
             })
             .unwrap();
         let history = Journal::history(&path).unwrap();
-        assert_eq!(history.operation.as_deref(), Some("op"));
+        assert_eq!(
+            history.operation,
+            Some(OperationId::CollectInvestigationPackage)
+        );
         assert_eq!(history.done.keys().collect::<Vec<_>>(), ["a"]);
+        // The answer reads back as the operation's type, by its tag.
+        assert_eq!(history.done["a"].result, Some(answer));
         assert_eq!(history.unknown, ["b", "c"]);
         std::fs::remove_file(&path).unwrap();
     }

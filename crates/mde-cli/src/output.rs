@@ -2,36 +2,46 @@
 
 use std::io::Write;
 
+use mde_client::operations::Answer;
+use mde_client::{shorten, types};
+
 use crate::fleet::{Kind, Outcome, Report};
+
+fn action(a: &types::MachineAction) -> String {
+    let text = |v: Option<String>| v.unwrap_or_default();
+    format!(
+        "action {} {}",
+        text(a.id.clone()),
+        text(a.status.as_ref().map(ToString::to_string))
+    )
+}
+
+/// The answer in a few words. The one place that decides how each operation's answer reads.
+pub fn answer(answer: &Answer) -> String {
+    match answer {
+        Answer::StartInvestigation(i) => format!(
+            "investigation {} {}",
+            i.id.as_deref().unwrap_or_default(),
+            i.state
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        ),
+        Answer::InitiateInvestigation(id) => format!("investigation {}", id.value),
+        Answer::CollectInvestigationPackage(a) | Answer::CollectInvestigationPackageGraph(a) => {
+            action(a)
+        }
+    }
+}
 
 /// One line of detail for a machine: the action or investigation, or what went wrong.
 fn detail(outcome: &Outcome) -> String {
     let text = match (&outcome.result, &outcome.error) {
-        (Some(result), _) => {
-            let field = |name: &str| {
-                result.get(name).map(|v| {
-                    v.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string())
-                })
-            };
-            match (field("type"), field("state"), field("value")) {
-                (Some(_), _, _) => format!(
-                    "action {} {}",
-                    field("id").unwrap_or_default(),
-                    field("status").unwrap_or_default()
-                ),
-                (_, Some(state), _) => {
-                    format!("investigation {} {state}", field("id").unwrap_or_default())
-                }
-                (_, _, Some(id)) => format!("investigation {id}"),
-                _ => result.to_string(),
-            }
-        }
+        (Some(result), _) => answer(result),
         (None, Some(error)) => error.clone(),
         (None, None) => String::new(),
     };
-    let mut text: String = text.chars().take(100).collect();
+    let mut text = shorten(&text, 100);
     if outcome.earlier {
         text.push_str(" (earlier run)");
     }
@@ -63,15 +73,15 @@ pub fn table(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
     Ok(())
 }
 
-/// One JSON object a machine, a line each.
-pub fn json_lines(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
-    for outcome in &report.outcomes {
-        writeln!(
-            out,
-            "{}",
-            serde_json::to_string(outcome).map_err(std::io::Error::other)?
-        )?;
-    }
+/// One machine's JSON line.
+pub fn json_line(outcome: &Outcome) -> String {
+    serde_json::to_string(outcome).unwrap_or_else(|e| {
+        serde_json::json!({ "machine": outcome.machine, "error": e.to_string() }).to_string()
+    })
+}
+
+/// The JSON lines of the machines not sent to (the others were written as they ended).
+pub fn json_not_sent(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
     for machine in &report.not_sent {
         writeln!(
             out,

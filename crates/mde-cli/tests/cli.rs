@@ -121,7 +121,12 @@ fn test_package_collect_json() {
     sorted.sort();
     assert_redacted!("package_collect_json", sorted.join("\n"));
     let created = lines.iter().find(|l| l["outcome"] == "succeeded").unwrap();
-    assert_eq!(created["result"]["status"], "InProgress");
+    // The answer is tagged with its operation, so that a reader never guesses its type.
+    assert_eq!(
+        created["result"]["operation"], "collectInvestigationPackage",
+        "{created}"
+    );
+    assert_eq!(created["result"]["answer"]["status"], "InProgress");
     // Every well-formed id given is in the simulator's inventory, documented or not.
     assert_eq!(out.code, 0, "{}", out.stderr);
 }
@@ -554,7 +559,7 @@ fn test_ctrl_c_stops_and_prints_how_to_resume() {
     let dir = scratch("ctrlc");
     let ids: Vec<String> = (0..250).map(|i| format!("{i:040x}")).collect();
     std::fs::write(dir.join("fleet.txt"), ids.join("\n")).unwrap();
-    let child = mde(&dir)
+    let mut child = mde(&dir)
         .args([
             "--simulate",
             "--time-scale",
@@ -576,6 +581,13 @@ fn test_ctrl_c_stops_and_prints_how_to_resume() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // JSON lines come out as machines end: read them as they come, as a pipe to jq would.
+    let mut stdout_pipe = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stdout_pipe, &mut text).unwrap();
+        text
+    });
     // The first 100 go at once; the rest wait for the next minute (6 s at x10).
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::fs::read_to_string(dir.join("j.jsonl"))
@@ -608,10 +620,18 @@ fn test_ctrl_c_stops_and_prints_how_to_resume() {
         journal.matches(r#""event":"done""#).count(),
         "every request sent has its outcome"
     );
-    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stdout = reader.join().unwrap();
     assert!(
         stdout
             .lines()
             .any(|l| l.contains(r#""outcome":"not_sent""#))
+    );
+    // Every machine answered before the interruption was printed, each once.
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.contains(r#""outcome":"succeeded""#))
+            .count(),
+        journal.matches(r#""outcome":"succeeded""#).count()
     );
 }

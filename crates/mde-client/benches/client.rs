@@ -127,7 +127,7 @@ async fn fleet_of_120() {
     let waited = sim.clock().elapsed() - started;
     let ok = results.iter().filter(|r| r.is_ok()).count();
     let required =
-        mde_client::minimum_duration(&mde_client::operations::COLLECT_INVESTIGATION_PACKAGE, 120);
+        mde_client::minimum_duration(mde_client::OperationId::CollectInvestigationPackage, 120);
     println!(
         "120 collections at once: {ok} created, {} 429s received, all done after {:.2} s (simulated); the documented limits require {} s",
         retry_afters.load(std::sync::atomic::Ordering::SeqCst),

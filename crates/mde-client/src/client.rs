@@ -11,16 +11,18 @@ use std::time::Duration;
 use crate::cloud::{Cloud, Endpoints, Region, host_for};
 use crate::error::Error;
 use crate::hooks::{CALL, CallState, Runtime, WaitEvent, WaitHook, WaitReason};
-use crate::operations::{self, Operation};
+use crate::operations::{self, OperationId, Request};
 use crate::rate_limit::{Clock, RateLimiter, SystemClock, Ticket};
 use crate::token::{Credentials, Secret, TokenSource};
-use crate::{ResponseValue, generated, types};
+use crate::{generated, types};
 
 /// A client of the Defender for Endpoint machine-investigation API.
 ///
-/// Build one with [`Client::builder`]. Each call waits for room in the operation's documented
-/// rate limit before it is sent, carries a bearer token (renewed before it expires), and turns
-/// every failure into an [`Error`] a caller can act on.
+/// Build one with [`Client::builder`]; send any operation's request with [`Client::send`]
+/// (the typed methods such as [`Client::collect_investigation_package`] are shorthands for
+/// it). Each call waits for room in the operation's documented rate limit before it is sent,
+/// carries a bearer token (renewed before it expires), and turns every failure into an
+/// [`Error`] a caller can act on.
 ///
 /// # Retries
 ///
@@ -33,8 +35,9 @@ use crate::{ResponseValue, generated, types};
 #[derive(Clone, Debug)]
 pub struct Client {
     runtime: Arc<Runtime>,
-    /// One generated client per operation, pointed at the host it is documented on.
-    raw: Vec<(&'static str, Result<generated::Client, String>)>,
+    /// One generated client per operation (indexed by [`OperationId::index`]), pointed at the
+    /// host it is documented on.
+    raw: Vec<Result<generated::Client, String>>,
     max_retry_after: Duration,
     retries_on_429: u32,
 }
@@ -72,6 +75,13 @@ impl std::fmt::Debug for ClientBuilder {
     }
 }
 
+/// The request body of the operations that take only a `Comment`.
+fn comment_body(comment: &str) -> Result<types::CommentRequest, Error> {
+    let comment = types::CommentRequestComment::try_from(comment)
+        .map_err(|e| Error::InvalidInput(format!("the comment: {e}")))?;
+    Ok(types::CommentRequest { comment })
+}
+
 impl Client {
     /// A builder with the defaults.
     pub fn builder() -> ClientBuilder {
@@ -96,13 +106,10 @@ impl Client {
 
     /// The generated client for `op`, pointed at the host the operation is documented on, for
     /// full control over a call (it still gets the rate limits, the token and the body cap).
-    pub fn raw(&self, op: &Operation) -> Result<&generated::Client, Error> {
-        let (_, client) = self
-            .raw
-            .iter()
-            .find(|(id, _)| *id == op.operation_id)
-            .ok_or_else(|| Error::Configuration(format!("no operation {}", op.operation_id)))?;
-        client.as_ref().map_err(|e| Error::Configuration(e.clone()))
+    pub fn raw(&self, op: OperationId) -> Result<&generated::Client, Error> {
+        self.raw[op.index()]
+            .as_ref()
+            .map_err(|e| Error::Configuration(e.clone()))
     }
 
     /// The clock the client's limits and token cache run on.
@@ -110,38 +117,61 @@ impl Client {
         &self.runtime.clock
     }
 
+    /// Sends any operation's request: `client.send(operations::CollectInvestigationPackage
+    /// { id, body })`. The path parameters are checked before anything is sent; see
+    /// [`Call`] for what awaiting it does.
+    pub fn send<R: Request>(&self, request: R) -> Call<'_, R> {
+        self.prepare(Ok(request))
+    }
+
+    fn prepare<R: Request>(&self, request: Result<R, Error>) -> Call<'_, R> {
+        let request = request.and_then(|r| {
+            for (name, value) in r.path_parameters() {
+                check_path_parameter(name, value)?;
+            }
+            Ok(r)
+        });
+        Call {
+            client: self,
+            request,
+            transient_retries: 0,
+            reserved: None,
+        }
+    }
+
     /// Starts an automated investigation on a device (201 and the investigation).
     #[deprecated(
-        note = "Retired by the service on 2026-09-01 (operations::START_INVESTIGATION.retired)."
+        note = "Retired by the service on 2026-09-01 (OperationId::StartInvestigation.facts().deprecation); the replacement for on-demand checks is a full antivirus scan (MC1411577)."
     )]
+    #[allow(deprecated)]
     pub fn start_investigation(
         &self,
         machine_id: &str,
         comment: &str,
-    ) -> Call<'_, types::Investigation> {
-        #[allow(deprecated)]
-        let send: SendFn<types::Investigation> =
-            |c, id, body| Box::pin(c.start_investigation().id(id).body(body).send());
-        self.call(&operations::START_INVESTIGATION, machine_id, comment, send)
+    ) -> Call<'_, operations::StartInvestigation> {
+        self.prepare(
+            comment_body(comment).map(|body| operations::StartInvestigation {
+                id: machine_id.into(),
+                body,
+            }),
+        )
     }
 
     /// Initiates an automated investigation (preview; 200 and the investigation id).
     #[deprecated(
-        note = "Retired by the service on 2026-09-01 (operations::INITIATE_INVESTIGATION.retired)."
+        note = "Retired by the service on 2026-09-01 (OperationId::InitiateInvestigation.facts().deprecation); the replacement for on-demand checks is a full antivirus scan (MC1411577)."
     )]
+    #[allow(deprecated)]
     pub fn initiate_investigation(
         &self,
         machine_id: &str,
         comment: &str,
-    ) -> Call<'_, types::ODataInt64> {
-        #[allow(deprecated)]
-        let send: SendFn<types::ODataInt64> =
-            |c, id, body| Box::pin(c.initiate_investigation().id(id).body(body).send());
-        self.call(
-            &operations::INITIATE_INVESTIGATION,
-            machine_id,
-            comment,
-            send,
+    ) -> Call<'_, operations::InitiateInvestigation> {
+        self.prepare(
+            comment_body(comment).map(|body| operations::InitiateInvestigation {
+                id: machine_id.into(),
+                body,
+            }),
         )
     }
 
@@ -150,14 +180,12 @@ impl Client {
         &self,
         machine_id: &str,
         comment: &str,
-    ) -> Call<'_, types::MachineAction> {
-        let send: SendFn<types::MachineAction> =
-            |c, id, body| Box::pin(c.collect_investigation_package().id(id).body(body).send());
-        self.call(
-            &operations::COLLECT_INVESTIGATION_PACKAGE,
-            machine_id,
-            comment,
-            send,
+    ) -> Call<'_, operations::CollectInvestigationPackage> {
+        self.prepare(
+            comment_body(comment).map(|body| operations::CollectInvestigationPackage {
+                id: machine_id.into(),
+                body,
+            }),
         )
     }
 
@@ -165,75 +193,44 @@ impl Client {
     #[deprecated(
         note = "The Graph preview endpoint is deprecated; use collect_investigation_package."
     )]
+    #[allow(deprecated)]
     pub fn collect_investigation_package_graph(
         &self,
         machine_id: &str,
         comment: &str,
-    ) -> Call<'_, types::MachineAction> {
-        #[allow(deprecated)]
-        let send: SendFn<types::MachineAction> = |c, id, body| {
-            Box::pin(
-                c.collect_investigation_package_graph()
-                    .id(id)
-                    .body(body)
-                    .send(),
-            )
-        };
-        self.call(
-            &operations::COLLECT_INVESTIGATION_PACKAGE_GRAPH,
-            machine_id,
-            comment,
-            send,
-        )
-    }
-
-    fn call<'a, T>(
-        &'a self,
-        op: &'static Operation,
-        machine_id: &str,
-        comment: &str,
-        send: SendFn<T>,
-    ) -> Call<'a, T> {
-        Call {
-            client: self,
-            op,
-            machine_id: machine_id.to_string(),
-            comment: comment.to_string(),
-            send,
-            transient_retries: 0,
-            reserved: None,
-        }
+    ) -> Call<'_, operations::CollectInvestigationPackageGraph> {
+        self.prepare(comment_body(comment).map(|body| {
+            operations::CollectInvestigationPackageGraph {
+                id: machine_id.into(),
+                body,
+            }
+        }))
     }
 }
 
-type Sent<'a, T> = Pin<
-    Box<
-        dyn Future<Output = Result<ResponseValue<T>, generated::Error<types::Error>>>
-            + std::marker::Send
-            + 'a,
-    >,
->;
-type SendFn<T> = for<'a> fn(&'a generated::Client, String, types::CommentRequest) -> Sent<'a, T>;
-
-/// One typed call; `.await` it. Built by the typed methods of [`Client`].
+/// One call of an operation; `.await` it for the operation's success type. Built by
+/// [`Client::send`] and the typed methods of [`Client`].
+///
+/// Awaiting it: the input checks (before anything is sent), room in the documented rate
+/// limits, the bearer token, the request, the body cap, and the safe retries (429 after
+/// `Retry-After`, 401 once with a new token, transient failures only when opted in).
 #[must_use = "a call does nothing until it is awaited"]
-pub struct Call<'a, T> {
+pub struct Call<'a, R: Request> {
     client: &'a Client,
-    op: &'static Operation,
-    machine_id: String,
-    comment: String,
-    send: SendFn<T>,
+    /// The request, or why it cannot be sent.
+    request: Result<R, Error>,
     transient_retries: u32,
     reserved: Option<Ticket>,
 }
 
-impl<T> Call<'_, T> {
+impl<R: Request> Call<'_, R> {
     /// Waits until the operation's documented rate limit has room and counts the call now, so
     /// that awaiting it then sends at once. A fleet run uses this to record "sending" in its
-    /// journal only when the call really goes out.
+    /// journal only when the call really goes out. A call whose input is refused reserves
+    /// nothing.
     pub async fn reserve(mut self) -> Self {
-        if self.reserved.is_none() {
-            self.reserved = self.client.runtime.acquire(self.op).await;
+        if self.reserved.is_none() && self.request.is_ok() {
+            self.reserved = self.client.runtime.acquire(R::ID).await;
         }
         self
     }
@@ -247,35 +244,33 @@ impl<T> Call<'_, T> {
     }
 }
 
-/// A machine id the service could look up: not empty, not a path step, no control characters,
-/// not absurdly long. Anything else is percent-encoded and left to the service.
-fn check_machine_id(id: &str) -> Result<(), Error> {
-    let problem = if id.trim().is_empty() {
+/// A path parameter the service could look up: not empty, not a path step, no control
+/// characters, not absurdly long. Anything else is percent-encoded and left to the service.
+fn check_path_parameter(name: &str, value: &str) -> Result<(), Error> {
+    let problem = if value.trim().is_empty() {
         "is empty"
-    } else if id == "." || id == ".." {
+    } else if value == "." || value == ".." {
         "is a path step"
-    } else if id.chars().any(char::is_control) {
+    } else if value.chars().any(char::is_control) {
         "contains control characters"
-    } else if id.len() > 256 {
+    } else if value.len() > 256 {
         "is longer than 256 bytes"
     } else {
         return Ok(());
     };
-    Err(Error::InvalidInput(format!("the machine id {problem}")))
+    Err(Error::InvalidInput(format!(
+        "the path parameter `{name}` {problem}"
+    )))
 }
 
-impl<'a, T: 'a + std::marker::Send> IntoFuture for Call<'a, T> {
-    type Output = Result<T, Error>;
-    type IntoFuture = Pin<Box<dyn Future<Output = Result<T, Error>> + std::marker::Send + 'a>>;
+impl<'a, R: Request> IntoFuture for Call<'a, R> {
+    type Output = Result<R::Response, Error>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + std::marker::Send + 'a>>;
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            check_machine_id(&self.machine_id)?;
-            let body: types::CommentRequest = types::CommentRequest::builder()
-                .comment(self.comment.as_str())
-                .try_into()
-                .map_err(|_| Error::InvalidInput("the comment is empty".into()))?;
-            let raw = self.client.raw(self.op)?;
+            let request = self.request?;
+            let raw = self.client.raw(R::ID)?;
             let runtime = &self.client.runtime;
             let (mut limited, mut transient, mut reauthenticated) = (0, 0, false);
             let mut reserved = self.reserved;
@@ -286,7 +281,7 @@ impl<'a, T: 'a + std::marker::Send> IntoFuture for Call<'a, T> {
                 };
                 let (result, mut state) = CALL
                     .scope(RefCell::new(fresh), async {
-                        let result = (self.send)(raw, self.machine_id.clone(), body.clone()).await;
+                        let result = request.clone().send(raw).await;
                         (result, CALL.with(|c| std::mem::take(&mut *c.borrow_mut())))
                     })
                     .await;
@@ -294,7 +289,7 @@ impl<'a, T: 'a + std::marker::Send> IntoFuture for Call<'a, T> {
                     Ok(value) => return Ok(value.into_inner()),
                     Err(e) => match state.error.take() {
                         Some(error) => error,
-                        None => Error::from_generated(e, self.op, &state),
+                        None => Error::from_generated(e, R::ID, &state),
                     },
                 };
                 match &error {
@@ -307,7 +302,7 @@ impl<'a, T: 'a + std::marker::Send> IntoFuture for Call<'a, T> {
                             return Err(error);
                         }
                         limited += 1;
-                        runtime.waiting(self.op, WaitReason::RetryAfter, wait);
+                        runtime.waiting(R::ID, WaitReason::RetryAfter, wait);
                         runtime.clock.sleep(wait).await;
                     }
                     Error::Authentication(_)
@@ -319,7 +314,7 @@ impl<'a, T: 'a + std::marker::Send> IntoFuture for Call<'a, T> {
                     e if e.is_transient() && transient < self.transient_retries => {
                         transient += 1;
                         let wait = Duration::from_millis(500) * 2u32.pow(transient.min(6));
-                        runtime.waiting(self.op, WaitReason::Backoff, wait);
+                        runtime.waiting(R::ID, WaitReason::Backoff, wait);
                         runtime.clock.sleep(wait).await;
                     }
                     _ => return Err(error),
@@ -518,16 +513,14 @@ impl ClientBuilder {
             body_limit: self.body_limit,
             on_wait: self.on_wait,
         });
-        let raw = operations::ALL
+        let raw = OperationId::ALL
             .iter()
             .map(|op| {
                 let host = match &base_url {
                     Some(url) => Ok(url.as_str()),
-                    None => host_for(op, self.cloud, &api),
+                    None => host_for(op.facts(), self.cloud, &api),
                 };
-                let client = host
-                    .map(|h| generated::Client::new_with_client(h, http.clone(), runtime.clone()));
-                (op.operation_id, client)
+                host.map(|h| generated::Client::new_with_client(h, http.clone(), runtime.clone()))
             })
             .collect();
         Ok(Client {
@@ -572,7 +565,7 @@ mod tests {
     fn machine_ids_that_would_change_the_path_are_refused() {
         for bad in ["", " ", ".", "..", "a\nb", &"x".repeat(300)] {
             assert!(
-                matches!(check_machine_id(bad), Err(Error::InvalidInput(_))),
+                matches!(check_path_parameter("id", bad), Err(Error::InvalidInput(_))),
                 "{bad:?}"
             );
         }
@@ -583,7 +576,7 @@ mod tests {
             "ünï",
             "%2e%2e",
         ] {
-            assert!(check_machine_id(fine).is_ok(), "{fine:?}");
+            assert!(check_path_parameter("id", fine).is_ok(), "{fine:?}");
         }
     }
 
@@ -597,19 +590,19 @@ mod tests {
         let host = |op| ClientInfo::baseurl(client.raw(op).unwrap()).to_string();
         use progenitor_client::ClientInfo;
         assert_eq!(
-            host(&operations::COLLECT_INVESTIGATION_PACKAGE),
+            host(OperationId::CollectInvestigationPackage),
             "https://eu.api.security.microsoft.com"
         );
         assert_eq!(
-            host(&operations::START_INVESTIGATION),
+            host(OperationId::StartInvestigation),
             "https://eu.api.security.microsoft.com"
         );
         assert_eq!(
-            host(&operations::INITIATE_INVESTIGATION),
+            host(OperationId::InitiateInvestigation),
             "https://api.securitycenter.windows.com"
         );
         assert_eq!(
-            host(&operations::COLLECT_INVESTIGATION_PACKAGE_GRAPH),
+            host(OperationId::CollectInvestigationPackageGraph),
             "https://graph.microsoft.com"
         );
         let gov = Client::builder()
@@ -618,7 +611,7 @@ mod tests {
             .build()
             .unwrap();
         assert!(matches!(
-            gov.raw(&operations::INITIATE_INVESTIGATION),
+            gov.raw(OperationId::InitiateInvestigation),
             Err(Error::Configuration(_))
         ));
         let sim = Client::builder()
@@ -626,7 +619,7 @@ mod tests {
             .base_url("http://127.0.0.1:9/")
             .build()
             .unwrap();
-        for op in operations::ALL {
+        for op in OperationId::ALL {
             assert_eq!(
                 ClientInfo::baseurl(sim.raw(op).unwrap()),
                 "http://127.0.0.1:9"

@@ -168,7 +168,7 @@ where
         .ok_or_else(|| {
             format!(
                 "{} is documented only on {}, which does not serve the {cloud} cloud",
-                op.operation_id,
+                op.id,
                 op.servers
                     .iter()
                     .map(|s| s.url)

@@ -1,10 +1,11 @@
-//! One error type a caller can act on.
+//! One error type a caller can act on: match on its variants, the service's `code` and the
+//! HTTP status, never on message text.
 
 use std::fmt;
 use std::time::Duration;
 
 use crate::hooks::CallState;
-use crate::operations::Operation;
+use crate::operations::OperationId;
 use crate::{generated, types};
 
 /// What the service said in its error body (`{"error": {"code", "message", "target"}}`).
@@ -30,38 +31,66 @@ impl fmt::Display for ServiceError {
     }
 }
 
-/// Everything a call can end in besides success.
-#[derive(Debug)]
+impl ServiceError {
+    /// The 400 for an action of the same kind already running on the machine.
+    ///
+    /// The one place that reads the message: callers have seen the service say it either with
+    /// the code `ActiveRequestAlreadyExists` or with a generic code and only the text "Action
+    /// is already in progress" (reference: mde-facts.md, issues 5903, 5905, 5907).
+    pub fn is_already_running(&self) -> bool {
+        self.status == 400
+            && (self.code == "ActiveRequestAlreadyExists"
+                || self.message.contains("already in progress"))
+    }
+}
+
+/// Everything a call can end in besides success. New variants may come: match with a
+/// fallback arm.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
-    /// Refused before sending: an empty comment, an empty or malformed machine id.
+    /// Refused before sending: an empty comment, an empty or malformed path parameter.
+    #[error("invalid input: {0}")]
     InvalidInput(String),
     /// The client is set up wrong: a plain `http://` host that is not loopback, a region
     /// its cloud does not have, an operation its cloud does not offer.
+    #[error("configuration: {0}")]
     Configuration(String),
-    /// No answer: connecting, TLS, a timeout. The action may or may not exist now.
+    /// No answer: connecting, TLS, a timeout. The action may or may not exist now. The
+    /// transport's own error, with its causes, is the [`source`](std::error::Error::source).
+    #[error("transport: {message}")]
     Transport {
-        /// What went wrong.
+        /// What went wrong, in a line.
         message: String,
         /// Whether it was a timeout.
         timeout: bool,
+        /// The transport's error.
+        #[source]
+        source: Option<reqwest::Error>,
     },
     /// 401, or Azure AD refused the credentials.
+    #[error("authentication failed: {0}")]
     Authentication(String),
     /// 403: the token lacks the permission the operation needs.
+    #[error("permission denied ({error}); the operation needs one of: {}", required.join(", "))]
     Permission {
         /// The permissions or roles the spec documents for the operation, any one of which
-        /// would do; the ones the error body names come first.
+        /// would do.
         required: Vec<&'static str>,
         /// The service's error.
         error: ServiceError,
     },
-    /// 404: the machine was not found.
+    /// 404: the machine (or action) was not found.
+    #[error("not found: {0}")]
     NotFound(ServiceError),
-    /// The documented 400 when the same kind of action is already running on the machine.
+    /// The 400 when the same kind of action is already running on the machine.
+    #[error("already running: {0}")]
     AlreadyRunning(ServiceError),
     /// Another 400: the service's message says what is wrong with the request.
+    #[error("invalid request: {0}")]
     InvalidRequest(ServiceError),
     /// 429, and waiting for it was not allowed (over the client's bound, or retries spent).
+    #[error("rate limited{}{}", retry_after.map(|w| format!("; retry after {} s", w.as_secs())).unwrap_or_default(), error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default())]
     RateLimited {
         /// How long the service asked to wait (`Retry-After`).
         retry_after: Option<Duration>,
@@ -70,6 +99,7 @@ pub enum Error {
     },
     /// An answer the spec does not describe: another status, a body that is not what the spec
     /// says, or one over the size cap. `excerpt` is bounded and never holds a secret.
+    #[error("unexpected response{}: {excerpt}", status.map(|s| format!(" {s}")).unwrap_or_default())]
     UnexpectedResponse {
         /// HTTP status, when there was one.
         status: Option<u16>,
@@ -78,60 +108,26 @@ pub enum Error {
     },
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::InvalidInput(m) => write!(f, "invalid input: {m}"),
-            Error::Configuration(m) => write!(f, "configuration: {m}"),
-            Error::Transport { message, .. } => write!(f, "transport: {message}"),
-            Error::Authentication(m) => write!(f, "authentication failed: {m}"),
-            Error::Permission { required, error } => {
-                write!(
-                    f,
-                    "permission denied ({error}); the operation needs one of: {}",
-                    required.join(", ")
-                )
-            }
-            Error::NotFound(e) => write!(f, "not found: {e}"),
-            Error::AlreadyRunning(e) => write!(f, "already running: {e}"),
-            Error::InvalidRequest(e) => write!(f, "invalid request: {e}"),
-            Error::RateLimited { retry_after, error } => {
-                write!(f, "rate limited")?;
-                if let Some(wait) = retry_after {
-                    write!(f, "; retry after {} s", wait.as_secs())?;
-                }
-                if let Some(e) = error {
-                    write!(f, " ({e})")?;
-                }
-                Ok(())
-            }
-            Error::UnexpectedResponse {
-                status: Some(s),
-                excerpt,
-            } => write!(f, "unexpected response {s}: {excerpt}"),
-            Error::UnexpectedResponse {
-                status: None,
-                excerpt,
-            } => write!(f, "unexpected response: {excerpt}"),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
-
 /// Longest excerpt of a body kept in an error.
 pub(crate) const EXCERPT: usize = 512;
 
-pub(crate) fn excerpt(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(EXCERPT)]);
-    let mut text: String = text
-        .chars()
-        .filter(|c| !c.is_control() || *c == ' ')
-        .collect();
-    if bytes.len() > EXCERPT {
-        text.push('…');
+/// At most `max` characters of `text`, without control characters, with `…` when cut: the
+/// one way caller input and answers are shortened for messages.
+pub fn shorten(text: &str, max: usize) -> String {
+    let mut chars = text.chars().filter(|c| !c.is_control() || *c == ' ');
+    let mut shown: String = chars.by_ref().take(max).collect();
+    if chars.next().is_some() {
+        shown.push('…');
     }
-    text
+    shown
+}
+
+pub(crate) fn excerpt(bytes: &[u8]) -> String {
+    // Decode a little more than needed: a cut multi-byte character is not a cut text.
+    shorten(
+        &String::from_utf8_lossy(&bytes[..bytes.len().min(EXCERPT * 4)]),
+        EXCERPT,
+    )
 }
 
 pub(crate) fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
@@ -157,18 +153,29 @@ impl Error {
         }
     }
 
-    pub(crate) fn transport(e: &reqwest::Error) -> Error {
-        // reqwest's text names the URL (the machine id, never a secret) and the cause.
-        let mut message = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
+    /// The HTTP status of the answer, when there was one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Permission { error, .. }
+            | Error::NotFound(error)
+            | Error::AlreadyRunning(error)
+            | Error::InvalidRequest(error) => Some(error.status),
+            Error::RateLimited { .. } => Some(429),
+            Error::UnexpectedResponse { status, .. } => *status,
+            Error::InvalidInput(_)
+            | Error::Configuration(_)
+            | Error::Transport { .. }
+            | Error::Authentication(_) => None,
         }
+    }
+
+    pub(crate) fn transport(e: reqwest::Error) -> Error {
+        // reqwest's line names the URL (the machine id, never a secret); its causes stay
+        // reachable through `source`.
         Error::Transport {
-            message,
+            message: e.to_string(),
             timeout: e.is_timeout(),
+            source: Some(e),
         }
     }
 
@@ -176,7 +183,7 @@ impl Error {
     /// the answer (progenitor drops the status of a body it could not decode).
     pub(crate) fn from_generated(
         e: generated::Error<types::Error>,
-        op: &Operation,
+        op: OperationId,
         call: &CallState,
     ) -> Error {
         use generated::Error as G;
@@ -217,26 +224,29 @@ impl Error {
                 excerpt: format!("{e}; body begins: {}", excerpt(&bytes)),
             },
             G::CommunicationError(e) | G::ResponseBodyError(e) | G::InvalidUpgrade(e) => {
-                Error::transport(&e)
+                Error::transport(e)
             }
             G::InvalidRequest(m) => Error::InvalidInput(m),
             G::Custom(m) => Error::UnexpectedResponse { status, excerpt: m },
         }
     }
 
-    fn from_service(service: ServiceError, retry_after: Option<Duration>, op: &Operation) -> Error {
+    fn from_service(
+        service: ServiceError,
+        retry_after: Option<Duration>,
+        op: OperationId,
+    ) -> Error {
         match service.status {
             401 => Error::Authentication(service.to_string()),
             403 => {
-                let documented = op
-                    .application_permissions
-                    .iter()
-                    .chain(op.directory_roles)
-                    .copied();
-                let (named, others): (Vec<&str>, Vec<&str>) =
-                    documented.partition(|p| service.message.contains(p));
+                let facts = op.facts();
                 Error::Permission {
-                    required: named.into_iter().chain(others).collect(),
+                    required: facts
+                        .application_permissions
+                        .iter()
+                        .chain(facts.directory_roles)
+                        .copied()
+                        .collect(),
                     error: service,
                 }
             }
@@ -245,16 +255,25 @@ impl Error {
                 retry_after,
                 error: Some(service),
             },
-            400 if service.code == "ActiveRequestAlreadyExists"
-                || service.message.contains("already in progress") =>
-            {
-                Error::AlreadyRunning(service)
-            }
+            400 if service.is_already_running() => Error::AlreadyRunning(service),
             400 => Error::InvalidRequest(service),
             status => Error::UnexpectedResponse {
                 status: Some(status),
                 excerpt: service.to_string(),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shorten_cuts_at_characters_and_drops_control_characters() {
+        assert_eq!(shorten("abc", 3), "abc");
+        assert_eq!(shorten("abcd", 3), "abc…");
+        assert_eq!(shorten("ü\nü\u{7}ü", 2), "üü…");
+        assert_eq!(excerpt(&[0xff, b'a']), "\u{fffd}a");
     }
 }

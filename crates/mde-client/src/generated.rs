@@ -2783,9 +2783,13 @@ pub mod builder {
 pub mod prelude {
     pub use self::super::Client;
 }
-/// What the spec says of each operation beyond its types: hosts, permissions
-/// (`x-permissions`), rate limits (`x-rate-limit`) and deprecation (`x-deprecation`).
+/// The operation model: one [`OperationId`](operations::OperationId) per operation of
+/// the spec, what the spec says of each beyond its types
+/// ([`Operation`](operations::Operation): hosts, permissions from `x-permissions`, rate
+/// limits from `x-rate-limit`, deprecation from `x-deprecation`), and one
+/// [`Request`](operations::Request) type per operation.
 pub mod operations {
+    use super::{types, Error, ResponseValue};
     /// One window of a rate limit: at most `calls` per `seconds`. All windows of an
     /// operation apply at once; the service counts them per application and tenant.
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -2809,19 +2813,19 @@ pub mod operations {
         /// The token scope its callers ask for, when not [`TOKEN_SCOPES`]' first.
         pub token_scope: ::std::option::Option<&'static str>,
     }
-    /// An operation of the spec.
+    /// What the spec says of an operation beyond its types.
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
     pub struct Operation {
-        /// The spec's `operationId`.
-        pub operation_id: &'static str,
-        /// The generated client's method (and progenitor's `OperationInfo::operation_id`).
-        pub rust_method: &'static str,
+        /// Which operation.
+        pub id: OperationId,
         /// HTTP method, upper case.
         pub method: &'static str,
         /// Path template, e.g. `/api/machines/{id}/startInvestigation`.
         pub path: &'static str,
         /// Marked `deprecated: true`.
         pub deprecated: bool,
+        /// Why it is deprecated, with the date and the source (`x-deprecation`).
+        pub deprecation: ::std::option::Option<&'static str>,
         /// The date the service stopped serving it, when it did.
         pub retired: ::std::option::Option<&'static str>,
         /// Every window applies; empty when none is documented.
@@ -2835,13 +2839,317 @@ pub mod operations {
         /// The hosts it is documented on.
         pub servers: &'static [Server],
     }
+    /// Every operation of the spec. Match on it with no `_ =>` arm: an operation
+    /// added to the spec is then a compile error wherever a decision is needed.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum OperationId {
+        ///`startInvestigation`: Start an automated investigation on a device.
+        StartInvestigation,
+        ///`initiateInvestigation`: Initiate an automated investigation on a machine (preview).
+        InitiateInvestigation,
+        ///`collectInvestigationPackage`: Collect the investigation package from a device.
+        CollectInvestigationPackage,
+        ///`collectInvestigationPackageGraph`: Collect the investigation package through the deprecated Graph endpoint.
+        CollectInvestigationPackageGraph,
+    }
+    impl OperationId {
+        /// Every operation, in the spec's order.
+        pub const ALL: [OperationId; 4usize] = [
+            OperationId::StartInvestigation,
+            OperationId::InitiateInvestigation,
+            OperationId::CollectInvestigationPackage,
+            OperationId::CollectInvestigationPackageGraph,
+        ];
+        /// The spec's facts of the operation.
+        pub const fn facts(self) -> &'static Operation {
+            match self {
+                OperationId::StartInvestigation => &START_INVESTIGATION,
+                OperationId::InitiateInvestigation => &INITIATE_INVESTIGATION,
+                OperationId::CollectInvestigationPackage => {
+                    &COLLECT_INVESTIGATION_PACKAGE
+                }
+                OperationId::CollectInvestigationPackageGraph => {
+                    &COLLECT_INVESTIGATION_PACKAGE_GRAPH
+                }
+            }
+        }
+        /// The spec's `operationId`.
+        pub const fn as_str(self) -> &'static str {
+            match self {
+                OperationId::StartInvestigation => "startInvestigation",
+                OperationId::InitiateInvestigation => "initiateInvestigation",
+                OperationId::CollectInvestigationPackage => "collectInvestigationPackage",
+                OperationId::CollectInvestigationPackageGraph => {
+                    "collectInvestigationPackageGraph"
+                }
+            }
+        }
+        /// The operation whose generated method (progenitor's
+        /// `OperationInfo::operation_id`) is `name`.
+        pub fn from_method(name: &str) -> ::std::option::Option<OperationId> {
+            match name {
+                "start_investigation" => Some(OperationId::StartInvestigation),
+                "initiate_investigation" => Some(OperationId::InitiateInvestigation),
+                "collect_investigation_package" => {
+                    Some(OperationId::CollectInvestigationPackage)
+                }
+                "collect_investigation_package_graph" => {
+                    Some(OperationId::CollectInvestigationPackageGraph)
+                }
+                _ => None,
+            }
+        }
+        /// Its position in [`OperationId::ALL`], for tables indexed by operation.
+        pub const fn index(self) -> usize {
+            self as usize
+        }
+    }
+    impl ::std::fmt::Display for OperationId {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            f.write_str(self.as_str())
+        }
+    }
+    /// A text that is no `operationId` of the spec.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct UnknownOperation(pub ::std::string::String);
+    impl ::std::fmt::Display for UnknownOperation {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            write!(f, "no operation {:?} in the spec", self.0)
+        }
+    }
+    impl ::std::error::Error for UnknownOperation {}
+    impl ::std::str::FromStr for OperationId {
+        type Err = UnknownOperation;
+        fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
+            match value {
+                "startInvestigation" => Ok(OperationId::StartInvestigation),
+                "initiateInvestigation" => Ok(OperationId::InitiateInvestigation),
+                "collectInvestigationPackage" => {
+                    Ok(OperationId::CollectInvestigationPackage)
+                }
+                "collectInvestigationPackageGraph" => {
+                    Ok(OperationId::CollectInvestigationPackageGraph)
+                }
+                other => Err(UnknownOperation(other.to_string())),
+            }
+        }
+    }
+    impl ::serde::Serialize for OperationId {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            serializer.serialize_str(self.as_str())
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for OperationId {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            let text = <::std::borrow::Cow<
+                'de,
+                str,
+            > as ::serde::Deserialize>::deserialize(deserializer)?;
+            text.parse().map_err(::serde::de::Error::custom)
+        }
+    }
+    /// What the generated client answers for a request: the success, or the error.
+    pub type Sent<T> = ::std::result::Result<ResponseValue<T>, Error<types::Error>>;
+    /// The request of one operation: its parameters and body, its success type, and
+    /// how it goes through the generated client.
+    pub trait Request: Clone + ::std::fmt::Debug + Send + Sync + 'static {
+        /// Which operation.
+        const ID: OperationId;
+        /// The documented success body.
+        type Response: ::serde::Serialize
+            + ::serde::de::DeserializeOwned
+            + Clone
+            + ::std::fmt::Debug
+            + Send
+            + Sync
+            + 'static;
+        /// The path parameters: the spec's name and the value, to check before sending.
+        fn path_parameters(&self) -> ::std::vec::Vec<(&'static str, &str)>;
+        /// Sends it through the generated client (and so through its hooks).
+        fn send(
+            self,
+            client: &super::Client,
+        ) -> impl ::std::future::Future<Output = Sent<Self::Response>> + Send + '_;
+        /// Its success as an [`Answer`].
+        fn answer(response: Self::Response) -> Answer;
+    }
+    /**The request of `startInvestigation`: `POST /api/machines/{id}/startInvestigation`: Start an automated investigation on a device.
+
+Send it with `Client::send` of `mde_client`, or through the generated [`super::Client::start_investigation`].*/
+    #[deprecated(
+        note = "Automated investigations can no longer be started by hand; what the service answers now is undocumented. Retired by the service on 2026-09-01. Source: defender-endpoint-air-deprecation.md; MC1411577."
+    )]
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct StartInvestigation {
+        ///`id` (path): Device id. The documents show 40 lowercase hex characters (seeds 000, 001, 004) and 32 (seeds 002, 003); it is treated as an opaque string and percent-encoded in the path (reference: mde-facts.md, machine ids).
+        pub id: ::std::string::String,
+        ///A JSON object with the required `Comment` (seed 000_3fa87b33f4edd038.txt).
+        pub body: types::CommentRequest,
+    }
+    #[allow(deprecated)]
+    impl Request for StartInvestigation {
+        const ID: OperationId = OperationId::StartInvestigation;
+        type Response = types::Investigation;
+        fn path_parameters(&self) -> ::std::vec::Vec<(&'static str, &str)> {
+            vec![("id", self.id.as_str())]
+        }
+        fn send(
+            self,
+            client: &super::Client,
+        ) -> impl ::std::future::Future<Output = Sent<Self::Response>> + Send + '_ {
+            let mut builder = client.start_investigation();
+            builder = builder.id(self.id);
+            builder = builder.body(self.body);
+            builder.send()
+        }
+        fn answer(response: Self::Response) -> Answer {
+            Answer::StartInvestigation(response)
+        }
+    }
+    /**The request of `initiateInvestigation`: `POST /api/machines/{id}/InitiateInvestigation`: Initiate an automated investigation on a machine (preview).
+
+Send it with `Client::send` of `mde_client`, or through the generated [`super::Client::initiate_investigation`].*/
+    #[deprecated(
+        note = "Automated investigations can no longer be started by hand; what the service answers now is undocumented. Retired by the service on 2026-09-01. Source: defender-endpoint-air-deprecation.md; MC1411577."
+    )]
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct InitiateInvestigation {
+        ///`id` (path): Device id. The documents show 40 lowercase hex characters (seeds 000, 001, 004) and 32 (seeds 002, 003); it is treated as an opaque string and percent-encoded in the path (reference: mde-facts.md, machine ids).
+        pub id: ::std::string::String,
+        ///A JSON object with the required `Comment` (seed 002_66ba71e7a173220b.txt).
+        pub body: types::CommentRequest,
+    }
+    #[allow(deprecated)]
+    impl Request for InitiateInvestigation {
+        const ID: OperationId = OperationId::InitiateInvestigation;
+        type Response = types::ODataInt64;
+        fn path_parameters(&self) -> ::std::vec::Vec<(&'static str, &str)> {
+            vec![("id", self.id.as_str())]
+        }
+        fn send(
+            self,
+            client: &super::Client,
+        ) -> impl ::std::future::Future<Output = Sent<Self::Response>> + Send + '_ {
+            let mut builder = client.initiate_investigation();
+            builder = builder.id(self.id);
+            builder = builder.body(self.body);
+            builder.send()
+        }
+        fn answer(response: Self::Response) -> Answer {
+            Answer::InitiateInvestigation(response)
+        }
+    }
+    /**The request of `collectInvestigationPackage`: `POST /api/machines/{id}/collectInvestigationPackage`: Collect the investigation package from a device.
+
+Send it with `Client::send` of `mde_client`, or through the generated [`super::Client::collect_investigation_package`].*/
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct CollectInvestigationPackage {
+        ///`id` (path): Device id. The documents show 40 lowercase hex characters (seeds 000, 001, 004) and 32 (seeds 002, 003); it is treated as an opaque string and percent-encoded in the path (reference: mde-facts.md, machine ids).
+        pub id: ::std::string::String,
+        ///A JSON object with the required `Comment` (seed 003_1ff3746452a1ae60.txt).
+        pub body: types::CommentRequest,
+    }
+    #[allow(deprecated)]
+    impl Request for CollectInvestigationPackage {
+        const ID: OperationId = OperationId::CollectInvestigationPackage;
+        type Response = types::MachineAction;
+        fn path_parameters(&self) -> ::std::vec::Vec<(&'static str, &str)> {
+            vec![("id", self.id.as_str())]
+        }
+        fn send(
+            self,
+            client: &super::Client,
+        ) -> impl ::std::future::Future<Output = Sent<Self::Response>> + Send + '_ {
+            let mut builder = client.collect_investigation_package();
+            builder = builder.id(self.id);
+            builder = builder.body(self.body);
+            builder.send()
+        }
+        fn answer(response: Self::Response) -> Answer {
+            Answer::CollectInvestigationPackage(response)
+        }
+    }
+    /**The request of `collectInvestigationPackageGraph`: `POST /testwdatppreview/machines/{id}/collectInvestigationPackage`: Collect the investigation package through the deprecated Graph endpoint.
+
+Send it with `Client::send` of `mde_client`, or through the generated [`super::Client::collect_investigation_package_graph`].*/
+    #[deprecated(
+        note = "The Graph preview endpoint is deprecated; use collectInvestigationPackage. Source: 004_570bf575d5329650.txt."
+    )]
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct CollectInvestigationPackageGraph {
+        ///`id` (path): Device id. The documents show 40 lowercase hex characters (seeds 000, 001, 004) and 32 (seeds 002, 003); it is treated as an opaque string and percent-encoded in the path (reference: mde-facts.md, machine ids).
+        pub id: ::std::string::String,
+        ///A JSON object with the required `Comment` (seed 004_570bf575d5329650.txt).
+        pub body: types::CommentRequest,
+    }
+    #[allow(deprecated)]
+    impl Request for CollectInvestigationPackageGraph {
+        const ID: OperationId = OperationId::CollectInvestigationPackageGraph;
+        type Response = types::MachineAction;
+        fn path_parameters(&self) -> ::std::vec::Vec<(&'static str, &str)> {
+            vec![("id", self.id.as_str())]
+        }
+        fn send(
+            self,
+            client: &super::Client,
+        ) -> impl ::std::future::Future<Output = Sent<Self::Response>> + Send + '_ {
+            let mut builder = client.collect_investigation_package_graph();
+            builder = builder.id(self.id);
+            builder = builder.body(self.body);
+            builder.send()
+        }
+        fn answer(response: Self::Response) -> Answer {
+            Answer::CollectInvestigationPackageGraph(response)
+        }
+    }
+    /// The success of any operation, tagged with its `operationId`: what a journal keeps
+    /// and an output shows, read back by its tag, never guessed from its fields.
+    #[derive(Clone, Debug, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
+    #[serde(tag = "operation", content = "answer")]
+    #[allow(clippy::large_enum_variant)]
+    pub enum Answer {
+        ///`startInvestigation`: Start an automated investigation on a device.
+        #[serde(rename = "startInvestigation")]
+        StartInvestigation(types::Investigation),
+        ///`initiateInvestigation`: Initiate an automated investigation on a machine (preview).
+        #[serde(rename = "initiateInvestigation")]
+        InitiateInvestigation(types::ODataInt64),
+        ///`collectInvestigationPackage`: Collect the investigation package from a device.
+        #[serde(rename = "collectInvestigationPackage")]
+        CollectInvestigationPackage(types::MachineAction),
+        ///`collectInvestigationPackageGraph`: Collect the investigation package through the deprecated Graph endpoint.
+        #[serde(rename = "collectInvestigationPackageGraph")]
+        CollectInvestigationPackageGraph(types::MachineAction),
+    }
+    impl Answer {
+        /// The operation that answered.
+        pub fn operation(&self) -> OperationId {
+            match self {
+                Answer::StartInvestigation(_) => OperationId::StartInvestigation,
+                Answer::InitiateInvestigation(_) => OperationId::InitiateInvestigation,
+                Answer::CollectInvestigationPackage(_) => {
+                    OperationId::CollectInvestigationPackage
+                }
+                Answer::CollectInvestigationPackageGraph(_) => {
+                    OperationId::CollectInvestigationPackageGraph
+                }
+            }
+        }
+    }
     ///`POST /api/machines/{id}/startInvestigation`: Start an automated investigation on a device.
     pub const START_INVESTIGATION: Operation = Operation {
-        operation_id: "startInvestigation",
-        rust_method: "start_investigation",
+        id: OperationId::StartInvestigation,
         method: "POST",
         path: "/api/machines/{id}/startInvestigation",
         deprecated: true,
+        deprecation: Some(
+            "Automated investigations can no longer be started by hand; what the service answers now is undocumented. Retired by the service on 2026-09-01. Source: defender-endpoint-air-deprecation.md; MC1411577.",
+        ),
         retired: Some("2026-09-01"),
         rate_limits: &[
             RateWindow {
@@ -2856,11 +3164,13 @@ pub mod operations {
     };
     ///`POST /api/machines/{id}/InitiateInvestigation`: Initiate an automated investigation on a machine (preview).
     pub const INITIATE_INVESTIGATION: Operation = Operation {
-        operation_id: "initiateInvestigation",
-        rust_method: "initiate_investigation",
+        id: OperationId::InitiateInvestigation,
         method: "POST",
         path: "/api/machines/{id}/InitiateInvestigation",
         deprecated: true,
+        deprecation: Some(
+            "Automated investigations can no longer be started by hand; what the service answers now is undocumented. Retired by the service on 2026-09-01. Source: defender-endpoint-air-deprecation.md; MC1411577.",
+        ),
         retired: Some("2026-09-01"),
         rate_limits: &[
             RateWindow {
@@ -2883,11 +3193,11 @@ pub mod operations {
     };
     ///`POST /api/machines/{id}/collectInvestigationPackage`: Collect the investigation package from a device.
     pub const COLLECT_INVESTIGATION_PACKAGE: Operation = Operation {
-        operation_id: "collectInvestigationPackage",
-        rust_method: "collect_investigation_package",
+        id: OperationId::CollectInvestigationPackage,
         method: "POST",
         path: "/api/machines/{id}/collectInvestigationPackage",
         deprecated: false,
+        deprecation: None,
         retired: None,
         rate_limits: &[
             RateWindow {
@@ -2906,11 +3216,13 @@ pub mod operations {
     };
     ///`POST /testwdatppreview/machines/{id}/collectInvestigationPackage`: Collect the investigation package through the deprecated Graph endpoint.
     pub const COLLECT_INVESTIGATION_PACKAGE_GRAPH: Operation = Operation {
-        operation_id: "collectInvestigationPackageGraph",
-        rust_method: "collect_investigation_package_graph",
+        id: OperationId::CollectInvestigationPackageGraph,
         method: "POST",
         path: "/testwdatppreview/machines/{id}/collectInvestigationPackage",
         deprecated: true,
+        deprecation: Some(
+            "The Graph preview endpoint is deprecated; use collectInvestigationPackage. Source: 004_570bf575d5329650.txt.",
+        ),
         retired: None,
         rate_limits: &[],
         application_permissions: &[],
@@ -2926,7 +3238,7 @@ pub mod operations {
             },
         ],
     };
-    /// Every operation, in the spec's order.
+    /// Every operation's facts, in the spec's order.
     pub const ALL: &[Operation] = &[
         START_INVESTIGATION,
         INITIATE_INVESTIGATION,

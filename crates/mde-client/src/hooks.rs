@@ -12,7 +12,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderValue};
 
 use crate::error::Error;
 use crate::generated;
-use crate::operations::{self, Operation};
+use crate::operations::OperationId;
 use crate::rate_limit::{Clock, RateLimiter, Ticket};
 use crate::token::TokenSource;
 
@@ -30,8 +30,8 @@ pub enum WaitReason {
 /// A call is about to wait: given to the builder's `on_wait` hook and logged with `tracing`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WaitEvent {
-    /// The operation's `operationId`.
-    pub operation: &'static str,
+    /// The operation.
+    pub operation: OperationId,
     /// Why it waits.
     pub reason: WaitReason,
     /// How long, in the client's clock.
@@ -42,7 +42,8 @@ pub struct WaitEvent {
 
 pub(crate) type WaitHook = Arc<dyn Fn(&WaitEvent) + Send + Sync>;
 
-/// What the generated clients of one [`Client`](crate::Client) share.
+/// What the generated clients of one [`Client`](crate::Client) share. Public only because
+/// the generated client names it; not reachable from outside the crate.
 pub struct Runtime {
     pub(crate) tokens: TokenSource,
     pub(crate) limiter: Option<RateLimiter>,
@@ -62,12 +63,12 @@ impl fmt::Debug for Runtime {
     }
 }
 
-/// The generated client's inner state.
+/// The generated client's inner state (progenitor's `inner_type`).
 pub type Inner = Arc<Runtime>;
 
 impl Runtime {
     /// Waits until the operation's documented limits have room (without counting the call).
-    pub(crate) async fn wait_for_room(&self, op: &'static Operation) {
+    pub(crate) async fn wait_for_room(&self, op: OperationId) {
         let Some(limiter) = &self.limiter else { return };
         loop {
             let wait = limiter.wait(op, self.clock.now());
@@ -80,11 +81,11 @@ impl Runtime {
     }
 
     /// Counts the call, waiting first if others took the room meanwhile.
-    pub(crate) async fn acquire(&self, op: &'static Operation) -> Option<Ticket> {
+    pub(crate) async fn acquire(&self, op: OperationId) -> Option<Ticket> {
         let limiter = self.limiter.as_ref()?;
         loop {
             match limiter.try_acquire(op, self.clock.now()) {
-                Ok(ticket) => return Some(ticket),
+                Ok(ticket) => return ticket,
                 Err(wait) => {
                     self.waiting(op, WaitReason::RateLimit, wait);
                     self.clock.sleep(wait).await;
@@ -93,15 +94,15 @@ impl Runtime {
         }
     }
 
-    pub(crate) fn waiting(&self, op: &Operation, reason: WaitReason, wait: Duration) {
+    pub(crate) fn waiting(&self, op: OperationId, reason: WaitReason, wait: Duration) {
         let event = WaitEvent {
-            operation: op.operation_id,
+            operation: op,
             reason,
             wait,
             now: self.clock.now(),
         };
         tracing::info!(
-            operation = event.operation,
+            operation = event.operation.as_str(),
             ?reason,
             wait_ms = wait.as_millis() as u64,
             "mde-client: waiting"
@@ -156,12 +157,6 @@ pub(crate) async fn read_capped(
     Ok((body, true))
 }
 
-fn operation(rust_method: &str) -> Option<&'static Operation> {
-    operations::ALL
-        .iter()
-        .find(|op| op.rust_method == rust_method)
-}
-
 impl ClientHooks<Inner> for generated::Client {
     async fn pre<E>(
         &self,
@@ -171,7 +166,7 @@ impl ClientHooks<Inner> for generated::Client {
         let runtime = self.inner();
         // Wait here, before the token is taken, so a long wait cannot outlast the token; the
         // call is counted when it is sent (`exec`).
-        if let Some(op) = operation(info.operation_id) {
+        if let Some(op) = OperationId::from_method(info.operation_id) {
             let reserved = CALL
                 .try_with(|call| call.borrow().reserved.is_some())
                 .unwrap_or(false);
@@ -199,7 +194,7 @@ impl ClientHooks<Inner> for generated::Client {
         info: &OperationInfo,
     ) -> reqwest::Result<reqwest::Response> {
         let runtime = self.inner();
-        let op = operation(info.operation_id);
+        let op = OperationId::from_method(info.operation_id);
         let ticket = match op {
             Some(op) => match CALL
                 .try_with(|call| call.borrow_mut().reserved.take())

@@ -6,19 +6,22 @@
 //!
 //! - [`Client`]: hosts by [`Cloud`] and [`Region`] (from the spec's `servers`), Azure AD
 //!   client credentials with a cached, renewed token, the documented rate limits enforced
-//!   before sending, and one [`Error`] a caller can act on.
+//!   before sending, and one [`Error`] a caller can act on. [`Client::send`] sends the
+//!   request of any operation.
+//! - [`operations`]: the operation model. [`operations::OperationId`] names every operation
+//!   (match on it exhaustively); each operation has a request type implementing
+//!   [`operations::Request`] (its parameters, body and success type) and facts
+//!   ([`operations::OperationId::facts`]: hosts, permissions, rate limits, deprecation).
 //! - [`types`]: the spec's schemas. String enums keep values they do not know in an `Other`
 //!   variant, objects keep unknown fields in `extra`, and [`Timestamp`]s keep the text the
 //!   service wrote, so what the service adds later does not break a caller.
-//! - [`operations`]: what the spec says of each operation beyond its types: hosts,
-//!   permissions, rate limits, deprecation.
 //!
-//! | operation | typed call | success |
-//! |---|---|---|
-//! | `POST /api/machines/{id}/startInvestigation` | [`Client::start_investigation`] (retired) | [`types::Investigation`] |
-//! | `POST /api/machines/{id}/InitiateInvestigation` | [`Client::initiate_investigation`] (preview, retired) | [`types::ODataInt64`] |
-//! | `POST /api/machines/{id}/collectInvestigationPackage` | [`Client::collect_investigation_package`] | [`types::MachineAction`] |
-//! | `POST /testwdatppreview/machines/{id}/collectInvestigationPackage` | [`Client::collect_investigation_package_graph`] (deprecated) | [`types::MachineAction`] |
+//! | operation | request for [`Client::send`] | shorthand | success |
+//! |---|---|---|---|
+//! | `POST /api/machines/{id}/startInvestigation` | [`operations::StartInvestigation`] | [`Client::start_investigation`] (retired) | [`types::Investigation`] |
+//! | `POST /api/machines/{id}/InitiateInvestigation` | [`operations::InitiateInvestigation`] | [`Client::initiate_investigation`] (preview, retired) | [`types::ODataInt64`] |
+//! | `POST /api/machines/{id}/collectInvestigationPackage` | [`operations::CollectInvestigationPackage`] | [`Client::collect_investigation_package`] | [`types::MachineAction`] |
+//! | `POST /testwdatppreview/machines/{id}/collectInvestigationPackage` | [`operations::CollectInvestigationPackageGraph`] | [`Client::collect_investigation_package_graph`] (deprecated) | [`types::MachineAction`] |
 //!
 //! The service retired manual investigations on 2026-09-01, so the investigation calls are
 //! `#[deprecated]`; so is the Graph variant.
@@ -53,6 +56,7 @@
 //! # }
 //! ```
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 mod client;
 mod cloud;
@@ -64,18 +68,21 @@ mod token;
 
 /// The client progenitor generated from the spec, for full control over a call; reach a
 /// configured one with [`Client::raw`]. Never edited by hand: formatted by the xtask, not by
-/// rustfmt.
+/// rustfmt. progenitor leaves its builders' setters undocumented (the spec's descriptions are
+/// on the methods and types), hence the `allow`.
 #[rustfmt::skip]
+#[allow(missing_docs)]
 pub mod generated;
 
 pub use client::{Call, Client, ClientBuilder};
 pub use cloud::{Cloud, Endpoints, Region};
-pub use error::{Error, ServiceError};
+pub use error::{Error, ServiceError, shorten};
 pub use generated::{ResponseValue, operations, types};
-pub use hooks::{Inner, Runtime, WaitEvent, WaitReason};
-pub use rate_limit::{Clock, SystemClock, minimum_duration};
+pub use hooks::{WaitEvent, WaitReason};
+pub use operations::{Answer, OperationId, Request};
+pub use rate_limit::{CallLog, Clock, SystemClock, Ticket, minimum_duration};
 pub use timestamp::{Timestamp, TimestampError};
-pub use token::{Credentials, Secret};
+pub use token::{AccessToken, Credentials, Secret, request_token, token_path, token_url};
 
 /// The `reqwest` this client is built on: [`generated`] calls and their errors use its types,
 /// and naming another major version gives types that do not fit.

@@ -8,14 +8,13 @@
 //! as in `governor`) cannot do both: with a burst of 100 it lets through 101 calls in a
 //! minute, without one it spaces every call 0.6 s apart.
 
-use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::operations::Operation;
+use crate::operations::{OperationId, RateWindow};
 
 /// Time as the limiter and the token cache see it. The default is the system's monotonic
 /// clock; the simulator's accelerated clock implements it too, so that a demo's client and
@@ -51,7 +50,81 @@ impl Clock for SystemClock {
     }
 }
 
-/// The calls one client (one app, one tenant) made, per operation.
+/// The calls counted against one operation's windows for one caller, in time order: the
+/// sliding-window core of the client (which waits for room) and of the simulator (which
+/// answers 429 when there is none).
+#[derive(Debug, Default, Clone)]
+pub struct CallLog {
+    /// (ticket, time), sorted by time.
+    calls: Vec<(u64, Duration)>,
+    next_ticket: u64,
+}
+
+/// A call counted by a [`CallLog`]; [`CallLog::answered`] moves it to its answer's time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ticket(u64);
+
+impl CallLog {
+    /// How long until every window has room at `now` (zero: now). `margin` widens each
+    /// window.
+    pub fn wait(&mut self, windows: &[RateWindow], margin: Duration, now: Duration) -> Duration {
+        let longest = windows.iter().map(|w| w.seconds).max().unwrap_or(0);
+        let horizon = Duration::from_secs(longest) + margin;
+        // Calls older than the longest window count in none.
+        let expired = self
+            .calls
+            .partition_point(|(_, t)| now.saturating_sub(*t) >= horizon);
+        self.calls.drain(..expired);
+        let mut wait = Duration::ZERO;
+        for window in windows {
+            let length = Duration::from_secs(window.seconds) + margin;
+            let first_inside = self
+                .calls
+                .partition_point(|(_, t)| now.saturating_sub(*t) >= length);
+            let inside = self.calls.len() - first_inside;
+            let allowed = window.calls as usize;
+            if inside >= allowed {
+                // Room comes back when the oldest call that keeps the window full leaves it.
+                let (_, oldest) = self.calls[self.calls.len() - allowed];
+                wait = wait.max((oldest + length).saturating_sub(now));
+            }
+        }
+        wait
+    }
+
+    /// Counts a call at `now` if every window has room; else counts nothing and says how long
+    /// until one does.
+    pub fn try_admit(
+        &mut self,
+        windows: &[RateWindow],
+        margin: Duration,
+        now: Duration,
+    ) -> Result<Ticket, Duration> {
+        let wait = self.wait(windows, margin, now);
+        if wait > Duration::ZERO {
+            return Err(wait);
+        }
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        self.insert(ticket, now);
+        Ok(Ticket(ticket))
+    }
+
+    /// The call's answer (or failure) arrived at `now`: it counts from then on.
+    pub fn answered(&mut self, ticket: Ticket, now: Duration) {
+        if let Some(i) = self.calls.iter().rposition(|(t, _)| *t == ticket.0) {
+            let (_, sent) = self.calls.remove(i);
+            self.insert(ticket.0, sent.max(now));
+        }
+    }
+
+    fn insert(&mut self, ticket: u64, at: Duration) {
+        let i = self.calls.partition_point(|(_, t)| *t <= at);
+        self.calls.insert(i, (ticket, at));
+    }
+}
+
+/// The calls one client (one app, one tenant) made, one [`CallLog`] per operation.
 ///
 /// A call counts from when it is sent, and once answered, from when its answer arrived: the
 /// service counted it somewhere in between, so the next call that needs its room is sent only
@@ -60,113 +133,61 @@ impl Clock for SystemClock {
 pub(crate) struct RateLimiter {
     /// Added to every window, for clock drift or a service that counts late.
     margin: Duration,
-    calls: Mutex<Calls>,
+    logs: Vec<Mutex<CallLog>>,
 }
-
-#[derive(Debug, Default)]
-struct Calls {
-    next_ticket: u64,
-    by_operation: HashMap<&'static str, Vec<(u64, Duration)>>,
-}
-
-/// A call counted by the limiter; [`RateLimiter::answered`] moves it to its answer's time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Ticket(u64);
 
 impl RateLimiter {
     pub(crate) fn new(margin: Duration) -> RateLimiter {
         RateLimiter {
             margin,
-            calls: Mutex::new(Calls::default()),
+            logs: OperationId::ALL.iter().map(|_| Mutex::default()).collect(),
         }
+    }
+
+    fn log(&self, op: OperationId) -> std::sync::MutexGuard<'_, CallLog> {
+        self.logs[op.index()]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// How long until every window of `op` has room at `now` (zero: now).
-    pub(crate) fn wait(&self, op: &Operation, now: Duration) -> Duration {
-        if op.rate_limits.is_empty() {
+    pub(crate) fn wait(&self, op: OperationId, now: Duration) -> Duration {
+        let windows = op.facts().rate_limits;
+        if windows.is_empty() {
             return Duration::ZERO;
         }
-        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-        self.wait_locked(&mut calls, op, now)
-    }
-
-    fn wait_locked(&self, calls: &mut Calls, op: &Operation, now: Duration) -> Duration {
-        let log = calls.by_operation.entry(op.operation_id).or_default();
-        let longest = op
-            .rate_limits
-            .iter()
-            .map(|w| Duration::from_secs(w.seconds))
-            .max()
-            .unwrap_or_default()
-            + self.margin;
-        log.retain(|(_, t)| now.saturating_sub(*t) < longest);
-        let mut wait = Duration::ZERO;
-        for window in op.rate_limits {
-            let length = Duration::from_secs(window.seconds) + self.margin;
-            let calls = window.calls as usize;
-            let mut in_window: Vec<Duration> = log
-                .iter()
-                .map(|(_, t)| *t)
-                .filter(|t| now.saturating_sub(*t) < length)
-                .collect();
-            if in_window.len() >= calls {
-                // Room comes back when the oldest call that keeps the window full leaves it.
-                in_window.sort();
-                let oldest = in_window[in_window.len() - calls];
-                wait = wait.max((oldest + length).saturating_sub(now));
-            }
-        }
-        wait
+        self.log(op).wait(windows, self.margin, now)
     }
 
     /// Counts a call of `op` at `now` if every window has room; else counts nothing and says
-    /// how long until one does.
-    pub(crate) fn try_acquire(&self, op: &Operation, now: Duration) -> Result<Ticket, Duration> {
-        if op.rate_limits.is_empty() {
-            return Ok(Ticket(u64::MAX));
+    /// how long until one does. `None`: the operation has no documented limit.
+    pub(crate) fn try_acquire(
+        &self,
+        op: OperationId,
+        now: Duration,
+    ) -> Result<Option<Ticket>, Duration> {
+        let windows = op.facts().rate_limits;
+        if windows.is_empty() {
+            return Ok(None);
         }
-        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-        let wait = self.wait_locked(&mut calls, op, now);
-        if wait > Duration::ZERO {
-            return Err(wait);
-        }
-        let ticket = calls.next_ticket;
-        calls.next_ticket += 1;
-        calls
-            .by_operation
-            .entry(op.operation_id)
-            .or_default()
-            .push((ticket, now));
-        Ok(Ticket(ticket))
+        self.log(op).try_admit(windows, self.margin, now).map(Some)
     }
 
     /// The call's answer (or failure) arrived at `now`.
-    pub(crate) fn answered(&self, op: &Operation, ticket: Ticket, now: Duration) {
-        if op.rate_limits.is_empty() {
-            return;
-        }
-        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(call) = calls
-            .by_operation
-            .get_mut(op.operation_id)
-            .and_then(|log| log.iter_mut().find(|(t, _)| *t == ticket.0))
-        {
-            call.1 = call.1.max(now);
-        }
+    pub(crate) fn answered(&self, op: OperationId, ticket: Ticket, now: Duration) {
+        self.log(op).answered(ticket, now);
     }
 }
 
-/// Every operation's windows, for a caller planning a run: the earliest time a run of `n`
-/// calls of `op` can end, starting with no calls in any window.
-pub fn minimum_duration(op: &Operation, n: usize) -> Duration {
-    let limiter = RateLimiter::new(Duration::ZERO);
+/// For a caller planning a run: the earliest time a run of `n` calls of `op` can end,
+/// starting with no calls in any window.
+pub fn minimum_duration(op: OperationId, n: usize) -> Duration {
+    let windows = op.facts().rate_limits;
+    let mut log = CallLog::default();
     let mut now = Duration::ZERO;
     for _ in 0..n {
-        loop {
-            match limiter.try_acquire(op, now) {
-                Ok(_) => break,
-                Err(wait) => now += wait,
-            }
+        while let Err(wait) = log.try_admit(windows, Duration::ZERO, now) {
+            now += wait;
         }
     }
     now
@@ -175,14 +196,13 @@ pub fn minimum_duration(op: &Operation, n: usize) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::operations;
 
     #[test]
     fn a_burst_goes_at_once_and_the_rest_when_the_window_allows() {
-        let op = &operations::COLLECT_INVESTIGATION_PACKAGE;
+        let op = OperationId::CollectInvestigationPackage;
         let limiter = RateLimiter::new(Duration::ZERO);
         for _ in 0..100 {
-            assert!(limiter.try_acquire(op, Duration::ZERO).is_ok());
+            assert!(limiter.try_acquire(op, Duration::ZERO).unwrap().is_some());
         }
         assert_eq!(
             limiter.try_acquire(op, Duration::from_secs(10)),
@@ -193,7 +213,7 @@ mod tests {
 
     #[test]
     fn what_the_documented_limits_require() {
-        let collect = &operations::COLLECT_INVESTIGATION_PACKAGE;
+        let collect = OperationId::CollectInvestigationPackage;
         assert_eq!(minimum_duration(collect, 100), Duration::ZERO);
         assert_eq!(minimum_duration(collect, 120), Duration::from_secs(60));
         // 1500 an hour: 15 minutes of 100, then the hour must pass for the first ones.
@@ -203,18 +223,45 @@ mod tests {
         );
         assert_eq!(minimum_duration(collect, 1501), Duration::from_secs(3600));
         assert_eq!(
-            minimum_duration(&operations::START_INVESTIGATION, 51),
+            minimum_duration(OperationId::StartInvestigation, 51),
             Duration::from_secs(3600)
         );
         assert_eq!(
-            minimum_duration(&operations::COLLECT_INVESTIGATION_PACKAGE_GRAPH, 10_000),
+            minimum_duration(OperationId::CollectInvestigationPackageGraph, 10_000),
             Duration::ZERO
         );
     }
 
     #[test]
+    fn a_call_counts_from_its_answer_once_answered() {
+        let windows = [RateWindow {
+            calls: 2,
+            seconds: 60,
+        }];
+        let mut log = CallLog::default();
+        let slow = log
+            .try_admit(&windows, Duration::ZERO, Duration::ZERO)
+            .unwrap();
+        log.try_admit(&windows, Duration::ZERO, Duration::from_secs(1))
+            .unwrap();
+        // Sent at 0 s and answered at 5 s: the service may have counted it as late as 5 s.
+        log.answered(slow, Duration::from_secs(5));
+        // The call of 1 s leaves the window first now, then the slow one at 65 s.
+        assert_eq!(
+            log.try_admit(&windows, Duration::ZERO, Duration::from_secs(60)),
+            Err(Duration::from_secs(1))
+        );
+        log.try_admit(&windows, Duration::ZERO, Duration::from_secs(61))
+            .unwrap();
+        assert_eq!(
+            log.wait(&windows, Duration::ZERO, Duration::from_secs(61)),
+            Duration::from_secs(4)
+        );
+    }
+
+    #[test]
     fn the_margin_widens_every_window() {
-        let op = &operations::COLLECT_INVESTIGATION_PACKAGE;
+        let op = OperationId::CollectInvestigationPackage;
         let limiter = RateLimiter::new(Duration::from_millis(500));
         for _ in 0..100 {
             limiter.try_acquire(op, Duration::ZERO).unwrap();

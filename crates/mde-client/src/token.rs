@@ -1,7 +1,8 @@
 //! Credentials, and the Azure AD client-credentials exchange with its cache.
 //!
-//! The exchange is one form POST (`grant_type`, `client_id`, `client_secret`, `scope`) and a
-//! three-field answer, written here on the client's own `reqwest` rather than with the
+//! The exchange ([`request_token`]) is one form POST (`grant_type`, `client_id`,
+//! `client_secret`, `scope`) to the spec's token URL and a three-field answer, written here on
+//! the client's own `reqwest` rather than with the
 //! `oauth2` crate (built on another major version of `reqwest`, with about 20 more crates for
 //! flows this API does not use, and it drops Azure AD's `error_codes`) or `azure_identity`
 //! (its own HTTP stack and the Azure SDK core).
@@ -71,7 +72,7 @@ pub enum Credentials {
 pub(crate) struct TokenSource {
     credentials: Credentials,
     http: reqwest::Client,
-    token_url: String,
+    authority: String,
     scope: String,
     clock: Arc<dyn Clock>,
     body_limit: usize,
@@ -82,7 +83,7 @@ impl fmt::Debug for TokenSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenSource")
             .field("credentials", &self.credentials)
-            .field("token_url", &self.token_url)
+            .field("authority", &self.authority)
             .field("scope", &self.scope)
             .finish_non_exhaustive()
     }
@@ -125,19 +126,10 @@ impl TokenSource {
         clock: Arc<dyn Clock>,
         body_limit: usize,
     ) -> TokenSource {
-        let token_url = match &credentials {
-            Credentials::ClientSecret { tenant_id, .. } => {
-                format!(
-                    "{}/{tenant_id}/oauth2/v2.0/token",
-                    authority.trim_end_matches('/')
-                )
-            }
-            Credentials::BearerToken(_) => String::new(),
-        };
         TokenSource {
             credentials,
             http,
-            token_url,
+            authority: authority.to_string(),
             scope,
             clock,
             body_limit,
@@ -148,9 +140,9 @@ impl TokenSource {
     /// A token valid now. Concurrent callers wait for one exchange and share its token.
     pub(crate) async fn bearer(&self) -> Result<Secret, Error> {
         let Credentials::ClientSecret {
+            tenant_id,
             client_id,
             client_secret,
-            ..
         } = &self.credentials
         else {
             let Credentials::BearerToken(token) = &self.credentials else {
@@ -165,7 +157,16 @@ impl TokenSource {
             return Ok(token.clone());
         }
         let asked = self.clock.now();
-        let (token, lifetime) = self.exchange(client_id, client_secret).await?;
+        let AccessToken { token, lifetime } = request_token(
+            &self.http,
+            &self.authority,
+            tenant_id,
+            client_id,
+            client_secret,
+            &self.scope,
+            self.body_limit,
+        )
+        .await?;
         // Renewed a tenth of its life (at most 5 minutes) before it expires.
         let early = (lifetime / 10).min(Duration::from_secs(300));
         *cached = Some((token.clone(), asked + lifetime - early));
@@ -180,86 +181,95 @@ impl TokenSource {
     pub(crate) async fn forget(&self) -> bool {
         self.cached.lock().await.take().is_some()
     }
-
-    async fn exchange(
-        &self,
-        client_id: &str,
-        client_secret: &Secret,
-    ) -> Result<(Secret, Duration), Error> {
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", client_id),
-            ("client_secret", client_secret.expose()),
-            ("scope", &self.scope),
-        ];
-        let body = form
-            .iter()
-            .map(|(k, v)| format!("{k}={}", encode(v)))
-            .collect::<Vec<_>>()
-            .join("&");
-        let response = self
-            .http
-            .post(&self.token_url)
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| Error::transport(&e))?;
-        let status = response.status().as_u16();
-        let (bytes, complete) = read_capped(response, self.body_limit)
-            .await
-            .map_err(|e| Error::transport(&e))?;
-        let scrub = |text: String| text.replace(client_secret.expose(), "[redacted]");
-        if !complete {
-            return Err(Error::Authentication(format!(
-                "Azure AD answered {status} with a body over {} bytes",
-                self.body_limit
-            )));
-        }
-        if status == 200 {
-            let answer: TokenAnswer = serde_json::from_slice(&bytes).map_err(|e| {
-                Error::Authentication(format!("Azure AD's token answer is not readable: {e}"))
-            })?;
-            if answer.access_token.is_empty() {
-                return Err(Error::Authentication(
-                    "Azure AD answered an empty access token".into(),
-                ));
-            }
-            return Ok((
-                Secret::new(answer.access_token),
-                Duration::from_secs(answer.expires_in),
-            ));
-        }
-        let message = match serde_json::from_slice::<AzureAdError>(&bytes) {
-            Ok(e) => format!(
-                "Azure AD answered {status} {}: {}",
-                e.error,
-                e.error_description.lines().next().unwrap_or_default()
-            ),
-            Err(_) => format!(
-                "Azure AD answered {status}: {}",
-                crate::error::excerpt(&bytes)
-            ),
-        };
-        Err(Error::Authentication(scrub(message)))
-    }
 }
 
-/// `application/x-www-form-urlencoded` value encoding.
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
-                (b as char).to_string()
-            }
-            b' ' => "+".to_string(),
-            b => format!("%{b:02X}"),
-        })
-        .collect()
+/// A token Azure AD issued, and how long it lives from when it was asked for.
+#[derive(Clone, Debug)]
+pub struct AccessToken {
+    /// The bearer token.
+    pub token: Secret,
+    /// Its `expires_in`.
+    pub lifetime: Duration,
+}
+
+/// The path of the spec's token URL (`operations::TOKEN_URL`) after its host:
+/// `/{tenant}/oauth2/v2.0/token`.
+pub fn token_path() -> &'static str {
+    let url = crate::operations::TOKEN_URL;
+    let host_end = url
+        .find("://")
+        .and_then(|scheme| url[scheme + 3..].find('/').map(|i| scheme + 3 + i));
+    host_end.map_or("", |i| &url[i..])
+}
+
+/// The spec's token URL at `authority`, for `tenant`.
+pub fn token_url(authority: &str, tenant: &str) -> String {
+    format!(
+        "{}{}",
+        authority.trim_end_matches('/'),
+        token_path().replace("{tenant}", &progenitor_client::encode_path(tenant))
+    )
+}
+
+/// Azure AD's client-credentials grant, once: `POST {authority}/{tenant}/oauth2/v2.0/token`.
+/// Errors never show the secret; an answer over `body_limit` bytes is not read.
+pub async fn request_token(
+    http: &reqwest::Client,
+    authority: &str,
+    tenant: &str,
+    client_id: &str,
+    client_secret: &Secret,
+    scope: &str,
+    body_limit: usize,
+) -> Result<AccessToken, Error> {
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", client_id),
+        ("client_secret", client_secret.expose()),
+        ("scope", scope),
+    ];
+    let response = http
+        .post(token_url(authority, tenant))
+        .form(&form)
+        .send()
+        .await
+        .map_err(Error::transport)?;
+    let status = response.status().as_u16();
+    let (bytes, complete) = read_capped(response, body_limit)
+        .await
+        .map_err(Error::transport)?;
+    let scrub = |text: String| text.replace(client_secret.expose(), "[redacted]");
+    if !complete {
+        return Err(Error::Authentication(format!(
+            "Azure AD answered {status} with a body over {body_limit} bytes"
+        )));
+    }
+    if status == 200 {
+        let answer: TokenAnswer = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::Authentication(format!("Azure AD's token answer is not readable: {e}"))
+        })?;
+        if answer.access_token.is_empty() {
+            return Err(Error::Authentication(
+                "Azure AD answered an empty access token".into(),
+            ));
+        }
+        return Ok(AccessToken {
+            token: Secret::new(answer.access_token),
+            lifetime: Duration::from_secs(answer.expires_in),
+        });
+    }
+    let message = match serde_json::from_slice::<AzureAdError>(&bytes) {
+        Ok(e) => format!(
+            "Azure AD answered {status} {}: {}",
+            e.error,
+            e.error_description.lines().next().unwrap_or_default()
+        ),
+        Err(_) => format!(
+            "Azure AD answered {status}: {}",
+            crate::error::excerpt(&bytes)
+        ),
+    };
+    Err(Error::Authentication(scrub(message)))
 }
 
 #[cfg(test)]
@@ -282,8 +292,14 @@ mod tests {
     }
 
     #[test]
-    fn form_encoding() {
-        assert_eq!(encode("https://x/.default"), "https%3A%2F%2Fx%2F.default");
-        assert_eq!(encode("a b&c=d"), "a+b%26c%3Dd");
+    fn the_token_url_is_the_spec_s_at_the_authority() {
+        assert_eq!(
+            token_url("https://login.microsoftonline.us/", "contoso.com"),
+            "https://login.microsoftonline.us/contoso.com/oauth2/v2.0/token"
+        );
+        assert_eq!(
+            token_url("http://127.0.0.1:1", "a/b"),
+            "http://127.0.0.1:1/a%2Fb/oauth2/v2.0/token"
+        );
     }
 }

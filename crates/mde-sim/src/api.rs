@@ -8,11 +8,11 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use mde_client::operations::{self, Operation};
-use mde_client::types;
+use axum::routing::{MethodFilter, on, post};
+use mde_client::operations::OperationId;
+use mde_client::{shorten, types};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -20,63 +20,35 @@ use crate::Shared;
 use crate::auth::authorize;
 use crate::error::ApiError;
 
-/// What the simulator does for an operation of the spec.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Action {
-    StartInvestigation,
-    InitiateInvestigation,
-    Collect { graph: bool },
-}
-
-impl Action {
-    fn of(op: &Operation) -> Option<Action> {
-        match op.operation_id {
-            "startInvestigation" => Some(Action::StartInvestigation),
-            "initiateInvestigation" => Some(Action::InitiateInvestigation),
-            "collectInvestigationPackage" => Some(Action::Collect { graph: false }),
-            "collectInvestigationPackageGraph" => Some(Action::Collect { graph: true }),
-            _ => None,
-        }
-    }
-}
-
 /// Longest piece of caller input echoed in a message.
 const ECHO: usize = 100;
 
 fn echo(text: &str) -> String {
-    let mut shown: String = text.chars().take(ECHO).collect();
-    if shown.len() < text.len() {
-        shown.push('…');
-    }
-    shown
+    shorten(text, ECHO)
 }
 
-/// The router; `Err` names an operation of the spec the simulator does not implement.
+/// What a request of an operation carries besides its body.
+type PathParams = Result<Path<Vec<(String, String)>>, PathRejection>;
+
+/// The router: every operation of the spec on its method and path.
 pub(crate) fn router(shared: Arc<Shared>) -> Result<Router, String> {
     let mut router = Router::new();
-    for op in operations::ALL {
-        let action = Action::of(op)
-            .ok_or_else(|| format!("the simulator does not implement {}", op.operation_id))?;
-        if op.method != "POST" {
-            return Err(format!(
-                "{} is a {}, the simulator serves POSTs",
-                op.operation_id, op.method
-            ));
-        }
+    for op in OperationId::ALL {
+        let facts = op.facts();
+        let method = Method::from_bytes(facts.method.as_bytes())
+            .ok()
+            .and_then(|m| MethodFilter::try_from(m).ok())
+            .ok_or_else(|| format!("{op}: no HTTP method {}", facts.method))?;
         let handler = move |State(s): State<Arc<Shared>>,
-                            id: Result<Path<String>, PathRejection>,
+                            params: PathParams,
                             headers: HeaderMap,
                             body: Result<Bytes, BytesRejection>| async move {
-            perform(&s, op, action, id, &headers, body).unwrap_or_else(IntoResponse::into_response)
+            perform(&s, op, params, &headers, body).unwrap_or_else(IntoResponse::into_response)
         };
-        router = router.route(op.path, post(handler));
+        router = router.route(facts.path, on(method, handler));
     }
     // The token URL's path, e.g. `/{tenant}/oauth2/v2.0/token`.
-    let token_path = operations::TOKEN_URL
-        .splitn(4, '/')
-        .nth(3)
-        .map(|p| format!("/{p}"))
-        .ok_or("the spec's token URL has no path")?;
+    let token_path = mde_client::token_path();
     let token = |State(s): State<Arc<Shared>>,
                  tenant: Result<Path<String>, PathRejection>,
                  headers: HeaderMap,
@@ -92,7 +64,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Result<Router, String> {
     };
     let limit = shared.config.body_limit;
     Ok(router
-        .route(&token_path, post(token))
+        .route(token_path, post(token))
         .fallback(|uri: Uri| async move {
             ApiError::not_found(format!("No resource at {}", echo(uri.path())))
         })
@@ -100,7 +72,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Result<Router, String> {
             ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "MethodNotAllowed",
-                "This resource takes POST",
+                "This resource does not take that method",
             )
         })
         .layer(DefaultBodyLimit::max(limit))
@@ -125,12 +97,12 @@ fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
 }
 
 /// Checks in the order the service would: a readable body, then who calls (401), what they
-/// may do (403), how often (429), what they sent (400), the machine (404), its state (400).
+/// may do (403), how often (429), then what the operation itself checks: what was sent (400),
+/// the machine or action (404), its state (400).
 fn perform(
     s: &Shared,
-    op: &'static Operation,
-    action: Action,
-    id: Result<Path<String>, PathRejection>,
+    op: OperationId,
+    params: PathParams,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -149,34 +121,32 @@ fn perform(
         }
     })?;
     let grant = s.tokens.check(headers, &s.clock)?;
-    authorize(&grant, op)?;
+    authorize(&grant, op.facts())?;
     let caller = (grant.tenant.clone(), grant.client_id.clone());
     s.limiter
         .admit(&caller, op, s.clock.elapsed())
         .map_err(too_many_requests)?;
-    let Path(machine_id) = id.map_err(|e| {
+    let Path(params) = params.map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "InvalidInput",
-            format!(
-                "The machine id in the path is not valid: {}",
-                echo(&e.body_text())
-            ),
+            format!("The id in the path is not valid: {}", echo(&e.body_text())),
         )
     })?;
-    let comment = comment(headers, &body)?;
+    let id = params
+        .into_iter()
+        .find_map(|(name, value)| (name == "id").then_some(value))
+        .unwrap_or_default();
 
     let (now, now_utc) = (s.clock.elapsed(), s.clock.now_utc());
     let mut records = s.records.lock().unwrap_or_else(|e| e.into_inner());
-    Ok(match action {
-        Action::StartInvestigation | Action::InitiateInvestigation => {
-            let record = records.start_investigation(
-                &machine_id,
-                now,
-                now_utc,
-                s.config.investigation_time,
-            )?;
-            if action == Action::StartInvestigation {
+    // The one place that decides what the simulator does for each operation of the spec.
+    Ok(match op {
+        OperationId::StartInvestigation | OperationId::InitiateInvestigation => {
+            comment(headers, &body)?;
+            let record =
+                records.start_investigation(&id, now, now_utc, s.config.investigation_time)?;
+            if op == OperationId::StartInvestigation {
                 json(StatusCode::CREATED, &record.entity(now))
             } else {
                 let answer = types::ODataInt64 {
@@ -188,9 +158,12 @@ fn perform(
                 json(StatusCode::OK, &answer)
             }
         }
-        Action::Collect { graph } => {
+        OperationId::CollectInvestigationPackage
+        | OperationId::CollectInvestigationPackageGraph => {
+            let comment = comment(headers, &body)?;
+            let graph = op == OperationId::CollectInvestigationPackageGraph;
             let record = records.collect(
-                &machine_id,
+                &id,
                 &grant.client_id,
                 &comment,
                 graph,

@@ -43,35 +43,26 @@ pub use config::{
 };
 pub use error::ApiError;
 
-/// Signs in at a simulator's token endpoint (client-credentials grant, the spec's scope) and
-/// returns the access token: for demos, tests and benchmarks that call the API by hand.
+/// Signs in at a simulator's token endpoint (the client's client-credentials sign-in, the
+/// spec's scope) and returns the access token: for demos, tests and benchmarks that call the
+/// API by hand.
 pub async fn sign_in(
     base_url: &str,
     tenant: &str,
     client_id: &str,
     client_secret: &str,
-) -> Result<String, String> {
-    let form = serde_urlencoded::to_string([
-        ("grant_type", "client_credentials"),
-        ("client_id", client_id),
-        ("client_secret", client_secret),
-        ("scope", operations::TOKEN_SCOPES[0]),
-    ])
-    .map_err(|e| e.to_string())?;
-    let answer: serde_json::Value = mde_client::reqwest::Client::new()
-        .post(format!("{base_url}/{tenant}/oauth2/v2.0/token"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
-    answer["access_token"]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| format!("no access token in {answer}"))
+) -> Result<String, mde_client::Error> {
+    let answer = mde_client::request_token(
+        &mde_client::reqwest::Client::new(),
+        base_url,
+        tenant,
+        client_id,
+        &client_secret.into(),
+        operations::TOKEN_SCOPES[0],
+        1 << 20,
+    )
+    .await?;
+    Ok(answer.token.expose().to_string())
 }
 
 /// State shared by every request.
@@ -137,7 +128,7 @@ impl Simulator {
 
     /// The URL of the token endpoint for `tenant`.
     pub fn token_url(&self, tenant: &str) -> String {
-        format!("{}/{tenant}/oauth2/v2.0/token", self.shared.base_url)
+        mde_client::token_url(&self.shared.base_url, tenant)
     }
 
     /// The simulator's clock: tests advance it, and it runs `time_scale` times real time.

@@ -1,62 +1,39 @@
 //! The documented rate limits (`x-rate-limit`, read through `mde_client::operations`),
 //! enforced per app, tenant and operation over sliding windows.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use mde_client::operations::Operation;
+use mde_client::CallLog;
+use mde_client::operations::OperationId;
 
 /// Who a limit is counted for: the service counts per application and tenant.
 pub type Caller = (String, String);
 
-/// Calls accepted so far, per caller and operation.
+/// Calls accepted so far, per caller and operation, on the client's sliding-window core.
 #[derive(Debug, Default)]
 pub struct RateLimiter {
-    calls: Mutex<HashMap<(Caller, &'static str), VecDeque<Duration>>>,
+    calls: Mutex<HashMap<(Caller, OperationId), CallLog>>,
 }
 
 impl RateLimiter {
     /// Counts a call at `now` if every window of `op` has room; otherwise counts nothing and
     /// returns how long until one would.
-    pub fn admit(&self, caller: &Caller, op: &Operation, now: Duration) -> Result<(), Duration> {
-        if op.rate_limits.is_empty() {
+    pub fn admit(&self, caller: &Caller, op: OperationId, now: Duration) -> Result<(), Duration> {
+        let windows = op.facts().rate_limits;
+        if windows.is_empty() {
             return Ok(());
         }
-        let longest = op.rate_limits.iter().map(|w| w.seconds).max().unwrap_or(0);
         let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-        let log = calls.entry((caller.clone(), op.operation_id)).or_default();
-        while log
-            .front()
-            .is_some_and(|t| now.saturating_sub(*t) >= Duration::from_secs(longest))
-        {
-            log.pop_front();
-        }
-        let mut wait = Duration::ZERO;
-        for window in op.rate_limits {
-            let length = Duration::from_secs(window.seconds);
-            let in_window: Vec<&Duration> = log
-                .iter()
-                .filter(|t| now.saturating_sub(**t) < length)
-                .collect();
-            if in_window.len() >= window.calls as usize {
-                // Room comes back when the oldest call that keeps the window full expires.
-                let oldest = in_window[in_window.len() - window.calls as usize];
-                wait = wait.max((*oldest + length).saturating_sub(now));
-            }
-        }
-        if wait > Duration::ZERO {
-            return Err(wait);
-        }
-        log.push_back(now);
-        Ok(())
+        let log = calls.entry((caller.clone(), op)).or_default();
+        log.try_admit(windows, Duration::ZERO, now).map(|_| ())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mde_client::operations;
 
     fn caller(app: &str) -> Caller {
         ("t".into(), app.into())
@@ -65,8 +42,8 @@ mod tests {
     #[test]
     fn start_investigation_allows_its_documented_calls_an_hour() {
         let limiter = RateLimiter::default();
-        let op = &operations::START_INVESTIGATION;
-        let calls = op.rate_limits[0].calls;
+        let op = OperationId::StartInvestigation;
+        let calls = op.facts().rate_limits[0].calls;
         for i in 0..calls {
             assert!(
                 limiter
@@ -100,7 +77,7 @@ mod tests {
     #[test]
     fn collection_has_a_minute_and_an_hour_window() {
         let limiter = RateLimiter::default();
-        let op = &operations::COLLECT_INVESTIGATION_PACKAGE;
+        let op = OperationId::CollectInvestigationPackage;
         let burst = (0..150)
             .filter(|_| limiter.admit(&caller("burst"), op, Duration::ZERO).is_ok())
             .count();
@@ -127,7 +104,7 @@ mod tests {
     #[test]
     fn no_limit_documented_means_none_enforced() {
         let limiter = RateLimiter::default();
-        let op = &operations::COLLECT_INVESTIGATION_PACKAGE_GRAPH;
+        let op = OperationId::CollectInvestigationPackageGraph;
         for _ in 0..10_000 {
             assert!(limiter.admit(&caller("a"), op, Duration::ZERO).is_ok());
         }

@@ -84,9 +84,9 @@ impl Records {
         if self.inventory.contains(machine_id) {
             Ok(())
         } else {
-            let shown: String = machine_id.chars().take(100).collect();
             Err(ApiError::not_found(format!(
-                "Machine {shown} was not found"
+                "Machine {} was not found",
+                mde_client::shorten(machine_id, 100)
             )))
         }
     }

@@ -208,14 +208,9 @@ fn compare_schema(report: &mut Report, place: &str, base: &Value, head: &Value, 
     }
 }
 
-fn servers(spec: &Spec, op: &Value) -> BTreeSet<String> {
-    let list = op.get("servers").or_else(|| spec.document().get("servers"));
-    list.and_then(Value::as_array)
-        .map(|s| {
-            s.iter()
-                .filter_map(|s| s.get("url").and_then(Value::as_str).map(str::to_string))
-                .collect()
-        })
+fn servers(spec: &Spec, op: &crate::Operation) -> BTreeSet<String> {
+    op.servers(spec)
+        .map(|s| s.into_iter().map(|s| s.url).collect())
         .unwrap_or_default()
 }
 
@@ -387,24 +382,22 @@ pub fn diff(base: &Spec, head: &Spec) -> Report {
             report.add(false, format!("{name} › response {status}"), "status added");
         }
         // Hosts, permissions, rate limits.
-        let (bs, hs) = (servers(base, &old.value), servers(head, &op.value));
+        let (bs, hs) = (servers(base, old), servers(head, op));
         for host in bs.difference(&hs) {
             report.add(true, format!("{name} › hosts"), format!("{host} removed"));
         }
         for host in hs.difference(&bs) {
             report.add(false, format!("{name} › hosts"), format!("{host} added"));
         }
-        if old.value.get("x-permissions") != op.value.get("x-permissions") {
-            let show =
-                |v: Option<&Value>| v.map(|v| v.to_string()).unwrap_or_else(|| "none".into());
+        let (bp, hp) = (old.permissions(), op.permissions());
+        if bp != hp {
+            let show = |p: Result<crate::Permissions, crate::ExtensionError>| {
+                p.map_or_else(|e| e.message, |p| p.to_string())
+            };
             report.add(
                 false,
                 format!("{name} › permissions"),
-                format!(
-                    "{} → {}",
-                    show(old.value.get("x-permissions")),
-                    show(op.value.get("x-permissions"))
-                ),
+                format!("{} → {}", show(bp), show(hp)),
             );
         }
         let limits = |op: &crate::Operation| {

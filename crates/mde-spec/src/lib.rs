@@ -8,6 +8,7 @@
 
 pub mod diff;
 mod examples;
+mod extensions;
 mod json_schema;
 mod lint;
 
@@ -19,6 +20,9 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 pub use examples::{Example, ExampleUse};
+pub use extensions::{
+    ClientCredentials, Deprecation, ExtensibleEnum, ExtensionError, Permissions, RateWindow, Server,
+};
 pub use lint::Problem;
 
 /// The spec, parsed, with the text it came from (for line numbers in messages).
@@ -60,15 +64,6 @@ pub struct Operation {
     pub operation_id: Option<String>,
     /// The operation object itself.
     pub value: Value,
-}
-
-/// One window of an operation's `x-rate-limit`: at most `calls` per `seconds`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateWindow {
-    /// Calls allowed in the window.
-    pub calls: u64,
-    /// Length of the window in seconds.
-    pub seconds: u64,
 }
 
 const METHODS: [&str; 8] = [
@@ -242,30 +237,5 @@ impl Operation {
     /// Whether the spec marks the operation `deprecated: true`.
     pub fn deprecated(&self) -> bool {
         self.value.get("deprecated").and_then(Value::as_bool) == Some(true)
-    }
-
-    /// The operation's `x-rate-limit` windows; `Err` says what is wrong with them.
-    pub fn rate_limits(&self) -> Result<Vec<RateWindow>, String> {
-        let windows = self
-            .value
-            .get("x-rate-limit")
-            .ok_or("no x-rate-limit (write `x-rate-limit: []` where none is documented)")?
-            .as_array()
-            .ok_or("x-rate-limit must be a list of {calls, seconds}")?;
-        windows
-            .iter()
-            .map(|w| {
-                let field = |name: &str| {
-                    w.get(name)
-                        .and_then(Value::as_u64)
-                        .filter(|n| *n > 0)
-                        .ok_or(format!("x-rate-limit: `{name}` must be a positive integer"))
-                };
-                Ok(RateWindow {
-                    calls: field("calls")?,
-                    seconds: field("seconds")?,
-                })
-            })
-            .collect()
     }
 }

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::Spec;
+use crate::{ExtensionError, Spec};
 
 /// Something wrong in the spec, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,9 +24,10 @@ impl fmt::Display for Problem {
 impl Spec {
     /// Everything that keeps the spec from being a sound source for the client: an
     /// OpenAPI version progenitor cannot read, an operation without a camelCase
-    /// `operationId`, `x-rate-limit` or `x-permissions`, a server without `x-cloud`,
-    /// `x-region` or `x-authority`, an example that does not match its schema. Empty when the
-    /// spec is sound.
+    /// `operationId`, an extension its typed reader refuses (`x-rate-limit`, `x-permissions`,
+    /// `x-deprecation`, a server's `x-cloud`/`x-region`/`x-authority`, `x-extensible-enum`),
+    /// no client-credentials flow, an error response without the common `Error` body, an
+    /// example that does not match its schema. Empty when the spec is sound.
     pub fn problems(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
         let mut report = |pointer: &str, message: String| {
@@ -42,36 +43,15 @@ impl Spec {
                 format!("progenitor reads OpenAPI 3.0.x only, found {version:?}"),
             );
         }
-        let top = self
-            .document()
-            .get("servers")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let mut servers: Vec<(String, Value)> = top
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| (format!("/servers/{i}"), s))
-            .collect();
-        for op in self.operations() {
-            let own = op
-                .value
-                .get("servers")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            servers.extend(
-                own.into_iter()
-                    .enumerate()
-                    .map(|(i, s)| (format!("{}/servers/{i}", op.pointer()), s)),
-            );
+        let mut extension = |e: ExtensionError| report(&e.pointer, e.message);
+        if let Err(e) = self.servers() {
+            extension(e);
         }
-        for (at, server) in &servers {
-            for field in ["x-cloud", "x-region", "x-authority"] {
-                if server.get(field).is_none() {
-                    report(at, format!("server without {field}"));
-                }
-            }
+        if let Err(e) = self.extensible_enums() {
+            extension(e);
+        }
+        if let Err(e) = self.client_credentials() {
+            extension(e);
         }
         for op in self.operations() {
             let at = op.pointer();
@@ -83,11 +63,28 @@ impl Spec {
                 ),
                 Some(_) => {}
             }
+            let mut extension = |e: ExtensionError| report(&e.pointer, e.message);
             if let Err(e) = op.rate_limits() {
-                report(&at, e);
+                extension(e);
             }
-            if let Err(e) = permissions_shape(op.value.get("x-permissions")) {
-                report(&at, e);
+            if let Err(e) = op.permissions() {
+                extension(e);
+            }
+            if let Err(e) = op.deprecation() {
+                extension(e);
+            }
+            if op.has_own_servers()
+                && let Err(e) = op.servers(self)
+            {
+                extension(e);
+            }
+            for (status, schema) in self.error_bodies(&op) {
+                if schema.as_deref() != Some("#/components/schemas/Error") {
+                    report(
+                        &format!("{at}/responses/{status}"),
+                        "an error response must carry the common `Error` body (the client's errors are built from it)".into(),
+                    );
+                }
             }
         }
         for example in self.examples() {
@@ -108,31 +105,4 @@ impl Spec {
 fn is_camel_case(id: &str) -> bool {
     id.starts_with(|c: char| c.is_ascii_lowercase())
         && id.chars().all(|c| c.is_ascii_alphanumeric())
-}
-
-/// `x-permissions` is a non-empty map of permission kinds to a name or a list of names.
-fn permissions_shape(value: Option<&Value>) -> Result<(), String> {
-    let map = value
-        .ok_or("no x-permissions (the documented permissions or directory roles)")?
-        .as_object()
-        .filter(|m| !m.is_empty())
-        .ok_or("x-permissions must be a non-empty map")?;
-    for (kind, names) in map {
-        let ok = match names {
-            Value::String(s) => !s.is_empty(),
-            Value::Array(items) => {
-                !items.is_empty()
-                    && items
-                        .iter()
-                        .all(|i| i.as_str().is_some_and(|s| !s.is_empty()))
-            }
-            _ => false,
-        };
-        if !ok {
-            return Err(format!(
-                "x-permissions.{kind} must be a name or a non-empty list of names"
-            ));
-        }
-    }
-    Ok(())
 }

@@ -1,0 +1,565 @@
+//! `mod operations` of the generated file: the operation model every layer uses.
+//!
+//! - `OperationId`: one variant per `operationId`, so that every place that handles "each
+//!   operation" can `match` on it exhaustively and a spec change becomes the compiler's list.
+//! - `Operation` constants: what the spec says of each operation beyond its types (hosts,
+//!   permissions, rate limits, deprecation), reachable from `OperationId::facts`.
+//! - One request type per operation (its path and query parameters and its body, read from
+//!   progenitor's builder for it) implementing `Request`: its success type, and how it is
+//!   sent through the generated client.
+//! - `Answer`: any operation's success, tagged with its operation, for journals and output.
+
+use heck::{ToShoutySnakeCase, ToSnakeCase, ToUpperCamelCase};
+use mde_spec::{Operation, Server, Spec};
+use proc_macro2::TokenStream;
+use quote::{ToTokens, format_ident, quote};
+use serde_json::Value;
+
+fn server_tokens(servers: &[Server]) -> Vec<TokenStream> {
+    servers
+        .iter()
+        .map(|s| {
+            let (url, region, authority, clouds) = (&s.url, &s.region, &s.authority, &s.clouds);
+            let token_scope = match &s.token_scope {
+                Some(scope) => quote!(Some(#scope)),
+                None => quote!(None),
+            };
+            quote! {
+                Server { url: #url, clouds: &[#(#clouds),*], region: #region, authority: #authority, token_scope: #token_scope }
+            }
+        })
+        .collect()
+}
+
+/// A field of an operation's request, as progenitor's builder for it holds it.
+struct Field {
+    name: syn::Ident,
+    /// The type the request holds (`types::X` for a body, whose builder holds `types::builder::X`).
+    ty: syn::Type,
+    /// `Option<T>` in the builder: the setter takes `T`, and is called only for `Some`.
+    optional: bool,
+    /// A path parameter: its name in the spec.
+    path_name: Option<String>,
+    doc: String,
+}
+
+/// `T` of `Result<T, String>`.
+fn result_ok(ty: &syn::Type) -> Option<&syn::Type> {
+    let syn::Type::Path(p) = ty else { return None };
+    let last = p.path.segments.last()?;
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match (last.ident == "Result", args.args.first()) {
+        (true, Some(syn::GenericArgument::Type(t))) => Some(t),
+        _ => None,
+    }
+}
+
+fn is_option(ty: &syn::Type) -> bool {
+    matches!(ty, syn::Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Option"))
+}
+
+/// The fields of progenitor's builder `name` (all but `client`), matched to the spec.
+fn request_fields(
+    spec: &Spec,
+    op: &Operation,
+    builders: &[syn::ItemStruct],
+    name: &str,
+) -> Result<Vec<Field>, String> {
+    let id = op.operation_id.as_deref().unwrap_or_default();
+    let builder = builders
+        .iter()
+        .find(|b| b.ident == name)
+        .ok_or_else(|| format!("no `builder::{name}` in progenitor's output for {id}"))?;
+    let params: Vec<&Value> = op
+        .value
+        .get("parameters")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|p| spec.resolve(p))
+        .collect();
+    let mut fields = Vec::new();
+    for field in &builder.fields {
+        let ident = field.ident.clone().ok_or("a tuple builder")?;
+        if ident == "client" {
+            continue;
+        }
+        let held = result_ok(&field.ty)
+            .ok_or_else(|| format!("builder::{name}.{ident} is not a Result"))?;
+        let text = held.to_token_stream().to_string().replace(' ', "");
+        let (ty, doc, path_name) = if ident == "body" {
+            let body = text
+                .strip_prefix("types::builder::")
+                .ok_or_else(|| format!("{id}: a body that is not a schema of the spec ({text})"))?;
+            let ty: syn::Type =
+                syn::parse_str(&format!("types::{body}")).map_err(|e| e.to_string())?;
+            let doc = op
+                .value
+                .pointer("/requestBody/description")
+                .and_then(Value::as_str)
+                .unwrap_or("The request body.")
+                .to_string();
+            (ty, doc, None)
+        } else {
+            let param = params
+                .iter()
+                .find(|p| {
+                    p.get("name")
+                        .and_then(Value::as_str)
+                        .is_some_and(|n| ident == n.trim_start_matches('$').to_snake_case())
+                })
+                .ok_or_else(|| {
+                    format!("{id}: builder field `{ident}` matches no parameter of the spec")
+                })?;
+            let spec_name = param
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let place = param.get("in").and_then(Value::as_str).unwrap_or_default();
+            let description = param
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let doc = format!("`{spec_name}` ({place}): {description}");
+            let path_name = (place == "path").then(|| spec_name.to_string());
+            (held.clone(), doc, path_name)
+        };
+        fields.push(Field {
+            name: ident,
+            optional: is_option(&ty),
+            ty,
+            path_name,
+            doc,
+        });
+    }
+    Ok(fields)
+}
+
+/// The module's tokens; `file` is progenitor's output (its builders name each request's fields).
+pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, String> {
+    let builders: Vec<syn::ItemStruct> = file
+        .items
+        .iter()
+        .find_map(|item| match item {
+            syn::Item::Mod(m) if m.ident == "builder" => m.content.as_ref(),
+            _ => None,
+        })
+        .ok_or("progenitor's output has no `mod builder`")?
+        .1
+        .iter()
+        .filter_map(|item| match item {
+            syn::Item::Struct(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
+    let located =
+        |e: mde_spec::ExtensionError| format!("{}: {}", spec.locate(&e.pointer), e.message);
+    let global_servers = server_tokens(&spec.servers().map_err(located)?);
+    let (mut consts, mut variants, mut ids, mut methods, mut requests) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut variant_docs, mut answers) = (Vec::new(), Vec::new());
+    for op in spec.operations() {
+        let id = op
+            .operation_id
+            .clone()
+            .ok_or("an operation without operationId")?;
+        let name = format_ident!("{}", id.to_shouty_snake_case());
+        let variant = format_ident!("{}", id.to_upper_camel_case());
+        let method_name = id.to_snake_case();
+        let method = format_ident!("{method_name}");
+        let (http_method, path) = (&op.method, &op.path);
+        let summary = op
+            .value
+            .get("summary")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let deprecation = op.deprecation().map_err(located)?;
+        let deprecated = deprecation.is_some();
+        let retired = match deprecation.as_ref().and_then(|d| d.retired.as_deref()) {
+            Some(date) => quote!(Some(#date)),
+            None => quote!(None),
+        };
+        let note = match &deprecation {
+            Some(d) => {
+                let d = d.to_string();
+                quote!(Some(#d))
+            }
+            None => quote!(None),
+        };
+        let windows = op.rate_limits().map_err(located)?.into_iter().map(|w| {
+            let (calls, seconds) = (w.calls as u32, w.seconds);
+            quote! { RateWindow { calls: #calls, seconds: #seconds } }
+        });
+        let permissions = op.permissions().map_err(located)?;
+        let (application, delegated, roles) = (
+            &permissions.application,
+            &permissions.delegated,
+            &permissions.directory_roles,
+        );
+        let servers = if op.has_own_servers() {
+            let own = server_tokens(&op.servers(spec).map_err(located)?);
+            quote!(&[#(#own),*])
+        } else {
+            quote!(SERVERS)
+        };
+        let doc = format!("`{http_method} {path}`: {summary}");
+        consts.push(quote! {
+            #[doc = #doc]
+            pub const #name: Operation = Operation {
+                id: OperationId::#variant,
+                method: #http_method,
+                path: #path,
+                deprecated: #deprecated,
+                deprecation: #note,
+                retired: #retired,
+                rate_limits: &[#(#windows),*],
+                application_permissions: &[#(#application),*],
+                delegated_permissions: &[#(#delegated),*],
+                directory_roles: &[#(#roles),*],
+                servers: #servers,
+            };
+        });
+
+        // The request type and how it is sent.
+        let fields = request_fields(spec, &op, &builders, &variant.to_string())?;
+        let response = success_type(file, &method_name)?;
+        let field_names: Vec<&syn::Ident> = fields.iter().map(|f| &f.name).collect();
+        let field_types = fields.iter().map(|f| &f.ty);
+        let field_docs = fields.iter().map(|f| &f.doc);
+        let setters = fields.iter().map(|f| {
+            let n = &f.name;
+            if f.optional {
+                quote! { if let Some(value) = self.#n { builder = builder.#n(value); } }
+            } else {
+                quote! { builder = builder.#n(self.#n); }
+            }
+        });
+        let path_parameters = fields.iter().filter_map(|f| {
+            let (n, spec_name) = (&f.name, f.path_name.as_ref()?);
+            Some(quote! { (#spec_name, self.#n.as_str()) })
+        });
+        let deprecated_attr = deprecation.as_ref().map(|d| {
+            let d = d.to_string();
+            quote!(#[deprecated(note = #d)])
+        });
+        let request_doc = format!(
+            "The request of `{id}`: {doc}\n\nSend it with `Client::send` of `mde_client`, or through the generated [`super::Client::{method_name}`]."
+        );
+        let mut_builder = if fields.is_empty() {
+            quote!()
+        } else {
+            quote!(mut)
+        };
+        requests.push(quote! {
+            #[doc = #request_doc]
+            #deprecated_attr
+            #[derive(Clone, Debug, PartialEq)]
+            pub struct #variant {
+                #( #[doc = #field_docs] pub #field_names: #field_types, )*
+            }
+
+            #[allow(deprecated)]
+            impl Request for #variant {
+                const ID: OperationId = OperationId::#variant;
+                type Response = #response;
+
+                fn path_parameters(&self) -> ::std::vec::Vec<(&'static str, &str)> {
+                    vec![#(#path_parameters),*]
+                }
+
+                fn send(self, client: &super::Client) -> impl ::std::future::Future<Output = Sent<Self::Response>> + Send + '_ {
+                    let #mut_builder builder = client.#method();
+                    #(#setters)*
+                    builder.send()
+                }
+
+                fn answer(response: Self::Response) -> Answer {
+                    Answer::#variant(response)
+                }
+            }
+        });
+        let variant_doc = format!("`{id}`: {summary}");
+        answers.push(quote! {
+            #[doc = #variant_doc]
+            #[serde(rename = #id)]
+            #variant(#response)
+        });
+        variant_docs.push(variant_doc);
+        variants.push(variant);
+        ids.push(id);
+        methods.push(method_name);
+    }
+    let credentials = spec.client_credentials().map_err(located)?;
+    let (token_url, token_scopes) = (&credentials.token_url, &credentials.scopes);
+    let machine_ids = documented_machine_ids(spec);
+    let consts_names: Vec<syn::Ident> = ids
+        .iter()
+        .map(|id| format_ident!("{}", id.to_shouty_snake_case()))
+        .collect();
+    let count = variants.len();
+    Ok(quote! {
+        /// The operation model: one [`OperationId`](operations::OperationId) per operation of
+        /// the spec, what the spec says of each beyond its types
+        /// ([`Operation`](operations::Operation): hosts, permissions from `x-permissions`, rate
+        /// limits from `x-rate-limit`, deprecation from `x-deprecation`), and one
+        /// [`Request`](operations::Request) type per operation.
+        pub mod operations {
+            use super::{types, Error, ResponseValue};
+
+            /// One window of a rate limit: at most `calls` per `seconds`. All windows of an
+            /// operation apply at once; the service counts them per application and tenant.
+            #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+            pub struct RateWindow {
+                /// Calls allowed in the window.
+                pub calls: u32,
+                /// Length of the window in seconds.
+                pub seconds: u64,
+            }
+
+            /// A host that serves an operation.
+            #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+            pub struct Server {
+                /// Base URL, e.g. `https://api.security.microsoft.com`.
+                pub url: &'static str,
+                /// The clouds it serves: `commercial`, `gcc`, `gcc-high`, `dod`.
+                pub clouds: &'static [&'static str],
+                /// `global`, or a geography such as `us`, `eu`, `uk`, `au`.
+                pub region: &'static str,
+                /// Where its callers sign in (Azure AD authority).
+                pub authority: &'static str,
+                /// The token scope its callers ask for, when not [`TOKEN_SCOPES`]' first.
+                pub token_scope: ::std::option::Option<&'static str>,
+            }
+
+            /// What the spec says of an operation beyond its types.
+            #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+            pub struct Operation {
+                /// Which operation.
+                pub id: OperationId,
+                /// HTTP method, upper case.
+                pub method: &'static str,
+                /// Path template, e.g. `/api/machines/{id}/startInvestigation`.
+                pub path: &'static str,
+                /// Marked `deprecated: true`.
+                pub deprecated: bool,
+                /// Why it is deprecated, with the date and the source (`x-deprecation`).
+                pub deprecation: ::std::option::Option<&'static str>,
+                /// The date the service stopped serving it, when it did.
+                pub retired: ::std::option::Option<&'static str>,
+                /// Every window applies; empty when none is documented.
+                pub rate_limits: &'static [RateWindow],
+                /// Application permissions, any one of which allows the call.
+                pub application_permissions: &'static [&'static str],
+                /// Delegated permissions, any one of which allows the call.
+                pub delegated_permissions: &'static [&'static str],
+                /// Directory roles, any one of which allows the call.
+                pub directory_roles: &'static [&'static str],
+                /// The hosts it is documented on.
+                pub servers: &'static [Server],
+            }
+
+            /// Every operation of the spec. Match on it with no `_ =>` arm: an operation
+            /// added to the spec is then a compile error wherever a decision is needed.
+            #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+            pub enum OperationId {
+                #( #[doc = #variant_docs] #variants, )*
+            }
+
+            impl OperationId {
+                /// Every operation, in the spec's order.
+                pub const ALL: [OperationId; #count] = [#(OperationId::#variants),*];
+
+                /// The spec's facts of the operation.
+                pub const fn facts(self) -> &'static Operation {
+                    match self {
+                        #( OperationId::#variants => &#consts_names, )*
+                    }
+                }
+
+                /// The spec's `operationId`.
+                pub const fn as_str(self) -> &'static str {
+                    match self {
+                        #( OperationId::#variants => #ids, )*
+                    }
+                }
+
+                /// The operation whose generated method (progenitor's
+                /// `OperationInfo::operation_id`) is `name`.
+                pub fn from_method(name: &str) -> ::std::option::Option<OperationId> {
+                    match name {
+                        #( #methods => Some(OperationId::#variants), )*
+                        _ => None,
+                    }
+                }
+
+                /// Its position in [`OperationId::ALL`], for tables indexed by operation.
+                pub const fn index(self) -> usize {
+                    self as usize
+                }
+            }
+
+            impl ::std::fmt::Display for OperationId {
+                fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                    f.write_str(self.as_str())
+                }
+            }
+
+            /// A text that is no `operationId` of the spec.
+            #[derive(Clone, Debug, PartialEq, Eq)]
+            pub struct UnknownOperation(pub ::std::string::String);
+
+            impl ::std::fmt::Display for UnknownOperation {
+                fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                    write!(f, "no operation {:?} in the spec", self.0)
+                }
+            }
+
+            impl ::std::error::Error for UnknownOperation {}
+
+            impl ::std::str::FromStr for OperationId {
+                type Err = UnknownOperation;
+                fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
+                    match value {
+                        #( #ids => Ok(OperationId::#variants), )*
+                        other => Err(UnknownOperation(other.to_string())),
+                    }
+                }
+            }
+
+            impl ::serde::Serialize for OperationId {
+                fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> ::std::result::Result<S::Ok, S::Error> {
+                    serializer.serialize_str(self.as_str())
+                }
+            }
+
+            impl<'de> ::serde::Deserialize<'de> for OperationId {
+                fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> ::std::result::Result<Self, D::Error> {
+                    let text = <::std::borrow::Cow<'de, str> as ::serde::Deserialize>::deserialize(deserializer)?;
+                    text.parse().map_err(::serde::de::Error::custom)
+                }
+            }
+
+            /// What the generated client answers for a request: the success, or the error.
+            pub type Sent<T> = ::std::result::Result<ResponseValue<T>, Error<types::Error>>;
+
+            /// The request of one operation: its parameters and body, its success type, and
+            /// how it goes through the generated client.
+            pub trait Request: Clone + ::std::fmt::Debug + Send + Sync + 'static {
+                /// Which operation.
+                const ID: OperationId;
+                /// The documented success body.
+                type Response: ::serde::Serialize + ::serde::de::DeserializeOwned + Clone + ::std::fmt::Debug + Send + Sync + 'static;
+                /// The path parameters: the spec's name and the value, to check before sending.
+                fn path_parameters(&self) -> ::std::vec::Vec<(&'static str, &str)>;
+                /// Sends it through the generated client (and so through its hooks).
+                fn send(self, client: &super::Client) -> impl ::std::future::Future<Output = Sent<Self::Response>> + Send + '_;
+                /// Its success as an [`Answer`].
+                fn answer(response: Self::Response) -> Answer;
+            }
+
+            #(#requests)*
+
+            /// The success of any operation, tagged with its `operationId`: what a journal keeps
+            /// and an output shows, read back by its tag, never guessed from its fields.
+            #[derive(Clone, Debug, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
+            #[serde(tag = "operation", content = "answer")]
+            #[allow(clippy::large_enum_variant)]
+            pub enum Answer {
+                #(#answers,)*
+            }
+
+            impl Answer {
+                /// The operation that answered.
+                pub fn operation(&self) -> OperationId {
+                    match self {
+                        #( Answer::#variants(_) => OperationId::#variants, )*
+                    }
+                }
+            }
+
+            #(#consts)*
+
+            /// Every operation's facts, in the spec's order.
+            pub const ALL: &[Operation] = &[#(#consts_names),*];
+
+            /// The hosts of the `/api/...` operations (the spec's top-level `servers`).
+            pub const SERVERS: &[Server] = &[#(#global_servers),*];
+
+            /// Azure AD's client-credentials token URL; `{tenant}` stands for the tenant id.
+            pub const TOKEN_URL: &str = #token_url;
+
+            /// The scopes a client-credentials token is asked for.
+            pub const TOKEN_SCOPES: &[&str] = &[#(#token_scopes),*];
+
+            /// The machine ids the documents show, in the spec's order.
+            pub const DOCUMENTED_MACHINE_IDS: &[&str] = &[#(#machine_ids),*];
+        }
+    })
+}
+
+/// The success type `T` of `Client::method`'s builder `send`, from progenitor's output:
+/// `Result<ResponseValue<T>, Error<E>>`.
+fn success_type(file: &syn::File, method: &str) -> Result<syn::Type, String> {
+    let builder_name = method.to_upper_camel_case();
+    let builder = file
+        .items
+        .iter()
+        .find_map(|item| match item {
+            syn::Item::Mod(m) if m.ident == "builder" => m.content.as_ref(),
+            _ => None,
+        })
+        .ok_or("progenitor's output has no `mod builder`")?;
+    let send = builder
+        .1
+        .iter()
+        .filter_map(|item| match item {
+            syn::Item::Impl(imp) => Some(imp),
+            _ => None,
+        })
+        .filter(|imp| matches!(&*imp.self_ty, syn::Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == builder_name)))
+        .flat_map(|imp| imp.items.iter())
+        .find_map(|item| match item {
+            syn::ImplItem::Fn(f) if f.sig.ident == "send" => Some(f),
+            _ => None,
+        })
+        .ok_or_else(|| format!("no `builder::{builder_name}::send` in progenitor's output"))?;
+    let syn::ReturnType::Type(_, ty) = &send.sig.output else {
+        return Err(format!("builder::{builder_name}::send returns nothing"));
+    };
+    let ok = result_ok(ty)
+        .ok_or_else(|| format!("builder::{builder_name}::send does not return a Result"))?;
+    let syn::Type::Path(p) = ok else {
+        return Err(format!(
+            "builder::{builder_name}::send: unexpected success type"
+        ));
+    };
+    let last = p.path.segments.last().ok_or("empty type")?;
+    match (&last.arguments, last.ident == "ResponseValue") {
+        (syn::PathArguments::AngleBracketed(args), true) => match args.args.first() {
+            Some(syn::GenericArgument::Type(t)) => Ok(t.clone()),
+            _ => Err("ResponseValue without a type".into()),
+        },
+        _ => Err(format!(
+            "builder::{builder_name}::send answers {}, not a typed body",
+            ok.to_token_stream()
+        )),
+    }
+}
+
+/// The machine-id parameter's examples, then every `machineId` in the examples.
+fn documented_machine_ids(spec: &Spec) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for example in spec.examples() {
+        let id = if example.uses.iter().any(|u| u.place == "parameter id") {
+            example.value.as_str()
+        } else {
+            example.value.get("machineId").and_then(Value::as_str)
+        };
+        if let Some(id) = id.filter(|id| !ids.iter().any(|known| known == id)) {
+            ids.push(id.to_string());
+        }
+    }
+    ids
+}
