@@ -391,10 +391,26 @@ async fn the_service_errors_each_have_their_variant() {
         .bearer_token("t")
         .build()
         .unwrap();
-    assert!(matches!(
-        closed.collect_investigation_package(MACHINE, "c").await,
-        Err(Error::Transport { timeout: false, .. })
-    ));
+    let refused = closed
+        .collect_investigation_package(MACHINE, "c")
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, Error::Transport { timeout: false, .. }));
+    // The transport's own error is kept, with its causes, for a program to walk.
+    let mut chain = Vec::new();
+    let mut source = std::error::Error::source(&refused);
+    while let Some(cause) = source {
+        chain.push(cause.to_string());
+        source = cause.source();
+    }
+    assert!(
+        std::error::Error::source(&refused).is_some_and(|s| s.is::<mde_client::reqwest::Error>()),
+        "{refused:?}"
+    );
+    assert!(
+        chain.iter().any(|c| c.to_lowercase().contains("refused")),
+        "the cause chain names the refused connection: {chain:?}"
+    );
 }
 
 #[tokio::test]

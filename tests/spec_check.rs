@@ -119,3 +119,62 @@ fn a_server_without_its_sign_in_authority() {
     let problems = problems_after("    x-authority: https://login.microsoftonline.us\n", "");
     assert_reported(&problems, "servers", "server without x-authority");
 }
+
+/// Every extension the generator reads, its reader refuses when malformed, with the line.
+#[test]
+fn extensions_the_generator_needs() {
+    let cases = [
+        (
+            "      x-deprecation:\n        source: 004_570bf575d5329650.txt\n        note: The Graph preview endpoint is deprecated; use collectInvestigationPackage.\n",
+            "",
+            "/testwdatppreview",
+            "deprecated without x-deprecation",
+        ),
+        (
+            "retired: \"2026-09-01\"",
+            "retired: September",
+            "x-deprecation.retired",
+            "must be a date",
+        ),
+        (
+            "    x-cloud: [gcc-high, dod]\n",
+            "    x-cloud: []\n",
+            "servers",
+            "x-cloud must be a name or a non-empty list",
+        ),
+        (
+            "        - calls: 5\n",
+            "        - calls: many\n",
+            "x-rate-limit",
+            "`calls` must be a positive integer",
+        ),
+        (
+            "      enum: [Sha1, Sha256, Md5]\n",
+            "      enum: [1, 2]\n",
+            "FileIdentifierType",
+            "x-extensible-enum needs",
+        ),
+        (
+            "tokenUrl: https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
+            "tokenUrl: https://login.microsoftonline.com/common/oauth2/v2.0/token",
+            "tokenUrl",
+            "`{tenant}` placeholder",
+        ),
+        (
+            "          $ref: \"#/components/responses/Unauthorized\"\n",
+            "          description: no body\n",
+            "401",
+            "common `Error` body",
+        ),
+    ];
+    for (from, to, location, message) in cases {
+        let problems = problems_after(from, to);
+        assert_reported(&problems, location, message);
+        let with_line = problems
+            .iter()
+            .find(|p| p.contains(message))
+            .and_then(|p| p.strip_prefix("spec/openapi.yaml:"))
+            .and_then(|rest| rest.split(':').next()?.parse::<usize>().ok());
+        assert!(with_line.is_some(), "{message}: no line in {problems:#?}");
+    }
+}

@@ -125,32 +125,28 @@ fn generate(root: &Path, check: bool) -> Result<String, String> {
     }
     if check {
         return Err(format!(
-            "{GENERATED} is stale ({}): run `cargo xtask generate`",
-            first_difference(&current, &code)
+            "{GENERATED} is stale: run `cargo xtask generate`\n{}",
+            stale_diff(&current, &code)
         ));
     }
     std::fs::write(&path, code).map_err(|e| format!("cannot write {GENERATED}: {e}"))?;
     Ok(format!("{GENERATED}: regenerated from spec/openapi.yaml"))
 }
 
-/// Where two texts part, for the stale-code message.
-fn first_difference(old: &str, new: &str) -> String {
-    let mut old_lines = old.lines();
-    let mut new_lines = new.lines();
-    for line in 1.. {
-        match (old_lines.next(), new_lines.next()) {
-            (Some(a), Some(b)) if a == b => continue,
-            (None, None) => break,
-            (a, b) => {
-                return format!(
-                    "first difference at line {line}: on disk {:?}, from the spec {:?}",
-                    a.unwrap_or("<end of file>"),
-                    b.unwrap_or("<end of file>")
-                );
-            }
-        }
+/// What `cargo xtask generate` would change, as a unified diff cut after `MAX_LINES` lines.
+fn stale_diff(on_disk: &str, from_spec: &str) -> String {
+    const MAX_LINES: usize = 40;
+    let diff = similar::TextDiff::from_lines(on_disk, from_spec)
+        .unified_diff()
+        .context_radius(2)
+        .header("on disk", "from the spec")
+        .to_string();
+    let mut lines: Vec<&str> = diff.lines().take(MAX_LINES + 1).collect();
+    if lines.len() > MAX_LINES {
+        lines.truncate(MAX_LINES);
+        lines.push("…");
     }
-    "they differ in line endings".to_string()
+    lines.join("\n")
 }
 
 #[cfg(test)]
@@ -212,9 +208,8 @@ mod tests {
             eprintln!("note: no chromium here: the page was checked as text, not in a browser");
             return;
         };
-        let dir = std::env::temp_dir().join(format!("mde-docs-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let page = dir.join("api-reference.html");
+        let dir = tempfile::tempdir().unwrap();
+        let page = dir.path().join("api-reference.html");
         std::fs::write(&page, &html).unwrap();
         let out = std::process::Command::new(browser)
             .args([
@@ -226,7 +221,10 @@ mod tests {
                 "--disable-sync",
                 "--no-first-run",
             ])
-            .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+            .arg(format!(
+                "--user-data-dir={}",
+                dir.path().join("profile").display()
+            ))
             .arg("--dump-dom")
             .arg(format!("file://{}", page.display()))
             .output()
@@ -242,7 +240,14 @@ mod tests {
             let needle = needle.replace("&quot;", "\"");
             assert!(dom.contains(&needle), "the browser's page lacks {needle}");
         }
-        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_stale_file_is_shown_as_a_diff() {
+        let diff = stale_diff("a\nb\nc\n", "a\nB\nc\n");
+        assert!(diff.contains("-b") && diff.contains("+B"), "{diff}");
+        let long: String = (0..100).map(|i| format!("{i}\n")).collect();
+        assert!(stale_diff("", &long).ends_with('…'));
     }
 
     #[test]

@@ -167,8 +167,8 @@ mod tests {
 
     #[test]
     fn sent_without_outcome_is_unknown_and_a_cut_last_line_is_ignored() {
-        let path = std::env::temp_dir().join(format!("mde-journal-test-{}", std::process::id()));
-        let _ = std::fs::remove_file(&path);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
         let mut journal = Journal::open(&path).unwrap();
         let run = Entry::Run {
             operation: OperationId::CollectInvestigationPackage,
@@ -217,6 +217,5 @@ mod tests {
         // The answer reads back as the operation's type, by its tag.
         assert_eq!(history.done["a"].result, Some(answer));
         assert_eq!(history.unknown, ["b", "c"]);
-        std::fs::remove_file(&path).unwrap();
     }
 }

@@ -1,6 +1,5 @@
 //! The `mde` binary, run as a user runs it, against the simulator.
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,11 +14,11 @@ const MACHINES: [&str; 3] = [
 ];
 
 /// A scratch directory of the test's own.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mde-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("mde-cli-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 /// `mde` with no credentials from the environment, run in `dir`.
@@ -74,7 +73,7 @@ macro_rules! assert_redacted {
 #[test]
 fn test_package_collect_simulate_table() {
     let dir = scratch("table");
-    let out = run(mde(&dir)
+    let out = run(mde(dir.path())
         .args(["--simulate", "package", "collect"])
         .args(MACHINES)
         .args(["--comment", "Collect forensics due to alert 1234"]));
@@ -99,7 +98,7 @@ fn test_package_collect_simulate_table() {
 #[test]
 fn test_package_collect_json() {
     let dir = scratch("json");
-    let out = run(mde(&dir)
+    let out = run(mde(dir.path())
         .args(["--simulate", "--output", "json", "package", "collect"])
         .args(MACHINES)
         .args(["0000000000000000000000000000000000000000", "--comment", "c"]));
@@ -134,7 +133,7 @@ fn test_package_collect_json() {
 #[test]
 fn test_unknown_machine_is_a_partial_failure() {
     let dir = scratch("unknown");
-    let out = run(mde(&dir).args([
+    let out = run(mde(dir.path()).args([
         "--simulate",
         "--output",
         "json",
@@ -162,7 +161,7 @@ fn test_unknown_machine_is_a_partial_failure() {
 #[test]
 fn test_investigation_start_warns_it_is_retired() {
     let dir = scratch("start");
-    let out = run(mde(&dir).args([
+    let out = run(mde(dir.path()).args([
         "--simulate",
         "investigation",
         "start",
@@ -183,7 +182,7 @@ fn test_investigation_start_warns_it_is_retired() {
 #[test]
 fn test_investigation_initiate() {
     let dir = scratch("initiate");
-    let out = run(mde(&dir).args([
+    let out = run(mde(dir.path()).args([
         "--simulate",
         "investigation",
         "initiate",
@@ -199,7 +198,7 @@ fn test_investigation_initiate() {
 #[test]
 fn test_package_collect_graph_warns_it_is_deprecated() {
     let dir = scratch("graph");
-    let out = run(mde(&dir).args([
+    let out = run(mde(dir.path()).args([
         "--simulate",
         "package",
         "collect",
@@ -316,7 +315,7 @@ fn test_bad_input_exit_codes() {
         ),
     ];
     for (args, code, says) in cases {
-        let out = run(mde(&dir).args(&args));
+        let out = run(mde(dir.path()).args(&args));
         assert_eq!(out.code, code, "{args:?}: {}", out.stderr);
         assert!(
             out.stderr.contains(says),
@@ -330,7 +329,7 @@ fn test_bad_input_exit_codes() {
 #[test]
 fn test_secrets_are_never_echoed() {
     let dir = scratch("secret");
-    let out = run(mde(&dir)
+    let out = run(mde(dir.path())
         .args([
             "package",
             "collect",
@@ -344,14 +343,14 @@ fn test_secrets_are_never_echoed() {
         .env("AZURE_CLIENT_ID", "c")
         .env("AZURE_CLIENT_SECRET", "SECRET-never-shown"));
     assert_ne!(out.code, 0);
-    let journal = std::fs::read_dir(&dir)
+    let journal = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
         .collect::<String>();
     for text in [&out.stdout, &out.stderr, &journal] {
         assert!(!text.contains("SECRET-never-shown"), "{text}");
     }
-    let help = run(mde(&dir)
+    let help = run(mde(dir.path())
         .arg("--help")
         .env("AZURE_CLIENT_SECRET", "SECRET-never-shown"));
     assert!(!help.stdout.contains("SECRET-never-shown"));
@@ -361,11 +360,11 @@ fn test_secrets_are_never_echoed() {
 fn test_machines_file_and_stdin_with_duplicates() {
     let dir = scratch("file");
     std::fs::write(
-        dir.join("fleet.txt"),
+        dir.path().join("fleet.txt"),
         format!("# fleet\n{}\n\n{}  # again\n", MACHINES[0], MACHINES[0]),
     )
     .unwrap();
-    let out = run(mde(&dir).args([
+    let out = run(mde(dir.path()).args([
         "--simulate",
         "--output",
         "json",
@@ -384,7 +383,7 @@ fn test_machines_file_and_stdin_with_duplicates() {
         out.stderr
     );
 
-    let mut child = mde(&dir)
+    let mut child = mde(dir.path())
         .args([
             "--simulate",
             "--output",
@@ -422,7 +421,7 @@ fn test_help_and_completions() {
         vec!["package", "collect", "--help"],
         vec!["completions", "--help"],
     ] {
-        let out = run(mde(&dir).args(&args));
+        let out = run(mde(dir.path()).args(&args));
         assert_eq!(out.code, 0, "{args:?}");
         assert!(
             out.stdout.contains("Example"),
@@ -430,7 +429,7 @@ fn test_help_and_completions() {
             out.stdout
         );
     }
-    let out = run(mde(&dir).args(["completions", "bash"]));
+    let out = run(mde(dir.path()).args(["completions", "bash"]));
     assert_eq!(out.code, 0);
     assert!(
         out.stdout.contains("_mde()") && out.stdout.contains("--machines-file"),
@@ -453,10 +452,10 @@ async fn test_resume_after_kill_sends_nothing_twice_and_skips_nothing() {
     };
     let sim = Simulator::start(config).await.unwrap();
     let ids: Vec<String> = (0..n).map(generated_machine_id).collect();
-    std::fs::write(dir.join("fleet.txt"), ids.join("\n")).unwrap();
-    let journal = dir.join("journal.jsonl");
+    std::fs::write(dir.path().join("fleet.txt"), ids.join("\n")).unwrap();
+    let journal = dir.path().join("journal.jsonl");
     let args = |extra: &[&str]| {
-        let mut command = mde(&dir);
+        let mut command = mde(dir.path());
         command
             .args([
                 "--api-url",
@@ -558,8 +557,8 @@ async fn test_resume_after_kill_sends_nothing_twice_and_skips_nothing() {
 fn test_ctrl_c_stops_and_prints_how_to_resume() {
     let dir = scratch("ctrlc");
     let ids: Vec<String> = (0..250).map(|i| format!("{i:040x}")).collect();
-    std::fs::write(dir.join("fleet.txt"), ids.join("\n")).unwrap();
-    let mut child = mde(&dir)
+    std::fs::write(dir.path().join("fleet.txt"), ids.join("\n")).unwrap();
+    let mut child = mde(dir.path())
         .args([
             "--simulate",
             "--time-scale",
@@ -590,7 +589,7 @@ fn test_ctrl_c_stops_and_prints_how_to_resume() {
     });
     // The first 100 go at once; the rest wait for the next minute (6 s at x10).
     let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::read_to_string(dir.join("j.jsonl"))
+    while std::fs::read_to_string(dir.path().join("j.jsonl"))
         .unwrap_or_default()
         .matches(r#""event":"done""#)
         .count()
@@ -614,7 +613,7 @@ fn test_ctrl_c_stops_and_prints_how_to_resume() {
         "{stderr}"
     );
     assert!(!stderr.contains("--journal j.jsonl --resume"), "{stderr}");
-    let journal = std::fs::read_to_string(dir.join("j.jsonl")).unwrap();
+    let journal = std::fs::read_to_string(dir.path().join("j.jsonl")).unwrap();
     assert_eq!(
         journal.matches(r#""event":"sending""#).count(),
         journal.matches(r#""event":"done""#).count(),
