@@ -552,7 +552,10 @@ fn success_type(file: &syn::File, method: &str) -> Result<syn::Type, String> {
 fn documented_machine_ids(spec: &Spec) -> Vec<String> {
     let mut ids: Vec<String> = Vec::new();
     for example in spec.examples() {
-        let id = if example.uses.iter().any(|u| u.place == "parameter id") {
+        let id = if example
+            .pointer
+            .starts_with("/components/parameters/MachineId/")
+        {
             example.value.as_str()
         } else {
             example.value.get("machineId").and_then(Value::as_str)

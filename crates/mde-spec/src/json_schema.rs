@@ -55,7 +55,20 @@ pub fn check_json_schema(schema: &Value, instance: &Value) -> Result<(), Vec<Str
 fn nullable_to_type(value: &mut Value) {
     match value {
         Value::Object(map) => {
-            if map.remove("nullable") == Some(Value::Bool(true)) {
+            let nullable = map.remove("nullable") == Some(Value::Bool(true));
+            if nullable
+                && ["allOf", "anyOf", "oneOf", "$ref"]
+                    .iter()
+                    .any(|k| map.contains_key(*k))
+            {
+                // `nullable` beside a composition (`allOf: [$ref]`, the 3.0 way to describe a
+                // field of another schema): null, or what the composition allows.
+                let mut inner = Value::Object(std::mem::take(map));
+                nullable_to_type(&mut inner);
+                *value = json!({ "anyOf": [{ "type": "null" }, inner] });
+                return;
+            }
+            if nullable {
                 if let Some(Value::String(t)) = map.get("type").cloned() {
                     map.insert("type".into(), json!([t, "null"]));
                 }
@@ -67,5 +80,24 @@ fn nullable_to_type(value: &mut Value) {
         }
         Value::Array(items) => items.iter_mut().for_each(nullable_to_type),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nullable_beside_all_of_admits_null_and_what_the_reference_allows() {
+        let spec = crate::Spec::parse(
+            "components:\n  schemas:\n    File:\n      type: object\n      properties:\n        hash: {type: string}\n".into(),
+            "test.yaml".into(),
+        )
+        .unwrap();
+        let field = json!({ "type": "object", "nullable": true, "allOf": [{ "$ref": "#/components/schemas/File" }] });
+        assert!(spec.check_value(&field, &Value::Null).is_ok());
+        assert!(spec.check_value(&field, &json!({ "hash": "ab" })).is_ok());
+        assert!(spec.check_value(&field, &json!({ "hash": 1 })).is_err());
+        assert!(spec.check_value(&field, &json!("a string")).is_err());
     }
 }
