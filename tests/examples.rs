@@ -99,6 +99,7 @@ fn check_use(example: &Example, operation: &str, place: &str) {
             OperationId::CollectInvestigationPackageGraph => {
                 success::<operations::CollectInvestigationPackageGraph>(example)
             }
+            OperationId::GetMachineAction => success::<operations::GetMachineAction>(example),
         };
     }
     match example.schema_name.as_deref() {

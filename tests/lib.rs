@@ -104,5 +104,6 @@ pub async fn call(client: &mde_client::Client, op: OperationId, id: &str, commen
             )
             .await
         }
+        OperationId::GetMachineAction => send(client, operations::GetMachineAction { id }).await,
     }
 }

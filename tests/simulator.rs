@@ -94,7 +94,13 @@ async fn raw(
     content_type: Option<&str>,
     body: Vec<u8>,
 ) -> Raw {
-    let mut request = http().post(format!("{base}{path}")).body(body);
+    // The operation's own method; a path of no operation is POSTed.
+    let method = operations::ALL
+        .iter()
+        .find(|op| template_matches(op.path, path))
+        .map_or("POST", |op| op.method);
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut request = http().request(method, format!("{base}{path}")).body(body);
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -187,8 +193,17 @@ async fn every_operation_succeeds_as_documented() {
     let sim = simulator(Config::default().with_generated_machines(4)).await;
     let token = sign_in(&sim, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).await;
     let client = client(sim.base_url(), &token);
+    // Operations on a machine action take the id of one started before them in the spec's
+    // order; the others a machine id.
+    let target = |op: &operations::Operation, machine: String| {
+        if op.path.starts_with("/api/machineactions/") {
+            sim.actions()[0].id.clone().unwrap()
+        } else {
+            machine
+        }
+    };
     for (i, op) in operations::ALL.iter().enumerate() {
-        let machine = operations::DOCUMENTED_MACHINE_IDS[i];
+        let machine = &target(op, operations::DOCUMENTED_MACHINE_IDS[i].to_string());
         let answer = call(&client, op.id, machine, "Test investigation").await;
         let body = answer.unwrap_or_else(|e| panic!("{}: {e:?}", op.id));
         let success = spec.operation(op.id.as_str()).unwrap().value["responses"]
@@ -205,7 +220,7 @@ async fn every_operation_succeeds_as_documented() {
     // its status (`raw` checks it).
     let base = sim.base_url().to_string();
     for (i, op) in operations::ALL.iter().enumerate() {
-        let path = path_of(op.id, &generated_machine_id(i));
+        let path = path_of(op.id, &target(op, generated_machine_id(i)));
         let answer = raw(
             &spec,
             &base,
@@ -225,7 +240,7 @@ async fn every_operation_succeeds_as_documented() {
     assert!(
         actions
             .iter()
-            .all(|a| a.status == Some(mde_client::types::MachineActionStatus::InProgress))
+            .all(|a| a.status == Some(mde_client::types::MachineActionStatus::Pending))
     );
     assert_eq!(sim.investigations().len(), 4);
 
@@ -811,5 +826,45 @@ async fn a_thousand_concurrent_collections_from_one_app_meet_its_rate_limit() {
     let before = machines.len();
     machines.dedup();
     assert_eq!(machines.len(), before, "never two actions on one machine");
+    sim.stop().await;
+}
+
+/// A collection, followed with getMachineAction through the client: `Pending` until the device
+/// picks it up, `InProgress`, then `Succeeded`, on the simulator's clock; an unknown id is 404.
+#[tokio::test]
+async fn a_collection_reads_pending_then_in_progress_then_succeeded() {
+    use mde_client::types::MachineActionStatus as Status;
+    let config = Config::default();
+    let (pickup, lasts) = (config.pickup_time, config.collection_time);
+    let sim = simulator(config).await;
+    let client = sim.client_builder().build().unwrap();
+    let machine = operations::DOCUMENTED_MACHINE_IDS[0];
+    let created = client
+        .collect_investigation_package(machine, "follow me")
+        .await
+        .unwrap();
+    let id = created.id.clone().unwrap();
+    let get = || client.send(operations::GetMachineAction { id: id.clone() });
+    let mut seen = vec![created.status.clone().unwrap()];
+    for step in [pickup, lasts - pickup] {
+        sim.clock().advance(step);
+        let action = get().await.unwrap();
+        assert_eq!(action.id.as_deref(), Some(id.as_str()));
+        assert_eq!(action.requestor_comment.as_deref(), Some("follow me"));
+        seen.push(action.status.unwrap());
+    }
+    assert_eq!(
+        seen,
+        [Status::Pending, Status::InProgress, Status::Succeeded]
+    );
+    let unknown = client
+        .send(operations::GetMachineAction {
+            id: "00000000-0000-0000-0000-000000000000".into(),
+        })
+        .await;
+    assert!(
+        matches!(&unknown, Err(mde_client::Error::NotFound(e)) if e.code == "ResourceNotFound"),
+        "{unknown:?}"
+    );
     sim.stop().await;
 }

@@ -8,9 +8,12 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use mde_client::{Client, WaitEvent, WaitReason};
 
-use mde_client::operations::OperationId;
+use mde_client::Error;
+use mde_client::operations::{self, OperationId};
 
-use crate::cli::{Cli, Command, Connection, InvestigationCommand, Output, PackageCommand, Targets};
+use crate::cli::{
+    ActionCommand, Cli, Command, Connection, InvestigationCommand, Output, PackageCommand, Targets,
+};
 use crate::fleet::{self, Progress};
 use crate::journal::{History, Journal};
 use crate::{output, targets};
@@ -66,6 +69,11 @@ pub async fn run(cli: Cli) -> u8 {
             },
             targets,
         ),
+        Command::Action(ActionCommand::Show { ids }) => {
+            return match action_show(&cli, ids).await {
+                Ok(code) | Err(code) => code,
+            };
+        }
         Command::Completions { .. } => unreachable!("handled before a runtime starts"),
     };
     let facts = op.facts();
@@ -374,6 +382,54 @@ async fn fleet_run(cli: &Cli, op: OperationId, targets: &Targets) -> Result<u8, 
         .iter()
         .all(|o| o.outcome == fleet::Kind::Succeeded);
     Ok(if all_ok { OK } else { PARTIAL })
+}
+
+/// `mde action show`: each action as the service has it now, in the order given.
+async fn action_show(cli: &Cli, ids: &[String]) -> Result<u8, u8> {
+    let conn = &cli.connection;
+    let scale = time_scale(conn)?;
+    let simulator = simulator(conn, scale, &[]).await?;
+    let client = client(conn, simulator.as_ref(), scale, |event: &WaitEvent| {
+        eprintln!(
+            "mde: waiting {} s for {:?}",
+            event.wait.as_secs(),
+            event.reason
+        );
+    })?;
+    let mut stdout = std::io::stdout().lock();
+    if cli.run.output == Output::Table {
+        let _ = writeln!(stdout, "{}", output::ACTION_HEADER);
+    }
+    let mut code = OK;
+    for id in ids {
+        let shown = client
+            .send(operations::GetMachineAction { id: id.clone() })
+            .await;
+        let line = match (&shown, cli.run.output) {
+            (Ok(action), Output::Table) => output::action_row(id, action),
+            (Ok(action), Output::Json) => {
+                serde_json::json!({ "id": id, "action": action }).to_string()
+            }
+            (Err(e), Output::Table) => format!("{id}  {}", error_chain(e)),
+            (Err(e), Output::Json) => {
+                serde_json::json!({ "id": id, "error": error_chain(e) }).to_string()
+            }
+        };
+        let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+        match shown {
+            Ok(_) => {}
+            Err(
+                e @ (Error::Authentication(_) | Error::Permission { .. } | Error::Configuration(_)),
+            ) => {
+                return Err(fail(AUTH, error_chain(&e)));
+            }
+            Err(_) => code = PARTIAL,
+        }
+    }
+    if let Some(sim) = simulator {
+        sim.stop().await;
+    }
+    Ok(code)
 }
 
 /// The command line that resumes this run: the same, with `--resume JOURNAL` for `--journal`,

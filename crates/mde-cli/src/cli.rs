@@ -115,6 +115,9 @@ pub enum Command {
     /// Investigation packages.
     #[command(subcommand)]
     Package(PackageCommand),
+    /// Machine actions (a package collection is one): follow them.
+    #[command(subcommand)]
+    Action(ActionCommand),
     /// Prints a shell completion script.
     #[command(
         after_help = "Example:\n  mde completions bash > ~/.local/share/bash-completion/completions/mde"
@@ -151,6 +154,19 @@ pub enum PackageCommand {
         /// Use the deprecated Graph endpoint (graph.microsoft.com/testwdatppreview).
         #[arg(long)]
         graph: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ActionCommand {
+    /// Shows machine actions by id: type, machine, status, times.
+    #[command(
+        after_help = "Example:\n  mde action show 5382f7ea-7557-4ab7-9782-d50480024a4e --output json\n\nExit codes: 0 every action found, 1 some not found or failed, 3 authentication,\npermission or configuration error."
+    )]
+    Show {
+        /// Machine action ids (GUIDs), as `package collect` prints them.
+        #[arg(value_name = "ACTION_ID", required = true)]
+        ids: Vec<String>,
     },
 }
 

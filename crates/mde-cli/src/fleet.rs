@@ -118,6 +118,8 @@ pub fn prepare<'a>(
         OperationId::CollectInvestigationPackageGraph => {
             ready(client.collect_investigation_package_graph(machine, comment))
         }
+        // `mde action show`.
+        OperationId::GetMachineAction => return None,
     })
 }
 

@@ -16,6 +16,27 @@ fn action(a: &types::MachineAction) -> String {
     )
 }
 
+/// The columns of `mde action show`.
+pub const ACTION_HEADER: &str = "ACTION                                MACHINE                                   TYPE                         STATUS      CREATED                       UPDATED";
+
+/// One action of `mde action show`.
+pub fn action_row(id: &str, a: &types::MachineAction) -> String {
+    let text = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+    let updated = a
+        .last_update_date_time_utc
+        .as_ref()
+        .or(a.last_update_time_utc.as_ref());
+    format!(
+        "{:<36}  {:<40}  {:<27}  {:<10}  {:<28}  {}",
+        shorten(id, 36),
+        text(a.machine_id.clone()),
+        text(a.type_.as_ref().map(ToString::to_string)),
+        text(a.status.as_ref().map(ToString::to_string)),
+        text(a.creation_date_time_utc.as_ref().map(ToString::to_string)),
+        text(updated.map(ToString::to_string)),
+    )
+}
+
 /// The answer in a few words. The one place that decides how each operation's answer reads.
 pub fn answer(answer: &Answer) -> String {
     match answer {
@@ -28,9 +49,9 @@ pub fn answer(answer: &Answer) -> String {
                 .unwrap_or_default()
         ),
         Answer::InitiateInvestigation(id) => format!("investigation {}", id.value),
-        Answer::CollectInvestigationPackage(a) | Answer::CollectInvestigationPackageGraph(a) => {
-            action(a)
-        }
+        Answer::CollectInvestigationPackage(a)
+        | Answer::CollectInvestigationPackageGraph(a)
+        | Answer::GetMachineAction(a) => action(a),
     }
 }
 

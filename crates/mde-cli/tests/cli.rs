@@ -125,7 +125,7 @@ fn test_package_collect_json() {
         created["result"]["operation"], "collectInvestigationPackage",
         "{created}"
     );
-    assert_eq!(created["result"]["answer"]["status"], "InProgress");
+    assert_eq!(created["result"]["answer"]["status"], "Pending");
     // Every well-formed id given is in the simulator's inventory, documented or not.
     assert_eq!(out.code, 0, "{}", out.stderr);
 }
@@ -633,4 +633,54 @@ fn test_ctrl_c_stops_and_prints_how_to_resume() {
             .count(),
         journal.matches(r#""outcome":"succeeded""#).count()
     );
+}
+
+/// `mde action show` follows a collection started earlier: as a table, and as JSON lines, one
+/// per id given; an unknown id is reported and makes the exit code 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_action_show_follows_a_collection() {
+    let dir = scratch("action-show");
+    let sim = Simulator::start(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let client = sim.client_builder().build().unwrap();
+    let machine = mde_client::operations::DOCUMENTED_MACHINE_IDS[0];
+    let action = client
+        .collect_investigation_package(machine, "to follow")
+        .await
+        .unwrap();
+    let id = action.id.unwrap();
+    let unknown = "00000000-0000-0000-0000-000000000000";
+    // `mde` signs in at the simulator as its default app.
+    let show = |output: &str, ids: &[&str]| {
+        let mut command = mde(dir.path());
+        command
+            .args(["--api-url", sim.base_url(), "--login-url", sim.base_url()])
+            .args(["--output", output, "action", "show"])
+            .args(ids)
+            .env("AZURE_TENANT_ID", mde_sim::DEFAULT_TENANT)
+            .env("AZURE_CLIENT_ID", mde_sim::DEFAULT_CLIENT_ID)
+            .env("AZURE_CLIENT_SECRET", mde_sim::DEFAULT_CLIENT_SECRET);
+        command
+    };
+    let mut command = show("table", &[&id, unknown]);
+    let table = tokio::task::spawn_blocking(move || run(&mut command))
+        .await
+        .unwrap();
+    assert_eq!(table.code, 1, "{}", table.stderr);
+    assert_redacted!("action_show_table", table.stdout);
+
+    sim.clock().advance(Config::default().collection_time);
+    let mut command = show("json", &[&id]);
+    let json = tokio::task::spawn_blocking(move || run(&mut command))
+        .await
+        .unwrap();
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let line: Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert_eq!(line["action"]["status"], "Succeeded", "{line}");
+    assert_eq!(line["action"]["machineId"], machine);
+    sim.stop().await;
 }

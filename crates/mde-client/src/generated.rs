@@ -2200,6 +2200,26 @@ let response = client.collect_investigation_package_graph()
     ) -> builder::CollectInvestigationPackageGraph<'_> {
         builder::CollectInvestigationPackageGraph::new(self)
     }
+    /**Get a machine action by its id
+
+Retrieves a specific machine action by its id (reference: get-machineaction-object.md):
+follow a collection started with `collectInvestigationPackage` until its `status` is
+final (`Succeeded`, `Failed`, `TimeOut`, `Cancelled`).
+
+
+Sends a `GET` request to `/api/machineactions/{id}`
+
+Arguments:
+- `id`: Machine action id, a GUID (reference: machineaction.md); treated as an opaque string and percent-encoded in the path.
+```ignore
+let response = client.get_machine_action()
+    .id(id)
+    .send()
+    .await;
+```*/
+    pub fn get_machine_action(&self) -> builder::GetMachineAction<'_> {
+        builder::GetMachineAction::new(self)
+    }
 }
 /// Types for composing operation parameters.
 #[allow(clippy::all)]
@@ -2778,6 +2798,109 @@ pub mod builder {
             }
         }
     }
+    /**Builder for [`Client::get_machine_action`]
+
+[`Client::get_machine_action`]: super::Client::get_machine_action*/
+    #[derive(Debug, Clone)]
+    pub struct GetMachineAction<'a> {
+        client: &'a super::Client,
+        id: Result<::std::string::String, String>,
+    }
+    impl<'a> GetMachineAction<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+            }
+        }
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/api/machineactions/{id}`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::MachineAction>, Error<types::Error>> {
+            let Self { client, id } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/api/machineactions/{}", client.baseurl, encode_path(& id
+                .to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "get_machine_action",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
 }
 /// Items consumers will typically use such as the Client.
 pub mod prelude {
@@ -2851,14 +2974,17 @@ pub mod operations {
         CollectInvestigationPackage,
         ///`collectInvestigationPackageGraph`: Collect the investigation package through the deprecated Graph endpoint.
         CollectInvestigationPackageGraph,
+        ///`getMachineAction`: Get a machine action by its id.
+        GetMachineAction,
     }
     impl OperationId {
         /// Every operation, in the spec's order.
-        pub const ALL: [OperationId; 4usize] = [
+        pub const ALL: [OperationId; 5usize] = [
             OperationId::StartInvestigation,
             OperationId::InitiateInvestigation,
             OperationId::CollectInvestigationPackage,
             OperationId::CollectInvestigationPackageGraph,
+            OperationId::GetMachineAction,
         ];
         /// The spec's facts of the operation.
         pub const fn facts(self) -> &'static Operation {
@@ -2871,6 +2997,7 @@ pub mod operations {
                 OperationId::CollectInvestigationPackageGraph => {
                     &COLLECT_INVESTIGATION_PACKAGE_GRAPH
                 }
+                OperationId::GetMachineAction => &GET_MACHINE_ACTION,
             }
         }
         /// The spec's `operationId`.
@@ -2882,6 +3009,7 @@ pub mod operations {
                 OperationId::CollectInvestigationPackageGraph => {
                     "collectInvestigationPackageGraph"
                 }
+                OperationId::GetMachineAction => "getMachineAction",
             }
         }
         /// The operation whose generated method (progenitor's
@@ -2896,6 +3024,7 @@ pub mod operations {
                 "collect_investigation_package_graph" => {
                     Some(OperationId::CollectInvestigationPackageGraph)
                 }
+                "get_machine_action" => Some(OperationId::GetMachineAction),
                 _ => None,
             }
         }
@@ -2930,6 +3059,7 @@ pub mod operations {
                 "collectInvestigationPackageGraph" => {
                     Ok(OperationId::CollectInvestigationPackageGraph)
                 }
+                "getMachineAction" => Ok(OperationId::GetMachineAction),
                 other => Err(UnknownOperation(other.to_string())),
             }
         }
@@ -3107,6 +3237,33 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
             Answer::CollectInvestigationPackageGraph(response)
         }
     }
+    /**The request of `getMachineAction`: `GET /api/machineactions/{id}`: Get a machine action by its id.
+
+Send it with `Client::send` of `mde_client`, or through the generated [`super::Client::get_machine_action`].*/
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct GetMachineAction {
+        ///`id` (path): Machine action id, a GUID (reference: machineaction.md); treated as an opaque string and percent-encoded in the path.
+        pub id: ::std::string::String,
+    }
+    #[allow(deprecated)]
+    impl Request for GetMachineAction {
+        const ID: OperationId = OperationId::GetMachineAction;
+        type Response = types::MachineAction;
+        fn path_parameters(&self) -> ::std::vec::Vec<(&'static str, &str)> {
+            vec![("id", self.id.as_str())]
+        }
+        fn send(
+            self,
+            client: &super::Client,
+        ) -> impl ::std::future::Future<Output = Sent<Self::Response>> + Send + '_ {
+            let mut builder = client.get_machine_action();
+            builder = builder.id(self.id);
+            builder.send()
+        }
+        fn answer(response: Self::Response) -> Answer {
+            Answer::GetMachineAction(response)
+        }
+    }
     /// The success of any operation, tagged with its `operationId`: what a journal keeps
     /// and an output shows, read back by its tag, never guessed from its fields.
     #[derive(Clone, Debug, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
@@ -3125,6 +3282,9 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         ///`collectInvestigationPackageGraph`: Collect the investigation package through the deprecated Graph endpoint.
         #[serde(rename = "collectInvestigationPackageGraph")]
         CollectInvestigationPackageGraph(types::MachineAction),
+        ///`getMachineAction`: Get a machine action by its id.
+        #[serde(rename = "getMachineAction")]
+        GetMachineAction(types::MachineAction),
     }
     impl Answer {
         /// The operation that answered.
@@ -3138,6 +3298,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 Answer::CollectInvestigationPackageGraph(_) => {
                     OperationId::CollectInvestigationPackageGraph
                 }
+                Answer::GetMachineAction(_) => OperationId::GetMachineAction,
             }
         }
     }
@@ -3238,12 +3399,36 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
             },
         ],
     };
+    ///`GET /api/machineactions/{id}`: Get a machine action by its id.
+    pub const GET_MACHINE_ACTION: Operation = Operation {
+        id: OperationId::GetMachineAction,
+        method: "GET",
+        path: "/api/machineactions/{id}",
+        deprecated: false,
+        deprecation: None,
+        retired: None,
+        rate_limits: &[
+            RateWindow {
+                calls: 100u32,
+                seconds: 60u64,
+            },
+            RateWindow {
+                calls: 1500u32,
+                seconds: 3600u64,
+            },
+        ],
+        application_permissions: &["Machine.Read.All", "Machine.ReadWrite.All"],
+        delegated_permissions: &[],
+        directory_roles: &[],
+        servers: SERVERS,
+    };
     /// Every operation's facts, in the spec's order.
     pub const ALL: &[Operation] = &[
         START_INVESTIGATION,
         INITIATE_INVESTIGATION,
         COLLECT_INVESTIGATION_PACKAGE,
         COLLECT_INVESTIGATION_PACKAGE_GRAPH,
+        GET_MACHINE_ACTION,
     ];
     /// The hosts of the `/api/...` operations (the spec's top-level `servers`).
     pub const SERVERS: &[Server] = &[
@@ -3365,5 +3550,6 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         "fb9ab6be3965095a09c057be7c90f0a2",
         "e828a0624ed33f919db541065190d2f75e50a071",
         "f46b9bb259ed4a7fb9981b73510e3cc7aa81ec1f",
+        "7b1f4967d9728e5aa3c06a9e617a22a4a5a17378",
     ];
 }

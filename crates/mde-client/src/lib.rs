@@ -47,7 +47,7 @@
 //! let action = client
 //!     .collect_investigation_package("fb9ab6be3965095a09c057be7c90f0a2", "Collect forensics due to alert 1234")
 //!     .await?;
-//! assert_eq!(action.status, Some(MachineActionStatus::InProgress));
+//! assert_eq!(action.status, Some(MachineActionStatus::Pending));
 //!
 //! // A second collection while the first runs: the documented 400, as its own variant.
 //! let again = client.collect_investigation_package("fb9ab6be3965095a09c057be7c90f0a2", "again").await;

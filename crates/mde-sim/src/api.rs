@@ -169,10 +169,14 @@ fn perform(
                 graph,
                 now,
                 now_utc,
-                s.config.collection_time,
+                (s.config.pickup_time, s.config.collection_time),
             )?;
             json(StatusCode::CREATED, &record.entity(now, &s.base_url))
         }
+        OperationId::GetMachineAction => json(
+            StatusCode::OK,
+            &records.action(&id)?.entity(now, &s.base_url),
+        ),
     })
 }
 

@@ -100,8 +100,12 @@ pub struct Config {
     pub machines: Vec<String>,
     /// Lifetime of an access token (simulated time).
     pub token_lifetime: Duration,
-    /// How long a package collection stays `InProgress` before it `Succeeded`.
+    /// How long a package collection runs (`Pending`, then `InProgress`) before it
+    /// `Succeeded`.
     pub collection_time: Duration,
+    /// How long a new machine action stays `Pending` before the device picks it up and it is
+    /// `InProgress` (at most the action's whole time).
+    pub pickup_time: Duration,
     /// How long an investigation stays `Running`.
     pub investigation_time: Duration,
     /// Simulated seconds per real second.
@@ -118,6 +122,7 @@ impl Default for Config {
             machines: Vec::new(),
             token_lifetime: Duration::from_secs(3599),
             collection_time: Duration::from_secs(300),
+            pickup_time: Duration::from_secs(30),
             investigation_time: Duration::from_secs(600),
             time_scale: 1.0,
             body_limit: 64 * 1024,

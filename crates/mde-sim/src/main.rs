@@ -39,9 +39,13 @@ struct Args {
     /// Lifetime of an access token, in simulated seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = Config::default().token_lifetime.as_secs())]
     token_lifetime: u64,
-    /// How long a package collection stays InProgress, in simulated seconds.
+    /// How long a package collection runs (Pending, then InProgress), in simulated seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = Config::default().collection_time.as_secs())]
     collection_time: u64,
+    /// How long a new machine action stays Pending before the device picks it up, in
+    /// simulated seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = Config::default().pickup_time.as_secs())]
+    pickup_time: u64,
     /// How long an investigation stays Running, in simulated seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = Config::default().investigation_time.as_secs())]
     investigation_time: u64,
@@ -78,6 +82,7 @@ async fn main() -> ExitCode {
         listen: args.listen,
         token_lifetime: Duration::from_secs(args.token_lifetime),
         collection_time: Duration::from_secs(args.collection_time),
+        pickup_time: Duration::from_secs(args.pickup_time),
         investigation_time: Duration::from_secs(args.investigation_time),
         time_scale: args.time_scale,
         body_limit: args.body_limit,

@@ -36,6 +36,8 @@ pub struct ActionRecord {
     pub graph: bool,
     created: Duration,
     created_utc: DateTime<Utc>,
+    /// `Pending` this long, then `InProgress`.
+    pickup: Duration,
     lasts: Duration,
 }
 
@@ -132,7 +134,7 @@ impl Records {
         graph: bool,
         now: Duration,
         now_utc: DateTime<Utc>,
-        lasts: Duration,
+        (pickup, lasts): (Duration, Duration),
     ) -> Result<ActionRecord, ApiError> {
         self.known(machine_id)?;
         let busy = self.busy.entry(machine_id.to_string()).or_default();
@@ -153,10 +155,21 @@ impl Records {
             graph,
             created: now,
             created_utc: now_utc,
+            pickup: pickup.min(lasts),
             lasts,
         };
         self.actions.push(record.clone());
         Ok(record)
+    }
+
+    /// The machine action with this id, or the 404.
+    pub fn action(&self, id: &str) -> Result<&ActionRecord, ApiError> {
+        self.actions.iter().find(|a| a.id == id).ok_or_else(|| {
+            ApiError::not_found(format!(
+                "Machine action {} was not found",
+                mde_client::shorten(id, 100)
+            ))
+        })
     }
 
     /// Every investigation started, oldest first.
@@ -208,7 +221,9 @@ impl ActionRecord {
         } else {
             utc_after(self.created_utc, self.lasts)
         });
-        let status = if running {
+        let status = if now < self.created + self.pickup {
+            types::MachineActionStatus::Pending
+        } else if running {
             types::MachineActionStatus::InProgress
         } else {
             types::MachineActionStatus::Succeeded
