@@ -211,9 +211,13 @@ impl ClientHooks<Inner> for generated::Client {
             limiter.answered(op, ticket, runtime.clock.now());
         }
         let mut response = sent?;
+        let limit = self.inner().body_limit;
+        // A declared length within the cap is the cap: hyper reads no byte past it.
+        if response.content_length().is_some_and(|n| n <= limit as u64) {
+            return Ok(response);
+        }
         let (status, version) = (response.status(), response.version());
         let mut headers = std::mem::take(response.headers_mut());
-        let limit = self.inner().body_limit;
         let (body, complete) = read_capped(response, limit).await?;
         headers.remove(CONTENT_LENGTH);
         let mut capped = http::Response::new(body);

@@ -43,15 +43,14 @@ impl Spec {
                 format!("progenitor reads OpenAPI 3.0.x only, found {version:?}"),
             );
         }
-        let mut extension = |e: ExtensionError| report(&e.pointer, e.message);
-        if let Err(e) = self.servers() {
-            extension(e);
-        }
-        if let Err(e) = self.extensible_enums() {
-            extension(e);
-        }
-        if let Err(e) = self.client_credentials() {
-            extension(e);
+        // What each typed reader refuses is a problem; what it returns is not needed here.
+        let refused = [
+            self.servers().err(),
+            self.extensible_enums().err(),
+            self.client_credentials().err(),
+        ];
+        for e in refused.into_iter().flatten() {
+            report(&e.pointer, e.message);
         }
         for op in self.operations() {
             let at = op.pointer();
@@ -63,20 +62,16 @@ impl Spec {
                 ),
                 Some(_) => {}
             }
-            let mut extension = |e: ExtensionError| report(&e.pointer, e.message);
-            if let Err(e) = op.rate_limits() {
-                extension(e);
-            }
-            if let Err(e) = op.permissions() {
-                extension(e);
-            }
-            if let Err(e) = op.deprecation() {
-                extension(e);
-            }
-            if op.has_own_servers()
-                && let Err(e) = op.servers(self)
-            {
-                extension(e);
+            let refused: [Option<ExtensionError>; 4] = [
+                op.rate_limits().err(),
+                op.permissions().err(),
+                op.deprecation().err(),
+                op.has_own_servers()
+                    .then(|| op.servers(self).err())
+                    .flatten(),
+            ];
+            for e in refused.into_iter().flatten() {
+                report(&e.pointer, e.message);
             }
             for (status, schema) in self.error_bodies(&op) {
                 if schema.as_deref() != Some("#/components/schemas/Error") {
