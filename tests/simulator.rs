@@ -37,19 +37,14 @@ fn app(id: &str, permissions: &str) -> App {
     App::parse(&format!("{id}:{id}-secret:{permissions}")).unwrap()
 }
 
+/// A token for the app, by the client's own client-credentials sign-in.
 async fn sign_in(sim: &Simulator, client_id: &str, secret: &str) -> String {
-    let (status, body) = token_request(
-        sim,
-        DEFAULT_TENANT,
-        client_id,
-        secret,
-        operations::TOKEN_SCOPES[0],
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body["access_token"].as_str().unwrap().to_string()
+    mde_sim::sign_in(sim.base_url(), DEFAULT_TENANT, client_id, secret)
+        .await
+        .unwrap_or_else(|e| panic!("{client_id} signs in: {e}"))
 }
 
+/// A token request as it is, so that the endpoint's refusals can be tested too.
 async fn token_request(
     sim: &Simulator,
     tenant: &str,
@@ -57,18 +52,15 @@ async fn token_request(
     secret: &str,
     scope: &str,
 ) -> (u16, Value) {
-    // Any scope, so that the endpoint's refusals can be tested too.
-    let form = serde_urlencoded::to_string([
+    let form = [
         ("grant_type", "client_credentials"),
         ("client_id", client_id),
         ("client_secret", secret),
         ("scope", scope),
-    ])
-    .unwrap();
+    ];
     let response = http()
         .post(sim.token_url(tenant))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form)
+        .form(&form)
         .send()
         .await
         .unwrap();

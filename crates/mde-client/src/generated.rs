@@ -7,6 +7,7 @@ pub use progenitor_client::{ByteStream, ClientInfo, Error, ResponseValue};
 use progenitor_client::{encode_path, ClientHooks, OperationInfo, RequestBuilderExt};
 /// Types used as operation parameters and responses.
 #[allow(clippy::all)]
+#[allow(missing_docs)]
 pub mod types {
     /**The body every operation takes (seeds 000-004). Names are case-sensitive: `comment`
 is not `Comment` (reference: common-errors.md).
@@ -2030,11 +2031,13 @@ Rate limits count per application and tenant together (reference: mde-facts.md, 
 
 
 Version: 1.0*/
+#[allow(missing_docs)]
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
     pub(crate) inner: crate::hooks::Inner,
 }
+#[allow(missing_docs)]
 impl Client {
     /// Create a new client.
     ///
@@ -2090,6 +2093,7 @@ const _: () = {
         Client: ClientHooks<crate::hooks::Inner>,
     {}
 };
+#[allow(missing_docs)]
 impl Client {
     /**Start an automated investigation on a device
 
@@ -2223,6 +2227,7 @@ let response = client.get_machine_action()
 }
 /// Types for composing operation parameters.
 #[allow(clippy::all)]
+#[allow(missing_docs)]
 pub mod builder {
     use super::types;
     #[allow(unused_imports)]
@@ -2903,6 +2908,7 @@ pub mod builder {
     }
 }
 /// Items consumers will typically use such as the Client.
+#[allow(missing_docs)]
 pub mod prelude {
     pub use self::super::Client;
 }

@@ -68,10 +68,8 @@ mod token;
 
 /// The client progenitor generated from the spec, for full control over a call; reach a
 /// configured one with [`Client::raw`]. Never edited by hand: formatted by the xtask, not by
-/// rustfmt. progenitor leaves its builders' setters undocumented (the spec's descriptions are
-/// on the methods and types), hence the `allow`.
+/// rustfmt.
 #[rustfmt::skip]
-#[allow(missing_docs)]
 pub mod generated;
 
 pub use client::{Call, Client, ClientBuilder};

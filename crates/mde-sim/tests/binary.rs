@@ -35,7 +35,8 @@ fn a_bad_flag_is_a_usage_error() {
 #[cfg(unix)]
 #[test]
 fn serves_on_any_free_port_and_stops_on_sigterm() {
-    let file = std::env::temp_dir().join(format!("mde-sim-machines-{}", std::process::id()));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("machines.txt");
     std::fs::write(&file, "# from a file\nfilemachine01  # a comment\n\n").unwrap();
     let mut child = Command::new(BIN)
         .args([
@@ -89,7 +90,6 @@ fn serves_on_any_free_port_and_stops_on_sigterm() {
     });
     // Served, with the machine of --machines-file in the inventory.
     assert_eq!(status, 201);
-    let _ = std::fs::remove_file(&file);
 
     assert!(
         Command::new("kill")
