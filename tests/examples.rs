@@ -100,6 +100,9 @@ fn check_use(example: &Example, operation: &str, place: &str) {
                 success::<operations::CollectInvestigationPackageGraph>(example)
             }
             OperationId::GetMachineAction => success::<operations::GetMachineAction>(example),
+            OperationId::ListMachineActions => success::<operations::ListMachineActions>(example),
+            OperationId::GetPackageUri => success::<operations::GetPackageUri>(example),
+            OperationId::CancelMachineAction => success::<operations::CancelMachineAction>(example),
         };
     }
     match example.schema_name.as_deref() {

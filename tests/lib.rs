@@ -105,5 +105,22 @@ pub async fn call(client: &mde_client::Client, op: OperationId, id: &str, commen
             .await
         }
         OperationId::GetMachineAction => send(client, operations::GetMachineAction { id }).await,
+        OperationId::ListMachineActions => {
+            let filter = Some(format!("machineId eq '{id}'"));
+            let list = operations::ListMachineActions {
+                filter,
+                top: None,
+                skip: None,
+            };
+            send(client, list).await
+        }
+        OperationId::GetPackageUri => send(client, operations::GetPackageUri { id }).await,
+        OperationId::CancelMachineAction => {
+            send(
+                client,
+                operations::CancelMachineAction { id, body: body()? },
+            )
+            .await
+        }
     }
 }

@@ -182,20 +182,34 @@ fn code(answer: &Answer) -> (u16, String) {
 #[tokio::test]
 async fn every_operation_succeeds_as_documented() {
     let spec = spec();
-    let sim = simulator(Config::default().with_generated_machines(4)).await;
+    let sim = simulator(Config::default().with_generated_machines(8)).await;
     let token = sign_in(&sim, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).await;
     let client = client(sim.base_url(), &token);
-    // Operations on a machine action take the id of one started before them in the spec's
-    // order; the others a machine id.
+    // A collection completed before the others start: its package can be linked.
+    let done = sim
+        .client_builder()
+        .build()
+        .unwrap()
+        .collect_investigation_package(&generated_machine_id(7), "done")
+        .await
+        .unwrap()
+        .id
+        .unwrap();
+    sim.clock().advance(Config::default().collection_time);
+    // Operations on a machine action take the completed one (its package) or the newest,
+    // still running (to read or cancel); the others a machine id.
     let target = |op: &operations::Operation, machine: String| {
-        if op.path.starts_with("/api/machineactions/") {
-            sim.actions()[0].id.clone().unwrap()
+        if op.path.ends_with("/getPackageUri") {
+            done.clone()
+        } else if op.path.starts_with("/api/machineactions/") {
+            sim.actions().last().unwrap().id.clone().unwrap()
         } else {
             machine
         }
     };
+    let documented = operations::DOCUMENTED_MACHINE_IDS;
     for (i, op) in operations::ALL.iter().enumerate() {
-        let machine = &target(op, operations::DOCUMENTED_MACHINE_IDS[i].to_string());
+        let machine = &target(op, documented[i % documented.len()].to_string());
         let answer = call(&client, op.id, machine, "Test investigation").await;
         let body = answer.unwrap_or_else(|e| panic!("{}: {e:?}", op.id));
         let success = spec.operation(op.id.as_str()).unwrap().value["responses"]
@@ -228,25 +242,37 @@ async fn every_operation_succeeds_as_documented() {
             op.id
         );
     }
-    let actions: Vec<_> = sim.actions().into_iter().take(2).collect();
-    assert!(
-        actions
-            .iter()
-            .all(|a| a.status == Some(mde_client::types::MachineActionStatus::Pending))
+    // The completed one, then two collections of each loop (the second of each cancelled).
+    let actions = sim.actions();
+    use mde_client::types::MachineActionStatus as Status;
+    let statuses: Vec<_> = actions.iter().map(|a| a.status.clone().unwrap()).collect();
+    assert_eq!(
+        statuses,
+        [
+            Status::Succeeded,
+            Status::Pending,
+            Status::Cancelled,
+            Status::Pending,
+            Status::Cancelled
+        ]
+    );
+    assert_eq!(
+        actions[2].cancellation_comment.as_deref(),
+        Some("Test investigation")
     );
     assert_eq!(sim.investigations().len(), 4);
 
     // The documented generations: the Graph variant answers the older shape.
-    let graph = &actions[1];
-    assert_eq!(sim.actions().len(), 4, "every collection is kept");
+    let graph = &actions[2];
+    assert_eq!(actions.len(), 5, "every collection is kept");
     assert!(graph.last_update_time_utc.is_some() && graph.last_update_date_time_utc.is_none());
     assert_eq!(graph.error.as_deref(), Some("None"));
-    // The collection succeeds once its time has passed.
+    // A collection succeeds once its time has passed; a cancelled one stays cancelled.
     sim.clock().advance(Config::default().collection_time);
     assert!(
         sim.actions()
             .iter()
-            .all(|a| a.status == Some(mde_client::types::MachineActionStatus::Succeeded))
+            .all(|a| matches!(a.status, Some(Status::Succeeded | Status::Cancelled)))
     );
     sim.stop().await;
 }
@@ -304,8 +330,13 @@ async fn documented_errors_reach_the_client_with_their_status_and_body() {
             .is_ok()
     );
 
-    // 404: an unknown machine, for every operation.
-    for op in operations::ALL {
+    // 404: an unknown machine or action, for every operation that documents it.
+    let spec = spec();
+    for op in operations::ALL.iter().filter(|op| {
+        spec.operation(op.id.as_str()).unwrap().value["responses"]
+            .get("404")
+            .is_some()
+    }) {
         let answer = call(
             &client,
             op.id,
@@ -859,4 +890,125 @@ async fn a_collection_reads_pending_then_in_progress_then_succeeded() {
         "{unknown:?}"
     );
     sim.stop().await;
+}
+
+/// The follow-up operations as documented: one filtered list call sees a run's collections;
+/// getPackageUri is 404 until the collection succeeded, then the quoted link, 2 a minute;
+/// cancel works only before a final status.
+#[tokio::test]
+async fn list_package_link_and_cancel_follow_the_documents() {
+    use mde_client::Error;
+    use mde_client::types::MachineActionStatus as Status;
+    let sim = simulator(Config::default().with_generated_machines(10)).await;
+    let client = sim.client_builder().build().unwrap();
+    let start = sim.clock().now_utc();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let action = client
+            .collect_investigation_package(&generated_machine_id(i), "run")
+            .await
+            .unwrap();
+        ids.push(action.id.unwrap());
+        sim.clock().advance(Duration::from_secs(1));
+    }
+    let list = |filter: String, top, skip| {
+        client.send(operations::ListMachineActions {
+            filter: Some(filter),
+            top,
+            skip,
+        })
+    };
+    let since = format!(
+        "type eq 'CollectInvestigationPackage' and creationDateTimeUtc ge {}",
+        start.format("%Y-%m-%dT%H:%M:%SZ")
+    );
+    let page = list(since.clone(), Some(10_000), None).await.unwrap();
+    let listed: Vec<String> = page.value.iter().map(|a| a.id.clone().unwrap()).collect();
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+    assert_eq!(
+        listed, newest_first,
+        "one call sees every collection, newest first"
+    );
+    let paged = list(since, Some(2), Some(1)).await.unwrap();
+    assert_eq!(paged.value.len(), 2);
+    assert_eq!(paged.value[0].id, page.value[1].id);
+    let one = list(
+        format!("machineId eq '{}'", generated_machine_id(3)),
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(one.value.len(), 1);
+    let bad = list("status in ('Pending')".into(), None, None).await;
+    assert!(
+        matches!(&bad, Err(Error::InvalidRequest(e)) if e.code == "ODataError"),
+        "{bad:?}"
+    );
+
+    // The link: 404 while the collection runs, then the URL in literal quotes.
+    let link = |id: &str| client.send(operations::GetPackageUri { id: id.into() });
+    assert!(matches!(link(&ids[0]).await, Err(Error::NotFound(_))));
+    sim.clock().advance(Config::default().collection_time);
+    let answer = link(&ids[0]).await.unwrap();
+    let url = answer
+        .value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap();
+    assert!(
+        url.starts_with(sim.base_url())
+            && url.contains("/safedownload/WDATP_Investigation_Package.zip?token="),
+        "{url}"
+    );
+    // 2 a minute: a client without the limiter meets the service's 429 on the third.
+    assert!(link(&ids[1]).await.is_ok());
+    let token = sign_in(&sim, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).await;
+    let bare = client_of(&sim, &token);
+    let third = bare
+        .send(operations::GetPackageUri { id: ids[2].clone() })
+        .await;
+    assert!(
+        matches!(third, Err(Error::RateLimited { .. })),
+        "not rate limited"
+    );
+
+    // Cancel: a running collection becomes Cancelled, and frees the machine for another; a
+    // final one is refused; an unknown one is 404.
+    let running = client
+        .collect_investigation_package(&generated_machine_id(0), "again")
+        .await
+        .unwrap();
+    let running = running.id.unwrap();
+    let cancelled = client
+        .cancel_machine_action(&running, "Machine action was canceled by automation")
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status, Some(Status::Cancelled));
+    assert_eq!(
+        cancelled.cancellation_requestor.as_deref(),
+        Some(DEFAULT_CLIENT_ID)
+    );
+    assert!(cancelled.cancellation_date_time_utc.is_some());
+    assert!(
+        client
+            .collect_investigation_package(&generated_machine_id(0), "after cancel")
+            .await
+            .is_ok()
+    );
+    let final_one = client.cancel_machine_action(&ids[0], "too late").await;
+    assert!(
+        matches!(final_one, Err(Error::InvalidRequest(_))),
+        "{final_one:?}"
+    );
+    let unknown = client
+        .cancel_machine_action("00000000-0000-0000-0000-000000000000", "x")
+        .await;
+    assert!(matches!(unknown, Err(Error::NotFound(_))));
+    sim.stop().await;
+}
+
+/// A client that sends at once and does not retry 429s: it meets the service's own limits.
+fn client_of(sim: &Simulator, token: &str) -> mde_client::Client {
+    mde_tests::client(sim.base_url(), token)
 }

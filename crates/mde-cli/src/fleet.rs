@@ -118,8 +118,12 @@ pub fn prepare<'a>(
         OperationId::CollectInvestigationPackageGraph => {
             ready(client.collect_investigation_package_graph(machine, comment))
         }
-        // `mde action show`.
-        OperationId::GetMachineAction => return None,
+        // Sent to action ids rather than machines; the same run, journal and resume.
+        OperationId::CancelMachineAction => ready(client.cancel_machine_action(machine, comment)),
+        // Reads, not actions: `mde action show`, and the package pipeline.
+        OperationId::GetMachineAction
+        | OperationId::ListMachineActions
+        | OperationId::GetPackageUri => return None,
     })
 }
 

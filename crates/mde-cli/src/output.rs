@@ -51,7 +51,11 @@ pub fn answer(answer: &Answer) -> String {
         Answer::InitiateInvestigation(id) => format!("investigation {}", id.value),
         Answer::CollectInvestigationPackage(a)
         | Answer::CollectInvestigationPackageGraph(a)
-        | Answer::GetMachineAction(a) => action(a),
+        | Answer::GetMachineAction(a)
+        | Answer::CancelMachineAction(a) => action(a),
+        Answer::ListMachineActions(page) => format!("{} actions", page.value.len()),
+        // The link carries its own token: never shown.
+        Answer::GetPackageUri(_) => "package link (not shown: it carries a token)".into(),
     }
 }
 

@@ -189,6 +189,20 @@ impl Client {
         )
     }
 
+    /// Cancels a machine action that is not final yet (prerelease; 200 and the action).
+    pub fn cancel_machine_action(
+        &self,
+        action_id: &str,
+        comment: &str,
+    ) -> Call<'_, operations::CancelMachineAction> {
+        self.prepare(
+            comment_body(comment).map(|body| operations::CancelMachineAction {
+                id: action_id.into(),
+                body,
+            }),
+        )
+    }
+
     /// Collects the investigation package through the deprecated Graph endpoint.
     #[deprecated(
         note = "The Graph preview endpoint is deprecated; use collect_investigation_package."

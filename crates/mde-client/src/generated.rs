@@ -349,6 +349,32 @@ arrives among the additional properties.
             Default::default()
         }
     }
+    ///A page of machine actions (reference: get-machineactions-collection.md).
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        PartialEq,
+        schemars::JsonSchema
+    )]
+    pub struct MachineActionCollection {
+        ///OData metadata URL, e.g. `https://api.securitycenter.microsoft.com/api/$metadata#MachineActions`.
+        #[serde(
+            rename = "@odata.context",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub odata_context: ::std::option::Option<::std::string::String>,
+        ///The machine actions of the page.
+        pub value: ::std::vec::Vec<MachineAction>,
+        #[serde(flatten)]
+        pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    }
+    impl MachineActionCollection {
+        pub fn builder() -> builder::MachineActionCollection {
+            Default::default()
+        }
+    }
     /**OData wrapper of a single Int64, as the preview endpoint answers
 (seed 002_66ba71e7a173220b.txt).
 */
@@ -374,6 +400,34 @@ arrives among the additional properties.
     }
     impl ODataInt64 {
         pub fn builder() -> builder::ODataInt64 {
+            Default::default()
+        }
+    }
+    /**OData wrapper of a single string, as getPackageUri answers
+(reference: get-package-sas-uri.md).
+*/
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        PartialEq,
+        schemars::JsonSchema
+    )]
+    pub struct ODataString {
+        ///OData metadata URL, e.g. `https://api.security.microsoft.com/api/$metadata#Edm.String`.
+        #[serde(
+            rename = "@odata.context",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub odata_context: ::std::option::Option<::std::string::String>,
+        ///The string; for getPackageUri, the download URL wrapped in literal double quotes.
+        pub value: ::std::string::String,
+        #[serde(flatten)]
+        pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    }
+    impl ODataString {
+        pub fn builder() -> builder::ODataString {
             Default::default()
         }
     }
@@ -1327,6 +1381,93 @@ arrives among the additional properties.
             }
         }
         #[derive(Clone, Debug)]
+        pub struct MachineActionCollection {
+            odata_context: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            value: ::std::result::Result<
+                ::std::vec::Vec<super::MachineAction>,
+                ::std::string::String,
+            >,
+            extra: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for MachineActionCollection {
+            fn default() -> Self {
+                Self {
+                    odata_context: Ok(Default::default()),
+                    value: Err("no value supplied for value".to_string()),
+                    extra: Err("no value supplied for extra".to_string()),
+                }
+            }
+        }
+        impl MachineActionCollection {
+            pub fn odata_context<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.odata_context = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for odata_context: {e}")
+                    });
+                self
+            }
+            pub fn value<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::MachineAction>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.value = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for value: {e}")
+                    });
+                self
+            }
+            pub fn extra<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.extra = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for extra: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<MachineActionCollection>
+        for super::MachineActionCollection {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: MachineActionCollection,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    odata_context: value.odata_context?,
+                    value: value.value?,
+                    extra: value.extra?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::MachineActionCollection>
+        for MachineActionCollection {
+            fn from(value: super::MachineActionCollection) -> Self {
+                Self {
+                    odata_context: Ok(value.odata_context),
+                    value: Ok(value.value),
+                    extra: Ok(value.extra),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct ODataInt64 {
             odata_context: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
@@ -1401,6 +1542,88 @@ arrives among the additional properties.
         }
         impl ::std::convert::From<super::ODataInt64> for ODataInt64 {
             fn from(value: super::ODataInt64) -> Self {
+                Self {
+                    odata_context: Ok(value.odata_context),
+                    value: Ok(value.value),
+                    extra: Ok(value.extra),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
+        pub struct ODataString {
+            odata_context: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            value: ::std::result::Result<::std::string::String, ::std::string::String>,
+            extra: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ODataString {
+            fn default() -> Self {
+                Self {
+                    odata_context: Ok(Default::default()),
+                    value: Err("no value supplied for value".to_string()),
+                    extra: Err("no value supplied for extra".to_string()),
+                }
+            }
+        }
+        impl ODataString {
+            pub fn odata_context<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.odata_context = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for odata_context: {e}")
+                    });
+                self
+            }
+            pub fn value<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.value = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for value: {e}")
+                    });
+                self
+            }
+            pub fn extra<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.extra = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for extra: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ODataString> for super::ODataString {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ODataString,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    odata_context: value.odata_context?,
+                    value: value.value?,
+                    extra: value.extra?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ODataString> for ODataString {
+            fn from(value: super::ODataString) -> Self {
                 Self {
                     odata_context: Ok(value.odata_context),
                     value: Ok(value.value),
@@ -2204,6 +2427,34 @@ let response = client.collect_investigation_package_graph()
     ) -> builder::CollectInvestigationPackageGraph<'_> {
         builder::CollectInvestigationPackageGraph::new(self)
     }
+    /**List machine actions, filtered with OData
+
+Retrieves a collection of machine actions (reference: get-machineactions-collection.md).
+`$filter` works on `id`, `status`, `machineId`, `type`, `requestor` and
+`creationDateTimeUtc` (the OData samples page names all but `id`); at most 10,000 a page
+(`$top`; the page writes "`$stop`", a typo), `$skip` to page on. No page documents
+`@odata.nextLink`. One call with
+`$filter=type eq 'CollectInvestigationPackage' and creationDateTimeUtc ge <start>` and
+`$top=10000` sees every collection of a run (reference: mde-facts.md, OData note).
+
+
+Sends a `GET` request to `/api/machineactions`
+
+Arguments:
+- `filter`: OData filter, e.g. `machineId eq 'f46b9bb259ed4a7fb9981b73510e3cc7aa81ec1f'`: `eq`, `ne`, `gt`, `ge`, `lt`, `le`, `and`, `or`, `startswith(...)`, values in single quotes, dates bare (reference: exposed-apis-odata-samples.md).
+- `skip`: Skips this many entities, to page on (reference: get-machineactions-collection.md).
+- `top`: At most this many entities, 10,000 at the most (reference: get-machineactions-collection.md).
+```ignore
+let response = client.list_machine_actions()
+    .filter(filter)
+    .skip(skip)
+    .top(top)
+    .send()
+    .await;
+```*/
+    pub fn list_machine_actions(&self) -> builder::ListMachineActions<'_> {
+        builder::ListMachineActions::new(self)
+    }
     /**Get a machine action by its id
 
 Retrieves a specific machine action by its id (reference: get-machineaction-object.md):
@@ -2223,6 +2474,53 @@ let response = client.get_machine_action()
 ```*/
     pub fn get_machine_action(&self) -> builder::GetMachineAction<'_> {
         builder::GetMachineAction::new(self)
+    }
+    /**Get the download link of a collected investigation package
+
+Gets a URI that allows downloading an investigation package (reference:
+get-package-sas-uri.md; its example writes the path `GetPackageUri`). The answer is the
+OData string wrapper; its `value` is the URL wrapped in literal double quotes. The URL
+is on another host than the API, needs no bearer token and carries its own token in
+the query ("valid for a short time and should be used immediately"): the whole URL is
+a secret. 404 while the collection exists but is not complete (reference:
+mde-facts.md, issue 5901): poll the action first.
+
+
+Sends a `GET` request to `/api/machineactions/{id}/getPackageUri`
+
+Arguments:
+- `id`: Machine action id, a GUID (reference: machineaction.md); treated as an opaque string and percent-encoded in the path.
+```ignore
+let response = client.get_package_uri()
+    .id(id)
+    .send()
+    .await;
+```*/
+    pub fn get_package_uri(&self) -> builder::GetPackageUri<'_> {
+        builder::GetPackageUri::new(self)
+    }
+    /**Cancel a machine action that is not final yet (prerelease)
+
+Cancels an already launched machine action that isn't yet in a final state (reference:
+cancel-machine-action.md, marked prerelease). Callers report that cancel races with
+completion, and a status may read Cancelled when the action completed (reference:
+mde-facts.md, elastic/kibana 236963).
+
+
+Sends a `POST` request to `/api/machineactions/{id}/cancel`
+
+Arguments:
+- `id`: Machine action id, a GUID (reference: machineaction.md); treated as an opaque string and percent-encoded in the path.
+- `body`: A JSON object with the required `Comment` for the cancellation (reference: cancel-machine-action.md).
+```ignore
+let response = client.cancel_machine_action()
+    .id(id)
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn cancel_machine_action(&self) -> builder::CancelMachineAction<'_> {
+        builder::CancelMachineAction::new(self)
     }
 }
 /// Types for composing operation parameters.
@@ -2803,6 +3101,136 @@ pub mod builder {
             }
         }
     }
+    /**Builder for [`Client::list_machine_actions`]
+
+[`Client::list_machine_actions`]: super::Client::list_machine_actions*/
+    #[derive(Debug, Clone)]
+    pub struct ListMachineActions<'a> {
+        client: &'a super::Client,
+        filter: Result<Option<::std::string::String>, String>,
+        skip: Result<Option<i32>, String>,
+        top: Result<Option<i32>, String>,
+    }
+    impl<'a> ListMachineActions<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                filter: Ok(None),
+                skip: Ok(None),
+                top: Ok(None),
+            }
+        }
+        pub fn filter<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.filter = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for filter failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn skip<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i32>,
+        {
+            self.skip = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| "conversion to `i32` for skip failed".to_string());
+            self
+        }
+        pub fn top<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i32>,
+        {
+            self.top = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| "conversion to `i32` for top failed".to_string());
+            self
+        }
+        ///Sends a `GET` request to `/api/machineactions`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::MachineActionCollection>, Error<types::Error>> {
+            let Self { client, filter, skip, top } = self;
+            let filter = filter.map_err(Error::InvalidRequest)?;
+            let skip = skip.map_err(Error::InvalidRequest)?;
+            let top = top.map_err(Error::InvalidRequest)?;
+            let url = format!("{}/api/machineactions", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .query(&progenitor_client::QueryParam::new("$filter", &filter))
+                .query(&progenitor_client::QueryParam::new("$skip", &skip))
+                .query(&progenitor_client::QueryParam::new("$top", &top))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "list_machine_actions",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
     /**Builder for [`Client::get_machine_action`]
 
 [`Client::get_machine_action`]: super::Client::get_machine_action*/
@@ -2867,6 +3295,251 @@ pub mod builder {
             let response = result?;
             match response.status().as_u16() {
                 200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::get_package_uri`]
+
+[`Client::get_package_uri`]: super::Client::get_package_uri*/
+    #[derive(Debug, Clone)]
+    pub struct GetPackageUri<'a> {
+        client: &'a super::Client,
+        id: Result<::std::string::String, String>,
+    }
+    impl<'a> GetPackageUri<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+            }
+        }
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/api/machineactions/{id}/getPackageUri`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::ODataString>, Error<types::Error>> {
+            let Self { client, id } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/api/machineactions/{}/getPackageUri", client.baseurl, encode_path(&
+                id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "get_package_uri",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::cancel_machine_action`]
+
+[`Client::cancel_machine_action`]: super::Client::cancel_machine_action*/
+    #[derive(Debug, Clone)]
+    pub struct CancelMachineAction<'a> {
+        client: &'a super::Client,
+        id: Result<::std::string::String, String>,
+        body: Result<types::builder::CommentRequest, String>,
+    }
+    impl<'a> CancelMachineAction<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::CommentRequest>,
+            <V as std::convert::TryInto<
+                types::CommentRequest,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `CommentRequest` for body failed: {}", s)
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::CommentRequest,
+            ) -> types::builder::CommentRequest,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/api/machineactions/{id}/cancel`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::MachineAction>, Error<types::Error>> {
+            let Self { client, id, body } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::CommentRequest::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/api/machineactions/{}/cancel", client.baseurl, encode_path(& id
+                .to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "cancel_machine_action",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
                 401u16 => {
                     Err(
                         Error::ErrorResponse(
@@ -2980,17 +3653,26 @@ pub mod operations {
         CollectInvestigationPackage,
         ///`collectInvestigationPackageGraph`: Collect the investigation package through the deprecated Graph endpoint.
         CollectInvestigationPackageGraph,
+        ///`listMachineActions`: List machine actions, filtered with OData.
+        ListMachineActions,
         ///`getMachineAction`: Get a machine action by its id.
         GetMachineAction,
+        ///`getPackageUri`: Get the download link of a collected investigation package.
+        GetPackageUri,
+        ///`cancelMachineAction`: Cancel a machine action that is not final yet (prerelease).
+        CancelMachineAction,
     }
     impl OperationId {
         /// Every operation, in the spec's order.
-        pub const ALL: [OperationId; 5usize] = [
+        pub const ALL: [OperationId; 8usize] = [
             OperationId::StartInvestigation,
             OperationId::InitiateInvestigation,
             OperationId::CollectInvestigationPackage,
             OperationId::CollectInvestigationPackageGraph,
+            OperationId::ListMachineActions,
             OperationId::GetMachineAction,
+            OperationId::GetPackageUri,
+            OperationId::CancelMachineAction,
         ];
         /// The spec's facts of the operation.
         pub const fn facts(self) -> &'static Operation {
@@ -3003,7 +3685,10 @@ pub mod operations {
                 OperationId::CollectInvestigationPackageGraph => {
                     &COLLECT_INVESTIGATION_PACKAGE_GRAPH
                 }
+                OperationId::ListMachineActions => &LIST_MACHINE_ACTIONS,
                 OperationId::GetMachineAction => &GET_MACHINE_ACTION,
+                OperationId::GetPackageUri => &GET_PACKAGE_URI,
+                OperationId::CancelMachineAction => &CANCEL_MACHINE_ACTION,
             }
         }
         /// The spec's `operationId`.
@@ -3015,7 +3700,10 @@ pub mod operations {
                 OperationId::CollectInvestigationPackageGraph => {
                     "collectInvestigationPackageGraph"
                 }
+                OperationId::ListMachineActions => "listMachineActions",
                 OperationId::GetMachineAction => "getMachineAction",
+                OperationId::GetPackageUri => "getPackageUri",
+                OperationId::CancelMachineAction => "cancelMachineAction",
             }
         }
         /// The operation whose generated method (progenitor's
@@ -3030,7 +3718,10 @@ pub mod operations {
                 "collect_investigation_package_graph" => {
                     Some(OperationId::CollectInvestigationPackageGraph)
                 }
+                "list_machine_actions" => Some(OperationId::ListMachineActions),
                 "get_machine_action" => Some(OperationId::GetMachineAction),
+                "get_package_uri" => Some(OperationId::GetPackageUri),
+                "cancel_machine_action" => Some(OperationId::CancelMachineAction),
                 _ => None,
             }
         }
@@ -3065,7 +3756,10 @@ pub mod operations {
                 "collectInvestigationPackageGraph" => {
                     Ok(OperationId::CollectInvestigationPackageGraph)
                 }
+                "listMachineActions" => Ok(OperationId::ListMachineActions),
                 "getMachineAction" => Ok(OperationId::GetMachineAction),
+                "getPackageUri" => Ok(OperationId::GetPackageUri),
+                "cancelMachineAction" => Ok(OperationId::CancelMachineAction),
                 other => Err(UnknownOperation(other.to_string())),
             }
         }
@@ -3243,6 +3937,45 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
             Answer::CollectInvestigationPackageGraph(response)
         }
     }
+    /**The request of `listMachineActions`: `GET /api/machineactions`: List machine actions, filtered with OData.
+
+Send it with `Client::send` of `mde_client`, or through the generated [`super::Client::list_machine_actions`].*/
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct ListMachineActions {
+        ///`$filter` (query): OData filter, e.g. `machineId eq 'f46b9bb259ed4a7fb9981b73510e3cc7aa81ec1f'`: `eq`, `ne`, `gt`, `ge`, `lt`, `le`, `and`, `or`, `startswith(...)`, values in single quotes, dates bare (reference: exposed-apis-odata-samples.md).
+        pub filter: Option<::std::string::String>,
+        ///`$skip` (query): Skips this many entities, to page on (reference: get-machineactions-collection.md).
+        pub skip: Option<i32>,
+        ///`$top` (query): At most this many entities, 10,000 at the most (reference: get-machineactions-collection.md).
+        pub top: Option<i32>,
+    }
+    #[allow(deprecated)]
+    impl Request for ListMachineActions {
+        const ID: OperationId = OperationId::ListMachineActions;
+        type Response = types::MachineActionCollection;
+        fn path_parameters(&self) -> ::std::vec::Vec<(&'static str, &str)> {
+            vec![]
+        }
+        fn send(
+            self,
+            client: &super::Client,
+        ) -> impl ::std::future::Future<Output = Sent<Self::Response>> + Send + '_ {
+            let mut builder = client.list_machine_actions();
+            if let Some(value) = self.filter {
+                builder = builder.filter(value);
+            }
+            if let Some(value) = self.skip {
+                builder = builder.skip(value);
+            }
+            if let Some(value) = self.top {
+                builder = builder.top(value);
+            }
+            builder.send()
+        }
+        fn answer(response: Self::Response) -> Answer {
+            Answer::ListMachineActions(response)
+        }
+    }
     /**The request of `getMachineAction`: `GET /api/machineactions/{id}`: Get a machine action by its id.
 
 Send it with `Client::send` of `mde_client`, or through the generated [`super::Client::get_machine_action`].*/
@@ -3270,6 +4003,63 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
             Answer::GetMachineAction(response)
         }
     }
+    /**The request of `getPackageUri`: `GET /api/machineactions/{id}/getPackageUri`: Get the download link of a collected investigation package.
+
+Send it with `Client::send` of `mde_client`, or through the generated [`super::Client::get_package_uri`].*/
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct GetPackageUri {
+        ///`id` (path): Machine action id, a GUID (reference: machineaction.md); treated as an opaque string and percent-encoded in the path.
+        pub id: ::std::string::String,
+    }
+    #[allow(deprecated)]
+    impl Request for GetPackageUri {
+        const ID: OperationId = OperationId::GetPackageUri;
+        type Response = types::ODataString;
+        fn path_parameters(&self) -> ::std::vec::Vec<(&'static str, &str)> {
+            vec![("id", self.id.as_str())]
+        }
+        fn send(
+            self,
+            client: &super::Client,
+        ) -> impl ::std::future::Future<Output = Sent<Self::Response>> + Send + '_ {
+            let mut builder = client.get_package_uri();
+            builder = builder.id(self.id);
+            builder.send()
+        }
+        fn answer(response: Self::Response) -> Answer {
+            Answer::GetPackageUri(response)
+        }
+    }
+    /**The request of `cancelMachineAction`: `POST /api/machineactions/{id}/cancel`: Cancel a machine action that is not final yet (prerelease).
+
+Send it with `Client::send` of `mde_client`, or through the generated [`super::Client::cancel_machine_action`].*/
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct CancelMachineAction {
+        ///`id` (path): Machine action id, a GUID (reference: machineaction.md); treated as an opaque string and percent-encoded in the path.
+        pub id: ::std::string::String,
+        ///A JSON object with the required `Comment` for the cancellation (reference: cancel-machine-action.md).
+        pub body: types::CommentRequest,
+    }
+    #[allow(deprecated)]
+    impl Request for CancelMachineAction {
+        const ID: OperationId = OperationId::CancelMachineAction;
+        type Response = types::MachineAction;
+        fn path_parameters(&self) -> ::std::vec::Vec<(&'static str, &str)> {
+            vec![("id", self.id.as_str())]
+        }
+        fn send(
+            self,
+            client: &super::Client,
+        ) -> impl ::std::future::Future<Output = Sent<Self::Response>> + Send + '_ {
+            let mut builder = client.cancel_machine_action();
+            builder = builder.id(self.id);
+            builder = builder.body(self.body);
+            builder.send()
+        }
+        fn answer(response: Self::Response) -> Answer {
+            Answer::CancelMachineAction(response)
+        }
+    }
     /// The success of any operation, tagged with its `operationId`: what a journal keeps
     /// and an output shows, read back by its tag, never guessed from its fields.
     #[derive(Clone, Debug, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
@@ -3288,9 +4078,18 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         ///`collectInvestigationPackageGraph`: Collect the investigation package through the deprecated Graph endpoint.
         #[serde(rename = "collectInvestigationPackageGraph")]
         CollectInvestigationPackageGraph(types::MachineAction),
+        ///`listMachineActions`: List machine actions, filtered with OData.
+        #[serde(rename = "listMachineActions")]
+        ListMachineActions(types::MachineActionCollection),
         ///`getMachineAction`: Get a machine action by its id.
         #[serde(rename = "getMachineAction")]
         GetMachineAction(types::MachineAction),
+        ///`getPackageUri`: Get the download link of a collected investigation package.
+        #[serde(rename = "getPackageUri")]
+        GetPackageUri(types::ODataString),
+        ///`cancelMachineAction`: Cancel a machine action that is not final yet (prerelease).
+        #[serde(rename = "cancelMachineAction")]
+        CancelMachineAction(types::MachineAction),
     }
     impl Answer {
         /// The operation that answered.
@@ -3304,7 +4103,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 Answer::CollectInvestigationPackageGraph(_) => {
                     OperationId::CollectInvestigationPackageGraph
                 }
+                Answer::ListMachineActions(_) => OperationId::ListMachineActions,
                 Answer::GetMachineAction(_) => OperationId::GetMachineAction,
+                Answer::GetPackageUri(_) => OperationId::GetPackageUri,
+                Answer::CancelMachineAction(_) => OperationId::CancelMachineAction,
             }
         }
     }
@@ -3405,6 +4207,29 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
             },
         ],
     };
+    ///`GET /api/machineactions`: List machine actions, filtered with OData.
+    pub const LIST_MACHINE_ACTIONS: Operation = Operation {
+        id: OperationId::ListMachineActions,
+        method: "GET",
+        path: "/api/machineactions",
+        deprecated: false,
+        deprecation: None,
+        retired: None,
+        rate_limits: &[
+            RateWindow {
+                calls: 100u32,
+                seconds: 60u64,
+            },
+            RateWindow {
+                calls: 1500u32,
+                seconds: 3600u64,
+            },
+        ],
+        application_permissions: &["Machine.Read.All", "Machine.ReadWrite.All"],
+        delegated_permissions: &["Machine.Read", "Machine.ReadWrite"],
+        directory_roles: &[],
+        servers: SERVERS,
+    };
     ///`GET /api/machineactions/{id}`: Get a machine action by its id.
     pub const GET_MACHINE_ACTION: Operation = Operation {
         id: OperationId::GetMachineAction,
@@ -3428,13 +4253,78 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         directory_roles: &[],
         servers: SERVERS,
     };
+    ///`GET /api/machineactions/{id}/getPackageUri`: Get the download link of a collected investigation package.
+    pub const GET_PACKAGE_URI: Operation = Operation {
+        id: OperationId::GetPackageUri,
+        method: "GET",
+        path: "/api/machineactions/{id}/getPackageUri",
+        deprecated: false,
+        deprecation: None,
+        retired: None,
+        rate_limits: &[
+            RateWindow {
+                calls: 2u32,
+                seconds: 60u64,
+            },
+            RateWindow {
+                calls: 120u32,
+                seconds: 3600u64,
+            },
+        ],
+        application_permissions: &["Machine.Read.All", "Machine.ReadWrite.All"],
+        delegated_permissions: &["Machine.CollectForensics"],
+        directory_roles: &[],
+        servers: SERVERS,
+    };
+    ///`POST /api/machineactions/{id}/cancel`: Cancel a machine action that is not final yet (prerelease).
+    pub const CANCEL_MACHINE_ACTION: Operation = Operation {
+        id: OperationId::CancelMachineAction,
+        method: "POST",
+        path: "/api/machineactions/{id}/cancel",
+        deprecated: false,
+        deprecation: None,
+        retired: None,
+        rate_limits: &[
+            RateWindow {
+                calls: 100u32,
+                seconds: 60u64,
+            },
+            RateWindow {
+                calls: 1500u32,
+                seconds: 3600u64,
+            },
+        ],
+        application_permissions: &[
+            "Machine.CollectForensics",
+            "Machine.Isolate",
+            "Machine.RestrictExecution",
+            "Machine.Scan",
+            "Machine.Offboard",
+            "Machine.StopAndQuarantine",
+            "Machine.LiveResponse",
+        ],
+        delegated_permissions: &[
+            "Machine.CollectForensics",
+            "Machine.Isolate",
+            "Machine.RestrictExecution",
+            "Machine.Scan",
+            "Machine.Offboard",
+            "Machine.StopAndQuarantine",
+            "Machine.LiveResponse",
+        ],
+        directory_roles: &[],
+        servers: SERVERS,
+    };
     /// Every operation's facts, in the spec's order.
     pub const ALL: &[Operation] = &[
         START_INVESTIGATION,
         INITIATE_INVESTIGATION,
         COLLECT_INVESTIGATION_PACKAGE,
         COLLECT_INVESTIGATION_PACKAGE_GRAPH,
+        LIST_MACHINE_ACTIONS,
         GET_MACHINE_ACTION,
+        GET_PACKAGE_URI,
+        CANCEL_MACHINE_ACTION,
     ];
     /// The hosts of the `/api/...` operations (the spec's top-level `servers`).
     pub const SERVERS: &[Server] = &[

@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on, post};
@@ -19,6 +19,8 @@ use serde_json::Value;
 use crate::Shared;
 use crate::auth::authorize;
 use crate::error::ApiError;
+use crate::odata::Query;
+use crate::state::ActionAt;
 
 /// Longest piece of caller input echoed in a message.
 const ECHO: usize = 100;
@@ -27,8 +29,16 @@ fn echo(text: &str) -> String {
     shorten(text, ECHO)
 }
 
-/// What a request of an operation carries besides its body.
+/// The path parameters of a request.
 type PathParams = Result<Path<Vec<(String, String)>>, PathRejection>;
+
+/// A request of an operation, as it came.
+struct Incoming {
+    params: PathParams,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+}
 
 /// The router: every operation of the spec on its method and path.
 pub(crate) fn router(shared: Arc<Shared>) -> Result<Router, String> {
@@ -41,9 +51,16 @@ pub(crate) fn router(shared: Arc<Shared>) -> Result<Router, String> {
             .ok_or_else(|| format!("{op}: no HTTP method {}", facts.method))?;
         let handler = move |State(s): State<Arc<Shared>>,
                             params: PathParams,
+                            RawQuery(query): RawQuery,
                             headers: HeaderMap,
                             body: Result<Bytes, BytesRejection>| async move {
-            perform(&s, op, params, &headers, body).unwrap_or_else(IntoResponse::into_response)
+            let request = Incoming {
+                params,
+                query,
+                headers,
+                body,
+            };
+            perform(&s, op, request).unwrap_or_else(IntoResponse::into_response)
         };
         router = router.route(facts.path, on(method, handler));
     }
@@ -99,13 +116,14 @@ fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
 /// Checks in the order the service would: a readable body, then who calls (401), what they
 /// may do (403), how often (429), then what the operation itself checks: what was sent (400),
 /// the machine or action (404), its state (400).
-fn perform(
-    s: &Shared,
-    op: OperationId,
-    params: PathParams,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+fn perform(s: &Shared, op: OperationId, request: Incoming) -> Result<Response, ApiError> {
+    let Incoming {
+        params,
+        query,
+        headers,
+        body,
+    } = request;
+    let headers = &headers;
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(
@@ -177,6 +195,50 @@ fn perform(
             StatusCode::OK,
             &records.action(&id)?.entity(now, &s.base_url),
         ),
+        OperationId::ListMachineActions => {
+            let query = Query::parse(query.as_deref())?;
+            // Newest first, as the list page's examples show them.
+            let all = records.actions().iter().rev();
+            let page = query.page(all.map(|action| ActionAt { action, now }))?;
+            let answer = types::MachineActionCollection {
+                odata_context: Some(format!("{}/api/$metadata#MachineActions", s.base_url)),
+                value: page
+                    .iter()
+                    .map(|a| a.action.entity(now, &s.base_url))
+                    .collect(),
+                extra: Default::default(),
+            };
+            json(StatusCode::OK, &answer)
+        }
+        OperationId::GetPackageUri => {
+            let action = records.action(&id)?;
+            if action.status(now) != types::MachineActionStatus::Succeeded {
+                // The documented 404 while the collection is not complete (issue 5901).
+                return Err(ApiError::not_found(format!(
+                    "The investigation package of machine action {} is not available",
+                    echo(&id)
+                )));
+            }
+            // Shaped like the documented link; its own token in the query. The download host
+            // that serves it is the next step of issue 10.
+            let link = format!(
+                "{}/safedownload/WDATP_Investigation_Package.zip?token={}",
+                s.base_url,
+                uuid::Uuid::new_v4().simple()
+            );
+            let answer = types::ODataString {
+                odata_context: Some(format!("{}/api/$metadata#Edm.String", s.base_url)),
+                // The URL wrapped in literal quotes, as get-package-sas-uri.md shows it.
+                value: format!("\"{link}\""),
+                extra: Default::default(),
+            };
+            json(StatusCode::OK, &answer)
+        }
+        OperationId::CancelMachineAction => {
+            let comment = comment(headers, &body)?;
+            let action = records.cancel(&id, &grant.client_id, &comment, now, now_utc)?;
+            json(StatusCode::OK, &action.entity(now, &s.base_url))
+        }
     })
 }
 

@@ -25,6 +25,7 @@ mod auth;
 mod clock;
 mod config;
 mod error;
+mod odata;
 mod rate_limit;
 mod state;
 

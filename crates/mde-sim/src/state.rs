@@ -39,6 +39,17 @@ pub struct ActionRecord {
     /// `Pending` this long, then `InProgress`.
     pickup: Duration,
     lasts: Duration,
+    /// Cancelled before it was final: when, by whom, why.
+    cancelled: Option<Cancellation>,
+}
+
+/// A cancellation of a machine action.
+#[derive(Clone, Debug)]
+struct Cancellation {
+    at: Duration,
+    at_utc: DateTime<Utc>,
+    requestor: String,
+    comment: String,
 }
 
 #[derive(Debug, Default)]
@@ -157,6 +168,7 @@ impl Records {
             created_utc: now_utc,
             pickup: pickup.min(lasts),
             lasts,
+            cancelled: None,
         };
         self.actions.push(record.clone());
         Ok(record)
@@ -164,12 +176,48 @@ impl Records {
 
     /// The machine action with this id, or the 404.
     pub fn action(&self, id: &str) -> Result<&ActionRecord, ApiError> {
-        self.actions.iter().find(|a| a.id == id).ok_or_else(|| {
+        let i = self.action_index(id)?;
+        Ok(&self.actions[i])
+    }
+
+    fn action_index(&self, id: &str) -> Result<usize, ApiError> {
+        self.actions.iter().position(|a| a.id == id).ok_or_else(|| {
             ApiError::not_found(format!(
                 "Machine action {} was not found",
                 mde_client::shorten(id, 100)
             ))
         })
+    }
+
+    /// Cancels an action that is not final yet; a final one is the 400.
+    pub fn cancel(
+        &mut self,
+        id: &str,
+        requestor: &str,
+        comment: &str,
+        now: Duration,
+        now_utc: DateTime<Utc>,
+    ) -> Result<&ActionRecord, ApiError> {
+        let i = self.action_index(id)?;
+        let action = &self.actions[i];
+        if !action.in_progress(now) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequest",
+                "The machine action is in a final state and cannot be cancelled",
+            ));
+        }
+        if let Some(busy) = self.busy.get_mut(&action.machine_id) {
+            busy.collection_until = None;
+        }
+        let action = &mut self.actions[i];
+        action.cancelled = Some(Cancellation {
+            at: now,
+            at_utc: now_utc,
+            requestor: requestor.to_string(),
+            comment: comment.to_string(),
+        });
+        Ok(action)
     }
 
     /// Every investigation started, oldest first.
@@ -207,27 +255,34 @@ impl InvestigationRecord {
 }
 
 impl ActionRecord {
-    /// Still running at `now`.
+    /// Still running at `now`: not final.
     pub fn in_progress(&self, now: Duration) -> bool {
-        now < self.created + self.lasts
+        now < self.created + self.lasts && self.cancelled.as_ref().is_none_or(|c| now < c.at)
+    }
+
+    /// The status at `now`.
+    pub fn status(&self, now: Duration) -> types::MachineActionStatus {
+        use types::MachineActionStatus as Status;
+        match &self.cancelled {
+            Some(c) if now >= c.at => Status::Cancelled,
+            _ if now < self.created + self.pickup => Status::Pending,
+            _ if now < self.created + self.lasts => Status::InProgress,
+            _ => Status::Succeeded,
+        }
     }
 
     /// The MachineAction entity as of `now`: the current generation, or the older one the
     /// deprecated Graph endpoint answers (`lastUpdateTimeUtc`, `error`).
     pub fn entity(&self, now: Duration, base_url: &str) -> types::MachineAction {
-        let running = self.in_progress(now);
-        let updated = Timestamp::from(if running {
-            self.created_utc
-        } else {
-            utc_after(self.created_utc, self.lasts)
+        let status = self.status(now);
+        let cancelled = self.cancelled.as_ref().filter(|c| now >= c.at);
+        let updated = Timestamp::from(match (&status, cancelled) {
+            (_, Some(c)) => c.at_utc,
+            (types::MachineActionStatus::Succeeded, None) => {
+                utc_after(self.created_utc, self.lasts)
+            }
+            _ => self.created_utc,
         });
-        let status = if now < self.created + self.pickup {
-            types::MachineActionStatus::Pending
-        } else if running {
-            types::MachineActionStatus::InProgress
-        } else {
-            types::MachineActionStatus::Succeeded
-        };
         let mut action = types::MachineAction {
             id: Some(self.id.clone()),
             type_: Some(types::MachineActionType::CollectInvestigationPackage),
@@ -236,6 +291,9 @@ impl ActionRecord {
             status: Some(status),
             machine_id: Some(self.machine_id.clone()),
             creation_date_time_utc: Some(Timestamp::from(self.created_utc)),
+            cancellation_requestor: cancelled.map(|c| c.requestor.clone()),
+            cancellation_comment: cancelled.map(|c| c.comment.clone()),
+            cancellation_date_time_utc: cancelled.map(|c| Timestamp::from(c.at_utc)),
             ..Default::default()
         };
         if self.graph {
@@ -252,5 +310,40 @@ impl ActionRecord {
             action.last_update_date_time_utc = Some(updated);
         }
         action
+    }
+}
+
+/// A machine action as `$filter` reads it, at one moment of the simulator's clock.
+pub struct ActionAt<'a> {
+    /// The action.
+    pub action: &'a ActionRecord,
+    /// The moment.
+    pub now: Duration,
+}
+
+impl crate::odata::Filterable for ActionAt<'_> {
+    // The properties get-machineactions-collection.md names.
+    fn kind(name: &str) -> Option<crate::odata::Kind> {
+        use crate::odata::Kind;
+        match name.to_ascii_lowercase().as_str() {
+            "id" | "status" | "machineid" | "type" | "requestor" => Some(Kind::Text),
+            "creationdatetimeutc" => Some(Kind::Time),
+            _ => None,
+        }
+    }
+
+    fn field(&self, name: &str) -> Option<crate::odata::Field> {
+        use crate::odata::Field;
+        let a = self.action;
+        let text = |t: &str| Some(Field::Text(t.to_string()));
+        match name.to_ascii_lowercase().as_str() {
+            "id" => text(&a.id),
+            "status" => text(a.status(self.now).as_str()),
+            "machineid" => text(&a.machine_id),
+            "type" => text(types::MachineActionType::CollectInvestigationPackage.as_str()),
+            "requestor" => text(&a.requestor),
+            "creationdatetimeutc" => Some(Field::Time(a.created_utc)),
+            _ => None,
+        }
     }
 }
