@@ -1012,3 +1012,190 @@ async fn list_package_link_and_cancel_follow_the_documents() {
 fn client_of(sim: &Simulator, token: &str) -> mde_client::Client {
     mde_tests::client(sim.base_url(), token)
 }
+
+/// The download host behind a package link: no bearer token; a real zip archive; `Range`;
+/// 403 once the link expired, 404 for a token never issued; a body cut on purpose; and the
+/// seeded share of collections that fail, which have no package.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_download_host_serves_real_archives_with_ranges_expiry_and_faults() {
+    let config = Config {
+        package_size: 200_000,
+        ..Config::default().with_generated_machines(4)
+    };
+    let lifetime = config.package_link_lifetime;
+    // A client that keeps no idle connection: a simulator started later may get the port of
+    // one stopped before, and a pooled connection to it would be dead.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let http = || &http;
+    let sim = simulator(config).await;
+    let client = sim.client_builder().build().unwrap();
+    let action = client
+        .collect_investigation_package(&generated_machine_id(0), "evidence")
+        .await
+        .unwrap();
+    let id = action.id.unwrap();
+    sim.clock().advance(Config::default().collection_time);
+    let answer = client
+        .send(operations::GetPackageUri { id: id.clone() })
+        .await
+        .unwrap();
+    let url = answer.value.trim_matches('"').to_string();
+
+    // No Authorization header: the link carries its own token.
+    let whole = http().get(&url).send().await.unwrap();
+    assert_eq!(whole.status().as_u16(), 200);
+    assert_eq!(whole.headers()["accept-ranges"], "bytes");
+    let length = whole.content_length().unwrap();
+    let bytes = whole.bytes().await.unwrap();
+    assert_eq!(bytes.len() as u64, length);
+    assert!((190_000..210_000).contains(&length), "{length}");
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let mut summary = String::new();
+    std::io::Read::read_to_string(
+        &mut archive.by_name("CollectionSummaryReport.txt").unwrap(),
+        &mut summary,
+    )
+    .unwrap();
+    assert!(summary.contains(&id) && summary.contains(&generated_machine_id(0)));
+
+    // The rest from an offset: 206 and the same bytes.
+    let tail = http()
+        .get(&url)
+        .header("range", "bytes=1000-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tail.status().as_u16(), 206);
+    assert_eq!(
+        tail.headers()["content-range"].to_str().unwrap(),
+        format!("bytes 1000-{}/{length}", length - 1)
+    );
+    assert_eq!(tail.bytes().await.unwrap(), bytes.slice(1000..));
+
+    let unknown = url.replace("token=", "token=0");
+    assert_eq!(
+        http().get(&unknown).send().await.unwrap().status().as_u16(),
+        404
+    );
+    sim.clock().advance(lifetime);
+    assert_eq!(
+        http().get(&url).send().await.unwrap().status().as_u16(),
+        403
+    );
+    sim.stop().await;
+
+    // Every download dropped halfway; a seeded half of the collections failing.
+    let faulty = Config {
+        package_size: 200_000,
+        download_faults: "drop:1".parse().unwrap(),
+        collection_failures: 0.5,
+        seed: 7,
+        ..Config::default().with_generated_machines(40)
+    };
+    let sim = simulator(faulty).await;
+    let client = sim.client_builder().build().unwrap();
+    for i in 0..40 {
+        client
+            .collect_investigation_package(&generated_machine_id(i), "many")
+            .await
+            .unwrap();
+    }
+    sim.clock().advance(Config::default().collection_time);
+    use mde_client::types::MachineActionStatus as Status;
+    let actions = sim.actions();
+    let count = |s: Status| {
+        actions
+            .iter()
+            .filter(|a| a.status == Some(s.clone()))
+            .count()
+    };
+    let (failed, timed_out) = (count(Status::Failed), count(Status::TimeOut));
+    assert!(
+        failed > 0 && timed_out > 0 && failed + timed_out < 40,
+        "{failed} {timed_out}"
+    );
+    let failing = actions
+        .iter()
+        .find(|a| a.status == Some(Status::Failed))
+        .unwrap();
+    let no_package = client
+        .send(operations::GetPackageUri {
+            id: failing.id.clone().unwrap(),
+        })
+        .await;
+    assert!(matches!(no_package, Err(mde_client::Error::NotFound(_))));
+    let good = actions
+        .iter()
+        .find(|a| a.status == Some(Status::Succeeded))
+        .unwrap();
+    let link = client
+        .send(operations::GetPackageUri {
+            id: good.id.clone().unwrap(),
+        })
+        .await
+        .unwrap();
+    // Cut on purpose: the whole archive never arrives (the body is cut short, or, on a
+    // starved machine, the connection closes before the head).
+    let cut = http().get(link.value.trim_matches('"')).send().await;
+    if let Ok(response) = cut {
+        let declared = response.content_length().unwrap();
+        assert!(
+            response.bytes().await.is_err(),
+            "a body of {declared} bytes cut on purpose"
+        );
+    }
+    // The same seed, the same outcomes.
+    let again = simulator(Config {
+        collection_failures: 0.5,
+        seed: 7,
+        ..Config::default().with_generated_machines(40)
+    })
+    .await;
+    let client = again.client_builder().build().unwrap();
+    for i in 0..40 {
+        client
+            .collect_investigation_package(&generated_machine_id(i), "many")
+            .await
+            .unwrap();
+    }
+    again.clock().advance(Config::default().collection_time);
+    let statuses = |actions: Vec<mde_client::types::MachineAction>| {
+        actions.into_iter().map(|a| a.status).collect::<Vec<_>>()
+    };
+    assert_eq!(statuses(again.actions()), statuses(sim.actions()));
+    sim.stop().await;
+    again.stop().await;
+
+    // A slow body still arrives whole, 50 ms (real) a 64 KiB chunk.
+    let slow = simulator(Config {
+        package_size: 200_000,
+        download_faults: "slow:1".parse().unwrap(),
+        ..Config::default().with_generated_machines(1)
+    })
+    .await;
+    let client = slow.client_builder().build().unwrap();
+    let action = client
+        .collect_investigation_package(&generated_machine_id(0), "slow")
+        .await
+        .unwrap();
+    slow.clock().advance(Config::default().collection_time);
+    let link = client
+        .send(operations::GetPackageUri {
+            id: action.id.unwrap(),
+        })
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let response = http()
+        .get(link.value.trim_matches('"'))
+        .send()
+        .await
+        .unwrap();
+    let declared = response.content_length().unwrap();
+    assert_eq!(response.bytes().await.unwrap().len() as u64, declared);
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    slow.stop().await;
+}

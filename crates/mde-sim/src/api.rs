@@ -79,9 +79,16 @@ pub(crate) fn router(shared: Arc<Shared>) -> Result<Router, String> {
         s.tokens
             .token_endpoint(&tenant, content_type, &body, &s.clock)
     };
+    // The download host: no bearer token, the link's own token in the query.
+    let download = |State(s): State<Arc<Shared>>, RawQuery(query): RawQuery, headers: HeaderMap| async move {
+        s.packages
+            .serve(query.as_deref(), &headers, s.clock.elapsed())
+            .await
+    };
     let limit = shared.config.body_limit;
     Ok(router
         .route(token_path, post(token))
+        .route(crate::package::PATH, axum::routing::get(download))
         .fallback(|uri: Uri| async move {
             ApiError::not_found(format!("No resource at {}", echo(uri.path())))
         })
@@ -187,7 +194,7 @@ fn perform(s: &Shared, op: OperationId, request: Incoming) -> Result<Response, A
                 graph,
                 now,
                 now_utc,
-                (s.config.pickup_time, s.config.collection_time),
+                &s.config,
             )?;
             json(StatusCode::CREATED, &record.entity(now, &s.base_url))
         }
@@ -219,13 +226,10 @@ fn perform(s: &Shared, op: OperationId, request: Incoming) -> Result<Response, A
                     echo(&id)
                 )));
             }
-            // Shaped like the documented link; its own token in the query. The download host
-            // that serves it is the next step of issue 10.
-            let link = format!(
-                "{}/safedownload/WDATP_Investigation_Package.zip?token={}",
-                s.base_url,
-                uuid::Uuid::new_v4().simple()
-            );
+            // Shaped like the documented link; its own token in the query.
+            let link = s
+                .packages
+                .link(&s.base_url, &action.id, &action.machine_id, now);
             let answer = types::ODataString {
                 odata_context: Some(format!("{}/api/$metadata#Edm.String", s.base_url)),
                 // The URL wrapped in literal quotes, as get-package-sas-uri.md shows it.

@@ -110,6 +110,16 @@ pub struct Config {
     pub investigation_time: Duration,
     /// Simulated seconds per real second.
     pub time_scale: f64,
+    /// Size of each investigation package, in bytes (15 MB, the reported average).
+    pub package_size: u64,
+    /// How long a package link works, in simulated time; 403 afterwards.
+    pub package_link_lifetime: Duration,
+    /// The share of collections that end `Failed` or `TimeOut` instead of `Succeeded`.
+    pub collection_failures: f64,
+    /// Faults of the download host, each on a share of downloads.
+    pub download_faults: crate::package::Faults,
+    /// Seeds every roll of the dice (failures, faults): the same seed, the same run.
+    pub seed: u64,
     /// Largest request body accepted; a larger one gets 413.
     pub body_limit: usize,
 }
@@ -125,6 +135,11 @@ impl Default for Config {
             pickup_time: Duration::from_secs(30),
             investigation_time: Duration::from_secs(600),
             time_scale: 1.0,
+            package_size: 15_000_000,
+            package_link_lifetime: Duration::from_secs(600),
+            collection_failures: 0.0,
+            download_faults: Default::default(),
+            seed: 0,
             body_limit: 64 * 1024,
         }
     }

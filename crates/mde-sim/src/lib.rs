@@ -26,6 +26,7 @@ mod clock;
 mod config;
 mod error;
 mod odata;
+mod package;
 mod rate_limit;
 mod state;
 
@@ -43,6 +44,7 @@ pub use config::{
     parse_machine_list,
 };
 pub use error::ApiError;
+pub use package::{Fault, Faults};
 
 /// Signs in at a simulator's token endpoint (the client's client-credentials sign-in, the
 /// spec's scope) and returns the access token: for demos, tests and benchmarks that call the
@@ -74,6 +76,7 @@ struct Shared {
     tokens: auth::Tokens,
     limiter: rate_limit::RateLimiter,
     records: Mutex<state::Records>,
+    packages: package::Packages,
 }
 
 /// A running simulator. Dropping it leaves the server running until the runtime ends;
@@ -104,6 +107,12 @@ impl Simulator {
             tokens: auth::Tokens::new(config.apps.clone(), config.token_lifetime),
             limiter: rate_limit::RateLimiter::default(),
             records: Mutex::new(state::Records::new(machines)),
+            packages: package::Packages::new(
+                config.package_size,
+                config.package_link_lifetime,
+                config.seed,
+                config.download_faults.clone(),
+            )?,
             config,
         });
         let app = api::router(shared.clone()).map_err(std::io::Error::other)?;

@@ -52,6 +52,22 @@ struct Args {
     /// Simulated seconds per real second (60: an hour of rate limits in a minute).
     #[arg(long, value_name = "N", default_value_t = Config::default().time_scale)]
     time_scale: f64,
+    /// Size of each investigation package, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = Config::default().package_size)]
+    package_size: u64,
+    /// How long a package link works, in simulated seconds; 403 afterwards.
+    #[arg(long, value_name = "SECONDS", default_value_t = Config::default().package_link_lifetime.as_secs())]
+    package_link_lifetime: u64,
+    /// The share of collections that end Failed or TimeOut (0 to 1).
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
+    collection_failures: f64,
+    /// Faults of the download host on a share of downloads, e.g. drop:0.2,slow:0.1 (drop: the
+    /// connection is cut halfway through the body; slow: 50 ms between 64 KiB chunks).
+    #[arg(long, value_name = "FAULT:SHARE,...", default_value = "")]
+    download_faults: mde_sim::Faults,
+    /// Seed of every roll of the dice (failures, faults).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    seed: u64,
     /// Largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, value_name = "BYTES", default_value_t = Config::default().body_limit)]
     body_limit: usize,
@@ -83,6 +99,11 @@ async fn main() -> ExitCode {
         token_lifetime: Duration::from_secs(args.token_lifetime),
         collection_time: Duration::from_secs(args.collection_time),
         pickup_time: Duration::from_secs(args.pickup_time),
+        package_size: args.package_size,
+        package_link_lifetime: Duration::from_secs(args.package_link_lifetime),
+        collection_failures: args.collection_failures.clamp(0.0, 1.0),
+        download_faults: args.download_faults,
+        seed: args.seed,
         investigation_time: Duration::from_secs(args.investigation_time),
         time_scale: args.time_scale,
         body_limit: args.body_limit,

@@ -39,6 +39,8 @@ pub struct ActionRecord {
     /// `Pending` this long, then `InProgress`.
     pickup: Duration,
     lasts: Duration,
+    /// How it ends once its time has passed: `Succeeded`, or a seeded `Failed`/`TimeOut`.
+    outcome: types::MachineActionStatus,
     /// Cancelled before it was final: when, by whom, why.
     cancelled: Option<Cancellation>,
 }
@@ -145,8 +147,9 @@ impl Records {
         graph: bool,
         now: Duration,
         now_utc: DateTime<Utc>,
-        (pickup, lasts): (Duration, Duration),
+        config: &crate::Config,
     ) -> Result<ActionRecord, ApiError> {
+        let (pickup, lasts) = (config.pickup_time, config.collection_time);
         self.known(machine_id)?;
         let busy = self.busy.entry(machine_id.to_string()).or_default();
         if busy.collection_until.is_some_and(|until| now < until) {
@@ -158,8 +161,19 @@ impl Records {
             ));
         }
         busy.collection_until = Some(now + lasts);
+        let id = uuid::Uuid::new_v4().to_string();
+        // The seeded share of collections that fail, half of them by timing out.
+        let roll =
+            crate::package::dice(config.seed, &[machine_id, &self.actions.len().to_string()]);
+        let outcome = if roll < config.collection_failures / 2.0 {
+            types::MachineActionStatus::Failed
+        } else if roll < config.collection_failures {
+            types::MachineActionStatus::TimeOut
+        } else {
+            types::MachineActionStatus::Succeeded
+        };
         let record = ActionRecord {
-            id: uuid::Uuid::new_v4().to_string(),
+            id,
             machine_id: machine_id.to_string(),
             requestor: requestor.to_string(),
             comment: comment.to_string(),
@@ -168,6 +182,7 @@ impl Records {
             created_utc: now_utc,
             pickup: pickup.min(lasts),
             lasts,
+            outcome,
             cancelled: None,
         };
         self.actions.push(record.clone());
@@ -267,7 +282,7 @@ impl ActionRecord {
             Some(c) if now >= c.at => Status::Cancelled,
             _ if now < self.created + self.pickup => Status::Pending,
             _ if now < self.created + self.lasts => Status::InProgress,
-            _ => Status::Succeeded,
+            _ => self.outcome.clone(),
         }
     }
 
@@ -278,9 +293,12 @@ impl ActionRecord {
         let cancelled = self.cancelled.as_ref().filter(|c| now >= c.at);
         let updated = Timestamp::from(match (&status, cancelled) {
             (_, Some(c)) => c.at_utc,
-            (types::MachineActionStatus::Succeeded, None) => {
-                utc_after(self.created_utc, self.lasts)
-            }
+            (
+                types::MachineActionStatus::Succeeded
+                | types::MachineActionStatus::Failed
+                | types::MachineActionStatus::TimeOut,
+                None,
+            ) => utc_after(self.created_utc, self.lasts),
             _ => self.created_utc,
         });
         let mut action = types::MachineAction {
