@@ -38,6 +38,8 @@ pub struct Client {
     /// One generated client per operation (indexed by [`OperationId::index`]), pointed at the
     /// host it is documented on.
     raw: Vec<Result<generated::Client, String>>,
+    /// For package downloads: another host, no bearer token, no whole-request timeout.
+    downloads: reqwest::Client,
     max_retry_after: Duration,
     retries_on_429: u32,
 }
@@ -110,6 +112,10 @@ impl Client {
         self.raw[op.index()]
             .as_ref()
             .map_err(|e| Error::Configuration(e.clone()))
+    }
+
+    pub(crate) fn downloads(&self) -> &reqwest::Client {
+        &self.downloads
     }
 
     /// The clock the client's limits and token cache run on.
@@ -338,7 +344,7 @@ impl<'a, R: Request> IntoFuture for Call<'a, R> {
     }
 }
 
-fn is_loopback(url: &reqwest::Url) -> bool {
+pub(crate) fn is_loopback(url: &reqwest::Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
@@ -504,7 +510,14 @@ impl ClientBuilder {
         let http = reqwest::Client::builder()
             .timeout(self.timeout)
             .connect_timeout(self.connect_timeout)
-            .user_agent(self.user_agent)
+            .user_agent(&self.user_agent)
+            .build()
+            .map_err(|e| Error::Configuration(format!("cannot set up HTTP: {e}")))?;
+        // A package is large: no bound on the whole transfer, only on each read.
+        let downloads = reqwest::Client::builder()
+            .read_timeout(self.timeout)
+            .connect_timeout(self.connect_timeout)
+            .user_agent(&self.user_agent)
             .build()
             .map_err(|e| Error::Configuration(format!("cannot set up HTTP: {e}")))?;
         let clock = self
@@ -540,6 +553,7 @@ impl ClientBuilder {
         Ok(Client {
             runtime,
             raw,
+            downloads,
             max_retry_after: self.max_retry_after,
             retries_on_429: self.retries_on_429,
         })

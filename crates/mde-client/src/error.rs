@@ -97,6 +97,19 @@ pub enum Error {
         /// The service's error, when it sent one.
         error: Option<ServiceError>,
     },
+    /// A file could not be read or written (a package download: a read-only folder, a full
+    /// disk). Nothing was left that looks complete.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A package download that could not be completed: it stayed short, or was not an archive.
+    #[error("download: {0}")]
+    Download(String),
     /// An answer the spec does not describe: another status, a body that is not what the spec
     /// says, or one over the size cap. `excerpt` is bounded and never holds a secret.
     #[error("unexpected response{}: {excerpt}", status.map(|s| format!(" {s}")).unwrap_or_default())]
@@ -165,7 +178,9 @@ impl Error {
             Error::InvalidInput(_)
             | Error::Configuration(_)
             | Error::Transport { .. }
-            | Error::Authentication(_) => None,
+            | Error::Authentication(_)
+            | Error::Io { .. }
+            | Error::Download(_) => None,
         }
     }
 

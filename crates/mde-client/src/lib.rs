@@ -60,6 +60,7 @@
 
 mod client;
 mod cloud;
+mod download;
 mod error;
 mod hooks;
 mod rate_limit;
@@ -74,6 +75,7 @@ pub mod generated;
 
 pub use client::{Call, Client, ClientBuilder};
 pub use cloud::{Cloud, Endpoints, Region};
+pub use download::{Downloaded, Followed, PackageLink, is_final};
 pub use error::{Error, ServiceError, shorten};
 pub use generated::{ResponseValue, operations, types};
 pub use hooks::{WaitEvent, WaitReason};

@@ -1,0 +1,426 @@
+//! Investigation packages: the link getPackageUri answers, and the download behind it.
+//!
+//! The link carries its own token in its query ("valid for a short time"), so it is a secret
+//! like the bearer token: [`PackageLink`] never shows its query, and no error, log or output
+//! of this module holds it. The download host gets no bearer token.
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::client::Client;
+use crate::error::Error;
+use crate::operations;
+
+/// The download link of a completed collection, as getPackageUri answers it (the URL in
+/// literal quotes, stripped here). `Debug` and `Display` show it without its query.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PackageLink(reqwest::Url);
+
+impl PackageLink {
+    /// Reads getPackageUri's `value`: the URL, in literal double quotes or not.
+    pub fn parse(value: &str) -> Result<PackageLink, Error> {
+        let unquoted = value.trim().trim_matches('"');
+        let url = reqwest::Url::parse(unquoted).map_err(|e| Error::UnexpectedResponse {
+            status: Some(200),
+            excerpt: format!("the package link is not a URL: {e}"),
+        })?;
+        let secure =
+            url.scheme() == "https" || (url.scheme() == "http" && crate::client::is_loopback(&url));
+        if !secure {
+            return Err(Error::UnexpectedResponse {
+                status: Some(200),
+                excerpt: format!(
+                    "the package link is not https: {}",
+                    PackageLink(url.clone())
+                ),
+            });
+        }
+        Ok(PackageLink(url))
+    }
+
+    /// The whole URL, query and token included, for sending it where it belongs.
+    pub fn expose(&self) -> &reqwest::Url {
+        &self.0
+    }
+}
+
+impl fmt::Display for PackageLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = &self.0;
+        write!(
+            f,
+            "{}://{}",
+            url.scheme(),
+            url.host_str().unwrap_or_default()
+        )?;
+        if let Some(port) = url.port() {
+            write!(f, ":{port}")?;
+        }
+        f.write_str(url.path())?;
+        if url.query().is_some() {
+            f.write_str("?[redacted]")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for PackageLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PackageLink({self})")
+    }
+}
+
+/// A package saved and verified: where, how big, its SHA-256, and what it took.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Downloaded {
+    /// The file.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its SHA-256, lower-case hex.
+    pub sha256: String,
+    /// Transfers resumed with `Range` after a cut.
+    pub resumed: u32,
+    /// New links asked for after one expired.
+    pub new_links: u32,
+}
+
+/// How many transfers one download may take (the first, and resumptions after cuts).
+const TRANSFERS: u32 = 8;
+
+fn io(path: &Path, source: std::io::Error) -> Error {
+    Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A transport error without the URL: the link's query is a secret.
+fn transport(e: reqwest::Error) -> Error {
+    Error::transport(e.without_url())
+}
+
+/// The hash of what a `.part` already holds, and its length.
+fn hash_of(path: &Path) -> Result<(Sha256, u64), Error> {
+    let mut hasher = Sha256::new();
+    let mut file = std::fs::File::open(path).map_err(|e| io(path, e))?;
+    let length = std::io::copy(&mut file, &mut hasher).map_err(|e| io(path, e))?;
+    Ok((hasher, length))
+}
+
+fn open_part(path: &Path, truncate: bool) -> Result<std::fs::File, Error> {
+    let mut options = std::fs::OpenOptions::new();
+    options
+        .create(true)
+        .append(!truncate)
+        .write(true)
+        .truncate(truncate);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Forensic data: readable by its owner only.
+        options.mode(0o600);
+    }
+    options.open(path).map_err(|e| io(path, e))
+}
+
+/// A zip archive begins with a local file header and ends with its central directory.
+fn looks_like_zip(path: &Path, size: u64) -> Result<bool, Error> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).map_err(|e| io(path, e))?;
+    let mut head = [0u8; 4];
+    if size < 22 || file.read_exact(&mut head).is_err() || head != *b"PK\x03\x04" {
+        return Ok(false);
+    }
+    let tail_len = size.min(64 * 1024 + 22);
+    file.seek(SeekFrom::End(-(tail_len as i64)))
+        .map_err(|e| io(path, e))?;
+    let mut tail = Vec::with_capacity(tail_len as usize);
+    file.read_to_end(&mut tail).map_err(|e| io(path, e))?;
+    Ok(tail.windows(4).any(|w| w == b"PK\x05\x06"))
+}
+
+impl Client {
+    /// getPackageUri, read as a [`PackageLink`]. A 404 means the collection is not complete
+    /// yet (or there is no such action).
+    pub async fn package_link(&self, action_id: &str) -> Result<PackageLink, Error> {
+        let answer = self
+            .send(operations::GetPackageUri {
+                id: action_id.to_string(),
+            })
+            .await?;
+        PackageLink::parse(&answer.value)
+    }
+
+    /// Downloads the package of a completed collection to `dest`, and returns it verified.
+    ///
+    /// The body is streamed to `dest` + `.part` (memory stays bounded whatever its size),
+    /// hashed (SHA-256) as it is written, checked against its declared length and for the
+    /// shape of a zip archive, flushed and synced, then renamed to `dest`. A cut transfer
+    /// resumes with `Range` where the `.part` ends (also across runs: an existing `.part` is
+    /// continued); a link that expired (403 or 404 from the download host) is replaced once
+    /// by a new one, within getPackageUri's limits; a body that is not an archive is
+    /// discarded and fetched again, once. `link` is one already asked for, if any. An
+    /// existing `dest` is never overwritten. The file is created readable by its owner only.
+    pub async fn download_package(
+        &self,
+        action_id: &str,
+        link: Option<PackageLink>,
+        dest: &Path,
+    ) -> Result<Downloaded, Error> {
+        if dest.exists() {
+            return Err(Error::InvalidInput(format!(
+                "{} exists; a package is never overwritten",
+                dest.display()
+            )));
+        }
+        let mut part = dest.as_os_str().to_owned();
+        part.push(".part");
+        let part = PathBuf::from(part);
+        let mut link = match link {
+            Some(link) => link,
+            None => self.package_link(action_id).await?,
+        };
+        let (mut resumed, mut new_links, mut refetched) = (0, 0, false);
+        let mut transfers = 0;
+        loop {
+            transfers += 1;
+            let (mut hasher, mut offset) = if part.exists() {
+                hash_of(&part)?
+            } else {
+                (Sha256::new(), 0)
+            };
+            let mut request = self.downloads().get(link.expose().clone());
+            if offset > 0 {
+                request = request.header(reqwest::header::RANGE, format!("bytes={offset}-"));
+            }
+            let mut response = match request.send().await {
+                Ok(response) => response,
+                Err(e) if transfers < TRANSFERS => {
+                    tracing::info!(error = %transport(e), "mde-client: package transfer failed; resuming");
+                    resumed += 1;
+                    continue;
+                }
+                Err(e) => return Err(transport(e)),
+            };
+            let status = response.status().as_u16();
+            let total = match status {
+                200 => {
+                    if offset > 0 {
+                        // The range was not honoured: start again.
+                        hasher = Sha256::new();
+                        offset = 0;
+                        open_part(&part, true)?;
+                    }
+                    response.content_length()
+                }
+                206 => {
+                    let range = response
+                        .headers()
+                        .get(reqwest::header::CONTENT_RANGE)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.strip_prefix("bytes "))
+                        .and_then(|v| v.split_once('/'))
+                        .and_then(|(span, total)| {
+                            let start = span.split('-').next()?.parse::<u64>().ok()?;
+                            Some((start, total.parse::<u64>().ok()))
+                        });
+                    match range {
+                        Some((start, total)) if start == offset => total,
+                        _ => {
+                            // Not the part asked for: start again from nothing.
+                            std::fs::remove_file(&part).map_err(|e| io(&part, e))?;
+                            continue;
+                        }
+                    }
+                }
+                403 | 404 if new_links == 0 => {
+                    tracing::info!(%link, status, "mde-client: the package link expired; asking for a new one");
+                    link = self.package_link(action_id).await?;
+                    new_links += 1;
+                    continue;
+                }
+                416 => {
+                    // Asked past the end: what the .part holds is not this package.
+                    std::fs::remove_file(&part).map_err(|e| io(&part, e))?;
+                    continue;
+                }
+                _ => {
+                    return Err(Error::UnexpectedResponse {
+                        status: Some(status),
+                        excerpt: format!("the download host ({link}) answered {status}"),
+                    });
+                }
+            };
+            let mut file = open_part(&part, offset == 0)?;
+            let mut cut = None;
+            loop {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => {
+                        file.write_all(&chunk).map_err(|e| io(&part, e))?;
+                        hasher.update(&chunk);
+                        offset += chunk.len() as u64;
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        cut = Some(transport(e));
+                        break;
+                    }
+                }
+            }
+            file.flush().map_err(|e| io(&part, e))?;
+            file.sync_all().map_err(|e| io(&part, e))?;
+            let short = total.is_some_and(|t| offset < t);
+            if cut.is_some() || short {
+                if transfers >= TRANSFERS {
+                    return Err(cut.unwrap_or_else(|| Error::Download(format!(
+                        "the package of {action_id} stayed short of its {} bytes after {TRANSFERS} transfers",
+                        total.unwrap_or_default()
+                    ))));
+                }
+                resumed += 1;
+                continue;
+            }
+            if total.is_some_and(|t| offset > t) || !looks_like_zip(&part, offset)? {
+                std::fs::remove_file(&part).map_err(|e| io(&part, e))?;
+                if refetched {
+                    return Err(Error::Download(format!(
+                        "the package of {action_id} is not a zip archive, twice"
+                    )));
+                }
+                refetched = true;
+                continue;
+            }
+            std::fs::rename(&part, dest).map_err(|e| io(dest, e))?;
+            if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+                // The rename itself survives a power cut once the folder is synced.
+                if let Ok(dir) = std::fs::File::open(dir) {
+                    let _ = dir.sync_all();
+                }
+            }
+            let sha256 = hasher
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            return Ok(Downloaded {
+                path: dest.to_path_buf(),
+                size: offset,
+                sha256,
+                resumed,
+                new_links,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_never_shows_its_query() {
+        let value = "\"https://userrequests-us.securitycenter.windows.com:443/safedownload/WDATP_Investigation_Package.zip?token=gbDyj7y%2fbWGAZjn2sFiZ%3d%3d\"";
+        let link = PackageLink::parse(value).unwrap();
+        for shown in [format!("{link}"), format!("{link:?}")] {
+            assert!(
+                !shown.contains("gbDyj7y") && !shown.contains("token"),
+                "{shown}"
+            );
+            assert!(shown.contains("userrequests-us.securitycenter.windows.com/safedownload/WDATP_Investigation_Package.zip?[redacted]"), "{shown}");
+        }
+        assert!(link.expose().as_str().contains("token=gbDyj7y"));
+        assert!(PackageLink::parse("\"not a url\"").is_err());
+        let plain = PackageLink::parse("\"http://example.com/p.zip?token=secret\"").unwrap_err();
+        assert!(!plain.to_string().contains("secret"), "{plain}");
+        assert!(PackageLink::parse("http://127.0.0.1:9/p.zip?token=t").is_ok());
+    }
+}
+
+/// Whether a machine action's status is final. A status the spec does not know is not: it is
+/// shown as it is, and followed until it turns into a known final one.
+pub fn is_final(status: &crate::types::MachineActionStatus) -> bool {
+    use crate::types::MachineActionStatus as S;
+    match status {
+        S::Succeeded | S::Failed | S::TimeOut | S::Cancelled => true,
+        S::Pending | S::InProgress | S::Other(_) => false,
+    }
+}
+
+/// What [`Client::follow_actions`] saw.
+#[derive(Clone, Debug, Default)]
+pub struct Followed {
+    /// Each action as last seen, by id.
+    pub actions: std::collections::HashMap<String, crate::types::MachineAction>,
+    /// The list calls it took.
+    pub list_calls: u32,
+}
+
+impl Client {
+    /// Follows `ids` to their final statuses with listMachineActions: one call per `interval`
+    /// sees every action created since `since` (10,000 a page, the next page only when one
+    /// is full), never one call per action. `seen` is told each action whose status changed.
+    /// Returns when every id has a final status ([`is_final`]); an id the list never shows
+    /// is waited for too, so give `since` at or before the first action's creation.
+    pub async fn follow_actions(
+        &self,
+        ids: &[String],
+        since: chrono::DateTime<chrono::Utc>,
+        interval: std::time::Duration,
+        mut seen: impl FnMut(&crate::types::MachineAction),
+    ) -> Result<Followed, Error> {
+        const PAGE: i32 = 10_000;
+        let wanted: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+        let mut followed = Followed::default();
+        let filter = format!(
+            "creationDateTimeUtc ge {}",
+            since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        loop {
+            let mut skip = 0;
+            loop {
+                let page = self
+                    .send(operations::ListMachineActions {
+                        filter: Some(filter.clone()),
+                        top: Some(PAGE),
+                        skip: (skip > 0).then_some(skip),
+                    })
+                    .await?;
+                followed.list_calls += 1;
+                let full = page.value.len() >= PAGE as usize;
+                for action in page.value {
+                    let Some(id) = action.id.clone().filter(|id| wanted.contains(id.as_str()))
+                    else {
+                        continue;
+                    };
+                    let changed = followed
+                        .actions
+                        .get(&id)
+                        .is_none_or(|before| before.status != action.status);
+                    if changed {
+                        seen(&action);
+                    }
+                    followed.actions.insert(id, action);
+                }
+                if !full {
+                    break;
+                }
+                skip += PAGE;
+            }
+            let done = ids.iter().all(|id| {
+                followed
+                    .actions
+                    .get(id)
+                    .and_then(|a| a.status.as_ref())
+                    .is_some_and(is_final)
+            });
+            if done {
+                return Ok(followed);
+            }
+            self.clock().sleep(interval).await;
+        }
+    }
+}

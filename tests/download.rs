@@ -1,0 +1,226 @@
+//! Package downloads against the simulator's download host, over real sockets and real files:
+//! a verified archive, resumption with `Range` after cuts, a new link after one expired, and
+//! the failures that must leave nothing that looks complete.
+
+use std::time::Duration;
+
+use mde_client::{Client, Error, PackageLink};
+use mde_sim::{Config, Simulator, generated_machine_id};
+use sha2::{Digest, Sha256};
+
+async fn simulator(config: Config) -> Simulator {
+    Simulator::start(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        package_size: 300_000,
+        ..config
+    })
+    .await
+    .unwrap()
+}
+
+/// Collections of `n` machines, completed; their action ids.
+async fn completed(sim: &Simulator, client: &Client, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let action = client
+            .collect_investigation_package(&generated_machine_id(i), "evidence")
+            .await
+            .unwrap();
+        ids.push(action.id.unwrap());
+    }
+    sim.clock().advance(Config::default().collection_time);
+    ids
+}
+
+fn sha256(path: &std::path::Path) -> String {
+    let bytes = std::fs::read(path).unwrap();
+    Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_package_is_saved_verified_and_private() {
+    let sim = simulator(Config::default().with_generated_machines(1)).await;
+    let client = sim.client_builder().build().unwrap();
+    let ids = completed(&sim, &client, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("package.zip");
+    let saved = client.download_package(&ids[0], None, &dest).await.unwrap();
+    assert_eq!(saved.path, dest);
+    assert_eq!(saved.size, std::fs::metadata(&dest).unwrap().len());
+    assert_eq!(saved.sha256, sha256(&dest));
+    assert_eq!((saved.resumed, saved.new_links), (0, 0));
+    assert!(!dir.path().join("package.zip.part").exists());
+    let archive = zip::ZipArchive::new(std::fs::File::open(&dest).unwrap()).unwrap();
+    assert!(archive.len() >= 2);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    // Never overwritten.
+    let again = client.download_package(&ids[0], None, &dest).await;
+    assert!(matches!(again, Err(Error::InvalidInput(_))), "{again:?}");
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_transfers_resume_with_range_and_end_whole() {
+    let config = Config {
+        download_faults: "drop:0.5".parse().unwrap(),
+        seed: 3,
+        ..Config::default().with_generated_machines(6)
+    };
+    let sim = simulator(config).await;
+    let client = sim.client_builder().build().unwrap();
+    let ids = completed(&sim, &client, 6).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut resumed = 0;
+    for (i, id) in ids.iter().enumerate() {
+        if i >= 2 {
+            // getPackageUri allows 2 a minute: the client waits; the simulated clock is fast.
+            sim.clock().advance(Duration::from_secs(60));
+        }
+        let dest = dir.path().join(format!("{i}.zip"));
+        let saved = client.download_package(id, None, &dest).await.unwrap();
+        assert_eq!(saved.sha256, sha256(&dest), "{i}");
+        zip::ZipArchive::new(std::fs::File::open(&dest).unwrap()).unwrap();
+        resumed += saved.resumed;
+    }
+    assert!(resumed > 0, "the seed cuts some transfers");
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_link_is_replaced_once_and_its_token_never_shows() {
+    let config = Config::default().with_generated_machines(1);
+    let lifetime = config.package_link_lifetime;
+    let sim = simulator(config).await;
+    let client = sim.client_builder().build().unwrap();
+    let ids = completed(&sim, &client, 1).await;
+    let link = client.package_link(&ids[0]).await.unwrap();
+    let token = link
+        .expose()
+        .query()
+        .unwrap()
+        .trim_start_matches("token=")
+        .to_string();
+    assert!(!format!("{link} {link:?}").contains(&token));
+    sim.clock().advance(lifetime + Duration::from_secs(60));
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("late.zip");
+    let saved = client
+        .download_package(&ids[0], Some(link.clone()), &dest)
+        .await
+        .unwrap();
+    assert_eq!(saved.new_links, 1);
+
+    // A download host that refuses every link: one new link, then a clear error without it.
+    let bogus = PackageLink::parse(&format!(
+        "\"{}/safedownload/WDATP_Investigation_Package.zip?token=s3cr3t-{token}\"",
+        sim.base_url()
+    ))
+    .unwrap();
+    let never = dir.path().join("never.zip");
+    let refused = client
+        .download_package("00000000-0000-0000-0000-000000000000", Some(bogus), &never)
+        .await
+        .unwrap_err();
+    let shown = format!("{refused} {refused:?}");
+    assert!(
+        !shown.contains("s3cr3t") && !shown.contains(&token),
+        "{shown}"
+    );
+    assert!(!never.exists());
+    sim.stop().await;
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_folder_is_a_clear_error_and_leaves_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let sim = simulator(Config::default().with_generated_machines(1)).await;
+    let client = sim.client_builder().build().unwrap();
+    let ids = completed(&sim, &client, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let locked = dir.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o500)).unwrap();
+    let dest = locked.join("p.zip");
+    let result = client.download_package(&ids[0], None, &dest).await;
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // Root writes anywhere: then the test can only check the file is whole.
+    match result {
+        Err(Error::Io { path, .. }) => {
+            assert!(path.starts_with(&locked));
+            assert!(!dest.exists());
+        }
+        Ok(saved) => assert_eq!(saved.sha256, sha256(&dest)),
+        Err(other) => panic!("{other:?}"),
+    }
+    // A write that fails whoever runs the test: the `.part` path is a folder.
+    let blocked = dir.path().join("blocked.zip");
+    std::fs::create_dir(dir.path().join("blocked.zip.part")).unwrap();
+    let failed = client.download_package(&ids[0], None, &blocked).await;
+    assert!(matches!(&failed, Err(Error::Io { .. })), "{failed:?}");
+    assert!(!blocked.exists());
+    sim.stop().await;
+}
+
+/// Many collections followed with one list call per interval, whatever their number; the
+/// failed ones end as such, not as errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_actions_are_followed_with_one_list_call_an_interval() {
+    use mde_client::types::MachineActionStatus as Status;
+    let config = Config {
+        time_scale: 2000.0,
+        collection_failures: 0.3,
+        seed: 11,
+        ..Config::default().with_generated_machines(50)
+    };
+    let sim = simulator(config).await;
+    let client = sim.client_builder().build().unwrap();
+    let since = sim.clock().now_utc();
+    let mut ids = Vec::new();
+    for i in 0..50 {
+        let action = client
+            .collect_investigation_package(&generated_machine_id(i), "fleet")
+            .await
+            .unwrap();
+        ids.push(action.id.unwrap());
+    }
+    let interval = Duration::from_secs(30);
+    let mut changes = 0;
+    let started = sim.clock().elapsed();
+    let followed = client
+        .follow_actions(&ids, since, interval, |_| changes += 1)
+        .await
+        .unwrap();
+    let took = sim.clock().elapsed() - started;
+    assert_eq!(followed.actions.len(), 50);
+    assert!(
+        followed
+            .actions
+            .values()
+            .all(|a| mde_client::is_final(a.status.as_ref().unwrap()))
+    );
+    let failed = followed
+        .actions
+        .values()
+        .filter(|a| matches!(a.status, Some(Status::Failed | Status::TimeOut)))
+        .count();
+    assert!(failed > 0 && failed < 50, "{failed}");
+    // One call per interval: the calls are bounded by the time taken, not the fleet.
+    let intervals = took.as_secs_f64() / interval.as_secs_f64();
+    assert!(
+        f64::from(followed.list_calls) <= intervals.ceil() + 1.0,
+        "{} calls over {intervals:.1} intervals",
+        followed.list_calls
+    );
+    assert!(changes >= 50);
+    assert!(!mde_client::is_final(&Status::Other("Throttled".into())));
+    sim.stop().await;
+}
