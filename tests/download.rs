@@ -224,3 +224,63 @@ async fn many_actions_are_followed_with_one_list_call_an_interval() {
     assert!(!mde_client::is_final(&Status::Other("Throttled".into())));
     sim.stop().await;
 }
+
+/// The link's token never reaches a log line, at any level, through a download that is cut
+/// and resumed and one whose link expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_link_never_shows_in_trace_logs() {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let logs = Buffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_global_default(subscriber);
+
+    let config = Config {
+        download_faults: "drop:0.5".parse().unwrap(),
+        seed: 3,
+        ..Config::default().with_generated_machines(3)
+    };
+    let lifetime = config.package_link_lifetime;
+    let sim = simulator(config).await;
+    let client = sim.client_builder().build().unwrap();
+    let ids = completed(&sim, &client, 2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut tokens = Vec::new();
+    let mut resumed = 0;
+    for (i, id) in ids.iter().enumerate() {
+        let link = client.package_link(id).await.unwrap();
+        tokens.push(link.expose().query().unwrap().to_string());
+        // The second link expires before it is used: a new one is asked for.
+        if i == 1 {
+            sim.clock().advance(lifetime + Duration::from_secs(60));
+        }
+        let dest = dir.path().join(format!("{i}.zip"));
+        let saved = client
+            .download_package(id, Some(link), &dest)
+            .await
+            .unwrap();
+        resumed += saved.resumed + saved.new_links;
+    }
+    assert!(resumed > 0);
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("mde-client"), "logs were captured");
+    for token in &tokens {
+        let value = token.trim_start_matches("token=");
+        assert!(!text.contains(value), "a link's token is in the logs");
+    }
+    sim.stop().await;
+}
