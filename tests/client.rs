@@ -155,24 +155,8 @@ async fn azure_ad_errors_are_authentication_errors() {
 /// Every public type that holds a secret, and every log line, at every level, never shows it.
 #[tokio::test]
 async fn secrets_never_show_in_debug_display_errors_or_logs() {
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buffer {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let logs = Buffer::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = mde_tests::Logs::default();
+    let _guard = tracing::subscriber::set_default(logs.subscriber());
 
     let sim = simulator(Config::default()).await;
     const STATIC: &str = "static-token-SECRET-4711";
@@ -217,7 +201,7 @@ async fn secrets_never_show_in_debug_display_errors_or_logs() {
         mde_client::Secret::new(DEFAULT_CLIENT_SECRET)
     ));
 
-    shown.push(String::from_utf8(logs.0.lock().unwrap().clone()).unwrap());
+    shown.push(logs.text());
     let everything = shown.join("\n");
     assert!(everything.contains("mde-client"), "logs were captured");
     for secret in [DEFAULT_CLIENT_SECRET, "wrong-SECRET-0815", STATIC, "sim."] {

@@ -229,25 +229,9 @@ async fn many_actions_are_followed_with_one_list_call_an_interval() {
 /// and resumed and one whose link expired.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_link_never_shows_in_trace_logs() {
-    use std::sync::{Arc, Mutex};
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buffer {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let logs = Buffer::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_global_default(subscriber);
+    // Global: the download runs on the runtime's worker threads.
+    let logs = mde_tests::Logs::default();
+    let _ = tracing::subscriber::set_global_default(logs.subscriber());
 
     let config = Config {
         download_faults: "drop:0.5".parse().unwrap(),
@@ -276,7 +260,7 @@ async fn the_link_never_shows_in_trace_logs() {
         resumed += saved.resumed + saved.new_links;
     }
     assert!(resumed > 0);
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     assert!(text.contains("mde-client"), "logs were captured");
     for token in &tokens {
         let value = token.trim_start_matches("token=");
