@@ -8,8 +8,8 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use mde_client::{Client, WaitEvent, WaitReason};
 
-use mde_client::Error;
 use mde_client::operations::{self, OperationId};
+use mde_client::{Error, types};
 
 use crate::cli::{
     ActionCommand, Cli, Command, Connection, InvestigationCommand, Output, PackageCommand, Targets,
@@ -54,12 +54,15 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// Runs a command (not `completions`); returns the exit code.
 pub async fn run(cli: Cli) -> u8 {
+    let done = |result: Result<u8, u8>| match result {
+        Ok(code) | Err(code) => code,
+    };
     let (op, targets) = match &cli.command {
         Command::Investigation(InvestigationCommand::Start(t)) => {
-            (OperationId::StartInvestigation, t)
+            (OperationId::StartInvestigation, t.clone())
         }
         Command::Investigation(InvestigationCommand::Initiate(t)) => {
-            (OperationId::InitiateInvestigation, t)
+            (OperationId::InitiateInvestigation, t.clone())
         }
         Command::Package(PackageCommand::Collect { targets, graph }) => (
             if *graph {
@@ -67,13 +70,30 @@ pub async fn run(cli: Cli) -> u8 {
             } else {
                 OperationId::CollectInvestigationPackage
             },
-            targets,
+            targets.clone(),
         ),
-        Command::Action(ActionCommand::Show { ids }) => {
-            return match action_show(&cli, ids).await {
-                Ok(code) | Err(code) => code,
-            };
+        Command::Package(PackageCommand::Download { ids, out }) => {
+            return done(package_download(&cli, ids, out).await);
         }
+        Command::Package(PackageCommand::Verify { dir }) => return done(package_verify(&cli, dir)),
+        Command::Action(ActionCommand::Show { ids }) => return done(action_show(&cli, ids).await),
+        Command::Action(ActionCommand::List {
+            machine,
+            status,
+            kind,
+            since,
+        }) => {
+            let filter = action_filter(machine, status, kind, since);
+            return done(action_list(&cli, filter).await);
+        }
+        Command::Action(ActionCommand::Cancel { ids, comment }) => (
+            OperationId::CancelMachineAction,
+            Targets {
+                machines: ids.clone(),
+                machines_file: None,
+                comment: comment.clone(),
+            },
+        ),
         Command::Completions { .. } => unreachable!("handled before a runtime starts"),
     };
     let facts = op.facts();
@@ -86,9 +106,230 @@ pub async fn run(cli: Cli) -> u8 {
             "warning: --graph uses {op}, a deprecated Graph endpoint; use `mde package collect` without --graph"
         );
     }
-    match fleet_run(&cli, op, targets).await {
-        Ok(code) | Err(code) => code,
+    done(fleet_run(&cli, op, &targets).await)
+}
+
+/// The `$filter` of `mde action list`: each option given, joined with `and`.
+fn action_filter(
+    machine: &Option<String>,
+    status: &Option<String>,
+    kind: &Option<String>,
+    since: &Option<String>,
+) -> Option<String> {
+    // OData quotes a quote by doubling it.
+    let quoted = |v: &str| format!("'{}'", v.replace('\'', "''"));
+    let parts: Vec<String> = [
+        machine
+            .as_deref()
+            .map(|m| format!("machineId eq {}", quoted(m))),
+        status
+            .as_deref()
+            .map(|s| format!("status eq {}", quoted(s))),
+        kind.as_deref().map(|t| format!("type eq {}", quoted(t))),
+        since
+            .as_deref()
+            .map(|t| format!("creationDateTimeUtc ge {t}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (!parts.is_empty()).then(|| parts.join(" and "))
+}
+
+/// `mde action list`: one filtered call, newest first.
+async fn action_list(cli: &Cli, filter: Option<String>) -> Result<u8, u8> {
+    let conn = &cli.connection;
+    let scale = time_scale(conn)?;
+    let simulator = simulator(conn, scale, &[]).await?;
+    let client = client(conn, simulator.as_ref(), scale, |_| {})?;
+    let page = client
+        .send(operations::ListMachineActions {
+            filter,
+            top: Some(10_000),
+            skip: None,
+        })
+        .await;
+    let page = match page {
+        Ok(page) => page,
+        Err(
+            e @ (Error::Authentication(_) | Error::Permission { .. } | Error::Configuration(_)),
+        ) => {
+            return Err(fail(AUTH, error_chain(&e)));
+        }
+        Err(e) => return Err(fail(PARTIAL, error_chain(&e))),
+    };
+    let mut stdout = std::io::stdout().lock();
+    if cli.run.output == Output::Table {
+        let _ = writeln!(stdout, "{}", output::ACTION_HEADER);
     }
+    for action in &page.value {
+        let id = action.id.as_deref().unwrap_or_default();
+        let line = match cli.run.output {
+            Output::Table => output::action_row(id, action),
+            Output::Json => serde_json::to_string(action).unwrap_or_default(),
+        };
+        let _ = writeln!(stdout, "{line}");
+    }
+    let _ = stdout.flush();
+    eprintln!("mde: {} action(s)", page.value.len());
+    if let Some(sim) = simulator {
+        sim.stop().await;
+    }
+    Ok(OK)
+}
+
+/// `mde package download`: each completed collection's package, saved, verified and recorded
+/// in the folder's manifest; one already recorded and still verified is not fetched again.
+async fn package_download(cli: &Cli, ids: &[String], out: &std::path::Path) -> Result<u8, u8> {
+    use crate::evidence;
+    let conn = &cli.connection;
+    let scale = time_scale(conn)?;
+    evidence::folder(out).map_err(|e| {
+        fail(
+            USAGE,
+            format!("cannot make the folder {}: {e}", out.display()),
+        )
+    })?;
+    let recorded = evidence::read(out).map_err(|e| {
+        fail(
+            USAGE,
+            format!("cannot read the manifest in {}: {e}", out.display()),
+        )
+    })?;
+    let simulator = simulator(conn, scale, &[]).await?;
+    let client = client(conn, simulator.as_ref(), scale, |event: &WaitEvent| {
+        eprintln!(
+            "mde: waiting {} s for {:?}",
+            event.wait.as_secs(),
+            event.reason
+        );
+    })?;
+    let mut code = OK;
+    let mut stdout = std::io::stdout().lock();
+    let mut say = |id: &str, outcome: &str, detail: String, record: Option<&evidence::Record>| {
+        let line = match cli.run.output {
+            Output::Table => format!("{id:<36}  {outcome:<13}  {detail}"),
+            Output::Json => serde_json::json!({ "action": id, "outcome": outcome, "detail": detail, "record": record }).to_string(),
+        };
+        let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+    };
+    for id in ids {
+        if let Some(record) = recorded.iter().rev().find(|r| r.action_id == *id) {
+            match evidence::verify(out, record) {
+                Ok(evidence::Verdict::Verified) => {
+                    say(id, "already_saved", record.file.clone(), Some(record));
+                    continue;
+                }
+                verdict => {
+                    code = PARTIAL;
+                    say(
+                        id,
+                        "failed",
+                        format!(
+                            "{} is recorded but not as recorded ({verdict:?}); not replaced",
+                            record.file
+                        ),
+                        None,
+                    );
+                    continue;
+                }
+            }
+        }
+        let action = match client
+            .send(operations::GetMachineAction { id: id.clone() })
+            .await
+        {
+            Ok(action) => action,
+            Err(
+                e @ (Error::Authentication(_) | Error::Permission { .. } | Error::Configuration(_)),
+            ) => {
+                return Err(fail(AUTH, error_chain(&e)));
+            }
+            Err(e) => {
+                code = PARTIAL;
+                say(id, "failed", error_chain(&e), None);
+                continue;
+            }
+        };
+        if action.status != Some(types::MachineActionStatus::Succeeded) {
+            code = PARTIAL;
+            let status = action
+                .status
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            say(id, "not_ready", format!("the collection is {status}"), None);
+            continue;
+        }
+        let machine = action.machine_id.clone().unwrap_or_default();
+        let file = evidence::file_name(&machine, id);
+        match client.download_package(id, None, &out.join(&file)).await {
+            Ok(saved) => {
+                let record = evidence::Record::new(&action, &file, saved.size, &saved.sha256);
+                evidence::append(out, &record).map_err(|e| {
+                    fail(
+                        USAGE,
+                        format!("cannot write the manifest in {}: {e}", out.display()),
+                    )
+                })?;
+                say(
+                    id,
+                    "saved",
+                    format!("{file} {} bytes sha256 {}", saved.size, saved.sha256),
+                    Some(&record),
+                );
+            }
+            Err(e) => {
+                code = PARTIAL;
+                say(id, "failed", error_chain(&e), None);
+            }
+        }
+    }
+    if let Some(sim) = simulator {
+        sim.stop().await;
+    }
+    Ok(code)
+}
+
+/// `mde package verify`: every record's file, re-hashed.
+fn package_verify(cli: &Cli, dir: &std::path::Path) -> Result<u8, u8> {
+    use crate::evidence::{self, Verdict};
+    let records = evidence::read(dir).map_err(|e| {
+        fail(
+            PARTIAL,
+            format!("cannot read the manifest in {}: {e}", dir.display()),
+        )
+    })?;
+    if records.is_empty() {
+        return Err(fail(
+            PARTIAL,
+            format!("no {} in {}", evidence::MANIFEST, dir.display()),
+        ));
+    }
+    let mut code = OK;
+    let mut stdout = std::io::stdout().lock();
+    for record in &records {
+        let verdict = evidence::verify(dir, record).map_err(|e| {
+            fail(
+                PARTIAL,
+                format!("cannot read {}: {e}", dir.join(&record.file).display()),
+            )
+        })?;
+        if verdict != Verdict::Verified {
+            code = PARTIAL;
+        }
+        let line = match (cli.run.output, &verdict) {
+            (Output::Json, _) => serde_json::json!({ "file": record.file, "action": record.action_id, "result": verdict }).to_string(),
+            (Output::Table, Verdict::Verified) => format!("verified  {}", record.file),
+            (Output::Table, Verdict::Missing) => format!("MISSING   {}", record.file),
+            (Output::Table, Verdict::Mismatch { size, sha256 }) => format!(
+                "CHANGED   {} ({size} bytes, sha256 {sha256}; recorded {} bytes, sha256 {})",
+                record.file, record.size, record.sha256
+            ),
+        };
+        let _ = writeln!(stdout, "{line}");
+    }
+    Ok(code)
 }
 
 fn credentials_error() -> String {

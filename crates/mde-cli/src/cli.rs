@@ -155,6 +155,28 @@ pub enum PackageCommand {
         #[arg(long)]
         graph: bool,
     },
+    /// Downloads the packages of completed collections, verified, with a chain-of-custody
+    /// manifest (`DIR/manifest.jsonl`).
+    #[command(
+        after_help = "Example:\n  mde package download 69dc3630-1ccc-4342-acf3-35286eec741d --out evidence/\n\nEach package is saved as DIR/MACHINE_ACTION.zip (0600, in a 0700 folder), streamed,\nresumed with Range after a cut, hashed (SHA-256) and recorded in DIR/manifest.jsonl.\nA package the manifest already holds, verified, is not downloaded again; an existing\nfile is never overwritten.\n\nExit codes: 0 every package saved, 1 some not (not complete yet, failed), 2 usage,\n3 authentication, permission or configuration error."
+    )]
+    Download {
+        /// Machine action ids of completed collections.
+        #[arg(value_name = "ACTION_ID", required = true)]
+        ids: Vec<String>,
+        /// The evidence folder.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Re-hashes every package of an evidence folder against its manifest.
+    #[command(
+        after_help = "Example:\n  mde package verify evidence/\n\nExit codes: 0 every file as recorded, 1 a file missing or changed (or no manifest)."
+    )]
+    Verify {
+        /// The evidence folder.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,10 +190,40 @@ pub enum ActionCommand {
         #[arg(value_name = "ACTION_ID", required = true)]
         ids: Vec<String>,
     },
+    /// Lists machine actions, newest first, with one filtered call.
+    #[command(
+        after_help = "Example:\n  mde action list --type CollectInvestigationPackage --status Succeeded --since 2026-11-01"
+    )]
+    List {
+        /// Only the actions of this machine id.
+        #[arg(long, value_name = "ID")]
+        machine: Option<String>,
+        /// Only actions with this status: Pending, InProgress, Succeeded, Failed, TimeOut, Cancelled.
+        #[arg(long, value_name = "S")]
+        status: Option<String>,
+        /// Only actions of this type, e.g. CollectInvestigationPackage.
+        #[arg(long = "type", value_name = "T")]
+        kind: Option<String>,
+        /// Only actions created at or after this time (2026-11-01, or an RFC 3339 date-time).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+    },
+    /// Cancels machine actions that are not final yet (prerelease operation).
+    #[command(
+        after_help = "Example:\n  mde action cancel 988cc94e-7a8f-4b28-ab65-54970c5d5018 --comment \"Machine action was canceled by automation\""
+    )]
+    Cancel {
+        /// Machine action ids.
+        #[arg(value_name = "ACTION_ID", required = true)]
+        ids: Vec<String>,
+        /// Comment to associate with each cancellation.
+        #[arg(long)]
+        comment: String,
+    },
 }
 
 /// The machines and the comment.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct Targets {
     /// Machine ids.
     #[arg(value_name = "MACHINE_ID")]

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod evidence;
 pub mod fleet;
 pub mod journal;
 pub mod output;

@@ -684,3 +684,173 @@ async fn test_action_show_follows_a_collection() {
     assert_eq!(line["action"]["machineId"], machine);
     sim.stop().await;
 }
+
+/// Evidence on disk: `package download` saves each completed collection, verified, with its
+/// manifest record; again, nothing is fetched twice; `package verify` accepts the folder,
+/// then refuses it once a file changed; `action list` finds the collections and `action
+/// cancel` cancels a running one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_package_download_manifest_and_verify() {
+    let dir = scratch("evidence");
+    let sim = Simulator::start(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        package_size: 100_000,
+        // getPackageUri allows 2 a minute: a minute passes in 0.1 s.
+        time_scale: 600.0,
+        // Long enough that the collection left running stays so while the test runs.
+        collection_time: Duration::from_secs(10 * 3600),
+        ..Config::default().with_generated_machines(3)
+    })
+    .await
+    .unwrap();
+    let client = sim.client_builder().build().unwrap();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let action = client
+            .collect_investigation_package(&generated_machine_id(i), "case 42")
+            .await
+            .unwrap();
+        ids.push(action.id.unwrap());
+    }
+    sim.clock().advance(Duration::from_secs(10 * 3600));
+    let running = client
+        .collect_investigation_package(&generated_machine_id(0), "to cancel")
+        .await
+        .unwrap()
+        .id
+        .unwrap();
+    let base = sim.base_url().to_string();
+    let mde_at = move |dir: &std::path::Path, args: Vec<String>| {
+        let mut command = mde(dir);
+        command
+            .args([
+                "--api-url",
+                &base,
+                "--login-url",
+                &base,
+                "--time-scale",
+                "600",
+            ])
+            .args(args)
+            .env("AZURE_TENANT_ID", mde_sim::DEFAULT_TENANT)
+            .env("AZURE_CLIENT_ID", mde_sim::DEFAULT_CLIENT_ID)
+            .env("AZURE_CLIENT_SECRET", mde_sim::DEFAULT_CLIENT_SECRET);
+        command
+    };
+    let path = dir.path().to_path_buf();
+    let go = move |args: Vec<String>| {
+        let mut command = mde_at(&path, args);
+        tokio::task::spawn_blocking(move || run(&mut command))
+    };
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+
+    let listed = go(strings(&[
+        "--output",
+        "json",
+        "action",
+        "list",
+        "--type",
+        "CollectInvestigationPackage",
+        "--status",
+        "Succeeded",
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let found: Vec<Value> = listed
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(found.len(), 3, "{}", listed.stdout);
+
+    let mut download = strings(&["package", "download", "--out", "evidence"]);
+    download.extend(ids.iter().cloned());
+    download.push(running.clone());
+    let first = go(download.clone()).await.unwrap();
+    assert_eq!(
+        first.code, 1,
+        "the running one is not ready: {}",
+        first.stderr
+    );
+    assert_eq!(
+        first.stdout.matches(" saved ").count(),
+        3,
+        "{}",
+        first.stdout
+    );
+    assert!(first.stdout.contains("not_ready"), "{}", first.stdout);
+    let evidence = dir.path().join("evidence");
+    let manifest = std::fs::read_to_string(evidence.join("manifest.jsonl")).unwrap();
+    assert_eq!(manifest.lines().count(), 3);
+    let record: Value = serde_json::from_str(manifest.lines().next().unwrap()).unwrap();
+    assert_eq!(record["comment"], "case 42");
+    assert_eq!(record["requestor"], mde_sim::DEFAULT_CLIENT_ID);
+    for field in [
+        "machine_id",
+        "machine_name",
+        "action_id",
+        "created",
+        "completed",
+        "downloaded",
+        "file",
+        "size",
+        "sha256",
+    ] {
+        assert!(!record[field].is_null(), "{field}: {record}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&evidence), 0o700);
+        assert_eq!(
+            mode(&evidence.join(record["file"].as_str().unwrap())),
+            0o600
+        );
+    }
+
+    // Again: nothing fetched twice.
+    let second = go(download[..ids.len() + 4].to_vec()).await.unwrap();
+    assert_eq!(
+        second.stdout.matches("already_saved").count(),
+        3,
+        "{}",
+        second.stdout
+    );
+    assert_eq!(
+        std::fs::read_to_string(evidence.join("manifest.jsonl")).unwrap(),
+        manifest
+    );
+
+    let verified = go(strings(&["package", "verify", "evidence"]))
+        .await
+        .unwrap();
+    assert_eq!(verified.code, 0, "{}{}", verified.stdout, verified.stderr);
+    assert_eq!(verified.stdout.matches("verified").count(), 3);
+    let file = evidence.join(record["file"].as_str().unwrap());
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&file, bytes).unwrap();
+    let changed = go(strings(&["package", "verify", "evidence"]))
+        .await
+        .unwrap();
+    assert_eq!(changed.code, 1);
+    assert!(changed.stdout.contains("CHANGED"), "{}", changed.stdout);
+
+    let cancel = go(strings(&[
+        "--output",
+        "json",
+        "action",
+        "cancel",
+        &running,
+        "--comment",
+        "Machine action was canceled by automation",
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(cancel.code, 0, "{}", cancel.stderr);
+    let line: Value = serde_json::from_str(cancel.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(line["result"]["answer"]["status"], "Cancelled", "{line}");
+    sim.stop().await;
+}

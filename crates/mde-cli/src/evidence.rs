@@ -1,0 +1,166 @@
+//! Packages on disk and their chain of custody: `DIR/manifest.jsonl`, one JSON record a
+//! package (who asked for it, why, when it was collected and downloaded, where it is, its size
+//! and SHA-256), appended and synced as each package is verified; `mde package verify`
+//! re-hashes every file against it. Packages are written `0600` in a `0700` folder.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use mde_client::types::MachineAction;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The manifest's file name in the evidence folder.
+pub const MANIFEST: &str = "manifest.jsonl";
+
+/// One package of the manifest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// The machine id.
+    pub machine_id: String,
+    /// The machine's name, as the action gave it.
+    pub machine_name: Option<String>,
+    /// The collection's machine action id.
+    pub action_id: String,
+    /// Who asked for the collection.
+    pub requestor: Option<String>,
+    /// The comment it was asked with.
+    pub comment: Option<String>,
+    /// When the collection was asked for (the service's text).
+    pub created: Option<String>,
+    /// When it completed (its last update, the service's text).
+    pub completed: Option<String>,
+    /// When the package was saved here, UTC.
+    pub downloaded: String,
+    /// The file, relative to the evidence folder.
+    pub file: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its SHA-256, lower-case hex.
+    pub sha256: String,
+}
+
+impl Record {
+    /// The record of a package just saved.
+    pub fn new(action: &MachineAction, file: &str, size: u64, sha256: &str) -> Record {
+        let text = |t: &Option<mde_client::Timestamp>| t.as_ref().map(ToString::to_string);
+        Record {
+            machine_id: action.machine_id.clone().unwrap_or_default(),
+            machine_name: action.computer_dns_name.clone(),
+            action_id: action.id.clone().unwrap_or_default(),
+            requestor: action.requestor.clone(),
+            comment: action.requestor_comment.clone(),
+            created: text(&action.creation_date_time_utc),
+            completed: text(if action.last_update_date_time_utc.is_some() {
+                &action.last_update_date_time_utc
+            } else {
+                &action.last_update_time_utc
+            }),
+            downloaded: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            file: file.to_string(),
+            size,
+            sha256: sha256.to_string(),
+        }
+    }
+}
+
+/// The evidence folder: created `0700` if new.
+pub fn folder(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// The file name of an action's package: machine id and action id, both plain.
+pub fn file_name(machine_id: &str, action_id: &str) -> String {
+    let safe = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    format!("{}_{}.zip", safe(machine_id), safe(action_id))
+}
+
+/// The records of a manifest (none when there is none yet); a line cut by a crash is skipped.
+pub fn read(dir: &Path) -> std::io::Result<Vec<Record>> {
+    let path = dir.join(MANIFEST);
+    let file = match std::fs::File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut records = Vec::new();
+    for line in std::io::BufReader::new(file).lines() {
+        if let Ok(record) = serde_json::from_str::<Record>(&line?) {
+            records.push(record);
+        }
+    }
+    Ok(records)
+}
+
+/// Appends a record and syncs the manifest: it is on disk when this returns.
+pub fn append(dir: &Path, record: &Record) -> std::io::Result<()> {
+    let path = dir.join(MANIFEST);
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&path)?;
+    let mut line = serde_json::to_vec(record).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    file.write_all(&line)?;
+    file.sync_all()
+}
+
+/// How one record's file fared against the manifest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "verdict")]
+pub enum Verdict {
+    /// Size and SHA-256 as recorded.
+    Verified,
+    /// The file is not there.
+    Missing,
+    /// The file differs from its record.
+    Mismatch {
+        /// Its size now.
+        size: u64,
+        /// Its SHA-256 now.
+        sha256: String,
+    },
+}
+
+/// Re-hashes a record's file.
+pub fn verify(dir: &Path, record: &Record) -> std::io::Result<Verdict> {
+    let path: PathBuf = dir.join(&record.file);
+    let mut file = match std::fs::File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Verdict::Missing),
+        Err(e) => return Err(e),
+    };
+    let mut hasher = Sha256::new();
+    let size = std::io::copy(&mut file, &mut hasher)?;
+    let sha256: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(if size == record.size && sha256 == record.sha256 {
+        Verdict::Verified
+    } else {
+        Verdict::Mismatch { size, sha256 }
+    })
+}
