@@ -136,12 +136,25 @@ fn action_filter(
     (!parts.is_empty()).then(|| parts.join(" and "))
 }
 
-/// `mde action list`: one filtered call, newest first.
-async fn action_list(cli: &Cli, filter: Option<String>) -> Result<u8, u8> {
+/// The client of a command that is not a fleet run (and the simulator of `--simulate`, empty):
+/// every wait for a limit is said on stderr.
+async fn connect(cli: &Cli) -> Result<(Option<mde_sim::Simulator>, Client), u8> {
     let conn = &cli.connection;
     let scale = time_scale(conn)?;
     let simulator = simulator(conn, scale, &[]).await?;
-    let client = client(conn, simulator.as_ref(), scale, |_| {})?;
+    let client = client(conn, simulator.as_ref(), scale, |event: &WaitEvent| {
+        eprintln!(
+            "mde: waiting {} s for {:?}",
+            event.wait.as_secs(),
+            event.reason
+        );
+    })?;
+    Ok((simulator, client))
+}
+
+/// `mde action list`: one filtered call, newest first.
+async fn action_list(cli: &Cli, filter: Option<String>) -> Result<u8, u8> {
+    let (simulator, client) = connect(cli).await?;
     let page = client
         .send(operations::ListMachineActions {
             filter,
@@ -182,8 +195,7 @@ async fn action_list(cli: &Cli, filter: Option<String>) -> Result<u8, u8> {
 /// in the folder's manifest; one already recorded and still verified is not fetched again.
 async fn package_download(cli: &Cli, ids: &[String], out: &std::path::Path) -> Result<u8, u8> {
     use crate::evidence;
-    let conn = &cli.connection;
-    let scale = time_scale(conn)?;
+    let (simulator, client) = connect(cli).await?;
     evidence::folder(out).map_err(|e| {
         fail(
             USAGE,
@@ -195,14 +207,6 @@ async fn package_download(cli: &Cli, ids: &[String], out: &std::path::Path) -> R
             USAGE,
             format!("cannot read the manifest in {}: {e}", out.display()),
         )
-    })?;
-    let simulator = simulator(conn, scale, &[]).await?;
-    let client = client(conn, simulator.as_ref(), scale, |event: &WaitEvent| {
-        eprintln!(
-            "mde: waiting {} s for {:?}",
-            event.wait.as_secs(),
-            event.reason
-        );
     })?;
     let mut code = OK;
     let mut stdout = std::io::stdout().lock();
@@ -627,16 +631,7 @@ async fn fleet_run(cli: &Cli, op: OperationId, targets: &Targets) -> Result<u8, 
 
 /// `mde action show`: each action as the service has it now, in the order given.
 async fn action_show(cli: &Cli, ids: &[String]) -> Result<u8, u8> {
-    let conn = &cli.connection;
-    let scale = time_scale(conn)?;
-    let simulator = simulator(conn, scale, &[]).await?;
-    let client = client(conn, simulator.as_ref(), scale, |event: &WaitEvent| {
-        eprintln!(
-            "mde: waiting {} s for {:?}",
-            event.wait.as_secs(),
-            event.reason
-        );
-    })?;
+    let (simulator, client) = connect(cli).await?;
     let mut stdout = std::io::stdout().lock();
     if cli.run.output == Output::Table {
         let _ = writeln!(stdout, "{}", output::ACTION_HEADER);
