@@ -186,13 +186,15 @@ impl Client {
         };
         let (mut resumed, mut new_links, mut refetched) = (0, 0, false);
         let mut transfers = 0;
+        // What an earlier run left in the `.part` is hashed once, here; from then on the hash
+        // and the offset follow every byte written, across resumed transfers.
+        let (mut hasher, mut offset) = if part.exists() {
+            hash_of(&part)?
+        } else {
+            (Sha256::new(), 0)
+        };
         loop {
             transfers += 1;
-            let (mut hasher, mut offset) = if part.exists() {
-                hash_of(&part)?
-            } else {
-                (Sha256::new(), 0)
-            };
             let mut request = self.downloads().get(link.expose().clone());
             if offset > 0 {
                 request = request.header(reqwest::header::RANGE, format!("bytes={offset}-"));
@@ -210,10 +212,10 @@ impl Client {
             let total = match status {
                 200 => {
                     if offset > 0 {
-                        // The range was not honoured: start again.
+                        // The range was not honoured: start again (the `.part` is truncated
+                        // when opened below).
                         hasher = Sha256::new();
                         offset = 0;
-                        open_part(&part, true)?;
                     }
                     response.content_length()
                 }
@@ -233,6 +235,7 @@ impl Client {
                         _ => {
                             // Not the part asked for: start again from nothing.
                             std::fs::remove_file(&part).map_err(|e| io(&part, e))?;
+                            (hasher, offset) = (Sha256::new(), 0);
                             continue;
                         }
                     }
@@ -246,6 +249,7 @@ impl Client {
                 416 => {
                     // Asked past the end: what the .part holds is not this package.
                     std::fs::remove_file(&part).map_err(|e| io(&part, e))?;
+                    (hasher, offset) = (Sha256::new(), 0);
                     continue;
                 }
                 _ => {
@@ -286,6 +290,7 @@ impl Client {
             }
             if total.is_some_and(|t| offset > t) || !looks_like_zip(&part, offset)? {
                 std::fs::remove_file(&part).map_err(|e| io(&part, e))?;
+                (hasher, offset) = (Sha256::new(), 0);
                 if refetched {
                     return Err(Error::Download(format!(
                         "the package of {action_id} is not a zip archive, twice"
