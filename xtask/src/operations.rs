@@ -64,13 +64,16 @@ fn is_option(ty: &syn::Type) -> bool {
 fn request_fields(
     spec: &Spec,
     op: &Operation,
-    builders: &[syn::ItemStruct],
+    builders: &[syn::Item],
     name: &str,
 ) -> Result<Vec<Field>, String> {
     let id = op.operation_id.as_deref().unwrap_or_default();
     let builder = builders
         .iter()
-        .find(|b| b.ident == name)
+        .find_map(|item| match item {
+            syn::Item::Struct(b) if b.ident == name => Some(b),
+            _ => None,
+        })
         .ok_or_else(|| format!("no `builder::{name}` in progenitor's output for {id}"))?;
     let params: Vec<&Value> = op
         .value
@@ -139,7 +142,8 @@ fn request_fields(
 
 /// The module's tokens; `file` is progenitor's output (its builders name each request's fields).
 pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, String> {
-    let builders: Vec<syn::ItemStruct> = file
+    // progenitor's `mod builder`: one builder per operation, named after it.
+    let builders: &[syn::Item] = &file
         .items
         .iter()
         .find_map(|item| match item {
@@ -147,13 +151,7 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
             _ => None,
         })
         .ok_or("progenitor's output has no `mod builder`")?
-        .1
-        .iter()
-        .filter_map(|item| match item {
-            syn::Item::Struct(s) => Some(s.clone()),
-            _ => None,
-        })
-        .collect();
+        .1;
     let located =
         |e: mde_spec::ExtensionError| format!("{}: {}", spec.locate(&e.pointer), e.message);
     let global_servers = server_tokens(&spec.servers().map_err(located)?);
@@ -223,8 +221,8 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
         });
 
         // The request type and how it is sent.
-        let fields = request_fields(spec, &op, &builders, &variant.to_string())?;
-        let response = success_type(file, &method_name)?;
+        let fields = request_fields(spec, &op, builders, &variant.to_string())?;
+        let response = success_type(builders, &variant.to_string())?;
         let field_names: Vec<&syn::Ident> = fields.iter().map(|f| &f.name).collect();
         let field_types = fields.iter().map(|f| &f.ty);
         let field_docs = fields.iter().map(|f| &f.doc);
@@ -499,20 +497,10 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
     })
 }
 
-/// The success type `T` of `Client::method`'s builder `send`, from progenitor's output:
+/// The success type `T` of the builder `builder_name`'s `send`, from progenitor's output:
 /// `Result<ResponseValue<T>, Error<E>>`.
-fn success_type(file: &syn::File, method: &str) -> Result<syn::Type, String> {
-    let builder_name = method.to_upper_camel_case();
-    let builder = file
-        .items
-        .iter()
-        .find_map(|item| match item {
-            syn::Item::Mod(m) if m.ident == "builder" => m.content.as_ref(),
-            _ => None,
-        })
-        .ok_or("progenitor's output has no `mod builder`")?;
-    let send = builder
-        .1
+fn success_type(builders: &[syn::Item], builder_name: &str) -> Result<syn::Type, String> {
+    let send = builders
         .iter()
         .filter_map(|item| match item {
             syn::Item::Impl(imp) => Some(imp),
