@@ -35,7 +35,7 @@ async fn main() {
         .build()
         .unwrap();
     let path = std::env::temp_dir().join(format!("mde-fleet-bench-{}.jsonl", std::process::id()));
-    let mut journal = Journal::open(&path).unwrap();
+    let journal = Journal::open(&path).unwrap();
     let machines: Vec<String> = (0..MACHINES).map(generated_machine_id).collect();
     let started = sim.clock().elapsed();
     let real = std::time::Instant::now();
@@ -48,7 +48,7 @@ async fn main() {
         &client,
         plan,
         machines,
-        &mut journal,
+        &journal,
         Default::default(),
         &mut |_| {},
         std::future::pending(),

@@ -16,6 +16,7 @@ use crate::cli::{
 };
 use crate::fleet::{self, Progress};
 use crate::journal::{History, Journal};
+use crate::pipeline;
 use crate::{output, targets};
 
 /// Every machine succeeded.
@@ -64,7 +65,21 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Investigation(InvestigationCommand::Initiate(t)) => {
             (OperationId::InitiateInvestigation, t.clone())
         }
-        Command::Package(PackageCommand::Collect { targets, graph }) => (
+        Command::Package(PackageCommand::Collect {
+            targets,
+            download: Some(dir),
+            parallel,
+            poll_interval,
+            ..
+        }) => {
+            let settings = pipeline::Settings {
+                dir,
+                interval: Duration::from_secs(*poll_interval),
+                parallel: usize::from(*parallel),
+            };
+            return done(collect_download(&cli, targets, settings).await);
+        }
+        Command::Package(PackageCommand::Collect { targets, graph, .. }) => (
             if *graph {
                 OperationId::CollectInvestigationPackageGraph
             } else {
@@ -527,7 +542,7 @@ async fn fleet_run(cli: &Cli, op: OperationId, targets: &Targets) -> Result<u8, 
         }
     };
     let client = client(conn, simulator.as_ref(), scale, on_wait)?;
-    let (path, mut journal) = open_journal(cli)?;
+    let (path, journal) = open_journal(cli)?;
 
     let total = machines.len();
     let started = std::time::Instant::now();
@@ -581,7 +596,7 @@ async fn fleet_run(cli: &Cli, op: OperationId, targets: &Targets) -> Result<u8, 
         &client,
         plan,
         machines,
-        &mut journal,
+        &journal,
         history,
         &mut progress,
         stop,
@@ -627,6 +642,151 @@ async fn fleet_run(cli: &Cli, op: OperationId, targets: &Targets) -> Result<u8, 
         .iter()
         .all(|o| o.outcome == fleet::Kind::Succeeded);
     Ok(if all_ok { OK } else { PARTIAL })
+}
+
+/// `mde package collect --download`: each machine from its collection to a verified package
+/// in the evidence folder, journaled at every stage.
+async fn collect_download(
+    cli: &Cli,
+    targets: &Targets,
+    settings: pipeline::Settings<'_>,
+) -> Result<u8, u8> {
+    let conn = &cli.connection;
+    let op = OperationId::CollectInvestigationPackage;
+    let machines = machines(targets)?;
+    let scale = time_scale(conn)?;
+    let history = history(cli, op)?;
+    crate::evidence::folder(settings.dir).map_err(|e| {
+        fail(
+            USAGE,
+            format!("cannot make the folder {}: {e}", settings.dir.display()),
+        )
+    })?;
+    let simulator = simulator(conn, scale, &machines).await?;
+    // Waits for the limits are the pace here, not news: the bar's ETA says them.
+    let client = client(conn, simulator.as_ref(), scale, |_: &WaitEvent| {})?;
+    let (path, journal) = open_journal(cli)?;
+    let real = if conn.simulate || conn.time_scale.is_some() {
+        scale
+    } else {
+        1.0
+    };
+    let in_real = |d: Duration| Duration::from_secs_f64(d.as_secs_f64() / real);
+    let shortest = mde_client::minimum_duration(OperationId::GetPackageUri, machines.len());
+    eprintln!(
+        "mde: {} package(s) need at least {} at getPackageUri's documented limits (2 a minute, 120 an hour){}",
+        machines.len(),
+        output::duration(shortest),
+        if real == 1.0 {
+            String::new()
+        } else {
+            format!(
+                "; {} here at time x{real}",
+                output::duration(in_real(shortest))
+            )
+        }
+    );
+
+    let bar = (std::io::stderr().is_terminal()).then(|| {
+        let bar = ProgressBar::new(machines.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").expect("a valid template"),
+        );
+        bar
+    });
+    let started = std::time::Instant::now();
+    let json = cli.run.output == Output::Json;
+    let mut last_line = None::<std::time::Instant>;
+    let mut progress = |board: &pipeline::Board, ended: Option<&pipeline::Package>| {
+        if let Some(package) = ended {
+            if json {
+                let mut stdout = std::io::stdout().lock();
+                let line = serde_json::to_string(package).unwrap_or_default();
+                let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+            }
+            if bar.is_none() {
+                eprintln!("{}", output::package_line(package));
+            }
+        }
+        let eta = output::duration(in_real(board.shortest_left()));
+        let text = format!("{} · ETA {eta}", output::stages(board));
+        match &bar {
+            Some(bar) => {
+                bar.set_position(
+                    (board.count(pipeline::Stage::Saved) + board.count(pipeline::Stage::Failed))
+                        as u64,
+                );
+                bar.set_message(text);
+            }
+            None => {
+                if last_line.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+                    last_line = Some(std::time::Instant::now());
+                    eprintln!("mde: {text}");
+                }
+            }
+        }
+    };
+    let plan = fleet::Plan {
+        op,
+        comment: &targets.comment,
+        retry_unknown: cli.run.retry_unknown,
+    };
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let report = pipeline::run(
+        &client,
+        plan,
+        machines,
+        &journal,
+        history,
+        settings,
+        &mut progress,
+        stop,
+    )
+    .await
+    .map_err(|e| fail(USAGE, format!("cannot go on: {e}")))?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let mut stdout = std::io::stdout().lock();
+    let written = match cli.run.output {
+        Output::Table => output::packages_table(&report, &mut stdout),
+        Output::Json => output::json_not_sent(
+            &fleet::Report {
+                not_sent: report.not_sent.clone(),
+                ..fleet::Report::default()
+            },
+            &mut stdout,
+        ),
+    };
+    let _ = written.and_then(|()| stdout.flush());
+    eprintln!(
+        "mde: {} in {:.1} s; {} listMachineActions call(s) followed them",
+        output::packages_summary(&report),
+        started.elapsed().as_secs_f64(),
+        report.list_calls
+    );
+    if let Some(sim) = simulator {
+        sim.stop().await;
+    }
+    if let Some(fatal) = &report.fatal {
+        return Ok(fail(AUTH, format!("stopped: {fatal}")));
+    }
+    if report.interrupted {
+        let args = resume_command(std::env::args().collect(), &path, cli.run.resume.is_some());
+        eprintln!(
+            "mde: interrupted; every stage reached is journaled. Resume with:\n  {}",
+            args.join(" ")
+        );
+        return Ok(INTERRUPTED);
+    }
+    let all_saved = report.not_sent.is_empty()
+        && report
+            .packages
+            .iter()
+            .all(|p| p.stage == pipeline::Stage::Saved);
+    Ok(if all_saved { OK } else { PARTIAL })
 }
 
 /// `mde action show`: each action as the service has it now, in the order given.

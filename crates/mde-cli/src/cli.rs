@@ -146,14 +146,25 @@ pub enum InvestigationCommand {
 pub enum PackageCommand {
     /// Collects the investigation package of each machine.
     #[command(
-        after_help = "Example:\n  mde package collect --machines-file fleet.txt --comment \"Collect forensics due to alert 1234\""
+        after_help = "Examples:\n  mde package collect --machines-file fleet.txt --comment \"Collect forensics due to alert 1234\"\n  mde package collect --machines-file fleet.txt --comment \"Case 42\" --download evidence/\n\nWith --download, each machine goes through the stages requested, collecting, ready,\ndownloading, saved (or failed): one listMachineActions call per --poll-interval follows\nevery collection, and each package's link is asked for as soon as getPackageUri's\ndocumented limit allows (2 a minute, 120 an hour: 1,000 machines need at least 8.3\nhours). --resume continues each machine from its stage: no second collection, no\nsecond download of a verified package."
     )]
     Collect {
         #[command(flatten)]
         targets: Targets,
         /// Use the deprecated Graph endpoint (graph.microsoft.com/testwdatppreview).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "download")]
         graph: bool,
+        /// Follow each collection to its package and save it here, verified, with its
+        /// chain-of-custody record in DIR/manifest.jsonl.
+        #[arg(long, value_name = "DIR")]
+        download: Option<PathBuf>,
+        /// With --download: links asked for or downloads running at once.
+        #[arg(long, value_name = "N", default_value_t = 4, requires = "download", value_parser = clap::value_parser!(u16).range(1..=64))]
+        parallel: u16,
+        /// With --download: seconds between two looks at every collection of the run (one
+        /// listMachineActions call each, whatever the fleet size).
+        #[arg(long, value_name = "SECONDS", default_value_t = 30, requires = "download", value_parser = clap::value_parser!(u64).range(1..=3600))]
+        poll_interval: u64,
     },
     /// Downloads the packages of completed collections, verified, with a chain-of-custody
     /// manifest (`DIR/manifest.jsonl`).

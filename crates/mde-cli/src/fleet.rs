@@ -175,7 +175,7 @@ pub async fn run(
     client: &Client,
     plan: Plan<'_>,
     machines: Vec<String>,
-    journal: &mut Journal,
+    journal: &Journal,
     history: History,
     progress: &mut dyn FnMut(Progress<'_>),
     stop: impl Future<Output = ()>,

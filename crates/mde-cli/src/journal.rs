@@ -50,6 +50,23 @@ pub enum Entry {
         /// When, in UTC.
         at: String,
     },
+    /// A machine's package reached a stage of `mde package collect --download`.
+    Stage {
+        /// The machine.
+        machine: String,
+        /// Its collection's machine action id.
+        action: String,
+        /// The stage.
+        stage: crate::pipeline::Stage,
+        /// The collection's status, or what went wrong.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+        /// The manifest's record, once saved.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        record: Option<crate::evidence::Record>,
+        /// When, in UTC.
+        at: String,
+    },
 }
 
 /// What a journal says of each machine.
@@ -95,7 +112,7 @@ impl Journal {
     }
 
     /// Records an outcome.
-    pub fn done(&mut self, outcome: &Outcome) -> std::io::Result<()> {
+    pub fn done(&self, outcome: &Outcome) -> std::io::Result<()> {
         self.append(&Entry::Done {
             machine: outcome.machine.clone(),
             outcome: outcome.outcome,
@@ -106,10 +123,11 @@ impl Journal {
     }
 
     /// Appends one line; it is in the file when this returns.
-    pub fn append(&mut self, entry: &Entry) -> std::io::Result<()> {
+    pub fn append(&self, entry: &Entry) -> std::io::Result<()> {
         let mut line = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
         line.push(b'\n');
-        self.file.write_all(&line)
+        // One write of the whole line: `O_APPEND` keeps it in one piece.
+        (&self.file).write_all(&line)
     }
 
     /// Reads what a journal recorded. A line cut short by a crash is skipped: its request was
@@ -152,6 +170,8 @@ impl Journal {
                     };
                     history.done.insert(machine, outcome);
                 }
+                // Read again from the service and the evidence folder on resume.
+                Entry::Stage { .. } => {}
             }
         }
         sending.retain(|m| !history.done.contains_key(m));
@@ -169,7 +189,7 @@ mod tests {
     fn sent_without_outcome_is_unknown_and_a_cut_last_line_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.jsonl");
-        let mut journal = Journal::open(&path).unwrap();
+        let journal = Journal::open(&path).unwrap();
         let run = Entry::Run {
             operation: OperationId::CollectInvestigationPackage,
             comment: "c".into(),
@@ -201,7 +221,7 @@ mod tests {
             .write_all(b"{\"event\":\"sen")
             .unwrap();
         // Resuming ends the cut line before appending.
-        let mut resumed = Journal::open(&path).unwrap();
+        let resumed = Journal::open(&path).unwrap();
         resumed
             .append(&Entry::Sending {
                 machine: "c".into(),

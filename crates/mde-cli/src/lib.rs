@@ -7,4 +7,5 @@ pub mod evidence;
 pub mod fleet;
 pub mod journal;
 pub mod output;
+pub mod pipeline;
 pub mod targets;

@@ -6,6 +6,7 @@ use mde_client::operations::Answer;
 use mde_client::{shorten, types};
 
 use crate::fleet::{Kind, Outcome, Report};
+use crate::pipeline::{self, Board, Stage};
 
 fn action(a: &types::MachineAction) -> String {
     let text = |v: Option<String>| v.unwrap_or_default();
@@ -146,4 +147,90 @@ pub fn line(outcome: &Outcome) -> String {
         outcome.outcome.as_str(),
         detail(outcome)
     )
+}
+
+/// A duration for people: `8h 19m`, `4m 30s`, `12s`.
+pub fn duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match (s / 3600, s % 3600 / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m {s}s"),
+        (h, m, _) => format!("{h}h {m}m"),
+    }
+}
+
+/// How many machines are at each stage, for the progress bar.
+pub fn stages(board: &Board) -> String {
+    Stage::ALL
+        .iter()
+        .map(|stage| format!("{} {}", stage.as_str(), board.count(*stage)))
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+/// A machine's package as it ended (progress without a terminal).
+pub fn package_line(p: &pipeline::Package) -> String {
+    format!(
+        "{} {} {}{}",
+        p.machine,
+        p.stage.as_str(),
+        shorten(p.detail.as_deref().unwrap_or_default(), 100),
+        if p.earlier { " (earlier run)" } else { "" }
+    )
+}
+
+/// The packages as a table.
+pub fn packages_table(report: &pipeline::Report, out: &mut impl Write) -> std::io::Result<()> {
+    let width = report
+        .packages
+        .iter()
+        .map(|p| p.machine.chars().count())
+        .chain(report.not_sent.iter().map(|m| m.chars().count()))
+        .max()
+        .unwrap_or(0)
+        .max("MACHINE".len());
+    writeln!(
+        out,
+        "{:<width$}  {:<36}  {:<11}  DETAIL",
+        "MACHINE", "ACTION", "STAGE"
+    )?;
+    for p in &report.packages {
+        writeln!(
+            out,
+            "{:<width$}  {:<36}  {:<11}  {}{}",
+            p.machine,
+            p.action.as_deref().unwrap_or("-"),
+            p.stage.as_str(),
+            shorten(p.detail.as_deref().unwrap_or_default(), 100),
+            if p.earlier { " (earlier run)" } else { "" }
+        )?;
+    }
+    for machine in &report.not_sent {
+        writeln!(out, "{machine:<width$}  {:<36}  not_sent", "-")?;
+    }
+    Ok(())
+}
+
+/// Counts by final stage, for the summary.
+pub fn packages_summary(report: &pipeline::Report) -> String {
+    let count = |stage: Stage| report.packages.iter().filter(|p| p.stage == stage).count();
+    let mut text = format!(
+        "saved {}, failed {}",
+        count(Stage::Saved),
+        count(Stage::Failed)
+    );
+    let unfinished = report
+        .packages
+        .iter()
+        .filter(|p| !matches!(p.stage, Stage::Saved | Stage::Failed))
+        .count();
+    for (n, what) in [
+        (unfinished, "unfinished"),
+        (report.not_sent.len(), "not sent"),
+    ] {
+        if n > 0 {
+            text.push_str(&format!(", {what} {n}"));
+        }
+    }
+    text
 }

@@ -854,3 +854,219 @@ async fn test_package_download_manifest_and_verify() {
     assert_eq!(line["result"]["answer"]["status"], "Cancelled", "{line}");
     sim.stop().await;
 }
+
+/// The second demo: `package collect --download` takes each machine to a verified package and
+/// a manifest `package verify` accepts; every stage is journaled.
+#[test]
+fn test_collect_download_simulate() {
+    let dir = scratch("pipeline");
+    let out = run(mde(dir.path())
+        .args(["--simulate", "--time-scale", "600", "--journal", "j.jsonl"])
+        .args(["package", "collect"])
+        .args(MACHINES)
+        .args(["--comment", "Collect forensics due to alert 1234"])
+        .args(["--download", "evidence"]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_redacted!("collect_download_table_stdout", out.stdout);
+    assert!(
+        out.stderr.contains(
+            "3 package(s) need at least 1m 0s at getPackageUri's documented limits (2 a minute, 120 an hour)"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("saved 3, failed 0"), "{}", out.stderr);
+    let journal = std::fs::read_to_string(dir.path().join("j.jsonl")).unwrap();
+    for machine in MACHINES {
+        let stages: Vec<String> = journal
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|e| e["event"] == "stage" && e["machine"] == machine)
+            .map(|e| e["stage"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            stages,
+            ["requested", "collecting", "ready", "downloading", "saved"],
+            "{machine}"
+        );
+    }
+    let verified = run(mde(dir.path()).args(["package", "verify", "evidence"]));
+    assert_eq!(verified.code, 0, "{}", verified.stdout);
+    assert_eq!(verified.stdout.matches("verified").count(), 3);
+}
+
+/// The run of `package collect --download` against a simulator of the test's own, as JSON.
+fn collect_download(
+    dir: &std::path::Path,
+    sim: &Simulator,
+    machines: &[String],
+    extra: &[&str],
+) -> Command {
+    std::fs::write(dir.join("fleet.txt"), machines.join("\n")).unwrap();
+    let mut command = mde(dir);
+    command
+        .args(["--api-url", sim.base_url(), "--login-url", sim.base_url()])
+        .args(["--time-scale", "600", "--output", "json"])
+        .args(["package", "collect", "--machines-file", "fleet.txt"])
+        .args(["--comment", "case 7", "--download", "evidence"])
+        .args(["--poll-interval", "10"])
+        .args(extra)
+        .env("AZURE_TENANT_ID", mde_sim::DEFAULT_TENANT)
+        .env("AZURE_CLIENT_ID", mde_sim::DEFAULT_CLIENT_ID)
+        .env("AZURE_CLIENT_SECRET", mde_sim::DEFAULT_CLIENT_SECRET)
+        .stdin(Stdio::null());
+    command
+}
+
+/// The JSON lines of a run, by machine.
+fn by_machine(stdout: &str) -> std::collections::HashMap<String, Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|v| (v["machine"].as_str().unwrap().to_string(), v))
+        .collect()
+}
+
+/// Failures on purpose, each ending clearly: collections that end Failed or TimeOut, one
+/// cancelled while it runs, connections dropped mid-body (resumed), a package that cannot be
+/// written. Then `--resume` saves the one that could not be written, with no second
+/// collection, and leaves the others as they ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_collect_download_failures_end_clearly_and_resume() {
+    let dir = scratch("pipeline-failures");
+    let n = 12;
+    let sim = Simulator::start(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        time_scale: 600.0,
+        package_size: 300_000,
+        collection_time: Duration::from_secs(1800),
+        collection_failures: 0.3,
+        download_faults: "drop:0.4".parse().unwrap(),
+        seed: 7,
+        ..Config::default().with_generated_machines(n)
+    })
+    .await
+    .unwrap();
+    let machines: Vec<String> = (0..n).map(generated_machine_id).collect();
+    let mut first = collect_download(dir.path(), &sim, &machines, &["--journal", "j.jsonl"]);
+    let first = tokio::task::spawn_blocking(move || {
+        first
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    });
+    let first = first.await.unwrap();
+    // While the collections run: cancel one, and block another's package with a folder
+    // where its `.part` goes (a write that fails whoever runs the test).
+    let client = sim.client_builder().build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sim.actions().len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "the collections were not requested"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let actions = sim.actions();
+    let of = |m: &str| {
+        actions
+            .iter()
+            .find(|a| a.machine_id.as_deref() == Some(m))
+            .unwrap()
+            .id
+            .clone()
+            .unwrap()
+    };
+    let cancelled = machines[0].clone();
+    client
+        .cancel_machine_action(&of(&cancelled), "stop it")
+        .await
+        .unwrap();
+    let blocked = machines[2].clone();
+    let evidence = dir.path().join("evidence");
+    let blocked_part = evidence.join(format!("{blocked}_{}.zip.part", of(&blocked)));
+    std::fs::create_dir_all(&blocked_part).unwrap();
+    let out = tokio::task::spawn_blocking(move || first.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let lines = by_machine(&String::from_utf8(out.stdout).unwrap());
+    assert_eq!(lines.len(), n, "{stderr}");
+    let final_status: std::collections::HashMap<String, String> = sim
+        .actions()
+        .into_iter()
+        .map(|a| (a.machine_id.unwrap(), a.status.unwrap().to_string()))
+        .collect();
+    for machine in &machines {
+        let line = &lines[machine];
+        let status = &final_status[machine];
+        let detail = line["detail"].as_str().unwrap_or_default();
+        if machine == &blocked {
+            assert_eq!(line["stage"], "failed", "{line}");
+            assert!(detail.contains(".part"), "{line}");
+        } else if status == "Succeeded" {
+            assert_eq!(line["stage"], "saved", "{line}");
+            assert!(line["record"]["sha256"].is_string(), "{line}");
+        } else {
+            assert_eq!(line["stage"], "failed", "{line}");
+            assert_eq!(detail, format!("the collection ended {status}"), "{line}");
+        }
+    }
+    // Seed 7 fails machines 1, 6 (Failed) and 7 (TimeOut); the blocked one succeeds.
+    assert_eq!(final_status[&cancelled], "Cancelled");
+    assert_eq!(final_status[&blocked], "Succeeded");
+    assert_eq!(final_status[&machines[1]], "Failed");
+    assert_eq!(final_status[&machines[7]], "TimeOut");
+    assert!(
+        lines
+            .values()
+            .any(|l| l["detail"].as_str().unwrap_or_default().contains("resumed")),
+        "no cut transfer was resumed: {lines:?}"
+    );
+    assert!(
+        final_status
+            .values()
+            .any(|s| s == "Failed" || s == "TimeOut"),
+        "{final_status:?}"
+    );
+    // Nothing looks complete that is not: every zip in the folder is recorded and verifies.
+    let verified = run(mde(dir.path()).args(["package", "verify", "evidence"]));
+    assert_eq!(verified.code, 0, "{}", verified.stdout);
+    let zips = std::fs::read_dir(&evidence)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "zip")
+        })
+        .count();
+    assert_eq!(zips, verified.stdout.matches("verified").count());
+
+    // Unblocked and resumed: the blocked package is saved; nothing is collected again.
+    std::fs::remove_dir(&blocked_part).unwrap();
+    let mut again = collect_download(dir.path(), &sim, &machines, &["--resume", "j.jsonl"]);
+    let again = tokio::task::spawn_blocking(move || run(&mut again))
+        .await
+        .unwrap();
+    let lines = by_machine(&again.stdout);
+    assert_eq!(sim.actions().len(), n, "a second collection");
+    assert_eq!(lines[&blocked]["stage"], "saved", "{}", again.stderr);
+    assert_eq!(lines[&blocked]["earlier"], false);
+    let saved_before = final_status
+        .iter()
+        .filter(|(m, s)| *s == "Succeeded" && **m != blocked)
+        .count();
+    assert_eq!(
+        lines.values().filter(|l| l["earlier"] == true).count(),
+        saved_before,
+        "{}",
+        again.stdout
+    );
+    let verified = run(mde(dir.path()).args(["package", "verify", "evidence"]));
+    assert_eq!(verified.code, 0, "{}", verified.stdout);
+    sim.stop().await;
+}

@@ -365,6 +365,30 @@ pub struct Followed {
 }
 
 impl Client {
+    /// Every machine action `filter` selects (an OData `$filter`, or all), newest first: one
+    /// listMachineActions call per 10,000 (the next page only when one is full).
+    pub async fn list_actions(
+        &self,
+        filter: Option<String>,
+    ) -> Result<Vec<crate::types::MachineAction>, Error> {
+        const PAGE: i32 = 10_000;
+        let mut actions = Vec::new();
+        loop {
+            let page = self
+                .send(operations::ListMachineActions {
+                    filter: filter.clone(),
+                    top: Some(PAGE),
+                    skip: (!actions.is_empty()).then_some(actions.len() as i32),
+                })
+                .await?;
+            let full = page.value.len() >= PAGE as usize;
+            actions.extend(page.value);
+            if !full {
+                return Ok(actions);
+            }
+        }
+    }
+
     /// Follows `ids` to their final statuses with listMachineActions: one call per `interval`
     /// sees every action created since `since` (10,000 a page, the next page only when one
     /// is full), never one call per action. `seen` is told each action whose status changed.
@@ -377,43 +401,24 @@ impl Client {
         interval: std::time::Duration,
         mut seen: impl FnMut(&crate::types::MachineAction),
     ) -> Result<Followed, Error> {
-        const PAGE: i32 = 10_000;
         let wanted: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
         let mut followed = Followed::default();
-        let filter = format!(
-            "creationDateTimeUtc ge {}",
-            since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        );
+        let filter = since_filter(since);
         loop {
-            let mut skip = 0;
-            loop {
-                let page = self
-                    .send(operations::ListMachineActions {
-                        filter: Some(filter.clone()),
-                        top: Some(PAGE),
-                        skip: (skip > 0).then_some(skip),
-                    })
-                    .await?;
-                followed.list_calls += 1;
-                let full = page.value.len() >= PAGE as usize;
-                for action in page.value {
-                    let Some(id) = action.id.clone().filter(|id| wanted.contains(id.as_str()))
-                    else {
-                        continue;
-                    };
-                    let changed = followed
-                        .actions
-                        .get(&id)
-                        .is_none_or(|before| before.status != action.status);
-                    if changed {
-                        seen(&action);
-                    }
-                    followed.actions.insert(id, action);
+            let listed = self.list_actions(Some(filter.clone())).await?;
+            followed.list_calls += 1 + (listed.len() / 10_000) as u32;
+            for action in listed {
+                let Some(id) = action.id.clone().filter(|id| wanted.contains(id.as_str())) else {
+                    continue;
+                };
+                let changed = followed
+                    .actions
+                    .get(&id)
+                    .is_none_or(|before| before.status != action.status);
+                if changed {
+                    seen(&action);
                 }
-                if !full {
-                    break;
-                }
-                skip += PAGE;
+                followed.actions.insert(id, action);
             }
             let done = ids.iter().all(|id| {
                 followed
@@ -428,4 +433,12 @@ impl Client {
             self.clock().sleep(interval).await;
         }
     }
+}
+
+/// The `$filter` of the actions created at or after `since` (to the second, rounded down).
+pub fn since_filter(since: chrono::DateTime<chrono::Utc>) -> String {
+    format!(
+        "creationDateTimeUtc ge {}",
+        since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )
 }

@@ -75,7 +75,7 @@ pub mod generated;
 
 pub use client::{Call, Client, ClientBuilder};
 pub use cloud::{Cloud, Endpoints, Region};
-pub use download::{Downloaded, Followed, PackageLink, is_final};
+pub use download::{Downloaded, Followed, PackageLink, is_final, since_filter};
 pub use error::{Error, ServiceError, shorten};
 pub use generated::{ResponseValue, operations, types};
 pub use hooks::{WaitEvent, WaitReason};

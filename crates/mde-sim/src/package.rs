@@ -99,8 +99,8 @@ pub struct Packages {
     links: Mutex<HashMap<String, Link>>,
     /// Downloads started per action, to roll the fault dice per attempt.
     attempts: Mutex<HashMap<String, u64>>,
-    /// The archive of each action, once written.
-    written: Mutex<HashMap<String, PathBuf>>,
+    /// The archive of each action, written once.
+    written: Mutex<HashMap<String, std::sync::Arc<tokio::sync::OnceCell<PathBuf>>>>,
 }
 
 impl Packages {
@@ -137,16 +137,24 @@ impl Packages {
         format!("{base_url}{PATH}?token={token}")
     }
 
-    /// The archive of an action, written on first use.
-    fn archive(&self, link: &Link) -> std::io::Result<PathBuf> {
-        let mut written = lock(&self.written);
-        if let Some(path) = written.get(&link.action_id) {
-            return Ok(path.clone());
-        }
-        let path = self.dir.path().join(format!("{}.zip", link.action_id));
-        write_archive(&path, &link.machine_id, &link.action_id, self.size)?;
-        written.insert(link.action_id.clone(), path.clone());
-        Ok(path)
+    /// The archive of an action, written on first use (off the async threads: the first
+    /// downloads of different actions do not wait for each other).
+    async fn archive(&self, link: &Link) -> std::io::Result<PathBuf> {
+        let cell = lock(&self.written)
+            .entry(link.action_id.clone())
+            .or_default()
+            .clone();
+        let write = || async {
+            let path = self.dir.path().join(format!("{}.zip", link.action_id));
+            let (machine, action, size) =
+                (link.machine_id.clone(), link.action_id.clone(), self.size);
+            tokio::task::spawn_blocking(move || {
+                write_archive(&path, &machine, &action, size).map(|()| path)
+            })
+            .await
+            .map_err(std::io::Error::other)?
+        };
+        cell.get_or_try_init(write).await.cloned()
     }
 
     /// Answers a download: the token's archive (or the asked range of it), 403 for an
@@ -172,7 +180,7 @@ impl Packages {
             )
             .into_response();
         }
-        let path = match self.archive(&link) {
+        let path = match self.archive(&link).await {
             Ok(path) => path,
             Err(e) => {
                 return ApiError::new(
@@ -205,7 +213,8 @@ impl Packages {
             *n += 1;
             *n
         };
-        let roll = dice(self.seed, &[&link.action_id, &attempt.to_string()]);
+        // By machine, not by the action's random id: the same seed, the same faults.
+        let roll = dice(self.seed, &[&link.machine_id, &attempt.to_string()]);
         let mut fault = None;
         let mut threshold = 0.0;
         for (kind, share) in &self.faults.0 {

@@ -162,9 +162,13 @@ impl Records {
         }
         busy.collection_until = Some(now + lasts);
         let id = uuid::Uuid::new_v4().to_string();
-        // The seeded share of collections that fail, half of them by timing out.
-        let roll =
-            crate::package::dice(config.seed, &[machine_id, &self.actions.len().to_string()]);
+        // The seeded share of collections that fail, half of them by timing out: rolled by
+        // machine and its how-many-th collection, so that the same seed fails the same
+        // machines whatever order the requests arrive in.
+        let nth = (self.actions.iter())
+            .filter(|a| a.machine_id == machine_id)
+            .count();
+        let roll = crate::package::dice(config.seed, &[machine_id, &nth.to_string()]);
         let outcome = if roll < config.collection_failures / 2.0 {
             types::MachineActionStatus::Failed
         } else if roll < config.collection_failures {
