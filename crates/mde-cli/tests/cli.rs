@@ -1070,3 +1070,105 @@ async fn test_collect_download_failures_end_clearly_and_resume() {
     assert_eq!(verified.code, 0, "{}", verified.stdout);
     sim.stop().await;
 }
+
+/// `kill -9` at each stage of `package collect --download`, then `--resume`: every machine
+/// ends with exactly one collection (the simulator's record) and one verified file (the
+/// manifest), and no `.part` is left.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_kill_at_each_stage_then_resume_gives_one_collection_and_one_file() {
+    const EACH: usize = 6;
+    let stages = [
+        "sending",
+        "requested",
+        "collecting",
+        "ready",
+        "downloading",
+        "saved",
+    ];
+    let sim = Simulator::start(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        time_scale: 600.0,
+        // About a second a download: the kill can land in the middle of one.
+        package_size: 1_000_000,
+        download_faults: "slow:1".parse().unwrap(),
+        ..Config::default().with_generated_machines(EACH * stages.len())
+    })
+    .await
+    .unwrap();
+    for (k, stage) in stages.iter().enumerate() {
+        let dir = scratch(&format!("kill-{stage}"));
+        let machines: Vec<String> = (k * EACH..(k + 1) * EACH)
+            .map(generated_machine_id)
+            .collect();
+        let journal = dir.path().join("j.jsonl");
+        let mut first = collect_download(dir.path(), &sim, &machines, &["--journal", "j.jsonl"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let marker = match *stage {
+            "sending" => r#""event":"sending""#.to_string(),
+            stage => format!(r#""stage":"{stage}""#),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !std::fs::read_to_string(&journal)
+            .unwrap_or_default()
+            .contains(&marker)
+        {
+            assert!(Instant::now() < deadline, "{stage}: never reached");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        first.kill().unwrap();
+        first.wait().unwrap();
+
+        let mut resume = collect_download(dir.path(), &sim, &machines, &["--resume", "j.jsonl"]);
+        let resumed = tokio::task::spawn_blocking(move || run(&mut resume))
+            .await
+            .unwrap();
+        assert_eq!(resumed.code, 0, "{stage}: {}", resumed.stderr);
+        let lines = by_machine(&resumed.stdout);
+        assert_eq!(lines.len(), EACH, "{stage}: {}", resumed.stdout);
+        assert!(
+            lines.values().all(|l| l["stage"] == "saved"),
+            "{stage}: {}",
+            resumed.stdout
+        );
+        let collections: Vec<String> = sim
+            .actions()
+            .into_iter()
+            .filter_map(|a| a.machine_id)
+            .filter(|m| machines.contains(m))
+            .collect();
+        let mut unique = collections.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(
+            (collections.len(), unique.len()),
+            (EACH, EACH),
+            "{stage}: one collection a machine"
+        );
+        let evidence = dir.path().join("evidence");
+        let manifest = std::fs::read_to_string(evidence.join("manifest.jsonl")).unwrap();
+        let mut recorded: Vec<String> = manifest
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["machine_id"].to_string())
+            .collect();
+        recorded.sort();
+        recorded.dedup();
+        assert_eq!(manifest.lines().count(), EACH, "{stage}: {manifest}");
+        assert_eq!(recorded.len(), EACH, "{stage}: one record a machine");
+        let names: Vec<String> = std::fs::read_dir(&evidence)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            !names.iter().any(|n| n.ends_with(".part")),
+            "{stage}: {names:?}"
+        );
+        assert_eq!(names.len(), EACH + 1, "{stage}: {names:?}");
+        let verified = run(mde(dir.path()).args(["package", "verify", "evidence"]));
+        assert_eq!(verified.code, 0, "{stage}: {}", verified.stdout);
+    }
+    sim.stop().await;
+}
