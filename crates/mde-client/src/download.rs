@@ -88,6 +88,21 @@ pub struct Downloaded {
     pub new_links: u32,
 }
 
+/// How much is written between two flushes to the disk while a body arrives.
+const FLUSH_EVERY: usize = 4 << 20;
+
+/// The end of a flush started while the body arrived.
+async fn finish_flush(
+    flush: tokio::task::JoinHandle<std::io::Result<()>>,
+    part: &Path,
+) -> Result<(), Error> {
+    flush
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|synced| synced)
+        .map_err(|e| io(part, e))
+}
+
 /// How many transfers one download may take (the first, and resumptions after cuts).
 const TRANSFERS: u32 = 8;
 
@@ -261,12 +276,27 @@ impl Client {
             };
             let mut file = open_part(&part, offset == 0)?;
             let mut cut = None;
+            // The disk is flushed as the body arrives, on a blocking thread, a few MiB at a
+            // time: the sync that ends the transfer then waits for the last few only.
+            let mut flushing: Option<tokio::task::JoinHandle<std::io::Result<()>>> = None;
+            let mut unflushed = 0usize;
             loop {
                 match response.chunk().await {
                     Ok(Some(chunk)) => {
                         file.write_all(&chunk).map_err(|e| io(&part, e))?;
                         hasher.update(&chunk);
                         offset += chunk.len() as u64;
+                        unflushed += chunk.len();
+                        if unflushed >= FLUSH_EVERY
+                            && flushing.as_ref().is_none_or(|f| f.is_finished())
+                        {
+                            if let Some(done) = flushing.take() {
+                                finish_flush(done, &part).await?;
+                            }
+                            let copy = file.try_clone().map_err(|e| io(&part, e))?;
+                            flushing = Some(tokio::task::spawn_blocking(move || copy.sync_data()));
+                            unflushed = 0;
+                        }
                     }
                     Ok(None) => break,
                     Err(e) => {
@@ -275,8 +305,12 @@ impl Client {
                     }
                 }
             }
+            if let Some(done) = flushing.take() {
+                finish_flush(done, &part).await?;
+            }
             file.flush().map_err(|e| io(&part, e))?;
-            file.sync_all().map_err(|e| io(&part, e))?;
+            // The data and the length: what reading the file back needs (fdatasync).
+            file.sync_data().map_err(|e| io(&part, e))?;
             let short = total.is_some_and(|t| offset < t);
             if cut.is_some() || short {
                 if transfers >= TRANSFERS {
