@@ -268,3 +268,43 @@ async fn the_link_never_shows_in_trace_logs() {
     }
     sim.stop().await;
 }
+
+/// A body that is not the archive, or a `.part` an earlier run left that is not the start of
+/// this package, is discarded and the package fetched again; a body corrupt every time is a
+/// clear error that leaves no file behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_body_or_part_is_discarded_and_fetched_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        download_faults: "corrupt:1".parse().unwrap(),
+        ..Config::default().with_generated_machines(1)
+    };
+    let sim = simulator(config).await;
+    let client = sim.client_builder().build().unwrap();
+    let ids = completed(&sim, &client, 1).await;
+    let dest = dir.path().join("corrupt.zip");
+    let failed = client.download_package(&ids[0], None, &dest).await;
+    match failed {
+        Err(Error::Download(message)) => assert!(message.contains("not a zip"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(!dest.exists());
+    assert!(!dir.path().join("corrupt.zip.part").exists());
+    sim.stop().await;
+
+    let sim = simulator(Config::default().with_generated_machines(1)).await;
+    let client = sim.client_builder().build().unwrap();
+    let ids = completed(&sim, &client, 1).await;
+    let dest = dir.path().join("left.zip");
+    std::fs::write(dir.path().join("left.zip.part"), vec![b'x'; 1000]).unwrap();
+    let saved = client.download_package(&ids[0], None, &dest).await.unwrap();
+    zip::ZipArchive::new(std::fs::File::open(&dest).unwrap()).unwrap();
+    let fresh = dir.path().join("fresh.zip");
+    let again = client
+        .download_package(&ids[0], None, &fresh)
+        .await
+        .unwrap();
+    assert_eq!(saved.sha256, again.sha256);
+    assert_eq!(saved.sha256, sha256(&dest));
+    sim.stop().await;
+}

@@ -1172,3 +1172,77 @@ async fn test_kill_at_each_stage_then_resume_gives_one_collection_and_one_file()
     }
     sim.stop().await;
 }
+
+/// Ctrl-C during `collect --download`: links and downloads in flight are dropped, the run
+/// exits 130 with the command that resumes it, and that command saves every package.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_ctrl_c_during_collect_download_then_resume() {
+    let dir = scratch("pipeline-ctrlc");
+    let n = 6;
+    let sim = Simulator::start(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        time_scale: 600.0,
+        package_size: 1_000_000,
+        download_faults: "slow:1".parse().unwrap(),
+        ..Config::default().with_generated_machines(n)
+    })
+    .await
+    .unwrap();
+    let machines: Vec<String> = (0..n).map(generated_machine_id).collect();
+    let journal = dir.path().join("j.jsonl");
+    let child = collect_download(dir.path(), &sim, &machines, &["--journal", "j.jsonl"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&journal)
+        .unwrap_or_default()
+        .contains(r#""stage":"downloading""#)
+    {
+        assert!(Instant::now() < deadline, "no download started");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let resume_line = stderr
+        .lines()
+        .skip_while(|l| !l.contains("Resume with:"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        resume_line.contains("--resume j.jsonl") && !resume_line.contains("--journal"),
+        "{resume_line}"
+    );
+    let saved_first = by_machine(&String::from_utf8(out.stdout).unwrap())
+        .values()
+        .filter(|l| l["stage"] == "saved")
+        .count();
+    assert!(saved_first < n, "interrupted too late to test anything");
+
+    let mut resume = collect_download(dir.path(), &sim, &machines, &["--resume", "j.jsonl"]);
+    let resumed = tokio::task::spawn_blocking(move || run(&mut resume))
+        .await
+        .unwrap();
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    let lines = by_machine(&resumed.stdout);
+    assert!(
+        lines.values().all(|l| l["stage"] == "saved"),
+        "{}",
+        resumed.stdout
+    );
+    assert_eq!(
+        lines.values().filter(|l| l["earlier"] == true).count(),
+        saved_first
+    );
+    assert_eq!(sim.actions().len(), n, "no second collection");
+    sim.stop().await;
+}

@@ -62,7 +62,8 @@ struct Args {
     #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
     collection_failures: f64,
     /// Faults of the download host on a share of downloads, e.g. drop:0.2,slow:0.1 (drop: the
-    /// connection is cut halfway through the body; slow: 50 ms between 64 KiB chunks).
+    /// connection is cut halfway through the body; slow: 50 ms between 64 KiB chunks;
+    /// corrupt: the body's first bytes are not the archive's).
     #[arg(long, value_name = "FAULT:SHARE,...", default_value = "")]
     download_faults: mde_sim::Faults,
     /// Seed of every roll of the dice (failures, faults).

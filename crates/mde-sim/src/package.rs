@@ -29,9 +29,11 @@ pub enum Fault {
     Drop,
     /// The body comes slowly: a pause of 50 ms (real time) between chunks.
     Slow,
+    /// The body is whole but not the archive: its first bytes are overwritten.
+    Corrupt,
 }
 
-/// Faults and the share of downloads each hits, e.g. `drop:0.2,slow:0.1`.
+/// Faults and the share of downloads each hits, e.g. `drop:0.2,slow:0.1,corrupt:0.05`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Faults(pub Vec<(Fault, f64)>);
 
@@ -46,7 +48,10 @@ impl std::str::FromStr for Faults {
             let fault = match name.trim() {
                 "drop" => Fault::Drop,
                 "slow" => Fault::Slow,
-                other => return Err(format!("unknown fault {other:?}: drop or slow")),
+                "corrupt" => Fault::Corrupt,
+                other => {
+                    return Err(format!("unknown fault {other:?}: drop, slow or corrupt"));
+                }
             };
             let share: f64 = share
                 .trim()
@@ -313,7 +318,10 @@ fn chunks(
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)));
             match result {
-                Ok((file, buf)) => {
+                Ok((file, mut buf)) => {
+                    if fault == Some(Fault::Corrupt) && at == 0 {
+                        buf.iter_mut().take(4).for_each(|b| *b = b'X');
+                    }
                     let next = at + buf.len() as u64;
                     Some((Ok(Bytes::from(buf)), (Some(file), next)))
                 }
