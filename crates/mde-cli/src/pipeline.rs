@@ -284,8 +284,10 @@ struct Pipeline<'a> {
     /// Complete, waiting for a link, oldest first.
     ready: VecDeque<String>,
     /// Answered 404 by getPackageUri though listed as complete: asked again after the next
-    /// poll, a few times.
-    not_yet: HashMap<String, u32>,
+    /// poll.
+    retry: Vec<String>,
+    /// How many 404s each such link had, up to [`NOT_YET`].
+    early: HashMap<String, u32>,
     /// Machines whose collection was already running: found at the next poll.
     to_find: Vec<String>,
     /// Manifest records by action id.
@@ -419,7 +421,7 @@ impl<'a> Pipeline<'a> {
     fn following(&self) -> impl Iterator<Item = &MachineAction> {
         self.actions
             .iter()
-            .filter(|(id, _)| !self.ready.contains(id) && !self.not_yet.contains_key(*id))
+            .filter(|(id, _)| !self.ready.contains(id) && !self.retry.contains(id))
             .map(|(_, (_, a))| a)
             .filter(|a| a.status.as_ref().is_none_or(|s| !mde_client::is_final(s)))
     }
@@ -443,11 +445,7 @@ impl<'a> Pipeline<'a> {
             }
         }
         // Asked too early: asked again now.
-        let again: Vec<String> = (self.not_yet.keys())
-            .filter(|id| !self.ready.contains(id))
-            .cloned()
-            .collect();
-        self.ready.extend(again);
+        self.ready.extend(self.retry.drain(..));
         let oldest = self
             .following()
             .map(|a| a.creation_date_time_utc.as_ref().map(|t| t.instant()))
@@ -519,9 +517,16 @@ impl<'a> Pipeline<'a> {
         progress: Progress<'_>,
     ) -> Result<Option<Work<'a>>, Error> {
         let (machine, action) = self.actions[&id].clone();
+        if self
+            .packages
+            .get(&machine)
+            .is_some_and(|p| p.stage == Stage::Saved)
+        {
+            // Saved already: whatever else came for it changes nothing.
+            return Ok(None);
+        }
         match step {
             Step::Link(Ok(link)) => {
-                self.not_yet.remove(&id);
                 self.set(
                     &machine,
                     Some(&id),
@@ -533,10 +538,11 @@ impl<'a> Pipeline<'a> {
             }
             Step::Link(Err(Error::NotFound(_))) => {
                 // Listed complete, but not downloadable yet: not a failure, a few times.
-                let tries = self.not_yet.entry(id.clone()).or_insert(0);
+                let tries = self.early.entry(id.clone()).or_insert(0);
                 *tries += 1;
-                if *tries > NOT_YET {
-                    self.not_yet.remove(&id);
+                if *tries <= NOT_YET {
+                    self.retry.push(id);
+                } else {
                     let why = Note::says(format!(
                         "getPackageUri answered 404 {NOT_YET} times for a complete collection"
                     ));
@@ -567,7 +573,12 @@ impl<'a> Pipeline<'a> {
                     return Ok(None);
                 }
                 self.recorded.insert(id.clone(), record.clone());
-                let note = Note::saved(record, false, Some(&saved));
+                let mut note = Note::saved(record, false, Some(&saved));
+                if let (Some(early), Some(detail)) = (self.early.remove(&id), &mut note.detail) {
+                    detail.push_str(&format!(
+                        " (the link was not ready {early} time(s) after the collection completed)"
+                    ));
+                }
                 self.set(&machine, Some(&id), Stage::Saved, note, progress)?;
                 Ok(None)
             }
@@ -644,7 +655,8 @@ pub async fn run(
         packages: HashMap::new(),
         actions: HashMap::new(),
         ready: VecDeque::new(),
-        not_yet: HashMap::new(),
+        retry: Vec::new(),
+        early: HashMap::new(),
         to_find: Vec::new(),
         recorded,
         list_calls: 0,
@@ -716,7 +728,7 @@ pub async fn run(
             }
             let waiting = pipeline.following().next().is_some()
                 || !pipeline.to_find.is_empty()
-                || !pipeline.not_yet.is_empty();
+                || !pipeline.retry.is_empty();
             if waiting && timer.is_none() && !stopping {
                 timer = Some(client.clock().sleep(pipeline.settings.interval));
             }

@@ -1246,3 +1246,44 @@ async fn test_ctrl_c_during_collect_download_then_resume() {
     assert_eq!(sim.actions().len(), n, "no second collection");
     sim.stop().await;
 }
+
+/// A link asked for as soon as the list shows the collection complete, while the service
+/// still answers 404: waited out at the next polls, not a failure. The link's query (its
+/// token) is in no output and not in the journal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_collect_download_waits_out_an_early_404_and_never_shows_the_link() {
+    let dir = scratch("pipeline-early");
+    let n = 2;
+    let sim = Simulator::start(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        time_scale: 600.0,
+        package_size: 100_000,
+        package_delay: Duration::from_secs(25),
+        ..Config::default().with_generated_machines(n)
+    })
+    .await
+    .unwrap();
+    let machines: Vec<String> = (0..n).map(generated_machine_id).collect();
+    let mut first = collect_download(dir.path(), &sim, &machines, &["--journal", "j.jsonl"]);
+    let out = tokio::task::spawn_blocking(move || run(&mut first))
+        .await
+        .unwrap();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines = by_machine(&out.stdout);
+    for line in lines.values() {
+        assert_eq!(line["stage"], "saved", "{line}");
+        assert!(
+            line["detail"]
+                .as_str()
+                .unwrap()
+                .contains("the link was not ready"),
+            "{line}"
+        );
+    }
+    let journal = std::fs::read_to_string(dir.path().join("j.jsonl")).unwrap();
+    for text in [&out.stdout, &out.stderr, &journal] {
+        assert!(!text.contains("token="), "{text}");
+        assert!(!text.contains("safedownload"), "{text}");
+    }
+    sim.stop().await;
+}

@@ -219,8 +219,9 @@ fn perform(s: &Shared, op: OperationId, request: Incoming) -> Result<Response, A
         }
         OperationId::GetPackageUri => {
             let action = records.action(&id)?;
-            if action.status(now) != types::MachineActionStatus::Succeeded {
-                // The documented 404 while the collection is not complete (issue 5901).
+            if !action.package_ready(now, s.config.package_delay) {
+                // The documented 404 while the collection is not complete (issue 5901), and
+                // for `--package-delay` after it is.
                 return Err(ApiError::not_found(format!(
                     "The investigation package of machine action {} is not available",
                     echo(&id)

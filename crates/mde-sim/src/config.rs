@@ -114,6 +114,9 @@ pub struct Config {
     pub package_size: u64,
     /// How long a package link works, in simulated time; 403 afterwards.
     pub package_link_lifetime: Duration,
+    /// How long after a collection `Succeeded` getPackageUri still answers 404 (the package
+    /// is still on its way to the download host).
+    pub package_delay: Duration,
     /// The share of collections that end `Failed` or `TimeOut` instead of `Succeeded`.
     pub collection_failures: f64,
     /// Faults of the download host, each on a share of downloads.
@@ -137,6 +140,7 @@ impl Default for Config {
             time_scale: 1.0,
             package_size: 15_000_000,
             package_link_lifetime: Duration::from_secs(600),
+            package_delay: Duration::ZERO,
             collection_failures: 0.0,
             download_faults: Default::default(),
             seed: 0,

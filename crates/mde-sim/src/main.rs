@@ -58,6 +58,10 @@ struct Args {
     /// How long a package link works, in simulated seconds; 403 afterwards.
     #[arg(long, value_name = "SECONDS", default_value_t = Config::default().package_link_lifetime.as_secs())]
     package_link_lifetime: u64,
+    /// How long after a collection Succeeded getPackageUri still answers 404, in simulated
+    /// seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    package_delay: u64,
     /// The share of collections that end Failed or TimeOut (0 to 1).
     #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
     collection_failures: f64,
@@ -102,6 +106,7 @@ async fn main() -> ExitCode {
         pickup_time: Duration::from_secs(args.pickup_time),
         package_size: args.package_size,
         package_link_lifetime: Duration::from_secs(args.package_link_lifetime),
+        package_delay: Duration::from_secs(args.package_delay),
         collection_failures: args.collection_failures.clamp(0.0, 1.0),
         download_faults: args.download_faults,
         seed: args.seed,

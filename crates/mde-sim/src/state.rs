@@ -279,6 +279,12 @@ impl ActionRecord {
         now < self.created + self.lasts && self.cancelled.as_ref().is_none_or(|c| now < c.at)
     }
 
+    /// Whether its package can be downloaded at `now`: `delay` after it succeeded.
+    pub fn package_ready(&self, now: Duration, delay: Duration) -> bool {
+        self.status(now) == types::MachineActionStatus::Succeeded
+            && now >= self.created + self.lasts + delay
+    }
+
     /// The status at `now`.
     pub fn status(&self, now: Duration) -> types::MachineActionStatus {
         use types::MachineActionStatus as Status;
