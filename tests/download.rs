@@ -118,6 +118,20 @@ async fn an_expired_link_is_replaced_once_and_its_token_never_shows() {
         .unwrap();
     assert_eq!(saved.new_links, 1);
 
+    // Expired in the middle: a transfer cut halfway (its `.part`), resumed with the old link,
+    // gets a new one and goes on from where it was cut.
+    let whole = std::fs::read(&dest).unwrap();
+    let cut = dir.path().join("cut.zip");
+    std::fs::write(dir.path().join("cut.zip.part"), &whole[..whole.len() / 2]).unwrap();
+    sim.clock().advance(lifetime + Duration::from_secs(60));
+    let resumed = client
+        .download_package(&ids[0], Some(link.clone()), &cut)
+        .await
+        .unwrap();
+    assert_eq!(resumed.new_links, 1);
+    assert_eq!((resumed.size, &resumed.sha256), (saved.size, &saved.sha256));
+    assert_eq!(std::fs::read(&cut).unwrap(), whole);
+
     // A download host that refuses every link: one new link, then a clear error without it.
     let bogus = PackageLink::parse(&format!(
         "\"{}/safedownload/WDATP_Investigation_Package.zip?token=s3cr3t-{token}\"",
