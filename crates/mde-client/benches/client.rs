@@ -23,12 +23,7 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 }
 
 #[allow(deprecated)] // the Graph variant: the one operation without a documented rate limit
-async fn overhead() {
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..Config::default().with_generated_machines(CALLS * 3 + 1000)
-    };
-    let sim = Simulator::start(config).await.unwrap();
+async fn overhead(sim: &Simulator) {
     let token = mde_sim::sign_in(
         sim.base_url(),
         mde_sim::DEFAULT_TENANT,
@@ -113,7 +108,6 @@ async fn overhead() {
         typed.as_secs_f64() / raw.as_secs_f64(),
         generated.as_secs_f64() / raw.as_secs_f64()
     );
-    sim.stop().await;
 }
 
 async fn fleet_of_120() {
@@ -158,8 +152,30 @@ async fn fleet_of_120() {
     sim.stop().await;
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    overhead().await;
-    fleet_of_120().await;
+fn main() {
+    // The simulator on a runtime of its own, as a service would be; the callers on one
+    // thread, so that what is measured is their work rather than the wake-ups between the
+    // two sides' threads.
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default().with_generated_machines(CALLS * 3 + 1000)
+    };
+    let sim = server.block_on(Simulator::start(config)).unwrap();
+    let callers = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    callers.block_on(overhead(&sim));
+    server.block_on(sim.stop());
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(fleet_of_120());
 }

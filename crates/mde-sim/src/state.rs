@@ -58,6 +58,8 @@ struct Cancellation {
 struct Busy {
     investigation_until: Option<Duration>,
     collection_until: Option<Duration>,
+    /// Collections asked for so far.
+    collections: u64,
 }
 
 /// Everything the simulator keeps.
@@ -161,13 +163,12 @@ impl Records {
             ));
         }
         busy.collection_until = Some(now + lasts);
-        let id = uuid::Uuid::new_v4().to_string();
         // The seeded share of collections that fail, half of them by timing out: rolled by
         // machine and its how-many-th collection, so that the same seed fails the same
         // machines whatever order the requests arrive in.
-        let nth = (self.actions.iter())
-            .filter(|a| a.machine_id == machine_id)
-            .count();
+        let nth = busy.collections;
+        busy.collections += 1;
+        let id = uuid::Uuid::new_v4().to_string();
         let roll = crate::package::dice(config.seed, &[machine_id, &nth.to_string()]);
         let outcome = if roll < config.collection_failures / 2.0 {
             types::MachineActionStatus::Failed
