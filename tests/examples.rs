@@ -99,6 +99,7 @@ fn check_use(example: &Example, operation: &str, place: &str) {
             OperationId::CollectInvestigationPackageGraph => {
                 success::<operations::CollectInvestigationPackageGraph>(example)
             }
+            OperationId::RunAntiVirusScan => success::<operations::RunAntiVirusScan>(example),
             OperationId::GetMachineAction => success::<operations::GetMachineAction>(example),
             OperationId::ListMachineActions => success::<operations::ListMachineActions>(example),
             OperationId::GetPackageUri => success::<operations::GetPackageUri>(example),
@@ -107,6 +108,9 @@ fn check_use(example: &Example, operation: &str, place: &str) {
     }
     match example.schema_name.as_deref() {
         Some("CommentRequest") if place == "request" => check::<types::CommentRequest>(example),
+        Some("RunAntiVirusScanRequest") if place == "request" => {
+            check::<types::RunAntiVirusScanRequest>(example)
+        }
         Some("Error") if status.is_some() => check::<types::Error>(example),
         None if example.schema.get("type") == Some(&Value::from("string")) => {
             check::<String>(example)

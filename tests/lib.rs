@@ -104,6 +104,15 @@ pub async fn call(client: &mde_client::Client, op: OperationId, id: &str, commen
             )
             .await
         }
+        OperationId::RunAntiVirusScan => {
+            // The documented scan type; the comment as the other operations take it.
+            let body = types::RunAntiVirusScanRequest::builder()
+                .comment(comment)
+                .scan_type(types::ScanType::Full);
+            let body = types::RunAntiVirusScanRequest::try_from(body)
+                .map_err(|e| (0, Value::String(e.to_string())))?;
+            send(client, operations::RunAntiVirusScan { id, body }).await
+        }
         OperationId::GetMachineAction => send(client, operations::GetMachineAction { id }).await,
         OperationId::ListMachineActions => {
             let filter = Some(format!("machineId eq '{id}'"));

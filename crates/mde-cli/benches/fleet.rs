@@ -43,6 +43,7 @@ async fn main() {
         op: OperationId::CollectInvestigationPackage,
         comment: "bench",
         retry_unknown: false,
+        scan_type: None,
     };
     let report = fleet::run(
         &client,

@@ -53,6 +53,7 @@ async fn main() {
         op: OperationId::CollectInvestigationPackage,
         comment: "bench",
         retry_unknown: false,
+        scan_type: None,
     };
     let settings = Settings {
         dir: &evidence,

@@ -58,13 +58,18 @@ pub async fn run(cli: Cli) -> u8 {
     let done = |result: Result<u8, u8>| match result {
         Ok(code) | Err(code) => code,
     };
-    let (op, targets) = match &cli.command {
+    let (op, targets, scan_type) = match &cli.command {
         Command::Investigation(InvestigationCommand::Start(t)) => {
-            (OperationId::StartInvestigation, t.clone())
+            (OperationId::StartInvestigation, t.clone(), None)
         }
         Command::Investigation(InvestigationCommand::Initiate(t)) => {
-            (OperationId::InitiateInvestigation, t.clone())
+            (OperationId::InitiateInvestigation, t.clone(), None)
         }
+        Command::Scan { targets, scan_type } => (
+            OperationId::RunAntiVirusScan,
+            targets.clone(),
+            Some(scan_type.as_type()),
+        ),
         Command::Package(PackageCommand::Collect {
             targets,
             download: Some(dir),
@@ -86,6 +91,7 @@ pub async fn run(cli: Cli) -> u8 {
                 OperationId::CollectInvestigationPackage
             },
             targets.clone(),
+            None,
         ),
         Command::Package(PackageCommand::Download { ids, out }) => {
             return done(package_download(&cli, ids, out).await);
@@ -108,20 +114,21 @@ pub async fn run(cli: Cli) -> u8 {
                 machines_file: None,
                 comment: comment.clone(),
             },
+            None,
         ),
         Command::Completions { .. } => unreachable!("handled before a runtime starts"),
     };
     let facts = op.facts();
     if let Some(date) = facts.retired {
         eprintln!(
-            "warning: the service retired {op} on {date}; what it answers now is undocumented"
+            "warning: the service retired {op} on {date}; what it answers now is undocumented. Microsoft names a full antivirus scan as the on-demand replacement (MC1411577): mde scan --type full"
         );
     } else if facts.deprecated {
         eprintln!(
             "warning: --graph uses {op}, a deprecated Graph endpoint; use `mde package collect` without --graph"
         );
     }
-    done(fleet_run(&cli, op, &targets).await)
+    done(fleet_run(&cli, op, &targets, scan_type).await)
 }
 
 /// The `$filter` of `mde action list`: each option given, joined with `and`.
@@ -511,7 +518,12 @@ fn open_journal(cli: &Cli) -> Result<(PathBuf, Journal), u8> {
 }
 
 /// Sends `op` to every machine of `targets`, journaled, and reports.
-async fn fleet_run(cli: &Cli, op: OperationId, targets: &Targets) -> Result<u8, u8> {
+async fn fleet_run(
+    cli: &Cli,
+    op: OperationId,
+    targets: &Targets,
+    scan_type: Option<types::ScanType>,
+) -> Result<u8, u8> {
     let conn = &cli.connection;
     let machines = machines(targets)?;
     let scale = time_scale(conn)?;
@@ -588,6 +600,7 @@ async fn fleet_run(cli: &Cli, op: OperationId, targets: &Targets) -> Result<u8, 
         op,
         comment: &targets.comment,
         retry_unknown: cli.run.retry_unknown,
+        scan_type,
     };
     let stop = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -653,6 +666,7 @@ async fn collect_download(
 ) -> Result<u8, u8> {
     let conn = &cli.connection;
     let op = OperationId::CollectInvestigationPackage;
+    let scan_type = None;
     let machines = machines(targets)?;
     let scale = time_scale(conn)?;
     let history = history(cli, op)?;
@@ -730,6 +744,7 @@ async fn collect_download(
         op,
         comment: &targets.comment,
         retry_unknown: cli.run.retry_unknown,
+        scan_type,
     };
     let stop = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -98,6 +98,25 @@ pub struct RunOptions {
     pub retry_unknown: bool,
 }
 
+/// The type of an antivirus scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScanKind {
+    /// A quick scan.
+    Quick,
+    /// A full scan.
+    Full,
+}
+
+impl ScanKind {
+    /// The spec's value.
+    pub fn as_type(self) -> mde_client::types::ScanType {
+        match self {
+            ScanKind::Quick => mde_client::types::ScanType::Quick,
+            ScanKind::Full => mde_client::types::ScanType::Full,
+        }
+    }
+}
+
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
@@ -115,6 +134,18 @@ pub enum Command {
     /// Investigation packages.
     #[command(subcommand)]
     Package(PackageCommand),
+    /// Runs a Microsoft Defender Antivirus scan on each machine (the replacement for the
+    /// retired investigations).
+    #[command(
+        after_help = "Example:\n  mde scan 1e5bc9d7e413ddd7902c2932e418702b84d0cc07 --type full --comment \"Check machine for viruses due to alert 3212\"\n\nA machine where a scan is already running reports already_running (the service answers\n400 \"Action is already in progress\"); no second scan is counted."
+    )]
+    Scan {
+        #[command(flatten)]
+        targets: Targets,
+        /// The scan: quick or full (sent as the documented `Quick` or `Full`).
+        #[arg(long = "type", value_enum)]
+        scan_type: ScanKind,
+    },
     /// Machine actions (a package collection is one): follow them.
     #[command(subcommand)]
     Action(ActionCommand),

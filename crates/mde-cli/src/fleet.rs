@@ -98,16 +98,12 @@ fn ready<'a, R: Request>(call: Call<'a, R>) -> Ready<'a> {
     })
 }
 
-/// The call of `op` on one machine with a comment; `None` for an operation that is not an
-/// action on machines (it has a command of its own).
+/// The call of the plan's operation on one machine; `None` for an operation that is not an
+/// action on machines (it has a command of its own), or a scan without its type.
 #[allow(deprecated)] // the retired and deprecated operations stay reachable
-pub fn prepare<'a>(
-    client: &'a Client,
-    op: OperationId,
-    machine: &str,
-    comment: &str,
-) -> Option<Ready<'a>> {
-    Some(match op {
+pub fn prepare<'a>(client: &'a Client, plan: &Plan<'_>, machine: &str) -> Option<Ready<'a>> {
+    let comment = plan.comment;
+    Some(match plan.op {
         OperationId::StartInvestigation => ready(client.start_investigation(machine, comment)),
         OperationId::InitiateInvestigation => {
             ready(client.initiate_investigation(machine, comment))
@@ -117,6 +113,9 @@ pub fn prepare<'a>(
         }
         OperationId::CollectInvestigationPackageGraph => {
             ready(client.collect_investigation_package_graph(machine, comment))
+        }
+        OperationId::RunAntiVirusScan => {
+            ready(client.run_antivirus_scan(machine, comment, plan.scan_type?))
         }
         // Sent to action ids rather than machines; the same run, journal and resume.
         OperationId::CancelMachineAction => ready(client.cancel_machine_action(machine, comment)),
@@ -165,6 +164,8 @@ pub struct Plan<'a> {
     pub comment: &'a str,
     /// Send again to machines an earlier run sent to without recording an answer.
     pub retry_unknown: bool,
+    /// The type of an antivirus scan (`runAntiVirusScan` only).
+    pub scan_type: Option<mde_client::types::ScanType>,
 }
 
 /// Runs the plan on `machines`, journaling each request. Machines `history` shows as done
@@ -184,6 +185,7 @@ pub async fn run(
         op,
         comment,
         retry_unknown,
+        ..
     } = plan;
     let mut report = Report::default();
     let order: std::collections::HashMap<String, usize> = machines
@@ -232,7 +234,7 @@ pub async fn run(
         if next.is_none() && !stopping && in_flight.len() < IN_FLIGHT {
             next = match queue.next() {
                 Some(machine) => {
-                    let ready = prepare(client, op, &machine, comment).ok_or_else(|| {
+                    let ready = prepare(client, &plan, &machine).ok_or_else(|| {
                         std::io::Error::other(format!("{op} is not an action on machines"))
                     })?;
                     Some((machine, ready))

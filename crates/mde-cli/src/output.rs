@@ -52,6 +52,7 @@ pub fn answer(answer: &Answer) -> String {
         Answer::InitiateInvestigation(id) => format!("investigation {}", id.value),
         Answer::CollectInvestigationPackage(a)
         | Answer::CollectInvestigationPackageGraph(a)
+        | Answer::RunAntiVirusScan(a)
         | Answer::GetMachineAction(a)
         | Answer::CancelMachineAction(a) => action(a),
         Answer::ListMachineActions(page) => format!("{} actions", page.value.len()),

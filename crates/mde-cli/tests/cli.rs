@@ -176,6 +176,11 @@ fn test_investigation_start_warns_it_is_retired() {
         "{}",
         out.stderr
     );
+    assert!(
+        out.stderr.contains("(MC1411577): mde scan --type full"),
+        "{}",
+        out.stderr
+    );
     assert_redacted!("investigation_start_stdout", out.stdout);
 }
 
@@ -906,7 +911,12 @@ fn collect_download(
     let mut command = mde(dir);
     command
         .args(["--api-url", sim.base_url(), "--login-url", sim.base_url()])
-        .args(["--time-scale", "600", "--output", "json"])
+        .args([
+            "--time-scale",
+            &sim.clock().scale().to_string(),
+            "--output",
+            "json",
+        ])
         .args(["package", "collect", "--machines-file", "fleet.txt"])
         .args(["--comment", "case 7", "--download", "evidence"])
         .args(["--poll-interval", "10"])
@@ -1256,9 +1266,11 @@ async fn test_collect_download_waits_out_an_early_404_and_never_shows_the_link()
     let n = 2;
     let sim = Simulator::start(Config {
         listen: "127.0.0.1:0".parse().unwrap(),
-        time_scale: 600.0,
+        // Slow enough that a poll late on a loaded machine still meets the 404s.
+        time_scale: 60.0,
+        collection_time: Duration::from_secs(60),
         package_size: 100_000,
-        package_delay: Duration::from_secs(25),
+        package_delay: Duration::from_secs(35),
         ..Config::default().with_generated_machines(n)
     })
     .await
@@ -1285,5 +1297,68 @@ async fn test_collect_download_waits_out_an_early_404_and_never_shows_the_link()
         assert!(!text.contains("token="), "{text}");
         assert!(!text.contains("safedownload"), "{text}");
     }
+    sim.stop().await;
+}
+
+/// `mde scan`: a full scan on each machine (the documented body, `ScanType` `Full`); on a
+/// machine where one runs, a second scan answered 400 "Action is already in progress" is
+/// reported already running, not counted as a new scan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_scan_and_a_repeated_scan_refused() {
+    let dir = scratch("scan");
+    let out = run(mde(dir.path())
+        .args(["--simulate", "--output", "json", "scan"])
+        .args(MACHINES)
+        .args([
+            "--type",
+            "full",
+            "--comment",
+            "Check machine for viruses due to alert 3212",
+        ]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for line in out.stdout.lines() {
+        let line: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(line["result"]["operation"], "runAntiVirusScan", "{line}");
+        let answer = &line["result"]["answer"];
+        assert_eq!(answer["type"], "RunAntiVirusScan", "{line}");
+        assert_eq!(answer["scope"], "Full", "{line}");
+        assert_eq!(
+            answer["requestorComment"],
+            "Check machine for viruses due to alert 3212"
+        );
+    }
+
+    // A seed whose dice answer this machine's second scan with the 400 (the other half
+    // answer it with the pending action again).
+    let machine = generated_machine_id(0);
+    let seed = (0..)
+        .find(|s| mde_sim::dice(*s, &[&machine, "scan", "1"]) >= 0.5)
+        .unwrap();
+    let sim = Simulator::start(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        seed,
+        ..Config::default().with_generated_machines(1)
+    })
+    .await
+    .unwrap();
+    let base = sim.base_url().to_string();
+    let scan = move |kind: &str| {
+        let mut command = mde(dir.path());
+        command
+            .args(["--api-url", &base, "--login-url", &base, "--output", "json"])
+            .args(["scan", &machine, "--type", kind, "--comment", "sweep"])
+            .env("AZURE_TENANT_ID", mde_sim::DEFAULT_TENANT)
+            .env("AZURE_CLIENT_ID", mde_sim::DEFAULT_CLIENT_ID)
+            .env("AZURE_CLIENT_SECRET", mde_sim::DEFAULT_CLIENT_SECRET);
+        tokio::task::spawn_blocking(move || run(&mut command))
+    };
+    let first = scan("quick").await.unwrap();
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let again = scan("full").await.unwrap();
+    assert_eq!(again.code, 1, "{}", again.stderr);
+    let line: Value = serde_json::from_str(again.stdout.trim()).unwrap();
+    assert_eq!(line["outcome"], "already_running", "{line}");
+    assert_eq!(sim.actions().len(), 1, "one scan");
+    assert_eq!(sim.actions()[0].scope.as_deref(), Some("Quick"));
     sim.stop().await;
 }

@@ -147,7 +147,7 @@ impl Client {
 
     /// Starts an automated investigation on a device (201 and the investigation).
     #[deprecated(
-        note = "Retired by the service on 2026-09-01 (OperationId::StartInvestigation.facts().deprecation); the replacement for on-demand checks is a full antivirus scan (MC1411577)."
+        note = "Retired by the service on 2026-09-01 (OperationId::StartInvestigation.facts().deprecation); the replacement for on-demand checks is a full antivirus scan, run_antivirus_scan(id, comment, ScanType::Full) (MC1411577)."
     )]
     #[allow(deprecated)]
     pub fn start_investigation(
@@ -165,7 +165,7 @@ impl Client {
 
     /// Initiates an automated investigation (preview; 200 and the investigation id).
     #[deprecated(
-        note = "Retired by the service on 2026-09-01 (OperationId::InitiateInvestigation.facts().deprecation); the replacement for on-demand checks is a full antivirus scan (MC1411577)."
+        note = "Retired by the service on 2026-09-01 (OperationId::InitiateInvestigation.facts().deprecation); the replacement for on-demand checks is a full antivirus scan, run_antivirus_scan(id, comment, ScanType::Full) (MC1411577)."
     )]
     #[allow(deprecated)]
     pub fn initiate_investigation(
@@ -193,6 +193,22 @@ impl Client {
                 body,
             }),
         )
+    }
+
+    /// Runs a Microsoft Defender Antivirus scan on a device (201 and the machine action). A
+    /// full scan is the on-demand replacement for the retired investigations (MC1411577).
+    pub fn run_antivirus_scan(
+        &self,
+        machine_id: &str,
+        comment: &str,
+        scan_type: types::ScanType,
+    ) -> Call<'_, operations::RunAntiVirusScan> {
+        let comment = types::RunAntiVirusScanRequestComment::try_from(comment)
+            .map_err(|e| Error::InvalidInput(format!("the comment: {e}")));
+        self.prepare(comment.map(|comment| operations::RunAntiVirusScan {
+            id: machine_id.into(),
+            body: types::RunAntiVirusScanRequest { comment, scan_type },
+        }))
     }
 
     /// Cancels a machine action that is not final yet (prerelease; 200 and the action).

@@ -463,6 +463,149 @@ arrives among the additional properties.
             Default::default()
         }
     }
+    /**The body of runAntiVirusScan (reference: run-av-scan.md): both members required, names
+and values case-sensitive.
+*/
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        PartialEq,
+        schemars::JsonSchema
+    )]
+    #[serde(deny_unknown_fields)]
+    pub struct RunAntiVirusScanRequest {
+        ///Comment to associate with the action. Required.
+        #[serde(rename = "Comment")]
+        pub comment: RunAntiVirusScanRequestComment,
+        #[serde(rename = "ScanType")]
+        pub scan_type: ScanType,
+    }
+    impl RunAntiVirusScanRequest {
+        pub fn builder() -> builder::RunAntiVirusScanRequest {
+            Default::default()
+        }
+    }
+    ///Comment to associate with the action. Required.
+    #[derive(
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    #[serde(transparent)]
+    pub struct RunAntiVirusScanRequestComment(::std::string::String);
+    impl ::std::ops::Deref for RunAntiVirusScanRequestComment {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<RunAntiVirusScanRequestComment> for ::std::string::String {
+        fn from(value: RunAntiVirusScanRequestComment) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for RunAntiVirusScanRequestComment {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for RunAntiVirusScanRequestComment {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for RunAntiVirusScanRequestComment {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for RunAntiVirusScanRequestComment {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///The type of the scan (reference: run-av-scan.md): `Quick` or `Full`.
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd,
+        schemars::JsonSchema
+    )]
+    pub enum ScanType {
+        Quick,
+        Full,
+    }
+    impl ::std::fmt::Display for ScanType {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Quick => f.write_str("Quick"),
+                Self::Full => f.write_str("Full"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for ScanType {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "Quick" => Ok(Self::Quick),
+                "Full" => Ok(Self::Full),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for ScanType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for ScanType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     /// Types for composing complex structures.
     pub mod builder {
         #[derive(Clone, Debug)]
@@ -1722,6 +1865,69 @@ arrives among the additional properties.
                 }
             }
         }
+        #[derive(Clone, Debug)]
+        pub struct RunAntiVirusScanRequest {
+            comment: ::std::result::Result<
+                super::RunAntiVirusScanRequestComment,
+                ::std::string::String,
+            >,
+            scan_type: ::std::result::Result<super::ScanType, ::std::string::String>,
+        }
+        impl ::std::default::Default for RunAntiVirusScanRequest {
+            fn default() -> Self {
+                Self {
+                    comment: Err("no value supplied for comment".to_string()),
+                    scan_type: Err("no value supplied for scan_type".to_string()),
+                }
+            }
+        }
+        impl RunAntiVirusScanRequest {
+            pub fn comment<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::RunAntiVirusScanRequestComment>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.comment = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for comment: {e}")
+                    });
+                self
+            }
+            pub fn scan_type<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::ScanType>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.scan_type = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for scan_type: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<RunAntiVirusScanRequest>
+        for super::RunAntiVirusScanRequest {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: RunAntiVirusScanRequest,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    comment: value.comment?,
+                    scan_type: value.scan_type?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::RunAntiVirusScanRequest>
+        for RunAntiVirusScanRequest {
+            fn from(value: super::RunAntiVirusScanRequest) -> Self {
+                Self {
+                    comment: Ok(value.comment),
+                    scan_type: Ok(value.scan_type),
+                }
+            }
+        }
     }
     /// Error types.
     pub mod error {
@@ -2340,7 +2546,7 @@ let response = client.start_investigation()
     .await;
 ```*/
     #[deprecated(
-        note = "Automated investigations can no longer be started by hand; what the service answers now is undocumented. Retired by the service on 2026-09-01. Source: defender-endpoint-air-deprecation.md; MC1411577."
+        note = "Automated investigations can no longer be started by hand; what the service answers now is undocumented. Microsoft names a full antivirus scan (runAntiVirusScan, ScanType Full) as the on-demand replacement. Retired by the service on 2026-09-01. Source: defender-endpoint-air-deprecation.md; MC1411577."
     )]
     pub fn start_investigation(&self) -> builder::StartInvestigation<'_> {
         builder::StartInvestigation::new(self)
@@ -2368,7 +2574,7 @@ let response = client.initiate_investigation()
     .await;
 ```*/
     #[deprecated(
-        note = "Automated investigations can no longer be started by hand; what the service answers now is undocumented. Retired by the service on 2026-09-01. Source: defender-endpoint-air-deprecation.md; MC1411577."
+        note = "Automated investigations can no longer be started by hand; what the service answers now is undocumented. Microsoft names a full antivirus scan (runAntiVirusScan, ScanType Full) as the on-demand replacement. Retired by the service on 2026-09-01. Source: defender-endpoint-air-deprecation.md; MC1411577."
     )]
     pub fn initiate_investigation(&self) -> builder::InitiateInvestigation<'_> {
         builder::InitiateInvestigation::new(self)
@@ -2399,6 +2605,34 @@ let response = client.collect_investigation_package()
         &self,
     ) -> builder::CollectInvestigationPackage<'_> {
         builder::CollectInvestigationPackage::new(self)
+    }
+    /**Run a Microsoft Defender Antivirus scan on a device
+
+Initiate a Microsoft Defender Antivirus scan on a device (reference: run-av-scan.md);
+for devices on Windows 10, version 1709 or later, and on Windows 11. Microsoft names a
+full scan as the on-demand replacement for the manual investigations retired on
+2026-09-01 (reference: mde-facts.md, MC1411577).
+
+The answer is a MachineAction, followed like a collection (listMachineActions, or
+GET /api/machineactions/{id}). A repeated scan on a device answers either the pending
+machine action again or 400 "Action is already in progress" (reference: run-av-scan.md;
+callers' reports #5907, #5992): both mean a scan is already running.
+
+
+Sends a `POST` request to `/api/machines/{id}/runAntiVirusScan`
+
+Arguments:
+- `id`: Device id. The documents show 40 lowercase hex characters (seeds 000, 001, 004) and 32 (seeds 002, 003); it is treated as an opaque string and percent-encoded in the path (reference: mde-facts.md, machine ids).
+- `body`: A JSON object with the required `Comment` and `ScanType` (reference: run-av-scan.md).
+```ignore
+let response = client.run_anti_virus_scan()
+    .id(id)
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn run_anti_virus_scan(&self) -> builder::RunAntiVirusScan<'_> {
+        builder::RunAntiVirusScan::new(self)
     }
     /**Collect the investigation package through the deprecated Graph endpoint
 
@@ -2906,6 +3140,151 @@ pub mod builder {
                 .build()?;
             let info = OperationInfo {
                 operation_id: "collect_investigation_package",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                201u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::run_anti_virus_scan`]
+
+[`Client::run_anti_virus_scan`]: super::Client::run_anti_virus_scan*/
+    #[derive(Debug, Clone)]
+    pub struct RunAntiVirusScan<'a> {
+        client: &'a super::Client,
+        id: Result<::std::string::String, String>,
+        body: Result<types::builder::RunAntiVirusScanRequest, String>,
+    }
+    impl<'a> RunAntiVirusScan<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::RunAntiVirusScanRequest>,
+            <V as std::convert::TryInto<
+                types::RunAntiVirusScanRequest,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!(
+                        "conversion to `RunAntiVirusScanRequest` for body failed: {}", s
+                    )
+                });
+            self
+        }
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::RunAntiVirusScanRequest,
+            ) -> types::builder::RunAntiVirusScanRequest,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/api/machines/{id}/runAntiVirusScan`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::MachineAction>, Error<types::Error>> {
+            let Self { client, id, body } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::RunAntiVirusScanRequest::try_from(v)
+                        .map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/api/machines/{}/runAntiVirusScan", client.baseurl, encode_path(& id
+                .to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "run_anti_virus_scan",
             };
             client.pre(&mut request, &info).await?;
             let result = client.exec(request, &info).await;
@@ -3651,6 +4030,8 @@ pub mod operations {
         InitiateInvestigation,
         ///`collectInvestigationPackage`: Collect the investigation package from a device.
         CollectInvestigationPackage,
+        ///`runAntiVirusScan`: Run a Microsoft Defender Antivirus scan on a device.
+        RunAntiVirusScan,
         ///`collectInvestigationPackageGraph`: Collect the investigation package through the deprecated Graph endpoint.
         CollectInvestigationPackageGraph,
         ///`listMachineActions`: List machine actions, filtered with OData.
@@ -3664,10 +4045,11 @@ pub mod operations {
     }
     impl OperationId {
         /// Every operation, in the spec's order.
-        pub const ALL: [OperationId; 8usize] = [
+        pub const ALL: [OperationId; 9usize] = [
             OperationId::StartInvestigation,
             OperationId::InitiateInvestigation,
             OperationId::CollectInvestigationPackage,
+            OperationId::RunAntiVirusScan,
             OperationId::CollectInvestigationPackageGraph,
             OperationId::ListMachineActions,
             OperationId::GetMachineAction,
@@ -3682,6 +4064,7 @@ pub mod operations {
                 OperationId::CollectInvestigationPackage => {
                     &COLLECT_INVESTIGATION_PACKAGE
                 }
+                OperationId::RunAntiVirusScan => &RUN_ANTI_VIRUS_SCAN,
                 OperationId::CollectInvestigationPackageGraph => {
                     &COLLECT_INVESTIGATION_PACKAGE_GRAPH
                 }
@@ -3697,6 +4080,7 @@ pub mod operations {
                 OperationId::StartInvestigation => "startInvestigation",
                 OperationId::InitiateInvestigation => "initiateInvestigation",
                 OperationId::CollectInvestigationPackage => "collectInvestigationPackage",
+                OperationId::RunAntiVirusScan => "runAntiVirusScan",
                 OperationId::CollectInvestigationPackageGraph => {
                     "collectInvestigationPackageGraph"
                 }
@@ -3715,6 +4099,7 @@ pub mod operations {
                 "collect_investigation_package" => {
                     Some(OperationId::CollectInvestigationPackage)
                 }
+                "run_anti_virus_scan" => Some(OperationId::RunAntiVirusScan),
                 "collect_investigation_package_graph" => {
                     Some(OperationId::CollectInvestigationPackageGraph)
                 }
@@ -3753,6 +4138,7 @@ pub mod operations {
                 "collectInvestigationPackage" => {
                     Ok(OperationId::CollectInvestigationPackage)
                 }
+                "runAntiVirusScan" => Ok(OperationId::RunAntiVirusScan),
                 "collectInvestigationPackageGraph" => {
                     Ok(OperationId::CollectInvestigationPackageGraph)
                 }
@@ -3812,7 +4198,7 @@ pub mod operations {
 
 Send it with `Client::send` of `mde_client`, or through the generated [`super::Client::start_investigation`].*/
     #[deprecated(
-        note = "Automated investigations can no longer be started by hand; what the service answers now is undocumented. Retired by the service on 2026-09-01. Source: defender-endpoint-air-deprecation.md; MC1411577."
+        note = "Automated investigations can no longer be started by hand; what the service answers now is undocumented. Microsoft names a full antivirus scan (runAntiVirusScan, ScanType Full) as the on-demand replacement. Retired by the service on 2026-09-01. Source: defender-endpoint-air-deprecation.md; MC1411577."
     )]
     #[derive(Clone, Debug, PartialEq)]
     pub struct StartInvestigation {
@@ -3845,7 +4231,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
 
 Send it with `Client::send` of `mde_client`, or through the generated [`super::Client::initiate_investigation`].*/
     #[deprecated(
-        note = "Automated investigations can no longer be started by hand; what the service answers now is undocumented. Retired by the service on 2026-09-01. Source: defender-endpoint-air-deprecation.md; MC1411577."
+        note = "Automated investigations can no longer be started by hand; what the service answers now is undocumented. Microsoft names a full antivirus scan (runAntiVirusScan, ScanType Full) as the on-demand replacement. Retired by the service on 2026-09-01. Source: defender-endpoint-air-deprecation.md; MC1411577."
     )]
     #[derive(Clone, Debug, PartialEq)]
     pub struct InitiateInvestigation {
@@ -3902,6 +4288,36 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         }
         fn answer(response: Self::Response) -> Answer {
             Answer::CollectInvestigationPackage(response)
+        }
+    }
+    /**The request of `runAntiVirusScan`: `POST /api/machines/{id}/runAntiVirusScan`: Run a Microsoft Defender Antivirus scan on a device.
+
+Send it with `Client::send` of `mde_client`, or through the generated [`super::Client::run_anti_virus_scan`].*/
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct RunAntiVirusScan {
+        ///`id` (path): Device id. The documents show 40 lowercase hex characters (seeds 000, 001, 004) and 32 (seeds 002, 003); it is treated as an opaque string and percent-encoded in the path (reference: mde-facts.md, machine ids).
+        pub id: ::std::string::String,
+        ///A JSON object with the required `Comment` and `ScanType` (reference: run-av-scan.md).
+        pub body: types::RunAntiVirusScanRequest,
+    }
+    #[allow(deprecated)]
+    impl Request for RunAntiVirusScan {
+        const ID: OperationId = OperationId::RunAntiVirusScan;
+        type Response = types::MachineAction;
+        fn path_parameters(&self) -> ::std::vec::Vec<(&'static str, &str)> {
+            vec![("id", self.id.as_str())]
+        }
+        fn send(
+            self,
+            client: &super::Client,
+        ) -> impl ::std::future::Future<Output = Sent<Self::Response>> + Send + '_ {
+            let mut builder = client.run_anti_virus_scan();
+            builder = builder.id(self.id);
+            builder = builder.body(self.body);
+            builder.send()
+        }
+        fn answer(response: Self::Response) -> Answer {
+            Answer::RunAntiVirusScan(response)
         }
     }
     /**The request of `collectInvestigationPackageGraph`: `POST /testwdatppreview/machines/{id}/collectInvestigationPackage`: Collect the investigation package through the deprecated Graph endpoint.
@@ -4075,6 +4491,9 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         ///`collectInvestigationPackage`: Collect the investigation package from a device.
         #[serde(rename = "collectInvestigationPackage")]
         CollectInvestigationPackage(types::MachineAction),
+        ///`runAntiVirusScan`: Run a Microsoft Defender Antivirus scan on a device.
+        #[serde(rename = "runAntiVirusScan")]
+        RunAntiVirusScan(types::MachineAction),
         ///`collectInvestigationPackageGraph`: Collect the investigation package through the deprecated Graph endpoint.
         #[serde(rename = "collectInvestigationPackageGraph")]
         CollectInvestigationPackageGraph(types::MachineAction),
@@ -4100,6 +4519,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 Answer::CollectInvestigationPackage(_) => {
                     OperationId::CollectInvestigationPackage
                 }
+                Answer::RunAntiVirusScan(_) => OperationId::RunAntiVirusScan,
                 Answer::CollectInvestigationPackageGraph(_) => {
                     OperationId::CollectInvestigationPackageGraph
                 }
@@ -4117,7 +4537,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         path: "/api/machines/{id}/startInvestigation",
         deprecated: true,
         deprecation: Some(
-            "Automated investigations can no longer be started by hand; what the service answers now is undocumented. Retired by the service on 2026-09-01. Source: defender-endpoint-air-deprecation.md; MC1411577.",
+            "Automated investigations can no longer be started by hand; what the service answers now is undocumented. Microsoft names a full antivirus scan (runAntiVirusScan, ScanType Full) as the on-demand replacement. Retired by the service on 2026-09-01. Source: defender-endpoint-air-deprecation.md; MC1411577.",
         ),
         retired: Some("2026-09-01"),
         rate_limits: &[
@@ -4138,7 +4558,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         path: "/api/machines/{id}/InitiateInvestigation",
         deprecated: true,
         deprecation: Some(
-            "Automated investigations can no longer be started by hand; what the service answers now is undocumented. Retired by the service on 2026-09-01. Source: defender-endpoint-air-deprecation.md; MC1411577.",
+            "Automated investigations can no longer be started by hand; what the service answers now is undocumented. Microsoft names a full antivirus scan (runAntiVirusScan, ScanType Full) as the on-demand replacement. Retired by the service on 2026-09-01. Source: defender-endpoint-air-deprecation.md; MC1411577.",
         ),
         retired: Some("2026-09-01"),
         rate_limits: &[
@@ -4180,6 +4600,29 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         ],
         application_permissions: &["Machine.CollectForensics"],
         delegated_permissions: &["Machine.CollectForensics"],
+        directory_roles: &[],
+        servers: SERVERS,
+    };
+    ///`POST /api/machines/{id}/runAntiVirusScan`: Run a Microsoft Defender Antivirus scan on a device.
+    pub const RUN_ANTI_VIRUS_SCAN: Operation = Operation {
+        id: OperationId::RunAntiVirusScan,
+        method: "POST",
+        path: "/api/machines/{id}/runAntiVirusScan",
+        deprecated: false,
+        deprecation: None,
+        retired: None,
+        rate_limits: &[
+            RateWindow {
+                calls: 100u32,
+                seconds: 60u64,
+            },
+            RateWindow {
+                calls: 1500u32,
+                seconds: 3600u64,
+            },
+        ],
+        application_permissions: &["Machine.Scan"],
+        delegated_permissions: &["Machine.Scan"],
         directory_roles: &[],
         servers: SERVERS,
     };
@@ -4320,6 +4763,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         START_INVESTIGATION,
         INITIATE_INVESTIGATION,
         COLLECT_INVESTIGATION_PACKAGE,
+        RUN_ANTI_VIRUS_SCAN,
         COLLECT_INVESTIGATION_PACKAGE_GRAPH,
         LIST_MACHINE_ACTIONS,
         GET_MACHINE_ACTION,

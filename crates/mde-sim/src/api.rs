@@ -198,6 +198,21 @@ fn perform(s: &Shared, op: OperationId, request: Incoming) -> Result<Response, A
             )?;
             json(StatusCode::CREATED, &record.entity(now, &s.base_url))
         }
+        OperationId::RunAntiVirusScan => {
+            let (comment, scan_type) = scan_request(headers, &body)?;
+            let (record, _repeated) = records.scan(
+                &id,
+                &grant.client_id,
+                &comment,
+                scan_type,
+                now,
+                now_utc,
+                &s.config,
+            )?;
+            // A repeated scan answers the pending action as a new one would: the action's
+            // id and creation time tell them apart.
+            json(StatusCode::CREATED, &record.entity(now, &s.base_url))
+        }
         OperationId::GetMachineAction => json(
             StatusCode::OK,
             &records.action(&id)?.entity(now, &s.base_url),
@@ -264,7 +279,35 @@ fn too_many_requests(wait: Duration) -> ApiError {
 }
 
 /// The request's `Comment`, or the 400 naming what is wrong with the body.
+/// The body of runAntiVirusScan: its comment and scan type.
+fn scan_request(headers: &HeaderMap, body: &[u8]) -> Result<(String, types::ScanType), ApiError> {
+    let value = object(headers, body, &["Comment", "ScanType"])?;
+    let comment = comment_of(&value)?;
+    let scan_type = match value.get("ScanType") {
+        None => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "MissingRequiredParameter",
+            "ScanType is required",
+        )),
+        Some(Value::String(t)) => t.parse::<types::ScanType>().map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidInput",
+                format!("ScanType must be Quick or Full, not {}", echo(t)),
+            )
+        }),
+        Some(_) => Err(ApiError::invalid_body("ScanType must be a string")),
+    }?;
+    Ok((comment, scan_type))
+}
+
+/// A request body that takes only a `Comment`: the comment.
 fn comment(headers: &HeaderMap, body: &[u8]) -> Result<String, ApiError> {
+    comment_of(&object(headers, body, &["Comment"])?)
+}
+
+/// A JSON object body with no member but `names`.
+fn object(headers: &HeaderMap, body: &[u8], names: &[&str]) -> Result<Value, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("<not text>"));
@@ -282,18 +325,22 @@ fn comment(headers: &HeaderMap, body: &[u8]) -> Result<String, ApiError> {
     let object = value.as_object().ok_or_else(|| {
         ApiError::invalid_body("The request body must be a JSON object with a Comment")
     })?;
-    if let Some(unknown) = object.keys().find(|k| *k != "Comment") {
-        let hint = if unknown.eq_ignore_ascii_case("comment") {
-            " (names are case-sensitive: Comment)"
-        } else {
-            ""
+    if let Some(unknown) = object.keys().find(|k| !names.contains(&k.as_str())) {
+        let hint = match names.iter().find(|n| unknown.eq_ignore_ascii_case(n)) {
+            Some(name) => format!(" (names are case-sensitive: {name})"),
+            None => String::new(),
         };
         return Err(ApiError::invalid_body(format!(
             "Unknown parameter '{}'{hint}",
             echo(unknown)
         )));
     }
-    match object.get("Comment") {
+    Ok(value)
+}
+
+/// The `Comment` of a body [`object`] read.
+fn comment_of(value: &Value) -> Result<String, ApiError> {
+    match value.get("Comment") {
         None => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "MissingRequiredParameter",
@@ -306,8 +353,10 @@ fn comment(headers: &HeaderMap, body: &[u8]) -> Result<String, ApiError> {
         )),
         Some(Value::String(_)) => {
             // The generated type has the last word on what the spec accepts.
-            let request: types::CommentRequest =
-                serde_json::from_value(value).map_err(|e| ApiError::invalid_body(e.to_string()))?;
+            let mut only = serde_json::Map::new();
+            only.insert("Comment".into(), value["Comment"].clone());
+            let request: types::CommentRequest = serde_json::from_value(Value::Object(only))
+                .map_err(|e| ApiError::invalid_body(e.to_string()))?;
             Ok(String::from(request.comment))
         }
         Some(_) => Err(ApiError::invalid_body("Comment must be a string")),

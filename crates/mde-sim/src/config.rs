@@ -119,6 +119,10 @@ pub struct Config {
     pub package_delay: Duration,
     /// The share of collections that end `Failed` or `TimeOut` instead of `Succeeded`.
     pub collection_failures: f64,
+    /// How long an antivirus scan runs (`Pending`, then `InProgress`) before it ends.
+    pub scan_time: Duration,
+    /// The share of scans that end `Failed` instead of `Succeeded`.
+    pub scan_failures: f64,
     /// Faults of the download host, each on a share of downloads.
     pub download_faults: crate::package::Faults,
     /// Seeds every roll of the dice (failures, faults): the same seed, the same run.
@@ -142,6 +146,8 @@ impl Default for Config {
             package_link_lifetime: Duration::from_secs(600),
             package_delay: Duration::ZERO,
             collection_failures: 0.0,
+            scan_time: Duration::from_secs(600),
+            scan_failures: 0.0,
             download_faults: Default::default(),
             seed: 0,
             body_limit: 64 * 1024,

@@ -44,7 +44,7 @@ pub use config::{
     parse_machine_list,
 };
 pub use error::ApiError;
-pub use package::{Fault, Faults};
+pub use package::{Fault, Faults, dice};
 
 /// Signs in at a simulator's token endpoint (the client's client-credentials sign-in, the
 /// spec's scope) and returns the access token: for demos, tests and benchmarks that call the

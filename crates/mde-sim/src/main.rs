@@ -65,6 +65,12 @@ struct Args {
     /// The share of collections that end Failed or TimeOut (0 to 1).
     #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
     collection_failures: f64,
+    /// How long an antivirus scan runs before it ends, in simulated seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = Config::default().scan_time.as_secs())]
+    scan_time: u64,
+    /// The share of antivirus scans that end Failed (0 to 1).
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
+    scan_failures: f64,
     /// Faults of the download host on a share of downloads, e.g. drop:0.2,slow:0.1 (drop: the
     /// connection is cut halfway through the body; slow: 50 ms between 64 KiB chunks;
     /// corrupt: the body's first bytes are not the archive's).
@@ -108,6 +114,8 @@ async fn main() -> ExitCode {
         package_link_lifetime: Duration::from_secs(args.package_link_lifetime),
         package_delay: Duration::from_secs(args.package_delay),
         collection_failures: args.collection_failures.clamp(0.0, 1.0),
+        scan_time: Duration::from_secs(args.scan_time),
+        scan_failures: args.scan_failures.clamp(0.0, 1.0),
         download_faults: args.download_faults,
         seed: args.seed,
         investigation_time: Duration::from_secs(args.investigation_time),

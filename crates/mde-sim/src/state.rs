@@ -34,6 +34,8 @@ pub struct ActionRecord {
     pub comment: String,
     /// Asked through the deprecated Graph endpoint.
     pub graph: bool,
+    /// An antivirus scan of this type; `None`: a package collection.
+    pub scan: Option<types::ScanType>,
     created: Duration,
     created_utc: DateTime<Utc>,
     /// `Pending` this long, then `InProgress`.
@@ -60,6 +62,10 @@ struct Busy {
     collection_until: Option<Duration>,
     /// Collections asked for so far.
     collections: u64,
+    /// The scan running, and until when.
+    scan: Option<(String, Duration)>,
+    /// Scans asked for so far, repeated ones too.
+    scans: u64,
 }
 
 /// Everything the simulator keeps.
@@ -183,6 +189,7 @@ impl Records {
             requestor: requestor.to_string(),
             comment: comment.to_string(),
             graph,
+            scan: None,
             created: now,
             created_utc: now_utc,
             pickup: pickup.min(lasts),
@@ -192,6 +199,62 @@ impl Records {
         };
         self.actions.push(record.clone());
         Ok(record)
+    }
+
+    /// Starts an antivirus scan. While one runs, a repeated scan is answered, as callers have
+    /// seen (reference: run-av-scan.md), either with the pending action again (`Ok` with
+    /// `true`) or with the 400, one or the other by the seeded dice.
+    #[allow(clippy::too_many_arguments)]
+    pub fn scan(
+        &mut self,
+        machine_id: &str,
+        requestor: &str,
+        comment: &str,
+        scan_type: types::ScanType,
+        now: Duration,
+        now_utc: DateTime<Utc>,
+        config: &crate::Config,
+    ) -> Result<(ActionRecord, bool), ApiError> {
+        self.known(machine_id)?;
+        let busy = self.busy.entry(machine_id.to_string()).or_default();
+        let nth = busy.scans;
+        busy.scans += 1;
+        let roll = crate::package::dice(config.seed, &[machine_id, "scan", &nth.to_string()]);
+        if let Some((running, _)) = busy.scan.clone().filter(|(_, until)| now < *until) {
+            if roll < 0.5 {
+                let i = self.action_index(&running)?;
+                return Ok((self.actions[i].clone(), true));
+            }
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "ActiveRequestAlreadyExists",
+                "Action is already in progress",
+            ));
+        }
+        let lasts = config.scan_time;
+        let id = uuid::Uuid::new_v4().to_string();
+        busy.scan = Some((id.clone(), now + lasts));
+        let outcome = if roll < config.scan_failures {
+            types::MachineActionStatus::Failed
+        } else {
+            types::MachineActionStatus::Succeeded
+        };
+        let record = ActionRecord {
+            id,
+            machine_id: machine_id.to_string(),
+            requestor: requestor.to_string(),
+            comment: comment.to_string(),
+            graph: false,
+            scan: Some(scan_type),
+            created: now,
+            created_utc: now_utc,
+            pickup: config.pickup_time.min(lasts),
+            lasts,
+            outcome,
+            cancelled: None,
+        };
+        self.actions.push(record.clone());
+        Ok((record, false))
     }
 
     /// The machine action with this id, or the 404.
@@ -228,7 +291,11 @@ impl Records {
             ));
         }
         if let Some(busy) = self.busy.get_mut(&action.machine_id) {
-            busy.collection_until = None;
+            if action.scan.is_some() {
+                busy.scan = None;
+            } else {
+                busy.collection_until = None;
+            }
         }
         let action = &mut self.actions[i];
         action.cancelled = Some(Cancellation {
@@ -314,7 +381,12 @@ impl ActionRecord {
         });
         let mut action = types::MachineAction {
             id: Some(self.id.clone()),
-            type_: Some(types::MachineActionType::CollectInvestigationPackage),
+            type_: Some(match self.scan {
+                Some(_) => types::MachineActionType::RunAntiVirusScan,
+                None => types::MachineActionType::CollectInvestigationPackage,
+            }),
+            // As the list page's examples show it: the scan's type, null for a collection.
+            scope: self.scan.map(|t| t.to_string()),
             requestor: Some(self.requestor.clone()),
             requestor_comment: Some(self.comment.clone()),
             status: Some(status),
