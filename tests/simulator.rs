@@ -195,7 +195,9 @@ async fn every_operation_succeeds_as_documented() {
         .unwrap()
         .id
         .unwrap();
-    sim.clock().advance(Config::default().collection_time);
+    let config = Config::default();
+    sim.clock()
+        .advance(config.collection_time.max(config.scan_time));
     // Operations on a machine action take the completed one (its package) or the newest,
     // still running (to read or cancel); the others a machine id.
     let target = |op: &operations::Operation, machine: String| {
@@ -225,15 +227,25 @@ async fn every_operation_succeeds_as_documented() {
     // The same, answered to a plain HTTP client: each raw body matches the spec's schema for
     // its status (`raw` checks it).
     let base = sim.base_url().to_string();
+    let examples = spec.examples();
     for (i, op) in operations::ALL.iter().enumerate() {
         let path = path_of(op.id, &target(op, generated_machine_id(i)));
+        // The operation's documented request body, as a plain client would send it.
+        let body = examples
+            .iter()
+            .find(|e| {
+                e.uses
+                    .iter()
+                    .any(|u| u.operation == op.id.as_str() && u.place == "request")
+            })
+            .map_or_else(|| json!({ "Comment": "c" }), |e| e.value.clone());
         let answer = raw(
             &spec,
             &base,
             &path,
             Some(&token),
             Some("application/json"),
-            br#"{"Comment":"c"}"#.to_vec(),
+            serde_json::to_vec(&body).unwrap(),
         )
         .await;
         assert!(
@@ -242,9 +254,18 @@ async fn every_operation_succeeds_as_documented() {
             op.id
         );
     }
-    // The completed one, then two collections of each loop (the second of each cancelled).
-    let actions = sim.actions();
+    // One scan each loop, as documented: type and scope.
     use mde_client::types::MachineActionStatus as Status;
+    let (scans, actions): (Vec<_>, Vec<_>) = sim
+        .actions()
+        .into_iter()
+        .partition(|a| a.type_ == Some(mde_client::types::MachineActionType::RunAntiVirusScan));
+    assert_eq!(scans.len(), 2);
+    for scan in &scans {
+        assert_eq!(scan.scope.as_deref(), Some("Full"));
+        assert_eq!(scan.status, Some(Status::Pending));
+    }
+    // The completed one, then two collections of each loop (the second of each cancelled).
     let statuses: Vec<_> = actions.iter().map(|a| a.status.clone().unwrap()).collect();
     assert_eq!(
         statuses,
@@ -268,7 +289,9 @@ async fn every_operation_succeeds_as_documented() {
     assert!(graph.last_update_time_utc.is_some() && graph.last_update_date_time_utc.is_none());
     assert_eq!(graph.error.as_deref(), Some("None"));
     // A collection succeeds once its time has passed; a cancelled one stays cancelled.
-    sim.clock().advance(Config::default().collection_time);
+    let config = Config::default();
+    sim.clock()
+        .advance(config.collection_time.max(config.scan_time));
     assert!(
         sim.actions()
             .iter()
@@ -949,7 +972,9 @@ async fn list_package_link_and_cancel_follow_the_documents() {
     // The link: 404 while the collection runs, then the URL in literal quotes.
     let link = |id: &str| client.send(operations::GetPackageUri { id: id.into() });
     assert!(matches!(link(&ids[0]).await, Err(Error::NotFound(_))));
-    sim.clock().advance(Config::default().collection_time);
+    let config = Config::default();
+    sim.clock()
+        .advance(config.collection_time.max(config.scan_time));
     let answer = link(&ids[0]).await.unwrap();
     let url = answer
         .value
@@ -1037,7 +1062,9 @@ async fn the_download_host_serves_real_archives_with_ranges_expiry_and_faults() 
         .await
         .unwrap();
     let id = action.id.unwrap();
-    sim.clock().advance(Config::default().collection_time);
+    let config = Config::default();
+    sim.clock()
+        .advance(config.collection_time.max(config.scan_time));
     let answer = client
         .send(operations::GetPackageUri { id: id.clone() })
         .await
@@ -1103,7 +1130,9 @@ async fn the_download_host_serves_real_archives_with_ranges_expiry_and_faults() 
             .await
             .unwrap();
     }
-    sim.clock().advance(Config::default().collection_time);
+    let config = Config::default();
+    sim.clock()
+        .advance(config.collection_time.max(config.scan_time));
     use mde_client::types::MachineActionStatus as Status;
     let actions = sim.actions();
     let count = |s: Status| {
