@@ -101,6 +101,7 @@ fn check_use(example: &Example, operation: &str, place: &str) {
             }
             OperationId::RunAntiVirusScan => success::<operations::RunAntiVirusScan>(example),
             OperationId::GetMachineAction => success::<operations::GetMachineAction>(example),
+            OperationId::ListMachines => success::<operations::ListMachines>(example),
             OperationId::ListMachineActions => success::<operations::ListMachineActions>(example),
             OperationId::GetPackageUri => success::<operations::GetPackageUri>(example),
             OperationId::CancelMachineAction => success::<operations::CancelMachineAction>(example),

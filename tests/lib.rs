@@ -114,6 +114,15 @@ pub async fn call(client: &mde_client::Client, op: OperationId, id: &str, commen
             send(client, operations::RunAntiVirusScan { id, body }).await
         }
         OperationId::GetMachineAction => send(client, operations::GetMachineAction { id }).await,
+        OperationId::ListMachines => {
+            let filter = Some(format!("id eq '{id}'"));
+            let list = operations::ListMachines {
+                filter,
+                top: None,
+                skip: None,
+            };
+            send(client, list).await
+        }
         OperationId::ListMachineActions => {
             let filter = Some(format!("machineId eq '{id}'"));
             let list = operations::ListMachineActions {

@@ -353,12 +353,14 @@ async fn documented_errors_reach_the_client_with_their_status_and_body() {
             .is_ok()
     );
 
-    // 404: an unknown machine or action, for every operation that documents it.
+    // 404: an unknown machine or action, for every operation with one in its path that
+    // documents it (listMachines' 404 means no recent machines at all).
     let spec = spec();
     for op in operations::ALL.iter().filter(|op| {
-        spec.operation(op.id.as_str()).unwrap().value["responses"]
-            .get("404")
-            .is_some()
+        op.path.contains("{id}")
+            && spec.operation(op.id.as_str()).unwrap().value["responses"]
+                .get("404")
+                .is_some()
     }) {
         let answer = call(
             &client,

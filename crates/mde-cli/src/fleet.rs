@@ -119,8 +119,9 @@ pub fn prepare<'a>(client: &'a Client, plan: &Plan<'_>, machine: &str) -> Option
         }
         // Sent to action ids rather than machines; the same run, journal and resume.
         OperationId::CancelMachineAction => ready(client.cancel_machine_action(machine, comment)),
-        // Reads, not actions: `mde action show`, and the package pipeline.
-        OperationId::GetMachineAction
+        // Reads, not actions: `mde action show`, the package pipeline, name resolution.
+        OperationId::ListMachines
+        | OperationId::GetMachineAction
         | OperationId::ListMachineActions
         | OperationId::GetPackageUri => return None,
     })

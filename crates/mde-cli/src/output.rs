@@ -56,6 +56,7 @@ pub fn answer(answer: &Answer) -> String {
         | Answer::GetMachineAction(a)
         | Answer::CancelMachineAction(a) => action(a),
         Answer::ListMachineActions(page) => format!("{} actions", page.value.len()),
+        Answer::ListMachines(page) => format!("{} machines", page.value.len()),
         // The link carries its own token: never shown.
         Answer::GetPackageUri(_) => "package link (not shown: it carries a token)".into(),
     }

@@ -209,6 +209,160 @@ optional here: a missing one must not make the whole answer unreadable.
             Default::default()
         }
     }
+    /**A device known to Microsoft Defender for Endpoint (reference: machine.md, get-machines.md).
+Every property is optional and every one but `id` may be null: answers vary with the
+device's platform and onboarding.
+*/
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        Default,
+        PartialEq,
+        schemars::JsonSchema
+    )]
+    pub struct Machine {
+        ///Microsoft Entra device id (a GUID), when joined.
+        #[serde(
+            rename = "aadDeviceId",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub aad_device_id: ::std::option::Option<::std::string::String>,
+        ///The machine's fully qualified name, e.g. `mymachine1.contoso.com`.
+        #[serde(
+            rename = "computerDnsName",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub computer_dns_name: ::std::option::Option<::std::string::String>,
+        ///Value of the device: `Normal`, `Low` or `High`.
+        #[serde(
+            rename = "deviceValue",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub device_value: ::std::option::Option<::std::string::String>,
+        ///Exposure level: `None`, `Low`, `Medium` or `High`.
+        #[serde(
+            rename = "exposureLevel",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub exposure_level: ::std::option::Option<::std::string::String>,
+        ///When the machine was first observed.
+        #[serde(
+            rename = "firstSeen",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub first_seen: ::std::option::Option<crate::Timestamp>,
+        #[serde(
+            rename = "healthStatus",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub health_status: ::std::option::Option<crate::types::HealthStatus>,
+        ///Identity of the machine (40 lowercase hex characters in the examples).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub id: ::std::option::Option<::std::string::String>,
+        ///The machine's IP address objects (their fields are not documented here).
+        #[serde(
+            rename = "ipAddresses",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub ip_addresses: ::std::option::Option<::std::vec::Vec<::serde_json::Value>>,
+        ///Whether the machine is Microsoft Entra joined.
+        #[serde(
+            rename = "isAadJoined",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub is_aad_joined: ::std::option::Option<bool>,
+        ///Last IP address through which the machine reached the internet.
+        #[serde(
+            rename = "lastExternalIpAddress",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub last_external_ip_address: ::std::option::Option<::std::string::String>,
+        ///Last IP address on the machine's local network interface.
+        #[serde(
+            rename = "lastIpAddress",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub last_ip_address: ::std::option::Option<::std::string::String>,
+        /**Time of the last full device report (typically every 24 hours); not the "last seen"
+of the portal (reference: machine.md).
+*/
+        #[serde(
+            rename = "lastSeen",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub last_seen: ::std::option::Option<crate::Timestamp>,
+        ///The machine's tags.
+        #[serde(
+            rename = "machineTags",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub machine_tags: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+        /**Onboarding status: `onboarded`, `CanBeOnboarded`, `Unsupported` or
+`InsufficientInfo` (machine.md spells the property `onboardingstatus`, get-machines.md
+`onboardingStatus`; a second spelling arrives among the additional properties).
+*/
+        #[serde(
+            rename = "onboardingStatus",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub onboarding_status: ::std::option::Option<::std::string::String>,
+        ///Operating system architecture: `32-bit` or `64-bit`.
+        #[serde(
+            rename = "osArchitecture",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub os_architecture: ::std::option::Option<::std::string::String>,
+        ///Operating system build number.
+        #[serde(
+            rename = "osBuild",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub os_build: ::std::option::Option<i64>,
+        ///Operating system platform, e.g. `Windows10`, `Windows11`.
+        #[serde(
+            rename = "osPlatform",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub os_platform: ::std::option::Option<::std::string::String>,
+        ///Operating system processor (superseded by `osArchitecture`).
+        #[serde(
+            rename = "osProcessor",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub os_processor: ::std::option::Option<::std::string::String>,
+        /**Id of the machine group: a number in the get-machines.md example, a String in
+machine.md's table, so either is accepted.
+*/
+        #[serde(
+            rename = "rbacGroupId",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub rbac_group_id: ::std::option::Option<::serde_json::Value>,
+        ///Name of the machine group.
+        #[serde(
+            rename = "rbacGroupName",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub rbac_group_name: ::std::option::Option<::std::string::String>,
+        ///Risk score: `None`, `Informational`, `Low`, `Medium` or `High`.
+        #[serde(
+            rename = "riskScore",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub risk_score: ::std::option::Option<::std::string::String>,
+        ///Operating system version, e.g. `1709`.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub version: ::std::option::Option<::std::string::String>,
+        #[serde(flatten)]
+        pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    }
+    impl Machine {
+        pub fn builder() -> builder::Machine {
+            Default::default()
+        }
+    }
     /**A response action on a device (reference: machineaction.md). Both generations of the
 entity are described: the current one (`lastUpdateDateTimeUtc`) and the
 older one of the Graph example (`lastUpdateTimeUtc`, `error`; seed
@@ -372,6 +526,32 @@ arrives among the additional properties.
     }
     impl MachineActionCollection {
         pub fn builder() -> builder::MachineActionCollection {
+            Default::default()
+        }
+    }
+    ///A page of machines (reference: get-machines.md).
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Debug,
+        PartialEq,
+        schemars::JsonSchema
+    )]
+    pub struct MachineCollection {
+        ///OData metadata URL, e.g. `https://api.security.microsoft.com/api/$metadata#Machines`.
+        #[serde(
+            rename = "@odata.context",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub odata_context: ::std::option::Option<::std::string::String>,
+        ///The machines of the page.
+        pub value: ::std::vec::Vec<Machine>,
+        #[serde(flatten)]
+        pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    }
+    impl MachineCollection {
+        pub fn builder() -> builder::MachineCollection {
             Default::default()
         }
     }
@@ -1010,6 +1190,489 @@ and values case-sensitive.
             }
         }
         #[derive(Clone, Debug)]
+        pub struct Machine {
+            aad_device_id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            computer_dns_name: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            device_value: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            exposure_level: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            first_seen: ::std::result::Result<
+                ::std::option::Option<crate::Timestamp>,
+                ::std::string::String,
+            >,
+            health_status: ::std::result::Result<
+                ::std::option::Option<crate::types::HealthStatus>,
+                ::std::string::String,
+            >,
+            id: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            ip_addresses: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<::serde_json::Value>>,
+                ::std::string::String,
+            >,
+            is_aad_joined: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            last_external_ip_address: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            last_ip_address: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            last_seen: ::std::result::Result<
+                ::std::option::Option<crate::Timestamp>,
+                ::std::string::String,
+            >,
+            machine_tags: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+                ::std::string::String,
+            >,
+            onboarding_status: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            os_architecture: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            os_build: ::std::result::Result<
+                ::std::option::Option<i64>,
+                ::std::string::String,
+            >,
+            os_platform: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            os_processor: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            rbac_group_id: ::std::result::Result<
+                ::std::option::Option<::serde_json::Value>,
+                ::std::string::String,
+            >,
+            rbac_group_name: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            risk_score: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            version: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            extra: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for Machine {
+            fn default() -> Self {
+                Self {
+                    aad_device_id: Ok(Default::default()),
+                    computer_dns_name: Ok(Default::default()),
+                    device_value: Ok(Default::default()),
+                    exposure_level: Ok(Default::default()),
+                    first_seen: Ok(Default::default()),
+                    health_status: Ok(Default::default()),
+                    id: Ok(Default::default()),
+                    ip_addresses: Ok(Default::default()),
+                    is_aad_joined: Ok(Default::default()),
+                    last_external_ip_address: Ok(Default::default()),
+                    last_ip_address: Ok(Default::default()),
+                    last_seen: Ok(Default::default()),
+                    machine_tags: Ok(Default::default()),
+                    onboarding_status: Ok(Default::default()),
+                    os_architecture: Ok(Default::default()),
+                    os_build: Ok(Default::default()),
+                    os_platform: Ok(Default::default()),
+                    os_processor: Ok(Default::default()),
+                    rbac_group_id: Ok(Default::default()),
+                    rbac_group_name: Ok(Default::default()),
+                    risk_score: Ok(Default::default()),
+                    version: Ok(Default::default()),
+                    extra: Err("no value supplied for extra".to_string()),
+                }
+            }
+        }
+        impl Machine {
+            pub fn aad_device_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.aad_device_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for aad_device_id: {e}")
+                    });
+                self
+            }
+            pub fn computer_dns_name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.computer_dns_name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for computer_dns_name: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn device_value<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.device_value = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for device_value: {e}")
+                    });
+                self
+            }
+            pub fn exposure_level<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.exposure_level = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for exposure_level: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn first_seen<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<crate::Timestamp>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.first_seen = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for first_seen: {e}")
+                    });
+                self
+            }
+            pub fn health_status<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<crate::types::HealthStatus>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.health_status = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for health_status: {e}")
+                    });
+                self
+            }
+            pub fn id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.id = value
+                    .try_into()
+                    .map_err(|e| format!("error converting supplied value for id: {e}"));
+                self
+            }
+            pub fn ip_addresses<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::vec::Vec<::serde_json::Value>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.ip_addresses = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for ip_addresses: {e}")
+                    });
+                self
+            }
+            pub fn is_aad_joined<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.is_aad_joined = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for is_aad_joined: {e}")
+                    });
+                self
+            }
+            pub fn last_external_ip_address<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.last_external_ip_address = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for last_external_ip_address: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn last_ip_address<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.last_ip_address = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for last_ip_address: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn last_seen<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<crate::Timestamp>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.last_seen = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for last_seen: {e}")
+                    });
+                self
+            }
+            pub fn machine_tags<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::vec::Vec<::std::string::String>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.machine_tags = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for machine_tags: {e}")
+                    });
+                self
+            }
+            pub fn onboarding_status<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.onboarding_status = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for onboarding_status: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn os_architecture<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.os_architecture = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for os_architecture: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn os_build<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.os_build = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for os_build: {e}")
+                    });
+                self
+            }
+            pub fn os_platform<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.os_platform = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for os_platform: {e}")
+                    });
+                self
+            }
+            pub fn os_processor<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.os_processor = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for os_processor: {e}")
+                    });
+                self
+            }
+            pub fn rbac_group_id<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::serde_json::Value>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.rbac_group_id = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for rbac_group_id: {e}")
+                    });
+                self
+            }
+            pub fn rbac_group_name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.rbac_group_name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for rbac_group_name: {e}"
+                        )
+                    });
+                self
+            }
+            pub fn risk_score<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.risk_score = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for risk_score: {e}")
+                    });
+                self
+            }
+            pub fn version<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.version = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for version: {e}")
+                    });
+                self
+            }
+            pub fn extra<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.extra = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for extra: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<Machine> for super::Machine {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: Machine,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    aad_device_id: value.aad_device_id?,
+                    computer_dns_name: value.computer_dns_name?,
+                    device_value: value.device_value?,
+                    exposure_level: value.exposure_level?,
+                    first_seen: value.first_seen?,
+                    health_status: value.health_status?,
+                    id: value.id?,
+                    ip_addresses: value.ip_addresses?,
+                    is_aad_joined: value.is_aad_joined?,
+                    last_external_ip_address: value.last_external_ip_address?,
+                    last_ip_address: value.last_ip_address?,
+                    last_seen: value.last_seen?,
+                    machine_tags: value.machine_tags?,
+                    onboarding_status: value.onboarding_status?,
+                    os_architecture: value.os_architecture?,
+                    os_build: value.os_build?,
+                    os_platform: value.os_platform?,
+                    os_processor: value.os_processor?,
+                    rbac_group_id: value.rbac_group_id?,
+                    rbac_group_name: value.rbac_group_name?,
+                    risk_score: value.risk_score?,
+                    version: value.version?,
+                    extra: value.extra?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::Machine> for Machine {
+            fn from(value: super::Machine) -> Self {
+                Self {
+                    aad_device_id: Ok(value.aad_device_id),
+                    computer_dns_name: Ok(value.computer_dns_name),
+                    device_value: Ok(value.device_value),
+                    exposure_level: Ok(value.exposure_level),
+                    first_seen: Ok(value.first_seen),
+                    health_status: Ok(value.health_status),
+                    id: Ok(value.id),
+                    ip_addresses: Ok(value.ip_addresses),
+                    is_aad_joined: Ok(value.is_aad_joined),
+                    last_external_ip_address: Ok(value.last_external_ip_address),
+                    last_ip_address: Ok(value.last_ip_address),
+                    last_seen: Ok(value.last_seen),
+                    machine_tags: Ok(value.machine_tags),
+                    onboarding_status: Ok(value.onboarding_status),
+                    os_architecture: Ok(value.os_architecture),
+                    os_build: Ok(value.os_build),
+                    os_platform: Ok(value.os_platform),
+                    os_processor: Ok(value.os_processor),
+                    rbac_group_id: Ok(value.rbac_group_id),
+                    rbac_group_name: Ok(value.rbac_group_name),
+                    risk_score: Ok(value.risk_score),
+                    version: Ok(value.version),
+                    extra: Ok(value.extra),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct MachineAction {
             cancellation_comment: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
@@ -1611,6 +2274,91 @@ and values case-sensitive.
             }
         }
         #[derive(Clone, Debug)]
+        pub struct MachineCollection {
+            odata_context: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            value: ::std::result::Result<
+                ::std::vec::Vec<super::Machine>,
+                ::std::string::String,
+            >,
+            extra: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for MachineCollection {
+            fn default() -> Self {
+                Self {
+                    odata_context: Ok(Default::default()),
+                    value: Err("no value supplied for value".to_string()),
+                    extra: Err("no value supplied for extra".to_string()),
+                }
+            }
+        }
+        impl MachineCollection {
+            pub fn odata_context<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.odata_context = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for odata_context: {e}")
+                    });
+                self
+            }
+            pub fn value<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::Machine>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.value = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for value: {e}")
+                    });
+                self
+            }
+            pub fn extra<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.extra = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for extra: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<MachineCollection> for super::MachineCollection {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: MachineCollection,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    odata_context: value.odata_context?,
+                    value: value.value?,
+                    extra: value.extra?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::MachineCollection> for MachineCollection {
+            fn from(value: super::MachineCollection) -> Self {
+                Self {
+                    odata_context: Ok(value.odata_context),
+                    value: Ok(value.value),
+                    extra: Ok(value.extra),
+                }
+            }
+        }
+        #[derive(Clone, Debug)]
         pub struct ODataInt64 {
             odata_context: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
@@ -2126,6 +2874,115 @@ A value this client does not know is kept, as sent, in [`InvestigationState::Oth
                 "PendingResource", "PartiallyInvestigated", "TerminatedByUser",
                 "TerminatedBySystem", "Queued", "InnerFailure", "PreexistingAlert",
                 "UnsupportedOs", "UnsupportedAlertType", "SuppressedAlert"], }
+            )
+        }
+    }
+    /**Health status of a machine (reference: machine.md). The service may add values: a
+client keeps a value it does not know instead of failing.
+
+A value this client does not know is kept, as sent, in [`HealthStatus::Other`].*/
+    #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+    pub enum HealthStatus {
+        ///`Active`
+        Active,
+        ///`Inactive`
+        Inactive,
+        ///`ImpairedCommunication`
+        ImpairedCommunication,
+        ///`NoSensorData`
+        NoSensorData,
+        ///`NoSensorDataImpairedCommunication`
+        NoSensorDataImpairedCommunication,
+        ///`Unknown`
+        Unknown,
+        /// A value the spec does not document (yet), exactly as the service sent it.
+        Other(::std::string::String),
+    }
+    impl HealthStatus {
+        /// The values the spec documents, in its order.
+        pub const DOCUMENTED: &'static [&'static str] = &[
+            "Active",
+            "Inactive",
+            "ImpairedCommunication",
+            "NoSensorData",
+            "NoSensorDataImpairedCommunication",
+            "Unknown",
+        ];
+        /// The value as the service writes it.
+        pub fn as_str(&self) -> &str {
+            match self {
+                Self::Active => "Active",
+                Self::Inactive => "Inactive",
+                Self::ImpairedCommunication => "ImpairedCommunication",
+                Self::NoSensorData => "NoSensorData",
+                Self::NoSensorDataImpairedCommunication => {
+                    "NoSensorDataImpairedCommunication"
+                }
+                Self::Unknown => "Unknown",
+                Self::Other(value) => value.as_str(),
+            }
+        }
+    }
+    impl ::std::convert::From<&str> for HealthStatus {
+        fn from(value: &str) -> Self {
+            match value {
+                "Active" => Self::Active,
+                "Inactive" => Self::Inactive,
+                "ImpairedCommunication" => Self::ImpairedCommunication,
+                "NoSensorData" => Self::NoSensorData,
+                "NoSensorDataImpairedCommunication" => {
+                    Self::NoSensorDataImpairedCommunication
+                }
+                "Unknown" => Self::Unknown,
+                other => Self::Other(other.to_string()),
+            }
+        }
+    }
+    impl ::std::convert::From<::std::string::String> for HealthStatus {
+        fn from(value: ::std::string::String) -> Self {
+            match Self::from(value.as_str()) {
+                Self::Other(_) => Self::Other(value),
+                known => known,
+            }
+        }
+    }
+    impl ::std::str::FromStr for HealthStatus {
+        type Err = ::std::convert::Infallible;
+        fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
+            Ok(Self::from(value))
+        }
+    }
+    impl ::std::fmt::Display for HealthStatus {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            f.write_str(self.as_str())
+        }
+    }
+    impl ::serde::Serialize for HealthStatus {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            serializer.serialize_str(self.as_str())
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for HealthStatus {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            <::std::string::String as ::serde::Deserialize>::deserialize(deserializer)
+                .map(Self::from)
+        }
+    }
+    impl ::schemars::JsonSchema for HealthStatus {
+        fn schema_name() -> ::std::borrow::Cow<'static, str> {
+            "HealthStatus".into()
+        }
+        fn json_schema(_: &mut ::schemars::SchemaGenerator) -> ::schemars::Schema {
+            ::schemars::json_schema!(
+                { "type" : "string", "description" :
+                "Health status of a machine (reference: machine.md). The service may add values: a\nclient keeps a value it does not know instead of failing. Documented values: Active, Inactive, ImpairedCommunication, NoSensorData, NoSensorDataImpairedCommunication, Unknown.",
+                "examples" : ["Active", "Inactive", "ImpairedCommunication",
+                "NoSensorData", "NoSensorDataImpairedCommunication", "Unknown"], }
             )
         }
     }
@@ -2660,6 +3517,38 @@ let response = client.collect_investigation_package_graph()
         &self,
     ) -> builder::CollectInvestigationPackageGraph<'_> {
         builder::CollectInvestigationPackageGraph::new(self)
+    }
+    /**List machines, filtered with OData
+
+Retrieves the machines that have communicated with Microsoft Defender for Endpoint,
+within the tenant's retention period (reference: get-machines.md). `$filter` works on
+`computerDnsName`, `id`, `version`, `deviceValue`, `aadDeviceId`, `machineTags`,
+`lastSeen`, `exposureLevel`, `onboardingStatus`, `lastIpAddress`, `healthStatus`,
+`osPlatform`, `riskScore` and `rbacGroupId`; at most 10,000 a page (`$top`), `$skip` to
+page on. Only the devices the caller's device groups allow are listed.
+
+Finding a device by name: `computerDnsName` is the fully qualified name, so a short
+name does not `eq`-match it (callers' report PSMDATP #6); `startswith(computerDnsName,'name')`
+does (reference: exposed-apis-odata-samples.md). Several machines can share one name
+(re-imaged or re-onboarded devices, callers' report #12717): `lastSeen` tells them apart.
+
+
+Sends a `GET` request to `/api/machines`
+
+Arguments:
+- `filter`: OData filter on machines, e.g. `computerDnsName eq 'mymachine1.contoso.com'` or `startswith(computerDnsName,'mymachine')`: `eq`, `ne`, `gt`, `ge`, `lt`, `le`, `and`, `or`, `startswith(...)`, values in single quotes, dates bare (reference: exposed-apis-odata-samples.md, get-machines.md).
+- `skip`: Skips this many entities, to page on (reference: get-machineactions-collection.md).
+- `top`: At most this many entities, 10,000 at the most (reference: get-machineactions-collection.md).
+```ignore
+let response = client.list_machines()
+    .filter(filter)
+    .skip(skip)
+    .top(top)
+    .send()
+    .await;
+```*/
+    pub fn list_machines(&self) -> builder::ListMachines<'_> {
+        builder::ListMachines::new(self)
     }
     /**List machine actions, filtered with OData
 
@@ -3480,6 +4369,143 @@ pub mod builder {
             }
         }
     }
+    /**Builder for [`Client::list_machines`]
+
+[`Client::list_machines`]: super::Client::list_machines*/
+    #[derive(Debug, Clone)]
+    pub struct ListMachines<'a> {
+        client: &'a super::Client,
+        filter: Result<Option<::std::string::String>, String>,
+        skip: Result<Option<i32>, String>,
+        top: Result<Option<i32>, String>,
+    }
+    impl<'a> ListMachines<'a> {
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                filter: Ok(None),
+                skip: Ok(None),
+                top: Ok(None),
+            }
+        }
+        pub fn filter<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.filter = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for filter failed"
+                        .to_string()
+                });
+            self
+        }
+        pub fn skip<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i32>,
+        {
+            self.skip = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| "conversion to `i32` for skip failed".to_string());
+            self
+        }
+        pub fn top<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i32>,
+        {
+            self.top = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| "conversion to `i32` for top failed".to_string());
+            self
+        }
+        ///Sends a `GET` request to `/api/machines`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::MachineCollection>, Error<types::Error>> {
+            let Self { client, filter, skip, top } = self;
+            let filter = filter.map_err(Error::InvalidRequest)?;
+            let skip = skip.map_err(Error::InvalidRequest)?;
+            let top = top.map_err(Error::InvalidRequest)?;
+            let url = format!("{}/api/machines", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .query(&progenitor_client::QueryParam::new("$filter", &filter))
+                .query(&progenitor_client::QueryParam::new("$skip", &skip))
+                .query(&progenitor_client::QueryParam::new("$top", &top))
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "list_machines",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
     /**Builder for [`Client::list_machine_actions`]
 
 [`Client::list_machine_actions`]: super::Client::list_machine_actions*/
@@ -4034,6 +5060,8 @@ pub mod operations {
         RunAntiVirusScan,
         ///`collectInvestigationPackageGraph`: Collect the investigation package through the deprecated Graph endpoint.
         CollectInvestigationPackageGraph,
+        ///`listMachines`: List machines, filtered with OData.
+        ListMachines,
         ///`listMachineActions`: List machine actions, filtered with OData.
         ListMachineActions,
         ///`getMachineAction`: Get a machine action by its id.
@@ -4045,12 +5073,13 @@ pub mod operations {
     }
     impl OperationId {
         /// Every operation, in the spec's order.
-        pub const ALL: [OperationId; 9usize] = [
+        pub const ALL: [OperationId; 10usize] = [
             OperationId::StartInvestigation,
             OperationId::InitiateInvestigation,
             OperationId::CollectInvestigationPackage,
             OperationId::RunAntiVirusScan,
             OperationId::CollectInvestigationPackageGraph,
+            OperationId::ListMachines,
             OperationId::ListMachineActions,
             OperationId::GetMachineAction,
             OperationId::GetPackageUri,
@@ -4068,6 +5097,7 @@ pub mod operations {
                 OperationId::CollectInvestigationPackageGraph => {
                     &COLLECT_INVESTIGATION_PACKAGE_GRAPH
                 }
+                OperationId::ListMachines => &LIST_MACHINES,
                 OperationId::ListMachineActions => &LIST_MACHINE_ACTIONS,
                 OperationId::GetMachineAction => &GET_MACHINE_ACTION,
                 OperationId::GetPackageUri => &GET_PACKAGE_URI,
@@ -4084,6 +5114,7 @@ pub mod operations {
                 OperationId::CollectInvestigationPackageGraph => {
                     "collectInvestigationPackageGraph"
                 }
+                OperationId::ListMachines => "listMachines",
                 OperationId::ListMachineActions => "listMachineActions",
                 OperationId::GetMachineAction => "getMachineAction",
                 OperationId::GetPackageUri => "getPackageUri",
@@ -4103,6 +5134,7 @@ pub mod operations {
                 "collect_investigation_package_graph" => {
                     Some(OperationId::CollectInvestigationPackageGraph)
                 }
+                "list_machines" => Some(OperationId::ListMachines),
                 "list_machine_actions" => Some(OperationId::ListMachineActions),
                 "get_machine_action" => Some(OperationId::GetMachineAction),
                 "get_package_uri" => Some(OperationId::GetPackageUri),
@@ -4142,6 +5174,7 @@ pub mod operations {
                 "collectInvestigationPackageGraph" => {
                     Ok(OperationId::CollectInvestigationPackageGraph)
                 }
+                "listMachines" => Ok(OperationId::ListMachines),
                 "listMachineActions" => Ok(OperationId::ListMachineActions),
                 "getMachineAction" => Ok(OperationId::GetMachineAction),
                 "getPackageUri" => Ok(OperationId::GetPackageUri),
@@ -4353,6 +5386,45 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
             Answer::CollectInvestigationPackageGraph(response)
         }
     }
+    /**The request of `listMachines`: `GET /api/machines`: List machines, filtered with OData.
+
+Send it with `Client::send` of `mde_client`, or through the generated [`super::Client::list_machines`].*/
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct ListMachines {
+        ///`$filter` (query): OData filter on machines, e.g. `computerDnsName eq 'mymachine1.contoso.com'` or `startswith(computerDnsName,'mymachine')`: `eq`, `ne`, `gt`, `ge`, `lt`, `le`, `and`, `or`, `startswith(...)`, values in single quotes, dates bare (reference: exposed-apis-odata-samples.md, get-machines.md).
+        pub filter: Option<::std::string::String>,
+        ///`$skip` (query): Skips this many entities, to page on (reference: get-machineactions-collection.md).
+        pub skip: Option<i32>,
+        ///`$top` (query): At most this many entities, 10,000 at the most (reference: get-machineactions-collection.md).
+        pub top: Option<i32>,
+    }
+    #[allow(deprecated)]
+    impl Request for ListMachines {
+        const ID: OperationId = OperationId::ListMachines;
+        type Response = types::MachineCollection;
+        fn path_parameters(&self) -> ::std::vec::Vec<(&'static str, &str)> {
+            vec![]
+        }
+        fn send(
+            self,
+            client: &super::Client,
+        ) -> impl ::std::future::Future<Output = Sent<Self::Response>> + Send + '_ {
+            let mut builder = client.list_machines();
+            if let Some(value) = self.filter {
+                builder = builder.filter(value);
+            }
+            if let Some(value) = self.skip {
+                builder = builder.skip(value);
+            }
+            if let Some(value) = self.top {
+                builder = builder.top(value);
+            }
+            builder.send()
+        }
+        fn answer(response: Self::Response) -> Answer {
+            Answer::ListMachines(response)
+        }
+    }
     /**The request of `listMachineActions`: `GET /api/machineactions`: List machine actions, filtered with OData.
 
 Send it with `Client::send` of `mde_client`, or through the generated [`super::Client::list_machine_actions`].*/
@@ -4497,6 +5569,9 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         ///`collectInvestigationPackageGraph`: Collect the investigation package through the deprecated Graph endpoint.
         #[serde(rename = "collectInvestigationPackageGraph")]
         CollectInvestigationPackageGraph(types::MachineAction),
+        ///`listMachines`: List machines, filtered with OData.
+        #[serde(rename = "listMachines")]
+        ListMachines(types::MachineCollection),
         ///`listMachineActions`: List machine actions, filtered with OData.
         #[serde(rename = "listMachineActions")]
         ListMachineActions(types::MachineActionCollection),
@@ -4523,6 +5598,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 Answer::CollectInvestigationPackageGraph(_) => {
                     OperationId::CollectInvestigationPackageGraph
                 }
+                Answer::ListMachines(_) => OperationId::ListMachines,
                 Answer::ListMachineActions(_) => OperationId::ListMachineActions,
                 Answer::GetMachineAction(_) => OperationId::GetMachineAction,
                 Answer::GetPackageUri(_) => OperationId::GetPackageUri,
@@ -4650,6 +5726,29 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
             },
         ],
     };
+    ///`GET /api/machines`: List machines, filtered with OData.
+    pub const LIST_MACHINES: Operation = Operation {
+        id: OperationId::ListMachines,
+        method: "GET",
+        path: "/api/machines",
+        deprecated: false,
+        deprecation: None,
+        retired: None,
+        rate_limits: &[
+            RateWindow {
+                calls: 100u32,
+                seconds: 60u64,
+            },
+            RateWindow {
+                calls: 1500u32,
+                seconds: 3600u64,
+            },
+        ],
+        application_permissions: &["Machine.Read.All", "Machine.ReadWrite.All"],
+        delegated_permissions: &["Machine.Read", "Machine.ReadWrite"],
+        directory_roles: &[],
+        servers: SERVERS,
+    };
     ///`GET /api/machineactions`: List machine actions, filtered with OData.
     pub const LIST_MACHINE_ACTIONS: Operation = Operation {
         id: OperationId::ListMachineActions,
@@ -4765,6 +5864,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         COLLECT_INVESTIGATION_PACKAGE,
         RUN_ANTI_VIRUS_SCAN,
         COLLECT_INVESTIGATION_PACKAGE_GRAPH,
+        LIST_MACHINES,
         LIST_MACHINE_ACTIONS,
         GET_MACHINE_ACTION,
         GET_PACKAGE_URI,

@@ -100,7 +100,25 @@ pub(crate) fn router(shared: Arc<Shared>) -> Result<Router, String> {
             )
         })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::map_response_with_state(
+            shared.clone(),
+            dated,
+        ))
         .with_state(shared))
+}
+
+/// Every answer's `Date` is the simulator's clock, as the service's is its own: a client that
+/// compares it with an action's creation time sees the same time line.
+async fn dated(State(s): State<Arc<Shared>>, mut response: Response) -> Response {
+    let date = s
+        .clock
+        .now_utc()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    if let Ok(value) = header::HeaderValue::from_str(&date) {
+        response.headers_mut().insert(header::DATE, value);
+    }
+    response
 }
 
 fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
@@ -217,6 +235,21 @@ fn perform(s: &Shared, op: OperationId, request: Incoming) -> Result<Response, A
             StatusCode::OK,
             &records.action(&id)?.entity(now, &s.base_url),
         ),
+        OperationId::ListMachines => {
+            let query = Query::parse(query.as_deref())?;
+            let all = records.inventory().all();
+            if all.is_empty() {
+                // get-machines.md: "If there are no recent machines, you see 404 Not Found".
+                return Err(ApiError::not_found("No recent machines were found"));
+            }
+            let page = query.page(all.iter())?;
+            let answer = types::MachineCollection {
+                odata_context: Some(format!("{}/api/$metadata#Machines", s.base_url)),
+                value: page.iter().map(|m| m.entity()).collect(),
+                extra: Default::default(),
+            };
+            json(StatusCode::OK, &answer)
+        }
         OperationId::ListMachineActions => {
             let query = Query::parse(query.as_deref())?;
             // Newest first, as the list page's examples show them.

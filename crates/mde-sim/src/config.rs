@@ -96,8 +96,15 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Registered apps.
     pub apps: Vec<App>,
-    /// Machine ids in the inventory besides the documented ones.
+    /// Machine ids in the inventory besides the documented ones; each is named
+    /// [`machine_name`](crate::machine_name) of its id.
     pub machines: Vec<String>,
+    /// Machines given by name (a short name is put in `contoso.com`), each with the id
+    /// [`named_machine_id`](crate::named_machine_id) of its name.
+    pub names: Vec<String>,
+    /// Gives the names of the first N machines to a second, older and inactive machine each
+    /// (a device re-imaged or onboarded again), so that a lookup by name is ambiguous.
+    pub duplicate_names: usize,
     /// Lifetime of an access token (simulated time).
     pub token_lifetime: Duration,
     /// How long a package collection runs (`Pending`, then `InProgress`) before it
@@ -137,6 +144,8 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
             apps: vec![App::default_app()],
             machines: Vec::new(),
+            names: Vec::new(),
+            duplicate_names: 0,
             token_lifetime: Duration::from_secs(3599),
             collection_time: Duration::from_secs(300),
             pickup_time: Duration::from_secs(30),

@@ -25,6 +25,7 @@ mod auth;
 mod clock;
 mod config;
 mod error;
+mod inventory;
 mod odata;
 mod package;
 mod rate_limit;
@@ -44,6 +45,7 @@ pub use config::{
     parse_machine_list,
 };
 pub use error::ApiError;
+pub use inventory::{DOMAIN, machine_name, named_machine_id, qualified};
 pub use package::{Fault, Faults, dice};
 
 /// Signs in at a simulator's token endpoint (the client's client-credentials sign-in, the
@@ -66,6 +68,12 @@ pub async fn sign_in(
     )
     .await?;
     Ok(answer.token.expose().to_string())
+}
+
+/// A machine known by its id, with its generated name.
+fn machine(id: String, config: &Config, clock: &Clock) -> inventory::MachineRecord {
+    let name = machine_name(&id);
+    inventory::MachineRecord::new(id, name, config.seed, clock.now_utc())
 }
 
 /// State shared by every request.
@@ -97,16 +105,28 @@ impl Simulator {
     /// Serves on a listener already bound.
     pub fn serve(config: Config, listener: TcpListener) -> std::io::Result<Simulator> {
         let base_url = format!("http://{}", listener.local_addr()?);
-        let machines = operations::DOCUMENTED_MACHINE_IDS
+        let clock = Clock::scaled(config.time_scale);
+        let mut inventory = inventory::Inventory::default();
+        let ids = operations::DOCUMENTED_MACHINE_IDS
             .iter()
             .map(|id| id.to_string())
             .chain(config.machines.iter().cloned());
+        for id in ids {
+            inventory.add(machine(id, &config, &clock));
+        }
+        for name in &config.names {
+            let id = named_machine_id(name, 0);
+            let record =
+                inventory::MachineRecord::new(id, qualified(name), config.seed, clock.now_utc());
+            inventory.add(record);
+        }
+        inventory.duplicate_names(config.duplicate_names);
         let shared = Arc::new(Shared {
             base_url,
-            clock: Clock::scaled(config.time_scale),
+            clock,
             tokens: auth::Tokens::new(config.apps.clone(), config.token_lifetime),
             limiter: rate_limit::RateLimiter::default(),
-            records: Mutex::new(state::Records::new(machines)),
+            records: Mutex::new(state::Records::new(inventory)),
             packages: package::Packages::new(
                 config.package_size,
                 config.package_link_lifetime,
@@ -163,7 +183,22 @@ impl Simulator {
 
     /// Adds machine ids to the inventory while running.
     pub fn add_machines(&self, machines: impl IntoIterator<Item = String>) {
+        let shared = &self.shared;
+        let machines: Vec<_> = machines
+            .into_iter()
+            .map(|id| machine(id, &shared.config, &shared.clock))
+            .collect();
         self.records().add_machines(machines);
+    }
+
+    /// Every machine of the inventory, as listMachines answers them.
+    pub fn machines(&self) -> Vec<types::Machine> {
+        self.records()
+            .inventory()
+            .all()
+            .iter()
+            .map(|m| m.entity())
+            .collect()
     }
 
     /// Every machine action started so far, as the service would show it now.

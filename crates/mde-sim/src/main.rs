@@ -13,7 +13,8 @@ const AFTER_HELP: &str = "\
 Out of the box one app is registered, holding every permission of the spec:
   tenant sim-tenant, client id sim-client, client secret sim-secret
 
-The inventory holds the machine ids of the documents, plus --machines and --machines-file.
+The inventory holds the machine ids of the documents, plus --machines, --machines-file and
+--machine-name. A machine known by its id is named desktop-<its first 10 hex>.contoso.com.
 The first line on stdout is the base URL; the token URL is BASE/sim-tenant/oauth2/v2.0/token.
 
 Example:
@@ -33,6 +34,13 @@ struct Args {
     /// Add the machine ids of FILE (one a line, blank lines and # comments skipped).
     #[arg(long, value_name = "FILE")]
     machines_file: Option<PathBuf>,
+    /// Add a machine by name (a short name is put in contoso.com; repeatable).
+    #[arg(long = "machine-name", value_name = "NAME")]
+    names: Vec<String>,
+    /// Give the names of the first N machines to a second, older, inactive machine each (a
+    /// re-imaged device), so that a lookup by name is ambiguous.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    duplicate_names: usize,
     /// Register another app in tenant sim-tenant: ID:SECRET:PERM,PERM (repeatable).
     #[arg(long = "app", value_name = "ID:SECRET:PERMS", value_parser = App::parse)]
     apps: Vec<App>,
@@ -121,6 +129,8 @@ async fn main() -> ExitCode {
         investigation_time: Duration::from_secs(args.investigation_time),
         time_scale: args.time_scale,
         body_limit: args.body_limit,
+        names: args.names,
+        duplicate_names: args.duplicate_names,
         ..Config::default().with_generated_machines(args.machines)
     };
     config.apps.extend(args.apps);

@@ -1,6 +1,6 @@
 //! The inventory and what was started on it: investigations and machine actions.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use mde_client::{Timestamp, types};
 
 use crate::error::ApiError;
+use crate::inventory::{Inventory, MachineRecord};
 
 /// A started investigation.
 #[derive(Clone, Debug)]
@@ -16,6 +17,8 @@ pub struct InvestigationRecord {
     pub id: u64,
     /// The machine it runs on.
     pub machine_id: String,
+    /// The machine's name.
+    computer: String,
     started: Duration,
     started_utc: DateTime<Utc>,
     lasts: Duration,
@@ -28,6 +31,8 @@ pub struct ActionRecord {
     pub id: String,
     /// The machine it runs on.
     pub machine_id: String,
+    /// The machine's name.
+    computer: String,
     /// The app that asked for it.
     pub requestor: String,
     /// The `Comment` it was asked with.
@@ -71,14 +76,10 @@ struct Busy {
 /// Everything the simulator keeps.
 #[derive(Debug, Default)]
 pub struct Records {
-    inventory: HashSet<String>,
+    inventory: Inventory,
     busy: HashMap<String, Busy>,
     investigations: Vec<InvestigationRecord>,
     actions: Vec<ActionRecord>,
-}
-
-fn dns_name(machine_id: &str) -> String {
-    format!("sim-{}", machine_id.chars().take(8).collect::<String>())
 }
 
 fn utc_after(start: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
@@ -90,22 +91,29 @@ fn utc_after(start: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
 
 impl Records {
     /// Records for this inventory.
-    pub fn new(machines: impl IntoIterator<Item = String>) -> Records {
+    pub fn new(inventory: Inventory) -> Records {
         Records {
-            inventory: machines.into_iter().collect(),
+            inventory,
             ..Records::default()
         }
     }
 
-    /// Adds machines to the inventory.
-    pub fn add_machines(&mut self, machines: impl IntoIterator<Item = String>) {
-        self.inventory.extend(machines);
+    /// The machines.
+    pub fn inventory(&self) -> &Inventory {
+        &self.inventory
     }
 
-    /// The 404 for a machine that is not in the inventory.
-    pub fn known(&self, machine_id: &str) -> Result<(), ApiError> {
-        if self.inventory.contains(machine_id) {
-            Ok(())
+    /// Adds machines to the inventory.
+    pub fn add_machines(&mut self, machines: impl IntoIterator<Item = MachineRecord>) {
+        for machine in machines {
+            self.inventory.add(machine);
+        }
+    }
+
+    /// The machine's name, or the 404 for a machine that is not in the inventory.
+    pub fn known(&self, machine_id: &str) -> Result<String, ApiError> {
+        if let Some(machine) = self.inventory.get(machine_id) {
+            Ok(machine.name.clone())
         } else {
             Err(ApiError::not_found(format!(
                 "Machine {} was not found",
@@ -123,7 +131,7 @@ impl Records {
         now_utc: DateTime<Utc>,
         lasts: Duration,
     ) -> Result<InvestigationRecord, ApiError> {
-        self.known(machine_id)?;
+        let computer = self.known(machine_id)?;
         let busy = self.busy.entry(machine_id.to_string()).or_default();
         if busy.investigation_until.is_some_and(|until| now < until) {
             return Err(ApiError::new(
@@ -137,6 +145,7 @@ impl Records {
             // Counted on from the documented example's id, 63004.
             id: 63005 + self.investigations.len() as u64,
             machine_id: machine_id.to_string(),
+            computer,
             started: now,
             started_utc: now_utc,
             lasts,
@@ -158,7 +167,7 @@ impl Records {
         config: &crate::Config,
     ) -> Result<ActionRecord, ApiError> {
         let (pickup, lasts) = (config.pickup_time, config.collection_time);
-        self.known(machine_id)?;
+        let computer = self.known(machine_id)?;
         let busy = self.busy.entry(machine_id.to_string()).or_default();
         if busy.collection_until.is_some_and(|until| now < until) {
             // Code and message as callers have seen them (reference: mde-facts.md).
@@ -186,6 +195,7 @@ impl Records {
         let record = ActionRecord {
             id,
             machine_id: machine_id.to_string(),
+            computer,
             requestor: requestor.to_string(),
             comment: comment.to_string(),
             graph,
@@ -215,7 +225,7 @@ impl Records {
         now_utc: DateTime<Utc>,
         config: &crate::Config,
     ) -> Result<(ActionRecord, bool), ApiError> {
-        self.known(machine_id)?;
+        let computer = self.known(machine_id)?;
         let busy = self.busy.entry(machine_id.to_string()).or_default();
         let nth = busy.scans;
         busy.scans += 1;
@@ -242,6 +252,7 @@ impl Records {
         let record = ActionRecord {
             id,
             machine_id: machine_id.to_string(),
+            computer,
             requestor: requestor.to_string(),
             comment: comment.to_string(),
             graph: false,
@@ -334,7 +345,7 @@ impl InvestigationRecord {
             cancelled_by: None,
             status_details: None,
             machine_id: Some(self.machine_id.clone()),
-            computer_dns_name: Some(dns_name(&self.machine_id)),
+            computer_dns_name: Some(self.computer.clone()),
             triggering_alert_id: None,
             extra: Default::default(),
         }
@@ -405,7 +416,7 @@ impl ActionRecord {
             action.last_update_time_utc = Some(updated);
         } else {
             action.odata_context = Some(format!("{base_url}/api/$metadata#MachineActions/$entity"));
-            action.computer_dns_name = Some(dns_name(&self.machine_id));
+            action.computer_dns_name = Some(self.computer.clone());
             action.request_source = Some("PublicApi".into());
             action.error_h_result = Some(0);
             action.last_update_date_time_utc = Some(updated);
@@ -441,7 +452,10 @@ impl crate::odata::Filterable for ActionAt<'_> {
             "id" => text(&a.id),
             "status" => text(a.status(self.now).as_str()),
             "machineid" => text(&a.machine_id),
-            "type" => text(types::MachineActionType::CollectInvestigationPackage.as_str()),
+            "type" => text(match a.scan {
+                Some(_) => types::MachineActionType::RunAntiVirusScan.as_str(),
+                None => types::MachineActionType::CollectInvestigationPackage.as_str(),
+            }),
             "requestor" => text(&a.requestor),
             "creationdatetimeutc" => Some(Field::Time(a.created_utc)),
             _ => None,
