@@ -61,7 +61,7 @@ async fn bench(sim: &Simulator) {
         .args(["--api-url", sim.base_url(), "--login-url", sim.base_url()])
         .args(["--time-scale", &scale, "--journal", "j.jsonl"])
         .args(["package", "collect", "--machines-file", "fleet.txt"])
-        .args(["--comment", "bench", "--download", "evidence"])
+        .args(["--comment", "bench", "--download", "evidence", "--yes"])
         .env("AZURE_TENANT_ID", mde_sim::DEFAULT_TENANT)
         .env("AZURE_CLIENT_ID", mde_sim::DEFAULT_CLIENT_ID)
         .env("AZURE_CLIENT_SECRET", mde_sim::DEFAULT_CLIENT_SECRET)

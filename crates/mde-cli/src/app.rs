@@ -17,6 +17,7 @@ use crate::cli::{
 use crate::fleet::{self, Progress};
 use crate::journal::{History, Journal};
 use crate::pipeline;
+use crate::selection::{self, Selection};
 use crate::{output, targets};
 
 /// Every machine succeeded.
@@ -58,17 +59,23 @@ pub async fn run(cli: Cli) -> u8 {
     let done = |result: Result<u8, u8>| match result {
         Ok(code) | Err(code) => code,
     };
-    let (op, targets, scan_type) = match &cli.command {
+    let (op, targets, scan_type, wait) = match &cli.command {
         Command::Investigation(InvestigationCommand::Start(t)) => {
-            (OperationId::StartInvestigation, t.clone(), None)
+            (OperationId::StartInvestigation, t.clone(), None, None)
         }
         Command::Investigation(InvestigationCommand::Initiate(t)) => {
-            (OperationId::InitiateInvestigation, t.clone(), None)
+            (OperationId::InitiateInvestigation, t.clone(), None, None)
         }
-        Command::Scan { targets, scan_type } => (
+        Command::Scan {
+            targets,
+            scan_type,
+            wait,
+            poll_interval,
+        } => (
             OperationId::RunAntiVirusScan,
             targets.clone(),
             Some(scan_type.as_type()),
+            wait.then(|| Duration::from_secs(*poll_interval)),
         ),
         Command::Package(PackageCommand::Collect {
             targets,
@@ -92,6 +99,7 @@ pub async fn run(cli: Cli) -> u8 {
             },
             targets.clone(),
             None,
+            None,
         ),
         Command::Package(PackageCommand::Download { ids, out }) => {
             return done(package_download(&cli, ids, out).await);
@@ -100,20 +108,35 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Action(ActionCommand::Show { ids }) => return done(action_show(&cli, ids).await),
         Command::Action(ActionCommand::List {
             machine,
+            name,
+            pick,
             status,
             kind,
             since,
         }) => {
-            let filter = action_filter(machine, status, kind, since);
-            return done(action_list(&cli, filter).await);
+            let by = match (machine, name) {
+                (Some(id), _) => Some(MachineBy::Id(id.clone())),
+                (None, Some(name)) => Some(MachineBy::Name(name.clone(), pick.is_some())),
+                (None, None) => None,
+            };
+            return done(action_list(&cli, by, status, kind, since).await);
         }
-        Command::Action(ActionCommand::Cancel { ids, comment }) => (
+        Command::Action(ActionCommand::Cancel {
+            ids,
+            comment,
+            confirm,
+        }) => (
             OperationId::CancelMachineAction,
             Targets {
                 machines: ids.clone(),
                 machines_file: None,
+                names: Vec::new(),
+                names_file: None,
+                pick: None,
                 comment: comment.clone(),
+                confirm: confirm.clone(),
             },
+            None,
             None,
         ),
         Command::Completions { .. } => unreachable!("handled before a runtime starts"),
@@ -128,7 +151,22 @@ pub async fn run(cli: Cli) -> u8 {
             "warning: --graph uses {op}, a deprecated Graph endpoint; use `mde package collect` without --graph"
         );
     }
-    done(fleet_run(&cli, op, &targets, scan_type).await)
+    done(fleet_run(&cli, op, &targets, scan_type, wait).await)
+}
+
+/// The machine of `mde action list`.
+enum MachineBy {
+    Id(String),
+    /// A name, and whether to pick the machine seen last among several.
+    Name(String, bool),
+}
+
+/// The exit code of an error that ends a command: 3 for what holds for every call.
+fn code_of(e: &Error) -> u8 {
+    match e {
+        Error::Authentication(_) | Error::Permission { .. } | Error::Configuration(_) => AUTH,
+        _ => PARTIAL,
+    }
 }
 
 /// The `$filter` of `mde action list`: each option given, joined with `and`.
@@ -160,10 +198,10 @@ fn action_filter(
 
 /// The client of a command that is not a fleet run (and the simulator of `--simulate`, empty):
 /// every wait for a limit is said on stderr.
-async fn connect(cli: &Cli) -> Result<(Option<mde_sim::Simulator>, Client), u8> {
+async fn connect(cli: &Cli, names: &[String]) -> Result<(Option<mde_sim::Simulator>, Client), u8> {
     let conn = &cli.connection;
     let scale = time_scale(conn)?;
-    let simulator = simulator(conn, scale, &[]).await?;
+    let simulator = simulator(conn, scale, &[], names).await?;
     let client = client(conn, simulator.as_ref(), scale, |event: &WaitEvent| {
         eprintln!(
             "mde: waiting {} s for {:?}",
@@ -174,9 +212,50 @@ async fn connect(cli: &Cli) -> Result<(Option<mde_sim::Simulator>, Client), u8> 
     Ok((simulator, client))
 }
 
-/// `mde action list`: one filtered call, newest first.
-async fn action_list(cli: &Cli, filter: Option<String>) -> Result<u8, u8> {
-    let (simulator, client) = connect(cli).await?;
+/// `mde action list`: one filtered call, newest first (and one to resolve a machine name).
+async fn action_list(
+    cli: &Cli,
+    by: Option<MachineBy>,
+    status: &Option<String>,
+    kind: &Option<String>,
+    since: &Option<String>,
+) -> Result<u8, u8> {
+    let names: Vec<String> = match &by {
+        Some(MachineBy::Name(name, _)) => {
+            crate::names::check(name).map_err(|e| fail(USAGE, e))?;
+            vec![name.clone()]
+        }
+        _ => Vec::new(),
+    };
+    let (simulator, client) = connect(cli, &names).await?;
+    let machine = match by {
+        None => None,
+        Some(MachineBy::Id(id)) => Some(id),
+        Some(MachineBy::Name(name, latest)) => {
+            let resolved = crate::names::resolve(&client, &names, latest)
+                .await
+                .map_err(|e| fail(code_of(&e), error_chain(&e)))?;
+            match resolved.names.into_iter().next().map(|(_, r)| r) {
+                Some(crate::names::Resolved::Machine(m)) => {
+                    eprintln!("mde: {name} is {} ({})", m.id, m.name);
+                    Some(m.id)
+                }
+                Some(crate::names::Resolved::Ambiguous(candidates)) => {
+                    let list: Vec<String> = candidates.iter().map(|c| c.describe()).collect();
+                    return Err(fail(
+                        PARTIAL,
+                        format!(
+                            "{} machines are named {name}: {}; give the id, or --pick latest",
+                            list.len(),
+                            list.join("; ")
+                        ),
+                    ));
+                }
+                _ => return Err(fail(PARTIAL, format!("no machine is named {name}"))),
+            }
+        }
+    };
+    let filter = action_filter(&machine, status, kind, since);
     let page = client
         .send(operations::ListMachineActions {
             filter,
@@ -184,15 +263,7 @@ async fn action_list(cli: &Cli, filter: Option<String>) -> Result<u8, u8> {
             skip: None,
         })
         .await;
-    let page = match page {
-        Ok(page) => page,
-        Err(
-            e @ (Error::Authentication(_) | Error::Permission { .. } | Error::Configuration(_)),
-        ) => {
-            return Err(fail(AUTH, error_chain(&e)));
-        }
-        Err(e) => return Err(fail(PARTIAL, error_chain(&e))),
-    };
+    let page = page.map_err(|e| fail(code_of(&e), error_chain(&e)))?;
     let mut stdout = std::io::stdout().lock();
     if cli.run.output == Output::Table {
         let _ = writeln!(stdout, "{}", output::ACTION_HEADER);
@@ -217,7 +288,7 @@ async fn action_list(cli: &Cli, filter: Option<String>) -> Result<u8, u8> {
 /// in the folder's manifest; one already recorded and still verified is not fetched again.
 async fn package_download(cli: &Cli, ids: &[String], out: &std::path::Path) -> Result<u8, u8> {
     use crate::evidence;
-    let (simulator, client) = connect(cli).await?;
+    let (simulator, client) = connect(cli, &[]).await?;
     evidence::folder(out).map_err(|e| {
         fail(
             USAGE,
@@ -362,8 +433,9 @@ fn credentials_error() -> String {
     "no credentials: set MDE_TOKEN, or AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or give --token, or --tenant-id, --client-id and --client-secret), or try --simulate".into()
 }
 
-/// The machines of a run, de-duplicated with a warning; a usage error when there are none.
-fn machines(targets: &Targets) -> Result<Vec<String>, u8> {
+/// The ids and names of a run, each de-duplicated with a warning; a usage error when there
+/// are none, or a name no machine could have.
+fn machines(targets: &Targets) -> Result<(Vec<String>, Vec<String>), u8> {
     if targets.comment.trim().is_empty() {
         return Err(fail(USAGE, "--comment must not be empty"));
     }
@@ -377,13 +449,25 @@ fn machines(targets: &Targets) -> Result<Vec<String>, u8> {
             repeated.join(", ")
         );
     }
-    if machines.is_empty() {
+    let (names, repeated) = targets::machine_names(&targets.names, targets.names_file.as_deref())
+        .map_err(|e| fail(USAGE, e))?;
+    if !repeated.is_empty() {
+        eprintln!(
+            "warning: {} machine name(s) given more than once, looked up once: {}",
+            repeated.len(),
+            repeated.join(", ")
+        );
+    }
+    for name in &names {
+        crate::names::check(name).map_err(|e| fail(USAGE, e))?;
+    }
+    if machines.is_empty() && names.is_empty() {
         return Err(fail(
             USAGE,
-            "no machine ids: give them as arguments or with --machines-file",
+            "no machines: give ids as arguments or with --machines-file, or names with --machine-name or --names-file",
         ));
     }
-    Ok(machines)
+    Ok((machines, names))
 }
 
 /// The simulated seconds per real second: `--time-scale`, only where it cannot outrun the
@@ -423,11 +507,13 @@ fn history(cli: &Cli, op: OperationId) -> Result<History, u8> {
     Ok(history)
 }
 
-/// The embedded simulator of `--simulate`, with the run's well-formed ids in its inventory.
+/// The embedded simulator of `--simulate`, with the run's well-formed ids and its names in its
+/// inventory.
 async fn simulator(
     conn: &Connection,
     scale: f64,
     machines: &[String],
+    names: &[String],
 ) -> Result<Option<mde_sim::Simulator>, u8> {
     if !conn.simulate {
         return Ok(None);
@@ -440,6 +526,7 @@ async fn simulator(
             .filter(|id| targets::well_formed(id))
             .cloned()
             .collect(),
+        names: names.to_vec(),
         ..mde_sim::Config::default()
     };
     let sim = mde_sim::Simulator::start(config)
@@ -517,18 +604,82 @@ fn open_journal(cli: &Cli) -> Result<(PathBuf, Journal), u8> {
     Ok((path, journal))
 }
 
-/// Sends `op` to every machine of `targets`, journaled, and reports.
+/// What a dry run says of a run besides its machines: the operation, what else the request
+/// carries, and the calls that follow each request.
+type Intent = (OperationId, Option<String>, Option<OperationId>);
+
+/// The machines of a run: the names resolved (or taken from the resumed journal). With
+/// `--dry-run` the plan is printed and the command ends (`Err` with its exit code); an action
+/// on more than 10 machines is confirmed first.
+async fn select(
+    cli: &Cli,
+    targets: &Targets,
+    client: &Client,
+    history: &History,
+    (ids, names): (Vec<String>, Vec<String>),
+    (op, detail, then): Intent,
+) -> Result<Selection, u8> {
+    let selection = selection::select(client, ids, &names, targets.pick.is_some(), history)
+        .await
+        .map_err(|e| {
+            fail(
+                code_of(&e),
+                format!("cannot resolve the machine names: {}", error_chain(&e)),
+            )
+        })?;
+    if targets.confirm.dry_run {
+        let plan = selection::DryRun {
+            op,
+            detail,
+            comment: &targets.comment,
+            selection: &selection,
+            then,
+        };
+        let mut stdout = std::io::stdout().lock();
+        let _ = plan
+            .print(cli.run.output, &mut stdout)
+            .and_then(|()| stdout.flush());
+        return Err(if selection.unresolved.is_empty() {
+            OK
+        } else {
+            PARTIAL
+        });
+    }
+    let to_send = selection
+        .machines
+        .iter()
+        .filter(|m| !history.done.contains_key(*m))
+        .count();
+    selection::confirm(op, to_send, targets.confirm.yes).map_err(|e| fail(USAGE, e))?;
+    Ok(selection)
+}
+
+/// Opens the journal of a run and records the names it resolved.
+fn start_journal(cli: &Cli, selection: &Selection) -> Result<(PathBuf, Journal), u8> {
+    let (path, journal) = open_journal(cli)?;
+    selection.record(&journal).map_err(|e| {
+        fail(
+            USAGE,
+            format!("cannot write the journal {}: {e}", path.display()),
+        )
+    })?;
+    Ok((path, journal))
+}
+
+/// Sends `op` to every machine of `targets`, journaled, and reports; with `wait`, follows
+/// every scan to its final status, looking every `wait`.
 async fn fleet_run(
     cli: &Cli,
     op: OperationId,
     targets: &Targets,
     scan_type: Option<types::ScanType>,
+    wait: Option<Duration>,
 ) -> Result<u8, u8> {
     let conn = &cli.connection;
-    let machines = machines(targets)?;
+    let (ids, names) = machines(targets)?;
     let scale = time_scale(conn)?;
     let history = history(cli, op)?;
-    let simulator = simulator(conn, scale, &machines).await?;
+    let simulator = simulator(conn, scale, &ids, &names).await?;
 
     let bar = (std::io::stderr().is_terminal()).then(|| {
         let bar = ProgressBar::new(0);
@@ -554,19 +705,28 @@ async fn fleet_run(
         }
     };
     let client = client(conn, simulator.as_ref(), scale, on_wait)?;
-    let (path, journal) = open_journal(cli)?;
+    let intent = (op, scan_type.map(|t| format!("ScanType {t}")), None);
+    let selection = select(cli, targets, &client, &history, (ids, names), intent).await?;
+    let machines = selection.machines.clone();
+    let (path, journal) = start_journal(cli, &selection)?;
 
     let total = machines.len();
     let started = std::time::Instant::now();
     let json = cli.run.output == Output::Json;
-    // JSON lines go out as each machine ends, so that a pipe sees them live.
+    // JSON lines go out as each machine ends (with --wait, as its scan ends), so that a pipe
+    // sees them live.
     let print_json = |outcome: &fleet::Outcome| {
         let mut stdout = std::io::stdout().lock();
-        let _ = writeln!(stdout, "{}", output::json_line(outcome)).and_then(|()| stdout.flush());
+        let line = output::json_line(&selection.named(outcome));
+        let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
     };
+    let live = json && wait.is_none();
+    if json {
+        selection.unresolved.iter().for_each(print_json);
+    }
     let mut progress = |event: Progress<'_>| match (event, &bar) {
         (Progress::Earlier(outcome), _) => {
-            if json {
+            if live {
                 print_json(outcome);
             }
         }
@@ -580,7 +740,7 @@ async fn fleet_run(
             }
         }
         (Progress::Done(outcome), bar) => {
-            if json {
+            if live {
                 print_json(outcome);
             }
             match bar {
@@ -592,7 +752,7 @@ async fn fleet_run(
                         bar.set_message("");
                     }
                 }
-                None => eprintln!("{}", output::line(outcome)),
+                None => eprintln!("{}", output::line(&selection.named(outcome))),
             }
         }
     };
@@ -605,7 +765,7 @@ async fn fleet_run(
     let stop = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    let report = fleet::run(
+    let mut report = fleet::run(
         &client,
         plan,
         machines,
@@ -625,6 +785,39 @@ async fn fleet_run(
         bar.finish_and_clear();
     }
 
+    let mut waited = None;
+    if let Some(interval) = wait.filter(|_| report.fatal.is_none() && report.not_sent.is_empty()) {
+        eprintln!(
+            "mde: following the scans to their final status: one listMachineActions call every {}",
+            output::duration(interval)
+        );
+        let mut ended = |outcome: &fleet::Outcome| {
+            if json {
+                print_json(outcome);
+            } else {
+                eprintln!("{}", output::line(&selection.named(outcome)));
+            }
+        };
+        let stop = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        let followed = crate::wait::follow(&client, &mut report, interval, &mut ended, stop)
+            .await
+            .map_err(|e| {
+                fail(
+                    code_of(&e),
+                    format!("cannot follow the scans: {}", error_chain(&e)),
+                )
+            })?;
+        waited = Some(followed);
+    }
+    report.outcomes = report
+        .outcomes
+        .iter()
+        .map(|o| selection.named(o))
+        .chain(selection.unresolved.iter().cloned())
+        .collect();
+
     let mut stdout = std::io::stdout().lock();
     let written = match cli.run.output {
         Output::Table => output::table(&report, &mut stdout),
@@ -632,9 +825,16 @@ async fn fleet_run(
     };
     let _ = written.and_then(|()| stdout.flush());
     eprintln!(
-        "mde: {} in {:.1} s",
+        "mde: {} in {:.1} s{}",
         output::summary(&report),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        match &waited {
+            Some(w) => format!(
+                "; {} listMachineActions call(s) followed the scans",
+                w.list_calls
+            ),
+            None => String::new(),
+        }
     );
     if let Some(sim) = simulator {
         sim.stop().await;
@@ -650,10 +850,20 @@ async fn fleet_run(
         );
         return Ok(INTERRUPTED);
     }
-    let all_ok = report
-        .outcomes
-        .iter()
-        .all(|o| o.outcome == fleet::Kind::Succeeded);
+    if let Some(left) = waited.as_ref().and_then(|w| w.interrupted.as_ref()) {
+        eprintln!(
+            "mde: stopped waiting; the scans go on. Follow them with:\n  mde action show {}",
+            left.join(" ")
+        );
+        return Ok(INTERRUPTED);
+    }
+    let all_ok = match waited {
+        Some(_) => crate::wait::all_succeeded(&report),
+        None => report
+            .outcomes
+            .iter()
+            .all(|o| o.outcome == fleet::Kind::Succeeded),
+    };
     Ok(if all_ok { OK } else { PARTIAL })
 }
 
@@ -667,19 +877,25 @@ async fn collect_download(
     let conn = &cli.connection;
     let op = OperationId::CollectInvestigationPackage;
     let scan_type = None;
-    let machines = machines(targets)?;
+    let (ids, names) = machines(targets)?;
     let scale = time_scale(conn)?;
     let history = history(cli, op)?;
+    let simulator = simulator(conn, scale, &ids, &names).await?;
+    // Waits for the limits are the pace here, not news: the bar's ETA says them.
+    let client = client(conn, simulator.as_ref(), scale, |_: &WaitEvent| {})?;
+    let intent = (op, None, Some(OperationId::GetPackageUri));
+    let selection = select(cli, targets, &client, &history, (ids, names), intent).await?;
+    for outcome in &selection.unresolved {
+        eprintln!("{}", output::line(outcome));
+    }
+    let machines = selection.machines.clone();
     crate::evidence::folder(settings.dir).map_err(|e| {
         fail(
             USAGE,
             format!("cannot make the folder {}: {e}", settings.dir.display()),
         )
     })?;
-    let simulator = simulator(conn, scale, &machines).await?;
-    // Waits for the limits are the pace here, not news: the bar's ETA says them.
-    let client = client(conn, simulator.as_ref(), scale, |_: &WaitEvent| {})?;
-    let (path, journal) = open_journal(cli)?;
+    let (path, journal) = start_journal(cli, &selection)?;
     let real = if conn.simulate || conn.time_scale.is_some() {
         scale
     } else {
@@ -797,6 +1013,7 @@ async fn collect_download(
         return Ok(INTERRUPTED);
     }
     let all_saved = report.not_sent.is_empty()
+        && selection.unresolved.is_empty()
         && report
             .packages
             .iter()
@@ -806,7 +1023,7 @@ async fn collect_download(
 
 /// `mde action show`: each action as the service has it now, in the order given.
 async fn action_show(cli: &Cli, ids: &[String]) -> Result<u8, u8> {
-    let (simulator, client) = connect(cli).await?;
+    let (simulator, client) = connect(cli, &[]).await?;
     let mut stdout = std::io::stdout().lock();
     if cli.run.output == Output::Table {
         let _ = writeln!(stdout, "{}", output::ACTION_HEADER);

@@ -16,11 +16,19 @@ Examples:
   # Carry on after a crash or Ctrl-C, skipping every machine already sent to.
   mde package collect --machines-file fleet.txt --comment \"...\" --resume mde-journal.jsonl
 
+  # Machines by name; see what would be sent first.
+  mde scan --type full --names-file names.txt --comment \"Alert 3212\" --dry-run
+
+Machines are given by id (arguments, --machines-file) or by name (--machine-name,
+--names-file): a name is resolved with listMachines, once per run, and journaled. An action
+on more than 10 machines asks first (--yes skips the question; without a terminal it is
+needed).
+
 Exit codes: 0 all succeeded, 1 some machines did not succeed, 2 usage error,
 3 authentication, permission or configuration error, 130 interrupted.";
 
-/// Start automated investigations and collect investigation packages on Microsoft Defender for
-/// Endpoint devices: one device or a fleet, at the documented rate, resumable.
+/// Collect investigation packages and run antivirus scans on Microsoft Defender for Endpoint
+/// devices, by id or by name: one device or a fleet, at the documented rate, resumable.
 #[derive(Debug, Parser)]
 #[command(name = "mde", version, after_help = EXAMPLES)]
 pub struct Cli {
@@ -137,7 +145,7 @@ pub enum Command {
     /// Runs a Microsoft Defender Antivirus scan on each machine (the replacement for the
     /// retired investigations).
     #[command(
-        after_help = "Example:\n  mde scan 1e5bc9d7e413ddd7902c2932e418702b84d0cc07 --type full --comment \"Check machine for viruses due to alert 3212\"\n\nA machine where a scan is already running reports already_running (the service answers\n400 \"Action is already in progress\"); no second scan is counted."
+        after_help = "Examples:\n  mde scan 1e5bc9d7e413ddd7902c2932e418702b84d0cc07 --type full --comment \"Check machine for viruses due to alert 3212\"\n  mde scan --type quick --machine-name ws-0001 --machine-name ws-0002 --comment \"Alert 3212\" --wait\n\nA machine where a scan is already running reports already_running, whether the service\nanswers 400 \"Action is already in progress\" or the pending scan again (told apart by its id\nand creation time); no second scan is counted, and --wait follows the running one."
     )]
     Scan {
         #[command(flatten)]
@@ -145,6 +153,13 @@ pub enum Command {
         /// The scan: quick or full (sent as the documented `Quick` or `Full`).
         #[arg(long = "type", value_enum)]
         scan_type: ScanKind,
+        /// Follow every scan to its final status (one listMachineActions call per
+        /// --poll-interval for the whole fleet); exit 0 only when every scan Succeeded.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: seconds between two looks at every scan of the run.
+        #[arg(long, value_name = "SECONDS", default_value_t = 30, requires = "wait", value_parser = clap::value_parser!(u64).range(1..=3600))]
+        poll_interval: u64,
     },
     /// Machine actions (a package collection is one): follow them.
     #[command(subcommand)]
@@ -240,6 +255,12 @@ pub enum ActionCommand {
         /// Only the actions of this machine id.
         #[arg(long, value_name = "ID")]
         machine: Option<String>,
+        /// Only the actions of the machine with this name (see `mde scan --help`).
+        #[arg(long = "machine-name", value_name = "NAME", conflicts_with = "machine")]
+        name: Option<String>,
+        /// With --machine-name: where several machines have the name, the one seen last.
+        #[arg(long, value_enum, value_name = "WHICH", requires = "name")]
+        pick: Option<Pick>,
         /// Only actions with this status: Pending, InProgress, Succeeded, Failed, TimeOut, Cancelled.
         #[arg(long, value_name = "S")]
         status: Option<String>,
@@ -261,19 +282,54 @@ pub enum ActionCommand {
         /// Comment to associate with each cancellation.
         #[arg(long)]
         comment: String,
+        #[command(flatten)]
+        confirm: Confirm,
     },
 }
 
 /// The machines and the comment.
 #[derive(Clone, Debug, Args)]
 pub struct Targets {
-    /// Machine ids.
+    /// Machine ids (40 or 32 hex characters). Give names with --machine-name instead.
     #[arg(value_name = "MACHINE_ID")]
     pub machines: Vec<String>,
     /// More machine ids, one a line (`#` comments and blank lines ignored; `-` reads stdin).
     #[arg(long, value_name = "FILE")]
     pub machines_file: Option<PathBuf>,
+    /// A machine by name (repeatable): its fully qualified name, or the first label of it
+    /// (ws-0001 for ws-0001.contoso.com), without regard to case.
+    #[arg(long = "machine-name", value_name = "NAME")]
+    pub names: Vec<String>,
+    /// More machine names, one a line (`#` comments and blank lines ignored; `-` reads stdin).
+    #[arg(long, value_name = "FILE")]
+    pub names_file: Option<PathBuf>,
+    /// Where several machines have a name (a re-imaged device): act on the one seen last,
+    /// instead of refusing the name and listing them.
+    #[arg(long, value_enum, value_name = "WHICH")]
+    pub pick: Option<Pick>,
     /// Comment to associate with each action.
     #[arg(long)]
     pub comment: String,
+    #[command(flatten)]
+    pub confirm: Confirm,
+}
+
+/// Which machine of several with one name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Pick {
+    /// The one whose last full report (`lastSeen`) is the newest.
+    Latest,
+}
+
+/// Seeing an action before it is done.
+#[derive(Clone, Debug, Args)]
+pub struct Confirm {
+    /// Resolve the names and print what would be sent (each machine, the operation, the
+    /// comment, the number of requests and the shortest time the documented limits allow),
+    /// sending no action.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Act on more than 10 machines without asking (needed when stdin is not a terminal).
+    #[arg(long)]
+    pub yes: bool,
 }

@@ -7,6 +7,7 @@ use std::pin::Pin;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use mde_client::operations::{Answer, OperationId, Request};
+use mde_client::types::MachineAction;
 use mde_client::{Call, Client, Error};
 use serde::{Deserialize, Serialize};
 
@@ -20,8 +21,10 @@ pub enum Kind {
     Succeeded,
     /// The same kind of action was already running there.
     AlreadyRunning,
-    /// The service does not know the machine.
+    /// The service does not know the machine (or no machine has the name).
     NotFound,
+    /// Several machines have the name given (see `--pick`).
+    Ambiguous,
     /// Anything else went wrong.
     Failed,
     /// Sent in an earlier run that ended before its answer: it may or may not exist.
@@ -35,6 +38,7 @@ impl Kind {
             Kind::Succeeded => "succeeded",
             Kind::AlreadyRunning => "already_running",
             Kind::NotFound => "not_found",
+            Kind::Ambiguous => "ambiguous",
             Kind::Failed => "failed",
             Kind::Unknown => "unknown",
         }
@@ -44,8 +48,11 @@ impl Kind {
 /// One machine's outcome, as the journal records it and the JSON output writes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
-    /// The machine id.
+    /// The machine id (the name as given, for a name that came to no single machine).
     pub machine: String,
+    /// The machine's fully qualified name, when it was given by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// How it fared.
     pub outcome: Kind,
     /// The service's answer, tagged with its operation, when it succeeded.
@@ -127,11 +134,40 @@ pub fn prepare<'a>(client: &'a Client, plan: &Plan<'_>, machine: &str) -> Option
     })
 }
 
+/// An action already pending, as the answer of the operation that was asked for a new one.
+fn pending(op: OperationId, action: MachineAction) -> Option<Answer> {
+    match op {
+        OperationId::CollectInvestigationPackage => {
+            Some(Answer::CollectInvestigationPackage(action))
+        }
+        OperationId::CollectInvestigationPackageGraph => {
+            Some(Answer::CollectInvestigationPackageGraph(action))
+        }
+        OperationId::RunAntiVirusScan => Some(Answer::RunAntiVirusScan(action)),
+        OperationId::StartInvestigation
+        | OperationId::InitiateInvestigation
+        | OperationId::ListMachines
+        | OperationId::ListMachineActions
+        | OperationId::GetMachineAction
+        | OperationId::GetPackageUri
+        | OperationId::CancelMachineAction => None,
+    }
+}
+
 /// The outcome of an answer, and the error that stops the run when it holds for every machine
-/// (credentials, permission, configuration).
-fn outcome(machine: String, answer: Result<Answer, Error>) -> (Outcome, Option<String>) {
+/// (credentials, permission, configuration). An action already running is reported so,
+/// whichever way the service said it, with the pending action when it gave it.
+fn outcome(
+    op: OperationId,
+    machine: String,
+    answer: Result<Answer, Error>,
+) -> (Outcome, Option<String>) {
     let (kind, result, error, fatal) = match answer {
         Ok(answer) => (Kind::Succeeded, Some(answer), None, false),
+        Err(Error::AlreadyPending(action)) => {
+            let why = crate::app::error_chain(&Error::AlreadyPending(action.clone()));
+            (Kind::AlreadyRunning, pending(op, *action), Some(why), false)
+        }
         Err(e) => {
             let kind = match e {
                 Error::AlreadyRunning(_) => Kind::AlreadyRunning,
@@ -148,6 +184,7 @@ fn outcome(machine: String, answer: Result<Answer, Error>) -> (Outcome, Option<S
     let fatal = fatal.then(|| error.clone().unwrap_or_default());
     let outcome = Outcome {
         machine,
+        name: None,
         outcome: kind,
         result,
         error,
@@ -206,6 +243,7 @@ pub async fn run(
         } else if history.unknown.contains(&machine) && !retry_unknown {
             let unknown = Outcome {
                 machine,
+                name: None,
                 outcome: Kind::Unknown,
                 result: None,
                 error: Some("sent by an earlier run that ended before the answer; not sent again (--retry-unknown sends it)".into()),
@@ -253,7 +291,7 @@ pub async fn run(
                 in_flight.push(async move { (machine.clone(), answer.await) });
             }
             Some((machine, answer)) = in_flight.next(), if !in_flight.is_empty() => {
-                let (outcome, fatal) = outcome(machine, answer);
+                let (outcome, fatal) = outcome(op, machine, answer);
                 journal.done(&outcome)?;
                 progress(Progress::Done(&outcome));
                 report.outcomes.push(outcome);

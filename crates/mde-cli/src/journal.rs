@@ -50,6 +50,15 @@ pub enum Entry {
         /// When, in UTC.
         at: String,
     },
+    /// A machine name resolved to its id (reused on resume, not looked up again).
+    Resolved {
+        /// The name as given.
+        name: String,
+        /// The machine it came to.
+        machine: crate::names::Candidate,
+        /// When, in UTC.
+        at: String,
+    },
     /// A machine's package reached a stage of `mde package collect --download`.
     Stage {
         /// The machine.
@@ -78,6 +87,8 @@ pub struct History {
     pub done: HashMap<String, Outcome>,
     /// Machines sent to with no outcome recorded: the request may or may not have arrived.
     pub unknown: Vec<String>,
+    /// Names resolved, by the name as given in lower case.
+    pub names: HashMap<String, crate::names::Candidate>,
 }
 
 /// An open journal, appending.
@@ -163,12 +174,16 @@ impl Journal {
                     sending.retain(|m| *m != machine);
                     let outcome = Outcome {
                         machine: machine.clone(),
+                        name: None,
                         outcome,
                         result,
                         error,
                         earlier: true,
                     };
                     history.done.insert(machine, outcome);
+                }
+                Entry::Resolved { name, machine, .. } => {
+                    history.names.insert(name.to_ascii_lowercase(), machine);
                 }
                 // Read again from the service and the evidence folder on resume.
                 Entry::Stage { .. } => {}
@@ -208,6 +223,7 @@ mod tests {
         let answer = Answer::CollectInvestigationPackage(Default::default());
         let done = Outcome {
             machine: "a".into(),
+            name: None,
             outcome: Kind::Succeeded,
             result: Some(answer.clone()),
             error: None,

@@ -64,9 +64,10 @@ pub fn answer(answer: &Answer) -> String {
 
 /// One line of detail for a machine: the action or investigation, or what went wrong.
 fn detail(outcome: &Outcome) -> String {
-    let text = match (&outcome.result, &outcome.error) {
-        (Some(result), _) => answer(result),
-        (None, Some(error)) => error.clone(),
+    // What went wrong first: an action already pending is an error with its action.
+    let text = match (&outcome.error, &outcome.result) {
+        (Some(error), _) => error.clone(),
+        (None, Some(result)) => answer(result),
         (None, None) => String::new(),
     };
     let mut text = shorten(&text, 100);
@@ -76,27 +77,46 @@ fn detail(outcome: &Outcome) -> String {
     text
 }
 
-/// The outcomes as a table.
+/// The outcomes as a table; a NAME column when some machines were given by name.
 pub fn table(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
-    let width = report
-        .outcomes
-        .iter()
-        .map(|o| o.machine.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max("MACHINE".len());
-    writeln!(out, "{:<width$}  {:<15}  DETAIL", "MACHINE", "OUTCOME")?;
+    let widest = |texts: &mut dyn Iterator<Item = usize>, title: &str| {
+        texts.max().unwrap_or(0).max(title.len())
+    };
+    let width = widest(
+        &mut report.outcomes.iter().map(|o| o.machine.chars().count()),
+        "MACHINE",
+    );
+    let named = report.outcomes.iter().any(|o| o.name.is_some());
+    let name_width = widest(
+        &mut report
+            .outcomes
+            .iter()
+            .filter_map(|o| o.name.as_ref().map(|n| n.chars().count())),
+        "NAME",
+    );
+    let name = |n: Option<&str>| match named {
+        true => format!("{:<name_width$}  ", n.unwrap_or("-")),
+        false => String::new(),
+    };
+    writeln!(
+        out,
+        "{:<width$}  {}{:<15}  DETAIL",
+        "MACHINE",
+        name(Some("NAME")),
+        "OUTCOME"
+    )?;
     for outcome in &report.outcomes {
         writeln!(
             out,
-            "{:<width$}  {:<15}  {}",
+            "{:<width$}  {}{:<15}  {}",
             outcome.machine,
+            name(outcome.name.as_deref()),
             outcome.outcome.as_str(),
             detail(outcome)
         )?;
     }
     for machine in &report.not_sent {
-        writeln!(out, "{machine:<width$}  {:<15}  ", "not_sent")?;
+        writeln!(out, "{machine:<width$}  {}{:<15}  ", name(None), "not_sent")?;
     }
     Ok(())
 }
@@ -131,6 +151,7 @@ pub fn summary(report: &Report) -> String {
         count(Kind::Failed)
     );
     for (n, what) in [
+        (count(Kind::Ambiguous), "ambiguous"),
         (count(Kind::Unknown), "unknown"),
         (report.not_sent.len(), "not sent"),
     ] {
@@ -144,8 +165,13 @@ pub fn summary(report: &Report) -> String {
 /// A short line for a machine as it ends (progress without a terminal).
 pub fn line(outcome: &Outcome) -> String {
     format!(
-        "{} {} {}",
+        "{}{} {} {}",
         outcome.machine,
+        outcome
+            .name
+            .as_deref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default(),
         outcome.outcome.as_str(),
         detail(outcome)
     )

@@ -18,7 +18,7 @@ use std::time::Duration;
 use futures_util::future::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use mde_client::operations::Answer;
-use mde_client::types::{MachineAction, MachineActionStatus};
+use mde_client::types::{MachineAction, MachineActionStatus, MachineActionType};
 use mde_client::{Client, Downloaded, Error, OperationId, PackageLink};
 use serde::{Deserialize, Serialize};
 
@@ -167,10 +167,11 @@ fn action_of(outcome: &Outcome) -> Option<MachineAction> {
     }
 }
 
-/// Of `machines`, the newest collection each has (with `comment`, when given), found with
-/// one listMachineActions call per 20 machines.
-async fn find_collections(
+/// Of `machines`, the newest action of type `kind` each has (with `comment`, when given),
+/// found with one listMachineActions call per 20 machines.
+pub(crate) async fn find_actions(
     client: &Client,
+    kind: MachineActionType,
     machines: &[String],
     comment: Option<&str>,
 ) -> Result<HashMap<String, MachineAction>, Error> {
@@ -181,7 +182,7 @@ async fn find_collections(
             .map(|m| format!("machineId eq '{}'", m.replace('\'', "''")))
             .collect::<Vec<_>>()
             .join(" or ");
-        let filter = format!("type eq 'CollectInvestigationPackage' and ({either})");
+        let filter = format!("type eq '{}' and ({either})", kind.as_str());
         // Newest first: the first of each machine is its newest.
         for action in client.list_actions(Some(filter)).await? {
             let ours = comment.is_none_or(|c| action.requestor_comment.as_deref() == Some(c));
@@ -205,11 +206,12 @@ async fn settle_unknown(
     if history.unknown.is_empty() {
         return Ok(());
     }
-    let found = find_collections(client, &history.unknown, Some(comment)).await?;
+    let found = find_actions(client, COLLECTION, &history.unknown, Some(comment)).await?;
     for machine in std::mem::take(&mut history.unknown) {
         if let Some(action) = found.get(&machine) {
             let outcome = Outcome {
                 machine: machine.clone(),
+                name: None,
                 outcome: Kind::Succeeded,
                 result: Some(Answer::CollectInvestigationPackage(action.clone())),
                 error: None,
@@ -224,6 +226,9 @@ async fn settle_unknown(
     }
     Ok(())
 }
+
+/// The `type` of a package collection.
+const COLLECTION: MachineActionType = MachineActionType::CollectInvestigationPackage;
 
 /// What goes with a stage: the status or what went wrong, and the record once saved.
 #[derive(Default)]
@@ -431,7 +436,7 @@ impl<'a> Pipeline<'a> {
     async fn poll(&mut self, progress: Progress<'_>) -> Result<(), Error> {
         if !self.to_find.is_empty() {
             let machines = std::mem::take(&mut self.to_find);
-            let found = find_collections(self.client, &machines, None).await?;
+            let found = find_actions(self.client, COLLECTION, &machines, None).await?;
             self.list_calls += machines.len().div_ceil(20);
             for machine in machines {
                 match found.get(&machine) {

@@ -1,4 +1,5 @@
-//! The machine ids of a run: arguments, then `--machines-file`, de-duplicated.
+//! The machines of a run: ids (arguments, then `--machines-file`) and names
+//! (`--machine-name`, then `--names-file`), each de-duplicated.
 
 use std::io::Read;
 use std::path::Path;
@@ -8,6 +9,23 @@ use std::path::Path;
 pub fn machine_ids(
     arguments: &[String],
     file: Option<&Path>,
+) -> Result<(Vec<String>, Vec<String>), String> {
+    read(arguments, file, |id| id.to_string())
+}
+
+/// Reads the names as [`machine_ids`] reads ids; a name given twice in another case is the
+/// same name.
+pub fn machine_names(
+    arguments: &[String],
+    file: Option<&Path>,
+) -> Result<(Vec<String>, Vec<String>), String> {
+    read(arguments, file, str::to_ascii_lowercase)
+}
+
+fn read(
+    arguments: &[String],
+    file: Option<&Path>,
+    key: impl Fn(&str) -> String,
 ) -> Result<(Vec<String>, Vec<String>), String> {
     let mut all: Vec<String> = arguments.iter().map(|a| a.trim().to_string()).collect();
     if let Some(path) = file {
@@ -25,11 +43,11 @@ pub fn machine_ids(
     }
     let mut seen = std::collections::HashSet::new();
     let (mut unique, mut repeated) = (Vec::new(), Vec::new());
-    for id in all {
-        if seen.insert(id.clone()) {
-            unique.push(id);
-        } else if !repeated.contains(&id) {
-            repeated.push(id);
+    for item in all {
+        if seen.insert(key(&item)) {
+            unique.push(item);
+        } else if !repeated.contains(&item) {
+            repeated.push(item);
         }
     }
     Ok((unique, repeated))
@@ -52,5 +70,9 @@ mod tests {
         assert_eq!(repeated, ["a"]);
         assert!(machine_ids(&[], Some(Path::new("/nonexistent/file"))).is_err());
         assert!(well_formed("fb9ab6be3965095a09c057be7c90f0a2") && !well_formed("fb9ab6be"));
+        let (names, repeated) =
+            machine_names(&["WS-1".into(), "ws-1".into(), "ws-2".into()], None).unwrap();
+        assert_eq!(names, ["WS-1", "ws-2"]);
+        assert_eq!(repeated, ["ws-1"]);
     }
 }

@@ -240,7 +240,7 @@ fn test_bad_input_exit_codes() {
         (
             vec!["--simulate", "package", "collect", "--comment", "c"],
             2,
-            "no machine ids",
+            "no machines: give ids as arguments or with --machines-file, or names",
         ),
         (
             vec![
@@ -479,6 +479,7 @@ async fn test_resume_after_kill_sends_nothing_twice_and_skips_nothing() {
                 "fleet.txt",
                 "--comment",
                 "fleet",
+                "--yes",
             ])
             .args(extra)
             .env("AZURE_TENANT_ID", mde_sim::DEFAULT_TENANT)
@@ -580,6 +581,7 @@ fn test_ctrl_c_stops_and_prints_how_to_resume() {
             "fleet.txt",
             "--comment",
             "c",
+            "--yes",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -918,7 +920,7 @@ fn collect_download(
             "json",
         ])
         .args(["package", "collect", "--machines-file", "fleet.txt"])
-        .args(["--comment", "case 7", "--download", "evidence"])
+        .args(["--comment", "case 7", "--download", "evidence", "--yes"])
         .args(["--poll-interval", "10"])
         .args(extra)
         .env("AZURE_TENANT_ID", mde_sim::DEFAULT_TENANT)

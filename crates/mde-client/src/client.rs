@@ -130,6 +130,30 @@ impl Client {
         self.prepare(Ok(request))
     }
 
+    /// The action a request for a new one was answered with, when it is not new: an id this
+    /// client was already given, or created more than [`NOT_NEW`] before the answer's `Date`.
+    fn repeated<R: Request>(
+        &self,
+        response: &R::Response,
+        date: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Option<types::MachineAction> {
+        // Only a POST creates; reads are not cloned.
+        if R::ID.facts().method != "POST" {
+            return None;
+        }
+        let answer = R::answer(response.clone());
+        let action = created_action(&answer)?;
+        let id = action.id.as_deref()?;
+        let known = !self.runtime.created.remember(id);
+        let old = match (date, &action.creation_date_time_utc) {
+            (Some(date), Some(created)) => {
+                created.instant() + chrono::Duration::from_std(NOT_NEW).ok()? < date
+            }
+            _ => false,
+        };
+        (known || old).then(|| action.clone())
+    }
+
     fn prepare<R: Request>(&self, request: Result<R, Error>) -> Call<'_, R> {
         let request = request.and_then(|r| {
             for (name, value) in r.path_parameters() {
@@ -280,6 +304,67 @@ impl<R: Request> Call<'_, R> {
     }
 }
 
+/// How long before the answer's `Date` an action was created, at least, when the service
+/// answers a request for a new one with the one already pending. A new action is created
+/// while its request is handled, within a second or two of the `Date` (whole seconds).
+pub const NOT_NEW: Duration = Duration::from_secs(10);
+
+/// The `Date` of an answer.
+fn answer_date(headers: &reqwest::header::HeaderMap) -> Option<chrono::DateTime<chrono::Utc>> {
+    let date = headers.get(reqwest::header::DATE)?.to_str().ok()?;
+    chrono::DateTime::parse_from_rfc2822(date)
+        .ok()
+        .map(|d| d.to_utc())
+}
+
+/// The machine action an operation that starts one answers; `None` for the others.
+fn created_action(answer: &operations::Answer) -> Option<&types::MachineAction> {
+    use operations::Answer as A;
+    match answer {
+        A::CollectInvestigationPackage(a)
+        | A::CollectInvestigationPackageGraph(a)
+        | A::RunAntiVirusScan(a) => Some(a),
+        // Investigations are not machine actions; the others read or cancel existing ones.
+        A::StartInvestigation(_)
+        | A::InitiateInvestigation(_)
+        | A::ListMachines(_)
+        | A::ListMachineActions(_)
+        | A::GetMachineAction(_)
+        | A::GetPackageUri(_)
+        | A::CancelMachineAction(_) => None,
+    }
+}
+
+/// The ids of the actions a client was given, the latest [`Created::KEPT`]: an id given again
+/// is an action already pending, not a new one.
+#[derive(Debug, Default)]
+pub(crate) struct Created(
+    std::sync::Mutex<(
+        std::collections::HashSet<String>,
+        std::collections::VecDeque<String>,
+    )>,
+);
+
+impl Created {
+    const KEPT: usize = 100_000;
+
+    /// Remembers `id`; `false` when it was already known.
+    fn remember(&self, id: &str) -> bool {
+        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (set, order) = &mut *guard;
+        if !set.insert(id.to_string()) {
+            return false;
+        }
+        order.push_back(id.to_string());
+        if order.len() > Self::KEPT
+            && let Some(oldest) = order.pop_front()
+        {
+            set.remove(&oldest);
+        }
+        true
+    }
+}
+
 /// A path parameter the service could look up: not empty, not a path step, no control
 /// characters, not absurdly long. Anything else is percent-encoded and left to the service.
 fn check_path_parameter(name: &str, value: &str) -> Result<(), Error> {
@@ -322,7 +407,14 @@ impl<'a, R: Request> IntoFuture for Call<'a, R> {
                     })
                     .await;
                 let error = match result {
-                    Ok(value) => return Ok(value.into_inner()),
+                    Ok(value) => {
+                        let date = answer_date(value.headers());
+                        let response = value.into_inner();
+                        return match self.client.repeated::<R>(&response, date) {
+                            Some(pending) => Err(Error::AlreadyPending(Box::new(pending))),
+                            None => Ok(response),
+                        };
+                    }
                     Err(e) => match state.error.take() {
                         Some(error) => error,
                         None => Error::from_generated(e, R::ID, &state),
@@ -494,8 +586,9 @@ impl ClientBuilder {
         self
     }
 
-    /// The largest answer body read (1 MiB by default); a larger one is an
-    /// [`Error::UnexpectedResponse`], and memory stays bounded.
+    /// The largest answer body read (1 MiB by default; a list page, up to 10,000 entities, may
+    /// take 64 MiB); a larger one is an [`Error::UnexpectedResponse`], and memory stays
+    /// bounded.
     pub fn body_limit(mut self, bytes: usize) -> Self {
         self.body_limit = bytes;
         self
@@ -555,6 +648,7 @@ impl ClientBuilder {
             clock,
             body_limit: self.body_limit,
             on_wait: self.on_wait,
+            created: Default::default(),
         });
         let raw = OperationId::ALL
             .iter()

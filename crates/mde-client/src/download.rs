@@ -423,6 +423,36 @@ impl Client {
         }
     }
 
+    /// Every machine `filter` selects (an OData `$filter`, or all), in the service's order: one
+    /// listMachines call per 10,000 (the next page only when one is full). The service's 404
+    /// for a tenant with no recent machines (get-machines.md) is an empty list.
+    pub async fn list_machines(
+        &self,
+        filter: Option<String>,
+    ) -> Result<Vec<crate::types::Machine>, Error> {
+        const PAGE: i32 = 10_000;
+        let mut machines = Vec::new();
+        loop {
+            let page = self
+                .send(operations::ListMachines {
+                    filter: filter.clone(),
+                    top: Some(PAGE),
+                    skip: (!machines.is_empty()).then_some(machines.len() as i32),
+                })
+                .await;
+            let page = match page {
+                Ok(page) => page,
+                Err(Error::NotFound(_)) if machines.is_empty() => return Ok(machines),
+                Err(e) => return Err(e),
+            };
+            let full = page.value.len() >= PAGE as usize;
+            machines.extend(page.value);
+            if !full {
+                return Ok(machines);
+            }
+        }
+    }
+
     /// Follows `ids` to their final statuses with listMachineActions: one call per `interval`
     /// sees every action created since `since` (10,000 a page, the next page only when one
     /// is full), never one call per action. `seen` is told each action whose status changed.

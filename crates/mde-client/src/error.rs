@@ -86,6 +86,13 @@ pub enum Error {
     /// The 400 when the same kind of action is already running on the machine.
     #[error("already running: {0}")]
     AlreadyRunning(ServiceError),
+    /// A request for a new action answered with the action already pending on the machine,
+    /// the other way the service says "already running" (a repeated scan, reference:
+    /// run-av-scan.md; issues 5903, 5905, 5907): no new action was created. Told apart from a
+    /// new action by its id (one this client was already given) or by its creation time,
+    /// well before the answer's `Date`. The pending action is here, to follow.
+    #[error("already running: the service answered with the pending action {} created {}, not a new one", .0.id.as_deref().unwrap_or("?"), .0.creation_date_time_utc.as_ref().map(|t| t.as_str()).unwrap_or("?"))]
+    AlreadyPending(Box<types::MachineAction>),
     /// Another 400: the service's message says what is wrong with the request.
     #[error("invalid request: {0}")]
     InvalidRequest(ServiceError),
@@ -166,9 +173,17 @@ impl Error {
         }
     }
 
+    /// Whether the same kind of action is already running on the machine, whichever way the
+    /// service said it ([`Error::AlreadyRunning`], [`Error::AlreadyPending`]).
+    pub fn is_already_running(&self) -> bool {
+        matches!(self, Error::AlreadyRunning(_) | Error::AlreadyPending(_))
+    }
+
     /// The HTTP status of the answer, when there was one.
     pub fn status(&self) -> Option<u16> {
         match self {
+            // A success status, with an action that is not new.
+            Error::AlreadyPending(_) => Some(201),
             Error::Permission { error, .. }
             | Error::NotFound(error)
             | Error::AlreadyRunning(error)

@@ -50,6 +50,8 @@ pub struct Runtime {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) body_limit: usize,
     pub(crate) on_wait: Option<WaitHook>,
+    /// The actions this client was given (see `Error::AlreadyPending`).
+    pub(crate) created: crate::client::Created,
 }
 
 impl fmt::Debug for Runtime {
@@ -134,6 +136,30 @@ fn stash<E>(e: Error) -> progenitor_client::Error<E> {
     progenitor_client::Error::Custom(text)
 }
 
+/// The most a list page's body may need: 10,000 entities of a few KB (reference:
+/// get-machines.md, get-machineactions-collection.md).
+const PAGE_BODY_LIMIT: usize = 64 << 20;
+
+/// The cap on an operation's answer: the client's, or a full page's for the list operations.
+fn body_cap(op: Option<OperationId>, limit: usize) -> usize {
+    match op {
+        Some(OperationId::ListMachines | OperationId::ListMachineActions) => {
+            limit.max(PAGE_BODY_LIMIT)
+        }
+        Some(
+            OperationId::StartInvestigation
+            | OperationId::InitiateInvestigation
+            | OperationId::CollectInvestigationPackage
+            | OperationId::RunAntiVirusScan
+            | OperationId::CollectInvestigationPackageGraph
+            | OperationId::GetMachineAction
+            | OperationId::GetPackageUri
+            | OperationId::CancelMachineAction,
+        )
+        | None => limit,
+    }
+}
+
 /// Marks an answer whose body was over the cap (the body is dropped).
 #[derive(Clone, Copy, Debug)]
 struct OverCap(usize);
@@ -211,7 +237,7 @@ impl ClientHooks<Inner> for generated::Client {
             limiter.answered(op, ticket, runtime.clock.now());
         }
         let mut response = sent?;
-        let limit = self.inner().body_limit;
+        let limit = body_cap(op, self.inner().body_limit);
         // A declared length within the cap is the cap: hyper reads no byte past it.
         if response.content_length().is_some_and(|n| n <= limit as u64) {
             return Ok(response);

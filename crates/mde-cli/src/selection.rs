@@ -1,0 +1,282 @@
+//! From the machines given (ids and names) to the ids a run acts on: names resolved once per
+//! run (or taken from the resumed journal), a dry run shown, a large run confirmed.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, IsTerminal, Write};
+
+use mde_client::operations::OperationId;
+use mde_client::{Client, Error};
+
+use crate::cli::Output;
+use crate::fleet::{Kind, Outcome};
+use crate::journal::{Entry, History, Journal, now};
+use crate::names::{self, Candidate, Resolved};
+
+/// Above this many machines an action asks first.
+pub const ASK_ABOVE: usize = 10;
+
+/// The machines of a run.
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    /// The ids to act on: those given, then those the names came to, each once.
+    pub machines: Vec<String>,
+    /// The fully qualified name of each machine given by name, by id.
+    pub names: HashMap<String, String>,
+    /// Names that came to no single machine, as their outcomes.
+    pub unresolved: Vec<Outcome>,
+    /// Names resolved by this run (the others came from the resumed journal).
+    pub resolved_now: Vec<(String, Candidate)>,
+    /// listMachines calls made.
+    pub calls: usize,
+}
+
+impl Selection {
+    /// `outcome` with the name of its machine, when it was given by name.
+    pub fn named(&self, outcome: &Outcome) -> Outcome {
+        let mut outcome = outcome.clone();
+        if outcome.name.is_none() {
+            outcome.name = self.names.get(&outcome.machine).cloned();
+        }
+        outcome
+    }
+
+    /// Journals the names resolved now, so that a resumed run reuses them.
+    pub fn record(&self, journal: &Journal) -> std::io::Result<()> {
+        for (name, machine) in &self.resolved_now {
+            journal.append(&Entry::Resolved {
+                name: name.clone(),
+                machine: machine.clone(),
+                at: now(),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Resolves `names` (those the journal does not hold) and adds their machines to `ids`.
+pub async fn select(
+    client: &Client,
+    ids: Vec<String>,
+    names: &[String],
+    latest: bool,
+    history: &History,
+) -> Result<Selection, Error> {
+    let mut selection = Selection::default();
+    let to_look_up: Vec<String> = names
+        .iter()
+        .filter(|n| !history.names.contains_key(&n.to_ascii_lowercase()))
+        .cloned()
+        .collect();
+    let looked_up = names::resolve(client, &to_look_up, latest).await?;
+    selection.calls = looked_up.calls;
+    let mut found: HashMap<String, Resolved> = looked_up
+        .names
+        .into_iter()
+        .map(|(name, resolved)| (name.to_ascii_lowercase(), resolved))
+        .collect();
+    let mut seen: HashSet<String> = ids.iter().cloned().collect();
+    selection.machines = ids;
+    for name in names {
+        let key = name.to_ascii_lowercase();
+        let resolved = match history.names.get(&key) {
+            Some(machine) => Resolved::Machine(machine.clone()),
+            None => found.remove(&key).unwrap_or(Resolved::NotFound),
+        };
+        match resolved {
+            Resolved::Machine(machine) => {
+                if !history.names.contains_key(&key) {
+                    selection
+                        .resolved_now
+                        .push((name.clone(), machine.clone()));
+                }
+                selection
+                    .names
+                    .insert(machine.id.clone(), machine.name.clone());
+                if seen.insert(machine.id.clone()) {
+                    selection.machines.push(machine.id);
+                } else {
+                    eprintln!(
+                        "warning: {name} is machine {}, given already; acted on once",
+                        machine.id
+                    );
+                }
+            }
+            Resolved::NotFound => selection.unresolved.push(Outcome {
+                machine: name.clone(),
+                name: None,
+                outcome: Kind::NotFound,
+                result: None,
+                error: Some(format!(
+                    "no machine is named {name} (its fully qualified name, or the first label of it)"
+                )),
+                earlier: false,
+            }),
+            Resolved::Ambiguous(candidates) => selection.unresolved.push(Outcome {
+                machine: name.clone(),
+                name: None,
+                outcome: Kind::Ambiguous,
+                result: None,
+                error: Some(format!(
+                    "{} machines are named {name}: {}; give the id, or --pick latest",
+                    candidates.len(),
+                    candidates
+                        .iter()
+                        .map(Candidate::describe)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )),
+                earlier: false,
+            }),
+        }
+    }
+    Ok(selection)
+}
+
+/// The documented limits of `op`, for people: `100 a minute, 1500 an hour`.
+pub fn limits(op: OperationId) -> String {
+    let windows = op.facts().rate_limits;
+    if windows.is_empty() {
+        return "none documented".into();
+    }
+    windows
+        .iter()
+        .map(|w| match w.seconds {
+            60 => format!("{} a minute", w.calls),
+            3600 => format!("{} an hour", w.calls),
+            s => format!("{} per {s} s", w.calls),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What a run would do, for `--dry-run`.
+#[derive(Debug)]
+pub struct DryRun<'a> {
+    /// The operation sent to each machine.
+    pub op: OperationId,
+    /// What else the request carries (the scan type), if anything.
+    pub detail: Option<String>,
+    /// The comment.
+    pub comment: &'a str,
+    /// The machines.
+    pub selection: &'a Selection,
+    /// Calls that follow each request (package links), if any.
+    pub then: Option<OperationId>,
+}
+
+impl DryRun<'_> {
+    /// Prints the plan; nothing is sent.
+    pub fn print(&self, output: Output, out: &mut impl Write) -> std::io::Result<()> {
+        let n = self.selection.machines.len();
+        let facts = self.op.facts();
+        let shortest = mde_client::minimum_duration(self.op, n);
+        let then = self
+            .then
+            .map(|op| (op, mde_client::minimum_duration(op, n)));
+        if output == Output::Json {
+            let machines: Vec<_> = self
+                .selection
+                .machines
+                .iter()
+                .map(
+                    |id| serde_json::json!({ "machine": id, "name": self.selection.names.get(id) }),
+                )
+                .collect();
+            let line = serde_json::json!({
+                "dry_run": true,
+                "operation": self.op.as_str(),
+                "method": facts.method,
+                "path": facts.path,
+                "detail": self.detail,
+                "comment": self.comment,
+                "machines": machines,
+                "unresolved": self.selection.unresolved,
+                "requests": n,
+                "shortest_seconds": shortest.as_secs(),
+                "then": then.map(|(op, d)| serde_json::json!({
+                    "operation": op.as_str(), "requests": n, "shortest_seconds": d.as_secs()
+                })),
+                "name_lookups": self.selection.calls,
+            });
+            return writeln!(out, "{line}");
+        }
+        writeln!(out, "Dry run: no action is sent.")?;
+        writeln!(
+            out,
+            "Operation: {} ({} {}){}",
+            self.op,
+            facts.method,
+            facts.path,
+            self.detail
+                .as_deref()
+                .map(|d| format!(", {d}"))
+                .unwrap_or_default()
+        )?;
+        writeln!(out, "Comment:   {}", self.comment)?;
+        writeln!(out, "Machines:  {n}")?;
+        if n > 0 {
+            writeln!(out, "  {:<40}  NAME", "MACHINE")?;
+            for id in &self.selection.machines {
+                let name = self.selection.names.get(id).map_or("-", String::as_str);
+                writeln!(out, "  {id:<40}  {name}")?;
+            }
+        }
+        if !self.selection.unresolved.is_empty() {
+            writeln!(out, "Not acted on: {}", self.selection.unresolved.len())?;
+            for o in &self.selection.unresolved {
+                writeln!(
+                    out,
+                    "  {}  {}  {}",
+                    o.machine,
+                    o.outcome.as_str(),
+                    o.error.as_deref().unwrap_or_default()
+                )?;
+            }
+        }
+        writeln!(
+            out,
+            "Requests:  {n} {}, at least {} at the documented limits ({})",
+            self.op,
+            crate::output::duration(shortest),
+            limits(self.op)
+        )?;
+        if let Some((op, d)) = then {
+            writeln!(
+                out,
+                "Then:      {n} {op}, at least {} at the documented limits ({})",
+                crate::output::duration(d),
+                limits(op)
+            )?;
+        }
+        writeln!(
+            out,
+            "Lookups:   {} listMachines call(s) made to resolve the names",
+            self.selection.calls
+        )
+    }
+}
+
+/// Asks before acting on more than [`ASK_ABOVE`] machines, unless `yes`; without a terminal
+/// to ask on, refuses. `Err` holds why nothing is sent.
+pub fn confirm(op: OperationId, count: usize, yes: bool) -> Result<(), String> {
+    if count <= ASK_ABOVE || yes {
+        return Ok(());
+    }
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(format!(
+            "{op} on {count} machines needs a confirmation, and stdin is not a terminal to ask on: add --yes to go ahead (--dry-run shows what would be sent); nothing was sent"
+        ));
+    }
+    eprint!("mde: send {op} to {count} machines? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    stdin
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| format!("cannot read the answer: {e}"))?;
+    match answer.trim().to_ascii_lowercase().as_str() {
+        "y" | "yes" => Ok(()),
+        _ => Err("not confirmed; nothing was sent".into()),
+    }
+}
