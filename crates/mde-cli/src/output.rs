@@ -70,7 +70,11 @@ fn detail(outcome: &Outcome) -> String {
         (None, Some(result)) => answer(result),
         (None, None) => String::new(),
     };
-    let mut text = shorten(&text, 100);
+    // The candidates of an ambiguous name are the point: all of them, whatever the length.
+    let mut text = match outcome.outcome {
+        Kind::Ambiguous => text,
+        _ => shorten(&text, 100),
+    };
     if outcome.earlier {
         text.push_str(" (earlier run)");
     }

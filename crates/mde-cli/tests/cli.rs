@@ -1302,11 +1302,9 @@ async fn test_collect_download_waits_out_an_early_404_and_never_shows_the_link()
     sim.stop().await;
 }
 
-/// `mde scan`: a full scan on each machine (the documented body, `ScanType` `Full`); on a
-/// machine where one runs, a second scan answered 400 "Action is already in progress" is
-/// reported already running, not counted as a new scan.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn test_scan_and_a_repeated_scan_refused() {
+/// `mde scan`: a full scan on each machine (the documented body, `ScanType` `Full`).
+#[test]
+fn test_scan_each_machine() {
     let dir = scratch("scan");
     let out = run(mde(dir.path())
         .args(["--simulate", "--output", "json", "scan"])
@@ -1330,37 +1328,424 @@ async fn test_scan_and_a_repeated_scan_refused() {
         );
     }
 
-    // A seed whose dice answer this machine's second scan with the 400 (the other half
-    // answer it with the pending action again).
+    assert_redacted!("scan_json", {
+        let mut lines: Vec<String> = out
+            .stdout
+            .lines()
+            .map(|l| {
+                let l: Value = serde_json::from_str(l).unwrap();
+                format!(
+                    "{} {} {}",
+                    l["machine"], l["outcome"], l["result"]["answer"]["status"]
+                )
+            })
+            .collect();
+        lines.sort();
+        lines.join("\n")
+    });
+}
+
+/// A repeated scan is answered either with 400 "Action is already in progress" or with the
+/// pending scan again (the simulator's dice say which): both are reported already running,
+/// no second scan is counted, and `--wait` follows the scan that runs to its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_a_repeated_scan_is_already_running_whichever_way_the_service_says_it() {
     let machine = generated_machine_id(0);
-    let seed = (0..)
-        .find(|s| mde_sim::dice(*s, &[&machine, "scan", "1"]) >= 0.5)
+    for refused in [true, false] {
+        let dir = scratch("repeated-scan");
+        // A seed whose dice answer this machine's second and third scans the same way.
+        let seed = (0..)
+            .find(|s| {
+                ["1", "2"]
+                    .iter()
+                    .all(|nth| (mde_sim::dice(*s, &[&machine, "scan", nth]) >= 0.5) == refused)
+            })
+            .unwrap();
+        let sim = Simulator::start(Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            seed,
+            time_scale: 600.0,
+            scan_time: Duration::from_secs(1800),
+            ..Config::default().with_generated_machines(1)
+        })
+        .await
         .unwrap();
+        let scan = |kind: &str, extra: &[&str]| {
+            let mut command = against(dir.path(), &sim);
+            command
+                .args(["--output", "json", "scan", &machine, "--type", kind])
+                .args(["--comment", "sweep"])
+                .args(extra);
+            run_off(command)
+        };
+        let first = scan("quick", &[]).await;
+        assert_eq!(first.code, 0, "{}", first.stderr);
+        let again = scan("full", &[]).await;
+        assert_eq!(again.code, 1, "{}", again.stderr);
+        let line: Value = serde_json::from_str(again.stdout.trim()).unwrap();
+        assert_eq!(
+            line["outcome"], "already_running",
+            "refused {refused}: {line}"
+        );
+        let said = line["error"].as_str().unwrap();
+        if refused {
+            assert!(said.contains("Action is already in progress"), "{said}");
+        } else {
+            // The pending scan, shown as what it is.
+            assert!(said.contains("answered with the pending action"), "{said}");
+            assert_eq!(line["result"]["answer"]["scope"], "Quick", "{line}");
+        }
+        // --wait follows the scan that runs, found by the list when the service did not say.
+        let waited = scan("full", &["--wait", "--poll-interval", "60"]).await;
+        assert_eq!(waited.code, 0, "{}", waited.stderr);
+        let line: Value = serde_json::from_str(waited.stdout.trim()).unwrap();
+        assert_eq!(line["outcome"], "already_running", "{line}");
+        assert_eq!(line["result"]["answer"]["status"], "Succeeded", "{line}");
+        assert_eq!(line["result"]["answer"]["scope"], "Quick", "{line}");
+        assert_eq!(sim.actions().len(), 1, "one scan");
+        assert_eq!(sim.calls(mde_client::OperationId::RunAntiVirusScan), 3);
+        sim.stop().await;
+    }
+}
+
+/// `mde` against a simulator of the test's own, as its default app, on its clock.
+fn against(dir: &std::path::Path, sim: &Simulator) -> Command {
+    let mut command = mde(dir);
+    command
+        .args(["--api-url", sim.base_url(), "--login-url", sim.base_url()])
+        .args(["--time-scale", &sim.clock().scale().to_string()])
+        .env("AZURE_TENANT_ID", mde_sim::DEFAULT_TENANT)
+        .env("AZURE_CLIENT_ID", mde_sim::DEFAULT_CLIENT_ID)
+        .env("AZURE_CLIENT_SECRET", mde_sim::DEFAULT_CLIENT_SECRET);
+    command
+}
+
+/// Runs `mde` off the runtime the simulator serves on.
+async fn run_off(mut command: Command) -> Run {
+    tokio::task::spawn_blocking(move || run(&mut command))
+        .await
+        .unwrap()
+}
+
+/// Every operation but `only` was never served: the run sent nothing else.
+fn sent_only(sim: &Simulator, only: &[(mde_client::OperationId, usize)]) {
+    for op in mde_client::operations::ALL {
+        let expected = only
+            .iter()
+            .find(|(o, _)| *o == op.id)
+            .map_or(0, |(_, n)| *n);
+        assert_eq!(sim.calls(op.id), expected, "{} calls", op.id);
+    }
+}
+
+/// Names: a short name (the first label of ws-0002.fabrikam.com), a full name in another case,
+/// a name two machines share (ambiguous, with their lastSeen and health), a name no machine
+/// has (not found), mixed with an id; then `--pick latest` takes the newer of the two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_scan_by_name_exact_short_ambiguous_unknown_and_ids() {
+    let dir = scratch("names");
     let sim = Simulator::start(Config {
         listen: "127.0.0.1:0".parse().unwrap(),
-        seed,
-        ..Config::default().with_generated_machines(1)
+        names: vec![
+            "ws-0001".into(),
+            "ws-0002.fabrikam.com".into(),
+            "ws-0003".into(),
+        ],
+        duplicate_names: 1,
+        ..Config::default()
     })
     .await
     .unwrap();
-    let base = sim.base_url().to_string();
-    let scan = move |kind: &str| {
-        let mut command = mde(dir.path());
-        command
-            .args(["--api-url", &base, "--login-url", &base, "--output", "json"])
-            .args(["scan", &machine, "--type", kind, "--comment", "sweep"])
-            .env("AZURE_TENANT_ID", mde_sim::DEFAULT_TENANT)
-            .env("AZURE_CLIENT_ID", mde_sim::DEFAULT_CLIENT_ID)
-            .env("AZURE_CLIENT_SECRET", mde_sim::DEFAULT_CLIENT_SECRET);
-        tokio::task::spawn_blocking(move || run(&mut command))
-    };
-    let first = scan("quick").await.unwrap();
-    assert_eq!(first.code, 0, "{}", first.stderr);
-    let again = scan("full").await.unwrap();
-    assert_eq!(again.code, 1, "{}", again.stderr);
-    let line: Value = serde_json::from_str(again.stdout.trim()).unwrap();
-    assert_eq!(line["outcome"], "already_running", "{line}");
-    assert_eq!(sim.actions().len(), 1, "one scan");
-    assert_eq!(sim.actions()[0].scope.as_deref(), Some("Quick"));
+    let mut command = against(dir.path(), &sim);
+    command
+        .args([
+            "--journal",
+            "j.jsonl",
+            "scan",
+            MACHINES[0],
+            "--type",
+            "quick",
+        ])
+        .args([
+            "--machine-name",
+            "ws-0002",
+            "--machine-name",
+            "WS-0003.Contoso.COM",
+        ])
+        .args(["--machine-name", "ws-0001", "--machine-name", "ws-0404"])
+        .args(["--comment", "by name"]);
+    let out = run_off(command).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_redacted!("scan_by_name_table", out.stdout);
+    // Four names, one filtered call each; three scans, none on the ambiguous name.
+    sent_only(
+        &sim,
+        &[
+            (mde_client::OperationId::ListMachines, 4),
+            (mde_client::OperationId::RunAntiVirusScan, 3),
+        ],
+    );
+    let scanned: std::collections::HashSet<String> = sim
+        .actions()
+        .iter()
+        .filter_map(|a| a.machine_id.clone())
+        .collect();
+    let expected: std::collections::HashSet<String> = [
+        MACHINES[0].to_string(),
+        mde_sim::named_machine_id("ws-0002.fabrikam.com", 0),
+        mde_sim::named_machine_id("ws-0003", 0),
+    ]
+    .into();
+    assert_eq!(scanned, expected);
+    // The journal holds each name with its machine.
+    let journal = std::fs::read_to_string(dir.path().join("j.jsonl")).unwrap();
+    let resolved: Vec<Value> = journal
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["event"] == "resolved")
+        .collect();
+    assert_eq!(resolved.len(), 2, "{journal}");
+    assert!(
+        resolved
+            .iter()
+            .any(|e| e["name"] == "ws-0002" && e["machine"]["name"] == "ws-0002.fabrikam.com"),
+        "{journal}"
+    );
+
+    // --pick latest: the machine whose last report is the newest.
+    let mut command = against(dir.path(), &sim);
+    command
+        .args(["--output", "json", "scan", "--type", "full"])
+        .args([
+            "--machine-name",
+            "ws-0001",
+            "--pick",
+            "latest",
+            "--comment",
+            "c",
+        ]);
+    let out = run_off(command).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let line: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(line["machine"], mde_sim::named_machine_id("ws-0001", 0));
+    assert_eq!(line["name"], "ws-0001.contoso.com");
+    let newest = sim
+        .machines()
+        .into_iter()
+        .filter(|m| m.computer_dns_name.as_deref() == Some("ws-0001.contoso.com"))
+        .max_by_key(|m| m.last_seen.as_ref().map(|t| t.instant()))
+        .unwrap();
+    assert_eq!(line["machine"].as_str(), newest.id.as_deref());
     sim.stop().await;
+}
+
+/// `--dry-run` resolves the names (a read call each), prints the plan and sends no action;
+/// the simulator's own count of requests proves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_dry_run_sends_nothing_but_the_name_lookups() {
+    let dir = scratch("dry-run");
+    let sim = Simulator::start(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        names: vec!["ws-0001".into(), "ws-0002".into(), "ws-0003".into()],
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    std::fs::write(
+        dir.path().join("names.txt"),
+        "ws-0001\n# the second\nWS-0002\nws-0003.contoso.com\n",
+    )
+    .unwrap();
+    let mut command = against(dir.path(), &sim);
+    command
+        .args([
+            "package",
+            "collect",
+            MACHINES[1],
+            "--names-file",
+            "names.txt",
+        ])
+        .args([
+            "--comment",
+            "Collect forensics due to alert 1234",
+            "--download",
+            "evidence",
+        ])
+        .arg("--dry-run");
+    let out = run_off(command).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_redacted!("collect_dry_run", out.stdout);
+    sent_only(&sim, &[(mde_client::OperationId::ListMachines, 3)]);
+    assert!(sim.actions().is_empty());
+    assert!(
+        !dir.path().join("evidence").exists(),
+        "a dry run makes no folder"
+    );
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().count() == 1,
+        "a dry run writes no journal"
+    );
+
+    // The same plan as one JSON object.
+    let mut command = against(dir.path(), &sim);
+    command
+        .args([
+            "--output",
+            "json",
+            "scan",
+            "--type",
+            "full",
+            "--machine-name",
+            "ws-0404",
+        ])
+        .args(["--comment", "c", "--dry-run"]);
+    let out = run_off(command).await;
+    assert_eq!(out.code, 1, "an unknown name: {}", out.stderr);
+    let plan: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(plan["operation"], "runAntiVirusScan");
+    assert_eq!(plan["detail"], "ScanType Full");
+    assert_eq!(plan["requests"], 0);
+    assert_eq!(plan["unresolved"][0]["outcome"], "not_found");
+    sent_only(&sim, &[(mde_client::OperationId::ListMachines, 4)]);
+    sim.stop().await;
+}
+
+/// More than 10 machines without `--yes` and without a terminal: refused, exit 2, nothing sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_a_large_run_without_a_terminal_needs_yes() {
+    let dir = scratch("confirm");
+    let sim = Simulator::start(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default().with_generated_machines(11)
+    })
+    .await
+    .unwrap();
+    let machines: Vec<String> = (0..11).map(generated_machine_id).collect();
+    let mut command = against(dir.path(), &sim);
+    command
+        .args(["scan", "--type", "quick", "--comment", "sweep"])
+        .args(&machines);
+    let out = run_off(command).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("runAntiVirusScan on 11 machines needs a confirmation, and stdin is not a terminal to ask on: add --yes"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty());
+    sent_only(&sim, &[]);
+    // Ten machines do not ask.
+    let mut command = against(dir.path(), &sim);
+    command
+        .args(["scan", "--type", "quick", "--comment", "sweep"])
+        .args(&machines[..10]);
+    let out = run_off(command).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    sent_only(&sim, &[(mde_client::OperationId::RunAntiVirusScan, 10)]);
+    sim.stop().await;
+}
+
+/// `scan --wait`: every scan followed to its final status with one list call per interval;
+/// the statuses reported are the simulator's own, and a failed scan makes the exit code 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_scan_wait_follows_every_scan_to_its_final_status() {
+    let dir = scratch("wait");
+    let n = 6;
+    let machines: Vec<String> = (0..n).map(generated_machine_id).collect();
+    // A seed that fails some scans and not others.
+    let seed = (0..)
+        .find(|s| {
+            let failed = machines
+                .iter()
+                .filter(|m| mde_sim::dice(*s, &[m.as_str(), "scan", "0"]) < 0.3)
+                .count();
+            failed == 2
+        })
+        .unwrap();
+    let sim = Simulator::start(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        time_scale: 600.0,
+        scan_time: Duration::from_secs(1800),
+        scan_failures: 0.3,
+        seed,
+        ..Config::default().with_generated_machines(n)
+    })
+    .await
+    .unwrap();
+    let mut command = against(dir.path(), &sim);
+    command
+        .args(["scan", "--type", "full", "--comment", "sweep", "--wait"])
+        .args(["--poll-interval", "120"])
+        .args(&machines);
+    let started = Instant::now();
+    let out = run_off(command).await;
+    assert_eq!(out.code, 1, "two scans failed: {}", out.stderr);
+    assert!(started.elapsed() >= Duration::from_secs(2), "it waited");
+    assert_redacted!("scan_wait_table", out.stdout);
+    let statuses: std::collections::HashMap<String, String> = sim
+        .actions()
+        .iter()
+        .map(|a| {
+            (
+                a.machine_id.clone().unwrap(),
+                a.status.as_ref().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(statuses.len(), n, "one scan a machine");
+    for line in out.stdout.lines().skip(1) {
+        let machine = line.split_whitespace().next().unwrap();
+        assert!(
+            line.ends_with(&statuses[machine]),
+            "{line} should end {}",
+            statuses[machine]
+        );
+    }
+    assert_eq!(statuses.values().filter(|s| *s == "Failed").count(), 2);
+    // 1800 s of scan, a look every 120 s: about 16 list calls, never one per machine.
+    let lists = sim.calls(mde_client::OperationId::ListMachineActions);
+    assert!((14..=18).contains(&lists), "{lists} list calls");
+    sim.stop().await;
+}
+
+/// The README's demos of this feature, as written: a full scan on two machines by name,
+/// followed to the end, and a dry run of a collection from a file of names.
+#[test]
+fn test_readme_demos_by_name() {
+    let dir = scratch("readme-names");
+    let out = run(mde(dir.path()).args([
+        "--simulate",
+        "scan",
+        "--type",
+        "full",
+        "--machine-name",
+        "ws-0001",
+        "--machine-name",
+        "ws-0002",
+        "--comment",
+        "Check machines for viruses due to alert 3212",
+        "--wait",
+    ]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_redacted!("readme_scan_wait_table", out.stdout);
+    assert!(out.stderr.contains("following the scans"), "{}", out.stderr);
+
+    std::fs::write(
+        dir.path().join("names.txt"),
+        "ws-0001\nws-0002.contoso.com\n# blank lines and comments are skipped\n\nWS-0003\n",
+    )
+    .unwrap();
+    let out = run(mde(dir.path()).args([
+        "--simulate",
+        "package",
+        "collect",
+        "--names-file",
+        "names.txt",
+        "--comment",
+        "Collect forensics due to alert 1234",
+        "--dry-run",
+    ]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_redacted!("readme_collect_dry_run", out.stdout);
 }

@@ -169,6 +169,11 @@ fn perform(s: &Shared, op: OperationId, request: Incoming) -> Result<Response, A
     s.limiter
         .admit(&caller, op, s.clock.elapsed())
         .map_err(too_many_requests)?;
+    *s.calls
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(op)
+        .or_default() += 1;
     let Path(params) = params.map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

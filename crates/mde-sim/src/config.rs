@@ -102,8 +102,9 @@ pub struct Config {
     /// Machines given by name (a short name is put in `contoso.com`), each with the id
     /// [`named_machine_id`](crate::named_machine_id) of its name.
     pub names: Vec<String>,
-    /// Gives the names of the first N machines to a second, older and inactive machine each
-    /// (a device re-imaged or onboarded again), so that a lookup by name is ambiguous.
+    /// Gives the names of the first N machines (of `machines`, then `names`) to a second,
+    /// older and inactive machine each (a device re-imaged or onboarded again), so that a
+    /// lookup by name is ambiguous.
     pub duplicate_names: usize,
     /// Lifetime of an access token (simulated time).
     pub token_lifetime: Duration,

@@ -85,6 +85,8 @@ struct Shared {
     limiter: rate_limit::RateLimiter,
     records: Mutex<state::Records>,
     packages: package::Packages,
+    /// Requests of each operation that got past authentication and the rate limits.
+    calls: Mutex<std::collections::HashMap<operations::OperationId, usize>>,
 }
 
 /// A running simulator. Dropping it leaves the server running until the runtime ends;
@@ -106,13 +108,11 @@ impl Simulator {
     pub fn serve(config: Config, listener: TcpListener) -> std::io::Result<Simulator> {
         let base_url = format!("http://{}", listener.local_addr()?);
         let clock = Clock::scaled(config.time_scale);
+        // The machines given first (they are the ones `duplicate_names` names twice), then
+        // the documented ones.
         let mut inventory = inventory::Inventory::default();
-        let ids = operations::DOCUMENTED_MACHINE_IDS
-            .iter()
-            .map(|id| id.to_string())
-            .chain(config.machines.iter().cloned());
-        for id in ids {
-            inventory.add(machine(id, &config, &clock));
+        for id in &config.machines {
+            inventory.add(machine(id.clone(), &config, &clock));
         }
         for name in &config.names {
             let id = named_machine_id(name, 0);
@@ -121,6 +121,9 @@ impl Simulator {
             inventory.add(record);
         }
         inventory.duplicate_names(config.duplicate_names);
+        for id in operations::DOCUMENTED_MACHINE_IDS {
+            inventory.add(machine(id.to_string(), &config, &clock));
+        }
         let shared = Arc::new(Shared {
             base_url,
             clock,
@@ -134,6 +137,7 @@ impl Simulator {
                 config.download_faults.clone(),
             )?,
             config,
+            calls: Mutex::default(),
         });
         let app = api::router(shared.clone()).map_err(std::io::Error::other)?;
         let (tx, rx) = oneshot::channel::<()>();
@@ -189,6 +193,13 @@ impl Simulator {
             .map(|id| machine(id, &shared.config, &shared.clock))
             .collect();
         self.records().add_machines(machines);
+    }
+
+    /// How many requests of `op` were served (past authentication and the rate limits),
+    /// whatever they answered: what a test reads to prove a run sent nothing else.
+    pub fn calls(&self, op: operations::OperationId) -> usize {
+        let calls = self.shared.calls.lock().unwrap_or_else(|e| e.into_inner());
+        calls.get(&op).copied().unwrap_or(0)
     }
 
     /// Every machine of the inventory, as listMachines answers them.
