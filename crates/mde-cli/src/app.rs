@@ -650,7 +650,9 @@ async fn select(
         .iter()
         .filter(|m| !history.done.contains_key(*m))
         .count();
-    selection::confirm(op, to_send, targets.confirm.yes).map_err(|e| fail(USAGE, e))?;
+    // A simulated run acts on nothing real: it never asks.
+    let yes = targets.confirm.yes || cli.connection.simulate;
+    selection::confirm(op, to_send, yes).map_err(|e| fail(USAGE, e))?;
     Ok(selection)
 }
 

@@ -329,7 +329,8 @@ pub struct Confirm {
     /// sending no action.
     #[arg(long)]
     pub dry_run: bool,
-    /// Act on more than 10 machines without asking (needed when stdin is not a terminal).
+    /// Act on more than 10 machines without asking (needed when stdin is not a terminal;
+    /// `--simulate` never asks).
     #[arg(long)]
     pub yes: bool,
 }

@@ -1733,7 +1733,8 @@ fn test_readme_demos_by_name() {
 
     std::fs::write(
         dir.path().join("names.txt"),
-        "ws-0001\nws-0002.contoso.com\n# blank lines and comments are skipped\n\nWS-0003\n",
+        // As the README's printf writes it.
+        "ws-0001\nws-0002.contoso.com\nWS-0003\n",
     )
     .unwrap();
     let out = run(mde(dir.path()).args([
