@@ -333,7 +333,7 @@ of the portal (reference: machine.md).
         )]
         pub os_processor: ::std::option::Option<::std::string::String>,
         /**Id of the machine group: a number in the get-machines.md example, a String in
-machine.md's table, so either is accepted.
+machine.md's table, so any JSON value is accepted (null too).
 */
         #[serde(
             rename = "rbacGroupId",
