@@ -887,8 +887,12 @@ async fn collect_download(
     let client = client(conn, simulator.as_ref(), scale, |_: &WaitEvent| {})?;
     let intent = (op, None, Some(OperationId::GetPackageUri));
     let selection = select(cli, targets, &client, &history, (ids, names), intent).await?;
+    // Names that came to no single machine end here, as their own lines.
     for outcome in &selection.unresolved {
-        eprintln!("{}", output::line(outcome));
+        match cli.run.output {
+            Output::Json => println!("{}", output::json_line(outcome)),
+            Output::Table => eprintln!("{}", output::line(outcome)),
+        }
     }
     let machines = selection.machines.clone();
     crate::evidence::folder(settings.dir).map_err(|e| {

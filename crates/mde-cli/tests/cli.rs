@@ -1512,6 +1512,36 @@ async fn test_scan_by_name_exact_short_ambiguous_unknown_and_ids() {
         "{journal}"
     );
 
+    // Resumed: the names the journal resolved are not looked up again (only the two that did
+    // not resolve are), and no machine is scanned twice.
+    let mut command = against(dir.path(), &sim);
+    command
+        .args([
+            "--resume",
+            "j.jsonl",
+            "scan",
+            MACHINES[0],
+            "--type",
+            "quick",
+        ])
+        .args([
+            "--machine-name",
+            "ws-0002",
+            "--machine-name",
+            "WS-0003.Contoso.COM",
+        ])
+        .args(["--machine-name", "ws-0001", "--machine-name", "ws-0404"])
+        .args(["--comment", "by name"]);
+    let out = run_off(command).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    sent_only(
+        &sim,
+        &[
+            (mde_client::OperationId::ListMachines, 6),
+            (mde_client::OperationId::RunAntiVirusScan, 3),
+        ],
+    );
+
     // --pick latest: the machine whose last report is the newest.
     let mut command = against(dir.path(), &sim);
     command
