@@ -1052,6 +1052,7 @@ async fn the_download_host_serves_real_archives_with_ranges_expiry_and_faults() 
     let lifetime = config.package_link_lifetime;
     // A client that keeps no idle connection: a simulator started later may get the port of
     // one stopped before, and a pooled connection to it would be dead.
+    mde_client::install_crypto_provider();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .build()

@@ -73,6 +73,7 @@ pub fn generate(spec: &Spec) -> Result<String, String> {
     }
     mark_deprecated(&mut file, spec)?;
     allow_undocumented(&mut file);
+    schema_derive_opt_in(types_module(&mut file)?);
     let operations: syn::File = syn::parse2(crate::operations::operations_module(spec, &file)?)
         .map_err(|e| format!("mod operations does not parse: {e}"))?;
     file.items.extend(operations.items);
@@ -91,6 +92,41 @@ fn allow_undocumented(file: &mut syn::File) {
             syn::Item::Struct(s) => s.attrs.push(allow.clone()),
             syn::Item::Impl(i) if i.trait_.is_none() => i.attrs.push(allow.clone()),
             _ => {}
+        }
+    }
+}
+
+/// Moves progenitor's `JsonSchema` derive behind the client's opt-in `schemars` feature: a
+/// consumer who does not ask for the types' JSON schemas does not compile them.
+fn schema_derive_opt_in(types: &mut [syn::Item]) {
+    let opt_in: syn::Attribute =
+        syn::parse_quote!(#[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]);
+    for item in types {
+        let attrs = match item {
+            syn::Item::Struct(s) => &mut s.attrs,
+            syn::Item::Enum(e) => &mut e.attrs,
+            _ => continue,
+        };
+        let mut derived = false;
+        for attr in attrs.iter_mut().filter(|a| a.path().is_ident("derive")) {
+            let Ok(paths) = attr.parse_args_with(
+                syn::punctuated::Punctuated::<syn::Path, syn::Token![,]>::parse_terminated,
+            ) else {
+                continue;
+            };
+            let kept: syn::punctuated::Punctuated<syn::Path, syn::Token![,]> = paths
+                .iter()
+                .filter(|p| {
+                    let is_schema = p.segments.last().is_some_and(|s| s.ident == "JsonSchema");
+                    derived |= is_schema;
+                    !is_schema
+                })
+                .cloned()
+                .collect();
+            *attr = syn::parse_quote!(#[derive(#kept)]);
+        }
+        if derived {
+            attrs.push(opt_in.clone());
         }
     }
 }

@@ -140,6 +140,7 @@ impl ExtensibleEnum {
                 }
             }
 
+            #[cfg(feature = "schemars")]
             impl ::schemars::JsonSchema for #name {
                 fn schema_name() -> ::std::borrow::Cow<'static, str> {
                     #name_str.into()

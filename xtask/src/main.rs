@@ -2,6 +2,7 @@
 //! `spec/openapi.yaml`; `cargo xtask check` fails when the spec is unsound or that module
 //! is stale.
 
+mod build_cost;
 mod codegen;
 mod docs;
 mod extensible_enum;
@@ -21,7 +22,9 @@ const USAGE: &str = "usage: cargo xtask <command>
   diff --base <git-ref> [--allow-breaking]
                                        Markdown report of the spec's changes since <git-ref>; fails on
                                        breaking ones unless --allow-breaking
-  docs                                 render the spec to target/api-reference.html";
+  docs                                 render the spec to target/api-reference.html
+  build-cost [--pairs N]               time a consumer's clean build of mde-client against
+                                       progenitor's generate_api! on the same spec (N pairs, 2)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -31,6 +34,11 @@ fn main() -> ExitCode {
         ["generate"] => generate(&root, false),
         ["check"] => generate(&root, true),
         ["docs"] => write_docs(&root),
+        ["build-cost"] => build_cost::run(&root, 2),
+        ["build-cost", "--pairs", n] => match n.parse::<usize>() {
+            Ok(n) if n > 0 => build_cost::run(&root, n),
+            _ => Err(format!("--pairs takes a positive number, not {n}")),
+        },
         ["diff", "--base", base] => spec_diff(&root, base, false),
         ["diff", "--base", base, "--allow-breaking"]
         | ["diff", "--allow-breaking", "--base", base] => spec_diff(&root, base, true),

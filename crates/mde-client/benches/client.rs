@@ -34,6 +34,7 @@ async fn overhead(sim: &Simulator) {
     .unwrap();
     let base = sim.base_url().to_string();
     // The same transport settings as the client's defaults (a request timeout costs a timer).
+    mde_client::install_crypto_provider();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .connect_timeout(Duration::from_secs(10))

@@ -452,6 +452,18 @@ impl<'a, R: Request> IntoFuture for Call<'a, R> {
     }
 }
 
+/// Makes `ring` the process's rustls crypto provider, unless the program chose one. The
+/// client does this when it is built; call it first when the program builds a `reqwest`
+/// client of its own before any [`Client`] (reqwest, compiled without a provider of its
+/// own, panics without one). Without the `rustls` feature it does nothing.
+pub fn install_crypto_provider() {
+    #[cfg(feature = "rustls")]
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Err: another thread installed one meanwhile, which serves as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
 pub(crate) fn is_loopback(url: &reqwest::Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
@@ -616,6 +628,7 @@ impl ClientBuilder {
             self.login_url.as_deref().unwrap_or(&endpoints.authority),
         )?;
         let api = checked_url("API host", &endpoints.api)?;
+        install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(self.timeout)
             .connect_timeout(self.connect_timeout)

@@ -12,15 +12,9 @@ pub mod types {
     /**The body every operation takes (seeds 000-004). Names are case-sensitive: `comment`
 is not `Comment` (reference: common-errors.md).
 */
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        PartialEq,
-        schemars::JsonSchema
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     #[serde(deny_unknown_fields)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct CommentRequest {
         ///Comment to associate with the action. Required.
         #[serde(rename = "Comment")]
@@ -32,18 +26,9 @@ is not `Comment` (reference: common-errors.md).
         }
     }
     ///Comment to associate with the action. Required.
-    #[derive(
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Eq,
-        Hash,
-        Ord,
-        PartialEq,
-        PartialOrd,
-        schemars::JsonSchema
-    )]
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct CommentRequestComment(::std::string::String);
     impl ::std::ops::Deref for CommentRequestComment {
         type Target = ::std::string::String;
@@ -96,14 +81,8 @@ is not `Comment` (reference: common-errors.md).
         }
     }
     ///The body of every error response (reference: common-errors.md).
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        PartialEq,
-        schemars::JsonSchema
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct Error {
         pub error: ErrorDetail,
     }
@@ -113,14 +92,8 @@ is not `Comment` (reference: common-errors.md).
         }
     }
     ///What went wrong (reference: common-errors.md).
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        PartialEq,
-        schemars::JsonSchema
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct ErrorDetail {
         /**Error code, e.g. BadRequest, InvalidRequestBody, MissingRequiredParameter,
 ActiveRequestAlreadyExists (400); Unauthorized (401); Forbidden, DisabledFeature,
@@ -144,15 +117,8 @@ InternalServerError (500).
     /**An automated investigation (reference: investigation.md). Every property is
 optional here: a missing one must not make the whole answer unreadable.
 */
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct Investigation {
         ///Id of the user or application that cancelled the investigation.
         #[serde(
@@ -213,15 +179,8 @@ optional here: a missing one must not make the whole answer unreadable.
 Every property is optional and every one but `id` may be null: answers vary with the
 device's platform and onboarding.
 */
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct Machine {
         ///Microsoft Entra device id (a GUID), when joined.
         #[serde(
@@ -370,15 +329,8 @@ older one of the Graph example (`lastUpdateTimeUtc`, `error`; seed
 `troubleshootInfo`, `externalId`). Every property is optional: answers omit fields
 depending on the action's type and status (reference: mde-facts.md).
 */
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct MachineAction {
         ///Comment given when the action was cancelled.
         #[serde(
@@ -504,14 +456,8 @@ arrives among the additional properties.
         }
     }
     ///A page of machine actions (reference: get-machineactions-collection.md).
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        PartialEq,
-        schemars::JsonSchema
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct MachineActionCollection {
         ///OData metadata URL, e.g. `https://api.securitycenter.microsoft.com/api/$metadata#MachineActions`.
         #[serde(
@@ -530,14 +476,8 @@ arrives among the additional properties.
         }
     }
     ///A page of machines (reference: get-machines.md).
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        PartialEq,
-        schemars::JsonSchema
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct MachineCollection {
         ///OData metadata URL, e.g. `https://api.security.microsoft.com/api/$metadata#Machines`.
         #[serde(
@@ -558,14 +498,8 @@ arrives among the additional properties.
     /**OData wrapper of a single Int64, as the preview endpoint answers
 (seed 002_66ba71e7a173220b.txt).
 */
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        PartialEq,
-        schemars::JsonSchema
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct ODataInt64 {
         ///OData metadata URL, e.g. `https://api.securitycenter.windows.com/api/$metadata#Edm.Int64`.
         #[serde(
@@ -586,14 +520,8 @@ arrives among the additional properties.
     /**OData wrapper of a single string, as getPackageUri answers
 (reference: get-package-sas-uri.md).
 */
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        PartialEq,
-        schemars::JsonSchema
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct ODataString {
         ///OData metadata URL, e.g. `https://api.security.microsoft.com/api/$metadata#Edm.String`.
         #[serde(
@@ -612,15 +540,8 @@ arrives among the additional properties.
         }
     }
     ///The file an action is about (reference: machineaction.md).
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Default,
-        PartialEq,
-        schemars::JsonSchema
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct RelatedFileInfo {
         ///The file's hash.
         #[serde(
@@ -646,15 +567,9 @@ arrives among the additional properties.
     /**The body of runAntiVirusScan (reference: run-av-scan.md): both members required, names
 and values case-sensitive.
 */
-    #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        PartialEq,
-        schemars::JsonSchema
-    )]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     #[serde(deny_unknown_fields)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct RunAntiVirusScanRequest {
         ///Comment to associate with the action. Required.
         #[serde(rename = "Comment")]
@@ -668,18 +583,9 @@ and values case-sensitive.
         }
     }
     ///Comment to associate with the action. Required.
-    #[derive(
-        ::serde::Serialize,
-        Clone,
-        Debug,
-        Eq,
-        Hash,
-        Ord,
-        PartialEq,
-        PartialOrd,
-        schemars::JsonSchema
-    )]
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
     #[serde(transparent)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct RunAntiVirusScanRequestComment(::std::string::String);
     impl ::std::ops::Deref for RunAntiVirusScanRequestComment {
         type Target = ::std::string::String;
@@ -743,9 +649,9 @@ and values case-sensitive.
         Hash,
         Ord,
         PartialEq,
-        PartialOrd,
-        schemars::JsonSchema
+        PartialOrd
     )]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub enum ScanType {
         Quick,
         Full,
@@ -2861,6 +2767,7 @@ A value this client does not know is kept, as sent, in [`InvestigationState::Oth
                 .map(Self::from)
         }
     }
+    #[cfg(feature = "schemars")]
     impl ::schemars::JsonSchema for InvestigationState {
         fn schema_name() -> ::std::borrow::Cow<'static, str> {
             "InvestigationState".into()
@@ -2973,6 +2880,7 @@ A value this client does not know is kept, as sent, in [`HealthStatus::Other`].*
                 .map(Self::from)
         }
     }
+    #[cfg(feature = "schemars")]
     impl ::schemars::JsonSchema for HealthStatus {
         fn schema_name() -> ::std::borrow::Cow<'static, str> {
             "HealthStatus".into()
@@ -3093,6 +3001,7 @@ A value this client does not know is kept, as sent, in [`MachineActionType::Othe
                 .map(Self::from)
         }
     }
+    #[cfg(feature = "schemars")]
     impl ::schemars::JsonSchema for MachineActionType {
         fn schema_name() -> ::std::borrow::Cow<'static, str> {
             "MachineActionType".into()
@@ -3200,6 +3109,7 @@ A value this client does not know is kept, as sent, in [`MachineActionStatus::Ot
                 .map(Self::from)
         }
     }
+    #[cfg(feature = "schemars")]
     impl ::schemars::JsonSchema for MachineActionStatus {
         fn schema_name() -> ::std::borrow::Cow<'static, str> {
             "MachineActionStatus".into()
@@ -3285,6 +3195,7 @@ A value this client does not know is kept, as sent, in [`FileIdentifierType::Oth
                 .map(Self::from)
         }
     }
+    #[cfg(feature = "schemars")]
     impl ::schemars::JsonSchema for FileIdentifierType {
         fn schema_name() -> ::std::borrow::Cow<'static, str> {
             "FileIdentifierType".into()

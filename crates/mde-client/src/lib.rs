@@ -73,7 +73,7 @@ mod token;
 #[rustfmt::skip]
 pub mod generated;
 
-pub use client::{Call, Client, ClientBuilder};
+pub use client::{Call, Client, ClientBuilder, NOT_NEW, install_crypto_provider};
 pub use cloud::{Cloud, Endpoints, Region};
 pub use download::{Downloaded, Followed, PackageLink, is_final, since_filter};
 pub use error::{Error, ServiceError, shorten};

@@ -17,6 +17,7 @@ const PER_APP: usize = 100; // one minute's budget of collections per app
 /// Sends every (token, machine) request with `CONCURRENCY` in flight; returns requests/s and
 /// how many got `expected`.
 async fn run(base: &str, requests: Vec<(String, String)>, expected: u16) -> (f64, usize) {
+    mde_client::install_crypto_provider();
     let http = reqwest::Client::new();
     let total = requests.len();
     let queue = Arc::new(std::sync::Mutex::new(requests));

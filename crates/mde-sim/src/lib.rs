@@ -57,6 +57,7 @@ pub async fn sign_in(
     client_id: &str,
     client_secret: &str,
 ) -> Result<String, mde_client::Error> {
+    mde_client::install_crypto_provider();
     let answer = mde_client::request_token(
         &mde_client::reqwest::Client::new(),
         base_url,

@@ -68,6 +68,7 @@ fn serves_on_any_free_port_and_stops_on_sigterm() {
         .build()
         .unwrap();
     let status = runtime.block_on(async {
+        mde_client::install_crypto_provider();
         let http = mde_client::reqwest::Client::new();
         let token = mde_sim::sign_in(
             base,
