@@ -155,7 +155,7 @@ fn extensions_the_generator_needs() {
             "x-extensible-enum needs",
         ),
         (
-            "tokenUrl: https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
+            "tokenUrl: https://login.microsoftonline.com/%7Btenant%7D/oauth2/v2.0/token",
             "tokenUrl: https://login.microsoftonline.com/common/oauth2/v2.0/token",
             "tokenUrl",
             "`{tenant}` placeholder",

@@ -449,11 +449,13 @@ impl Spec {
                 "no OAuth2 client-credentials flow in components/securitySchemes",
             );
         };
-        let token_url = required_text(flow, "tokenUrl", &at, "clientCredentials")?;
+        // The placeholder is percent-encoded in the spec, so that tokenUrl is a valid URI.
+        let token_url = required_text(flow, "tokenUrl", &at, "clientCredentials")?
+            .replace("%7Btenant%7D", "{tenant}");
         if !token_url.contains("{tenant}") || !token_url.starts_with("https://") {
             return error(
                 format!("{at}/tokenUrl"),
-                "tokenUrl must be an https URL with a `{tenant}` placeholder",
+                "tokenUrl must be an https URL with a `{tenant}` placeholder (written `%7Btenant%7D`)",
             );
         }
         let scopes: Vec<String> = flow
