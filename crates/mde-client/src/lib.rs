@@ -21,7 +21,13 @@
 //! | `POST /api/machines/{id}/startInvestigation` | [`operations::StartInvestigation`] | [`Client::start_investigation`] (retired) | [`types::Investigation`] |
 //! | `POST /api/machines/{id}/InitiateInvestigation` | [`operations::InitiateInvestigation`] | [`Client::initiate_investigation`] (preview, retired) | [`types::ODataInt64`] |
 //! | `POST /api/machines/{id}/collectInvestigationPackage` | [`operations::CollectInvestigationPackage`] | [`Client::collect_investigation_package`] | [`types::MachineAction`] |
+//! | `POST /api/machines/{id}/runAntiVirusScan` | [`operations::RunAntiVirusScan`] | [`Client::run_antivirus_scan`] | [`types::MachineAction`] |
 //! | `POST /testwdatppreview/machines/{id}/collectInvestigationPackage` | [`operations::CollectInvestigationPackageGraph`] | [`Client::collect_investigation_package_graph`] (deprecated) | [`types::MachineAction`] |
+//! | `GET /api/machines` | [`operations::ListMachines`] | [`Client::list_machines`] (every page) | [`types::MachineCollection`] |
+//! | `GET /api/machineactions` | [`operations::ListMachineActions`] | [`Client::list_actions`], [`Client::follow_actions`] | [`types::MachineActionCollection`] |
+//! | `GET /api/machineactions/{id}` | [`operations::GetMachineAction`] | | [`types::MachineAction`] |
+//! | `GET /api/machineactions/{id}/getPackageUri` | [`operations::GetPackageUri`] | [`Client::package_link`], [`Client::download_package`] | [`types::ODataString`] |
+//! | `POST /api/machineactions/{id}/cancel` | [`operations::CancelMachineAction`] | [`Client::cancel_machine_action`] | [`types::MachineAction`] |
 //!
 //! The service retired manual investigations on 2026-09-01, so the investigation calls are
 //! `#[deprecated]`; so is the Graph variant.
@@ -92,3 +98,8 @@ pub use reqwest;
 #[doc = include_str!("../../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// The crate README's example, compiled as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct CrateReadmeDoctests;
