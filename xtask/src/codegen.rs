@@ -51,6 +51,11 @@ pub fn generate(spec: &Spec) -> Result<String, String> {
     for name in all_optional_objects(spec) {
         settings.with_patch(name, &default);
     }
+    // The file of a machine action is written inline in the spec (a nullable object cannot
+    // be a $ref in OpenAPI 3.0); its type keeps the name it had as a component.
+    let mut rename = TypePatch::default();
+    rename.with_rename("RelatedFileInfo").with_derive("Default");
+    settings.with_patch("MachineActionRelatedFileInfo", &rename);
     for e in &enums {
         settings.with_replacement(
             &e.name,

@@ -410,7 +410,7 @@ arrives among the additional properties.
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub odata_context: ::std::option::Option<::std::string::String>,
-        ///The file the action is about.
+        ///The file the action is about (reference: machineaction.md); null when none.
         #[serde(
             rename = "relatedFileInfo",
             skip_serializing_if = "::std::option::Option::is_none"
@@ -539,7 +539,7 @@ arrives among the additional properties.
             Default::default()
         }
     }
-    ///The file an action is about (reference: machineaction.md).
+    ///The file the action is about (reference: machineaction.md); null when none.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct RelatedFileInfo {
