@@ -709,3 +709,71 @@ async fn machines_are_listed_by_page_and_filter_and_a_404_is_none() {
     assert!(none.is_empty());
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 }
+
+/// `mde-sim --tls`: the client trusts the simulator's CA it is given and collects over
+/// HTTPS; without it the handshake fails (verification is never off).
+#[tokio::test]
+async fn a_tls_simulator_is_trusted_through_its_ca_and_only_so() {
+    let sim = simulator(Config {
+        tls: true,
+        ..Config::default()
+    })
+    .await;
+    assert!(sim.base_url().starts_with("https://127.0.0.1:"));
+    let pem = sim.ca_pem().unwrap().to_string();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
+    let client = builder(&sim).build().unwrap();
+    let action = client
+        .collect_investigation_package(MACHINE, "over TLS")
+        .await
+        .unwrap();
+    assert_eq!(
+        action.status,
+        Some(mde_client::types::MachineActionStatus::Pending)
+    );
+
+    let untrusting = Client::builder()
+        .base_url(sim.base_url())
+        .login_url(sim.base_url())
+        .client_credentials(DEFAULT_TENANT, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
+        .build()
+        .unwrap();
+    let refused = untrusting
+        .collect_investigation_package(&generated_machine_id(0), "c")
+        .await;
+    assert!(
+        matches!(&refused, Err(Error::Transport { .. })),
+        "{refused:?}"
+    );
+    let not_pem = Client::builder()
+        .bearer_token("t")
+        .add_root_certificate("not a certificate")
+        .build();
+    assert!(
+        matches!(not_pem, Err(Error::Configuration(_))),
+        "{not_pem:?}"
+    );
+
+    // The OpenID Connect discovery document MSAL and azure-identity read first points at
+    // the token endpoint the client uses.
+    let http = mde_client::reqwest::Client::builder()
+        .tls_certs_merge(mde_client::reqwest::Certificate::from_pem_bundle(pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let discovery: serde_json::Value = http
+        .get(format!(
+            "{}/{DEFAULT_TENANT}/v2.0/.well-known/openid-configuration",
+            sim.base_url()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(discovery["token_endpoint"], sim.token_url(DEFAULT_TENANT));
+    assert_eq!(
+        discovery["issuer"],
+        format!("{}/{DEFAULT_TENANT}/v2.0", sim.base_url())
+    );
+}

@@ -554,6 +554,11 @@ fn client(
     .cloud(conn.cloud)
     .region(conn.region)
     .on_wait(on_wait);
+    if let Some(path) = &conn.ca_cert {
+        let pem = std::fs::read(path)
+            .map_err(|e| fail(USAGE, format!("cannot read {}: {e}", path.display())))?;
+        builder = builder.add_root_certificate(pem);
+    }
     if simulator.is_none() {
         if let Some(url) = &conn.api_url {
             builder = builder.base_url(url);

@@ -79,6 +79,10 @@ pub struct Connection {
         value_name = "SECRET"
     )]
     pub client_secret: Option<String>,
+    /// Also trust the CA certificate(s) of this PEM file: a simulator's (mde-sim --tls
+    /// --tls-ca-out FILE) or a TLS-intercepting proxy's. Verification is never turned off.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
     /// Run against an embedded simulator, with every well-formed id given in its inventory.
     #[arg(long, global = true)]
     pub simulate: bool,

@@ -63,6 +63,8 @@ pub struct ClientBuilder {
     retries_on_429: u32,
     body_limit: usize,
     on_wait: Option<WaitHook>,
+    /// Extra trust anchors (PEM), besides the platform's.
+    roots: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -103,6 +105,7 @@ impl Client {
             retries_on_429: 3,
             body_limit: 1 << 20,
             on_wait: None,
+            roots: Vec::new(),
         }
     }
 
@@ -452,6 +455,38 @@ impl<'a, R: Request> IntoFuture for Call<'a, R> {
     }
 }
 
+/// `builder`, also trusting the certificates of each PEM of `roots`.
+fn trusting(
+    builder: reqwest::ClientBuilder,
+    roots: &[Vec<u8>],
+) -> Result<reqwest::ClientBuilder, Error> {
+    if roots.is_empty() {
+        return Ok(builder);
+    }
+    #[cfg(feature = "rustls")]
+    {
+        let mut builder = builder;
+        for pem in roots {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| Error::Configuration(format!("the CA certificate is not PEM: {e}")))?;
+            if certs.is_empty() {
+                return Err(Error::Configuration(
+                    "the CA certificate file holds no certificate".into(),
+                ));
+            }
+            builder = builder.tls_certs_merge(certs);
+        }
+        Ok(builder)
+    }
+    #[cfg(not(feature = "rustls"))]
+    {
+        let _ = builder;
+        Err(Error::Configuration(
+            "a CA certificate needs TLS: build mde-client with its `rustls` feature".into(),
+        ))
+    }
+}
+
 /// Makes `ring` the process's rustls crypto provider, unless the program chose one. The
 /// client does this when it is built; call it first when the program builds a `reqwest`
 /// client of its own before any [`Client`] (reqwest, compiled without a provider of its
@@ -598,6 +633,14 @@ impl ClientBuilder {
         self
     }
 
+    /// Also trusts the certificate(s) of this PEM, besides the platform's: the CA of a local
+    /// simulator (`mde-sim --tls --tls-ca-out FILE`) or of a TLS-intercepting proxy.
+    /// Verification is never turned off. Needs the `rustls` feature (`build` says so).
+    pub fn add_root_certificate(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.roots.push(pem.as_ref().to_vec());
+        self
+    }
+
     /// The largest answer body read (1 MiB by default; a list page, up to 10,000 entities, may
     /// take 64 MiB); a larger one is an [`Error::UnexpectedResponse`], and memory stays
     /// bounded.
@@ -629,19 +672,25 @@ impl ClientBuilder {
         )?;
         let api = checked_url("API host", &endpoints.api)?;
         install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(self.timeout)
-            .connect_timeout(self.connect_timeout)
-            .user_agent(&self.user_agent)
-            .build()
-            .map_err(|e| Error::Configuration(format!("cannot set up HTTP: {e}")))?;
+        let http = trusting(
+            reqwest::Client::builder()
+                .timeout(self.timeout)
+                .connect_timeout(self.connect_timeout)
+                .user_agent(&self.user_agent),
+            &self.roots,
+        )?
+        .build()
+        .map_err(|e| Error::Configuration(format!("cannot set up HTTP: {e}")))?;
         // A package is large: no bound on the whole transfer, only on each read.
-        let downloads = reqwest::Client::builder()
-            .read_timeout(self.timeout)
-            .connect_timeout(self.connect_timeout)
-            .user_agent(&self.user_agent)
-            .build()
-            .map_err(|e| Error::Configuration(format!("cannot set up HTTP: {e}")))?;
+        let downloads = trusting(
+            reqwest::Client::builder()
+                .read_timeout(self.timeout)
+                .connect_timeout(self.connect_timeout)
+                .user_agent(&self.user_agent),
+            &self.roots,
+        )?
+        .build()
+        .map_err(|e| Error::Configuration(format!("cannot set up HTTP: {e}")))?;
         let clock = self
             .clock
             .unwrap_or_else(|| Arc::new(SystemClock::default()));

@@ -85,8 +85,27 @@ pub(crate) fn router(shared: Arc<Shared>) -> Result<Router, String> {
             .serve(query.as_deref(), &headers, s.clock.elapsed())
             .await
     };
+    // What MSAL and azure-identity read before a client-credentials grant (OpenID Connect
+    // discovery), and the signing keys it points at: none, since tokens are opaque here.
+    let discovery = |State(s): State<Arc<Shared>>, tenant: Result<Path<String>, PathRejection>| async move {
+        let Ok(Path(tenant)) = tenant else {
+            return ApiError::invalid_body("unreadable tenant").into_response();
+        };
+        crate::auth::openid_configuration(&s.base_url, &tenant).into_response()
+    };
+    let keys = || async {
+        (
+            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+            r#"{"keys":[]}"#,
+        )
+    };
     let limit = shared.config.body_limit;
     Ok(router
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            axum::routing::get(discovery),
+        )
+        .route("/{tenant}/discovery/v2.0/keys", axum::routing::get(keys))
         .route(token_path, post(token))
         .route(crate::package::PATH, axum::routing::get(download))
         .fallback(|uri: Uri| async move {

@@ -270,3 +270,25 @@ pub fn authorize(grant: &Grant, op: &Operation) -> Result<(), ApiError> {
         ),
     ))
 }
+
+/// The OpenID Connect discovery document of `tenant`, shaped like Azure AD's v2.0 one: what
+/// MSAL and azure-identity read to find the token endpoint.
+pub fn openid_configuration(base_url: &str, tenant: &str) -> axum::Json<serde_json::Value> {
+    let tenant_url = format!("{base_url}/{tenant}");
+    axum::Json(serde_json::json!({
+        "issuer": format!("{tenant_url}/v2.0"),
+        "token_endpoint": format!("{tenant_url}/oauth2/v2.0/token"),
+        "authorization_endpoint": format!("{tenant_url}/oauth2/v2.0/authorize"),
+        "device_authorization_endpoint": format!("{tenant_url}/oauth2/v2.0/devicecode"),
+        "jwks_uri": format!("{tenant_url}/discovery/v2.0/keys"),
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "scope_supported": ["openid", "profile", "email", "offline_access"],
+        "grant_types_supported": ["client_credentials"],
+        "tenant_region_scope": "NA",
+        "cloud_instance_name": "microsoftonline.com",
+    }))
+}

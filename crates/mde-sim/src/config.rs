@@ -137,6 +137,9 @@ pub struct Config {
     pub seed: u64,
     /// Largest request body accepted; a larger one gets 413.
     pub body_limit: usize,
+    /// Serve HTTPS with a certificate made at start for `localhost` and `127.0.0.1`
+    /// ([`Simulator::ca_pem`](crate::Simulator::ca_pem) is its CA).
+    pub tls: bool,
 }
 
 impl Default for Config {
@@ -161,6 +164,7 @@ impl Default for Config {
             download_faults: Default::default(),
             seed: 0,
             body_limit: 64 * 1024,
+            tls: false,
         }
     }
 }

@@ -30,6 +30,7 @@ mod odata;
 mod package;
 mod rate_limit;
 mod state;
+mod tls;
 
 use std::sync::{Arc, Mutex};
 
@@ -96,6 +97,7 @@ pub struct Simulator {
     shared: Arc<Shared>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
+    ca_pem: Option<String>,
 }
 
 impl Simulator {
@@ -107,7 +109,13 @@ impl Simulator {
 
     /// Serves on a listener already bound.
     pub fn serve(config: Config, listener: TcpListener) -> std::io::Result<Simulator> {
-        let base_url = format!("http://{}", listener.local_addr()?);
+        let identity = if config.tls {
+            Some(tls::identity()?)
+        } else {
+            None
+        };
+        let scheme = if identity.is_some() { "https" } else { "http" };
+        let base_url = format!("{scheme}://{}", listener.local_addr()?);
         let clock = Clock::scaled(config.time_scale);
         // The machines given first (they are the ones `duplicate_names` names twice), then
         // the documented ones.
@@ -142,23 +150,39 @@ impl Simulator {
         });
         let app = api::router(shared.clone()).map_err(std::io::Error::other)?;
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
+        let ca_pem = identity.as_ref().map(|i| i.ca_pem.clone());
+        let task = match identity {
+            Some(identity) => tokio::spawn(async move {
+                let stop = async {
                     let _ = rx.await;
-                })
-                .await
-        });
+                };
+                tls::serve(listener, app, identity.config, stop).await
+            }),
+            None => tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = rx.await;
+                    })
+                    .await
+            }),
+        };
         Ok(Simulator {
             shared,
             shutdown: Some(tx),
             task: Some(task),
+            ca_pem,
         })
     }
 
-    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    /// `http://127.0.0.1:PORT` (`https://` with `tls`), without a trailing slash.
     pub fn base_url(&self) -> &str {
         &self.shared.base_url
+    }
+
+    /// With `tls`: the PEM of the CA that signed the server's certificate, for clients to
+    /// trust.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// The URL of the token endpoint for `tenant`.
@@ -179,11 +203,15 @@ impl Simulator {
     /// A client of this simulator: every operation and the sign-in go to it, as its default
     /// app, on its clock (so the client's rate limits run at the simulator's speed).
     pub fn client_builder(&self) -> mde_client::ClientBuilder {
-        mde_client::Client::builder()
+        let builder = mde_client::Client::builder()
             .base_url(self.base_url())
             .login_url(self.base_url())
             .client_credentials(DEFAULT_TENANT, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
-            .clock(Arc::new(self.shared.clock.clone()))
+            .clock(Arc::new(self.shared.clock.clone()));
+        match &self.ca_pem {
+            Some(pem) => builder.add_root_certificate(pem.as_bytes()),
+            None => builder,
+        }
     }
 
     /// Adds machine ids to the inventory while running.

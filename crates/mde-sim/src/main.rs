@@ -15,7 +15,9 @@ Out of the box one app is registered, holding every permission of the spec:
 
 The inventory holds the machine ids of the documents, plus --machines, --machines-file and
 --machine-name. A machine known by its id is named desktop-<its first 10 hex>.contoso.com.
-The first line on stdout is the base URL; the token URL is BASE/sim-tenant/oauth2/v2.0/token.
+The first line on stdout is the base URL; the token URL is BASE/sim-tenant/oauth2/v2.0/token,
+and BASE/sim-tenant/v2.0/.well-known/openid-configuration is its OpenID Connect discovery
+document (MSAL, azure-identity). --tls serves HTTPS with a CA written to --tls-ca-out.
 
 Example:
   mde-sim --listen 127.0.0.1:0 --machines 100 --app reader:secret:Alert.ReadWrite.All";
@@ -87,6 +89,14 @@ struct Args {
     /// Seed of every roll of the dice (failures, faults).
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: u64,
+    /// Serve HTTPS, with a certificate made at start for localhost and 127.0.0.1 (signed by a
+    /// CA made with it: see --tls-ca-out).
+    #[arg(long)]
+    tls: bool,
+    /// With --tls: write the CA certificate (PEM) here, for clients to trust (e.g.
+    /// REQUESTS_CA_BUNDLE, SSL_CERT_FILE, mde --ca-cert).
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    tls_ca_out: Option<PathBuf>,
     /// Largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, value_name = "BYTES", default_value_t = Config::default().body_limit)]
     body_limit: usize,
@@ -129,6 +139,7 @@ async fn main() -> ExitCode {
         investigation_time: Duration::from_secs(args.investigation_time),
         time_scale: args.time_scale,
         body_limit: args.body_limit,
+        tls: args.tls,
         names: args.names,
         duplicate_names: args.duplicate_names,
         ..Config::default().with_generated_machines(args.machines)
@@ -151,6 +162,12 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let (Some(path), Some(pem)) = (&args.tls_ca_out, sim.ca_pem())
+        && let Err(e) = std::fs::write(path, pem)
+    {
+        eprintln!("mde-sim: cannot write {}: {e}", path.display());
+        return ExitCode::FAILURE;
+    }
     println!("{}", sim.base_url());
     let _ = std::io::stdout().flush();
     eprintln!(
