@@ -77,7 +77,7 @@ pub fn generate(spec: &Spec) -> Result<String, String> {
         types.extend(items.items);
     }
     mark_deprecated(&mut file, spec)?;
-    allow_undocumented(&mut file);
+    syn::visit_mut::VisitMut::visit_file_mut(&mut Documenter, &mut file);
     schema_derive_opt_in(types_module(&mut file)?);
     let operations: syn::File = syn::parse2(crate::operations::operations_module(spec, &file)?)
         .map_err(|e| format!("mod operations does not parse: {e}"))?;
@@ -86,18 +86,63 @@ pub fn generate(spec: &Spec) -> Result<String, String> {
     Ok(format!("{HEADER}{}", prettyplease::unparse(&file)))
 }
 
-/// progenitor leaves its builders' setters and some types undocumented (the spec's descriptions
-/// are on the methods and types it documents), so `missing_docs` is allowed on its items; the
-/// operation model the xtask adds is held to it.
-fn allow_undocumented(file: &mut syn::File) {
-    let allow: syn::Attribute = syn::parse_quote!(#[allow(missing_docs)]);
-    for item in &mut file.items {
-        match item {
-            syn::Item::Mod(m) => m.attrs.push(allow.clone()),
-            syn::Item::Struct(s) => s.attrs.push(allow.clone()),
-            syn::Item::Impl(i) if i.trait_.is_none() => i.attrs.push(allow.clone()),
-            _ => {}
+/// progenitor leaves its builders, their setters and a few fields undocumented (the spec's
+/// descriptions are on the types and methods it documents): each gets a line saying what it
+/// is, so that every public item of the crate is documented.
+struct Documenter;
+
+fn has_doc(attrs: &[syn::Attribute]) -> bool {
+    attrs.iter().any(|a| a.path().is_ident("doc"))
+}
+
+fn add_doc(attrs: &mut Vec<syn::Attribute>, text: String) {
+    if !has_doc(attrs) {
+        attrs.insert(0, syn::parse_quote!(#[doc = #text]));
+    }
+}
+
+impl syn::visit_mut::VisitMut for Documenter {
+    fn visit_item_struct_mut(&mut self, item: &mut syn::ItemStruct) {
+        let name = item.ident.to_string();
+        add_doc(
+            &mut item.attrs,
+            format!("`{name}`, built one field at a time (each setter checks its value)."),
+        );
+        syn::visit_mut::visit_item_struct_mut(self, item);
+    }
+
+    fn visit_field_mut(&mut self, field: &mut syn::Field) {
+        if matches!(field.vis, syn::Visibility::Public(_)) {
+            let text = match field.ident.as_ref().map(ToString::to_string).as_deref() {
+                Some("extra") => {
+                    "Properties the service sent beyond the spec, kept as they came.".to_string()
+                }
+                Some(name) => format!("The `{name}` property."),
+                None => "The value.".to_string(),
+            };
+            add_doc(&mut field.attrs, text);
         }
+        syn::visit_mut::visit_field_mut(self, field);
+    }
+
+    fn visit_variant_mut(&mut self, variant: &mut syn::Variant) {
+        add_doc(&mut variant.attrs, format!("`{}`.", variant.ident));
+        syn::visit_mut::visit_variant_mut(self, variant);
+    }
+
+    fn visit_impl_item_fn_mut(&mut self, f: &mut syn::ImplItemFn) {
+        if matches!(f.vis, syn::Visibility::Public(_)) {
+            let name = f.sig.ident.to_string();
+            let text = match name.as_str() {
+                "new" => "A builder of this request, for `client`.".to_string(),
+                "builder" => "A builder of this value, one field at a time.".to_string(),
+                "body_map" => "Changes the request body with `f`.".to_string(),
+                "send" => "Sends the request.".to_string(),
+                _ => format!("Sets `{name}`."),
+            };
+            add_doc(&mut f.attrs, text);
+        }
+        syn::visit_mut::visit_impl_item_fn_mut(self, f);
     }
 }
 

@@ -7,7 +7,6 @@ pub use progenitor_client::{ByteStream, ClientInfo, Error, ResponseValue};
 use progenitor_client::{encode_path, ClientHooks, OperationInfo, RequestBuilderExt};
 /// Types used as operation parameters and responses.
 #[allow(clippy::all)]
-#[allow(missing_docs)]
 pub mod types {
     /**The body every operation takes (seeds 000-004). Names are case-sensitive: `comment`
 is not `Comment` (reference: common-errors.md).
@@ -21,6 +20,7 @@ is not `Comment` (reference: common-errors.md).
         pub comment: CommentRequestComment,
     }
     impl CommentRequest {
+        ///A builder of this value, one field at a time.
         pub fn builder() -> builder::CommentRequest {
             Default::default()
         }
@@ -84,9 +84,11 @@ is not `Comment` (reference: common-errors.md).
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub struct Error {
+        ///The `error` property.
         pub error: ErrorDetail,
     }
     impl Error {
+        ///A builder of this value, one field at a time.
         pub fn builder() -> builder::Error {
             Default::default()
         }
@@ -106,10 +108,12 @@ InternalServerError (500).
         ///Correlation id to quote to support.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub target: ::std::option::Option<::std::string::String>,
+        ///Properties the service sent beyond the spec, kept as they came.
         #[serde(flatten)]
         pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     }
     impl ErrorDetail {
+        ///A builder of this value, one field at a time.
         pub fn builder() -> builder::ErrorDetail {
             Default::default()
         }
@@ -153,6 +157,7 @@ optional here: a missing one must not make the whole answer unreadable.
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub start_time: ::std::option::Option<crate::Timestamp>,
+        ///The `state` property.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub state: ::std::option::Option<crate::types::InvestigationState>,
         ///Additional information about the state.
@@ -167,10 +172,12 @@ optional here: a missing one must not make the whole answer unreadable.
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub triggering_alert_id: ::std::option::Option<::std::string::String>,
+        ///Properties the service sent beyond the spec, kept as they came.
         #[serde(flatten)]
         pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     }
     impl Investigation {
+        ///A builder of this value, one field at a time.
         pub fn builder() -> builder::Investigation {
             Default::default()
         }
@@ -212,6 +219,7 @@ device's platform and onboarding.
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub first_seen: ::std::option::Option<crate::Timestamp>,
+        ///The `health_status` property.
         #[serde(
             rename = "healthStatus",
             skip_serializing_if = "::std::option::Option::is_none"
@@ -314,10 +322,12 @@ machine.md's table, so any JSON value is accepted (null too).
         ///Operating system version, e.g. `1709`.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub version: ::std::option::Option<::std::string::String>,
+        ///Properties the service sent beyond the spec, kept as they came.
         #[serde(flatten)]
         pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     }
     impl Machine {
+        ///A builder of this value, one field at a time.
         pub fn builder() -> builder::Machine {
             Default::default()
         }
@@ -434,6 +444,7 @@ arrives among the additional properties.
         ///Scope of the action, e.g. Full or Selective for isolation, Quick or Full for an antivirus scan; null for package collection.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub scope: ::std::option::Option<::std::string::String>,
+        ///The `status` property.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub status: ::std::option::Option<crate::types::MachineActionStatus>,
         ///Title of the action.
@@ -445,12 +456,15 @@ arrives among the additional properties.
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub troubleshoot_info: ::std::option::Option<::serde_json::Value>,
+        ///The `type_` property.
         #[serde(rename = "type", skip_serializing_if = "::std::option::Option::is_none")]
         pub type_: ::std::option::Option<crate::types::MachineActionType>,
+        ///Properties the service sent beyond the spec, kept as they came.
         #[serde(flatten)]
         pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     }
     impl MachineAction {
+        ///A builder of this value, one field at a time.
         pub fn builder() -> builder::MachineAction {
             Default::default()
         }
@@ -467,10 +481,12 @@ arrives among the additional properties.
         pub odata_context: ::std::option::Option<::std::string::String>,
         ///The machine actions of the page.
         pub value: ::std::vec::Vec<MachineAction>,
+        ///Properties the service sent beyond the spec, kept as they came.
         #[serde(flatten)]
         pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     }
     impl MachineActionCollection {
+        ///A builder of this value, one field at a time.
         pub fn builder() -> builder::MachineActionCollection {
             Default::default()
         }
@@ -487,10 +503,12 @@ arrives among the additional properties.
         pub odata_context: ::std::option::Option<::std::string::String>,
         ///The machines of the page.
         pub value: ::std::vec::Vec<Machine>,
+        ///Properties the service sent beyond the spec, kept as they came.
         #[serde(flatten)]
         pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     }
     impl MachineCollection {
+        ///A builder of this value, one field at a time.
         pub fn builder() -> builder::MachineCollection {
             Default::default()
         }
@@ -509,10 +527,12 @@ arrives among the additional properties.
         pub odata_context: ::std::option::Option<::std::string::String>,
         ///The investigation id.
         pub value: i64,
+        ///Properties the service sent beyond the spec, kept as they came.
         #[serde(flatten)]
         pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     }
     impl ODataInt64 {
+        ///A builder of this value, one field at a time.
         pub fn builder() -> builder::ODataInt64 {
             Default::default()
         }
@@ -531,10 +551,12 @@ arrives among the additional properties.
         pub odata_context: ::std::option::Option<::std::string::String>,
         ///The string; for getPackageUri, the download URL wrapped in literal double quotes.
         pub value: ::std::string::String,
+        ///Properties the service sent beyond the spec, kept as they came.
         #[serde(flatten)]
         pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     }
     impl ODataString {
+        ///A builder of this value, one field at a time.
         pub fn builder() -> builder::ODataString {
             Default::default()
         }
@@ -549,6 +571,7 @@ arrives among the additional properties.
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub file_identifier: ::std::option::Option<::std::string::String>,
+        ///The `file_identifier_type` property.
         #[serde(
             rename = "fileIdentifierType",
             skip_serializing_if = "::std::option::Option::is_none"
@@ -556,10 +579,12 @@ arrives among the additional properties.
         pub file_identifier_type: ::std::option::Option<
             crate::types::FileIdentifierType,
         >,
+        ///Properties the service sent beyond the spec, kept as they came.
         #[serde(flatten)]
         pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     }
     impl RelatedFileInfo {
+        ///A builder of this value, one field at a time.
         pub fn builder() -> builder::RelatedFileInfo {
             Default::default()
         }
@@ -574,10 +599,12 @@ and values case-sensitive.
         ///Comment to associate with the action. Required.
         #[serde(rename = "Comment")]
         pub comment: RunAntiVirusScanRequestComment,
+        ///The `scan_type` property.
         #[serde(rename = "ScanType")]
         pub scan_type: ScanType,
     }
     impl RunAntiVirusScanRequest {
+        ///A builder of this value, one field at a time.
         pub fn builder() -> builder::RunAntiVirusScanRequest {
             Default::default()
         }
@@ -653,7 +680,9 @@ and values case-sensitive.
     )]
     #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
     pub enum ScanType {
+        ///`Quick`.
         Quick,
+        ///`Full`.
         Full,
     }
     impl ::std::fmt::Display for ScanType {
@@ -694,6 +723,7 @@ and values case-sensitive.
     }
     /// Types for composing complex structures.
     pub mod builder {
+        ///`CommentRequest`, built one field at a time (each setter checks its value).
         #[derive(Clone, Debug)]
         pub struct CommentRequest {
             comment: ::std::result::Result<
@@ -709,6 +739,7 @@ and values case-sensitive.
             }
         }
         impl CommentRequest {
+            ///Sets `comment`.
             pub fn comment<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<super::CommentRequestComment>,
@@ -735,6 +766,7 @@ and values case-sensitive.
                 Self { comment: Ok(value.comment) }
             }
         }
+        ///`Error`, built one field at a time (each setter checks its value).
         #[derive(Clone, Debug)]
         pub struct Error {
             error: ::std::result::Result<super::ErrorDetail, ::std::string::String>,
@@ -747,6 +779,7 @@ and values case-sensitive.
             }
         }
         impl Error {
+            ///Sets `error`.
             pub fn error<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<super::ErrorDetail>,
@@ -773,6 +806,7 @@ and values case-sensitive.
                 Self { error: Ok(value.error) }
             }
         }
+        ///`ErrorDetail`, built one field at a time (each setter checks its value).
         #[derive(Clone, Debug)]
         pub struct ErrorDetail {
             code: ::std::result::Result<::std::string::String, ::std::string::String>,
@@ -797,6 +831,7 @@ and values case-sensitive.
             }
         }
         impl ErrorDetail {
+            ///Sets `code`.
             pub fn code<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::string::String>,
@@ -809,6 +844,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `message`.
             pub fn message<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::string::String>,
@@ -821,6 +857,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `target`.
             pub fn target<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -833,6 +870,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `extra`.
             pub fn extra<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
@@ -871,6 +909,7 @@ and values case-sensitive.
                 }
             }
         }
+        ///`Investigation`, built one field at a time (each setter checks its value).
         #[derive(Clone, Debug)]
         pub struct Investigation {
             cancelled_by: ::std::result::Result<
@@ -931,6 +970,7 @@ and values case-sensitive.
             }
         }
         impl Investigation {
+            ///Sets `cancelled_by`.
             pub fn cancelled_by<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -943,6 +983,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `computer_dns_name`.
             pub fn computer_dns_name<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -957,6 +998,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `end_time`.
             pub fn end_time<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<crate::Timestamp>>,
@@ -969,6 +1011,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `id`.
             pub fn id<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -979,6 +1022,7 @@ and values case-sensitive.
                     .map_err(|e| format!("error converting supplied value for id: {e}"));
                 self
             }
+            ///Sets `machine_id`.
             pub fn machine_id<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -991,6 +1035,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `start_time`.
             pub fn start_time<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<crate::Timestamp>>,
@@ -1003,6 +1048,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `state`.
             pub fn state<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
@@ -1017,6 +1063,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `status_details`.
             pub fn status_details<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -1031,6 +1078,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `triggering_alert_id`.
             pub fn triggering_alert_id<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -1045,6 +1093,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `extra`.
             pub fn extra<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
@@ -1095,6 +1144,7 @@ and values case-sensitive.
                 }
             }
         }
+        ///`Machine`, built one field at a time (each setter checks its value).
         #[derive(Clone, Debug)]
         pub struct Machine {
             aad_device_id: ::std::result::Result<
@@ -1220,6 +1270,7 @@ and values case-sensitive.
             }
         }
         impl Machine {
+            ///Sets `aad_device_id`.
             pub fn aad_device_id<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -1232,6 +1283,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `computer_dns_name`.
             pub fn computer_dns_name<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -1246,6 +1298,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `device_value`.
             pub fn device_value<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -1258,6 +1311,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `exposure_level`.
             pub fn exposure_level<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -1272,6 +1326,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `first_seen`.
             pub fn first_seen<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<crate::Timestamp>>,
@@ -1284,6 +1339,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `health_status`.
             pub fn health_status<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
@@ -1298,6 +1354,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `id`.
             pub fn id<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -1308,6 +1365,7 @@ and values case-sensitive.
                     .map_err(|e| format!("error converting supplied value for id: {e}"));
                 self
             }
+            ///Sets `ip_addresses`.
             pub fn ip_addresses<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
@@ -1322,6 +1380,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `is_aad_joined`.
             pub fn is_aad_joined<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<bool>>,
@@ -1334,6 +1393,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `last_external_ip_address`.
             pub fn last_external_ip_address<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -1348,6 +1408,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `last_ip_address`.
             pub fn last_ip_address<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -1362,6 +1423,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `last_seen`.
             pub fn last_seen<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<crate::Timestamp>>,
@@ -1374,6 +1436,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `machine_tags`.
             pub fn machine_tags<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
@@ -1388,6 +1451,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `onboarding_status`.
             pub fn onboarding_status<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -1402,6 +1466,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `os_architecture`.
             pub fn os_architecture<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -1416,6 +1481,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `os_build`.
             pub fn os_build<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<i64>>,
@@ -1428,6 +1494,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `os_platform`.
             pub fn os_platform<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -1440,6 +1507,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `os_processor`.
             pub fn os_processor<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -1452,6 +1520,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `rbac_group_id`.
             pub fn rbac_group_id<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::serde_json::Value>>,
@@ -1464,6 +1533,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `rbac_group_name`.
             pub fn rbac_group_name<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -1478,6 +1548,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `risk_score`.
             pub fn risk_score<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -1490,6 +1561,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `version`.
             pub fn version<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -1502,6 +1574,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `extra`.
             pub fn extra<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
@@ -1578,6 +1651,7 @@ and values case-sensitive.
                 }
             }
         }
+        ///`MachineAction`, built one field at a time (each setter checks its value).
         #[derive(Clone, Debug)]
         pub struct MachineAction {
             cancellation_comment: ::std::result::Result<
@@ -1708,6 +1782,7 @@ and values case-sensitive.
             }
         }
         impl MachineAction {
+            ///Sets `cancellation_comment`.
             pub fn cancellation_comment<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -1722,6 +1797,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `cancellation_date_time_utc`.
             pub fn cancellation_date_time_utc<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<crate::Timestamp>>,
@@ -1736,6 +1812,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `cancellation_requestor`.
             pub fn cancellation_requestor<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -1750,6 +1827,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `commands`.
             pub fn commands<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
@@ -1764,6 +1842,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `computer_dns_name`.
             pub fn computer_dns_name<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -1778,6 +1857,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `creation_date_time_utc`.
             pub fn creation_date_time_utc<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<crate::Timestamp>>,
@@ -1792,6 +1872,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `error`.
             pub fn error<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -1804,6 +1885,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `error_h_result`.
             pub fn error_h_result<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<i32>>,
@@ -1818,6 +1900,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `external_id`.
             pub fn external_id<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -1830,6 +1913,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `id`.
             pub fn id<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -1840,6 +1924,7 @@ and values case-sensitive.
                     .map_err(|e| format!("error converting supplied value for id: {e}"));
                 self
             }
+            ///Sets `last_update_date_time_utc`.
             pub fn last_update_date_time_utc<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<crate::Timestamp>>,
@@ -1854,6 +1939,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `last_update_time_utc`.
             pub fn last_update_time_utc<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<crate::Timestamp>>,
@@ -1868,6 +1954,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `machine_id`.
             pub fn machine_id<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -1880,6 +1967,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `odata_context`.
             pub fn odata_context<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -1892,6 +1980,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `related_file_info`.
             pub fn related_file_info<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
@@ -1908,6 +1997,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `request_source`.
             pub fn request_source<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -1922,6 +2012,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `requestor`.
             pub fn requestor<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -1934,6 +2025,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `requestor_comment`.
             pub fn requestor_comment<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -1948,6 +2040,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `scope`.
             pub fn scope<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -1960,6 +2053,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `status`.
             pub fn status<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
@@ -1974,6 +2068,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `title`.
             pub fn title<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -1986,6 +2081,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `troubleshoot_info`.
             pub fn troubleshoot_info<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::serde_json::Value>>,
@@ -2000,6 +2096,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `type_`.
             pub fn type_<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
@@ -2014,6 +2111,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `extra`.
             pub fn extra<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
@@ -2092,6 +2190,7 @@ and values case-sensitive.
                 }
             }
         }
+        ///`MachineActionCollection`, built one field at a time (each setter checks its value).
         #[derive(Clone, Debug)]
         pub struct MachineActionCollection {
             odata_context: ::std::result::Result<
@@ -2117,6 +2216,7 @@ and values case-sensitive.
             }
         }
         impl MachineActionCollection {
+            ///Sets `odata_context`.
             pub fn odata_context<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -2129,6 +2229,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `value`.
             pub fn value<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::vec::Vec<super::MachineAction>>,
@@ -2141,6 +2242,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `extra`.
             pub fn extra<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
@@ -2179,6 +2281,7 @@ and values case-sensitive.
                 }
             }
         }
+        ///`MachineCollection`, built one field at a time (each setter checks its value).
         #[derive(Clone, Debug)]
         pub struct MachineCollection {
             odata_context: ::std::result::Result<
@@ -2204,6 +2307,7 @@ and values case-sensitive.
             }
         }
         impl MachineCollection {
+            ///Sets `odata_context`.
             pub fn odata_context<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -2216,6 +2320,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `value`.
             pub fn value<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::vec::Vec<super::Machine>>,
@@ -2228,6 +2333,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `extra`.
             pub fn extra<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
@@ -2264,6 +2370,7 @@ and values case-sensitive.
                 }
             }
         }
+        ///`ODataInt64`, built one field at a time (each setter checks its value).
         #[derive(Clone, Debug)]
         pub struct ODataInt64 {
             odata_context: ::std::result::Result<
@@ -2286,6 +2393,7 @@ and values case-sensitive.
             }
         }
         impl ODataInt64 {
+            ///Sets `odata_context`.
             pub fn odata_context<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -2298,6 +2406,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `value`.
             pub fn value<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<i64>,
@@ -2310,6 +2419,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `extra`.
             pub fn extra<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
@@ -2346,6 +2456,7 @@ and values case-sensitive.
                 }
             }
         }
+        ///`ODataString`, built one field at a time (each setter checks its value).
         #[derive(Clone, Debug)]
         pub struct ODataString {
             odata_context: ::std::result::Result<
@@ -2368,6 +2479,7 @@ and values case-sensitive.
             }
         }
         impl ODataString {
+            ///Sets `odata_context`.
             pub fn odata_context<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -2380,6 +2492,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `value`.
             pub fn value<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::string::String>,
@@ -2392,6 +2505,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `extra`.
             pub fn extra<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
@@ -2428,6 +2542,7 @@ and values case-sensitive.
                 }
             }
         }
+        ///`RelatedFileInfo`, built one field at a time (each setter checks its value).
         #[derive(Clone, Debug)]
         pub struct RelatedFileInfo {
             file_identifier: ::std::result::Result<
@@ -2453,6 +2568,7 @@ and values case-sensitive.
             }
         }
         impl RelatedFileInfo {
+            ///Sets `file_identifier`.
             pub fn file_identifier<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
@@ -2467,6 +2583,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `file_identifier_type`.
             pub fn file_identifier_type<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
@@ -2483,6 +2600,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `extra`.
             pub fn extra<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
@@ -2519,6 +2637,7 @@ and values case-sensitive.
                 }
             }
         }
+        ///`RunAntiVirusScanRequest`, built one field at a time (each setter checks its value).
         #[derive(Clone, Debug)]
         pub struct RunAntiVirusScanRequest {
             comment: ::std::result::Result<
@@ -2536,6 +2655,7 @@ and values case-sensitive.
             }
         }
         impl RunAntiVirusScanRequest {
+            ///Sets `comment`.
             pub fn comment<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<super::RunAntiVirusScanRequestComment>,
@@ -2548,6 +2668,7 @@ and values case-sensitive.
                     });
                 self
             }
+            ///Sets `scan_type`.
             pub fn scan_type<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<super::ScanType>,
@@ -3228,13 +3349,11 @@ Rate limits count per application and tenant together (reference: mde-facts.md, 
 
 
 Version: 1.0*/
-#[allow(missing_docs)]
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
     pub(crate) inner: crate::hooks::Inner,
 }
-#[allow(missing_docs)]
 impl Client {
     /// Create a new client.
     ///
@@ -3290,7 +3409,6 @@ const _: () = {
         Client: ClientHooks<crate::hooks::Inner>,
     {}
 };
-#[allow(missing_docs)]
 impl Client {
     /**Start an automated investigation on a device
 
@@ -3559,7 +3677,6 @@ let response = client.cancel_machine_action()
 }
 /// Types for composing operation parameters.
 #[allow(clippy::all)]
-#[allow(missing_docs)]
 pub mod builder {
     use super::types;
     #[allow(unused_imports)]
@@ -3577,6 +3694,7 @@ pub mod builder {
         body: Result<types::builder::CommentRequest, String>,
     }
     impl<'a> StartInvestigation<'a> {
+        ///A builder of this request, for `client`.
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
@@ -3584,6 +3702,7 @@ pub mod builder {
                 body: Ok(::std::default::Default::default()),
             }
         }
+        ///Sets `id`.
         pub fn id<V>(mut self, value: V) -> Self
         where
             V: std::convert::TryInto<::std::string::String>,
@@ -3596,6 +3715,7 @@ pub mod builder {
                 });
             self
         }
+        ///Sets `body`.
         pub fn body<V>(mut self, value: V) -> Self
         where
             V: std::convert::TryInto<types::CommentRequest>,
@@ -3611,6 +3731,7 @@ pub mod builder {
                 });
             self
         }
+        ///Changes the request body with `f`.
         pub fn body_map<F>(mut self, f: F) -> Self
         where
             F: std::ops::FnOnce(
@@ -3719,6 +3840,7 @@ pub mod builder {
         body: Result<types::builder::CommentRequest, String>,
     }
     impl<'a> InitiateInvestigation<'a> {
+        ///A builder of this request, for `client`.
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
@@ -3726,6 +3848,7 @@ pub mod builder {
                 body: Ok(::std::default::Default::default()),
             }
         }
+        ///Sets `id`.
         pub fn id<V>(mut self, value: V) -> Self
         where
             V: std::convert::TryInto<::std::string::String>,
@@ -3738,6 +3861,7 @@ pub mod builder {
                 });
             self
         }
+        ///Sets `body`.
         pub fn body<V>(mut self, value: V) -> Self
         where
             V: std::convert::TryInto<types::CommentRequest>,
@@ -3753,6 +3877,7 @@ pub mod builder {
                 });
             self
         }
+        ///Changes the request body with `f`.
         pub fn body_map<F>(mut self, f: F) -> Self
         where
             F: std::ops::FnOnce(
@@ -3861,6 +3986,7 @@ pub mod builder {
         body: Result<types::builder::CommentRequest, String>,
     }
     impl<'a> CollectInvestigationPackage<'a> {
+        ///A builder of this request, for `client`.
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
@@ -3868,6 +3994,7 @@ pub mod builder {
                 body: Ok(::std::default::Default::default()),
             }
         }
+        ///Sets `id`.
         pub fn id<V>(mut self, value: V) -> Self
         where
             V: std::convert::TryInto<::std::string::String>,
@@ -3880,6 +4007,7 @@ pub mod builder {
                 });
             self
         }
+        ///Sets `body`.
         pub fn body<V>(mut self, value: V) -> Self
         where
             V: std::convert::TryInto<types::CommentRequest>,
@@ -3895,6 +4023,7 @@ pub mod builder {
                 });
             self
         }
+        ///Changes the request body with `f`.
         pub fn body_map<F>(mut self, f: F) -> Self
         where
             F: std::ops::FnOnce(
@@ -4003,6 +4132,7 @@ pub mod builder {
         body: Result<types::builder::RunAntiVirusScanRequest, String>,
     }
     impl<'a> RunAntiVirusScan<'a> {
+        ///A builder of this request, for `client`.
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
@@ -4010,6 +4140,7 @@ pub mod builder {
                 body: Ok(::std::default::Default::default()),
             }
         }
+        ///Sets `id`.
         pub fn id<V>(mut self, value: V) -> Self
         where
             V: std::convert::TryInto<::std::string::String>,
@@ -4022,6 +4153,7 @@ pub mod builder {
                 });
             self
         }
+        ///Sets `body`.
         pub fn body<V>(mut self, value: V) -> Self
         where
             V: std::convert::TryInto<types::RunAntiVirusScanRequest>,
@@ -4039,6 +4171,7 @@ pub mod builder {
                 });
             self
         }
+        ///Changes the request body with `f`.
         pub fn body_map<F>(mut self, f: F) -> Self
         where
             F: std::ops::FnOnce(
@@ -4148,6 +4281,7 @@ pub mod builder {
         body: Result<types::builder::CommentRequest, String>,
     }
     impl<'a> CollectInvestigationPackageGraph<'a> {
+        ///A builder of this request, for `client`.
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
@@ -4155,6 +4289,7 @@ pub mod builder {
                 body: Ok(::std::default::Default::default()),
             }
         }
+        ///Sets `id`.
         pub fn id<V>(mut self, value: V) -> Self
         where
             V: std::convert::TryInto<::std::string::String>,
@@ -4167,6 +4302,7 @@ pub mod builder {
                 });
             self
         }
+        ///Sets `body`.
         pub fn body<V>(mut self, value: V) -> Self
         where
             V: std::convert::TryInto<types::CommentRequest>,
@@ -4182,6 +4318,7 @@ pub mod builder {
                 });
             self
         }
+        ///Changes the request body with `f`.
         pub fn body_map<F>(mut self, f: F) -> Self
         where
             F: std::ops::FnOnce(
@@ -4291,6 +4428,7 @@ pub mod builder {
         top: Result<Option<i32>, String>,
     }
     impl<'a> ListMachines<'a> {
+        ///A builder of this request, for `client`.
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
@@ -4299,6 +4437,7 @@ pub mod builder {
                 top: Ok(None),
             }
         }
+        ///Sets `filter`.
         pub fn filter<V>(mut self, value: V) -> Self
         where
             V: std::convert::TryInto<::std::string::String>,
@@ -4312,6 +4451,7 @@ pub mod builder {
                 });
             self
         }
+        ///Sets `skip`.
         pub fn skip<V>(mut self, value: V) -> Self
         where
             V: std::convert::TryInto<i32>,
@@ -4322,6 +4462,7 @@ pub mod builder {
                 .map_err(|_| "conversion to `i32` for skip failed".to_string());
             self
         }
+        ///Sets `top`.
         pub fn top<V>(mut self, value: V) -> Self
         where
             V: std::convert::TryInto<i32>,
@@ -4428,6 +4569,7 @@ pub mod builder {
         top: Result<Option<i32>, String>,
     }
     impl<'a> ListMachineActions<'a> {
+        ///A builder of this request, for `client`.
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
@@ -4436,6 +4578,7 @@ pub mod builder {
                 top: Ok(None),
             }
         }
+        ///Sets `filter`.
         pub fn filter<V>(mut self, value: V) -> Self
         where
             V: std::convert::TryInto<::std::string::String>,
@@ -4449,6 +4592,7 @@ pub mod builder {
                 });
             self
         }
+        ///Sets `skip`.
         pub fn skip<V>(mut self, value: V) -> Self
         where
             V: std::convert::TryInto<i32>,
@@ -4459,6 +4603,7 @@ pub mod builder {
                 .map_err(|_| "conversion to `i32` for skip failed".to_string());
             self
         }
+        ///Sets `top`.
         pub fn top<V>(mut self, value: V) -> Self
         where
             V: std::convert::TryInto<i32>,
@@ -4556,12 +4701,14 @@ pub mod builder {
         id: Result<::std::string::String, String>,
     }
     impl<'a> GetMachineAction<'a> {
+        ///A builder of this request, for `client`.
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
                 id: Err("id was not initialized".to_string()),
             }
         }
+        ///Sets `id`.
         pub fn id<V>(mut self, value: V) -> Self
         where
             V: std::convert::TryInto<::std::string::String>,
@@ -4659,12 +4806,14 @@ pub mod builder {
         id: Result<::std::string::String, String>,
     }
     impl<'a> GetPackageUri<'a> {
+        ///A builder of this request, for `client`.
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
                 id: Err("id was not initialized".to_string()),
             }
         }
+        ///Sets `id`.
         pub fn id<V>(mut self, value: V) -> Self
         where
             V: std::convert::TryInto<::std::string::String>,
@@ -4763,6 +4912,7 @@ pub mod builder {
         body: Result<types::builder::CommentRequest, String>,
     }
     impl<'a> CancelMachineAction<'a> {
+        ///A builder of this request, for `client`.
         pub fn new(client: &'a super::Client) -> Self {
             Self {
                 client: client,
@@ -4770,6 +4920,7 @@ pub mod builder {
                 body: Ok(::std::default::Default::default()),
             }
         }
+        ///Sets `id`.
         pub fn id<V>(mut self, value: V) -> Self
         where
             V: std::convert::TryInto<::std::string::String>,
@@ -4782,6 +4933,7 @@ pub mod builder {
                 });
             self
         }
+        ///Sets `body`.
         pub fn body<V>(mut self, value: V) -> Self
         where
             V: std::convert::TryInto<types::CommentRequest>,
@@ -4797,6 +4949,7 @@ pub mod builder {
                 });
             self
         }
+        ///Changes the request body with `f`.
         pub fn body_map<F>(mut self, f: F) -> Self
         where
             F: std::ops::FnOnce(
@@ -4897,7 +5050,6 @@ pub mod builder {
     }
 }
 /// Items consumers will typically use such as the Client.
-#[allow(missing_docs)]
 pub mod prelude {
     pub use self::super::Client;
 }
