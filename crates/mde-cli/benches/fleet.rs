@@ -4,13 +4,14 @@
 //!
 //! `cargo bench -p mde-cli --bench fleet`
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
+
+use std::sync::atomic::Ordering;
 
 use mde_cli::fleet::{self, Kind, Plan};
 use mde_cli::journal::Journal;
-use mde_client::{OperationId, WaitReason, minimum_duration};
-use mde_sim::{Config, Simulator, generated_machine_id};
+use mde_client::{OperationId, minimum_duration};
+use mde_sim::{Config, generated_machine_id};
 
 const MACHINES: usize = 1000;
 const SCALE: f64 = 60.0;
@@ -18,22 +19,10 @@ const SCALE: f64 = 60.0;
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
         time_scale: SCALE,
         ..Config::default().with_generated_machines(MACHINES)
     };
-    let sim = Simulator::start(config).await.unwrap();
-    let limited = Arc::new(AtomicUsize::new(0));
-    let counter = limited.clone();
-    let client = sim
-        .client_builder()
-        .on_wait(move |e| {
-            if e.reason == WaitReason::RetryAfter {
-                counter.fetch_add(1, Ordering::SeqCst);
-            }
-        })
-        .build()
-        .unwrap();
+    let (sim, client, limited) = common::simulator_and_client(config).await;
     let path = std::env::temp_dir().join(format!("mde-fleet-bench-{}.jsonl", std::process::id()));
     let journal = Journal::open(&path).unwrap();
     let machines: Vec<String> = (0..MACHINES).map(generated_machine_id).collect();

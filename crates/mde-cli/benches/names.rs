@@ -5,13 +5,14 @@
 //!
 //! `cargo bench -p mde-cli --bench names`
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
+
+use std::sync::atomic::Ordering;
 
 use mde_cli::names::{self, Resolved};
 use mde_cli::output::duration;
-use mde_client::{OperationId, WaitReason, minimum_duration};
-use mde_sim::{Config, Simulator};
+use mde_client::{OperationId, minimum_duration};
+use mde_sim::Config;
 
 const INVENTORY: usize = 20_000;
 const NAMES: usize = 10_000;
@@ -20,22 +21,10 @@ const SCALE: f64 = 60.0;
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
         time_scale: SCALE,
         ..Config::default().with_generated_machines(INVENTORY)
     };
-    let sim = Simulator::start(config).await.unwrap();
-    let limited = Arc::new(AtomicUsize::new(0));
-    let counter = limited.clone();
-    let client = sim
-        .client_builder()
-        .on_wait(move |e| {
-            if e.reason == WaitReason::RetryAfter {
-                counter.fetch_add(1, Ordering::SeqCst);
-            }
-        })
-        .build()
-        .unwrap();
+    let (sim, client, limited) = common::simulator_and_client(config).await;
     // Every other machine, by its short name.
     let machines = sim.machines();
     let wanted: Vec<(String, String)> = machines

@@ -6,15 +6,16 @@
 //! `cargo bench -p mde-cli --bench pipeline` (about a minute; `MDE_BENCH_SCALE` sets the
 //! clock's speed, 300 by default)
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
+
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use mde_cli::fleet::Plan;
 use mde_cli::journal::Journal;
 use mde_cli::pipeline::{self, Settings, Stage};
-use mde_client::{OperationId, WaitReason, minimum_duration};
-use mde_sim::{Config, Simulator, generated_machine_id};
+use mde_client::{OperationId, minimum_duration};
+use mde_sim::{Config, generated_machine_id};
 
 const MACHINES: usize = 1000;
 const INTERVAL: Duration = Duration::from_secs(30);
@@ -26,24 +27,12 @@ async fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(300.0);
     let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
         time_scale: scale,
         // Small packages: the run is about the limits, not the bytes.
         package_size: 4096,
         ..Config::default().with_generated_machines(MACHINES)
     };
-    let sim = Simulator::start(config).await.unwrap();
-    let limited = Arc::new(AtomicUsize::new(0));
-    let counter = limited.clone();
-    let client = sim
-        .client_builder()
-        .on_wait(move |e| {
-            if e.reason == WaitReason::RetryAfter {
-                counter.fetch_add(1, Ordering::SeqCst);
-            }
-        })
-        .build()
-        .unwrap();
+    let (sim, client, limited) = common::simulator_and_client(config).await;
     let dir = tempfile::tempdir().unwrap();
     let journal = Journal::open(&dir.path().join("journal.jsonl")).unwrap();
     let evidence = dir.path().join("evidence");

@@ -1456,25 +1456,19 @@ async fn test_scan_by_name_exact_short_ambiguous_unknown_and_ids() {
     })
     .await
     .unwrap();
-    let mut command = against(dir.path(), &sim);
-    command
-        .args([
-            "--journal",
-            "j.jsonl",
-            "scan",
-            MACHINES[0],
-            "--type",
-            "quick",
-        ])
-        .args([
-            "--machine-name",
-            "ws-0002",
-            "--machine-name",
-            "WS-0003.Contoso.COM",
-        ])
-        .args(["--machine-name", "ws-0001", "--machine-name", "ws-0404"])
-        .args(["--comment", "by name"]);
-    let out = run_off(command).await;
+    // An id, a short name, a full name in other case, an ambiguous name, an unknown one.
+    let scan = |journal: &[&str]| {
+        let mut command = against(dir.path(), &sim);
+        command
+            .args(journal)
+            .args(["scan", MACHINES[0], "--type", "quick"])
+            .args(["--machine-name", "ws-0002"])
+            .args(["--machine-name", "WS-0003.Contoso.COM"])
+            .args(["--machine-name", "ws-0001", "--machine-name", "ws-0404"])
+            .args(["--comment", "by name"]);
+        run_off(command)
+    };
+    let out = scan(&["--journal", "j.jsonl"]).await;
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert_redacted!("scan_by_name_table", out.stdout);
     // Four names, one filtered call each; three scans, none on the ambiguous name.
@@ -1514,25 +1508,7 @@ async fn test_scan_by_name_exact_short_ambiguous_unknown_and_ids() {
 
     // Resumed: the names the journal resolved are not looked up again (only the two that did
     // not resolve are), and no machine is scanned twice.
-    let mut command = against(dir.path(), &sim);
-    command
-        .args([
-            "--resume",
-            "j.jsonl",
-            "scan",
-            MACHINES[0],
-            "--type",
-            "quick",
-        ])
-        .args([
-            "--machine-name",
-            "ws-0002",
-            "--machine-name",
-            "WS-0003.Contoso.COM",
-        ])
-        .args(["--machine-name", "ws-0001", "--machine-name", "ws-0404"])
-        .args(["--comment", "by name"]);
-    let out = run_off(command).await;
+    let out = scan(&["--resume", "j.jsonl"]).await;
     assert_eq!(out.code, 1, "{}", out.stderr);
     sent_only(
         &sim,

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::client::Client;
 use crate::error::Error;
-use crate::operations;
+use crate::operations::{self, Request};
 
 /// The download link of a completed collection, as getPackageUri answers it (the URL in
 /// literal quotes, stripped here). `Debug` and `Display` show it without its query.
@@ -389,6 +389,10 @@ pub fn is_final(status: &crate::types::MachineActionStatus) -> bool {
     }
 }
 
+/// The most entities a list page holds (reference: get-machines.md,
+/// get-machineactions-collection.md).
+const PAGE: i32 = 10_000;
+
 /// What [`Client::follow_actions`] saw.
 #[derive(Clone, Debug, Default)]
 pub struct Followed {
@@ -399,28 +403,43 @@ pub struct Followed {
 }
 
 impl Client {
+    /// Every entity of a list operation, a page of [`PAGE`] at a time (`request` makes the
+    /// request for a `$top` and a `$skip`), the next page only when one is full. With
+    /// `none_if_404`, a 404 for the first page is no entity.
+    async fn all_pages<R: Request, T>(
+        &self,
+        request: impl Fn(Option<i32>, Option<i32>) -> R,
+        value: impl Fn(R::Response) -> Vec<T>,
+        none_if_404: bool,
+    ) -> Result<Vec<T>, Error> {
+        let mut all = Vec::new();
+        loop {
+            let skip = (!all.is_empty()).then_some(all.len() as i32);
+            let page = match self.send(request(Some(PAGE), skip)).await {
+                Ok(page) => value(page),
+                Err(Error::NotFound(_)) if none_if_404 && all.is_empty() => return Ok(all),
+                Err(e) => return Err(e),
+            };
+            let full = page.len() >= PAGE as usize;
+            all.extend(page);
+            if !full {
+                return Ok(all);
+            }
+        }
+    }
+
     /// Every machine action `filter` selects (an OData `$filter`, or all), newest first: one
     /// listMachineActions call per 10,000 (the next page only when one is full).
     pub async fn list_actions(
         &self,
         filter: Option<String>,
     ) -> Result<Vec<crate::types::MachineAction>, Error> {
-        const PAGE: i32 = 10_000;
-        let mut actions = Vec::new();
-        loop {
-            let page = self
-                .send(operations::ListMachineActions {
-                    filter: filter.clone(),
-                    top: Some(PAGE),
-                    skip: (!actions.is_empty()).then_some(actions.len() as i32),
-                })
-                .await?;
-            let full = page.value.len() >= PAGE as usize;
-            actions.extend(page.value);
-            if !full {
-                return Ok(actions);
-            }
-        }
+        let request = |top, skip| operations::ListMachineActions {
+            filter: filter.clone(),
+            top,
+            skip,
+        };
+        self.all_pages(request, |page| page.value, false).await
     }
 
     /// Every machine `filter` selects (an OData `$filter`, or all), in the service's order: one
@@ -430,27 +449,12 @@ impl Client {
         &self,
         filter: Option<String>,
     ) -> Result<Vec<crate::types::Machine>, Error> {
-        const PAGE: i32 = 10_000;
-        let mut machines = Vec::new();
-        loop {
-            let page = self
-                .send(operations::ListMachines {
-                    filter: filter.clone(),
-                    top: Some(PAGE),
-                    skip: (!machines.is_empty()).then_some(machines.len() as i32),
-                })
-                .await;
-            let page = match page {
-                Ok(page) => page,
-                Err(Error::NotFound(_)) if machines.is_empty() => return Ok(machines),
-                Err(e) => return Err(e),
-            };
-            let full = page.value.len() >= PAGE as usize;
-            machines.extend(page.value);
-            if !full {
-                return Ok(machines);
-            }
-        }
+        let request = |top, skip| operations::ListMachines {
+            filter: filter.clone(),
+            top,
+            skip,
+        };
+        self.all_pages(request, |page| page.value, true).await
     }
 
     /// Follows `ids` to their final statuses with listMachineActions: one call per `interval`
