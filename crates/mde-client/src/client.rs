@@ -655,9 +655,20 @@ impl ClientBuilder {
         self
     }
 
+    /// An HTTP client from `builder` with the settings every request shares: the connect
+    /// timeout, the user agent, and the extra CA certificates.
+    fn http(&self, builder: reqwest::ClientBuilder) -> Result<reqwest::Client, Error> {
+        let builder = builder
+            .connect_timeout(self.connect_timeout)
+            .user_agent(&self.user_agent);
+        trusting(builder, &self.roots)?
+            .build()
+            .map_err(|e| Error::Configuration(format!("cannot set up HTTP: {e}")))
+    }
+
     /// The client, or what is wrong with the settings.
-    pub fn build(self) -> Result<Client, Error> {
-        let credentials = self.credentials.ok_or_else(|| {
+    pub fn build(mut self) -> Result<Client, Error> {
+        let credentials = self.credentials.take().ok_or_else(|| {
             Error::Configuration("no credentials: give a bearer token or client credentials".into())
         })?;
         let endpoints = Endpoints::of(self.cloud, self.region).map_err(Error::Configuration)?;
@@ -672,25 +683,9 @@ impl ClientBuilder {
         )?;
         let api = checked_url("API host", &endpoints.api)?;
         install_crypto_provider();
-        let http = trusting(
-            reqwest::Client::builder()
-                .timeout(self.timeout)
-                .connect_timeout(self.connect_timeout)
-                .user_agent(&self.user_agent),
-            &self.roots,
-        )?
-        .build()
-        .map_err(|e| Error::Configuration(format!("cannot set up HTTP: {e}")))?;
+        let http = self.http(reqwest::Client::builder().timeout(self.timeout))?;
         // A package is large: no bound on the whole transfer, only on each read.
-        let downloads = trusting(
-            reqwest::Client::builder()
-                .read_timeout(self.timeout)
-                .connect_timeout(self.connect_timeout)
-                .user_agent(&self.user_agent),
-            &self.roots,
-        )?
-        .build()
-        .map_err(|e| Error::Configuration(format!("cannot set up HTTP: {e}")))?;
+        let downloads = self.http(reqwest::Client::builder().read_timeout(self.timeout))?;
         let clock = self
             .clock
             .unwrap_or_else(|| Arc::new(SystemClock::default()));
