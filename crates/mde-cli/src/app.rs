@@ -435,7 +435,7 @@ fn credentials_error() -> String {
 
 /// The ids and names of a run, each de-duplicated with a warning; a usage error when there
 /// are none, or a name no machine could have.
-fn machines(targets: &Targets) -> Result<(Vec<String>, Vec<String>), u8> {
+fn machines(targets: &Targets, op: OperationId) -> Result<(Vec<String>, Vec<String>), u8> {
     if targets.comment.trim().is_empty() {
         return Err(fail(USAGE, "--comment must not be empty"));
     }
@@ -447,6 +447,19 @@ fn machines(targets: &Targets) -> Result<(Vec<String>, Vec<String>), u8> {
             "warning: {} machine id(s) given more than once, sent once: {}",
             repeated.len(),
             repeated.join(", ")
+        );
+    }
+    // Sent as given (the service's ids are opaque), but a name given as an id is a likely slip.
+    let odd: Vec<&str> = machines
+        .iter()
+        .filter(|id| targets::on_machines(op) && !targets::well_formed(id))
+        .map(String::as_str)
+        .collect();
+    if !odd.is_empty() {
+        eprintln!(
+            "warning: {} machine id(s) are not 40 or 32 hex characters, as the service's ids are; sent as given: {}. A computer name goes with --machine-name.",
+            odd.len(),
+            odd.join(", ")
         );
     }
     let (names, repeated) = targets::machine_names(&targets.names, targets.names_file.as_deref())
@@ -683,7 +696,7 @@ async fn fleet_run(
     wait: Option<Duration>,
 ) -> Result<u8, u8> {
     let conn = &cli.connection;
-    let (ids, names) = machines(targets)?;
+    let (ids, names) = machines(targets, op)?;
     let scale = time_scale(conn)?;
     let history = history(cli, op)?;
     let simulator = simulator(conn, scale, &ids, &names).await?;
@@ -884,7 +897,7 @@ async fn collect_download(
     let conn = &cli.connection;
     let op = OperationId::CollectInvestigationPackage;
     let scan_type = None;
-    let (ids, names) = machines(targets)?;
+    let (ids, names) = machines(targets, op)?;
     let scale = time_scale(conn)?;
     let history = history(cli, op)?;
     let simulator = simulator(conn, scale, &ids, &names).await?;
@@ -938,8 +951,12 @@ async fn collect_download(
     let started = std::time::Instant::now();
     let json = cli.run.output == Output::Json;
     let mut last_line = None::<std::time::Instant>;
+    let named = |package: &pipeline::Package| pipeline::Package {
+        name: selection.names.get(&package.machine).cloned(),
+        ..package.clone()
+    };
     let mut progress = |board: &pipeline::Board, ended: Option<&pipeline::Package>| {
-        if let Some(package) = ended {
+        if let Some(package) = ended.map(named).as_ref() {
             if json {
                 let mut stdout = std::io::stdout().lock();
                 let line = serde_json::to_string(package).unwrap_or_default();
@@ -976,7 +993,7 @@ async fn collect_download(
     let stop = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    let report = pipeline::run(
+    let mut report = pipeline::run(
         &client,
         plan,
         machines,
@@ -991,6 +1008,7 @@ async fn collect_download(
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
+    report.packages = report.packages.iter().map(named).collect();
     let mut stdout = std::io::stdout().lock();
     let written = match cli.run.output {
         Output::Table => output::packages_table(&report, &mut stdout),

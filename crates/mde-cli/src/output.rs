@@ -81,32 +81,39 @@ fn detail(outcome: &Outcome) -> String {
     text
 }
 
+/// A NAME column, present only when some machine was given by name.
+struct NameColumn(Option<usize>);
+
+impl NameColumn {
+    fn of<'a>(names: impl Iterator<Item = Option<&'a str>>) -> Self {
+        let widths: Vec<usize> = names.flatten().map(|n| n.chars().count()).collect();
+        NameColumn(widths.iter().max().map(|w| (*w).max("NAME".len())))
+    }
+
+    /// The cell for `name` ("-" for a machine given by id), with its gap.
+    fn cell(&self, name: Option<&str>) -> String {
+        match self.0 {
+            Some(width) => format!("{:<width$}  ", name.unwrap_or("-")),
+            None => String::new(),
+        }
+    }
+}
+
 /// The outcomes as a table; a NAME column when some machines were given by name.
 pub fn table(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
-    let widest = |texts: &mut dyn Iterator<Item = usize>, title: &str| {
-        texts.max().unwrap_or(0).max(title.len())
-    };
-    let width = widest(
-        &mut report.outcomes.iter().map(|o| o.machine.chars().count()),
-        "MACHINE",
-    );
-    let named = report.outcomes.iter().any(|o| o.name.is_some());
-    let name_width = widest(
-        &mut report
-            .outcomes
-            .iter()
-            .filter_map(|o| o.name.as_ref().map(|n| n.chars().count())),
-        "NAME",
-    );
-    let name = |n: Option<&str>| match named {
-        true => format!("{:<name_width$}  ", n.unwrap_or("-")),
-        false => String::new(),
-    };
+    let width = report
+        .outcomes
+        .iter()
+        .map(|o| o.machine.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("MACHINE".len());
+    let name = NameColumn::of(report.outcomes.iter().map(|o| o.name.as_deref()));
     writeln!(
         out,
         "{:<width$}  {}{:<15}  DETAIL",
         "MACHINE",
-        name(Some("NAME")),
+        name.cell(Some("NAME")),
         "OUTCOME"
     )?;
     for outcome in &report.outcomes {
@@ -114,13 +121,18 @@ pub fn table(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
             out,
             "{:<width$}  {}{:<15}  {}",
             outcome.machine,
-            name(outcome.name.as_deref()),
+            name.cell(outcome.name.as_deref()),
             outcome.outcome.as_str(),
             detail(outcome)
         )?;
     }
     for machine in &report.not_sent {
-        writeln!(out, "{machine:<width$}  {}{:<15}  ", name(None), "not_sent")?;
+        writeln!(
+            out,
+            "{machine:<width$}  {}{:<15}  ",
+            name.cell(None),
+            "not_sent"
+        )?;
     }
     Ok(())
 }
@@ -171,14 +183,15 @@ pub fn line(outcome: &Outcome) -> String {
     format!(
         "{}{} {} {}",
         outcome.machine,
-        outcome
-            .name
-            .as_deref()
-            .map(|n| format!(" ({n})"))
-            .unwrap_or_default(),
+        in_brackets(outcome.name.as_deref()),
         outcome.outcome.as_str(),
         detail(outcome)
     )
+}
+
+/// ` (name)`, or nothing for a machine given by id.
+fn in_brackets(name: Option<&str>) -> String {
+    name.map(|n| format!(" ({n})")).unwrap_or_default()
 }
 
 /// A duration for people: `8h 19m`, `4m 30s`, `12s`.
@@ -203,8 +216,9 @@ pub fn stages(board: &Board) -> String {
 /// A machine's package as it ended (progress without a terminal).
 pub fn package_line(p: &pipeline::Package) -> String {
     format!(
-        "{} {} {}{}",
+        "{}{} {} {}{}",
         p.machine,
+        in_brackets(p.name.as_deref()),
         p.stage.as_str(),
         shorten(p.detail.as_deref().unwrap_or_default(), 100),
         if p.earlier { " (earlier run)" } else { "" }
@@ -221,16 +235,21 @@ pub fn packages_table(report: &pipeline::Report, out: &mut impl Write) -> std::i
         .max()
         .unwrap_or(0)
         .max("MACHINE".len());
+    let name = NameColumn::of(report.packages.iter().map(|p| p.name.as_deref()));
     writeln!(
         out,
-        "{:<width$}  {:<36}  {:<11}  DETAIL",
-        "MACHINE", "ACTION", "STAGE"
+        "{:<width$}  {}{:<36}  {:<11}  DETAIL",
+        "MACHINE",
+        name.cell(Some("NAME")),
+        "ACTION",
+        "STAGE"
     )?;
     for p in &report.packages {
         writeln!(
             out,
-            "{:<width$}  {:<36}  {:<11}  {}{}",
+            "{:<width$}  {}{:<36}  {:<11}  {}{}",
             p.machine,
+            name.cell(p.name.as_deref()),
             p.action.as_deref().unwrap_or("-"),
             p.stage.as_str(),
             shorten(p.detail.as_deref().unwrap_or_default(), 100),
@@ -238,7 +257,12 @@ pub fn packages_table(report: &pipeline::Report, out: &mut impl Write) -> std::i
         )?;
     }
     for machine in &report.not_sent {
-        writeln!(out, "{machine:<width$}  {:<36}  not_sent", "-")?;
+        writeln!(
+            out,
+            "{machine:<width$}  {}{:<36}  not_sent",
+            name.cell(None),
+            "-"
+        )?;
     }
     Ok(())
 }

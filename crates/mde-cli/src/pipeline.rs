@@ -77,6 +77,9 @@ impl Stage {
 pub struct Package {
     /// The machine id.
     pub machine: String,
+    /// The machine's fully qualified name, when it was given by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Its collection's machine action id, once there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
@@ -323,6 +326,7 @@ impl<'a> Pipeline<'a> {
             .entry(machine.to_string())
             .or_insert_with(|| Package {
                 machine: machine.to_string(),
+                name: None,
                 action: None,
                 stage,
                 detail: None,

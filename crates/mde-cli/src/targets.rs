@@ -53,6 +53,24 @@ fn read(
     Ok((unique, repeated))
 }
 
+/// Whether `op`'s id is a machine's (otherwise an action's, or none).
+#[allow(deprecated)] // the retired and deprecated operations stay reachable
+pub fn on_machines(op: mde_client::OperationId) -> bool {
+    use mde_client::OperationId as Op;
+    match op {
+        Op::StartInvestigation
+        | Op::InitiateInvestigation
+        | Op::CollectInvestigationPackage
+        | Op::CollectInvestigationPackageGraph
+        | Op::RunAntiVirusScan => true,
+        Op::CancelMachineAction
+        | Op::GetMachineAction
+        | Op::GetPackageUri
+        | Op::ListMachines
+        | Op::ListMachineActions => false,
+    }
+}
+
 /// An id as the documents show them: 40 or 32 hex characters.
 pub fn well_formed(id: &str) -> bool {
     matches!(id.len(), 32 | 40) && id.bytes().all(|b| b.is_ascii_hexdigit())

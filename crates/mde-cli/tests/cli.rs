@@ -156,6 +156,10 @@ fn test_unknown_machine_is_a_partial_failure() {
         "{}",
         out.stderr
     );
+    // A name given where an id goes is still sent, with a hint; a well-formed id gets none.
+    let hint = "warning: 1 machine id(s) are not 40 or 32 hex characters, as the service's ids are; sent as given: not-a-machine-id. A computer name goes with --machine-name.";
+    assert!(out.stderr.contains(hint), "{}", out.stderr);
+    assert_eq!(out.stderr.matches("warning:").count(), 1, "{}", out.stderr);
 }
 
 #[test]
@@ -857,6 +861,8 @@ async fn test_package_download_manifest_and_verify() {
     .await
     .unwrap();
     assert_eq!(cancel.code, 0, "{}", cancel.stderr);
+    // An action id is a GUID, not a machine id: no hint about names.
+    assert!(!cancel.stderr.contains("warning"), "{}", cancel.stderr);
     let line: Value = serde_json::from_str(cancel.stdout.lines().next().unwrap()).unwrap();
     assert_eq!(line["result"]["answer"]["status"], "Cancelled", "{line}");
     sim.stop().await;
@@ -900,6 +906,52 @@ fn test_collect_download_simulate() {
     let verified = run(mde(dir.path()).args(["package", "verify", "evidence"]));
     assert_eq!(verified.code, 0, "{}", verified.stdout);
     assert_eq!(verified.stdout.matches("verified").count(), 3);
+}
+
+/// A machine given by name is named in the packages table, on its progress line and in its
+/// JSON line; one given by id is not.
+#[test]
+fn test_collect_download_names_the_machines_given_by_name() {
+    let dir = scratch("pipeline-names");
+    let collect = |output: &str, folder: &str| {
+        run(mde(dir.path())
+            .args(["--simulate", "--time-scale", "600", "--output", output])
+            .args([
+                "package",
+                "collect",
+                MACHINES[0],
+                "--machine-name",
+                "ws-0001",
+            ])
+            .args(["--comment", "Collect forensics due to alert 1234"])
+            .args(["--download", folder]))
+    };
+    let table = collect("table", "evidence");
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    assert_redacted!("collect_download_names_table", table.stdout);
+    let progress = |name: &str| {
+        table
+            .stderr
+            .lines()
+            .filter(|l| l.contains(&format!("{name} saved ")))
+            .count()
+    };
+    assert_eq!(progress(" (ws-0001.contoso.com)"), 1, "{}", table.stderr);
+    assert_eq!(progress(MACHINES[0]), 1, "{}", table.stderr);
+
+    let json = collect("json", "evidence-json");
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let lines = by_machine(&json.stdout);
+    assert_eq!(lines.len(), 2, "{}", json.stdout);
+    assert_eq!(lines[MACHINES[0]].get("name"), None, "{}", json.stdout);
+    let named: Vec<&Value> = lines.values().filter(|l| l["name"].is_string()).collect();
+    assert_eq!(named.len(), 1, "{}", json.stdout);
+    assert_eq!(named[0]["name"], "ws-0001.contoso.com");
+    assert!(
+        lines.values().all(|l| l["stage"] == "saved"),
+        "{}",
+        json.stdout
+    );
 }
 
 /// The run of `package collect --download` against a simulator of the test's own, as JSON.
