@@ -34,17 +34,15 @@ async fn main() {
         retry_unknown: false,
         scan_type: None,
     };
-    let report = fleet::run(
-        &client,
+    let batch = fleet::Batch {
         plan,
         machines,
-        &journal,
-        Default::default(),
-        &mut |_| {},
-        std::future::pending(),
-    )
-    .await
-    .unwrap();
+        journal: &journal,
+        history: Default::default(),
+    };
+    let report = fleet::run(&client, batch, &mut |_| {}, std::future::pending())
+        .await
+        .unwrap();
     let took = sim.clock().elapsed() - started;
     let succeeded = report
         .outcomes

@@ -11,7 +11,7 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use mde_cli::fleet::Plan;
+use mde_cli::fleet::{self, Plan};
 use mde_cli::journal::Journal;
 use mde_cli::pipeline::{self, Settings, Stage};
 use mde_client::{OperationId, minimum_duration};
@@ -59,12 +59,15 @@ async fn main() {
             first_ready = Some(clock.elapsed());
         }
     };
-    let report = pipeline::run(
-        &client,
+    let batch = fleet::Batch {
         plan,
         machines,
-        &journal,
-        Default::default(),
+        journal: &journal,
+        history: Default::default(),
+    };
+    let report = pipeline::run(
+        &client,
+        batch,
         settings,
         &mut progress,
         std::future::pending(),

@@ -785,22 +785,20 @@ async fn fleet_run(
     let stop = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    let mut report = fleet::run(
-        &client,
+    let batch = fleet::Batch {
         plan,
         machines,
-        &journal,
+        journal: &journal,
         history,
-        &mut progress,
-        stop,
-    )
-    .await
-    .map_err(|e| {
-        fail(
-            USAGE,
-            format!("cannot write the journal {}: {e}", path.display()),
-        )
-    })?;
+    };
+    let mut report = fleet::run(&client, batch, &mut progress, stop)
+        .await
+        .map_err(|e| {
+            fail(
+                USAGE,
+                format!("cannot write the journal {}: {e}", path.display()),
+            )
+        })?;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -993,18 +991,15 @@ async fn collect_download(
     let stop = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    let mut report = pipeline::run(
-        &client,
+    let batch = fleet::Batch {
         plan,
         machines,
-        &journal,
+        journal: &journal,
         history,
-        settings,
-        &mut progress,
-        stop,
-    )
-    .await
-    .map_err(|e| fail(USAGE, format!("cannot go on: {e}")))?;
+    };
+    let mut report = pipeline::run(&client, batch, settings, &mut progress, stop)
+        .await
+        .map_err(|e| fail(USAGE, format!("cannot go on: {e}")))?;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }

@@ -206,19 +206,35 @@ pub struct Plan<'a> {
     pub scan_type: Option<mde_client::types::ScanType>,
 }
 
-/// Runs the plan on `machines`, journaling each request. Machines `history` shows as done
-/// are reported as they were and not sent again; those it shows as sent without an outcome
-/// are reported unknown, and sent again only with `retry_unknown`. Stops sending when `stop`
-/// resolves, and lets the requests in flight end.
+/// A run's work: the plan, the machines it goes to, the journal it is recorded in, and what
+/// the resumed journal recorded.
+pub struct Batch<'a> {
+    /// What is sent to each machine.
+    pub plan: Plan<'a>,
+    /// The machines, in the order given.
+    pub machines: Vec<String>,
+    /// Where each request is recorded before it is sent, and its outcome after.
+    pub journal: &'a Journal,
+    /// What the resumed journal recorded (empty for a new run).
+    pub history: History,
+}
+
+/// Runs the plan on the batch's machines, journaling each request. Machines `history` shows
+/// as done are reported as they were and not sent again; those it shows as sent without an
+/// outcome are reported unknown, and sent again only with `retry_unknown`. Stops sending
+/// when `stop` resolves, and lets the requests in flight end.
 pub async fn run(
     client: &Client,
-    plan: Plan<'_>,
-    machines: Vec<String>,
-    journal: &Journal,
-    history: History,
+    batch: Batch<'_>,
     progress: &mut dyn FnMut(Progress<'_>),
     stop: impl Future<Output = ()>,
 ) -> std::io::Result<Report> {
+    let Batch {
+        plan,
+        machines,
+        journal,
+        history,
+    } = batch;
     let Plan {
         op,
         comment,

@@ -23,7 +23,7 @@ use mde_client::{Client, Downloaded, Error, OperationId, PackageLink};
 use serde::{Deserialize, Serialize};
 
 use crate::evidence::{self, Record, Verdict};
-use crate::fleet::{self, Kind, Outcome, Plan};
+use crate::fleet::{self, Batch, Kind, Outcome, Plan};
 use crate::journal::{Entry, History, Journal, now};
 
 /// Where a machine's package is.
@@ -628,21 +628,23 @@ fn adopt_saved(dir: &Path, action: &MachineAction, file: &str) -> std::io::Resul
     Ok(Some(record))
 }
 
-/// Runs `plan` (a collection) on `machines` and takes each to a verified package in
-/// `settings.dir`. `history` is what the resumed journal recorded. Stops when `stop`
-/// resolves: the requests in flight are answered and journaled; links and downloads in
-/// flight are dropped (a download's `.part` is continued on resume).
-#[allow(clippy::too_many_arguments)]
+/// Runs the batch's plan (a collection) on its machines and takes each to a verified package
+/// in `settings.dir`. Stops when `stop` resolves: the requests in flight are answered and
+/// journaled; links and downloads in flight are dropped (a download's `.part` is continued
+/// on resume).
 pub async fn run(
     client: &Client,
-    plan: Plan<'_>,
-    machines: Vec<String>,
-    journal: &Journal,
-    mut history: History,
+    batch: Batch<'_>,
     settings: Settings<'_>,
     progress: Progress<'_>,
     stop: impl Future<Output = ()>,
 ) -> std::io::Result<Report> {
+    let Batch {
+        plan,
+        machines,
+        journal,
+        mut history,
+    } = batch;
     let mut report = Report::default();
     let order: HashMap<String, usize> = machines
         .iter()
@@ -702,7 +704,13 @@ pub async fn run(
                 retry_unknown: true,
                 ..plan
             };
-            fleet::run(client, plan, machines, journal, history, &mut forward, stop).await
+            let batch = Batch {
+                plan,
+                machines,
+                journal,
+                history,
+            };
+            fleet::run(client, batch, &mut forward, stop).await
         }
     };
 

@@ -20,7 +20,7 @@ use crate::Shared;
 use crate::auth::authorize;
 use crate::error::ApiError;
 use crate::odata::Query;
-use crate::state::ActionAt;
+use crate::state::{ActionAt, Asked};
 
 /// Longest piece of caller input echoed in a message.
 const ECHO: usize = 100;
@@ -207,6 +207,12 @@ fn perform(s: &Shared, op: OperationId, request: Incoming) -> Result<Response, A
 
     let (now, now_utc) = (s.clock.elapsed(), s.clock.now_utc());
     let mut records = s.records.lock().unwrap_or_else(|e| e.into_inner());
+    let asked = |comment| Asked {
+        requestor: &grant.client_id,
+        comment,
+        now,
+        now_utc,
+    };
     // The one place that decides what the simulator does for each operation of the spec.
     Ok(match op {
         OperationId::StartInvestigation | OperationId::InitiateInvestigation => {
@@ -229,28 +235,12 @@ fn perform(s: &Shared, op: OperationId, request: Incoming) -> Result<Response, A
         | OperationId::CollectInvestigationPackageGraph => {
             let comment = comment(headers, &body)?;
             let graph = op == OperationId::CollectInvestigationPackageGraph;
-            let record = records.collect(
-                &id,
-                &grant.client_id,
-                &comment,
-                graph,
-                now,
-                now_utc,
-                &s.config,
-            )?;
+            let record = records.collect(&id, asked(&comment), graph, &s.config)?;
             json(StatusCode::CREATED, &record.entity(now, &s.base_url))
         }
         OperationId::RunAntiVirusScan => {
             let (comment, scan_type) = scan_request(headers, &body)?;
-            let (record, _repeated) = records.scan(
-                &id,
-                &grant.client_id,
-                &comment,
-                scan_type,
-                now,
-                now_utc,
-                &s.config,
-            )?;
+            let (record, _repeated) = records.scan(&id, asked(&comment), scan_type, &s.config)?;
             // A repeated scan answers the pending action as a new one would: the action's
             // id and creation time tell them apart.
             json(StatusCode::CREATED, &record.entity(now, &s.base_url))
@@ -313,7 +303,7 @@ fn perform(s: &Shared, op: OperationId, request: Incoming) -> Result<Response, A
         }
         OperationId::CancelMachineAction => {
             let comment = comment(headers, &body)?;
-            let action = records.cancel(&id, &grant.client_id, &comment, now, now_utc)?;
+            let action = records.cancel(&id, asked(&comment))?;
             json(StatusCode::OK, &action.entity(now, &s.base_url))
         }
     })

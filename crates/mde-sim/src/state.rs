@@ -73,6 +73,20 @@ struct Busy {
     scans: u64,
 }
 
+/// Who asked for an action to start or be cancelled, with what comment, and when (the
+/// simulated time since start, and the same instant in UTC).
+#[derive(Clone, Copy, Debug)]
+pub struct Asked<'a> {
+    /// The application that asked (the token's client id).
+    pub requestor: &'a str,
+    /// The request's `Comment`.
+    pub comment: &'a str,
+    /// The simulated time since start.
+    pub now: Duration,
+    /// `now` in UTC.
+    pub now_utc: DateTime<Utc>,
+}
+
 /// Everything the simulator keeps.
 #[derive(Debug, Default)]
 pub struct Records {
@@ -155,17 +169,19 @@ impl Records {
     }
 
     /// Starts a package collection, or answers the documented 400 while one runs.
-    #[allow(clippy::too_many_arguments)]
     pub fn collect(
         &mut self,
         machine_id: &str,
-        requestor: &str,
-        comment: &str,
+        asked: Asked<'_>,
         graph: bool,
-        now: Duration,
-        now_utc: DateTime<Utc>,
         config: &crate::Config,
     ) -> Result<ActionRecord, ApiError> {
+        let Asked {
+            requestor,
+            comment,
+            now,
+            now_utc,
+        } = asked;
         let (pickup, lasts) = (config.pickup_time, config.collection_time);
         let computer = self.known(machine_id)?;
         let busy = self.busy.entry(machine_id.to_string()).or_default();
@@ -214,17 +230,19 @@ impl Records {
     /// Starts an antivirus scan. While one runs, a repeated scan is answered, as callers have
     /// seen (reference: run-av-scan.md), either with the pending action again (`Ok` with
     /// `true`) or with the 400, one or the other by the seeded dice.
-    #[allow(clippy::too_many_arguments)]
     pub fn scan(
         &mut self,
         machine_id: &str,
-        requestor: &str,
-        comment: &str,
+        asked: Asked<'_>,
         scan_type: types::ScanType,
-        now: Duration,
-        now_utc: DateTime<Utc>,
         config: &crate::Config,
     ) -> Result<(ActionRecord, bool), ApiError> {
+        let Asked {
+            requestor,
+            comment,
+            now,
+            now_utc,
+        } = asked;
         let computer = self.known(machine_id)?;
         let busy = self.busy.entry(machine_id.to_string()).or_default();
         let nth = busy.scans;
@@ -284,14 +302,13 @@ impl Records {
     }
 
     /// Cancels an action that is not final yet; a final one is the 400.
-    pub fn cancel(
-        &mut self,
-        id: &str,
-        requestor: &str,
-        comment: &str,
-        now: Duration,
-        now_utc: DateTime<Utc>,
-    ) -> Result<&ActionRecord, ApiError> {
+    pub fn cancel(&mut self, id: &str, asked: Asked<'_>) -> Result<&ActionRecord, ApiError> {
+        let Asked {
+            requestor,
+            comment,
+            now,
+            now_utc,
+        } = asked;
         let i = self.action_index(id)?;
         let action = &self.actions[i];
         if !action.in_progress(now) {
