@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod cli;
+mod commands;
 pub mod evidence;
 pub mod fleet;
 pub mod journal;

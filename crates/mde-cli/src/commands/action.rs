@@ -1,0 +1,151 @@
+//! `mde action list` and `mde action show`: machine actions as the service has them.
+
+use std::io::Write;
+
+use mde_client::operations;
+
+use crate::app::{AUTH, OK, PARTIAL, USAGE, code_of, connect, error_chain, fail};
+use crate::cli::{Cli, Output};
+use crate::output;
+
+/// The machine of `mde action list`.
+pub(crate) enum MachineBy {
+    Id(String),
+    /// A name, and whether to pick the machine seen last among several.
+    Name(String, bool),
+}
+
+/// The `$filter` of `mde action list`: each option given, joined with `and`.
+pub(crate) fn action_filter(
+    machine: &Option<String>,
+    status: &Option<String>,
+    kind: &Option<String>,
+    since: &Option<String>,
+) -> Option<String> {
+    // OData quotes a quote by doubling it.
+    let quoted = |v: &str| format!("'{}'", v.replace('\'', "''"));
+    let parts: Vec<String> = [
+        machine
+            .as_deref()
+            .map(|m| format!("machineId eq {}", quoted(m))),
+        status
+            .as_deref()
+            .map(|s| format!("status eq {}", quoted(s))),
+        kind.as_deref().map(|t| format!("type eq {}", quoted(t))),
+        since
+            .as_deref()
+            .map(|t| format!("creationDateTimeUtc ge {t}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (!parts.is_empty()).then(|| parts.join(" and "))
+}
+
+/// `mde action list`: one filtered call, newest first (and one to resolve a machine name).
+pub(crate) async fn list(
+    cli: &Cli,
+    by: Option<MachineBy>,
+    status: &Option<String>,
+    kind: &Option<String>,
+    since: &Option<String>,
+) -> Result<u8, u8> {
+    let names: Vec<String> = match &by {
+        Some(MachineBy::Name(name, _)) => {
+            crate::names::check(name).map_err(|e| fail(USAGE, e))?;
+            vec![name.clone()]
+        }
+        _ => Vec::new(),
+    };
+    let (simulator, client) = connect(cli, &names).await?;
+    let machine = match by {
+        None => None,
+        Some(MachineBy::Id(id)) => Some(id),
+        Some(MachineBy::Name(name, latest)) => {
+            let resolved = crate::names::resolve(&client, &names, latest)
+                .await
+                .map_err(|e| fail(code_of(&e), error_chain(&e)))?;
+            match resolved.names.into_iter().next().map(|(_, r)| r) {
+                Some(crate::names::Resolved::Machine(m)) => {
+                    eprintln!("mde: {name} is {} ({})", m.id, m.name);
+                    Some(m.id)
+                }
+                Some(crate::names::Resolved::Ambiguous(candidates)) => {
+                    let list: Vec<String> = candidates.iter().map(|c| c.describe()).collect();
+                    return Err(fail(
+                        PARTIAL,
+                        format!(
+                            "{} machines are named {name}: {}; give the id, or --pick latest",
+                            list.len(),
+                            list.join("; ")
+                        ),
+                    ));
+                }
+                _ => return Err(fail(PARTIAL, format!("no machine is named {name}"))),
+            }
+        }
+    };
+    let filter = action_filter(&machine, status, kind, since);
+    let page = client
+        .send(operations::ListMachineActions {
+            filter,
+            top: Some(10_000),
+            skip: None,
+        })
+        .await;
+    let page = page.map_err(|e| fail(code_of(&e), error_chain(&e)))?;
+    let mut stdout = std::io::stdout().lock();
+    if cli.run.output == Output::Table {
+        let _ = writeln!(stdout, "{}", output::ACTION_HEADER);
+    }
+    for action in &page.value {
+        let id = action.id.as_deref().unwrap_or_default();
+        let line = match cli.run.output {
+            Output::Table => output::action_row(id, action),
+            Output::Json => serde_json::to_string(action).unwrap_or_default(),
+        };
+        let _ = writeln!(stdout, "{line}");
+    }
+    let _ = stdout.flush();
+    eprintln!("mde: {} action(s)", page.value.len());
+    if let Some(sim) = simulator {
+        sim.stop().await;
+    }
+    Ok(OK)
+}
+
+/// `mde action show`: each action as the service has it now, in the order given.
+pub(crate) async fn show(cli: &Cli, ids: &[String]) -> Result<u8, u8> {
+    let (simulator, client) = connect(cli, &[]).await?;
+    let mut stdout = std::io::stdout().lock();
+    if cli.run.output == Output::Table {
+        let _ = writeln!(stdout, "{}", output::ACTION_HEADER);
+    }
+    let mut code = OK;
+    for id in ids {
+        let shown = client
+            .send(operations::GetMachineAction { id: id.clone() })
+            .await;
+        let line = match (&shown, cli.run.output) {
+            (Ok(action), Output::Table) => output::action_row(id, action),
+            (Ok(action), Output::Json) => {
+                serde_json::json!({ "id": id, "action": action }).to_string()
+            }
+            (Err(e), Output::Table) => format!("{id}  {}", error_chain(e)),
+            (Err(e), Output::Json) => {
+                serde_json::json!({ "id": id, "error": error_chain(e) }).to_string()
+            }
+        };
+        let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+        match shown {
+            Ok(_) => {}
+            // What holds for every call ends the command.
+            Err(e) if code_of(&e) == AUTH => return Err(fail(AUTH, error_chain(&e))),
+            Err(_) => code = PARTIAL,
+        }
+    }
+    if let Some(sim) = simulator {
+        sim.stop().await;
+    }
+    Ok(code)
+}

@@ -1,0 +1,253 @@
+//! The action commands (`scan`, `package collect`, `investigation`, `action cancel`): one
+//! operation sent to every machine, journaled, and with `scan --wait` followed to the end.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use mde_client::operations::OperationId;
+use mde_client::{WaitEvent, WaitReason, types};
+
+use crate::app::{
+    AUTH, INTERRUPTED, OK, PARTIAL, USAGE, client, code_of, error_chain, fail, history, machines,
+    resume_command, select, simulator, start_journal, time_scale,
+};
+use crate::cli::{Cli, Output, Targets};
+use crate::fleet::{self, Progress};
+use crate::output;
+
+/// Sends `op` to every machine of `targets`, journaled, and reports; with `wait`, follows
+/// every scan to its final status, looking every `wait`.
+pub(crate) async fn run(
+    cli: &Cli,
+    op: OperationId,
+    targets: &Targets,
+    scan_type: Option<types::ScanType>,
+    wait: Option<Duration>,
+) -> Result<u8, u8> {
+    let conn = &cli.connection;
+    let (ids, names) = machines(targets, op)?;
+    let scale = time_scale(conn)?;
+    let history = history(cli, op)?;
+    let simulator = simulator(conn, scale, &ids, &names).await?;
+
+    let bar = (std::io::stderr().is_terminal()).then(|| {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} ({per_sec}) {msg}")
+                .expect("a valid template"),
+        );
+        bar
+    });
+    // The end of the current wait, in real time: the bar shows it until then.
+    let waiting_until = Arc::new(std::sync::Mutex::new(None::<std::time::Instant>));
+    let on_wait = {
+        let bar = bar.clone();
+        let waiting_until = waiting_until.clone();
+        let real = if conn.simulate || conn.time_scale.is_some() {
+            scale
+        } else {
+            1.0
+        };
+        move |event: &WaitEvent| {
+            let end = wait_message(event, real, bar.as_ref());
+            *waiting_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(end);
+        }
+    };
+    let client = client(conn, simulator.as_ref(), scale, on_wait)?;
+    let intent = (op, scan_type.map(|t| format!("ScanType {t}")), None);
+    let selection = select(cli, targets, &client, &history, (ids, names), intent).await?;
+    let machines = selection.machines.clone();
+    let (path, journal) = start_journal(cli, &selection)?;
+
+    let total = machines.len();
+    let started = std::time::Instant::now();
+    let json = cli.run.output == Output::Json;
+    // JSON lines go out as each machine ends (with --wait, as its scan ends), so that a pipe
+    // sees them live.
+    let print_json = |outcome: &fleet::Outcome| {
+        let mut stdout = std::io::stdout().lock();
+        let line = output::json_line(&selection.named(outcome));
+        let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+    };
+    let live = json && wait.is_none();
+    if json {
+        selection.unresolved.iter().for_each(print_json);
+    }
+    let mut progress = |event: Progress<'_>| match (event, &bar) {
+        (Progress::Earlier(outcome), _) => {
+            if live {
+                print_json(outcome);
+            }
+        }
+        (Progress::Start(n), Some(bar)) => bar.set_length(n as u64),
+        (Progress::Start(n), None) => {
+            if n < total {
+                eprintln!(
+                    "mde: {} of {total} machines already done by the journal; sending to {n}",
+                    total - n
+                );
+            }
+        }
+        (Progress::Done(outcome), bar) => {
+            if live {
+                print_json(outcome);
+            }
+            match bar {
+                Some(bar) => {
+                    bar.inc(1);
+                    let mut until = waiting_until.lock().unwrap_or_else(|e| e.into_inner());
+                    if until.is_some_and(|end| end <= std::time::Instant::now()) {
+                        *until = None;
+                        bar.set_message("");
+                    }
+                }
+                None => eprintln!("{}", output::line(&selection.named(outcome))),
+            }
+        }
+    };
+    let plan = fleet::Plan {
+        op,
+        comment: &targets.comment,
+        retry_unknown: cli.run.retry_unknown,
+        scan_type,
+    };
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let batch = fleet::Batch {
+        plan,
+        machines,
+        journal: &journal,
+        history,
+    };
+    let mut report = fleet::run(&client, batch, &mut progress, stop)
+        .await
+        .map_err(|e| {
+            fail(
+                USAGE,
+                format!("cannot write the journal {}: {e}", path.display()),
+            )
+        })?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+
+    let mut waited = None;
+    if let Some(interval) = wait.filter(|_| report.fatal.is_none() && report.not_sent.is_empty()) {
+        eprintln!(
+            "mde: following the scans to their final status: one listMachineActions call every {}",
+            output::duration(interval)
+        );
+        let mut ended = |outcome: &fleet::Outcome| {
+            if json {
+                print_json(outcome);
+            } else {
+                eprintln!("{}", output::line(&selection.named(outcome)));
+            }
+        };
+        let stop = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        let followed = crate::wait::follow(&client, &mut report, interval, &mut ended, stop)
+            .await
+            .map_err(|e| {
+                fail(
+                    code_of(&e),
+                    format!("cannot follow the scans: {}", error_chain(&e)),
+                )
+            })?;
+        waited = Some(followed);
+    }
+    report.outcomes = report
+        .outcomes
+        .iter()
+        .map(|o| selection.named(o))
+        .chain(selection.unresolved.iter().cloned())
+        .collect();
+
+    let mut stdout = std::io::stdout().lock();
+    let written = match cli.run.output {
+        Output::Table => output::table(&report, &mut stdout),
+        Output::Json => output::json_not_sent(&report, &mut stdout),
+    };
+    let _ = written.and_then(|()| stdout.flush());
+    eprintln!(
+        "mde: {} in {:.1} s{}",
+        output::summary(&report),
+        started.elapsed().as_secs_f64(),
+        match &waited {
+            Some(w) => format!(
+                "; {} listMachineActions call(s) followed the scans",
+                w.list_calls
+            ),
+            None => String::new(),
+        }
+    );
+    if let Some(sim) = simulator {
+        sim.stop().await;
+    }
+    Ok(exit_code(cli, &path, &report, waited.as_ref()))
+}
+
+/// How the run ended: stopped for every machine, interrupted (and how to go on), or whether
+/// every machine succeeded (with `--wait`, every scan).
+fn exit_code(
+    cli: &Cli,
+    journal: &std::path::Path,
+    report: &fleet::Report,
+    waited: Option<&crate::wait::Waited>,
+) -> u8 {
+    if let Some(fatal) = &report.fatal {
+        return fail(AUTH, format!("stopped: {fatal}"));
+    }
+    if !report.not_sent.is_empty() {
+        let args = resume_command(
+            std::env::args().collect(),
+            journal,
+            cli.run.resume.is_some(),
+        );
+        eprintln!(
+            "mde: interrupted; the requests in flight were answered and journaled. Resume with:\n  {}",
+            args.join(" ")
+        );
+        return INTERRUPTED;
+    }
+    if let Some(left) = waited.and_then(|w| w.interrupted.as_ref()) {
+        eprintln!(
+            "mde: stopped waiting; the scans go on. Follow them with:\n  mde action show {}",
+            left.join(" ")
+        );
+        return INTERRUPTED;
+    }
+    let all_ok = match waited {
+        Some(_) => crate::wait::all_succeeded(report),
+        None => report
+            .outcomes
+            .iter()
+            .all(|o| o.outcome == fleet::Kind::Succeeded),
+    };
+    if all_ok { OK } else { PARTIAL }
+}
+
+/// Shows a wait, on the bar or as a line; returns when it ends, in real time.
+pub(crate) fn wait_message(
+    event: &WaitEvent,
+    scale: f64,
+    bar: Option<&ProgressBar>,
+) -> std::time::Instant {
+    let real = Duration::from_secs_f64(event.wait.as_secs_f64() / scale);
+    let until = chrono::Local::now() + chrono::Duration::from_std(real).unwrap_or_default();
+    let why = match event.reason {
+        WaitReason::RateLimit => "the documented rate limit",
+        WaitReason::RetryAfter => "the service's Retry-After",
+        WaitReason::Backoff => "a retry",
+    };
+    let message = format!("waiting for {why} until {}", until.format("%H:%M:%S"));
+    match bar {
+        Some(bar) => bar.set_message(message),
+        None => eprintln!("mde: {message} ({} s)", event.wait.as_secs()),
+    }
+    std::time::Instant::now() + real
+}

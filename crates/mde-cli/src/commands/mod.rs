@@ -1,0 +1,5 @@
+//! The commands, a module for each family; `app` dispatches to them and holds what they share.
+
+pub(crate) mod action;
+pub(crate) mod fleet_run;
+pub(crate) mod package;

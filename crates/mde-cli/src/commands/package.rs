@@ -1,0 +1,318 @@
+//! `mde package download`, `mde package verify` and `mde package collect --download`: packages
+//! from the service to a verified file with its chain-of-custody record.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use mde_client::operations::{self, OperationId};
+use mde_client::{WaitEvent, types};
+
+use crate::app::{
+    AUTH, INTERRUPTED, OK, PARTIAL, USAGE, client, code_of, connect, error_chain, fail, history,
+    machines, resume_command, select, simulator, start_journal, time_scale,
+};
+use crate::cli::{Cli, Output, Targets};
+use crate::{fleet, output, pipeline};
+
+/// `mde package download`: each completed collection's package, saved, verified and recorded
+/// in the folder's manifest; one already recorded and still verified is not fetched again.
+pub(crate) async fn download(cli: &Cli, ids: &[String], out: &std::path::Path) -> Result<u8, u8> {
+    use crate::evidence;
+    let (simulator, client) = connect(cli, &[]).await?;
+    evidence::folder(out).map_err(|e| {
+        fail(
+            USAGE,
+            format!("cannot make the folder {}: {e}", out.display()),
+        )
+    })?;
+    let recorded = evidence::read(out).map_err(|e| {
+        fail(
+            USAGE,
+            format!("cannot read the manifest in {}: {e}", out.display()),
+        )
+    })?;
+    let mut code = OK;
+    let mut stdout = std::io::stdout().lock();
+    let mut say = |id: &str, outcome: &str, detail: String, record: Option<&evidence::Record>| {
+        let line = match cli.run.output {
+            Output::Table => format!("{id:<36}  {outcome:<13}  {detail}"),
+            Output::Json => serde_json::json!({ "action": id, "outcome": outcome, "detail": detail, "record": record }).to_string(),
+        };
+        let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+    };
+    for id in ids {
+        if let Some(record) = recorded.iter().rev().find(|r| r.action_id == *id) {
+            match evidence::verify(out, record) {
+                Ok(evidence::Verdict::Verified) => {
+                    say(id, "already_saved", record.file.clone(), Some(record));
+                    continue;
+                }
+                verdict => {
+                    code = PARTIAL;
+                    say(
+                        id,
+                        "failed",
+                        format!(
+                            "{} is recorded but not as recorded ({verdict:?}); not replaced",
+                            record.file
+                        ),
+                        None,
+                    );
+                    continue;
+                }
+            }
+        }
+        let action = match client
+            .send(operations::GetMachineAction { id: id.clone() })
+            .await
+        {
+            Ok(action) => action,
+            // What holds for every call ends the command.
+            Err(e) if code_of(&e) == AUTH => return Err(fail(AUTH, error_chain(&e))),
+            Err(e) => {
+                code = PARTIAL;
+                say(id, "failed", error_chain(&e), None);
+                continue;
+            }
+        };
+        if action.status != Some(types::MachineActionStatus::Succeeded) {
+            code = PARTIAL;
+            let status = action
+                .status
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            say(id, "not_ready", format!("the collection is {status}"), None);
+            continue;
+        }
+        let machine = action.machine_id.clone().unwrap_or_default();
+        let file = evidence::file_name(&machine, id);
+        match client.download_package(id, None, &out.join(&file)).await {
+            Ok(saved) => {
+                let record = evidence::Record::new(&action, &file, saved.size, &saved.sha256);
+                evidence::append(out, &record).map_err(|e| {
+                    fail(
+                        USAGE,
+                        format!("cannot write the manifest in {}: {e}", out.display()),
+                    )
+                })?;
+                say(
+                    id,
+                    "saved",
+                    format!("{file} {} bytes sha256 {}", saved.size, saved.sha256),
+                    Some(&record),
+                );
+            }
+            Err(e) => {
+                code = PARTIAL;
+                say(id, "failed", error_chain(&e), None);
+            }
+        }
+    }
+    if let Some(sim) = simulator {
+        sim.stop().await;
+    }
+    Ok(code)
+}
+
+/// `mde package verify`: every record's file, re-hashed.
+pub(crate) fn verify(cli: &Cli, dir: &std::path::Path) -> Result<u8, u8> {
+    use crate::evidence::{self, Verdict};
+    let records = evidence::read(dir).map_err(|e| {
+        fail(
+            PARTIAL,
+            format!("cannot read the manifest in {}: {e}", dir.display()),
+        )
+    })?;
+    if records.is_empty() {
+        return Err(fail(
+            PARTIAL,
+            format!("no {} in {}", evidence::MANIFEST, dir.display()),
+        ));
+    }
+    let mut code = OK;
+    let mut stdout = std::io::stdout().lock();
+    for record in &records {
+        let verdict = evidence::verify(dir, record).map_err(|e| {
+            fail(
+                PARTIAL,
+                format!("cannot read {}: {e}", dir.join(&record.file).display()),
+            )
+        })?;
+        if verdict != Verdict::Verified {
+            code = PARTIAL;
+        }
+        let line = match (cli.run.output, &verdict) {
+            (Output::Json, _) => serde_json::json!({ "file": record.file, "action": record.action_id, "result": verdict }).to_string(),
+            (Output::Table, Verdict::Verified) => format!("verified  {}", record.file),
+            (Output::Table, Verdict::Missing) => format!("MISSING   {}", record.file),
+            (Output::Table, Verdict::Mismatch { size, sha256 }) => format!(
+                "CHANGED   {} ({size} bytes, sha256 {sha256}; recorded {} bytes, sha256 {})",
+                record.file, record.size, record.sha256
+            ),
+        };
+        let _ = writeln!(stdout, "{line}");
+    }
+    Ok(code)
+}
+
+/// `mde package collect --download`: each machine from its collection to a verified package
+/// in the evidence folder, journaled at every stage.
+pub(crate) async fn collect_download(
+    cli: &Cli,
+    targets: &Targets,
+    settings: pipeline::Settings<'_>,
+) -> Result<u8, u8> {
+    let conn = &cli.connection;
+    let op = OperationId::CollectInvestigationPackage;
+    let scan_type = None;
+    let (ids, names) = machines(targets, op)?;
+    let scale = time_scale(conn)?;
+    let history = history(cli, op)?;
+    let simulator = simulator(conn, scale, &ids, &names).await?;
+    // Waits for the limits are the pace here, not news: the bar's ETA says them.
+    let client = client(conn, simulator.as_ref(), scale, |_: &WaitEvent| {})?;
+    let intent = (op, None, Some(OperationId::GetPackageUri));
+    let selection = select(cli, targets, &client, &history, (ids, names), intent).await?;
+    // Names that came to no single machine end here, as their own lines.
+    for outcome in &selection.unresolved {
+        match cli.run.output {
+            Output::Json => println!("{}", output::json_line(outcome)),
+            Output::Table => eprintln!("{}", output::line(outcome)),
+        }
+    }
+    let machines = selection.machines.clone();
+    crate::evidence::folder(settings.dir).map_err(|e| {
+        fail(
+            USAGE,
+            format!("cannot make the folder {}: {e}", settings.dir.display()),
+        )
+    })?;
+    let (path, journal) = start_journal(cli, &selection)?;
+    let real = if conn.simulate || conn.time_scale.is_some() {
+        scale
+    } else {
+        1.0
+    };
+    let in_real = |d: Duration| Duration::from_secs_f64(d.as_secs_f64() / real);
+    let shortest = mde_client::minimum_duration(OperationId::GetPackageUri, machines.len());
+    eprintln!(
+        "mde: {} package(s) need at least {} at getPackageUri's documented limits (2 a minute, 120 an hour){}",
+        machines.len(),
+        output::duration(shortest),
+        if real == 1.0 {
+            String::new()
+        } else {
+            format!(
+                "; {} here at time x{real}",
+                output::duration(in_real(shortest))
+            )
+        }
+    );
+
+    let bar = (std::io::stderr().is_terminal()).then(|| {
+        let bar = ProgressBar::new(machines.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").expect("a valid template"),
+        );
+        bar
+    });
+    let started = std::time::Instant::now();
+    let json = cli.run.output == Output::Json;
+    let mut last_line = None::<std::time::Instant>;
+    let named = |package: &pipeline::Package| pipeline::Package {
+        name: selection.names.get(&package.machine).cloned(),
+        ..package.clone()
+    };
+    let mut progress = |board: &pipeline::Board, ended: Option<&pipeline::Package>| {
+        if let Some(package) = ended.map(named).as_ref() {
+            if json {
+                let mut stdout = std::io::stdout().lock();
+                let line = serde_json::to_string(package).unwrap_or_default();
+                let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+            }
+            if bar.is_none() {
+                eprintln!("{}", output::package_line(package));
+            }
+        }
+        let eta = output::duration(in_real(board.shortest_left()));
+        let text = format!("{} · ETA {eta}", output::stages(board));
+        match &bar {
+            Some(bar) => {
+                bar.set_position(
+                    (board.count(pipeline::Stage::Saved) + board.count(pipeline::Stage::Failed))
+                        as u64,
+                );
+                bar.set_message(text);
+            }
+            None => {
+                if last_line.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+                    last_line = Some(std::time::Instant::now());
+                    eprintln!("mde: {text}");
+                }
+            }
+        }
+    };
+    let plan = fleet::Plan {
+        op,
+        comment: &targets.comment,
+        retry_unknown: cli.run.retry_unknown,
+        scan_type,
+    };
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let batch = fleet::Batch {
+        plan,
+        machines,
+        journal: &journal,
+        history,
+    };
+    let mut report = pipeline::run(&client, batch, settings, &mut progress, stop)
+        .await
+        .map_err(|e| fail(USAGE, format!("cannot go on: {e}")))?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    report.packages = report.packages.iter().map(named).collect();
+    let mut stdout = std::io::stdout().lock();
+    let written = match cli.run.output {
+        Output::Table => output::packages_table(&report, &mut stdout),
+        Output::Json => output::json_not_sent(
+            &fleet::Report {
+                not_sent: report.not_sent.clone(),
+                ..fleet::Report::default()
+            },
+            &mut stdout,
+        ),
+    };
+    let _ = written.and_then(|()| stdout.flush());
+    eprintln!(
+        "mde: {} in {:.1} s; {} listMachineActions call(s) followed them",
+        output::packages_summary(&report),
+        started.elapsed().as_secs_f64(),
+        report.list_calls
+    );
+    if let Some(sim) = simulator {
+        sim.stop().await;
+    }
+    if let Some(fatal) = &report.fatal {
+        return Ok(fail(AUTH, format!("stopped: {fatal}")));
+    }
+    if report.interrupted {
+        let args = resume_command(std::env::args().collect(), &path, cli.run.resume.is_some());
+        eprintln!(
+            "mde: interrupted; every stage reached is journaled. Resume with:\n  {}",
+            args.join(" ")
+        );
+        return Ok(INTERRUPTED);
+    }
+    let all_saved = report.not_sent.is_empty()
+        && selection.unresolved.is_empty()
+        && report
+            .packages
+            .iter()
+            .all(|p| p.stage == pipeline::Stage::Saved);
+    Ok(if all_saved { OK } else { PARTIAL })
+}
