@@ -14,6 +14,7 @@ use crate::cli::{
     ActionCommand, Cli, Command, Connection, InvestigationCommand, PackageCommand, Targets,
 };
 use crate::commands::{action, fleet_run, package};
+use crate::fleet;
 use crate::journal::{History, Journal};
 use crate::pipeline;
 use crate::selection::{self, Selection};
@@ -155,6 +156,11 @@ pub async fn run(cli: Cli) -> u8 {
         );
     }
     done(fleet_run::run(&cli, op, &targets, scan_type, wait).await)
+}
+
+/// Ends a command on `e`: its exit code, and `what` went wrong with the error's chain.
+pub(crate) fn failed(what: &str) -> impl Fn(Error) -> u8 + '_ {
+    move |e| fail(code_of(&e), format!("{what}: {}", error_chain(&e)))
 }
 
 /// The exit code of an error that ends a command: 3 for what holds for every call.
@@ -397,12 +403,7 @@ pub(crate) async fn select(
 ) -> Result<Selection, u8> {
     let selection = selection::select(client, ids, &names, targets.pick.is_some(), history)
         .await
-        .map_err(|e| {
-            fail(
-                code_of(&e),
-                format!("cannot resolve the machine names: {}", error_chain(&e)),
-            )
-        })?;
+        .map_err(failed("cannot resolve the machine names"))?;
     if targets.confirm.dry_run {
         let plan = selection::DryRun {
             op,
@@ -430,6 +431,26 @@ pub(crate) async fn select(
     let yes = targets.confirm.yes || cli.connection.simulate;
     selection::confirm(op, to_send, yes).map_err(|e| fail(USAGE, e))?;
     Ok(selection)
+}
+
+/// What a run of `op` sends to each machine, from the command line.
+pub(crate) fn plan<'a>(
+    cli: &Cli,
+    targets: &'a Targets,
+    op: OperationId,
+    scan_type: Option<mde_client::types::ScanType>,
+) -> fleet::Plan<'a> {
+    fleet::Plan {
+        op,
+        comment: &targets.comment,
+        retry_unknown: cli.run.retry_unknown,
+        scan_type,
+    }
+}
+
+/// Resolves at Ctrl-C: a run stops sending, and lets what is in flight end.
+pub(crate) async fn ctrl_c() {
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Opens the journal of a run and records the names it resolved.

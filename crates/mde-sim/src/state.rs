@@ -176,12 +176,7 @@ impl Records {
         graph: bool,
         config: &crate::Config,
     ) -> Result<ActionRecord, ApiError> {
-        let Asked {
-            requestor,
-            comment,
-            now,
-            now_utc,
-        } = asked;
+        let (now, now_utc) = (asked.now, asked.now_utc);
         let (pickup, lasts) = (config.pickup_time, config.collection_time);
         let computer = self.known(machine_id)?;
         let busy = self.busy.entry(machine_id.to_string()).or_default();
@@ -212,8 +207,8 @@ impl Records {
             id,
             machine_id: machine_id.to_string(),
             computer,
-            requestor: requestor.to_string(),
-            comment: comment.to_string(),
+            requestor: asked.requestor.to_string(),
+            comment: asked.comment.to_string(),
             graph,
             scan: None,
             created: now,
@@ -237,12 +232,7 @@ impl Records {
         scan_type: types::ScanType,
         config: &crate::Config,
     ) -> Result<(ActionRecord, bool), ApiError> {
-        let Asked {
-            requestor,
-            comment,
-            now,
-            now_utc,
-        } = asked;
+        let (now, now_utc) = (asked.now, asked.now_utc);
         let computer = self.known(machine_id)?;
         let busy = self.busy.entry(machine_id.to_string()).or_default();
         let nth = busy.scans;
@@ -271,8 +261,8 @@ impl Records {
             id,
             machine_id: machine_id.to_string(),
             computer,
-            requestor: requestor.to_string(),
-            comment: comment.to_string(),
+            requestor: asked.requestor.to_string(),
+            comment: asked.comment.to_string(),
             graph: false,
             scan: Some(scan_type),
             created: now,
@@ -303,12 +293,7 @@ impl Records {
 
     /// Cancels an action that is not final yet; a final one is the 400.
     pub fn cancel(&mut self, id: &str, asked: Asked<'_>) -> Result<&ActionRecord, ApiError> {
-        let Asked {
-            requestor,
-            comment,
-            now,
-            now_utc,
-        } = asked;
+        let (now, now_utc) = (asked.now, asked.now_utc);
         let i = self.action_index(id)?;
         let action = &self.actions[i];
         if !action.in_progress(now) {
@@ -329,8 +314,8 @@ impl Records {
         action.cancelled = Some(Cancellation {
             at: now,
             at_utc: now_utc,
-            requestor: requestor.to_string(),
-            comment: comment.to_string(),
+            requestor: asked.requestor.to_string(),
+            comment: asked.comment.to_string(),
         });
         Ok(action)
     }

@@ -10,7 +10,7 @@ use mde_client::operations::OperationId;
 use mde_client::{WaitEvent, WaitReason, types};
 
 use crate::app::{
-    AUTH, INTERRUPTED, OK, PARTIAL, USAGE, client, code_of, error_chain, fail, history, machines,
+    AUTH, INTERRUPTED, OK, PARTIAL, USAGE, client, ctrl_c, fail, failed, history, machines, plan,
     resume_command, select, simulator, start_journal, time_scale,
 };
 use crate::cli::{Cli, Output, Targets};
@@ -107,22 +107,13 @@ pub(crate) async fn run(
             }
         }
     };
-    let plan = fleet::Plan {
-        op,
-        comment: &targets.comment,
-        retry_unknown: cli.run.retry_unknown,
-        scan_type,
-    };
-    let stop = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
     let batch = fleet::Batch {
-        plan,
+        plan: plan(cli, targets, op, scan_type),
         machines,
         journal: &journal,
         history,
     };
-    let mut report = fleet::run(&client, batch, &mut progress, stop)
+    let mut report = fleet::run(&client, batch, &mut progress, ctrl_c())
         .await
         .map_err(|e| {
             fail(
@@ -147,17 +138,9 @@ pub(crate) async fn run(
                 eprintln!("{}", output::line(&selection.named(outcome)));
             }
         };
-        let stop = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        let followed = crate::wait::follow(&client, &mut report, interval, &mut ended, stop)
+        let followed = crate::wait::follow(&client, &mut report, interval, &mut ended, ctrl_c())
             .await
-            .map_err(|e| {
-                fail(
-                    code_of(&e),
-                    format!("cannot follow the scans: {}", error_chain(&e)),
-                )
-            })?;
+            .map_err(failed("cannot follow the scans"))?;
         waited = Some(followed);
     }
     report.outcomes = report

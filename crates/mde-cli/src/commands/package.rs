@@ -9,8 +9,8 @@ use mde_client::operations::{self, OperationId};
 use mde_client::{WaitEvent, types};
 
 use crate::app::{
-    AUTH, INTERRUPTED, OK, PARTIAL, USAGE, client, code_of, connect, error_chain, fail, history,
-    machines, resume_command, select, simulator, start_journal, time_scale,
+    AUTH, INTERRUPTED, OK, PARTIAL, USAGE, client, code_of, connect, ctrl_c, error_chain, fail,
+    history, machines, plan, resume_command, select, simulator, start_journal, time_scale,
 };
 use crate::cli::{Cli, Output, Targets};
 use crate::{fleet, output, pipeline};
@@ -254,22 +254,13 @@ pub(crate) async fn collect_download(
             }
         }
     };
-    let plan = fleet::Plan {
-        op,
-        comment: &targets.comment,
-        retry_unknown: cli.run.retry_unknown,
-        scan_type,
-    };
-    let stop = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
     let batch = fleet::Batch {
-        plan,
+        plan: plan(cli, targets, op, scan_type),
         machines,
         journal: &journal,
         history,
     };
-    let mut report = pipeline::run(&client, batch, settings, &mut progress, stop)
+    let mut report = pipeline::run(&client, batch, settings, &mut progress, ctrl_c())
         .await
         .map_err(|e| fail(USAGE, format!("cannot go on: {e}")))?;
     if let Some(bar) = &bar {
