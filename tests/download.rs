@@ -283,6 +283,39 @@ async fn the_link_never_shows_in_trace_logs() {
     sim.stop().await;
 }
 
+/// getPackageUri's answer, as the generated operation gives it, keeps the link out of `Debug`
+/// (`x-secret` in the spec), alone or as an `Answer`; its JSON still carries it whole.
+#[tokio::test]
+async fn the_link_never_shows_in_debug_output() {
+    use mde_client::operations::{self, Answer, Request};
+    let sim = simulator(Config::default().with_generated_machines(1)).await;
+    let client = sim.client_builder().build().unwrap();
+    let id = completed(&sim, &client, 1).await.remove(0);
+    let answer = client
+        .send(operations::GetPackageUri { id: id.clone() })
+        .await
+        .unwrap();
+    let link = answer.value.expose().trim_matches('"').to_string();
+    let query = link.split_once('?').expect("the link has a query").1;
+    assert!(!query.is_empty());
+    let shown = [
+        format!("{answer:?}"),
+        format!("{answer:#?}"),
+        format!("{:?}", operations::GetPackageUri::answer(answer.clone())),
+    ];
+    for text in &shown {
+        assert!(!text.contains(query), "the token shows: {text}");
+        assert!(text.contains("SecretText([redacted])"), "{text}");
+    }
+    assert!(matches!(
+        operations::GetPackageUri::answer(answer.clone()),
+        Answer::GetPackageUri(_)
+    ));
+    let json = serde_json::to_string(&answer).unwrap();
+    assert!(json.contains(query), "the JSON keeps the link: {json}");
+    sim.stop().await;
+}
+
 /// A body that is not the archive, or a `.part` an earlier run left that is not the start of
 /// this package, is discarded and the package fetched again; a body corrupt every time is a
 /// clear error that leaves no file behind.

@@ -980,6 +980,7 @@ async fn list_package_link_and_cancel_follow_the_documents() {
     let answer = link(&ids[0]).await.unwrap();
     let url = answer
         .value
+        .expose()
         .strip_prefix('"')
         .and_then(|v| v.strip_suffix('"'))
         .unwrap();
@@ -1072,7 +1073,7 @@ async fn the_download_host_serves_real_archives_with_ranges_expiry_and_faults() 
         .send(operations::GetPackageUri { id: id.clone() })
         .await
         .unwrap();
-    let url = answer.value.trim_matches('"').to_string();
+    let url = answer.value.expose().trim_matches('"').to_string();
 
     // No Authorization header: the link carries its own token.
     let whole = http().get(&url).send().await.unwrap();
@@ -1171,7 +1172,10 @@ async fn the_download_host_serves_real_archives_with_ranges_expiry_and_faults() 
         .unwrap();
     // Cut on purpose: the whole archive never arrives (the body is cut short, or, on a
     // starved machine, the connection closes before the head).
-    let cut = http().get(link.value.trim_matches('"')).send().await;
+    let cut = http()
+        .get(link.value.expose().trim_matches('"'))
+        .send()
+        .await;
     if let Ok(response) = cut {
         let declared = response.content_length().unwrap();
         assert!(
@@ -1222,7 +1226,7 @@ async fn the_download_host_serves_real_archives_with_ranges_expiry_and_faults() 
         .unwrap();
     let started = std::time::Instant::now();
     let response = http()
-        .get(link.value.trim_matches('"'))
+        .get(link.value.expose().trim_matches('"'))
         .send()
         .await
         .unwrap();

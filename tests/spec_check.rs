@@ -155,6 +155,18 @@ fn extensions_the_generator_needs() {
             "x-extensible-enum needs",
         ),
         (
+            "          x-secret: true\n",
+            "          x-secret: yes please\n",
+            "ODataString",
+            "x-secret must be true or false",
+        ),
+        (
+            "          x-secret: true\n",
+            "          x-secret: true\n          format: uri\n",
+            "ODataString",
+            "x-secret needs `type: string` and no `format`",
+        ),
+        (
             "tokenUrl: https://login.microsoftonline.com/%7Btenant%7D/oauth2/v2.0/token",
             "tokenUrl: https://login.microsoftonline.com/common/oauth2/v2.0/token",
             "tokenUrl",

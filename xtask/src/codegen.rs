@@ -18,9 +18,29 @@ const HEADER: &str = "\
 
 ";
 
+/// The format the generator gives an `x-secret` property (never written in the spec).
+const SECRET_FORMAT: &str = "x-secret";
+
 /// The whole text of `generated.rs` for this spec.
 pub fn generate(spec: &Spec) -> Result<String, String> {
-    let openapi: openapiv3::OpenAPI = serde_json::from_value(spec.document().clone())
+    let mut document = spec.document().clone();
+    // A credential's property gets a format of the generator's own, so that its type is
+    // `crate::SecretText`, which never shows it in `Debug`.
+    let secrets = spec
+        .secret_properties()
+        .map_err(|e| format!("{}: {}", spec.locate(&e.pointer), e.message))?;
+    for secret in secrets {
+        let pointer = format!(
+            "/components/schemas/{}/properties/{}",
+            secret.schema, secret.property
+        );
+        if let Some(Value::Object(property)) = document.pointer_mut(&pointer) {
+            // typify matches a conversion on the whole schema, extensions too.
+            property.remove("x-secret");
+            property.insert("format".into(), SECRET_FORMAT.into());
+        }
+    }
+    let openapi: openapiv3::OpenAPI = serde_json::from_value(document)
         .map_err(|e| format!("spec/openapi.yaml is not an OpenAPI 3.0 document: {e}"))?;
     let enums = ExtensibleEnum::all(spec)?;
 
@@ -44,6 +64,15 @@ pub fn generate(spec: &Spec) -> Result<String, String> {
             },
             "crate::Timestamp",
             [TypeImpl::Display, TypeImpl::FromStr].into_iter(),
+        )
+        .with_conversion(
+            SchemaObject {
+                instance_type: Some(InstanceType::String.into()),
+                format: Some(SECRET_FORMAT.to_string()),
+                ..Default::default()
+            },
+            "crate::SecretText",
+            std::iter::empty(),
         );
     // An object whose every property is optional has an obvious empty value.
     let mut default = TypePatch::default();

@@ -167,7 +167,7 @@ impl Client {
                 id: action_id.to_string(),
             })
             .await?;
-        PackageLink::parse(&answer.value)
+        PackageLink::parse(answer.value.expose())
     }
 
     /// Downloads the package of a completed collection to `dest`, and returns it verified.

@@ -549,8 +549,11 @@ arrives among the additional properties.
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub odata_context: ::std::option::Option<::std::string::String>,
-        ///The string; for getPackageUri, the download URL wrapped in literal double quotes.
-        pub value: ::std::string::String,
+        /**The string; for getPackageUri, the download URL wrapped in literal double quotes. Its
+query is a SAS token that grants the download until the link expires
+(reference: get-package-sas-uri.md): a credential, never logged or shown.
+*/
+        pub value: crate::SecretText,
         ///Properties the service sent beyond the spec, kept as they came.
         #[serde(flatten)]
         pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -2463,7 +2466,7 @@ and values case-sensitive.
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
             >,
-            value: ::std::result::Result<::std::string::String, ::std::string::String>,
+            value: ::std::result::Result<crate::SecretText, ::std::string::String>,
             extra: ::std::result::Result<
                 ::serde_json::Map<::std::string::String, ::serde_json::Value>,
                 ::std::string::String,
@@ -2495,7 +2498,7 @@ and values case-sensitive.
             ///Sets `value`.
             pub fn value<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::string::String>,
+                T: ::std::convert::TryInto<crate::SecretText>,
                 T::Error: ::std::fmt::Display,
             {
                 self.value = value

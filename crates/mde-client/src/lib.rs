@@ -70,6 +70,7 @@ mod download;
 mod error;
 mod hooks;
 mod rate_limit;
+mod secret_text;
 mod timestamp;
 mod token;
 
@@ -87,6 +88,7 @@ pub use generated::{ResponseValue, operations, types};
 pub use hooks::{WaitEvent, WaitReason};
 pub use operations::{Answer, OperationId, Request};
 pub use rate_limit::{CallLog, Clock, SystemClock, Ticket, minimum_duration};
+pub use secret_text::SecretText;
 pub use timestamp::{Timestamp, TimestampError};
 pub use token::{AccessToken, Credentials, Secret, request_token, token_path, token_url};
 

@@ -296,7 +296,7 @@ fn perform(s: &Shared, op: OperationId, request: Incoming) -> Result<Response, A
             let answer = types::ODataString {
                 odata_context: Some(format!("{}/api/$metadata#Edm.String", s.base_url)),
                 // The URL wrapped in literal quotes, as get-package-sas-uri.md shows it.
-                value: format!("\"{link}\""),
+                value: format!("\"{link}\"").into(),
                 extra: Default::default(),
             };
             json(StatusCode::OK, &answer)

@@ -2,7 +2,7 @@
 //! generated crate breaks: a report for a pull request.
 //!
 //! Breaking: a removed operation, field or schema, a newly required request field, a changed
-//! type, a removed enum value, a removed success status, a removed host or path. Not breaking:
+//! type (`x-secret` changes a field's Rust type too), a removed enum value, a removed success status, a removed host or path. Not breaking:
 //! a new operation, an added optional field, an added enum value, a deprecation, changed
 //! permissions, rate limits or error statuses (listed for the reviewer).
 
@@ -98,9 +98,14 @@ fn type_of(schema: &Value) -> String {
         return type_of(&all[0]);
     }
     let t = schema.get("type").map(text).unwrap_or_else(|| "any".into());
-    match schema.get("format").and_then(Value::as_str) {
+    let t = match schema.get("format").and_then(Value::as_str) {
         Some(f) => format!("{t} ({f})"),
         None => t,
+    };
+    // A credential has a Rust type of its own (`SecretText`, not `String`).
+    match schema.get("x-secret") {
+        Some(Value::Bool(true)) => format!("{t} (x-secret)"),
+        _ => t,
     }
 }
 

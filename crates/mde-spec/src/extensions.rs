@@ -1,6 +1,6 @@
 //! Typed readers of the project's extensions (`x-rate-limit`, `x-permissions`,
 //! `x-deprecation`, the servers' `x-cloud`/`x-region`/`x-authority`/`x-token-scope`/`x-source`,
-//! `x-extensible-enum`). Each is parsed here and only here: the lint reports what these
+//! `x-extensible-enum`, `x-secret`). Each is parsed here and only here: the lint reports what these
 //! readers refuse (with file:line), and the code generation, the docs page and the diff read
 //! the values they return, so no consumer falls back to a default the lint never saw.
 
@@ -130,6 +130,16 @@ pub struct ExtensibleEnum {
     pub description: String,
     /// The documented values, in the spec's order.
     pub values: Vec<String>,
+}
+
+/// A property marked `x-secret: true`: its value is a credential (a package link carries a
+/// SAS token in its query), so a client keeps it out of `Debug` output and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretProperty {
+    /// The `components/schemas` name of the object.
+    pub schema: String,
+    /// The property.
+    pub property: String,
 }
 
 /// What an extension reader refused, and where.
@@ -388,6 +398,36 @@ impl Spec {
                 }
             })
             .collect()
+    }
+}
+
+impl Spec {
+    /// Every property of a `components/schemas` object marked `x-secret: true`, in the spec's
+    /// order. It must be a string without a `format` (the generator gives it one of its own).
+    pub fn secret_properties(&self) -> Read<Vec<SecretProperty>> {
+        let mut secrets = Vec::new();
+        for (name, schema) in self.schemas() {
+            let properties = schema.get("properties").and_then(Value::as_object);
+            for (property, value) in properties.into_iter().flatten() {
+                let at = format!("/components/schemas/{name}/properties/{property}");
+                match value.get("x-secret") {
+                    None | Some(Value::Bool(false)) => continue,
+                    Some(Value::Bool(true)) => {}
+                    Some(_) => {
+                        return error(format!("{at}/x-secret"), "x-secret must be true or false");
+                    }
+                }
+                let string = value.get("type").and_then(Value::as_str) == Some("string");
+                if !string || value.get("format").is_some() {
+                    return error(at, "x-secret needs `type: string` and no `format`");
+                }
+                secrets.push(SecretProperty {
+                    schema: name.clone(),
+                    property: property.clone(),
+                });
+            }
+        }
+        Ok(secrets)
     }
 }
 

@@ -21,7 +21,8 @@ use serde_json::Value;
 
 pub use examples::{Example, ExampleUse};
 pub use extensions::{
-    ClientCredentials, Deprecation, ExtensibleEnum, ExtensionError, Permissions, RateWindow, Server,
+    ClientCredentials, Deprecation, ExtensibleEnum, ExtensionError, Permissions, RateWindow,
+    SecretProperty, Server,
 };
 pub use lint::Problem;
 

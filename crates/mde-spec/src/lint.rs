@@ -25,7 +25,7 @@ impl Spec {
     /// Everything that keeps the spec from being a sound source for the client: an
     /// OpenAPI version progenitor cannot read, an operation without a camelCase
     /// `operationId`, an extension its typed reader refuses (`x-rate-limit`, `x-permissions`,
-    /// `x-deprecation`, a server's `x-cloud`/`x-region`/`x-authority`, `x-extensible-enum`),
+    /// `x-deprecation`, a server's `x-cloud`/`x-region`/`x-authority`, `x-extensible-enum`, `x-secret`),
     /// no client-credentials flow, an error response without the common `Error` body, an
     /// example that does not match its schema. Empty when the spec is sound.
     pub fn problems(&self) -> Vec<Problem> {
@@ -47,6 +47,7 @@ impl Spec {
         let refused = [
             self.servers().err(),
             self.extensible_enums().err(),
+            self.secret_properties().err(),
             self.client_credentials().err(),
         ];
         for e in refused.into_iter().flatten() {
