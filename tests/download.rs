@@ -305,7 +305,7 @@ async fn the_link_never_shows_in_debug_output() {
     ];
     for text in &shown {
         assert!(!text.contains(query), "the token shows: {text}");
-        assert!(text.contains("SecretText([redacted])"), "{text}");
+        assert!(text.contains("Secret([redacted])"), "{text}");
     }
     assert!(matches!(
         operations::GetPackageUri::answer(answer.clone()),

@@ -25,7 +25,7 @@ const SECRET_FORMAT: &str = "x-secret";
 pub fn generate(spec: &Spec) -> Result<String, String> {
     let mut document = spec.document().clone();
     // A credential's property gets a format of the generator's own, so that its type is
-    // `crate::SecretText`, which never shows it in `Debug`.
+    // `crate::Secret`, which never shows it in `Debug`.
     let secrets = spec
         .secret_properties()
         .map_err(|e| format!("{}: {}", spec.locate(&e.pointer), e.message))?;
@@ -71,7 +71,7 @@ pub fn generate(spec: &Spec) -> Result<String, String> {
                 format: Some(SECRET_FORMAT.to_string()),
                 ..Default::default()
             },
-            "crate::SecretText",
+            "crate::Secret",
             std::iter::empty(),
         );
     // An object whose every property is optional has an obvious empty value.

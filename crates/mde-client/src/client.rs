@@ -13,7 +13,8 @@ use crate::error::Error;
 use crate::hooks::{CALL, CallState, Runtime, WaitEvent, WaitHook, WaitReason};
 use crate::operations::{self, OperationId, Request};
 use crate::rate_limit::{Clock, RateLimiter, SystemClock, Ticket};
-use crate::token::{Credentials, Secret, TokenSource};
+use crate::secret::Secret;
+use crate::token::{Credentials, TokenSource};
 use crate::{generated, types};
 
 /// A client of the Defender for Endpoint machine-investigation API.

@@ -553,7 +553,7 @@ arrives among the additional properties.
 query is a SAS token that grants the download until the link expires
 (reference: get-package-sas-uri.md): a credential, never logged or shown.
 */
-        pub value: crate::SecretText,
+        pub value: crate::Secret,
         ///Properties the service sent beyond the spec, kept as they came.
         #[serde(flatten)]
         pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
@@ -2466,7 +2466,7 @@ and values case-sensitive.
                 ::std::option::Option<::std::string::String>,
                 ::std::string::String,
             >,
-            value: ::std::result::Result<crate::SecretText, ::std::string::String>,
+            value: ::std::result::Result<crate::Secret, ::std::string::String>,
             extra: ::std::result::Result<
                 ::serde_json::Map<::std::string::String, ::serde_json::Value>,
                 ::std::string::String,
@@ -2498,7 +2498,7 @@ and values case-sensitive.
             ///Sets `value`.
             pub fn value<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<crate::SecretText>,
+                T: ::std::convert::TryInto<crate::Secret>,
                 T::Error: ::std::fmt::Display,
             {
                 self.value = value

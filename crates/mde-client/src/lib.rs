@@ -70,7 +70,7 @@ mod download;
 mod error;
 mod hooks;
 mod rate_limit;
-mod secret_text;
+mod secret;
 mod timestamp;
 mod token;
 
@@ -88,9 +88,9 @@ pub use generated::{ResponseValue, operations, types};
 pub use hooks::{WaitEvent, WaitReason};
 pub use operations::{Answer, OperationId, Request};
 pub use rate_limit::{CallLog, Clock, SystemClock, Ticket, minimum_duration};
-pub use secret_text::SecretText;
+pub use secret::Secret;
 pub use timestamp::{Timestamp, TimestampError};
-pub use token::{AccessToken, Credentials, Secret, request_token, token_path, token_url};
+pub use token::{AccessToken, Credentials, request_token, token_path, token_url};
 
 /// The `reqwest` this client is built on: [`generated`] calls and their errors use its types,
 /// and naming another major version gives types that do not fit.

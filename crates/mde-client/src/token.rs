@@ -16,41 +16,7 @@ use serde::Deserialize;
 use crate::error::Error;
 use crate::hooks::read_capped;
 use crate::rate_limit::Clock;
-
-/// A secret: a client secret or an access token. It never prints: `Debug` shows
-/// `Secret([redacted])`, and there is no `Display`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Arc<str>);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(secret: impl Into<String>) -> Secret {
-        Secret(Arc::from(secret.into()))
-    }
-
-    /// The secret itself, for sending it where it belongs.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
-
-impl From<String> for Secret {
-    fn from(secret: String) -> Secret {
-        Secret::new(secret)
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(secret: &str) -> Secret {
-        Secret::new(secret)
-    }
-}
+use crate::secret::Secret;
 
 /// How the client authenticates.
 #[derive(Clone, Debug, PartialEq, Eq)]

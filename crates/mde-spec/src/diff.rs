@@ -102,7 +102,7 @@ fn type_of(schema: &Value) -> String {
         Some(f) => format!("{t} ({f})"),
         None => t,
     };
-    // A credential has a Rust type of its own (`SecretText`, not `String`).
+    // A credential has a Rust type of its own (`Secret`, not `String`).
     match schema.get("x-secret") {
         Some(Value::Bool(true)) => format!("{t} (x-secret)"),
         _ => t,
