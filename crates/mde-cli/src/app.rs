@@ -123,7 +123,7 @@ pub async fn run(cli: Cli) -> u8 {
                 (None, Some(name)) => Some(action::MachineBy::Name(name.clone(), pick.is_some())),
                 (None, None) => None,
             };
-            return done(action::list(&cli, by, status, kind, since).await);
+            return done(action::list(&cli, by, status, kind, *since).await);
         }
         Command::Action(ActionCommand::Cancel {
             ids,

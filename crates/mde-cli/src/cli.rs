@@ -271,9 +271,10 @@ pub enum ActionCommand {
         /// Only actions of this type, e.g. CollectInvestigationPackage.
         #[arg(long = "type", value_name = "T")]
         kind: Option<String>,
-        /// Only actions created at or after this time (2026-11-01, or an RFC 3339 date-time).
-        #[arg(long, value_name = "TIME")]
-        since: Option<String>,
+        /// Only actions created at or after this time (2026-11-01, midnight UTC, or an RFC 3339
+        /// date-time).
+        #[arg(long, value_name = "TIME", value_parser = since)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// Cancels machine actions that are not final yet (prerelease operation).
     #[command(
@@ -337,4 +338,18 @@ pub struct Confirm {
     /// `--simulate` never asks).
     #[arg(long)]
     pub yes: bool,
+}
+
+/// A `--since` time: a date (midnight UTC) or an RFC 3339 date-time, in UTC. Never sent as
+/// typed: the filter writes it in one form.
+fn since(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    let text = text.trim();
+    if let Ok(date) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(date.and_time(chrono::NaiveTime::MIN).and_utc());
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.to_utc())
+        .map_err(|_| {
+            format!("{text:?} is not a date (2026-11-01) or an RFC 3339 date-time (2026-11-01T08:00:00Z)")
+        })
 }

@@ -774,6 +774,41 @@ async fn test_package_download_manifest_and_verify() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(found.len(), 3, "{}", listed.stdout);
+    // `--since` is read as a time and sent in one form; the simulator applies it.
+    let since = |at: &'static str| {
+        go(strings(&[
+            "--output",
+            "json",
+            "action",
+            "list",
+            "--type",
+            "CollectInvestigationPackage",
+            "--since",
+            at,
+        ]))
+    };
+    // The three that succeeded and the one still running.
+    let all = since("2000-01-01").await.unwrap();
+    assert_eq!(
+        (all.code, all.stdout.lines().count()),
+        (0, 4),
+        "{}",
+        all.stderr
+    );
+    let none = since("2999-01-01T00:00:00+02:00").await.unwrap();
+    assert_eq!(
+        (none.code, none.stdout.lines().count()),
+        (0, 0),
+        "{}",
+        none.stderr
+    );
+    let bad = since("yesterday' or status eq 'x").await.unwrap();
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("is not a date (2026-11-01)"),
+        "{}",
+        bad.stderr
+    );
 
     let mut download = strings(&["package", "download", "--out", "evidence"]);
     download.extend(ids.iter().cloned());

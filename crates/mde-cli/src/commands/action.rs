@@ -20,7 +20,7 @@ pub(crate) fn action_filter(
     machine: &Option<String>,
     status: &Option<String>,
     kind: &Option<String>,
-    since: &Option<String>,
+    since: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Option<String> {
     // OData quotes a quote by doubling it.
     let quoted = |v: &str| format!("'{}'", v.replace('\'', "''"));
@@ -32,9 +32,7 @@ pub(crate) fn action_filter(
             .as_deref()
             .map(|s| format!("status eq {}", quoted(s))),
         kind.as_deref().map(|t| format!("type eq {}", quoted(t))),
-        since
-            .as_deref()
-            .map(|t| format!("creationDateTimeUtc ge {t}")),
+        since.map(mde_client::since_filter),
     ]
     .into_iter()
     .flatten()
@@ -48,7 +46,7 @@ pub(crate) async fn list(
     by: Option<MachineBy>,
     status: &Option<String>,
     kind: &Option<String>,
-    since: &Option<String>,
+    since: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<u8, u8> {
     let names: Vec<String> = match &by {
         Some(MachineBy::Name(name, _)) => {
@@ -148,4 +146,28 @@ pub(crate) async fn show(cli: &Cli, ids: &[String]) -> Result<u8, u8> {
         sim.stop().await;
     }
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_filter_quotes_values_and_writes_since_in_utc() {
+        let since = chrono::DateTime::parse_from_rfc3339("2026-11-01T08:30:00+02:00").unwrap();
+        let filter = action_filter(
+            &Some("f46b9bb259ed4a7fb9981b73510e3cc7aa81ec1f".into()),
+            &Some("Succeeded".into()),
+            &Some("it's".into()),
+            Some(since.to_utc()),
+        );
+        assert_eq!(
+            filter.as_deref(),
+            Some(
+                "machineId eq 'f46b9bb259ed4a7fb9981b73510e3cc7aa81ec1f' and status eq 'Succeeded' \
+                 and type eq 'it''s' and creationDateTimeUtc ge 2026-11-01T06:30:00Z"
+            )
+        );
+        assert_eq!(action_filter(&None, &None, &None, None), None);
+    }
 }
