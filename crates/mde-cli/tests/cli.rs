@@ -802,6 +802,19 @@ async fn test_package_download_manifest_and_verify() {
         "{}",
         none.stderr
     );
+    // A status the spec does not document is sent, with a warning that names those it does.
+    let typo = go(strings(&["action", "list", "--status", "Suceeded"]))
+        .await
+        .unwrap();
+    assert_eq!(typo.code, 0, "{}", typo.stderr);
+    assert!(
+        typo.stderr.contains(
+            "warning: Suceeded is not a status the spec documents (Pending, InProgress, Succeeded, Failed, TimeOut, Cancelled); sent as given"
+        ),
+        "{}",
+        typo.stderr
+    );
+    assert!(!all.stderr.contains("warning"), "{}", all.stderr);
     let bad = since("yesterday' or status eq 'x").await.unwrap();
     assert_eq!(bad.code, 2, "{}", bad.stderr);
     assert!(

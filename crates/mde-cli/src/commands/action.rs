@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use mde_client::operations;
+use mde_client::{operations, types};
 
 use crate::app::{AUTH, OK, PARTIAL, USAGE, code_of, connect, error_chain, fail};
 use crate::cli::{Cli, Output};
@@ -48,6 +48,19 @@ pub(crate) async fn list(
     kind: &Option<String>,
     since: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<u8, u8> {
+    // Sent as given (the service may add values), but a typo would list nothing, silently.
+    let documented = [
+        ("status", status, types::MachineActionStatus::DOCUMENTED),
+        ("type", kind, types::MachineActionType::DOCUMENTED),
+    ];
+    for (what, value, known) in documented {
+        if let Some(value) = value.as_deref().filter(|v| !known.contains(v)) {
+            eprintln!(
+                "warning: {value} is not a {what} the spec documents ({}); sent as given",
+                known.join(", ")
+            );
+        }
+    }
     let names: Vec<String> = match &by {
         Some(MachineBy::Name(name, _)) => {
             crate::names::check(name).map_err(|e| fail(USAGE, e))?;
