@@ -755,18 +755,14 @@ async fn test_package_download_manifest_and_verify() {
     };
     let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
 
-    let listed = go(strings(&[
-        "--output",
-        "json",
-        "action",
-        "list",
-        "--type",
-        "CollectInvestigationPackage",
-        "--status",
-        "Succeeded",
-    ]))
-    .await
-    .unwrap();
+    // The collections, as JSON, with `extra` options.
+    let list = |extra: &[&str]| {
+        let mut args = strings(&["--output", "json", "action", "list"]);
+        args.extend(strings(&["--type", "CollectInvestigationPackage"]));
+        args.extend(strings(extra));
+        go(args)
+    };
+    let listed = list(&["--status", "Succeeded"]).await.unwrap();
     assert_eq!(listed.code, 0, "{}", listed.stderr);
     let found: Vec<Value> = listed
         .stdout
@@ -775,18 +771,7 @@ async fn test_package_download_manifest_and_verify() {
         .collect();
     assert_eq!(found.len(), 3, "{}", listed.stdout);
     // `--since` is read as a time and sent in one form; the simulator applies it.
-    let since = |at: &'static str| {
-        go(strings(&[
-            "--output",
-            "json",
-            "action",
-            "list",
-            "--type",
-            "CollectInvestigationPackage",
-            "--since",
-            at,
-        ]))
-    };
+    let since = |at: &str| list(&["--since", at]);
     // The three that succeeded and the one still running.
     let all = since("2000-01-01").await.unwrap();
     assert_eq!(
