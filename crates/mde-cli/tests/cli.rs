@@ -922,6 +922,13 @@ fn test_collect_download_simulate() {
         out.stderr
     );
     assert!(out.stderr.contains("saved 3, failed 0"), "{}", out.stderr);
+    // Progress without a terminal: the stages and the least time the limits leave.
+    assert!(
+        out.stderr
+            .contains("mde: requested 0 · collecting 0 · ready 0 · downloading 0 · saved 0 · failed 0 · at least"),
+        "{}",
+        out.stderr
+    );
     let journal = std::fs::read_to_string(dir.path().join("j.jsonl")).unwrap();
     for machine in MACHINES {
         let stages: Vec<String> = journal

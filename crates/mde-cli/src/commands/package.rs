@@ -171,7 +171,7 @@ pub(crate) async fn collect_download(
     let scale = time_scale(conn)?;
     let history = history(cli, op)?;
     let simulator = simulator(conn, scale, &ids, &names).await?;
-    // Waits for the limits are the pace here, not news: the bar's ETA says them.
+    // Waits for the limits are the pace here, not news: the bar's time left says them.
     let client = client(conn, simulator.as_ref(), scale, |_: &WaitEvent| {})?;
     let intent = (op, None, Some(OperationId::GetPackageUri));
     let selection = select(cli, targets, &client, &history, (ids, names), intent).await?;
@@ -236,8 +236,9 @@ pub(crate) async fn collect_download(
                 eprintln!("{}", output::package_line(package));
             }
         }
-        let eta = output::duration(in_real(board.shortest_left()));
-        let text = format!("{} · ETA {eta}", output::stages(board));
+        // A floor, not an estimate: the collections' own minutes are not documented.
+        let left = output::duration(in_real(board.shortest_left()));
+        let text = format!("{} · at least {left} left", output::stages(board));
         match &bar {
             Some(bar) => {
                 bar.set_position(
