@@ -171,14 +171,15 @@ fn action_of(outcome: &Outcome) -> Option<MachineAction> {
 }
 
 /// Of `machines`, the newest action of type `kind` each has (with `comment`, when given),
-/// found with one listMachineActions call per 20 machines.
+/// found with one listMachineActions call per 20 machines; and the list calls it took.
 pub(crate) async fn find_actions(
     client: &Client,
     kind: MachineActionType,
     machines: &[String],
     comment: Option<&str>,
-) -> Result<HashMap<String, MachineAction>, Error> {
+) -> Result<(HashMap<String, MachineAction>, usize), Error> {
     let mut found: HashMap<String, MachineAction> = HashMap::new();
+    let mut calls = 0;
     for chunk in machines.chunks(20) {
         let either = chunk
             .iter()
@@ -186,30 +187,33 @@ pub(crate) async fn find_actions(
             .collect::<Vec<_>>()
             .join(" or ");
         let filter = format!("type eq '{}' and ({either})", kind.as_str());
+        let listed = client.list_actions(Some(filter)).await?;
+        calls += mde_client::list_calls(listed.len());
         // Newest first: the first of each machine is its newest.
-        for action in client.list_actions(Some(filter)).await? {
+        for action in listed {
             let ours = comment.is_none_or(|c| action.requestor_comment.as_deref() == Some(c));
             if let Some(machine) = action.machine_id.clone().filter(|_| ours) {
                 found.entry(machine).or_insert(action);
             }
         }
     }
-    Ok(found)
+    Ok((found, calls))
 }
 
 /// Machines an earlier run sent to without recording the answer: those whose collection
 /// exists (found by machine and comment) are recorded with it now, so none gets a second
-/// one; the others never reached the service and are sent again.
+/// one; the others never reached the service and are sent again. Returns the list calls it
+/// took.
 async fn settle_unknown(
     client: &Client,
     journal: &Journal,
     history: &mut History,
     comment: &str,
-) -> Result<(), Error> {
+) -> Result<usize, Error> {
     if history.unknown.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
-    let found = find_actions(client, COLLECTION, &history.unknown, Some(comment)).await?;
+    let (found, calls) = find_actions(client, COLLECTION, &history.unknown, Some(comment)).await?;
     for machine in std::mem::take(&mut history.unknown) {
         if let Some(action) = found.get(&machine) {
             let outcome = Outcome {
@@ -227,7 +231,7 @@ async fn settle_unknown(
             history.done.insert(machine, outcome);
         }
     }
-    Ok(())
+    Ok(calls)
 }
 
 /// The `type` of a package collection.
@@ -440,8 +444,8 @@ impl<'a> Pipeline<'a> {
     async fn poll(&mut self, progress: Progress<'_>) -> Result<(), Error> {
         if !self.to_find.is_empty() {
             let machines = std::mem::take(&mut self.to_find);
-            let found = find_actions(self.client, COLLECTION, &machines, None).await?;
-            self.list_calls += machines.len().div_ceil(20);
+            let (found, calls) = find_actions(self.client, COLLECTION, &machines, None).await?;
+            self.list_calls += calls;
             for machine in machines {
                 match found.get(&machine) {
                     Some(action) => self.follow(machine, action.clone(), progress)?,
@@ -468,7 +472,7 @@ impl<'a> Pipeline<'a> {
             .client
             .list_actions(Some(mde_client::since_filter(since)))
             .await?;
-        self.list_calls += 1 + listed.len() / 10_000;
+        self.list_calls += mde_client::list_calls(listed.len());
         // Listed newest first; the oldest complete collection gets the next link.
         listed.reverse();
         for action in listed {
@@ -673,12 +677,14 @@ pub async fn run(
         list_calls: 0,
     };
     let fatal = |e: &Error| crate::app::error_chain(e);
-    if let Err(e) = settle_unknown(client, journal, &mut history, plan.comment).await {
-        report.fatal = Some(fatal(&e));
-        report.not_sent = machines;
-        return Ok(report);
+    match settle_unknown(client, journal, &mut history, plan.comment).await {
+        Ok(calls) => pipeline.list_calls += calls,
+        Err(e) => {
+            report.fatal = Some(fatal(&e));
+            report.not_sent = machines;
+            return Ok(report);
+        }
     }
-    pipeline.list_calls += history.unknown.len().div_ceil(20);
 
     let stop = stop.shared();
     // Stops the requests when following cannot go on (a journal that cannot be written).

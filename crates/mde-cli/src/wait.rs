@@ -49,14 +49,14 @@ pub async fn follow(
         .map(|o| o.machine.clone())
         .collect();
     if !running.is_empty() {
-        let found = crate::pipeline::find_actions(
+        let (found, calls) = crate::pipeline::find_actions(
             client,
             MachineActionType::RunAntiVirusScan,
             &running,
             None,
         )
         .await?;
-        waited.list_calls += running.len().div_ceil(20);
+        waited.list_calls += calls;
         for outcome in &mut report.outcomes {
             if let Some(action) = found.get(&outcome.machine) {
                 outcome.result = Some(Answer::RunAntiVirusScan(action.clone()));

@@ -390,8 +390,14 @@ pub fn is_final(status: &crate::types::MachineActionStatus) -> bool {
 }
 
 /// The most entities a list page holds (reference: get-machines.md,
-/// get-machineactions-collection.md).
-const PAGE: i32 = 10_000;
+/// get-machineactions-collection.md); the list operations ask for pages this size.
+pub const PAGE: usize = 10_000;
+
+/// The list calls that read `items` entities a [`PAGE`] at a time: each full page, and the
+/// last one, short or empty.
+pub fn list_calls(items: usize) -> usize {
+    1 + items / PAGE
+}
 
 /// What [`Client::follow_actions`] saw.
 #[derive(Clone, Debug, Default)]
@@ -415,12 +421,12 @@ impl Client {
         let mut all = Vec::new();
         loop {
             let skip = (!all.is_empty()).then_some(all.len() as i32);
-            let page = match self.send(request(Some(PAGE), skip)).await {
+            let page = match self.send(request(Some(PAGE as i32), skip)).await {
                 Ok(page) => value(page),
                 Err(Error::NotFound(_)) if none_if_404 && all.is_empty() => return Ok(all),
                 Err(e) => return Err(e),
             };
-            let full = page.len() >= PAGE as usize;
+            let full = page.len() >= PAGE;
             all.extend(page);
             if !full {
                 return Ok(all);
@@ -474,7 +480,7 @@ impl Client {
         let filter = since_filter(since);
         loop {
             let listed = self.list_actions(Some(filter.clone())).await?;
-            followed.list_calls += 1 + (listed.len() / 10_000) as u32;
+            followed.list_calls += list_calls(listed.len()) as u32;
             for action in listed {
                 let Some(id) = action.id.clone().filter(|id| wanted.contains(id.as_str())) else {
                     continue;

@@ -82,7 +82,7 @@ pub mod generated;
 
 pub use client::{Call, Client, ClientBuilder, NOT_NEW, install_crypto_provider};
 pub use cloud::{Cloud, Endpoints, Region};
-pub use download::{Downloaded, Followed, PackageLink, is_final, since_filter};
+pub use download::{Downloaded, Followed, PAGE, PackageLink, is_final, list_calls, since_filter};
 pub use error::{Error, ServiceError, shorten};
 pub use generated::{ResponseValue, operations, types};
 pub use hooks::{WaitEvent, WaitReason};

@@ -100,7 +100,7 @@ pub(crate) async fn list(
     let page = client
         .send(operations::ListMachineActions {
             filter,
-            top: Some(10_000),
+            top: Some(mde_client::PAGE as i32),
             skip: None,
         })
         .await;
