@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use mde_client::types::Machine;
-use mde_client::{Client, Error};
+use mde_client::{Client, Error, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// Up to this many names are looked up one filtered call each; more, with the whole listing.
@@ -28,7 +28,7 @@ pub struct Candidate {
     pub name: String,
     /// When it last sent a full report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_seen: Option<String>,
+    pub last_seen: Option<Timestamp>,
     /// Its health.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<String>,
@@ -39,7 +39,7 @@ impl Candidate {
         Some(Candidate {
             id: machine.id.clone()?,
             name: machine.computer_dns_name.clone()?,
-            last_seen: machine.last_seen.as_ref().map(|t| t.as_str().to_string()),
+            last_seen: machine.last_seen.clone(),
             health: machine.health_status.as_ref().map(ToString::to_string),
         })
     }
@@ -50,7 +50,7 @@ impl Candidate {
             "{} ({}, last seen {}, {})",
             self.id,
             self.name,
-            self.last_seen.as_deref().unwrap_or("never"),
+            self.last_seen.as_ref().map_or("never", Timestamp::as_str),
             self.health.as_deref().unwrap_or("health unknown")
         )
     }
@@ -133,7 +133,7 @@ fn pick<'a>(
         .filter(|c| is_named(given, &c.name))
         .cloned()
         .collect();
-    // Newest report first; the timestamps are all UTC with `Z`, so they sort as text.
+    // Newest report first (by instant, whatever the text's offset or digits).
     named.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.id.cmp(&b.id)));
     named.dedup_by(|a, b| a.id == b.id);
     match named.len() {
@@ -194,7 +194,7 @@ mod tests {
         Candidate {
             id: id.into(),
             name: name.into(),
-            last_seen: Some(seen.into()),
+            last_seen: Some(Timestamp::parse(seen).unwrap()),
             health: Some("Active".into()),
         }
     }
@@ -221,6 +221,13 @@ mod tests {
         );
         assert_eq!(pick("ws-1", &all, true), Resolved::Machine(new));
         assert_eq!(pick("ws-2", &all, true), Resolved::NotFound);
+        // The later instant wins, though its text sorts before the other's ('.' < 'Z').
+        let whole = candidate("d", "ws-3.contoso.com", "2026-11-20T00:00:00Z");
+        let later = candidate("e", "ws-3.contoso.com", "2026-11-20T00:00:00.5Z");
+        assert_eq!(
+            pick("ws-3", &[whole, later.clone()], true),
+            Resolved::Machine(later)
+        );
     }
 
     #[test]
