@@ -183,11 +183,9 @@ pub fn generated_machine_id(i: usize) -> String {
     // splitmix64: well spread, deterministic.
     let mut x = (i as u64).wrapping_add(0x5157_0000_0000_0000);
     let mut next = || {
+        let z = crate::package::splitmix(x);
         x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = x;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        z
     };
     let (a, b, c) = (next(), next(), next());
     format!("{a:016x}{b:016x}{:08x}", c >> 32)

@@ -45,12 +45,8 @@ pub fn qualified(name: &str) -> String {
 /// 40 lowercase hex characters, the same on every run.
 pub fn named_machine_id(name: &str, nth: usize) -> String {
     let text = format!("{}#{nth}", qualified(name));
-    let mut x: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        x = (x ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
     // The FNV hash of the name seeds the generator of ids.
-    crate::config::generated_machine_id(x as usize)
+    crate::config::generated_machine_id(crate::package::fnv1a(0, text.bytes()) as usize)
 }
 
 impl MachineRecord {

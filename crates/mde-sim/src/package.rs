@@ -68,17 +68,21 @@ impl std::str::FromStr for Faults {
 /// A number from 0 to 1, the same for the same seed and parts: the simulator's deterministic
 /// dice (FNV-1a, then splitmix64 to spread it).
 pub fn dice(seed: u64, parts: &[&str]) -> f64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
-    for part in parts {
-        for byte in part.bytes().chain([0xff]) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    (splitmix(hash) >> 11) as f64 / (1u64 << 53) as f64
+    let bytes = parts.iter().flat_map(|part| part.bytes().chain([0xff]));
+    (splitmix(fnv1a(seed, bytes)) >> 11) as f64 / (1u64 << 53) as f64
 }
 
-fn splitmix(mut x: u64) -> u64 {
+/// The FNV-1a hash of `bytes`, its offset basis mixed with `seed`.
+pub(crate) fn fnv1a(seed: u64, bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes
+        .into_iter()
+        .fold(0xcbf2_9ce4_8422_2325 ^ seed, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        })
+}
+
+/// One step of splitmix64: `x` moved on by the golden gamma, then mixed.
+pub(crate) fn splitmix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
