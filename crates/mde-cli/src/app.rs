@@ -264,6 +264,16 @@ pub(crate) fn time_scale(conn: &Connection) -> Result<f64, u8> {
     Ok(scale)
 }
 
+/// How many times faster than real time the run's clock goes: `scale` against a simulator
+/// (`--simulate`, or one's `--api-url` with `--time-scale`), 1 against the service.
+pub(crate) fn speed(conn: &Connection, scale: f64) -> f64 {
+    if conn.simulate || conn.time_scale.is_some() {
+        scale
+    } else {
+        1.0
+    }
+}
+
 /// What the resumed journal recorded (nothing for a new run); it must be a run of `op`.
 pub(crate) fn history(cli: &Cli, op: OperationId) -> Result<History, u8> {
     let Some(path) = &cli.run.resume else {

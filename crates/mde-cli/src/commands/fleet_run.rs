@@ -11,7 +11,7 @@ use mde_client::{WaitEvent, WaitReason, types};
 
 use crate::app::{
     AUTH, INTERRUPTED, OK, PARTIAL, USAGE, client, ctrl_c, fail, failed, history, machines, plan,
-    resume_command, select, simulator, start_journal, time_scale,
+    resume_command, select, simulator, speed, start_journal, time_scale,
 };
 use crate::cli::{Cli, Output, Targets};
 use crate::fleet::{self, Progress};
@@ -45,11 +45,7 @@ pub(crate) async fn run(
     let on_wait = {
         let bar = bar.clone();
         let waiting_until = waiting_until.clone();
-        let real = if conn.simulate || conn.time_scale.is_some() {
-            scale
-        } else {
-            1.0
-        };
+        let real = speed(conn, scale);
         move |event: &WaitEvent| {
             let end = wait_message(event, real, bar.as_ref());
             *waiting_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(end);

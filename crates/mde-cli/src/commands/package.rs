@@ -10,7 +10,7 @@ use mde_client::{WaitEvent, types};
 
 use crate::app::{
     AUTH, INTERRUPTED, OK, PARTIAL, USAGE, client, code_of, connect, ctrl_c, error_chain, fail,
-    history, machines, plan, resume_command, select, simulator, start_journal, time_scale,
+    history, machines, plan, resume_command, select, simulator, speed, start_journal, time_scale,
 };
 use crate::cli::{Cli, Output, Targets};
 use crate::{fleet, output, pipeline};
@@ -190,11 +190,7 @@ pub(crate) async fn collect_download(
         )
     })?;
     let (path, journal) = start_journal(cli, &selection)?;
-    let real = if conn.simulate || conn.time_scale.is_some() {
-        scale
-    } else {
-        1.0
-    };
+    let real = speed(conn, scale);
     let in_real = |d: Duration| Duration::from_secs_f64(d.as_secs_f64() / real);
     let shortest = mde_client::minimum_duration(OperationId::GetPackageUri, machines.len());
     eprintln!(
