@@ -384,6 +384,8 @@ async fn the_service_errors_each_have_their_variant() {
         .await
         .unwrap_err();
     assert!(matches!(refused, Error::Transport { timeout: false, .. }));
+    // Refused before a byte was sent: nothing can have been started.
+    assert_eq!(refused.delivery(), mde_client::Delivery::NotSent);
     // The transport's own error is kept, with its causes, for a program to walk.
     let mut chain = Vec::new();
     let mut source = std::error::Error::source(&refused);
@@ -492,6 +494,8 @@ async fn nothing_but_a_429_is_retried_unless_the_call_opts_in() {
         matches!(timed_out, Error::Transport { timeout: true, .. }),
         "{timed_out:?}"
     );
+    // Sent, and no answer: the action may exist.
+    assert_eq!(timed_out.delivery(), mde_client::Delivery::Unknown);
     assert_eq!(slow_hits.load(Ordering::SeqCst), 1);
 }
 

@@ -210,7 +210,7 @@ async fn many_actions_are_followed_with_one_list_call_an_interval() {
     let mut changes = 0;
     let started = sim.clock().elapsed();
     let followed = client
-        .follow_actions(&ids, since, interval, |_| changes += 1)
+        .follow_actions(&ids, since, interval, None, |_| changes += 1)
         .await
         .unwrap();
     let took = sim.clock().elapsed() - started;
@@ -235,7 +235,32 @@ async fn many_actions_are_followed_with_one_list_call_an_interval() {
         followed.list_calls
     );
     assert!(changes >= 50);
+    assert!(followed.unlisted.is_empty() && followed.running.is_empty());
     assert!(!mde_client::is_final(&Status::Other("Throttled".into())));
+
+    // An action the service does not list (another tenant's, one deleted) is given up after
+    // a few looks, never waited for; a deadline ends the wait for one still running.
+    let running = client
+        .collect_investigation_package(&generated_machine_id(0), "later")
+        .await
+        .unwrap()
+        .id
+        .unwrap();
+    let since = sim.clock().now_utc() - mde_client::chrono::Duration::seconds(5);
+    let gone = "00000000-0000-0000-0000-000000000000";
+    let followed = client
+        .follow_actions(
+            [gone, running.as_str()],
+            since,
+            interval,
+            Some(interval * 5),
+            |_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(followed.unlisted, [gone]);
+    assert_eq!(followed.running, [running]);
+    assert!(followed.list_calls <= 6, "{}", followed.list_calls);
     sim.stop().await;
 }
 

@@ -24,7 +24,7 @@ async fn main() {
     };
     let (sim, client, limited) = common::simulator_and_client(config).await;
     let path = std::env::temp_dir().join(format!("mde-fleet-bench-{}.jsonl", std::process::id()));
-    let journal = Journal::open(&path).unwrap();
+    let journal = Journal::create(&path).unwrap();
     let machines: Vec<String> = (0..MACHINES).map(generated_machine_id).collect();
     let started = sim.clock().elapsed();
     let real = std::time::Instant::now();
@@ -32,6 +32,7 @@ async fn main() {
         op: OperationId::CollectInvestigationPackage,
         comment: "bench",
         retry_unknown: false,
+        retry_failed: false,
         scan_type: None,
     };
     let batch = fleet::Batch {

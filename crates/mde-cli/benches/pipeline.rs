@@ -34,7 +34,7 @@ async fn main() {
     };
     let (sim, client, limited) = common::simulator_and_client(config).await;
     let dir = tempfile::tempdir().unwrap();
-    let journal = Journal::open(&dir.path().join("journal.jsonl")).unwrap();
+    let journal = Journal::create(&dir.path().join("journal.jsonl")).unwrap();
     let evidence = dir.path().join("evidence");
     mde_cli::evidence::folder(&evidence).unwrap();
     let machines: Vec<String> = (0..MACHINES).map(generated_machine_id).collect();
@@ -42,6 +42,7 @@ async fn main() {
         op: OperationId::CollectInvestigationPackage,
         comment: "bench",
         retry_unknown: false,
+        retry_failed: false,
         scan_type: None,
     };
     let settings = Settings {

@@ -15,7 +15,7 @@ use crate::cli::{
 };
 use crate::commands::{action, fleet_run, package};
 use crate::fleet;
-use crate::journal::{History, Journal};
+use crate::journal::{Entry, History, Journal, RunRecord};
 use crate::pipeline;
 use crate::selection::{self, Selection};
 use crate::targets;
@@ -28,8 +28,10 @@ pub const PARTIAL: u8 = 1;
 pub const USAGE: u8 = 2;
 /// Credentials, permission or configuration: nothing can succeed until they are fixed.
 pub const AUTH: u8 = 3;
-/// Stopped by Ctrl-C.
+/// Stopped by Ctrl-C (SIGINT).
 pub const INTERRUPTED: u8 = 130;
+/// Stopped by SIGTERM, what SOAR runners, systemd and `kill` send.
+pub const TERMINATED: u8 = 143;
 
 /// The simulator's speed when `--simulate` is given without `--time-scale`.
 const DEFAULT_TIME_SCALE: f64 = 60.0;
@@ -37,21 +39,6 @@ const DEFAULT_TIME_SCALE: f64 = 60.0;
 pub(crate) fn fail(code: u8, message: impl std::fmt::Display) -> u8 {
     eprintln!("mde: {message}");
     code
-}
-
-/// The error and its causes, on one line: what a person reads.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// Runs a command (not `completions`); returns the exit code.
@@ -160,7 +147,12 @@ pub async fn run(cli: Cli) -> u8 {
 
 /// Ends a command on `e`: its exit code, and `what` went wrong with the error's chain.
 pub(crate) fn failed(what: &str) -> impl Fn(Error) -> u8 + '_ {
-    move |e| fail(code_of(&e), format!("{what}: {}", error_chain(&e)))
+    move |e| {
+        fail(
+            code_of(&e),
+            format!("{what}: {}", crate::output::error_text(&e)),
+        )
+    }
 }
 
 /// The exit code of an error that ends a command: 3 for what holds for every call.
@@ -187,6 +179,7 @@ pub(crate) async fn connect(
             event.reason
         );
     })?;
+    sign_in(&client).await?;
     Ok((simulator, client))
 }
 
@@ -274,25 +267,91 @@ pub(crate) fn speed(conn: &Connection, scale: f64) -> f64 {
     }
 }
 
-/// What the resumed journal recorded (nothing for a new run); it must be a run of `op`.
-pub(crate) fn history(cli: &Cli, op: OperationId) -> Result<History, u8> {
+/// What the run is, to journal and to hold a resume to: the plan's request, where it goes
+/// and as whom, and the machines as given.
+pub(crate) fn run_record(
+    cli: &Cli,
+    plan: &fleet::Plan<'_>,
+    (ids, names): (&[String], &[String]),
+    download: Option<&std::path::Path>,
+) -> RunRecord {
+    let conn = &cli.connection;
+    let (tenant, client_id) = if conn.simulate {
+        (
+            Some(mde_sim::DEFAULT_TENANT.to_string()),
+            Some(mde_sim::DEFAULT_CLIENT_ID.to_string()),
+        )
+    } else if token(conn).is_some() {
+        (None, None)
+    } else {
+        (conn.tenant_id.clone(), conn.client_id.clone())
+    };
+    let api = if conn.simulate {
+        "simulator".to_string()
+    } else {
+        match &conn.api_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => mde_client::Endpoints::of(conn.cloud, conn.region)
+                .map(|e| e.api)
+                .unwrap_or_else(|e| e),
+        }
+    };
+    let mut machines: Vec<String> = ids.iter().map(|id| targets::id_key(id)).collect();
+    machines.sort();
+    let mut names: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+    names.sort();
+    RunRecord {
+        operation: plan.op,
+        request: plan.body(),
+        tenant,
+        client_id,
+        api,
+        machines,
+        names,
+        download: download.map(|d| d.display().to_string()),
+    }
+}
+
+/// What the resumed journal recorded (nothing for a new run). A resume continues the same
+/// run or is refused: another request, tenant, client, host or machine set is named.
+pub(crate) fn history(cli: &Cli, record: &RunRecord) -> Result<History, u8> {
     let Some(path) = &cli.run.resume else {
         return Ok(History::default());
     };
+    if cli.connection.simulate && record.download.is_some() {
+        return Err(fail(USAGE, SIMULATED_DOWNLOAD));
+    }
     let history = Journal::history(path).map_err(|e| {
         fail(
             USAGE,
             format!("cannot read the journal {}: {e}", path.display()),
         )
     })?;
-    if let Some(recorded) = history.operation.filter(|o| *o != op) {
+    let Some(recorded) = &history.run else {
         return Err(fail(
             USAGE,
-            format!("{} records a {recorded} run, not {op}", path.display()),
+            format!(
+                "{} records no run (its first line is not a run of this mde); start a new run without --resume",
+                path.display()
+            ),
+        ));
+    };
+    let differences = recorded.differences(record);
+    if !differences.is_empty() {
+        return Err(fail(
+            USAGE,
+            format!(
+                "{} records another run; resume it as it was started, or start a new run without --resume:\n  {}",
+                path.display(),
+                differences.join("\n  ")
+            ),
         ));
     }
     Ok(history)
 }
+
+/// Why a simulated `--download` run cannot be resumed.
+pub(crate) const SIMULATED_DOWNLOAD: &str = "a --simulate --download run cannot be resumed: its collections lived in the embedded simulator, which ended with the run; start it again without --resume";
 
 /// The embedded simulator of `--simulate`, with the run's well-formed ids and its names in its
 /// inventory.
@@ -353,15 +412,29 @@ pub(crate) fn client(
         if let Some(url) = &conn.login_url {
             builder = builder.login_url(url);
         }
-        builder = match (
-            &conn.token,
-            &conn.tenant_id,
-            &conn.client_id,
-            &conn.client_secret,
-        ) {
-            (Some(token), ..) => builder.bearer_token(token.as_str()),
+        let secret = conn.client_secret.as_deref().filter(|s| !s.is_empty());
+        builder = match (token(conn), &conn.tenant_id, &conn.client_id, secret) {
+            (Some(token), ..) => {
+                let from = if std::env::var("MDE_TOKEN").is_ok_and(|t| t == token) {
+                    "MDE_TOKEN"
+                } else {
+                    "--token"
+                };
+                eprintln!("mde: signing in with the bearer token of {from}");
+                builder.bearer_token(token)
+            }
             (None, Some(tenant), Some(client), Some(secret)) => {
-                builder.client_credentials(tenant, client, secret.as_str())
+                let from = if std::env::var("AZURE_CLIENT_SECRET").is_ok_and(|s| s == secret) {
+                    "AZURE_CLIENT_SECRET"
+                } else {
+                    "--client-secret"
+                };
+                eprintln!(
+                    "mde: signing in as client {} of tenant {} with the secret of {from}",
+                    crate::output::escape(client),
+                    crate::output::escape(tenant)
+                );
+                builder.client_credentials(tenant, client, secret)
             }
             _ => return Err(fail(AUTH, credentials_error())),
         };
@@ -373,25 +446,62 @@ pub(crate) fn client(
     builder.build().map_err(|e| fail(AUTH, e))
 }
 
-/// The journal: the one resumed, the one named, or a new one here.
-pub(crate) fn open_journal(cli: &Cli) -> Result<(PathBuf, Journal), u8> {
-    let path = cli
-        .run
-        .resume
-        .clone()
-        .or_else(|| cli.run.journal.clone())
-        .unwrap_or_else(|| {
-            PathBuf::from(format!(
-                "mde-journal-{}.jsonl",
-                chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
-            ))
-        });
-    let journal = Journal::open(&path).map_err(|e| {
+/// The bearer token given, if any: an empty one (an unset variable exported empty) is none.
+fn token(conn: &Connection) -> Option<&str> {
+    conn.token.as_deref().filter(|t| !t.trim().is_empty())
+}
+
+/// Gets a token before the first request: wrong credentials or an unreachable sign-in
+/// host end the command (exit 3) before anything is sent or journaled.
+pub(crate) async fn sign_in(client: &Client) -> Result<(), u8> {
+    client.sign_in().await.map_err(|e| {
+        fail(
+            AUTH,
+            format!(
+                "cannot sign in, nothing was sent: {}",
+                crate::output::error_text(&e)
+            ),
+        )
+    })
+}
+
+/// The journal: the one resumed, or a new one (the one named, or one here with a name of
+/// its own: milliseconds and the process id), created exclusively with the run's record.
+pub(crate) fn open_journal(cli: &Cli, record: &RunRecord) -> Result<(PathBuf, Journal), u8> {
+    let cannot = |path: &std::path::Path, e: std::io::Error| {
         fail(
             USAGE,
             format!("cannot write the journal {}: {e}", path.display()),
         )
+    };
+    if let Some(path) = &cli.run.resume {
+        let journal = Journal::open(path).map_err(|e| cannot(path, e))?;
+        eprintln!("mde: journal {} (resumed)", path.display());
+        return Ok((path.clone(), journal));
+    }
+    let path = cli.run.journal.clone().unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "mde-journal-{}-{}.jsonl",
+            chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
+            std::process::id()
+        ))
+    });
+    let journal = Journal::create(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => fail(
+            USAGE,
+            format!(
+                "the journal {} exists: resume its run with --resume {0}, or name a new file",
+                path.display()
+            ),
+        ),
+        _ => cannot(&path, e),
     })?;
+    journal
+        .append(&Entry::Run {
+            run: record.clone(),
+            at: crate::journal::now(),
+        })
+        .map_err(|e| cannot(&path, e))?;
     eprintln!("mde: journal {}", path.display());
     Ok((path, journal))
 }
@@ -454,18 +564,55 @@ pub(crate) fn plan<'a>(
         op,
         comment: &targets.comment,
         retry_unknown: cli.run.retry_unknown,
+        retry_failed: cli.run.retry_failed,
         scan_type,
     }
 }
 
-/// Resolves at Ctrl-C: a run stops sending, and lets what is in flight end.
-pub(crate) async fn ctrl_c() {
-    let _ = tokio::signal::ctrl_c().await;
+/// The signal that stopped the run, as its exit code (0: none yet).
+static SIGNALLED: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Resolves at Ctrl-C or SIGTERM: a run stops sending, and lets what is in flight end.
+pub(crate) async fn stop_signal() {
+    let code = {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => tokio::select! {
+                    _ = tokio::signal::ctrl_c() => INTERRUPTED,
+                    _ = term.recv() => TERMINATED,
+                },
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    INTERRUPTED
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            INTERRUPTED
+        }
+    };
+    SIGNALLED.store(code, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// The exit code of a run a signal stopped: 130 for Ctrl-C, 143 for SIGTERM.
+pub(crate) fn stopped_code() -> u8 {
+    match SIGNALLED.load(std::sync::atomic::Ordering::SeqCst) {
+        0 => INTERRUPTED,
+        code => code,
+    }
 }
 
 /// Opens the journal of a run and records the names it resolved.
-pub(crate) fn start_journal(cli: &Cli, selection: &Selection) -> Result<(PathBuf, Journal), u8> {
-    let (path, journal) = open_journal(cli)?;
+pub(crate) fn start_journal(
+    cli: &Cli,
+    selection: &Selection,
+    record: &RunRecord,
+) -> Result<(PathBuf, Journal), u8> {
+    let (path, journal) = open_journal(cli, record)?;
     selection.record(&journal).map_err(|e| {
         fail(
             USAGE,
@@ -475,13 +622,14 @@ pub(crate) fn start_journal(cli: &Cli, selection: &Selection) -> Result<(PathBuf
     Ok((path, journal))
 }
 
-/// The command line that resumes this run: the same, with `--resume JOURNAL` for `--journal`,
-/// and secrets given as flags left out (shown as `[secret]`, to be given again).
+/// The command line that resumes this run, quoted for the shell it runs in: the same, with
+/// `--resume JOURNAL` for `--journal`, and secrets given as flags left out (shown as
+/// `[secret]`, to be given again).
 pub(crate) fn resume_command(
     args: Vec<String>,
     journal: &std::path::Path,
     resuming: bool,
-) -> Vec<String> {
+) -> String {
     const SECRETS: [&str; 2] = ["--token", "--client-secret"];
     let mut out: Vec<String> = Vec::new();
     let mut args = args.into_iter();
@@ -501,7 +649,31 @@ pub(crate) fn resume_command(
         out.push("--resume".into());
         out.push(journal.display().to_string());
     }
-    out
+    out.iter()
+        .map(|arg| shell_quote(arg))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `arg` as the shell takes it back: POSIX quoting (`shlex`), PowerShell's on Windows.
+fn shell_quote(arg: &str) -> String {
+    #[cfg(windows)]
+    {
+        let plain = !arg.is_empty()
+            && arg
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./\\:=@,+".contains(c));
+        if plain {
+            arg.to_string()
+        } else {
+            format!("'{}'", arg.replace('\'', "''"))
+        }
+    }
+    #[cfg(not(windows))]
+    {
+        // Only a NUL cannot be quoted, and no argument holds one.
+        shlex::try_quote(arg).map_or_else(|_| arg.replace('\0', ""), |q| q.into_owned())
+    }
 }
 
 #[cfg(test)]
@@ -519,19 +691,32 @@ mod tests {
             journal,
             false,
         );
-        let line = resumed.join(" ");
         assert_eq!(
-            line,
-            "mde --token [secret] --client-secret=[secret] package collect a --comment c --resume j.jsonl"
+            resumed,
+            "mde --token '[secret]' '--client-secret=[secret]' package collect a --comment c --resume j.jsonl"
         );
         let again = resume_command(
             args("mde package collect a --comment c --resume j.jsonl"),
             journal,
             true,
         );
+        assert_eq!(again, "mde package collect a --comment c --resume j.jsonl");
+        // Pasted back into the shell, each argument is one argument again.
+        let spaced: Vec<String> = ["mde", "scan", "--comment", "interrupt me", "it's $HOME"]
+            .map(String::from)
+            .to_vec();
+        let line = resume_command(spaced, journal, false);
         assert_eq!(
-            again.join(" "),
-            "mde package collect a --comment c --resume j.jsonl"
+            shlex::split(&line).unwrap(),
+            [
+                "mde",
+                "scan",
+                "--comment",
+                "interrupt me",
+                "it's $HOME",
+                "--resume",
+                "j.jsonl"
+            ]
         );
     }
 }

@@ -24,8 +24,9 @@ Machines are given by id (arguments, --machines-file) or by name (--machine-name
 on more than 10 machines asks first (--yes skips the question; without a terminal it is
 needed).
 
-Exit codes: 0 all succeeded, 1 some machines did not succeed, 2 usage error,
-3 authentication, permission or configuration error, 130 interrupted.";
+Exit codes: 0 all succeeded, 1 some machines did not succeed (or the service looked
+unreachable), 2 usage error, 3 authentication, permission or configuration error (nothing
+is journaled as failed), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).";
 
 /// Collect investigation packages and run antivirus scans on Microsoft Defender for Endpoint
 /// devices, by id or by name: one device or a fleet, at the documented rate, resumable.
@@ -96,7 +97,7 @@ pub struct Connection {
 #[derive(Debug, Args)]
 pub struct RunOptions {
     /// Output: a table, or one JSON object per machine on stdout.
-    #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
     /// The journal to write (default: `mde-journal-TIME.jsonl` here).
     #[arg(long, global = true, value_name = "FILE", conflicts_with = "resume")]
@@ -108,6 +109,11 @@ pub struct RunOptions {
     /// second action may start on them.
     #[arg(long, global = true, requires = "resume")]
     pub retry_unknown: bool,
+    /// With --resume, send again to machines whose earlier answer was a failure (not to those
+    /// where the action was already running); with --download, also ask for a new
+    /// collection where one ended Failed or TimeOut.
+    #[arg(long, global = true, requires = "resume")]
+    pub retry_failed: bool,
 }
 
 /// The type of an antivirus scan.

@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use mde_client::operations::{Answer, OperationId, Request};
 use mde_client::types::MachineAction;
-use mde_client::{Call, Client, Error};
+use mde_client::{Call, Client, Delivery, Error};
 use serde::{Deserialize, Serialize};
 
 use crate::journal::{Entry, History, Journal, now};
@@ -25,10 +25,14 @@ pub enum Kind {
     NotFound,
     /// Several machines have the name given (see `--pick`).
     Ambiguous,
-    /// Anything else went wrong.
+    /// The service answered with a failure.
     Failed,
-    /// Sent in an earlier run that ended before its answer: it may or may not exist.
+    /// Sent, and no answer says what came of it (a timeout, a dropped connection, a 5xx, or
+    /// an earlier run that ended before the answer): the action may or may not exist.
     Unknown,
+    /// The request never reached the service (no connection, no token, a refusal that
+    /// holds for every machine): sent again on resume.
+    NotSent,
 }
 
 impl Kind {
@@ -41,6 +45,7 @@ impl Kind {
             Kind::Ambiguous => "ambiguous",
             Kind::Failed => "failed",
             Kind::Unknown => "unknown",
+            Kind::NotSent => "not_sent",
         }
     }
 }
@@ -76,7 +81,14 @@ pub struct Report {
     /// An error that stopped the run: it holds for every machine (credentials, permission,
     /// configuration).
     pub fatal: Option<String>,
+    /// Why the run stopped sending after [`UNREACHABLE`] requests in a row got no answer:
+    /// the last one's error.
+    pub unreachable: Option<String>,
 }
+
+/// After this many requests in a row with no answer (never sent, or sent and unanswered),
+/// the service looks unreachable: the run stops sending.
+pub const UNREACHABLE: usize = 10;
 
 /// Something to show while the run goes.
 #[derive(Debug)]
@@ -155,8 +167,10 @@ fn pending(op: OperationId, action: MachineAction) -> Option<Answer> {
 }
 
 /// The outcome of an answer, and the error that stops the run when it holds for every machine
-/// (credentials, permission, configuration). An action already running is reported so,
-/// whichever way the service said it, with the pending action when it gave it.
+/// (credentials, permission, configuration: the machine is then `not_sent`, to be sent on
+/// resume). An action already running is reported so, whichever way the service said it,
+/// with the pending action when it gave it. A failure without an answer is `not_sent` or
+/// `unknown`, by whether the request may have left.
 fn outcome(
     op: OperationId,
     machine: String,
@@ -165,20 +179,23 @@ fn outcome(
     let (kind, result, error, fatal) = match answer {
         Ok(answer) => (Kind::Succeeded, Some(answer), None, false),
         Err(Error::AlreadyPending(action)) => {
-            let why = crate::app::error_chain(&Error::AlreadyPending(action.clone()));
+            let why = crate::output::error_text(&Error::AlreadyPending(action.clone()));
             (Kind::AlreadyRunning, pending(op, *action), Some(why), false)
         }
         Err(e) => {
-            let kind = match e {
-                Error::AlreadyRunning(_) => Kind::AlreadyRunning,
-                Error::NotFound(_) => Kind::NotFound,
-                _ => Kind::Failed,
-            };
             let fatal = matches!(
                 e,
                 Error::Authentication(_) | Error::Permission { .. } | Error::Configuration(_)
             );
-            (kind, None, Some(crate::app::error_chain(&e)), fatal)
+            let kind = match (&e, e.delivery()) {
+                _ if fatal => Kind::NotSent,
+                (Error::AlreadyRunning(_), _) => Kind::AlreadyRunning,
+                (Error::NotFound(_), _) => Kind::NotFound,
+                (_, Delivery::NotSent) => Kind::NotSent,
+                (_, Delivery::Unknown) => Kind::Unknown,
+                (_, Delivery::Answered) => Kind::Failed,
+            };
+            (kind, None, Some(crate::output::error_text(&e)), fatal)
         }
     };
     let fatal = fatal.then(|| error.clone().unwrap_or_default());
@@ -202,8 +219,36 @@ pub struct Plan<'a> {
     pub comment: &'a str,
     /// Send again to machines an earlier run sent to without recording an answer.
     pub retry_unknown: bool,
+    /// Send again to machines whose earlier answer was a failure (not `already_running`).
+    pub retry_failed: bool,
     /// The type of an antivirus scan (`runAntiVirusScan` only).
     pub scan_type: Option<mde_client::types::ScanType>,
+}
+
+impl Plan<'_> {
+    /// The body each machine's request carries, as the generated types write it on the
+    /// wire: what the journal records and a resume must match.
+    pub fn body(&self) -> serde_json::Value {
+        use mde_client::types::{
+            CommentRequest, CommentRequestComment, RunAntiVirusScanRequest,
+            RunAntiVirusScanRequestComment,
+        };
+        let written = match self.scan_type {
+            Some(scan_type) => RunAntiVirusScanRequestComment::try_from(self.comment)
+                .map_err(|e| e.to_string())
+                .and_then(|comment| {
+                    serde_json::to_value(RunAntiVirusScanRequest { comment, scan_type })
+                        .map_err(|e| e.to_string())
+                }),
+            None => CommentRequestComment::try_from(self.comment)
+                .map_err(|e| e.to_string())
+                .and_then(|comment| {
+                    serde_json::to_value(CommentRequest { comment }).map_err(|e| e.to_string())
+                }),
+        };
+        // A comment the types refuse is refused again before sending; recorded as given.
+        written.unwrap_or_else(|_| serde_json::json!({ "Comment": self.comment }))
+    }
 }
 
 /// A run's work: the plan, the machines it goes to, the journal it is recorded in, and what
@@ -237,8 +282,8 @@ pub async fn run(
     } = batch;
     let Plan {
         op,
-        comment,
         retry_unknown,
+        retry_failed,
         ..
     } = plan;
     let mut report = Report::default();
@@ -249,7 +294,11 @@ pub async fn run(
         .collect();
     let mut queue = Vec::new();
     for machine in machines {
-        if let Some(done) = history.done.get(&machine) {
+        let done = history
+            .done
+            .get(&machine)
+            .filter(|d| !(retry_failed && d.outcome == Kind::Failed));
+        if let Some(done) = done {
             let earlier = Outcome {
                 earlier: true,
                 ..done.clone()
@@ -271,12 +320,12 @@ pub async fn run(
             queue.push(machine);
         }
     }
-    journal.append(&Entry::Run {
-        operation: op,
-        comment: comment.into(),
-        machines: queue.len(),
-        at: now(),
-    })?;
+    if history.run.is_some() {
+        journal.append(&Entry::Resumed {
+            sending: queue.len(),
+            at: now(),
+        })?;
+    }
     progress(Progress::Start(queue.len()));
 
     let mut queue = queue.into_iter();
@@ -284,6 +333,8 @@ pub async fn run(
     let mut next: Option<(String, Ready<'_>)> = None;
     let mut in_flight = FuturesUnordered::new();
     let mut stopping = false;
+    // Requests in a row that got no answer.
+    let mut unanswered = 0;
     tokio::pin!(stop);
     loop {
         if next.is_none() && !stopping && in_flight.len() < IN_FLIGHT {
@@ -308,6 +359,13 @@ pub async fn run(
             }
             Some((machine, answer)) = in_flight.next(), if !in_flight.is_empty() => {
                 let (outcome, fatal) = outcome(op, machine, answer);
+                let no_answer = fatal.is_none() && matches!(outcome.outcome, Kind::NotSent | Kind::Unknown);
+                unanswered = if no_answer { unanswered + 1 } else { 0 };
+                if unanswered >= UNREACHABLE && !stopping {
+                    report.unreachable = outcome.error.clone();
+                    stopping = true;
+                    report.not_sent.extend(next.take().map(|(machine, _)| machine));
+                }
                 journal.done(&outcome)?;
                 progress(Progress::Done(&outcome));
                 report.outcomes.push(outcome);

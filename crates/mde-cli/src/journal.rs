@@ -8,6 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use mde_client::operations::{Answer, OperationId};
+use mde_client::types::MachineActionStatus;
 use serde::{Deserialize, Serialize};
 
 use crate::fleet::{Kind, Outcome};
@@ -17,14 +18,17 @@ use crate::fleet::{Kind, Outcome};
 #[serde(tag = "event", rename_all = "snake_case")]
 #[allow(clippy::large_enum_variant)] // one entry at a time, written or read and dropped
 pub enum Entry {
-    /// A run (or a resumed run) begins.
+    /// A run begins: the journal's first line, what a resume must match.
     Run {
-        /// The operation.
-        operation: OperationId,
-        /// The comment sent with each request.
-        comment: String,
-        /// How many machines the run covers.
-        machines: usize,
+        /// What the run does, where, and to which machines.
+        run: RunRecord,
+        /// When, in UTC.
+        at: String,
+    },
+    /// The run is resumed.
+    Resumed {
+        /// How many machines are left to send to.
+        sending: usize,
         /// When, in UTC.
         at: String,
     },
@@ -67,6 +71,9 @@ pub enum Entry {
         action: String,
         /// The stage.
         stage: crate::pipeline::Stage,
+        /// The collection's status, when the stage came from it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<MachineActionStatus>,
         /// The collection's status, or what went wrong.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
@@ -78,17 +85,109 @@ pub enum Entry {
     },
 }
 
+/// What a run is: the request each machine gets, where it goes and as whom, and the
+/// machines. A resume that would change any of it is refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The operation.
+    pub operation: OperationId,
+    /// The request body each machine gets, as sent (`Comment`, `ScanType`, ...).
+    pub request: serde_json::Value,
+    /// The tenant signed in to (`None` with a bearer token given as is).
+    pub tenant: Option<String>,
+    /// The application signed in as (`None` with a bearer token given as is).
+    pub client_id: Option<String>,
+    /// The API's base URL, or `simulator` for the embedded one of `--simulate`.
+    pub api: String,
+    /// The machine ids as given, sorted (hex ids in lower case).
+    pub machines: Vec<String>,
+    /// The machine names as given, in lower case, sorted.
+    pub names: Vec<String>,
+    /// The evidence folder of `package collect --download`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download: Option<String>,
+}
+
+impl RunRecord {
+    /// What `now` would change of the recorded run, a line each; empty when nothing.
+    pub fn differences(&self, now: &RunRecord) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut differ = |what: &str, recorded: String, given: String| {
+            if recorded != given {
+                found.push(format!("{what}: recorded {recorded}, now {given}"));
+            }
+        };
+        let text = |v: &Option<String>| v.clone().unwrap_or_else(|| "none".into());
+        differ(
+            "the operation",
+            self.operation.to_string(),
+            now.operation.to_string(),
+        );
+        differ(
+            "the request",
+            self.request.to_string(),
+            now.request.to_string(),
+        );
+        differ("the tenant", text(&self.tenant), text(&now.tenant));
+        differ("the client id", text(&self.client_id), text(&now.client_id));
+        differ("the API", self.api.clone(), now.api.clone());
+        differ(
+            "the evidence folder",
+            text(&self.download),
+            text(&now.download),
+        );
+        for (what, recorded, given) in [
+            ("machine ids", &self.machines, &now.machines),
+            ("machine names", &self.names, &now.names),
+        ] {
+            let added: Vec<&String> = given.iter().filter(|m| !recorded.contains(m)).collect();
+            let dropped: Vec<&String> = recorded.iter().filter(|m| !given.contains(m)).collect();
+            let list = |v: &[&String]| {
+                let shown: Vec<String> =
+                    v.iter().take(5).map(|m| crate::output::escape(m)).collect();
+                let more = v.len().saturating_sub(5);
+                format!(
+                    "{}{}",
+                    shown.join(", "),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    }
+                )
+            };
+            if !added.is_empty() {
+                found.push(format!(
+                    "{} {what} not in the run: {}",
+                    added.len(),
+                    list(&added)
+                ));
+            }
+            if !dropped.is_empty() {
+                found.push(format!(
+                    "{} {what} of the run left out: {}",
+                    dropped.len(),
+                    list(&dropped)
+                ));
+            }
+        }
+        found
+    }
+}
+
 /// What a journal says of each machine.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct History {
-    /// The operation of the journal's first run.
-    pub operation: Option<OperationId>,
+    /// The journal's run.
+    pub run: Option<RunRecord>,
     /// Machines with an outcome: the last one recorded.
     pub done: HashMap<String, Outcome>,
     /// Machines sent to with no outcome recorded: the request may or may not have arrived.
     pub unknown: Vec<String>,
     /// Names resolved, by the name as given in lower case.
     pub names: HashMap<String, crate::names::Candidate>,
+    /// Machines whose collection the service ended `Failed` or `TimeOut` (`--download`).
+    pub collections_failed: Vec<String>,
 }
 
 /// An open journal, appending.
@@ -103,11 +202,24 @@ pub(crate) fn now() -> String {
 }
 
 impl Journal {
-    /// Opens `path` for appending (creating it). A last line cut short by a crash is ended,
-    /// so that what follows starts on a line of its own.
+    /// Creates a new journal at `path`; a file already there is an error
+    /// ([`std::io::ErrorKind::AlreadyExists`]), never appended to.
+    pub fn create(path: &Path) -> std::io::Result<Journal> {
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(path)?;
+        Ok(Journal {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    /// Opens the journal at `path` for appending, to resume its run. A last line cut short
+    /// by a crash is ended, so that what follows starts on a line of its own.
     pub fn open(path: &Path) -> std::io::Result<Journal> {
         let cut = std::fs::read(path).is_ok_and(|bytes| bytes.last().is_some_and(|b| *b != b'\n'));
-        let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+        let mut file = OpenOptions::new().append(true).open(path)?;
         if cut {
             file.write_all(b"\n")?;
         }
@@ -160,9 +272,10 @@ impl Journal {
                 continue;
             };
             match entry {
-                Entry::Run { operation, .. } => {
-                    history.operation.get_or_insert(operation);
+                Entry::Run { run, .. } => {
+                    history.run.get_or_insert(run);
                 }
+                Entry::Resumed { .. } => {}
                 Entry::Sending { machine, .. } => sending.push(machine),
                 Entry::Done {
                     machine,
@@ -172,25 +285,48 @@ impl Journal {
                     ..
                 } => {
                     sending.retain(|m| *m != machine);
-                    let outcome = Outcome {
-                        machine: machine.clone(),
-                        name: None,
-                        outcome,
-                        result,
-                        error,
-                        earlier: true,
-                    };
-                    history.done.insert(machine, outcome);
+                    history.done.remove(&machine);
+                    match outcome {
+                        // Never reached the service: sent again, as if never tried.
+                        Kind::NotSent => {}
+                        // Reached it, maybe: an unknown, like a request with no outcome.
+                        Kind::Unknown => sending.push(machine),
+                        _ => {
+                            let outcome = Outcome {
+                                machine: machine.clone(),
+                                name: None,
+                                outcome,
+                                result,
+                                error,
+                                earlier: true,
+                            };
+                            history.done.insert(machine, outcome);
+                        }
+                    }
                 }
                 Entry::Resolved { name, machine, .. } => {
                     history.names.insert(name.to_ascii_lowercase(), machine);
                 }
-                // Read again from the service and the evidence folder on resume.
-                Entry::Stage { .. } => {}
+                // Read again from the service and the evidence folder on resume, but for
+                // whether the service ended the collection (for `--retry-failed`).
+                Entry::Stage {
+                    machine, status, ..
+                } => {
+                    history.collections_failed.retain(|m| *m != machine);
+                    if status.as_ref().is_some_and(|s| {
+                        matches!(
+                            s,
+                            MachineActionStatus::Failed | MachineActionStatus::TimeOut
+                        )
+                    }) {
+                        history.collections_failed.push(machine);
+                    }
+                }
             }
         }
         sending.retain(|m| !history.done.contains_key(m));
-        sending.dedup();
+        let mut seen = std::collections::HashSet::new();
+        sending.retain(|m| seen.insert(m.clone()));
         history.unknown = sending;
         Ok(history)
     }
@@ -204,11 +340,22 @@ mod tests {
     fn sent_without_outcome_is_unknown_and_a_cut_last_line_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.jsonl");
-        let journal = Journal::open(&path).unwrap();
+        let journal = Journal::create(&path).unwrap();
+        assert_eq!(
+            Journal::create(&path).unwrap_err().kind(),
+            std::io::ErrorKind::AlreadyExists
+        );
         let run = Entry::Run {
-            operation: OperationId::CollectInvestigationPackage,
-            comment: "c".into(),
-            machines: 3,
+            run: RunRecord {
+                operation: OperationId::CollectInvestigationPackage,
+                request: serde_json::json!({ "Comment": "c" }),
+                tenant: None,
+                client_id: None,
+                api: "simulator".into(),
+                machines: vec!["a".into(), "b".into(), "c".into()],
+                names: Vec::new(),
+                download: None,
+            },
             at: now(),
         };
         journal.append(&run).unwrap();
@@ -245,10 +392,7 @@ mod tests {
             })
             .unwrap();
         let history = Journal::history(&path).unwrap();
-        assert_eq!(
-            history.operation,
-            Some(OperationId::CollectInvestigationPackage)
-        );
+        assert_eq!(history.run.as_ref().map(|r| r.machines.len()), Some(3));
         assert_eq!(history.done.keys().collect::<Vec<_>>(), ["a"]);
         // The answer reads back as the operation's type, by its tag.
         assert_eq!(history.done["a"].result, Some(answer));

@@ -95,7 +95,7 @@ pub fn check(name: &str) -> Result<(), String> {
     };
     Err(format!(
         "the machine name {:?} {problem}",
-        mde_client::shorten(name, 100)
+        mde_client::workspace::shorten(name, 100)
     ))
 }
 
@@ -154,7 +154,7 @@ pub async fn resolve(client: &Client, names: &[String], latest: bool) -> Result<
     if names.len() <= FEW {
         for given in names {
             let machines = client.list_machines(Some(filter(given))).await?;
-            resolution.calls += mde_client::list_calls(machines.len());
+            resolution.calls += mde_client::workspace::list_calls(machines.len());
             let candidates: Vec<Candidate> = machines.iter().filter_map(Candidate::of).collect();
             resolution
                 .names
@@ -163,7 +163,7 @@ pub async fn resolve(client: &Client, names: &[String], latest: bool) -> Result<
         return Ok(resolution);
     }
     let machines = client.list_machines(None).await?;
-    resolution.calls += mde_client::list_calls(machines.len());
+    resolution.calls += mde_client::workspace::list_calls(machines.len());
     // Every machine under its full name and its first label.
     let mut by_name: HashMap<String, Vec<Candidate>> = HashMap::new();
     for candidate in machines.iter().filter_map(Candidate::of) {

@@ -3,10 +3,73 @@
 use std::io::Write;
 
 use mde_client::operations::Answer;
-use mde_client::{shorten, types};
+use mde_client::types;
+use mde_client::workspace::shorten;
 
 use crate::fleet::{Kind, Outcome, Report};
 use crate::pipeline::{self, Board, Stage};
+
+/// `text` with its control characters escaped (`\u{1b}`), so that an id or a name cannot
+/// move the cursor, set the terminal's title or hide what follows.
+pub fn escape(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// An error as a person acts on it: the deepest cause first ("Connection refused", "No space
+/// left on device"), then what failed with the causes between; nothing cut, the correlation
+/// id whole; control characters escaped.
+pub fn error_text(e: &dyn std::error::Error) -> String {
+    let mut chain = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !chain.iter().any(|known| known.contains(&text)) {
+            chain.push(text);
+        }
+        source = cause.source();
+    }
+    let root = chain.pop().unwrap_or_default();
+    let text = if chain.is_empty() {
+        root
+    } else {
+        format!("{root} — {}", chain.join(": "))
+    };
+    escape(&text)
+}
+
+/// The distinct errors of a run, each in full with how many machines had it (a machine's
+/// own id in its error is written `{machine}`), most frequent first: the block that ends a
+/// run's output.
+pub fn error_block<'a>(errors: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<String> {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for (machine, error) in errors {
+        let text = if machine.is_empty() {
+            error.to_string()
+        } else {
+            error.replace(machine, "{machine}")
+        };
+        match counts.iter_mut().find(|(known, _)| *known == text) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((text, 1)),
+        }
+    }
+    counts.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    counts
+        .into_iter()
+        .map(|(text, n)| format!("  {n} machine(s): {text}"))
+        .collect()
+}
 
 fn action(a: &types::MachineAction) -> String {
     let text = |v: Option<String>| v.unwrap_or_default();
@@ -70,11 +133,8 @@ fn detail(outcome: &Outcome) -> String {
         (None, Some(result)) => answer(result),
         (None, None) => String::new(),
     };
-    // The candidates of an ambiguous name are the point: all of them, whatever the length.
-    let mut text = match outcome.outcome {
-        Kind::Ambiguous => text,
-        _ => shorten(&text, 100),
-    };
+    // Never cut: the cause and the correlation id are what a person acts on.
+    let mut text = escape(&text);
     if outcome.earlier {
         text.push_str(" (earlier run)");
     }
@@ -93,7 +153,7 @@ impl NameColumn {
     /// The cell for `name` ("-" for a machine given by id), with its gap.
     fn cell(&self, name: Option<&str>) -> String {
         match self.0 {
-            Some(width) => format!("{:<width$}  ", name.unwrap_or("-")),
+            Some(width) => format!("{:<width$}  ", escape(name.unwrap_or("-"))),
             None => String::new(),
         }
     }
@@ -120,7 +180,7 @@ pub fn table(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
         writeln!(
             out,
             "{:<width$}  {}{:<15}  {}",
-            outcome.machine,
+            escape(&outcome.machine),
             name.cell(outcome.name.as_deref()),
             outcome.outcome.as_str(),
             detail(outcome)
@@ -129,7 +189,8 @@ pub fn table(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
     for machine in &report.not_sent {
         writeln!(
             out,
-            "{machine:<width$}  {}{:<15}  ",
+            "{:<width$}  {}{:<15}  ",
+            escape(machine),
             name.cell(None),
             "not_sent"
         )?;
@@ -169,7 +230,7 @@ pub fn summary(report: &Report) -> String {
     for (n, what) in [
         (count(Kind::Ambiguous), "ambiguous"),
         (count(Kind::Unknown), "unknown"),
-        (report.not_sent.len(), "not sent"),
+        (report.not_sent.len() + count(Kind::NotSent), "not sent"),
     ] {
         if n > 0 {
             text.push_str(&format!(", {what} {n}"));
@@ -182,7 +243,7 @@ pub fn summary(report: &Report) -> String {
 pub fn line(outcome: &Outcome) -> String {
     format!(
         "{}{} {} {}",
-        outcome.machine,
+        escape(&outcome.machine),
         in_brackets(outcome.name.as_deref()),
         outcome.outcome.as_str(),
         detail(outcome)
@@ -191,7 +252,8 @@ pub fn line(outcome: &Outcome) -> String {
 
 /// ` (name)`, or nothing for a machine given by id.
 fn in_brackets(name: Option<&str>) -> String {
-    name.map(|n| format!(" ({n})")).unwrap_or_default()
+    name.map(|n| format!(" ({})", escape(n)))
+        .unwrap_or_default()
 }
 
 /// A duration for people: `8h 19m`, `4m 30s`, `12s`.
@@ -217,10 +279,10 @@ pub fn stages(board: &Board) -> String {
 pub fn package_line(p: &pipeline::Package) -> String {
     format!(
         "{}{} {} {}{}",
-        p.machine,
+        escape(&p.machine),
         in_brackets(p.name.as_deref()),
         p.stage.as_str(),
-        shorten(p.detail.as_deref().unwrap_or_default(), 100),
+        escape(p.detail.as_deref().unwrap_or_default()),
         if p.earlier { " (earlier run)" } else { "" }
     )
 }
@@ -248,18 +310,19 @@ pub fn packages_table(report: &pipeline::Report, out: &mut impl Write) -> std::i
         writeln!(
             out,
             "{:<width$}  {}{:<36}  {:<11}  {}{}",
-            p.machine,
+            escape(&p.machine),
             name.cell(p.name.as_deref()),
             p.action.as_deref().unwrap_or("-"),
             p.stage.as_str(),
-            shorten(p.detail.as_deref().unwrap_or_default(), 100),
+            escape(p.detail.as_deref().unwrap_or_default()),
             if p.earlier { " (earlier run)" } else { "" }
         )?;
     }
     for machine in &report.not_sent {
         writeln!(
             out,
-            "{machine:<width$}  {}{:<36}  not_sent",
+            "{:<width$}  {}{:<36}  not_sent",
+            escape(machine),
             name.cell(None),
             "-"
         )?;

@@ -145,6 +145,8 @@ pub struct Report {
     pub not_sent: Vec<String>,
     /// An error that stopped the run: it holds for every machine.
     pub fatal: Option<String>,
+    /// Why the run stopped sending: the service looked unreachable (see [`fleet::Report`]).
+    pub unreachable: Option<String>,
     /// Stopped by `stop` (Ctrl-C).
     pub interrupted: bool,
     /// listMachineActions calls made to follow the collections.
@@ -188,7 +190,7 @@ pub(crate) async fn find_actions(
             .join(" or ");
         let filter = format!("type eq '{}' and ({either})", kind.as_str());
         let listed = client.list_actions(Some(filter)).await?;
-        calls += mde_client::list_calls(listed.len());
+        calls += mde_client::workspace::list_calls(listed.len());
         // Newest first: the first of each machine is its newest.
         for action in listed {
             let ours = comment.is_none_or(|c| action.requestor_comment.as_deref() == Some(c));
@@ -243,6 +245,8 @@ struct Note {
     detail: Option<String>,
     record: Option<Record>,
     earlier: bool,
+    /// The collection's status, when the stage came from it.
+    status: Option<MachineActionStatus>,
 }
 
 impl Note {
@@ -256,6 +260,7 @@ impl Note {
     fn status(status: Option<&MachineActionStatus>) -> Note {
         Note {
             detail: status.map(ToString::to_string),
+            status: status.cloned(),
             ..Note::default()
         }
     }
@@ -272,6 +277,7 @@ impl Note {
             detail: Some(detail),
             record: Some(record),
             earlier,
+            status: None,
         }
     }
 }
@@ -302,6 +308,10 @@ struct Pipeline<'a> {
     early: HashMap<String, u32>,
     /// Machines whose collection was already running: found at the next poll.
     to_find: Vec<String>,
+    /// Machines whose request never reached the service: sent again on resume.
+    not_sent: Vec<String>,
+    /// How many looks in a row each followed action was missing from the list.
+    unlisted: HashMap<String, u32>,
     /// Manifest records by action id.
     recorded: HashMap<String, Record>,
     list_calls: usize,
@@ -351,6 +361,7 @@ impl<'a> Pipeline<'a> {
                     machine: machine.to_string(),
                     action: package.action.clone().unwrap_or_default(),
                     stage,
+                    status: note.status,
                     detail: package.detail.clone(),
                     record: package.record.clone(),
                     at: now(),
@@ -374,6 +385,12 @@ impl<'a> Pipeline<'a> {
             return match outcome.outcome {
                 Kind::AlreadyRunning => {
                     self.to_find.push(machine);
+                    Ok(())
+                }
+                Kind::NotSent => {
+                    self.not_sent.push(machine);
+                    self.board.total -= 1;
+                    progress(&self.board, None);
                     Ok(())
                 }
                 _ => {
@@ -472,7 +489,8 @@ impl<'a> Pipeline<'a> {
             .client
             .list_actions(Some(mde_client::since_filter(since)))
             .await?;
-        self.list_calls += mde_client::list_calls(listed.len());
+        self.list_calls += mde_client::workspace::list_calls(listed.len());
+        self.give_up_unlisted(&listed, progress)?;
         // Listed newest first; the oldest complete collection gets the next link.
         listed.reverse();
         for action in listed {
@@ -488,15 +506,51 @@ impl<'a> Pipeline<'a> {
             let machine = machine.clone();
             let stage = stage_of(action.status.as_ref());
             let note = match (stage, &action.status) {
-                (Stage::Failed, Some(status)) => {
-                    Note::says(format!("the collection ended {status}"))
-                }
+                (Stage::Failed, Some(status)) => Note {
+                    status: Some(status.clone()),
+                    ..Note::says(format!("the collection ended {status}"))
+                },
                 _ => Note::status(action.status.as_ref()),
             };
             self.actions.insert(id.clone(), (machine.clone(), action));
             self.set(&machine, Some(&id), stage, note, progress)?;
             if stage == Stage::Ready {
                 self.ready.push_back(id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Fails each collection followed that the list has not shown in
+    /// [`mde_client::UNLISTED_LOOKS`] looks in a row: the service does not have it (another
+    /// tenant or host, a restarted service, an action deleted), and following it would
+    /// never end.
+    fn give_up_unlisted(
+        &mut self,
+        listed: &[MachineAction],
+        progress: Progress<'_>,
+    ) -> Result<(), Error> {
+        let shown: std::collections::HashSet<&str> =
+            listed.iter().filter_map(|a| a.id.as_deref()).collect();
+        let followed: Vec<(String, String)> = self
+            .following()
+            .filter_map(|a| a.id.clone())
+            .map(|id| (self.actions[&id].0.clone(), id))
+            .collect();
+        for (machine, id) in followed {
+            let looks = self.unlisted.entry(id.clone()).or_insert(0);
+            *looks = if shown.contains(id.as_str()) {
+                0
+            } else {
+                *looks + 1
+            };
+            if *looks >= mde_client::UNLISTED_LOOKS {
+                let why = Note::says(format!(
+                    "the service does not list the collection {id} ({} looks in a row): it is not in this tenant or at this host, or it was deleted",
+                    mde_client::UNLISTED_LOOKS
+                ));
+                self.actions.remove(&id);
+                self.set(&machine, Some(&id), Stage::Failed, why, progress)?;
             }
         }
         Ok(())
@@ -567,7 +621,7 @@ impl<'a> Pipeline<'a> {
                 if is_fatal(&e) {
                     return Err(e);
                 }
-                let why = Note::says(crate::app::error_chain(&e));
+                let why = Note::says(crate::output::error_text(&e));
                 self.set(&machine, Some(&id), Stage::Failed, why, progress)?;
                 Ok(None)
             }
@@ -673,10 +727,12 @@ pub async fn run(
         retry: Vec::new(),
         early: HashMap::new(),
         to_find: Vec::new(),
+        not_sent: Vec::new(),
+        unlisted: HashMap::new(),
         recorded,
         list_calls: 0,
     };
-    let fatal = |e: &Error| crate::app::error_chain(e);
+    let fatal = |e: &Error| crate::output::error_text(e);
     match settle_unknown(client, journal, &mut history, plan.comment).await {
         Ok(calls) => pipeline.list_calls += calls,
         Err(e) => {
@@ -786,8 +842,10 @@ pub async fn run(
     };
     let (requests, followed) = tokio::join!(requests, follow);
     let fleet = requests?;
-    report.not_sent = fleet.not_sent;
+    report.not_sent = pipeline.not_sent.clone();
+    report.not_sent.extend(fleet.not_sent);
     report.fatal = fleet.fatal;
+    report.unreachable = fleet.unreachable;
     report.interrupted = stop.now_or_never().is_some();
     match followed {
         Ok(()) => {}

@@ -10,7 +10,17 @@ pub fn machine_ids(
     arguments: &[String],
     file: Option<&Path>,
 ) -> Result<(Vec<String>, Vec<String>), String> {
-    read(arguments, file, |id| id.to_string())
+    read(arguments, file, id_key)
+}
+
+/// An id as runs compare it: a hex id in lower case (the service's ids are hex, its case
+/// not significant), any other as given.
+pub fn id_key(id: &str) -> String {
+    if well_formed(id) {
+        id.to_ascii_lowercase()
+    } else {
+        id.to_string()
+    }
 }
 
 /// Reads the names as [`machine_ids`] reads ids; a name given twice in another case is the

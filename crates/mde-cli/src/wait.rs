@@ -106,12 +106,23 @@ pub async fn follow(
             }
         };
         tokio::select! {
-            followed = client.follow_actions(&ids, since, interval, seen) => Some(followed?),
+            followed = client.follow_actions(&ids, since, interval, None, seen) => Some(followed?),
             () = stop => None,
         }
     };
     if let Some(followed) = &followed {
         waited.list_calls += followed.list_calls as usize;
+        // Given up: the service does not have them, and waiting would never end.
+        for id in &followed.unlisted {
+            if let Some(i) = following.remove(id) {
+                let outcome = &mut report.outcomes[i];
+                outcome.error = Some(format!(
+                    "the service does not list the scan {id} ({} looks in a row): it is not in this tenant or at this host, or it was deleted",
+                    mde_client::UNLISTED_LOOKS
+                ));
+                ended(outcome);
+            }
+        }
     }
     for (id, action) in finals {
         if let Some(&i) = following.get(&id) {

@@ -3,53 +3,17 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use assert_cmd::cargo::CommandCargoExt;
 use mde_sim::{Config, Simulator, generated_machine_id};
 use serde_json::Value;
+
+mod common;
+use common::{against, mde, run, run_off, scratch};
 
 const MACHINES: [&str; 3] = [
     "1e5bc9d7e413ddd7902c2932e418702b84d0cc07",
     "fb9ab6be3965095a09c057be7c90f0a2",
     "f46b9bb259ed4a7fb9981b73510e3cc7aa81ec1f",
 ];
-
-/// A scratch directory of the test's own.
-fn scratch(name: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("mde-cli-{name}-"))
-        .tempdir()
-        .unwrap()
-}
-
-/// `mde` with no credentials from the environment, run in `dir`.
-fn mde(dir: &std::path::Path) -> Command {
-    let mut command = Command::cargo_bin("mde").unwrap();
-    for var in [
-        "MDE_TOKEN",
-        "AZURE_TENANT_ID",
-        "AZURE_CLIENT_ID",
-        "AZURE_CLIENT_SECRET",
-    ] {
-        command.env_remove(var);
-    }
-    command.current_dir(dir);
-    command
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(command: &mut Command) -> Run {
-    let out = command.stdin(Stdio::null()).output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
-}
 
 /// Snapshots with what changes from run to run replaced.
 macro_rules! assert_redacted {
@@ -1498,25 +1462,6 @@ async fn test_a_repeated_scan_is_already_running_whichever_way_the_service_says_
         assert_eq!(sim.calls(mde_client::OperationId::RunAntiVirusScan), 3);
         sim.stop().await;
     }
-}
-
-/// `mde` against a simulator of the test's own, as its default app, on its clock.
-fn against(dir: &std::path::Path, sim: &Simulator) -> Command {
-    let mut command = mde(dir);
-    command
-        .args(["--api-url", sim.base_url(), "--login-url", sim.base_url()])
-        .args(["--time-scale", &sim.clock().scale().to_string()])
-        .env("AZURE_TENANT_ID", mde_sim::DEFAULT_TENANT)
-        .env("AZURE_CLIENT_ID", mde_sim::DEFAULT_CLIENT_ID)
-        .env("AZURE_CLIENT_SECRET", mde_sim::DEFAULT_CLIENT_SECRET);
-    command
-}
-
-/// Runs `mde` off the runtime the simulator serves on.
-async fn run_off(mut command: Command) -> Run {
-    tokio::task::spawn_blocking(move || run(&mut command))
-        .await
-        .unwrap()
 }
 
 /// Every operation but `only` was never served: the run sent nothing else.

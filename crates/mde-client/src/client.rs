@@ -134,6 +134,13 @@ impl Client {
         self.prepare(Ok(request))
     }
 
+    /// Gets a token now (from the cache, or from Azure AD), so that a run finds wrong
+    /// credentials or an unreachable sign-in host before its first request. A bearer token
+    /// given as is cannot be checked without a call: it passes.
+    pub async fn sign_in(&self) -> Result<(), Error> {
+        self.runtime.tokens.bearer().await.map(drop)
+    }
+
     /// The action a request for a new one was answered with, when it is not new: an id this
     /// client was already given, or created more than [`NOT_NEW`] before the answer's `Date`.
     fn repeated<R: Request>(
@@ -253,6 +260,13 @@ impl Client {
         )
     }
 
+    /// A machine action as the service has it now (200 and the action).
+    pub fn get_machine_action(&self, action_id: &str) -> Call<'_, operations::GetMachineAction> {
+        self.send(operations::GetMachineAction {
+            id: action_id.into(),
+        })
+    }
+
     /// Collects the investigation package through the deprecated Graph endpoint.
     #[deprecated(
         note = "The Graph preview endpoint is deprecated; use collect_investigation_package."
@@ -311,7 +325,7 @@ impl<R: Request> Call<'_, R> {
 /// How long before the answer's `Date` an action was created, at least, when the service
 /// answers a request for a new one with the one already pending. A new action is created
 /// while its request is handled, within a second or two of the `Date` (whole seconds).
-pub const NOT_NEW: Duration = Duration::from_secs(10);
+pub(crate) const NOT_NEW: Duration = Duration::from_secs(10);
 
 /// The `Date` of an answer.
 fn answer_date(headers: &reqwest::header::HeaderMap) -> Option<chrono::DateTime<chrono::Utc>> {

@@ -406,6 +406,10 @@ pub struct Followed {
     pub actions: std::collections::HashMap<String, crate::types::MachineAction>,
     /// The list calls it took.
     pub list_calls: u32,
+    /// Ids the list stopped showing, or never showed: given up, not final.
+    pub unlisted: Vec<String>,
+    /// Ids still not final when the deadline passed.
+    pub running: Vec<String>,
 }
 
 impl Client {
@@ -466,23 +470,41 @@ impl Client {
     /// Follows `ids` to their final statuses with listMachineActions: one call per `interval`
     /// sees every action created since `since` (10,000 a page, the next page only when one
     /// is full), never one call per action. `seen` is told each action whose status changed.
-    /// Returns when every id has a final status ([`is_final`]); an id the list never shows
-    /// is waited for too, so give `since` at or before the first action's creation.
-    pub async fn follow_actions(
+    ///
+    /// Returns when every id has a final status ([`is_final`]), or has gone unlisted: an id
+    /// the list does not show in [`UNLISTED_LOOKS`] looks in a row (an action of another
+    /// tenant or host, one the service no longer has, or `since` after its creation) is
+    /// given up and named in [`Followed::unlisted`]. With a `deadline` (the client's clock
+    /// time from now), it also returns when the deadline passes, with the ids still running
+    /// in [`Followed::running`].
+    pub async fn follow_actions<I>(
         &self,
-        ids: &[String],
+        ids: I,
         since: chrono::DateTime<chrono::Utc>,
         interval: std::time::Duration,
+        deadline: Option<std::time::Duration>,
         mut seen: impl FnMut(&crate::types::MachineAction),
-    ) -> Result<Followed, Error> {
-        let wanted: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+    ) -> Result<Followed, Error>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let ids: Vec<String> = ids.into_iter().map(|id| id.as_ref().to_string()).collect();
+        let ends = deadline.map(|d| self.clock().now() + d);
+        let mut looks_missing: std::collections::HashMap<&str, u32> =
+            ids.iter().map(|id| (id.as_str(), 0)).collect();
         let mut followed = Followed::default();
         let filter = since_filter(since);
         loop {
             let listed = self.list_actions(Some(filter.clone())).await?;
             followed.list_calls += list_calls(listed.len()) as u32;
+            let mut shown = std::collections::HashSet::new();
             for action in listed {
-                let Some(id) = action.id.clone().filter(|id| wanted.contains(id.as_str())) else {
+                let Some(id) = action
+                    .id
+                    .clone()
+                    .filter(|id| looks_missing.contains_key(id.as_str()))
+                else {
                     continue;
                 };
                 let changed = followed
@@ -492,22 +514,38 @@ impl Client {
                 if changed {
                     seen(&action);
                 }
+                shown.insert(id.clone());
                 followed.actions.insert(id, action);
             }
-            let done = ids.iter().all(|id| {
+            for (id, missing) in &mut looks_missing {
+                *missing = if shown.contains(*id) { 0 } else { *missing + 1 };
+            }
+            let is_done = |id: &String| {
                 followed
                     .actions
                     .get(id)
                     .and_then(|a| a.status.as_ref())
                     .is_some_and(is_final)
-            });
-            if done {
+            };
+            let open: Vec<&String> = ids.iter().filter(|id| !is_done(id)).collect();
+            let (unlisted, running): (Vec<&String>, Vec<&String>) = open
+                .into_iter()
+                .partition(|id| looks_missing[id.as_str()] >= UNLISTED_LOOKS);
+            let late = ends.is_some_and(|end| self.clock().now() + interval > end);
+            if running.is_empty() || late {
+                followed.unlisted = unlisted.into_iter().cloned().collect();
+                followed.running = running.into_iter().cloned().collect();
                 return Ok(followed);
             }
             self.clock().sleep(interval).await;
         }
     }
 }
+
+/// How many looks in a row an action followed may be missing from the list before it is
+/// given up: an action is listed from its creation on, so this only covers a list that
+/// lags behind its writes.
+pub const UNLISTED_LOOKS: u32 = 3;
 
 /// The `$filter` of the actions created at or after `since` (to the second, rounded down).
 pub fn since_filter(since: chrono::DateTime<chrono::Utc>) -> String {

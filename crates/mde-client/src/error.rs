@@ -56,14 +56,18 @@ pub enum Error {
     /// its cloud does not have, an operation its cloud does not offer.
     #[error("configuration: {0}")]
     Configuration(String),
-    /// No answer: connecting, TLS, a timeout. The action may or may not exist now. The
-    /// transport's own error, with its causes, is the [`source`](std::error::Error::source).
+    /// No answer: connecting, DNS, TLS, a timeout, a dropped connection. Whether the action
+    /// may exist now is [`Error::delivery`]. The transport's own error, with its causes, is
+    /// the [`source`](std::error::Error::source).
     #[error("transport: {message}")]
     Transport {
         /// What went wrong, in a line.
         message: String,
         /// Whether it was a timeout.
         timeout: bool,
+        /// Whether the request may have left: `false` when no connection was made (refused,
+        /// DNS, TLS) or no token could be had for it.
+        sent: bool,
         /// The transport's error.
         #[source]
         source: Option<reqwest::Error>,
@@ -155,7 +159,71 @@ pub(crate) fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
+/// What the service may have done with a request that failed: what a run tells a person,
+/// and whether sending it again can start a second action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// It never reached the service: refused before sending, no connection, no token, or a
+    /// 429 (counted, not acted on). Sending it again starts nothing twice.
+    NotSent,
+    /// It may have reached the service, and no answer says what came of it (a timeout, a
+    /// dropped connection, a 5xx, an answer that cannot be read): the action may exist.
+    Unknown,
+    /// The service answered: it refused the request, or said why it could not act.
+    Answered,
+}
+
 impl Error {
+    /// What the service may have done with the request.
+    pub fn delivery(&self) -> Delivery {
+        match self {
+            Error::InvalidInput(_) | Error::Configuration(_) | Error::RateLimited { .. } => {
+                Delivery::NotSent
+            }
+            Error::Transport { sent: false, .. } => Delivery::NotSent,
+            Error::Transport { sent: true, .. } => Delivery::Unknown,
+            // Azure AD refused the credentials, or the API refused the token: nothing acted.
+            Error::Authentication(_) => Delivery::NotSent,
+            // A 5xx, or a success whose body cannot be read: the action may exist.
+            Error::UnexpectedResponse { status, .. } => match status {
+                Some(s) if (400..500).contains(s) => Delivery::Answered,
+                _ => Delivery::Unknown,
+            },
+            Error::Permission { .. }
+            | Error::NotFound(_)
+            | Error::AlreadyRunning(_)
+            | Error::AlreadyPending(_)
+            | Error::InvalidRequest(_)
+            | Error::Io { .. }
+            | Error::Download(_) => Delivery::Answered,
+        }
+    }
+
+    /// The correlation id the service gave with its error (its `target`), to quote to
+    /// Microsoft support.
+    pub fn correlation_id(&self) -> Option<&str> {
+        self.service_error()?.target.as_deref()
+    }
+
+    /// The service's error body, when it sent one.
+    pub fn service_error(&self) -> Option<&ServiceError> {
+        match self {
+            Error::Permission { error, .. }
+            | Error::NotFound(error)
+            | Error::AlreadyRunning(error)
+            | Error::InvalidRequest(error) => Some(error),
+            Error::RateLimited { error, .. } => error.as_ref(),
+            Error::InvalidInput(_)
+            | Error::Configuration(_)
+            | Error::Transport { .. }
+            | Error::Authentication(_)
+            | Error::AlreadyPending(_)
+            | Error::Io { .. }
+            | Error::Download(_)
+            | Error::UnexpectedResponse { .. } => None,
+        }
+    }
+
     /// Whether sending again later may succeed without starting anything twice: only a 429.
     pub fn is_rate_limited(&self) -> bool {
         matches!(self, Error::RateLimited { .. })
@@ -205,6 +273,8 @@ impl Error {
         Error::Transport {
             message: e.to_string(),
             timeout: e.is_timeout(),
+            // reqwest marks refused connections, DNS and TLS failures as connect errors.
+            sent: !e.is_connect(),
             source: Some(e),
         }
     }

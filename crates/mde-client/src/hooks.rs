@@ -136,6 +136,24 @@ fn stash<E>(e: Error) -> progenitor_client::Error<E> {
     progenitor_client::Error::Custom(text)
 }
 
+/// A token that could not be had: the request it was for never left.
+fn unsent(e: Error) -> Error {
+    match e {
+        Error::Transport {
+            message,
+            timeout,
+            source,
+            ..
+        } => Error::Transport {
+            message: format!("signing in: {message}"),
+            timeout,
+            sent: false,
+            source,
+        },
+        e => e,
+    }
+}
+
 /// The most a list page's body may need: 10,000 entities of a few KB (reference:
 /// get-machines.md, get-machineactions-collection.md).
 const PAGE_BODY_LIMIT: usize = 64 << 20;
@@ -200,7 +218,11 @@ impl ClientHooks<Inner> for generated::Client {
                 runtime.wait_for_room(op).await;
             }
         }
-        let token = runtime.tokens.bearer().await.map_err(stash)?;
+        let token = runtime
+            .tokens
+            .bearer()
+            .await
+            .map_err(|e| stash(unsent(e)))?;
         let mut value =
             HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
                 stash(Error::Authentication(

@@ -69,7 +69,7 @@ mod cloud;
 mod download;
 mod error;
 mod hooks;
-mod rate_limit;
+pub mod rate_limit;
 mod secret;
 mod timestamp;
 mod token;
@@ -80,17 +80,30 @@ mod token;
 #[rustfmt::skip]
 pub mod generated;
 
-pub use client::{Call, Client, ClientBuilder, NOT_NEW, install_crypto_provider};
+pub use client::{Call, Client, ClientBuilder, install_crypto_provider};
 pub use cloud::{Cloud, Endpoints, Region};
-pub use download::{Downloaded, Followed, PAGE, PackageLink, is_final, list_calls, since_filter};
-pub use error::{Error, ServiceError, shorten};
+pub use download::{Downloaded, Followed, PackageLink, UNLISTED_LOOKS, is_final, since_filter};
+pub use error::{Delivery, Error, ServiceError};
 pub use generated::{ResponseValue, operations, types};
 pub use hooks::{WaitEvent, WaitReason};
 pub use operations::{Answer, OperationId, Request};
-pub use rate_limit::{CallLog, Clock, SystemClock, Ticket, minimum_duration};
+pub use rate_limit::{Clock, SystemClock, minimum_duration};
 pub use secret::Secret;
 pub use timestamp::{Timestamp, TimestampError};
-pub use token::{AccessToken, Credentials, request_token, token_path, token_url};
+pub use token::{AccessToken, Credentials, request_token, token_url};
+
+/// The `chrono` of the public API ([`Client::follow_actions`] takes a `DateTime<Utc>`,
+/// [`Timestamp::instant`] gives one): naming this one keeps the versions in step.
+pub use chrono;
+
+/// What the workspace's simulator and CLI share with the client; not part of the API, and
+/// it may change in any release.
+#[doc(hidden)]
+pub mod workspace {
+    pub use crate::download::{PAGE, list_calls};
+    pub use crate::error::shorten;
+    pub use crate::token::token_path;
+}
 
 /// The `reqwest` this client is built on: [`generated`] calls and their errors use its types,
 /// and naming another major version gives types that do not fit.

@@ -41,7 +41,7 @@ impl Timestamp {
     pub fn parse(text: &str) -> Result<Timestamp, TimestampError> {
         let instant = DateTime::parse_from_rfc3339(text).map_err(|e| TimestampError {
             // Bounded: a hostile answer must not put megabytes into an error message.
-            text: crate::shorten(text, 64),
+            text: crate::error::shorten(text, 64),
             reason: e.to_string(),
         })?;
         Ok(Timestamp {

@@ -12,7 +12,8 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on, post};
 use mde_client::operations::OperationId;
-use mde_client::{shorten, types};
+use mde_client::types;
+use mde_client::workspace::shorten;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -65,7 +66,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Result<Router, String> {
         router = router.route(facts.path, on(method, handler));
     }
     // The token URL's path, e.g. `/{tenant}/oauth2/v2.0/token`.
-    let token_path = mde_client::token_path();
+    let token_path = mde_client::workspace::token_path();
     let token = |State(s): State<Arc<Shared>>,
                  tenant: Result<Path<String>, PathRejection>,
                  headers: HeaderMap,

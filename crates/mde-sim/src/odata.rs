@@ -215,7 +215,7 @@ impl Parser {
                         _ => {
                             return Err(odata_error(format!(
                                 "The operator '{}' is not supported in $filter",
-                                mde_client::shorten(&op, 40)
+                                mde_client::workspace::shorten(&op, 40)
                             )));
                         }
                     },
@@ -266,7 +266,7 @@ impl Filter {
                 let Some(kind) = T::kind(property) else {
                     return Err(odata_error(format!(
                         "Could not find a property named '{}' to filter on",
-                        mde_client::shorten(property, 60)
+                        mde_client::workspace::shorten(property, 60)
                     )));
                 };
                 if let (Kind::Time, Filter::Compare(_, _, literal)) = (kind, self)
@@ -274,7 +274,7 @@ impl Filter {
                 {
                     return Err(odata_error(format!(
                         "'{}' is not a date for {property}",
-                        mde_client::shorten(literal, 60)
+                        mde_client::workspace::shorten(literal, 60)
                     )));
                 }
                 Ok(())
@@ -343,7 +343,7 @@ impl Query {
             value.trim().parse::<usize>().map_err(|_| {
                 odata_error(format!(
                     "{name} must be a whole number, not '{}'",
-                    mde_client::shorten(value, 40)
+                    mde_client::workspace::shorten(value, 40)
                 ))
             })
         };
@@ -360,7 +360,7 @@ impl Query {
                 other => {
                     return Err(odata_error(format!(
                         "The query option '{}' is not supported",
-                        mde_client::shorten(other, 40)
+                        mde_client::workspace::shorten(other, 40)
                     )));
                 }
             }

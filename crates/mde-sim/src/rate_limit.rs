@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use mde_client::CallLog;
 use mde_client::operations::OperationId;
+use mde_client::rate_limit::CallLog;
 
 /// Who a limit is counted for: the service counts per application and tenant.
 pub type Caller = (String, String);

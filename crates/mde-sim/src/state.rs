@@ -131,7 +131,7 @@ impl Records {
         } else {
             Err(ApiError::not_found(format!(
                 "Machine {} was not found",
-                mde_client::shorten(machine_id, 100)
+                mde_client::workspace::shorten(machine_id, 100)
             )))
         }
     }
@@ -286,7 +286,7 @@ impl Records {
         self.actions.iter().position(|a| a.id == id).ok_or_else(|| {
             ApiError::not_found(format!(
                 "Machine action {} was not found",
-                mde_client::shorten(id, 100)
+                mde_client::workspace::shorten(id, 100)
             ))
         })
     }

@@ -4,9 +4,10 @@ use std::io::Write;
 
 use mde_client::{operations, types};
 
-use crate::app::{AUTH, OK, PARTIAL, USAGE, code_of, connect, error_chain, fail};
+use crate::app::{AUTH, OK, PARTIAL, USAGE, code_of, connect, fail};
 use crate::cli::{Cli, Output};
 use crate::output;
+use crate::output::error_text;
 
 /// The machine of `mde action list`.
 pub(crate) enum MachineBy {
@@ -75,7 +76,7 @@ pub(crate) async fn list(
         Some(MachineBy::Name(name, latest)) => {
             let resolved = crate::names::resolve(&client, &names, latest)
                 .await
-                .map_err(|e| fail(code_of(&e), error_chain(&e)))?;
+                .map_err(|e| fail(code_of(&e), error_text(&e)))?;
             match resolved.names.into_iter().next().map(|(_, r)| r) {
                 Some(crate::names::Resolved::Machine(m)) => {
                     eprintln!("mde: {name} is {} ({})", m.id, m.name);
@@ -100,11 +101,11 @@ pub(crate) async fn list(
     let page = client
         .send(operations::ListMachineActions {
             filter,
-            top: Some(mde_client::PAGE as i32),
+            top: Some(mde_client::workspace::PAGE as i32),
             skip: None,
         })
         .await;
-    let page = page.map_err(|e| fail(code_of(&e), error_chain(&e)))?;
+    let page = page.map_err(|e| fail(code_of(&e), error_text(&e)))?;
     let mut stdout = std::io::stdout().lock();
     if cli.run.output == Output::Table {
         let _ = writeln!(stdout, "{}", output::ACTION_HEADER);
@@ -142,16 +143,16 @@ pub(crate) async fn show(cli: &Cli, ids: &[String]) -> Result<u8, u8> {
             (Ok(action), Output::Json) => {
                 serde_json::json!({ "id": id, "action": action }).to_string()
             }
-            (Err(e), Output::Table) => format!("{id}  {}", error_chain(e)),
+            (Err(e), Output::Table) => format!("{id}  {}", error_text(e)),
             (Err(e), Output::Json) => {
-                serde_json::json!({ "id": id, "error": error_chain(e) }).to_string()
+                serde_json::json!({ "id": id, "error": error_text(e) }).to_string()
             }
         };
         let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
         match shown {
             Ok(_) => {}
             // What holds for every call ends the command.
-            Err(e) if code_of(&e) == AUTH => return Err(fail(AUTH, error_chain(&e))),
+            Err(e) if code_of(&e) == AUTH => return Err(fail(AUTH, error_text(&e))),
             Err(_) => code = PARTIAL,
         }
     }

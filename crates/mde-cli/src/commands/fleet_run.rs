@@ -10,8 +10,9 @@ use mde_client::operations::OperationId;
 use mde_client::{WaitEvent, WaitReason, types};
 
 use crate::app::{
-    AUTH, INTERRUPTED, OK, PARTIAL, USAGE, client, ctrl_c, fail, failed, history, machines, plan,
-    resume_command, select, simulator, speed, start_journal, time_scale,
+    AUTH, OK, PARTIAL, USAGE, client, fail, failed, history, machines, plan, resume_command,
+    run_record, select, sign_in, simulator, speed, start_journal, stop_signal, stopped_code,
+    time_scale,
 };
 use crate::cli::{Cli, Output, Targets};
 use crate::fleet::{self, Progress};
@@ -29,7 +30,13 @@ pub(crate) async fn run(
     let conn = &cli.connection;
     let (ids, names) = machines(targets, op)?;
     let scale = time_scale(conn)?;
-    let history = history(cli, op)?;
+    let record = run_record(
+        cli,
+        &plan(cli, targets, op, scan_type),
+        (&ids, &names),
+        None,
+    );
+    let history = history(cli, &record)?;
     let simulator = simulator(conn, scale, &ids, &names).await?;
 
     let bar = (std::io::stderr().is_terminal()).then(|| {
@@ -52,10 +59,11 @@ pub(crate) async fn run(
         }
     };
     let client = client(conn, simulator.as_ref(), scale, on_wait)?;
+    sign_in(&client).await?;
     let intent = (op, scan_type.map(|t| format!("ScanType {t}")), None);
     let selection = select(cli, targets, &client, &history, (ids, names), intent).await?;
     let machines = selection.machines.clone();
-    let (path, journal) = start_journal(cli, &selection)?;
+    let (path, journal) = start_journal(cli, &selection, &record)?;
 
     let total = machines.len();
     let started = std::time::Instant::now();
@@ -109,7 +117,7 @@ pub(crate) async fn run(
         journal: &journal,
         history,
     };
-    let mut report = fleet::run(&client, batch, &mut progress, ctrl_c())
+    let mut report = fleet::run(&client, batch, &mut progress, stop_signal())
         .await
         .map_err(|e| {
             fail(
@@ -122,7 +130,9 @@ pub(crate) async fn run(
     }
 
     let mut waited = None;
-    if let Some(interval) = wait.filter(|_| report.fatal.is_none() && report.not_sent.is_empty()) {
+    let stopped =
+        report.fatal.is_some() || report.unreachable.is_some() || !report.not_sent.is_empty();
+    if let Some(interval) = wait.filter(|_| !stopped) {
         eprintln!(
             "mde: following the scans to their final status: one listMachineActions call every {}",
             output::duration(interval)
@@ -134,9 +144,10 @@ pub(crate) async fn run(
                 eprintln!("{}", output::line(&selection.named(outcome)));
             }
         };
-        let followed = crate::wait::follow(&client, &mut report, interval, &mut ended, ctrl_c())
-            .await
-            .map_err(failed("cannot follow the scans"))?;
+        let followed =
+            crate::wait::follow(&client, &mut report, interval, &mut ended, stop_signal())
+                .await
+                .map_err(failed("cannot follow the scans"))?;
         waited = Some(followed);
     }
     report.outcomes = report
@@ -152,6 +163,7 @@ pub(crate) async fn run(
         Output::Json => output::json_not_sent(&report, &mut stdout),
     };
     let _ = written.and_then(|()| stdout.flush());
+    errors(&report);
     eprintln!(
         "mde: {} in {:.1} s{}",
         output::summary(&report),
@@ -178,27 +190,41 @@ fn exit_code(
     report: &fleet::Report,
     waited: Option<&crate::wait::Waited>,
 ) -> u8 {
-    if let Some(fatal) = &report.fatal {
-        return fail(AUTH, format!("stopped: {fatal}"));
-    }
-    if !report.not_sent.is_empty() {
-        let args = resume_command(
+    let resume = || {
+        resume_command(
             std::env::args().collect(),
             journal,
             cli.run.resume.is_some(),
+        )
+    };
+    if let Some(fatal) = &report.fatal {
+        eprintln!(
+            "mde: stopped: {fatal}\nNo machine is journaled as failed; once fixed, resume with:\n  {}",
+            resume()
         );
+        return AUTH;
+    }
+    if let Some(last) = &report.unreachable {
+        eprintln!(
+            "mde: stopped sending: the service looks unreachable ({} requests in a row got no answer; the last: {last}). Once it answers, resume with:\n  {}",
+            fleet::UNREACHABLE,
+            resume()
+        );
+        return PARTIAL;
+    }
+    if !report.not_sent.is_empty() {
         eprintln!(
             "mde: interrupted; the requests in flight were answered and journaled. Resume with:\n  {}",
-            args.join(" ")
+            resume()
         );
-        return INTERRUPTED;
+        return stopped_code();
     }
     if let Some(left) = waited.and_then(|w| w.interrupted.as_ref()) {
         eprintln!(
             "mde: stopped waiting; the scans go on. Follow them with:\n  mde action show {}",
             left.join(" ")
         );
-        return INTERRUPTED;
+        return stopped_code();
     }
     let all_ok = match waited {
         Some(_) => crate::wait::all_succeeded(report),
@@ -208,6 +234,20 @@ fn exit_code(
             .all(|o| o.outcome == fleet::Kind::Succeeded),
     };
     if all_ok { OK } else { PARTIAL }
+}
+
+/// The distinct errors of the run, each in full, after the table.
+fn errors(report: &fleet::Report) {
+    let block = output::error_block(
+        report
+            .outcomes
+            .iter()
+            .filter(|o| o.outcome != fleet::Kind::Succeeded)
+            .filter_map(|o| Some((o.machine.as_str(), o.error.as_deref()?))),
+    );
+    if !block.is_empty() {
+        eprintln!("mde: errors:\n{}", block.join("\n"));
+    }
 }
 
 /// Shows a wait, on the bar or as a line; returns when it ends, in real time.

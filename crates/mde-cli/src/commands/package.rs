@@ -9,10 +9,12 @@ use mde_client::operations::{self, OperationId};
 use mde_client::{WaitEvent, types};
 
 use crate::app::{
-    AUTH, INTERRUPTED, OK, PARTIAL, USAGE, client, code_of, connect, ctrl_c, error_chain, fail,
-    history, machines, plan, resume_command, select, simulator, speed, start_journal, time_scale,
+    AUTH, OK, PARTIAL, SIMULATED_DOWNLOAD, USAGE, client, code_of, connect, fail, history,
+    machines, plan, resume_command, run_record, select, sign_in, simulator, speed, start_journal,
+    stop_signal, stopped_code, time_scale,
 };
 use crate::cli::{Cli, Output, Targets};
+use crate::output::error_text;
 use crate::{fleet, output, pipeline};
 
 /// `mde package download`: each completed collection's package, saved, verified and recorded
@@ -69,10 +71,10 @@ pub(crate) async fn download(cli: &Cli, ids: &[String], out: &std::path::Path) -
         {
             Ok(action) => action,
             // What holds for every call ends the command.
-            Err(e) if code_of(&e) == AUTH => return Err(fail(AUTH, error_chain(&e))),
+            Err(e) if code_of(&e) == AUTH => return Err(fail(AUTH, error_text(&e))),
             Err(e) => {
                 code = PARTIAL;
-                say(id, "failed", error_chain(&e), None);
+                say(id, "failed", error_text(&e), None);
                 continue;
             }
         };
@@ -106,7 +108,7 @@ pub(crate) async fn download(cli: &Cli, ids: &[String], out: &std::path::Path) -
             }
             Err(e) => {
                 code = PARTIAL;
-                say(id, "failed", error_chain(&e), None);
+                say(id, "failed", error_text(&e), None);
             }
         }
     }
@@ -169,10 +171,23 @@ pub(crate) async fn collect_download(
     let scan_type = None;
     let (ids, names) = machines(targets, op)?;
     let scale = time_scale(conn)?;
-    let history = history(cli, op)?;
+    let record = run_record(
+        cli,
+        &plan(cli, targets, op, scan_type),
+        (&ids, &names),
+        Some(settings.dir),
+    );
+    let mut history = history(cli, &record)?;
+    if cli.run.retry_failed {
+        // A collection the service ended Failed or TimeOut: a new one is asked for.
+        for machine in std::mem::take(&mut history.collections_failed) {
+            history.done.remove(&machine);
+        }
+    }
     let simulator = simulator(conn, scale, &ids, &names).await?;
     // Waits for the limits are the pace here, not news: the bar's time left says them.
     let client = client(conn, simulator.as_ref(), scale, |_: &WaitEvent| {})?;
+    sign_in(&client).await?;
     let intent = (op, None, Some(OperationId::GetPackageUri));
     let selection = select(cli, targets, &client, &history, (ids, names), intent).await?;
     // Names that came to no single machine end here, as their own lines.
@@ -189,7 +204,7 @@ pub(crate) async fn collect_download(
             format!("cannot make the folder {}: {e}", settings.dir.display()),
         )
     })?;
-    let (path, journal) = start_journal(cli, &selection)?;
+    let (path, journal) = start_journal(cli, &selection, &record)?;
     let real = speed(conn, scale);
     let in_real = |d: Duration| Duration::from_secs_f64(d.as_secs_f64() / real);
     let shortest = mde_client::minimum_duration(OperationId::GetPackageUri, machines.len());
@@ -257,7 +272,7 @@ pub(crate) async fn collect_download(
         journal: &journal,
         history,
     };
-    let mut report = pipeline::run(&client, batch, settings, &mut progress, ctrl_c())
+    let mut report = pipeline::run(&client, batch, settings, &mut progress, stop_signal())
         .await
         .map_err(|e| fail(USAGE, format!("cannot go on: {e}")))?;
     if let Some(bar) = &bar {
@@ -285,16 +300,37 @@ pub(crate) async fn collect_download(
     if let Some(sim) = simulator {
         sim.stop().await;
     }
+    let resume = || {
+        if conn.simulate {
+            format!("(not resumable) {SIMULATED_DOWNLOAD}")
+        } else {
+            format!(
+                "Resume with:\n  {}",
+                resume_command(std::env::args().collect(), &path, cli.run.resume.is_some())
+            )
+        }
+    };
     if let Some(fatal) = &report.fatal {
-        return Ok(fail(AUTH, format!("stopped: {fatal}")));
+        eprintln!(
+            "mde: stopped: {fatal}\nNo machine is journaled as failed; once fixed: {}",
+            resume()
+        );
+        return Ok(AUTH);
+    }
+    if let Some(last) = &report.unreachable {
+        eprintln!(
+            "mde: stopped sending: the service looks unreachable ({} requests in a row got no answer; the last: {last}). {}",
+            fleet::UNREACHABLE,
+            resume()
+        );
+        return Ok(PARTIAL);
     }
     if report.interrupted {
-        let args = resume_command(std::env::args().collect(), &path, cli.run.resume.is_some());
         eprintln!(
-            "mde: interrupted; every stage reached is journaled. Resume with:\n  {}",
-            args.join(" ")
+            "mde: interrupted; every stage reached is journaled. {}",
+            resume()
         );
-        return Ok(INTERRUPTED);
+        return Ok(stopped_code());
     }
     let all_saved = report.not_sent.is_empty()
         && selection.unresolved.is_empty()

@@ -1,0 +1,65 @@
+//! What the tests of the `mde` binary share: a scratch folder, the binary without
+//! credentials from the environment, its run, and the simulator it runs against.
+#![allow(dead_code)] // each test file uses its own part
+
+use std::process::{Command, Stdio};
+
+use assert_cmd::cargo::CommandCargoExt;
+use mde_sim::Simulator;
+
+/// A scratch directory of the test's own.
+pub fn scratch(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("mde-cli-{name}-"))
+        .tempdir()
+        .unwrap()
+}
+
+/// `mde` with no credentials from the environment, run in `dir`.
+pub fn mde(dir: &std::path::Path) -> Command {
+    let mut command = Command::cargo_bin("mde").unwrap();
+    for var in [
+        "MDE_TOKEN",
+        "AZURE_TENANT_ID",
+        "AZURE_CLIENT_ID",
+        "AZURE_CLIENT_SECRET",
+    ] {
+        command.env_remove(var);
+    }
+    command.current_dir(dir);
+    command
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(command: &mut Command) -> Run {
+    let out = command.stdin(Stdio::null()).output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// `mde` against a simulator of the test's own, as its default app, on its clock.
+pub fn against(dir: &std::path::Path, sim: &Simulator) -> Command {
+    let mut command = mde(dir);
+    command
+        .args(["--api-url", sim.base_url(), "--login-url", sim.base_url()])
+        .args(["--time-scale", &sim.clock().scale().to_string()])
+        .env("AZURE_TENANT_ID", mde_sim::DEFAULT_TENANT)
+        .env("AZURE_CLIENT_ID", mde_sim::DEFAULT_CLIENT_ID)
+        .env("AZURE_CLIENT_SECRET", mde_sim::DEFAULT_CLIENT_SECRET);
+    command
+}
+
+/// Runs `mde` off the runtime the simulator serves on.
+pub async fn run_off(mut command: Command) -> Run {
+    tokio::task::spawn_blocking(move || run(&mut command))
+        .await
+        .unwrap()
+}
