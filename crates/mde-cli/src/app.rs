@@ -203,7 +203,7 @@ pub(crate) fn machines(
         eprintln!(
             "warning: {} machine id(s) given more than once, sent once: {}",
             repeated.len(),
-            repeated.join(", ")
+            escaped(&repeated)
         );
     }
     // Sent as given (the service's ids are opaque), but a name given as an id is a likely slip.
@@ -216,7 +216,7 @@ pub(crate) fn machines(
         eprintln!(
             "warning: {} machine id(s) are not 40 or 32 hex characters, as the service's ids are; sent as given: {}. A computer name goes with --machine-name.",
             odd.len(),
-            odd.join(", ")
+            escaped(&odd)
         );
     }
     let (names, repeated) = targets::machine_names(&targets.names, targets.names_file.as_deref())
@@ -225,7 +225,7 @@ pub(crate) fn machines(
         eprintln!(
             "warning: {} machine name(s) given more than once, looked up once: {}",
             repeated.len(),
-            repeated.join(", ")
+            escaped(&repeated)
         );
     }
     for name in &names {
@@ -238,6 +238,15 @@ pub(crate) fn machines(
         ));
     }
     Ok((machines, names))
+}
+
+/// Ids or names as a list a terminal shows as it is.
+fn escaped(items: &[impl AsRef<str>]) -> String {
+    items
+        .iter()
+        .map(|i| crate::output::escape(i.as_ref()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The simulated seconds per real second: `--time-scale`, only where it cannot outrun the

@@ -41,8 +41,14 @@ pub struct Record {
 }
 
 impl Record {
-    /// The record of a package just saved.
-    pub fn new(action: &MachineAction, file: &str, size: u64, sha256: &str) -> Record {
+    /// The record of a package just saved, at `downloaded` (the client's clock, the one the
+    /// service's times are on).
+    pub fn new(
+        action: &MachineAction,
+        file: &str,
+        (size, sha256): (u64, &str),
+        downloaded: chrono::DateTime<chrono::Utc>,
+    ) -> Record {
         let text = |t: &Option<mde_client::Timestamp>| t.as_ref().map(ToString::to_string);
         Record {
             machine_id: action.machine_id.clone().unwrap_or_default(),
@@ -56,7 +62,7 @@ impl Record {
             } else {
                 &action.last_update_time_utc
             }),
-            downloaded: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            downloaded: downloaded.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             file: file.to_string(),
             size,
             sha256: sha256.to_string(),
@@ -107,6 +113,102 @@ pub fn read(dir: &Path) -> std::io::Result<Vec<Record>> {
         }
     }
     Ok(records)
+}
+
+/// A manifest as `mde package verify` reads it: every line accounted for.
+#[derive(Debug, Default)]
+pub struct Manifest {
+    /// Whether the folder has one.
+    pub exists: bool,
+    /// Its records, in order.
+    pub records: Vec<Record>,
+    /// Lines that are not a record, by line number (from 1), with their start: a tampered
+    /// or damaged manifest.
+    pub unreadable: Vec<(usize, String)>,
+    /// The last line, cut short by a crash while it was written (no line end): forgiven.
+    pub torn_last: bool,
+}
+
+/// Reads every line of the manifest; only a last line without its end that is not a record
+/// (a crash while appending) is forgiven, as `torn_last`.
+pub fn manifest(dir: &Path) -> std::io::Result<Manifest> {
+    let text = match std::fs::read(dir.join(MANIFEST)) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Manifest::default()),
+        Err(e) => return Err(e),
+    };
+    let mut manifest = Manifest {
+        exists: true,
+        ..Manifest::default()
+    };
+    let ended = text.last().is_none_or(|b| *b == b'\n');
+    let lines: Vec<&[u8]> = text.split(|b| *b == b'\n').collect();
+    let count = lines.len();
+    for (i, line) in lines.into_iter().enumerate() {
+        let last = i + 1 == count;
+        if line.is_empty() && last {
+            continue;
+        }
+        match serde_json::from_slice::<Record>(line) {
+            Ok(record) => manifest.records.push(record),
+            Err(_) if last && !ended => manifest.torn_last = true,
+            Err(_) => manifest.unreadable.push((
+                i + 1,
+                mde_client::workspace::shorten(&String::from_utf8_lossy(line), 80),
+            )),
+        }
+    }
+    Ok(manifest)
+}
+
+/// The files of the folder (and its subfolders) that no record names, but the manifest:
+/// an extra file, a second copy, a download left unfinished (`.part`).
+pub fn unrecorded(dir: &Path, records: &[Record]) -> std::io::Result<Vec<String>> {
+    let named: std::collections::HashSet<&str> = records.iter().map(|r| r.file.as_str()).collect();
+    let mut found = Vec::new();
+    let mut folders = vec![PathBuf::new()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(dir.join(&folder))? {
+            let entry = entry?;
+            let relative = folder.join(entry.file_name());
+            if entry.file_type()?.is_dir() {
+                folders.push(relative);
+                continue;
+            }
+            let text = relative.to_string_lossy().into_owned();
+            if text != MANIFEST && !named.contains(text.as_str()) {
+                found.push(text);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Checks, before a run asks for anything, that packages can be written in `dir` (a file is
+/// created and removed); returns a warning when others can read the folder.
+pub fn probe(dir: &Path) -> std::io::Result<Option<String>> {
+    let path = dir.join(format!(".mde-probe-{}", std::process::id()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(b"probe").and_then(|()| f.sync_all()));
+    let removed = std::fs::remove_file(&path);
+    written?;
+    removed?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Ok(Some(format!(
+                "{} can be read by other users (mode {mode:o}) and packages hold forensic data: chmod 700 {0}",
+                dir.display()
+            )));
+        }
+    }
+    Ok(None)
 }
 
 /// Appends a record and syncs the manifest: it is on disk when this returns.

@@ -627,7 +627,8 @@ impl<'a> Pipeline<'a> {
             }
             Step::Saved(Ok(saved)) => {
                 let file = evidence::file_name(&machine, &id);
-                let record = Record::new(&action, &file, saved.size, &saved.sha256);
+                let downloaded = self.client.clock().now_utc();
+                let record = Record::new(&action, &file, (saved.size, &saved.sha256), downloaded);
                 if let Err(e) = evidence::append(self.settings.dir, &record) {
                     let why = format!("saved {file}, but the manifest could not be written: {e}");
                     self.set(
@@ -666,7 +667,12 @@ fn stage_of(status: Option<&MachineActionStatus>) -> Stage {
 
 /// A package found in the folder with no record: saved by a run killed between the rename
 /// and the manifest. It was renamed only once complete and verified, so it is recorded now.
-fn adopt_saved(dir: &Path, action: &MachineAction, file: &str) -> std::io::Result<Option<Record>> {
+fn adopt_saved(
+    dir: &Path,
+    action: &MachineAction,
+    file: &str,
+    downloaded: chrono::DateTime<chrono::Utc>,
+) -> std::io::Result<Option<Record>> {
     use sha2::{Digest, Sha256};
     let path = dir.join(file);
     let mut f = match std::fs::File::open(&path) {
@@ -681,7 +687,7 @@ fn adopt_saved(dir: &Path, action: &MachineAction, file: &str) -> std::io::Resul
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let record = Record::new(action, file, size, &sha256);
+    let record = Record::new(action, file, (size, &sha256), downloaded);
     evidence::append(dir, &record)?;
     Ok(Some(record))
 }
@@ -792,7 +798,8 @@ pub async fn run(
                 // Saved by a run killed before its record: recorded, not fetched again.
                 let (machine, action) = pipeline.actions[&id].clone();
                 let file = evidence::file_name(&machine, &id);
-                match adopt_saved(pipeline.settings.dir, &action, &file) {
+                let now = client.clock().now_utc();
+                match adopt_saved(pipeline.settings.dir, &action, &file, now) {
                     Ok(Some(record)) => {
                         pipeline.recorded.insert(id.clone(), record.clone());
                         let note = Note::saved(record, false, None);

@@ -37,19 +37,29 @@ fn read(
     file: Option<&Path>,
     key: impl Fn(&str) -> String,
 ) -> Result<(Vec<String>, Vec<String>), String> {
-    let mut all: Vec<String> = arguments.iter().map(|a| a.trim().to_string()).collect();
+    let mut all: Vec<String> = Vec::new();
+    for argument in arguments {
+        all.push(one_value(argument.trim()).map_err(|e| format!("the argument {e}"))?);
+    }
     if let Some(path) = file {
-        let text = if path == Path::new("-") {
-            let mut text = String::new();
+        let (bytes, what) = if path == Path::new("-") {
+            let mut bytes = Vec::new();
             std::io::stdin()
-                .read_to_string(&mut text)
+                .read_to_end(&mut bytes)
                 .map_err(|e| format!("cannot read stdin: {e}"))?;
-            text
+            (bytes, "stdin".to_string())
         } else {
-            std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+            let bytes =
+                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            (bytes, path.display().to_string())
         };
-        all.extend(mde_sim::parse_machine_list(&text));
+        let text = text_of(&bytes).map_err(|e| format!("{what} {e}"))?;
+        for (i, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or_default().trim();
+            if !line.is_empty() {
+                all.push(one_value(line).map_err(|e| format!("{what} line {}: {e}", i + 1))?);
+            }
+        }
     }
     let mut seen = std::collections::HashSet::new();
     let (mut unique, mut repeated) = (Vec::new(), Vec::new());
@@ -61,6 +71,39 @@ fn read(
         }
     }
     Ok((unique, repeated))
+}
+
+/// A file's text as Windows tools write it too: a UTF-8 byte-order mark (PowerShell's
+/// `Set-Content -Encoding UTF8`, Excel's "CSV UTF-8") is dropped; UTF-16 (PowerShell 5.1's
+/// `>`) and other encodings are refused with what to do.
+fn text_of(bytes: &[u8]) -> Result<&str, String> {
+    const SAVE: &str =
+        "save it as UTF-8 (PowerShell: Get-Content FILE | Set-Content -Encoding utf8 NEW)";
+    let utf16 = bytes.starts_with(&[0xff, 0xfe])
+        || bytes.starts_with(&[0xfe, 0xff])
+        || (bytes.len() >= 2 && bytes.iter().take(64).any(|b| *b == 0));
+    if utf16 {
+        return Err(format!("is UTF-16 text, not UTF-8: {SAVE}"));
+    }
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    std::str::from_utf8(bytes).map_err(|e| {
+        format!(
+            "is not UTF-8 text (byte {} is not): {SAVE}",
+            e.valid_up_to() + 1
+        )
+    })
+}
+
+/// `text`, when it holds one id or name: two on one line (a space, a tab or a comma between)
+/// would be sent as one.
+fn one_value(text: &str) -> Result<String, String> {
+    if text.contains(|c: char| c.is_whitespace() || c == ',') {
+        return Err(format!(
+            "holds more than one value ({}): give one id or name a line, or an argument each",
+            crate::output::escape(text)
+        ));
+    }
+    Ok(text.to_string())
 }
 
 /// Whether `op`'s id is a machine's (otherwise an action's, or none).
@@ -96,6 +139,10 @@ mod tests {
             machine_ids(&["a".into(), "b".into(), "a".into(), " a ".into()], None).unwrap();
         assert_eq!(ids, ["a", "b"]);
         assert_eq!(repeated, ["a"]);
+        let upper = "FB9AB6BE3965095A09C057BE7C90F0A2".to_string();
+        let (ids, repeated) = machine_ids(&[upper.to_lowercase(), upper.clone()], None).unwrap();
+        assert_eq!((ids.len(), repeated), (1, vec![upper]));
+        assert!(machine_ids(&["a b".into()], None).is_err());
         assert!(machine_ids(&[], Some(Path::new("/nonexistent/file"))).is_err());
         assert!(well_formed("fb9ab6be3965095a09c057be7c90f0a2") && !well_formed("fb9ab6be"));
         let (names, repeated) =

@@ -24,6 +24,12 @@ pub trait Clock: Debug + Send + Sync {
     fn now(&self) -> Duration;
     /// Waits `duration` of this clock's time.
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+    /// The date and time now on this clock: the system's by default; a simulator's clock
+    /// gives its own, so that times a program records agree with the ones it is answered.
+    fn now_utc(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now()
+    }
 }
 
 /// The system's monotonic clock (tokio's, so tests may pause it).

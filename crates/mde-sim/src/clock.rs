@@ -87,6 +87,10 @@ impl mde_client::Clock for Clock {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
         Box::pin(tokio::time::sleep(duration.div_f64(self.inner.scale)))
     }
+
+    fn now_utc(&self) -> DateTime<Utc> {
+        Clock::now_utc(self)
+    }
 }
 
 #[cfg(test)]

@@ -92,7 +92,9 @@ pub(crate) async fn download(cli: &Cli, ids: &[String], out: &std::path::Path) -
         let file = evidence::file_name(&machine, id);
         match client.download_package(id, None, &out.join(&file)).await {
             Ok(saved) => {
-                let record = evidence::Record::new(&action, &file, saved.size, &saved.sha256);
+                let downloaded = client.clock().now_utc();
+                let record =
+                    evidence::Record::new(&action, &file, (saved.size, &saved.sha256), downloaded);
                 evidence::append(out, &record).map_err(|e| {
                     fail(
                         USAGE,
@@ -118,45 +120,110 @@ pub(crate) async fn download(cli: &Cli, ids: &[String], out: &std::path::Path) -
     Ok(code)
 }
 
-/// `mde package verify`: every record's file, re-hashed.
+/// `mde package verify`: every record's file re-hashed, every line of the manifest read,
+/// every file of the folder accounted for; exit 0 only when all is as recorded.
 pub(crate) fn verify(cli: &Cli, dir: &std::path::Path) -> Result<u8, u8> {
     use crate::evidence::{self, Verdict};
-    let records = evidence::read(dir).map_err(|e| {
+    let cannot = |e: std::io::Error| {
         fail(
             PARTIAL,
-            format!("cannot read the manifest in {}: {e}", dir.display()),
+            format!("cannot read the evidence folder {}: {e}", dir.display()),
         )
-    })?;
-    if records.is_empty() {
+    };
+    let manifest = evidence::manifest(dir).map_err(cannot)?;
+    if !manifest.exists {
         return Err(fail(
             PARTIAL,
             format!("no {} in {}", evidence::MANIFEST, dir.display()),
         ));
     }
-    let mut code = OK;
+    if manifest.torn_last {
+        eprintln!(
+            "warning: the last line of {} was cut short (a crash while it was written); its package is not recorded",
+            evidence::MANIFEST
+        );
+    }
     let mut stdout = std::io::stdout().lock();
-    for record in &records {
-        let verdict = evidence::verify(dir, record).map_err(|e| {
-            fail(
-                PARTIAL,
-                format!("cannot read {}: {e}", dir.join(&record.file).display()),
-            )
-        })?;
-        if verdict != Verdict::Verified {
-            code = PARTIAL;
-        }
-        let line = match (cli.run.output, &verdict) {
-            (Output::Json, _) => serde_json::json!({ "file": record.file, "action": record.action_id, "result": verdict }).to_string(),
-            (Output::Table, Verdict::Verified) => format!("verified  {}", record.file),
-            (Output::Table, Verdict::Missing) => format!("MISSING   {}", record.file),
-            (Output::Table, Verdict::Mismatch { size, sha256 }) => format!(
-                "CHANGED   {} ({size} bytes, sha256 {sha256}; recorded {} bytes, sha256 {})",
-                record.file, record.size, record.sha256
-            ),
+    let json = cli.run.output == Output::Json;
+    let mut say = |verdict: &str, file: &str, action: Option<&str>, detail: String| {
+        let line = if json {
+            serde_json::json!({ "file": file, "action_id": action, "verdict": verdict, "detail": detail }).to_string()
+        } else {
+            // What needs a look stands out in capitals.
+            let shown = match verdict {
+                "verified" => verdict.to_string(),
+                _ => verdict.to_uppercase(),
+            };
+            format!("{shown:<11} {}{detail}", crate::output::escape(file))
         };
         let _ = writeln!(stdout, "{line}");
+    };
+    let mut counts: Vec<(&str, usize)> =
+        ["verified", "changed", "missing", "unreadable", "unrecorded"]
+            .map(|v| (v, 0))
+            .to_vec();
+    let mut count = |verdict: &str| {
+        if let Some((_, n)) = counts.iter_mut().find(|(v, _)| *v == verdict) {
+            *n += 1;
+        }
+    };
+    for record in &manifest.records {
+        let action = Some(record.action_id.as_str());
+        match evidence::verify(dir, record) {
+            Ok(Verdict::Verified) => {
+                count("verified");
+                say("verified", &record.file, action, String::new());
+            }
+            Ok(Verdict::Missing) => {
+                count("missing");
+                say("missing", &record.file, action, String::new());
+            }
+            Ok(Verdict::Mismatch { size, sha256 }) => {
+                count("changed");
+                let detail = format!(
+                    " ({size} bytes, sha256 {sha256}; recorded {} bytes, sha256 {})",
+                    record.size, record.sha256
+                );
+                say("changed", &record.file, action, detail);
+            }
+            Err(e) => {
+                count("unreadable");
+                say("unreadable", &record.file, action, format!(" ({e})"));
+            }
+        }
     }
-    Ok(code)
+    let unreadable_lines = manifest.unreadable.len();
+    for (line, start) in &manifest.unreadable {
+        let detail = format!(
+            " line {line} is not a record: {}",
+            crate::output::escape(start)
+        );
+        say("unreadable", evidence::MANIFEST, None, detail);
+    }
+    for file in evidence::unrecorded(dir, &manifest.records).map_err(cannot)? {
+        count("unrecorded");
+        say("unrecorded", &file, None, " (not in the manifest)".into());
+    }
+    let _ = stdout.flush();
+    let mut summary: Vec<String> = counts
+        .iter()
+        .filter(|(v, n)| *n > 0 || *v == "verified")
+        .map(|(v, n)| format!("{n} {v}"))
+        .collect();
+    if unreadable_lines > 0 {
+        summary.push(format!("{unreadable_lines} unreadable line(s)"));
+    }
+    if manifest.records.is_empty() && unreadable_lines == 0 {
+        summary.push(format!(
+            "{} is empty: no package recorded",
+            evidence::MANIFEST
+        ));
+    }
+    eprintln!("mde: {}", summary.join(", "));
+    let all_verified = counts.iter().all(|(v, n)| *v == "verified" || *n == 0)
+        && unreadable_lines == 0
+        && !manifest.records.is_empty();
+    Ok(if all_verified { OK } else { PARTIAL })
 }
 
 /// `mde package collect --download`: each machine from its collection to a verified package
@@ -204,6 +271,19 @@ pub(crate) async fn collect_download(
             format!("cannot make the folder {}: {e}", settings.dir.display()),
         )
     })?;
+    // Found now, not after hours of collections.
+    match crate::evidence::probe(settings.dir) {
+        Ok(warning) => warning.iter().for_each(|w| eprintln!("warning: {w}")),
+        Err(e) => {
+            return Err(fail(
+                USAGE,
+                format!(
+                    "cannot write packages in {}: {e}; nothing was sent",
+                    settings.dir.display()
+                ),
+            ));
+        }
+    }
     let (path, journal) = start_journal(cli, &selection, &record)?;
     let real = speed(conn, scale);
     let in_real = |d: Duration| Duration::from_secs_f64(d.as_secs_f64() / real);
