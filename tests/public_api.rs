@@ -350,3 +350,111 @@ fn deprecated_operations_have_deprecated_methods() {
     }
     assert!(deprecated >= 1, "the spec deprecates the Graph variant");
 }
+
+/// A signature as a reader writes it, from its tokens.
+fn signature(sig: &syn::Signature) -> String {
+    let mut s = sig.to_token_stream().to_string();
+    for (from, to) in [
+        (" :: ", "::"),
+        (":: ", "::"),
+        (" ::", "::"),
+        ("& ", "&"),
+        (" (", "("),
+        ("( ", "("),
+        (" )", ")"),
+        (" ,", ","),
+        ("< ", "<"),
+        (" <", "<"),
+        (" >", ">"),
+        ("- >", "->"),
+        (" :", ":"),
+        ("' ", "'"),
+        ("# ", "#"),
+    ] {
+        s = s.replace(from, to);
+    }
+    s.replace("->", " -> ")
+        .replace("  ", " ")
+        .replace(",)", ")")
+        .trim_end_matches(',')
+        .to_string()
+}
+
+/// The hand-written crate around the generated one: what the crate root names, and the
+/// methods of `Client` and `Call`.
+fn hand_written_summary() -> String {
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../crates/mde-client/src");
+    let parse = |name: &str| {
+        syn::parse_file(&std::fs::read_to_string(format!("{src}/{name}")).unwrap()).unwrap()
+    };
+    let hidden = |attrs: &[Attribute]| {
+        attrs
+            .iter()
+            .any(|a| a.to_token_stream().to_string().replace(' ', "").contains("doc(hidden)"))
+    };
+    let public = |v: &syn::Visibility| matches!(v, syn::Visibility::Public(_));
+    let mut out = String::from("\n# The crate root (lib.rs): what a program names\n\n");
+    for item in parse("lib.rs").items {
+        match item {
+            Item::Use(u) if public(&u.vis) => {
+                let tree = u.tree.to_token_stream().to_string().replace(' ', "");
+                writeln!(out, "pub use {}", tree.replace(',', ", ")).unwrap();
+            }
+            Item::Mod(m) if public(&m.vis) => {
+                let note = if hidden(&m.attrs) {
+                    "  #[doc(hidden)], not API"
+                } else {
+                    ""
+                };
+                writeln!(out, "pub mod {}{note}", m.ident).unwrap();
+            }
+            _ => {}
+        }
+    }
+    out.push_str("\n# Hand-written methods of Client and Call\n\n");
+    let mut methods = Vec::new();
+    for name in ["client.rs", "download.rs"] {
+        for item in parse(name).items {
+            let Item::Impl(imp) = item else { continue };
+            let owner = ty(&imp.self_ty);
+            if imp.trait_.is_some() || !(owner == "Client" || owner.starts_with("Call<")) {
+                continue;
+            }
+            for item in imp.items {
+                if let ImplItem::Fn(f) = item
+                    && public(&f.vis)
+                {
+                    let deprecated = if is_deprecated(&f.attrs) {
+                        "  #[deprecated]"
+                    } else {
+                        ""
+                    };
+                    let sig = signature(&f.sig);
+                    let (asynchronous, sig) = match sig.strip_prefix("async fn ") {
+                        Some(rest) => ("async ", rest.to_string()),
+                        None => ("", sig.trim_start_matches("fn ").to_string()),
+                    };
+                    methods.push(format!(
+                        "{asynchronous}{}::{sig}{deprecated}",
+                        owner.split('<').next().unwrap(),
+                    ));
+                }
+            }
+        }
+    }
+    out.push_str(&methods.join("\n"));
+    out.push('\n');
+    out
+}
+
+/// The hand-written API: a change of what the crate root names or of a method's signature
+/// shows in this snapshot's diff.
+#[test]
+fn hand_written_api_summary() {
+    insta::with_settings!({
+        description => "the crate root and the hand-written methods of crates/mde-client, summarised",
+        omit_expression => true,
+    }, {
+        insta::assert_snapshot!(hand_written_summary());
+    });
+}
