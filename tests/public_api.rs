@@ -388,9 +388,12 @@ fn hand_written_summary() -> String {
         syn::parse_file(&std::fs::read_to_string(format!("{src}/{name}")).unwrap()).unwrap()
     };
     let hidden = |attrs: &[Attribute]| {
-        attrs
-            .iter()
-            .any(|a| a.to_token_stream().to_string().replace(' ', "").contains("doc(hidden)"))
+        attrs.iter().any(|a| {
+            a.to_token_stream()
+                .to_string()
+                .replace(' ', "")
+                .contains("doc(hidden)")
+        })
     };
     let public = |v: &syn::Visibility| matches!(v, syn::Visibility::Public(_));
     let mut out = String::from("\n# The crate root (lib.rs): what a program names\n\n");

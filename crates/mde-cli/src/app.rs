@@ -116,6 +116,7 @@ pub async fn run(cli: Cli) -> u8 {
             ids,
             comment,
             confirm,
+            journaling,
         }) => (
             OperationId::CancelMachineAction,
             Targets {
@@ -126,6 +127,7 @@ pub async fn run(cli: Cli) -> u8 {
                 pick: None,
                 comment: comment.clone(),
                 confirm: confirm.clone(),
+                journaling: journaling.clone(),
             },
             None,
             None,
@@ -323,8 +325,8 @@ pub(crate) fn run_record(
 
 /// What the resumed journal recorded (nothing for a new run). A resume continues the same
 /// run or is refused: another request, tenant, client, host or machine set is named.
-pub(crate) fn history(cli: &Cli, record: &RunRecord) -> Result<History, u8> {
-    let Some(path) = &cli.run.resume else {
+pub(crate) fn history(cli: &Cli, targets: &Targets, record: &RunRecord) -> Result<History, u8> {
+    let Some(path) = &targets.journaling.resume else {
         return Ok(History::default());
     };
     if cli.connection.simulate && record.download.is_some() {
@@ -476,19 +478,22 @@ pub(crate) async fn sign_in(client: &Client) -> Result<(), u8> {
 
 /// The journal: the one resumed, or a new one (the one named, or one here with a name of
 /// its own: milliseconds and the process id), created exclusively with the run's record.
-pub(crate) fn open_journal(cli: &Cli, record: &RunRecord) -> Result<(PathBuf, Journal), u8> {
+pub(crate) fn open_journal(
+    journaling: &crate::cli::Journaling,
+    record: &RunRecord,
+) -> Result<(PathBuf, Journal), u8> {
     let cannot = |path: &std::path::Path, e: std::io::Error| {
         fail(
             USAGE,
             format!("cannot write the journal {}: {e}", path.display()),
         )
     };
-    if let Some(path) = &cli.run.resume {
+    if let Some(path) = &journaling.resume {
         let journal = Journal::open(path).map_err(|e| cannot(path, e))?;
         eprintln!("mde: journal {} (resumed)", path.display());
         return Ok((path.clone(), journal));
     }
-    let path = cli.run.journal.clone().unwrap_or_else(|| {
+    let path = journaling.journal.clone().unwrap_or_else(|| {
         PathBuf::from(format!(
             "mde-journal-{}-{}.jsonl",
             chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
@@ -564,7 +569,6 @@ pub(crate) async fn select(
 
 /// What a run of `op` sends to each machine, from the command line.
 pub(crate) fn plan<'a>(
-    cli: &Cli,
     targets: &'a Targets,
     op: OperationId,
     scan_type: Option<mde_client::types::ScanType>,
@@ -572,8 +576,8 @@ pub(crate) fn plan<'a>(
     fleet::Plan {
         op,
         comment: &targets.comment,
-        retry_unknown: cli.run.retry_unknown,
-        retry_failed: cli.run.retry_failed,
+        retry_unknown: targets.journaling.retry_unknown,
+        retry_failed: targets.journaling.retry_failed,
         scan_type,
     }
 }
@@ -617,11 +621,11 @@ pub(crate) fn stopped_code() -> u8 {
 
 /// Opens the journal of a run and records the names it resolved.
 pub(crate) fn start_journal(
-    cli: &Cli,
+    targets: &Targets,
     selection: &Selection,
     record: &RunRecord,
 ) -> Result<(PathBuf, Journal), u8> {
-    let (path, journal) = open_journal(cli, record)?;
+    let (path, journal) = open_journal(&targets.journaling, record)?;
     selection.record(&journal).map_err(|e| {
         fail(
             USAGE,

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use mde_client::{Cloud, Region};
 
@@ -43,12 +44,13 @@ pub struct Cli {
 
 /// Where to connect and as whom.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Connection (every command that calls the service)")]
 pub struct Connection {
-    /// Cloud: commercial, gcc, gcc-high, dod.
-    #[arg(long, global = true, default_value = "commercial", value_parser = |s: &str| s.parse::<Cloud>())]
+    /// Cloud.
+    #[arg(long, global = true, default_value = "commercial", value_parser = clap::builder::PossibleValuesParser::new(Cloud::ALL.map(Cloud::as_str)).map(|s| s.parse::<Cloud>().unwrap_or_default()))]
     pub cloud: Cloud,
-    /// Region of the commercial cloud: global, us, eu, uk, au, swa, ina, aea.
-    #[arg(long, global = true, default_value = "global", value_parser = |s: &str| s.parse::<Region>())]
+    /// Region of the commercial cloud.
+    #[arg(long, global = true, default_value = "global", value_parser = clap::builder::PossibleValuesParser::new(Region::ALL.map(Region::as_str)).map(|s| s.parse::<Region>().unwrap_or_default()))]
     pub region: Region,
     /// Send every request to this base URL instead (overrides cloud and region).
     #[arg(long, global = true, value_name = "URL")]
@@ -93,26 +95,41 @@ pub struct Connection {
     pub time_scale: Option<f64>,
 }
 
-/// How a run reports and resumes.
+/// How a command reports.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Output (every command)")]
 pub struct RunOptions {
     /// Output: a table, or one JSON object per machine on stdout.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
-    /// The journal to write (default: `mde-journal-TIME.jsonl` here).
-    #[arg(long, global = true, value_name = "FILE", conflicts_with = "resume")]
+    /// Show each request on stderr: operation, path, answer status, correlation id, waits
+    /// (never a token, a secret or a package link). RUST_LOG=mde_client=trace says more.
+    #[arg(short = 'v', long, visible_alias = "debug", global = true)]
+    pub verbose: bool,
+}
+
+/// The help heading of the journal's options.
+const JOURNAL: &str = "Journal and resume";
+
+/// The journal of a run, and resuming one.
+#[derive(Clone, Debug, Args)]
+pub struct Journaling {
+    /// The journal to write, a new file (default: `mde-journal-TIME-PID.jsonl` here).
+    #[arg(long, value_name = "FILE", conflicts_with = "resume", help_heading = JOURNAL)]
     pub journal: Option<PathBuf>,
-    /// Carry on the run this journal records: machines it shows as sent are not sent again.
-    #[arg(long, global = true, value_name = "JOURNAL")]
+    /// Carry on the run this journal records, with the same command: machines it shows as
+    /// done are not sent again; a command that differs (request, tenant, host, machines) is
+    /// refused.
+    #[arg(long, value_name = "JOURNAL", help_heading = JOURNAL)]
     pub resume: Option<PathBuf>,
     /// With --resume, send again to machines whose outcome is unknown (sent, no answer): a
     /// second action may start on them.
-    #[arg(long, global = true, requires = "resume")]
+    #[arg(long, requires = "resume", help_heading = JOURNAL)]
     pub retry_unknown: bool,
     /// With --resume, send again to machines whose earlier answer was a failure (not to those
     /// where the action was already running); with --download, also ask for a new
     /// collection where one ended Failed or TimeOut.
-    #[arg(long, global = true, requires = "resume")]
+    #[arg(long, requires = "resume", help_heading = JOURNAL)]
     pub retry_failed: bool,
 }
 
@@ -295,6 +312,8 @@ pub enum ActionCommand {
         comment: String,
         #[command(flatten)]
         confirm: Confirm,
+        #[command(flatten)]
+        journaling: Journaling,
     },
 }
 
@@ -323,6 +342,8 @@ pub struct Targets {
     pub comment: String,
     #[command(flatten)]
     pub confirm: Confirm,
+    #[command(flatten)]
+    pub journaling: Journaling,
 }
 
 /// Which machine of several with one name.
@@ -344,6 +365,36 @@ pub struct Confirm {
     /// `--simulate` never asks).
     #[arg(long)]
     pub yes: bool,
+}
+
+/// The command line as parsed and as completed: the options of the service's connection are
+/// not shown for the commands that never call it.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    // Global options reach every subcommand when the command is built; hide them after.
+    command.build();
+    let local: Vec<String> = Cli::command()
+        .get_arguments()
+        .filter(|a| {
+            a.get_help_heading()
+                .is_some_and(|h| h.starts_with("Connection"))
+        })
+        .map(|a| a.get_id().to_string())
+        .collect();
+    // In place: the built command keeps its arguments by position.
+    let hide = |names: Vec<String>| {
+        move |sub: clap::Command| {
+            sub.mut_args(|a| {
+                let hidden = a.is_hide_set() || names.iter().any(|n| n == a.get_id().as_str());
+                a.hide(hidden)
+            })
+        }
+    };
+    let mut quiet = local.clone();
+    quiet.extend(["output".to_string(), "verbose".to_string()]);
+    command = command.mut_subcommand("completions", hide(quiet));
+    command.mut_subcommand("package", |p| p.mut_subcommand("verify", hide(local)))
 }
 
 /// A `--since` time: a date (midnight UTC) or an RFC 3339 date-time, in UTC. Never sent as

@@ -255,7 +255,7 @@ fn test_bad_input_exit_codes() {
                 "c",
             ],
             2,
-            "unknown region",
+            "invalid value 'mars' for '--region <REGION>'",
         ),
         (
             vec![
@@ -275,13 +275,13 @@ fn test_bad_input_exit_codes() {
         (
             vec![
                 "--simulate",
-                "--resume",
-                "/nonexistent/journal",
                 "package",
                 "collect",
                 MACHINES[0],
                 "--comment",
                 "c",
+                "--resume",
+                "/nonexistent/journal",
             ],
             2,
             "/nonexistent/journal",
@@ -533,18 +533,12 @@ fn test_ctrl_c_stops_and_prints_how_to_resume() {
     let ids: Vec<String> = (0..250).map(|i| format!("{i:040x}")).collect();
     std::fs::write(dir.path().join("fleet.txt"), ids.join("\n")).unwrap();
     let mut child = mde(dir.path())
-        .args([
-            "--simulate",
-            "--time-scale",
-            "10",
-            "--output",
-            "json",
-            "--journal",
-            "j.jsonl",
-        ])
+        .args(["--simulate", "--time-scale", "10", "--output", "json"])
         .args([
             "package",
             "collect",
+            "--journal",
+            "j.jsonl",
             "--machines-file",
             "fleet.txt",
             "--comment",
@@ -871,8 +865,8 @@ async fn test_package_download_manifest_and_verify() {
 fn test_collect_download_simulate() {
     let dir = scratch("pipeline");
     let out = run(mde(dir.path())
-        .args(["--simulate", "--time-scale", "600", "--journal", "j.jsonl"])
-        .args(["package", "collect"])
+        .args(["--simulate", "--time-scale", "600"])
+        .args(["package", "collect", "--journal", "j.jsonl"])
         .args(MACHINES)
         .args(["--comment", "Collect forensics due to alert 1234"])
         .args(["--download", "evidence"]));
@@ -1497,8 +1491,8 @@ async fn test_scan_by_name_exact_short_ambiguous_unknown_and_ids() {
     let scan = |journal: &[&str]| {
         let mut command = against(dir.path(), &sim);
         command
-            .args(journal)
             .args(["scan", MACHINES[0], "--type", "quick"])
+            .args(journal)
             .args(["--machine-name", "ws-0002"])
             .args(["--machine-name", "WS-0003.Contoso.COM"])
             .args(["--machine-name", "ws-0001", "--machine-name", "ws-0404"])

@@ -238,9 +238,16 @@ fn test_an_unreachable_service_stops_the_run_and_nothing_is_failed() {
     std::fs::write(dir.path().join("fleet.txt"), ids.join("\n")).unwrap();
     let api = format!("http://127.0.0.1:{}", closed_port());
     let out = run(mde(dir.path())
-        .args(["--api-url", &api, "-o", "json", "--journal", "j.jsonl"])
+        .args(["--api-url", &api, "-o", "json"])
         .env("MDE_TOKEN", "t0ken")
-        .args(["package", "collect", "--machines-file", "fleet.txt"])
+        .args([
+            "package",
+            "collect",
+            "--journal",
+            "j.jsonl",
+            "--machines-file",
+            "fleet.txt",
+        ])
         .args(["--comment", "c", "--yes"]));
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(
@@ -282,9 +289,17 @@ fn test_a_dropped_connection_is_unknown() {
         }
     });
     let out = run(mde(dir.path())
-        .args(["--api-url", &api, "-o", "json", "--journal", "j.jsonl"])
+        .args(["--api-url", &api, "-o", "json"])
         .env("MDE_TOKEN", "t0ken")
-        .args(["package", "collect", MACHINES[0], "--comment", "c"]));
+        .args([
+            "package",
+            "collect",
+            "--journal",
+            "j.jsonl",
+            MACHINES[0],
+            "--comment",
+            "c",
+        ]));
     assert_eq!(out.code, 1, "{}", out.stderr);
     let out = lines(&out.stdout);
     assert_eq!(out[0]["outcome"], "unknown", "{out:?}");
@@ -304,7 +319,7 @@ fn test_sigterm_stops_the_run_and_the_resume_line_runs_as_printed() {
     std::fs::write(dir.path().join("fleet.txt"), ids.join("\n")).unwrap();
     let child = mde(dir.path())
         .args(["--simulate", "--time-scale", "10", "-o", "json"])
-        .args(["--journal", "j.jsonl", "package", "collect"])
+        .args(["package", "collect", "--journal", "j.jsonl"])
         .args([
             "--machines-file",
             "fleet.txt",
@@ -710,4 +725,81 @@ async fn test_an_empty_token_is_unset_and_the_credential_is_named() {
     assert_eq!(out.stderr.matches(said).count(), 1, "{}", out.stderr);
     assert!(!out.stderr.contains(mde_sim::DEFAULT_CLIENT_SECRET));
     sim.stop().await;
+}
+
+/// `-v` shows each request with its answer status, and each error with its correlation id;
+/// `RUST_LOG` is read too; neither ever shows a token or a secret.
+#[test]
+fn test_verbose_shows_each_request_and_never_a_secret() {
+    let dir = scratch("verbose");
+    let collect = |flag: Option<&str>, rust_log: Option<&str>| {
+        let mut command = mde(dir.path());
+        command
+            .args(flag)
+            .args(["--simulate", "package", "collect"]);
+        command.args([MACHINES[0], "not-a-machine", "--comment", "c"]);
+        match rust_log {
+            Some(filter) => command.env("RUST_LOG", filter),
+            None => command.env_remove("RUST_LOG"),
+        };
+        run(&mut command)
+    };
+    for out in [collect(Some("-v"), None), collect(Some("--debug"), None)] {
+        assert!(
+            out.stderr.contains(r#"mde-client: answered operation="collectInvestigationPackage" method=POST path="/api/machines/1e5bc9d7e413ddd7902c2932e418702b84d0cc07/collectInvestigationPackage" status=201"#),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains(r#"status=404 correlation_id=""#),
+            "{}",
+            out.stderr
+        );
+        for secret in [mde_sim::DEFAULT_CLIENT_SECRET, "Bearer", "access_token"] {
+            assert!(!out.stderr.contains(secret), "{secret}: {}", out.stderr);
+        }
+    }
+    let traced = collect(None, Some("trace"));
+    assert!(
+        traced.stderr.contains("mde-client: answered"),
+        "{}",
+        traced.stderr
+    );
+    let quiet = collect(None, None);
+    assert!(!quiet.stderr.contains("mde-client:"), "{}", quiet.stderr);
+}
+
+/// `--help` groups the options every command shares under their own headings, and does not
+/// show a command options that do not apply to it; the completions know the clouds.
+#[test]
+fn test_help_shows_the_options_that_apply() {
+    let dir = scratch("help");
+    let help = |args: &[&str]| run(mde(dir.path()).args(args).arg("--help")).stdout;
+    let scan = help(&["scan"]);
+    for heading in [
+        "Journal and resume:",
+        "Connection (every command that calls the service):",
+        "Output (every command):",
+    ] {
+        assert!(scan.contains(heading), "{heading}: {scan}");
+    }
+    assert!(
+        scan.contains("[possible values: commercial, gcc, gcc-high, dod]"),
+        "{scan}"
+    );
+    let verify = help(&["package", "verify"]);
+    for absent in ["--cloud", "--token", "--simulate", "--resume"] {
+        assert!(!verify.contains(absent), "{absent}: {verify}");
+    }
+    assert!(verify.contains("--output"), "{verify}");
+    let show = help(&["action", "show"]);
+    assert!(
+        show.contains("--cloud") && !show.contains("--resume"),
+        "{show}"
+    );
+    let completions = run(mde(dir.path()).args(["completions", "bash"])).stdout;
+    assert!(
+        completions.contains("gcc-high") && completions.contains("aea"),
+        "{completions}"
+    );
 }

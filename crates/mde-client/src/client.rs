@@ -463,7 +463,16 @@ impl<'a, R: Request> IntoFuture for Call<'a, R> {
                         runtime.waiting(R::ID, WaitReason::Backoff, wait);
                         runtime.clock.sleep(wait).await;
                     }
-                    _ => return Err(error),
+                    _ => {
+                        tracing::debug!(
+                            operation = R::ID.as_str(),
+                            status = error.status(),
+                            correlation_id = error.correlation_id(),
+                            delivery = ?error.delivery(),
+                            "mde-client: {error}"
+                        );
+                        return Err(error);
+                    }
                 }
             }
         })

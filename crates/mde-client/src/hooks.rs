@@ -254,7 +254,31 @@ impl ClientHooks<Inner> for generated::Client {
             },
             None => None,
         };
+        // What `-v` shows of each request: never a query (a package link's is a secret), a
+        // header or a body.
+        let (method, path) = (request.method().clone(), request.url().path().to_string());
+        let operation = op.map_or(info.operation_id, OperationId::as_str);
+        let started = std::time::Instant::now();
         let sent = self.client().execute(request).await;
+        let took_ms = started.elapsed().as_millis() as u64;
+        match &sent {
+            Ok(response) => tracing::debug!(
+                operation,
+                %method,
+                path,
+                status = response.status().as_u16(),
+                took_ms,
+                "mde-client: answered"
+            ),
+            Err(e) => tracing::debug!(
+                operation,
+                %method,
+                path,
+                took_ms,
+                error = %e,
+                "mde-client: no answer"
+            ),
+        }
         if let (Some(op), Some(ticket), Some(limiter)) = (op, ticket, &runtime.limiter) {
             limiter.answered(op, ticket, runtime.clock.now());
         }

@@ -28,7 +28,7 @@ pub trait Clock: Debug + Send + Sync {
     /// The date and time now on this clock: the system's by default; a simulator's clock
     /// gives its own, so that times a program records agree with the ones it is answered.
     fn now_utc(&self) -> chrono::DateTime<chrono::Utc> {
-        chrono::Utc::now()
+        std::time::SystemTime::now().into()
     }
 }
 

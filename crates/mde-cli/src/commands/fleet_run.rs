@@ -30,13 +30,8 @@ pub(crate) async fn run(
     let conn = &cli.connection;
     let (ids, names) = machines(targets, op)?;
     let scale = time_scale(conn)?;
-    let record = run_record(
-        cli,
-        &plan(cli, targets, op, scan_type),
-        (&ids, &names),
-        None,
-    );
-    let history = history(cli, &record)?;
+    let record = run_record(cli, &plan(targets, op, scan_type), (&ids, &names), None);
+    let history = history(cli, targets, &record)?;
     let simulator = simulator(conn, scale, &ids, &names).await?;
 
     let bar = (std::io::stderr().is_terminal()).then(|| {
@@ -63,7 +58,7 @@ pub(crate) async fn run(
     let intent = (op, scan_type.map(|t| format!("ScanType {t}")), None);
     let selection = select(cli, targets, &client, &history, (ids, names), intent).await?;
     let machines = selection.machines.clone();
-    let (path, journal) = start_journal(cli, &selection, &record)?;
+    let (path, journal) = start_journal(targets, &selection, &record)?;
 
     let total = machines.len();
     let started = std::time::Instant::now();
@@ -112,7 +107,7 @@ pub(crate) async fn run(
         }
     };
     let batch = fleet::Batch {
-        plan: plan(cli, targets, op, scan_type),
+        plan: plan(targets, op, scan_type),
         machines,
         journal: &journal,
         history,
@@ -179,13 +174,13 @@ pub(crate) async fn run(
     if let Some(sim) = simulator {
         sim.stop().await;
     }
-    Ok(exit_code(cli, &path, &report, waited.as_ref()))
+    Ok(exit_code(targets, &path, &report, waited.as_ref()))
 }
 
 /// How the run ended: stopped for every machine, interrupted (and how to go on), or whether
 /// every machine succeeded (with `--wait`, every scan).
 fn exit_code(
-    cli: &Cli,
+    targets: &Targets,
     journal: &std::path::Path,
     report: &fleet::Report,
     waited: Option<&crate::wait::Waited>,
@@ -194,7 +189,7 @@ fn exit_code(
         resume_command(
             std::env::args().collect(),
             journal,
-            cli.run.resume.is_some(),
+            targets.journaling.resume.is_some(),
         )
     };
     if let Some(fatal) = &report.fatal {

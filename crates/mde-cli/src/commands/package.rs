@@ -240,12 +240,12 @@ pub(crate) async fn collect_download(
     let scale = time_scale(conn)?;
     let record = run_record(
         cli,
-        &plan(cli, targets, op, scan_type),
+        &plan(targets, op, scan_type),
         (&ids, &names),
         Some(settings.dir),
     );
-    let mut history = history(cli, &record)?;
-    if cli.run.retry_failed {
+    let mut history = history(cli, targets, &record)?;
+    if targets.journaling.retry_failed {
         // A collection the service ended Failed or TimeOut: a new one is asked for.
         for machine in std::mem::take(&mut history.collections_failed) {
             history.done.remove(&machine);
@@ -284,7 +284,7 @@ pub(crate) async fn collect_download(
             ));
         }
     }
-    let (path, journal) = start_journal(cli, &selection, &record)?;
+    let (path, journal) = start_journal(targets, &selection, &record)?;
     let real = speed(conn, scale);
     let in_real = |d: Duration| Duration::from_secs_f64(d.as_secs_f64() / real);
     let shortest = mde_client::minimum_duration(OperationId::GetPackageUri, machines.len());
@@ -347,7 +347,7 @@ pub(crate) async fn collect_download(
         }
     };
     let batch = fleet::Batch {
-        plan: plan(cli, targets, op, scan_type),
+        plan: plan(targets, op, scan_type),
         machines,
         journal: &journal,
         history,
@@ -386,7 +386,11 @@ pub(crate) async fn collect_download(
         } else {
             format!(
                 "Resume with:\n  {}",
-                resume_command(std::env::args().collect(), &path, cli.run.resume.is_some())
+                resume_command(
+                    std::env::args().collect(),
+                    &path,
+                    targets.journaling.resume.is_some()
+                )
             )
         }
     };
