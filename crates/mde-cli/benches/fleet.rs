@@ -48,7 +48,7 @@ async fn main() {
     let succeeded = report
         .outcomes
         .iter()
-        .filter(|o| o.outcome == Kind::Succeeded)
+        .filter(|o| o.outcome == Kind::Accepted)
         .count();
     let required = minimum_duration(OperationId::CollectInvestigationPackage, MACHINES);
     println!(

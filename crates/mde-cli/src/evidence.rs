@@ -17,9 +17,11 @@ pub const MANIFEST: &str = "manifest.jsonl";
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     /// The machine id.
-    pub machine_id: String,
+    #[serde(alias = "machine_id")]
+    pub machine: String,
     /// The machine's name, as the action gave it.
-    pub machine_name: Option<String>,
+    #[serde(alias = "machine_name")]
+    pub name: Option<String>,
     /// The collection's machine action id.
     pub action_id: String,
     /// Who asked for the collection.
@@ -51,8 +53,8 @@ impl Record {
     ) -> Record {
         let text = |t: &Option<mde_client::Timestamp>| t.as_ref().map(ToString::to_string);
         Record {
-            machine_id: action.machine_id.clone().unwrap_or_default(),
-            machine_name: action.computer_dns_name.clone(),
+            machine: action.machine_id.clone().unwrap_or_default(),
+            name: action.computer_dns_name.clone(),
             action_id: action.id.clone().unwrap_or_default(),
             requestor: action.requestor.clone(),
             comment: action.requestor_comment.clone(),

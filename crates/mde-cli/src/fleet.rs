@@ -12,13 +12,15 @@ use mde_client::{Call, Client, Delivery, Error};
 use serde::{Deserialize, Serialize};
 
 use crate::journal::{Entry, History, Journal, now};
+use crate::json::ErrorInfo;
 
 /// How a machine fared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
-    /// The action was created.
-    Succeeded,
+    /// The service accepted the request: the action was created (it is `Pending`).
+    #[serde(alias = "succeeded")]
+    Accepted,
     /// The same kind of action was already running there.
     AlreadyRunning,
     /// The service does not know the machine (or no machine has the name).
@@ -39,7 +41,7 @@ impl Kind {
     /// The name used in the journal and the JSON output.
     pub fn as_str(self) -> &'static str {
         match self {
-            Kind::Succeeded => "succeeded",
+            Kind::Accepted => "accepted",
             Kind::AlreadyRunning => "already_running",
             Kind::NotFound => "not_found",
             Kind::Ambiguous => "ambiguous",
@@ -65,7 +67,7 @@ pub struct Outcome {
     pub result: Option<Answer>,
     /// What went wrong, when it did not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    pub error: Option<ErrorInfo>,
     /// Recorded by an earlier run (resumed), not sent now.
     #[serde(default)]
     pub earlier: bool,
@@ -177,9 +179,9 @@ fn outcome(
     answer: Result<Answer, Error>,
 ) -> (Outcome, Option<String>) {
     let (kind, result, error, fatal) = match answer {
-        Ok(answer) => (Kind::Succeeded, Some(answer), None, false),
+        Ok(answer) => (Kind::Accepted, Some(answer), None, false),
         Err(Error::AlreadyPending(action)) => {
-            let why = crate::output::error_text(&Error::AlreadyPending(action.clone()));
+            let why = ErrorInfo::of(&Error::AlreadyPending(action.clone()));
             (Kind::AlreadyRunning, pending(op, *action), Some(why), false)
         }
         Err(e) => {
@@ -195,10 +197,15 @@ fn outcome(
                 (_, Delivery::Unknown) => Kind::Unknown,
                 (_, Delivery::Answered) => Kind::Failed,
             };
-            (kind, None, Some(crate::output::error_text(&e)), fatal)
+            (kind, None, Some(ErrorInfo::of(&e)), fatal)
         }
     };
-    let fatal = fatal.then(|| error.clone().unwrap_or_default());
+    let fatal = fatal.then(|| {
+        error
+            .as_ref()
+            .map(|e| e.message.clone())
+            .unwrap_or_default()
+    });
     let outcome = Outcome {
         machine,
         name: None,
@@ -311,7 +318,10 @@ pub async fn run(
                 name: None,
                 outcome: Kind::Unknown,
                 result: None,
-                error: Some("sent by an earlier run that ended before the answer; not sent again (--retry-unknown sends it)".into()),
+                error: Some(ErrorInfo::new(
+                    "unknown",
+                    "sent by an earlier run that ended before the answer; not sent again (--retry-unknown sends it)",
+                )),
                 earlier: true,
             };
             progress(Progress::Earlier(&unknown));
@@ -362,7 +372,7 @@ pub async fn run(
                 let no_answer = fatal.is_none() && matches!(outcome.outcome, Kind::NotSent | Kind::Unknown);
                 unanswered = if no_answer { unanswered + 1 } else { 0 };
                 if unanswered >= UNREACHABLE && !stopping {
-                    report.unreachable = outcome.error.clone();
+                    report.unreachable = outcome.error.as_ref().map(|e| e.message.clone());
                     stopping = true;
                     report.not_sent.extend(next.take().map(|(machine, _)| machine));
                 }

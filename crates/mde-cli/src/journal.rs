@@ -50,7 +50,7 @@ pub enum Entry {
         result: Option<Answer>,
         /// What went wrong, when it did not.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        error: Option<String>,
+        error: Option<crate::json::ErrorInfo>,
         /// When, in UTC.
         at: String,
     },
@@ -371,7 +371,7 @@ mod tests {
         let done = Outcome {
             machine: "a".into(),
             name: None,
-            outcome: Kind::Succeeded,
+            outcome: Kind::Accepted,
             result: Some(answer.clone()),
             error: None,
             earlier: false,

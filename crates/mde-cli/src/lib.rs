@@ -7,6 +7,7 @@ mod commands;
 pub mod evidence;
 pub mod fleet;
 pub mod journal;
+pub mod json;
 pub mod names;
 pub mod output;
 pub mod pipeline;

@@ -129,7 +129,7 @@ pub fn answer(answer: &Answer) -> String {
 fn detail(outcome: &Outcome) -> String {
     // What went wrong first: an action already pending is an error with its action.
     let text = match (&outcome.error, &outcome.result) {
-        (Some(error), _) => error.clone(),
+        (Some(error), _) => error.message.clone(),
         (None, Some(result)) => answer(result),
         (None, None) => String::new(),
     };
@@ -200,19 +200,13 @@ pub fn table(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
 
 /// One machine's JSON line.
 pub fn json_line(outcome: &Outcome) -> String {
-    serde_json::to_string(outcome).unwrap_or_else(|e| {
-        serde_json::json!({ "machine": outcome.machine, "error": e.to_string() }).to_string()
-    })
+    crate::json::outcome_line(outcome).text()
 }
 
 /// The JSON lines of the machines not sent to (the others were written as they ended).
 pub fn json_not_sent(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
     for machine in &report.not_sent {
-        writeln!(
-            out,
-            "{}",
-            serde_json::json!({ "machine": machine, "outcome": "not_sent", "earlier": false })
-        )?;
+        writeln!(out, "{}", crate::json::not_sent_line(machine).text())?;
     }
     Ok(())
 }
@@ -221,8 +215,8 @@ pub fn json_not_sent(report: &Report, out: &mut impl Write) -> std::io::Result<(
 pub fn summary(report: &Report) -> String {
     let count = |kind: Kind| report.outcomes.iter().filter(|o| o.outcome == kind).count();
     let mut text = format!(
-        "succeeded {}, already running {}, not found {}, failed {}",
-        count(Kind::Succeeded),
+        "accepted {}, already running {}, not found {}, failed {}",
+        count(Kind::Accepted),
         count(Kind::AlreadyRunning),
         count(Kind::NotFound),
         count(Kind::Failed)

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::evidence::{self, Record, Verdict};
 use crate::fleet::{self, Batch, Kind, Outcome, Plan};
 use crate::journal::{Entry, History, Journal, now};
+use crate::json::{ErrorInfo, Line};
 
 /// Where a machine's package is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -73,26 +74,43 @@ impl Stage {
 }
 
 /// One machine's package, as it ended (or stood when the run stopped).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Package {
     /// The machine id.
     pub machine: String,
     /// The machine's fully qualified name, when it was given by name.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Its collection's machine action id, once there is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
     /// Where it got to.
     pub stage: Stage,
-    /// The collection's status, or what went wrong.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The collection's status as last seen.
+    pub status: Option<MachineActionStatus>,
+    /// The collection's status, or what went wrong, for people.
     pub detail: Option<String>,
+    /// What went wrong, once failed.
+    pub error: Option<ErrorInfo>,
     /// The manifest's record, once saved.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub record: Option<Record>,
     /// Saved by an earlier run (resumed), not downloaded now.
     pub earlier: bool,
+}
+
+impl Package {
+    /// Its line of JSON output: the outcome is the stage.
+    pub fn line(&self) -> Line {
+        Line {
+            machine: Some(self.machine.clone()),
+            name: self.name.clone(),
+            action_id: self.action.clone(),
+            status: self.status.as_ref().map(ToString::to_string),
+            error: self.error.clone(),
+            ..Line::new(self.stage.as_str())
+        }
+        .with("earlier", self.earlier)
+        .with("detail", &self.detail)
+        .with("record", &self.record)
+    }
 }
 
 /// How many machines are at each stage.
@@ -221,7 +239,7 @@ async fn settle_unknown(
             let outcome = Outcome {
                 machine: machine.clone(),
                 name: None,
-                outcome: Kind::Succeeded,
+                outcome: Kind::Accepted,
                 result: Some(Answer::CollectInvestigationPackage(action.clone())),
                 error: None,
                 earlier: true,
@@ -243,6 +261,8 @@ const COLLECTION: MachineActionType = MachineActionType::CollectInvestigationPac
 #[derive(Default)]
 struct Note {
     detail: Option<String>,
+    /// What went wrong, when the note is a failure of the client's.
+    error: Option<ErrorInfo>,
     record: Option<Record>,
     earlier: bool,
     /// The collection's status, when the stage came from it.
@@ -253,6 +273,15 @@ impl Note {
     fn says(detail: impl Into<String>) -> Note {
         Note {
             detail: Some(detail.into()),
+            ..Note::default()
+        }
+    }
+
+    fn failed(e: &Error) -> Note {
+        let error = ErrorInfo::of(e);
+        Note {
+            detail: Some(error.message.clone()),
+            error: Some(error),
             ..Note::default()
         }
     }
@@ -277,7 +306,7 @@ impl Note {
             detail: Some(detail),
             record: Some(record),
             earlier,
-            status: None,
+            ..Note::default()
         }
     }
 }
@@ -343,7 +372,9 @@ impl<'a> Pipeline<'a> {
                 name: None,
                 action: None,
                 stage,
+                status: None,
                 detail: None,
+                error: None,
                 record: None,
                 earlier: false,
             });
@@ -351,6 +382,18 @@ impl<'a> Pipeline<'a> {
             package.action = Some(action.to_string());
         }
         package.stage = stage;
+        if note.status.is_some() {
+            package.status = note.status.clone();
+        }
+        package.error = match stage {
+            Stage::Failed => note.error.or_else(|| {
+                Some(ErrorInfo::new(
+                    "failed",
+                    note.detail.clone().unwrap_or_default(),
+                ))
+            }),
+            _ => None,
+        };
         package.detail = note.detail;
         package.record = note.record;
         package.earlier = note.earlier;
@@ -394,10 +437,18 @@ impl<'a> Pipeline<'a> {
                     Ok(())
                 }
                 _ => {
-                    let why = outcome
-                        .error
-                        .unwrap_or_else(|| format!("the request {}", outcome.outcome.as_str()));
-                    self.set(&machine, None, Stage::Failed, Note::says(why), progress)
+                    let error = outcome.error.unwrap_or_else(|| {
+                        ErrorInfo::new(
+                            "failed",
+                            format!("the request {}", outcome.outcome.as_str()),
+                        )
+                    });
+                    let why = Note {
+                        detail: Some(error.message.clone()),
+                        error: Some(error),
+                        ..Note::default()
+                    };
+                    self.set(&machine, None, Stage::Failed, why, progress)
                 }
             };
         };
@@ -621,7 +672,7 @@ impl<'a> Pipeline<'a> {
                 if is_fatal(&e) {
                     return Err(e);
                 }
-                let why = Note::says(crate::output::error_text(&e));
+                let why = Note::failed(&e);
                 self.set(&machine, Some(&id), Stage::Failed, why, progress)?;
                 Ok(None)
             }

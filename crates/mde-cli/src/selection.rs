@@ -10,6 +10,7 @@ use mde_client::{Client, Error};
 use crate::cli::Output;
 use crate::fleet::{Kind, Outcome};
 use crate::journal::{Entry, History, Journal, now};
+use crate::json::ErrorInfo;
 use crate::names::{self, Candidate, Resolved};
 
 /// Above this many machines an action asks first.
@@ -106,8 +107,9 @@ pub async fn select(
                 name: None,
                 outcome: Kind::NotFound,
                 result: None,
-                error: Some(format!(
-                    "no machine is named {name} (its fully qualified name, or the first label of it)"
+                error: Some(ErrorInfo::new(
+                    "not_found",
+                    format!("no machine is named {name} (its fully qualified name, or the first label of it)"),
                 )),
                 earlier: false,
             }),
@@ -116,14 +118,17 @@ pub async fn select(
                 name: None,
                 outcome: Kind::Ambiguous,
                 result: None,
-                error: Some(format!(
-                    "{} machines are named {name}: {}; give the id, or --pick latest",
-                    candidates.len(),
-                    candidates
-                        .iter()
-                        .map(Candidate::describe)
-                        .collect::<Vec<_>>()
-                        .join("; ")
+                error: Some(ErrorInfo::new(
+                    "ambiguous",
+                    format!(
+                        "{} machines are named {name}: {}; give the id, or --pick latest",
+                        candidates.len(),
+                        candidates
+                            .iter()
+                            .map(Candidate::describe)
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
                 )),
                 earlier: false,
             }),
@@ -229,7 +234,10 @@ impl DryRun<'_> {
                     "  {}  {}  {}",
                     o.machine,
                     o.outcome.as_str(),
-                    o.error.as_deref().unwrap_or_default()
+                    o.error
+                        .as_ref()
+                        .map(|e| e.message.as_str())
+                        .unwrap_or_default()
                 )?;
             }
         }

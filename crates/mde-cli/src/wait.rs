@@ -116,9 +116,12 @@ pub async fn follow(
         for id in &followed.unlisted {
             if let Some(i) = following.remove(id) {
                 let outcome = &mut report.outcomes[i];
-                outcome.error = Some(format!(
-                    "the service does not list the scan {id} ({} looks in a row): it is not in this tenant or at this host, or it was deleted",
-                    mde_client::UNLISTED_LOOKS
+                outcome.error = Some(crate::json::ErrorInfo::new(
+                    "unlisted",
+                    format!(
+                        "the service does not list the scan {id} ({} looks in a row): it is not in this tenant or at this host, or it was deleted",
+                        mde_client::UNLISTED_LOOKS
+                    ),
                 ));
                 ended(outcome);
             }

@@ -46,14 +46,14 @@ fn test_package_collect_simulate_table() {
     // Progress goes to stderr, a line a machine when stderr is not a terminal, then the summary.
     for machine in MACHINES {
         assert!(
-            out.stderr.contains(&format!("{machine} succeeded action")),
+            out.stderr.contains(&format!("{machine} accepted action")),
             "{}",
             out.stderr
         );
     }
     assert!(
         out.stderr
-            .contains("succeeded 3, already running 0, not found 0, failed 0"),
+            .contains("accepted 3, already running 0, not found 0, failed 0"),
         "{}",
         out.stderr
     );
@@ -83,7 +83,7 @@ fn test_package_collect_json() {
         .collect();
     sorted.sort();
     assert_redacted!("package_collect_json", sorted.join("\n"));
-    let created = lines.iter().find(|l| l["outcome"] == "succeeded").unwrap();
+    let created = lines.iter().find(|l| l["outcome"] == "accepted").unwrap();
     // The answer is tagged with its operation, so that a reader never guesses its type.
     assert_eq!(
         created["result"]["operation"], "collectInvestigationPackage",
@@ -116,7 +116,7 @@ fn test_unknown_machine_is_a_partial_failure() {
     );
     assert!(
         out.stderr
-            .contains("succeeded 1, already running 0, not found 1, failed 0"),
+            .contains("accepted 1, already running 0, not found 1, failed 0"),
         "{}",
         out.stderr
     );
@@ -502,9 +502,9 @@ async fn test_resume_after_kill_sends_nothing_twice_and_skips_nothing() {
     for line in &lines {
         let machine = line["machine"].as_str().unwrap().to_string();
         match line["outcome"].as_str().unwrap() {
-            "succeeded" => assert!(
+            "accepted" => assert!(
                 actions.binary_search(&machine).is_ok(),
-                "{machine} succeeded but has no action"
+                "{machine} accepted but has no action"
             ),
             "unknown" => assert_eq!(line["earlier"], true),
             other => panic!("{machine}: {other}"),
@@ -598,9 +598,9 @@ fn test_ctrl_c_stops_and_prints_how_to_resume() {
     assert_eq!(
         stdout
             .lines()
-            .filter(|l| l.contains(r#""outcome":"succeeded""#))
+            .filter(|l| l.contains(r#""outcome":"accepted""#))
             .count(),
-        journal.matches(r#""outcome":"succeeded""#).count()
+        journal.matches(r#""outcome":"accepted""#).count()
     );
 }
 
@@ -789,8 +789,8 @@ async fn test_package_download_manifest_and_verify() {
     assert_eq!(record["comment"], "case 42");
     assert_eq!(record["requestor"], mde_sim::DEFAULT_CLIENT_ID);
     for field in [
-        "machine_id",
-        "machine_name",
+        "machine",
+        "name",
         "action_id",
         "created",
         "completed",
@@ -941,12 +941,13 @@ fn test_collect_download_names_the_machines_given_by_name() {
     assert_eq!(json.code, 0, "{}", json.stderr);
     let lines = by_machine(&json.stdout);
     assert_eq!(lines.len(), 2, "{}", json.stdout);
-    assert_eq!(lines[MACHINES[0]].get("name"), None, "{}", json.stdout);
+    // Every line has every field of the shape; null where it does not apply.
+    assert_eq!(lines[MACHINES[0]]["name"], Value::Null, "{}", json.stdout);
     let named: Vec<&Value> = lines.values().filter(|l| l["name"].is_string()).collect();
     assert_eq!(named.len(), 1, "{}", json.stdout);
     assert_eq!(named[0]["name"], "ws-0001.contoso.com");
     assert!(
-        lines.values().all(|l| l["stage"] == "saved"),
+        lines.values().all(|l| l["outcome"] == "saved"),
         "{}",
         json.stdout
     );
@@ -1066,13 +1067,13 @@ async fn test_collect_download_failures_end_clearly_and_resume() {
         let status = &final_status[machine];
         let detail = line["detail"].as_str().unwrap_or_default();
         if machine == &blocked {
-            assert_eq!(line["stage"], "failed", "{line}");
+            assert_eq!(line["outcome"], "failed", "{line}");
             assert!(detail.contains(".part"), "{line}");
         } else if status == "Succeeded" {
-            assert_eq!(line["stage"], "saved", "{line}");
+            assert_eq!(line["outcome"], "saved", "{line}");
             assert!(line["record"]["sha256"].is_string(), "{line}");
         } else {
-            assert_eq!(line["stage"], "failed", "{line}");
+            assert_eq!(line["outcome"], "failed", "{line}");
             assert_eq!(detail, format!("the collection ended {status}"), "{line}");
         }
     }
@@ -1116,7 +1117,7 @@ async fn test_collect_download_failures_end_clearly_and_resume() {
         .unwrap();
     let lines = by_machine(&again.stdout);
     assert_eq!(sim.actions().len(), n, "a second collection");
-    assert_eq!(lines[&blocked]["stage"], "saved", "{}", again.stderr);
+    assert_eq!(lines[&blocked]["outcome"], "saved", "{}", again.stderr);
     assert_eq!(lines[&blocked]["earlier"], false);
     let saved_before = final_status
         .iter()
@@ -1192,7 +1193,7 @@ async fn test_kill_at_each_stage_then_resume_gives_one_collection_and_one_file()
         let lines = by_machine(&resumed.stdout);
         assert_eq!(lines.len(), EACH, "{stage}: {}", resumed.stdout);
         assert!(
-            lines.values().all(|l| l["stage"] == "saved"),
+            lines.values().all(|l| l["outcome"] == "saved"),
             "{stage}: {}",
             resumed.stdout
         );
@@ -1214,7 +1215,7 @@ async fn test_kill_at_each_stage_then_resume_gives_one_collection_and_one_file()
         let manifest = std::fs::read_to_string(evidence.join("manifest.jsonl")).unwrap();
         let mut recorded: Vec<String> = manifest
             .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap()["machine_id"].to_string())
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["machine"].to_string())
             .collect();
         recorded.sort();
         recorded.dedup();
@@ -1286,7 +1287,7 @@ async fn test_ctrl_c_during_collect_download_then_resume() {
     );
     let saved_first = by_machine(&String::from_utf8(out.stdout).unwrap())
         .values()
-        .filter(|l| l["stage"] == "saved")
+        .filter(|l| l["outcome"] == "saved")
         .count();
     assert!(saved_first < n, "interrupted too late to test anything");
 
@@ -1297,7 +1298,7 @@ async fn test_ctrl_c_during_collect_download_then_resume() {
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
     let lines = by_machine(&resumed.stdout);
     assert!(
-        lines.values().all(|l| l["stage"] == "saved"),
+        lines.values().all(|l| l["outcome"] == "saved"),
         "{}",
         resumed.stdout
     );
@@ -1335,7 +1336,7 @@ async fn test_collect_download_waits_out_an_early_404_and_never_shows_the_link()
     assert_eq!(out.code, 0, "{}", out.stderr);
     let lines = by_machine(&out.stdout);
     for line in lines.values() {
-        assert_eq!(line["stage"], "saved", "{line}");
+        assert_eq!(line["outcome"], "saved", "{line}");
         assert!(
             line["detail"]
                 .as_str()
@@ -1437,7 +1438,7 @@ async fn test_a_repeated_scan_is_already_running_whichever_way_the_service_says_
             line["outcome"], "already_running",
             "refused {refused}: {line}"
         );
-        let said = line["error"].as_str().unwrap();
+        let said = line["error"]["message"].as_str().unwrap();
         if refused {
             assert!(said.contains("Action is already in progress"), "{said}");
         } else {

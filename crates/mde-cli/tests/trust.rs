@@ -337,7 +337,7 @@ fn test_sigterm_stops_the_run_and_the_resume_line_runs_as_printed() {
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(out.status.code(), Some(143), "{stderr}");
-    assert!(stderr.contains("succeeded 100"), "{stderr}");
+    assert!(stderr.contains("accepted 100"), "{stderr}");
     let line = stderr
         .lines()
         .skip_while(|l| !l.contains("Resume with:"))
@@ -383,9 +383,9 @@ async fn test_retry_failed_sends_again_only_to_failures() {
             if !line.contains(r#""event":"done""#) {
                 line.to_string()
             } else if line.contains(MACHINES[0]) {
-                line.replace(r#""outcome":"succeeded""#, r#""outcome":"failed""#)
+                line.replace(r#""outcome":"accepted""#, r#""outcome":"failed""#)
             } else {
-                line.replace(r#""outcome":"succeeded""#, r#""outcome":"already_running""#)
+                line.replace(r#""outcome":"accepted""#, r#""outcome":"already_running""#)
             }
         })
         .collect();
@@ -450,7 +450,7 @@ async fn test_following_collections_the_service_does_not_list_ends() {
     let out = lines(&resumed.stdout);
     assert_eq!(out.len(), 2, "{}", resumed.stdout);
     for line in &out {
-        assert_eq!(line["stage"], "failed", "{line}");
+        assert_eq!(line["outcome"], "failed", "{line}");
         assert!(
             line["detail"]
                 .as_str()
@@ -656,7 +656,7 @@ fn test_machine_files_as_windows_tools_write_them() {
     let out = lines(&bom.stdout);
     assert_eq!(out.len(), 2);
     assert!(
-        out.iter().all(|l| l["outcome"] == "succeeded"),
+        out.iter().all(|l| l["outcome"] == "accepted"),
         "{}",
         bom.stdout
     );
@@ -802,4 +802,75 @@ fn test_help_shows_the_options_that_apply() {
         completions.contains("gcc-high") && completions.contains("aea"),
         "{completions}"
     );
+}
+
+/// Every command's JSON lines have one shape: `machine`, `name`, `action_id`, `status`,
+/// `outcome` and `error` (with `code`, `message` and the whole `correlation_id`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_every_command_writes_one_json_shape() {
+    let dir = scratch("json-shape");
+    let sim = simulator(60.0).await;
+    let json = |args: &[&str]| {
+        let mut command = against(dir.path(), &sim);
+        command.arg("-o").arg("json").args(args);
+        command
+    };
+    let shape = |line: &Value| {
+        for key in ["machine", "name", "action_id", "status", "outcome", "error"] {
+            assert!(line.get(key).is_some(), "no {key}: {line}");
+        }
+    };
+    let collected = run_off(json(&[
+        "package",
+        "collect",
+        MACHINES[0],
+        "not-a-machine",
+        "--comment",
+        "c",
+    ]))
+    .await;
+    let out = lines(&collected.stdout);
+    out.iter().for_each(shape);
+    let accepted = out.iter().find(|l| l["outcome"] == "accepted").unwrap();
+    assert_eq!(accepted["status"], "Pending");
+    assert_eq!(accepted["machine"], MACHINES[0]);
+    let id = accepted["action_id"].as_str().unwrap().to_string();
+    let missing = out.iter().find(|l| l["outcome"] == "not_found").unwrap();
+    assert_eq!(missing["error"]["code"], "ResourceNotFound", "{missing}");
+    let correlation = missing["error"]["correlation_id"].as_str().unwrap();
+    assert_eq!(correlation.len(), 36, "{missing}");
+    assert!(
+        missing["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(correlation)
+    );
+    // The table and the final block say it whole too.
+    assert!(
+        collected.stderr.contains(correlation),
+        "{}",
+        collected.stderr
+    );
+
+    sim.clock().advance(Duration::from_secs(3600));
+    let checks: [(&[&str], &str); 4] = [
+        (&["action", "show", &id], "found"),
+        (&["action", "list", "--machine", MACHINES[0]], "listed"),
+        (&["package", "download", &id, "--out", "evidence"], "saved"),
+        (&["package", "verify", "evidence"], "verified"),
+    ];
+    for (args, outcome) in checks {
+        let out = run_off(json(args)).await;
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        let out = lines(&out.stdout);
+        assert!(!out.is_empty(), "{args:?}");
+        for line in &out {
+            shape(line);
+            assert_eq!(line["outcome"], outcome, "{args:?}: {line}");
+            assert_eq!(line["action_id"], id.as_str(), "{args:?}: {line}");
+            assert_eq!(line["machine"], MACHINES[0], "{args:?}: {line}");
+            assert_eq!(line["error"], Value::Null, "{args:?}: {line}");
+        }
+    }
+    sim.stop().await;
 }

@@ -6,6 +6,7 @@ use mde_client::{operations, types};
 
 use crate::app::{AUTH, OK, PARTIAL, USAGE, code_of, connect, fail};
 use crate::cli::{Cli, Output};
+use crate::json::{ErrorInfo, Line};
 use crate::output;
 use crate::output::error_text;
 
@@ -114,7 +115,9 @@ pub(crate) async fn list(
         let id = action.id.as_deref().unwrap_or_default();
         let line = match cli.run.output {
             Output::Table => output::action_row(id, action),
-            Output::Json => serde_json::to_string(action).unwrap_or_default(),
+            Output::Json => Line::of_action("listed", action)
+                .with("action", action)
+                .text(),
         };
         let _ = writeln!(stdout, "{line}");
     }
@@ -140,13 +143,19 @@ pub(crate) async fn show(cli: &Cli, ids: &[String]) -> Result<u8, u8> {
             .await;
         let line = match (&shown, cli.run.output) {
             (Ok(action), Output::Table) => output::action_row(id, action),
-            (Ok(action), Output::Json) => {
-                serde_json::json!({ "id": id, "action": action }).to_string()
+            (Ok(action), Output::Json) => Line::of_action("found", action)
+                .with("action", action)
+                .text(),
+            (Err(e), Output::Table) => format!("{}  {}", output::escape(id), error_text(e)),
+            (Err(e), Output::Json) => Line {
+                action_id: Some(id.clone()),
+                error: Some(ErrorInfo::of(e)),
+                ..Line::new(match e {
+                    mde_client::Error::NotFound(_) => "not_found",
+                    _ => "failed",
+                })
             }
-            (Err(e), Output::Table) => format!("{id}  {}", error_text(e)),
-            (Err(e), Output::Json) => {
-                serde_json::json!({ "id": id, "error": error_text(e) }).to_string()
-            }
+            .text(),
         };
         let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
         match shown {

@@ -226,7 +226,7 @@ fn exit_code(
         None => report
             .outcomes
             .iter()
-            .all(|o| o.outcome == fleet::Kind::Succeeded),
+            .all(|o| o.outcome == fleet::Kind::Accepted),
     };
     if all_ok { OK } else { PARTIAL }
 }
@@ -237,8 +237,8 @@ fn errors(report: &fleet::Report) {
         report
             .outcomes
             .iter()
-            .filter(|o| o.outcome != fleet::Kind::Succeeded)
-            .filter_map(|o| Some((o.machine.as_str(), o.error.as_deref()?))),
+            .filter(|o| o.outcome != fleet::Kind::Accepted)
+            .filter_map(|o| Some((o.machine.as_str(), o.error.as_ref()?.message.as_str()))),
     );
     if !block.is_empty() {
         eprintln!("mde: errors:\n{}", block.join("\n"));

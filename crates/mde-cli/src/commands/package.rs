@@ -14,6 +14,7 @@ use crate::app::{
     stop_signal, stopped_code, time_scale,
 };
 use crate::cli::{Cli, Output, Targets};
+use crate::json::{ErrorInfo, Line};
 use crate::output::error_text;
 use crate::{fleet, output, pipeline};
 
@@ -36,31 +37,45 @@ pub(crate) async fn download(cli: &Cli, ids: &[String], out: &std::path::Path) -
     })?;
     let mut code = OK;
     let mut stdout = std::io::stdout().lock();
-    let mut say = |id: &str, outcome: &str, detail: String, record: Option<&evidence::Record>| {
-        let line = match cli.run.output {
-            Output::Table => format!("{id:<36}  {outcome:<13}  {detail}"),
-            Output::Json => serde_json::json!({ "action": id, "outcome": outcome, "detail": detail, "record": record }).to_string(),
+    let mut say = |line: Line, detail: &str| {
+        let text = match cli.run.output {
+            Output::Table => format!(
+                "{:<36}  {:<13}  {}",
+                crate::output::escape(line.action_id.as_deref().unwrap_or_default()),
+                line.outcome,
+                crate::output::escape(detail)
+            ),
+            Output::Json => line.text(),
         };
-        let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+        let _ = writeln!(stdout, "{text}").and_then(|()| stdout.flush());
+    };
+    let of_id = |outcome: &str, id: &str| Line {
+        action_id: Some(id.to_string()),
+        ..Line::new(outcome)
     };
     for id in ids {
         if let Some(record) = recorded.iter().rev().find(|r| r.action_id == *id) {
             match evidence::verify(out, record) {
                 Ok(evidence::Verdict::Verified) => {
-                    say(id, "already_saved", record.file.clone(), Some(record));
+                    let line = Line {
+                        machine: Some(record.machine.clone()),
+                        name: record.name.clone(),
+                        ..of_id("already_saved", id)
+                    };
+                    say(line.with("record", record), &record.file);
                     continue;
                 }
                 verdict => {
                     code = PARTIAL;
-                    say(
-                        id,
-                        "failed",
-                        format!(
-                            "{} is recorded but not as recorded ({verdict:?}); not replaced",
-                            record.file
-                        ),
-                        None,
+                    let why = format!(
+                        "{} is recorded but not as recorded ({verdict:?}); not replaced",
+                        record.file
                     );
+                    let line = Line {
+                        error: Some(ErrorInfo::new("recorded_differs", why.clone())),
+                        ..of_id("failed", id)
+                    };
+                    say(line, &why);
                     continue;
                 }
             }
@@ -74,7 +89,15 @@ pub(crate) async fn download(cli: &Cli, ids: &[String], out: &std::path::Path) -
             Err(e) if code_of(&e) == AUTH => return Err(fail(AUTH, error_text(&e))),
             Err(e) => {
                 code = PARTIAL;
-                say(id, "failed", error_text(&e), None);
+                let error = ErrorInfo::of(&e);
+                let why = error.message.clone();
+                say(
+                    Line {
+                        error: Some(error),
+                        ..of_id("failed", id)
+                    },
+                    &why,
+                );
                 continue;
             }
         };
@@ -85,7 +108,10 @@ pub(crate) async fn download(cli: &Cli, ids: &[String], out: &std::path::Path) -
                 .as_ref()
                 .map(ToString::to_string)
                 .unwrap_or_default();
-            say(id, "not_ready", format!("the collection is {status}"), None);
+            say(
+                Line::of_action("not_ready", &action),
+                &format!("the collection is {status}"),
+            );
             continue;
         }
         let machine = action.machine_id.clone().unwrap_or_default();
@@ -102,15 +128,21 @@ pub(crate) async fn download(cli: &Cli, ids: &[String], out: &std::path::Path) -
                     )
                 })?;
                 say(
-                    id,
-                    "saved",
-                    format!("{file} {} bytes sha256 {}", saved.size, saved.sha256),
-                    Some(&record),
+                    Line::of_action("saved", &action).with("record", &record),
+                    &format!("{file} {} bytes sha256 {}", saved.size, saved.sha256),
                 );
             }
             Err(e) => {
                 code = PARTIAL;
-                say(id, "failed", error_text(&e), None);
+                let error = ErrorInfo::of(&e);
+                let why = error.message.clone();
+                say(
+                    Line {
+                        error: Some(error),
+                        ..Line::of_action("failed", &action)
+                    },
+                    &why,
+                );
             }
         }
     }
@@ -145,9 +177,19 @@ pub(crate) fn verify(cli: &Cli, dir: &std::path::Path) -> Result<u8, u8> {
     }
     let mut stdout = std::io::stdout().lock();
     let json = cli.run.output == Output::Json;
-    let mut say = |verdict: &str, file: &str, action: Option<&str>, detail: String| {
+    let mut say = |verdict: &str, file: &str, record: Option<&evidence::Record>, detail: String| {
         let line = if json {
-            serde_json::json!({ "file": file, "action_id": action, "verdict": verdict, "detail": detail }).to_string()
+            let error = (verdict != "verified")
+                .then(|| ErrorInfo::new(verdict, format!("{file}{detail}").trim().to_string()));
+            Line {
+                machine: record.map(|r| r.machine.clone()),
+                name: record.and_then(|r| r.name.clone()),
+                action_id: record.map(|r| r.action_id.clone()),
+                error,
+                ..Line::new(verdict)
+            }
+            .with("file", file)
+            .text()
         } else {
             // What needs a look stands out in capitals.
             let shown = match verdict {
@@ -168,7 +210,7 @@ pub(crate) fn verify(cli: &Cli, dir: &std::path::Path) -> Result<u8, u8> {
         }
     };
     for record in &manifest.records {
-        let action = Some(record.action_id.as_str());
+        let action = Some(record);
         match evidence::verify(dir, record) {
             Ok(Verdict::Verified) => {
                 count("verified");
@@ -320,7 +362,7 @@ pub(crate) async fn collect_download(
         if let Some(package) = ended.map(named).as_ref() {
             if json {
                 let mut stdout = std::io::stdout().lock();
-                let line = serde_json::to_string(package).unwrap_or_default();
+                let line = package.line().text();
                 let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
             }
             if bar.is_none() {

@@ -1,0 +1,168 @@
+//! The one JSON shape of a machine's line, whatever the command (`scan`, `package collect`
+//! with or without `--download`, `package download`, `package verify`, `action show`, `action
+//! list`): `machine`, `name`, `action_id`, `status`, `outcome` and `error` (`code`,
+//! `message`, `correlation_id`) always, `null` where they do not apply, then what the
+//! command adds (`earlier`, `result`, `record`, `file`, `action`).
+
+use mde_client::Error;
+use mde_client::operations::Answer;
+use mde_client::types::MachineAction;
+use serde::{Deserialize, Serialize};
+
+/// What went wrong, as a program matches on it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    /// The service's error code (`ResourceNotFound`, `ActiveRequestAlreadyExists`), or what
+    /// kind of failure it was when the service said nothing (`transport`, `timeout`,
+    /// `authentication`, `not_found`, `ambiguous`, `failed`, ...).
+    pub code: String,
+    /// The whole message, its cause first.
+    pub message: String,
+    /// The correlation id to quote to Microsoft support (the error's `target`).
+    #[serde(default)]
+    pub correlation_id: Option<String>,
+}
+
+impl ErrorInfo {
+    /// An error of mde's own.
+    pub fn new(code: &str, message: impl Into<String>) -> ErrorInfo {
+        ErrorInfo {
+            code: code.to_string(),
+            message: message.into(),
+            correlation_id: None,
+        }
+    }
+
+    /// A client error: the service's code when it gave one.
+    pub fn of(e: &Error) -> ErrorInfo {
+        let code = match e.service_error() {
+            Some(service) => service.code.clone(),
+            None => match e {
+                Error::InvalidInput(_) => "invalid_input",
+                Error::Configuration(_) => "configuration",
+                Error::Transport { timeout: true, .. } => "timeout",
+                Error::Transport { .. } => "transport",
+                Error::Authentication(_) => "authentication",
+                Error::AlreadyPending(_) => "already_pending",
+                Error::RateLimited { .. } => "rate_limited",
+                Error::Io { .. } => "io",
+                Error::Download(_) => "download",
+                Error::UnexpectedResponse { .. } => "unexpected_response",
+                _ => "error",
+            }
+            .to_string(),
+        };
+        ErrorInfo {
+            code,
+            message: crate::output::error_text(e),
+            correlation_id: e.correlation_id().map(str::to_string),
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// One machine's line.
+#[derive(Debug, Serialize)]
+pub struct Line {
+    /// The machine id (the name as given, for a name that came to no single machine).
+    pub machine: Option<String>,
+    /// The machine's name: as given by name, or as the service named it.
+    pub name: Option<String>,
+    /// The machine action the line is about.
+    pub action_id: Option<String>,
+    /// That action's status (`Pending`, `InProgress`, `Succeeded`, ...).
+    pub status: Option<String>,
+    /// How the machine fared in this command (`accepted`, `saved`, `verified`, ...).
+    pub outcome: String,
+    /// What went wrong, when something did.
+    pub error: Option<ErrorInfo>,
+    /// What the command adds.
+    #[serde(flatten)]
+    pub more: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Line {
+    /// A line with its outcome, the rest empty.
+    pub fn new(outcome: &str) -> Line {
+        Line {
+            machine: None,
+            name: None,
+            action_id: None,
+            status: None,
+            outcome: outcome.to_string(),
+            error: None,
+            more: serde_json::Map::new(),
+        }
+    }
+
+    /// The line of a machine action.
+    pub fn of_action(outcome: &str, action: &MachineAction) -> Line {
+        Line {
+            machine: action.machine_id.clone(),
+            name: action.computer_dns_name.clone(),
+            action_id: action.id.clone(),
+            status: action.status.as_ref().map(ToString::to_string),
+            ..Line::new(outcome)
+        }
+    }
+
+    /// Adds a field of the command's own.
+    pub fn with(mut self, key: &str, value: impl Serialize) -> Line {
+        let value = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
+        self.more.insert(key.to_string(), value);
+        self
+    }
+
+    /// The line, as text.
+    pub fn text(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            serde_json::json!({ "machine": self.machine, "outcome": "error", "error": e.to_string() })
+                .to_string()
+        })
+    }
+}
+
+/// The machine action an answer holds, if any.
+pub fn action_of(answer: &Answer) -> Option<&MachineAction> {
+    match answer {
+        Answer::CollectInvestigationPackage(a)
+        | Answer::CollectInvestigationPackageGraph(a)
+        | Answer::RunAntiVirusScan(a)
+        | Answer::GetMachineAction(a)
+        | Answer::CancelMachineAction(a) => Some(a),
+        Answer::StartInvestigation(_)
+        | Answer::InitiateInvestigation(_)
+        | Answer::ListMachines(_)
+        | Answer::ListMachineActions(_)
+        | Answer::GetPackageUri(_) => None,
+    }
+}
+
+/// The line of a fleet run's machine.
+pub fn outcome_line(o: &crate::fleet::Outcome) -> Line {
+    let action = o.result.as_ref().and_then(action_of);
+    Line {
+        machine: Some(o.machine.clone()),
+        name: o.name.clone(),
+        action_id: action.and_then(|a| a.id.clone()),
+        status: action.and_then(|a| a.status.as_ref().map(ToString::to_string)),
+        error: o.error.clone(),
+        ..Line::new(o.outcome.as_str())
+    }
+    .with("earlier", o.earlier)
+    .with("result", &o.result)
+}
+
+/// The line of a machine a run did not send to.
+pub fn not_sent_line(machine: &str) -> Line {
+    Line {
+        machine: Some(machine.to_string()),
+        ..Line::new("not_sent")
+    }
+    .with("earlier", false)
+}
