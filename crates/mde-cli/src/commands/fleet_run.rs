@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use mde_client::operations::OperationId;
 use mde_client::{WaitEvent, WaitReason, types};
 
@@ -34,23 +34,41 @@ pub(crate) async fn run(
     let history = history(cli, targets, &record)?;
     let simulator = simulator(conn, scale, &ids, &names).await?;
 
+    let real = speed(conn, scale);
+    // The current wait, its end in real time and why: the bar counts it down.
+    let waiting = Arc::new(std::sync::Mutex::new(
+        None::<(std::time::Instant, &'static str)>,
+    ));
     let bar = (std::io::stderr().is_terminal()).then(|| {
-        let bar = ProgressBar::new(0);
+        let waiting = waiting.clone();
+        let pace = move |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let total = state.len().unwrap_or(0) as usize;
+            let needed = mde_client::minimum_duration(op, total).div_f64(real);
+            let wait = *waiting.lock().unwrap_or_else(|e| e.into_inner());
+            let wait = wait.and_then(|(end, why)| {
+                let left = end.saturating_duration_since(std::time::Instant::now());
+                (!left.is_zero()).then_some((left, why))
+            });
+            let left = needed
+                .saturating_sub(state.elapsed())
+                .max(wait.map(|(left, _)| left).unwrap_or_default());
+            let _ = w.write_str(&output::pace(state.pos(), state.elapsed(), left, wait));
+        };
+        // Drawn from the start of the sending, not over the lines said before it.
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
         bar.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} ({per_sec}) {msg}")
-                .expect("a valid template"),
+            ProgressStyle::with_template("{bar:40} {pos}/{len} {pace}")
+                .expect("a valid template")
+                .with_key("pace", pace),
         );
         bar
     });
-    // The end of the current wait, in real time: the bar shows it until then.
-    let waiting_until = Arc::new(std::sync::Mutex::new(None::<std::time::Instant>));
     let on_wait = {
         let bar = bar.clone();
-        let waiting_until = waiting_until.clone();
-        let real = speed(conn, scale);
+        let waiting = waiting.clone();
         move |event: &WaitEvent| {
-            let end = wait_message(event, real, bar.as_ref());
-            *waiting_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(end);
+            let end = wait_message(event, real, bar.is_some());
+            *waiting.lock().unwrap_or_else(|e| e.into_inner()) = Some((end, reason(event)));
         }
     };
     let client = client(conn, simulator.as_ref(), scale, on_wait)?;
@@ -80,7 +98,12 @@ pub(crate) async fn run(
                 print_json(outcome);
             }
         }
-        (Progress::Start(n), Some(bar)) => bar.set_length(n as u64),
+        (Progress::Start(n), Some(bar)) => {
+            bar.set_length(n as u64);
+            bar.set_draw_target(ProgressDrawTarget::stderr());
+            // Ticks every second, so that a wait for the limits counts down.
+            bar.enable_steady_tick(Duration::from_secs(1));
+        }
         (Progress::Start(n), None) => {
             if n < total {
                 eprintln!(
@@ -94,14 +117,7 @@ pub(crate) async fn run(
                 print_json(outcome);
             }
             match bar {
-                Some(bar) => {
-                    bar.inc(1);
-                    let mut until = waiting_until.lock().unwrap_or_else(|e| e.into_inner());
-                    if until.is_some_and(|end| end <= std::time::Instant::now()) {
-                        *until = None;
-                        bar.set_message("");
-                    }
-                }
+                Some(bar) => bar.inc(1),
                 None => eprintln!("{}", output::line(&selection.named(outcome))),
             }
         }
@@ -245,23 +261,27 @@ fn errors(report: &fleet::Report) {
     }
 }
 
-/// Shows a wait, on the bar or as a line; returns when it ends, in real time.
-pub(crate) fn wait_message(
-    event: &WaitEvent,
-    scale: f64,
-    bar: Option<&ProgressBar>,
-) -> std::time::Instant {
-    let real = Duration::from_secs_f64(event.wait.as_secs_f64() / scale);
-    let until = chrono::Local::now() + chrono::Duration::from_std(real).unwrap_or_default();
-    let why = match event.reason {
+/// Why a call waits, for people.
+fn reason(event: &WaitEvent) -> &'static str {
+    match event.reason {
         WaitReason::RateLimit => "the documented rate limit",
         WaitReason::RetryAfter => "the service's Retry-After",
         WaitReason::Backoff => "a retry",
-    };
-    let message = format!("waiting for {why} until {}", until.format("%H:%M:%S"));
-    match bar {
-        Some(bar) => bar.set_message(message),
-        None => eprintln!("mde: {message} ({} s)", event.wait.as_secs()),
+    }
+}
+
+/// Says a wait as a line, when there is no bar to count it down; returns when it ends, in
+/// real time.
+pub(crate) fn wait_message(event: &WaitEvent, scale: f64, on_bar: bool) -> std::time::Instant {
+    let real = Duration::from_secs_f64(event.wait.as_secs_f64() / scale);
+    if !on_bar {
+        let until = chrono::Local::now() + chrono::Duration::from_std(real).unwrap_or_default();
+        eprintln!(
+            "mde: waiting for {} until {} ({} s)",
+            reason(event),
+            until.format("%H:%M:%S"),
+            real.as_secs()
+        );
     }
     std::time::Instant::now() + real
 }

@@ -347,8 +347,11 @@ pub(crate) async fn collect_download(
     let bar = (std::io::stderr().is_terminal()).then(|| {
         let bar = ProgressBar::new(machines.len() as u64);
         bar.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").expect("a valid template"),
+            ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} {msg}")
+                .expect("a valid template"),
         );
+        // Moves every second, whatever the wait between two looks.
+        bar.enable_steady_tick(Duration::from_secs(1));
         bar
     });
     let started = std::time::Instant::now();
@@ -413,6 +416,15 @@ pub(crate) async fn collect_download(
         ),
     };
     let _ = written.and_then(|()| stdout.flush());
+    let block = output::error_block(
+        report
+            .packages
+            .iter()
+            .filter_map(|p| Some((p.machine.as_str(), p.error.as_ref()?.message.as_str()))),
+    );
+    if !block.is_empty() {
+        eprintln!("mde: errors:\n{}", block.join("\n"));
+    }
     eprintln!(
         "mde: {} in {:.1} s; {} listMachineActions call(s) followed them",
         output::packages_summary(&report),
