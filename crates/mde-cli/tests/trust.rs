@@ -104,6 +104,17 @@ async fn test_resume_refuses_another_request_host_or_machines() {
         "{}",
         elsewhere.stderr
     );
+    let mut tenant = scan(&sim, "full", &["--resume", "j.jsonl"]);
+    tenant.env("AZURE_TENANT_ID", "fabrikam.onmicrosoft.com");
+    let tenant = run_off(tenant).await;
+    assert_eq!(tenant.code, 2, "{}", tenant.stderr);
+    assert!(
+        tenant
+            .stderr
+            .contains("the tenant: recorded sim-tenant, now fabrikam.onmicrosoft.com"),
+        "{}",
+        tenant.stderr
+    );
     let more = "f46b9bb259ed4a7fb9981b73510e3cc7aa81ec1f";
     let grown = run_off(scan(&sim, "full", &[more, "--resume", "j.jsonl"])).await;
     assert_eq!(grown.code, 2, "{}", grown.stderr);
@@ -871,6 +882,117 @@ async fn test_every_command_writes_one_json_shape() {
             assert_eq!(line["machine"], MACHINES[0], "{args:?}: {line}");
             assert_eq!(line["error"], Value::Null, "{args:?}: {line}");
         }
+    }
+    sim.stop().await;
+}
+
+/// A permission the app lacks (403) stops the run with exit 3 and journals no machine as
+/// failed: each is `not_sent`, and a resume sends to every one again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_a_refused_permission_journals_nothing_failed() {
+    let dir = scratch("permission");
+    let sim = Simulator::start(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        time_scale: 60.0,
+        apps: vec![mde_sim::App::parse("reader:reader-secret:").unwrap()],
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let collect = |extra: &[&str]| {
+        let mut command = against(dir.path(), &sim);
+        command
+            .env("AZURE_CLIENT_ID", "reader")
+            .env("AZURE_CLIENT_SECRET", "reader-secret")
+            .args(["-o", "json", "package", "collect", "--comment", "c"])
+            .args(MACHINES)
+            .args(extra);
+        command
+    };
+    let first = run_off(collect(&["--journal", "j.jsonl"])).await;
+    assert_eq!(first.code, 3, "{}", first.stderr);
+    assert!(
+        first.stderr.contains("permission denied"),
+        "{}",
+        first.stderr
+    );
+    assert!(
+        first.stderr.contains("No machine is journaled as failed"),
+        "{}",
+        first.stderr
+    );
+    let journal = std::fs::read_to_string(dir.path().join("j.jsonl")).unwrap();
+    assert!(!journal.contains(r#""outcome":"failed""#), "{journal}");
+    let sent = |journal: &str| journal.matches(r#""event":"sending""#).count();
+    let refused = sent(&journal);
+    assert!(refused >= 1, "{journal}");
+    let history = mde_cli::journal::Journal::history(&dir.path().join("j.jsonl")).unwrap();
+    assert!(
+        history.done.is_empty() && history.unknown.is_empty(),
+        "{history:?}"
+    );
+    let again = run_off(collect(&["--resume", "j.jsonl"])).await;
+    assert_eq!(again.code, 3, "{}", again.stderr);
+    // Sent again: none was taken for done.
+    let journal = std::fs::read_to_string(dir.path().join("j.jsonl")).unwrap();
+    assert!(sent(&journal) > refused, "{journal}");
+    sim.stop().await;
+}
+
+/// With `--download`, `--retry-failed` asks for a new collection where one ended `Failed`
+/// or `TimeOut`; a plain resume does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_retry_failed_asks_for_a_new_collection() {
+    let dir = scratch("retry-collection");
+    let sim = Simulator::start(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        time_scale: 600.0,
+        collection_failures: 1.0,
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let collect = |extra: &[&str]| {
+        let mut command = against(dir.path(), &sim);
+        command
+            .args(["-o", "json", "package", "collect", "--comment", "c"])
+            .args(["--download", "evidence", "--poll-interval", "10"])
+            .args(MACHINES)
+            .args(extra);
+        command
+    };
+    let first = run_off(collect(&["--journal", "j.jsonl"])).await;
+    assert_eq!(first.code, 1, "{}", first.stderr);
+    let out = lines(&first.stdout);
+    assert!(
+        out.iter().all(|l| l["outcome"] == "failed"),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        out.iter()
+            .all(|l| ["Failed", "TimeOut"].contains(&l["status"].as_str().unwrap())),
+        "{}",
+        first.stdout
+    );
+    assert_eq!(sim.calls(OperationId::CollectInvestigationPackage), 2);
+    let plain = run_off(collect(&["--resume", "j.jsonl"])).await;
+    assert_eq!(plain.code, 1, "{}", plain.stderr);
+    assert_eq!(sim.calls(OperationId::CollectInvestigationPackage), 2);
+    let retried = run_off(collect(&["--resume", "j.jsonl", "--retry-failed"])).await;
+    assert_eq!(retried.code, 1, "{}", retried.stderr);
+    assert_eq!(sim.calls(OperationId::CollectInvestigationPackage), 4);
+    let actions: Vec<String> = sim
+        .actions()
+        .iter()
+        .filter_map(|a| a.machine_id.clone())
+        .collect();
+    for machine in MACHINES {
+        assert_eq!(
+            actions.iter().filter(|m| *m == machine).count(),
+            2,
+            "{actions:?}"
+        );
     }
     sim.stop().await;
 }
