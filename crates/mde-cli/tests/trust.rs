@@ -10,7 +10,7 @@ use mde_sim::{Config, Simulator};
 use serde_json::Value;
 
 mod common;
-use common::{against, mde, run, run_off, scratch};
+use common::{against, mde, run, run_off, scratch, signing_in_at};
 
 const MACHINES: [&str; 2] = [
     "1e5bc9d7e413ddd7902c2932e418702b84d0cc07",
@@ -190,19 +190,15 @@ fn test_runs_started_together_have_their_own_journals() {
 async fn test_sign_in_failures_stop_before_the_first_request() {
     let dir = scratch("sign-in");
     let sim = simulator(60.0).await;
+    let collect = |mut command: Command, journal: &str| {
+        command
+            .args(["package", "collect", "--comment", "c", "--journal", journal])
+            .args(MACHINES);
+        run_off(command)
+    };
     let mut wrong = against(dir.path(), &sim);
-    wrong
-        .env("AZURE_CLIENT_SECRET", "not-the-secret")
-        .args([
-            "package",
-            "collect",
-            "--comment",
-            "c",
-            "--journal",
-            "a.jsonl",
-        ])
-        .args(MACHINES);
-    let wrong = run_off(wrong).await;
+    wrong.env("AZURE_CLIENT_SECRET", "not-the-secret");
+    let wrong = collect(wrong, "a.jsonl").await;
     assert_eq!(wrong.code, 3, "{}", wrong.stderr);
     assert!(
         wrong.stderr.contains("cannot sign in, nothing was sent"),
@@ -211,21 +207,8 @@ async fn test_sign_in_failures_stop_before_the_first_request() {
     );
     assert!(!wrong.stderr.contains("not-the-secret"), "{}", wrong.stderr);
     let login_down = format!("http://127.0.0.1:{}", closed_port());
-    let mut down = mde(dir.path());
-    down.args(["--api-url", sim.base_url(), "--login-url", &login_down])
-        .env("AZURE_TENANT_ID", mde_sim::DEFAULT_TENANT)
-        .env("AZURE_CLIENT_ID", mde_sim::DEFAULT_CLIENT_ID)
-        .env("AZURE_CLIENT_SECRET", mde_sim::DEFAULT_CLIENT_SECRET)
-        .args([
-            "package",
-            "collect",
-            "--comment",
-            "c",
-            "--journal",
-            "b.jsonl",
-        ])
-        .args(MACHINES);
-    let down = run_off(down).await;
+    let down = signing_in_at(dir.path(), sim.base_url(), &login_down);
+    let down = collect(down, "b.jsonl").await;
     assert_eq!(down.code, 3, "{}", down.stderr);
     assert!(
         down.stderr.contains("Connection refused"),

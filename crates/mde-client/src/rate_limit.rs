@@ -1,4 +1,4 @@
-//! The documented rate limits (`x-rate-limit`, through the generated [`operations`]),
+//! The documented rate limits (`x-rate-limit`, through the generated [`operations`](crate::operations)),
 //! enforced before sending, so that a caller going as fast as it can never meets a 429 from
 //! a service that counts them.
 //!

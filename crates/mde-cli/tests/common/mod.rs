@@ -47,10 +47,16 @@ pub fn run(command: &mut Command) -> Run {
 
 /// `mde` against a simulator of the test's own, as its default app, on its clock.
 pub fn against(dir: &std::path::Path, sim: &Simulator) -> Command {
+    let mut command = signing_in_at(dir, sim.base_url(), sim.base_url());
+    command.args(["--time-scale", &sim.clock().scale().to_string()]);
+    command
+}
+
+/// `mde` sending to `api`, signing in at `login` as the simulator's default app.
+pub fn signing_in_at(dir: &std::path::Path, api: &str, login: &str) -> Command {
     let mut command = mde(dir);
     command
-        .args(["--api-url", sim.base_url(), "--login-url", sim.base_url()])
-        .args(["--time-scale", &sim.clock().scale().to_string()])
+        .args(["--api-url", api, "--login-url", login])
         .env("AZURE_TENANT_ID", mde_sim::DEFAULT_TENANT)
         .env("AZURE_CLIENT_ID", mde_sim::DEFAULT_CLIENT_ID)
         .env("AZURE_CLIENT_SECRET", mde_sim::DEFAULT_CLIENT_SECRET);
