@@ -252,7 +252,7 @@ fn model_summary(file: &syn::File) -> String {
 
 /// The spec's facts beyond types, as `mde_client::operations` carries them.
 fn operations_summary() -> String {
-    let mut out = String::from("\n# Operations: limits, permissions, hosts\n");
+    let mut out = String::from("\n# Operations: limits, permissions, hosts, shape\n");
     for op in mde_client::operations::ALL {
         let limits: Vec<String> = op
             .rate_limits
@@ -284,6 +284,12 @@ fn operations_summary() -> String {
         )
         .unwrap();
         writeln!(out, "  hosts: {}", hosts.join(" ")).unwrap();
+        writeln!(
+            out,
+            "  target: {:?}, answers a page: {}, creates: {:?}, needs a comment: {}",
+            op.target, op.answers_page, op.creates_action, op.needs_comment
+        )
+        .unwrap();
     }
     writeln!(
         out,

@@ -190,3 +190,32 @@ fn extensions_the_generator_needs() {
         assert!(with_line.is_some(), "{message}: no line in {problems:#?}");
     }
 }
+
+#[test]
+fn a_post_answering_a_machine_action_without_its_action_type() {
+    let missing = problems_after("      x-machine-action-type: RunAntiVirusScan\n", "");
+    assert_reported(
+        &missing,
+        "/api/machines/{id}/runAntiVirusScan",
+        "needs x-machine-action-type",
+    );
+    let unknown = problems_after(
+        "x-machine-action-type: RunAntiVirusScan",
+        "x-machine-action-type: RunAVScan",
+    );
+    assert_reported(
+        &unknown,
+        "runAntiVirusScan",
+        "\"RunAVScan\" is not a value of MachineActionType",
+    );
+    // On an operation that creates no machine action, it is refused.
+    let misplaced = problems_after(
+        "      operationId: listMachines\n",
+        "      operationId: listMachines\n      x-machine-action-type: Isolate\n",
+    );
+    assert_reported(
+        &misplaced,
+        "/api/machines",
+        "not a POST answering a MachineAction",
+    );
+}

@@ -157,7 +157,7 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
     let global_servers = server_tokens(&spec.servers().map_err(located)?);
     let (mut consts, mut variants, mut ids, mut methods, mut requests) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut variant_docs, mut answers) = (Vec::new(), Vec::new());
+    let (mut variant_docs, mut answers, mut action_answers) = (Vec::new(), Vec::new(), Vec::new());
     for op in spec.operations() {
         let id = op
             .operation_id
@@ -202,6 +202,20 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
         } else {
             quote!(SERVERS)
         };
+        // What the spec says of the operation's shape, so that no hand-written match restates it.
+        let target = if path.contains("/machines/{") {
+            quote!(Target::Machine)
+        } else if path.contains("/machineactions/{") {
+            quote!(Target::MachineAction)
+        } else {
+            quote!(Target::None)
+        };
+        let page = spec.answers_page(&op);
+        let comment = spec.needs_comment(&op);
+        let creates = match op.machine_action_type(spec).map_err(located)? {
+            Some(kind) => quote!(Some(#kind)),
+            None => quote!(None),
+        };
         let doc = format!("`{http_method} {path}`: {summary}");
         consts.push(quote! {
             #[doc = #doc]
@@ -217,6 +231,10 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
                 delegated_permissions: &[#(#delegated),*],
                 directory_roles: &[#(#roles),*],
                 servers: #servers,
+                target: #target,
+                answers_page: #page,
+                creates_action: #creates,
+                needs_comment: #comment,
             };
         });
 
@@ -278,6 +296,9 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
                 }
             }
         });
+        if response.to_token_stream().to_string().replace(' ', "") == "types::MachineAction" {
+            action_answers.push(variant.clone());
+        }
         let variant_doc = format!("`{id}`: {summary}");
         answers.push(quote! {
             #[doc = #variant_doc]
@@ -356,6 +377,26 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
                 pub directory_roles: &'static [&'static str],
                 /// The hosts it is documented on.
                 pub servers: &'static [Server],
+                /// What its path's id names: a machine, a machine action, or nothing.
+                pub target: Target,
+                /// Whether it answers a page: an OData collection with `value`.
+                pub answers_page: bool,
+                /// The `type` of the machine action it creates (`x-machine-action-type`), as
+                /// the spec's `MachineActionType` writes it; `None` when it creates none.
+                pub creates_action: ::std::option::Option<&'static str>,
+                /// Whether its body requires a `Comment`.
+                pub needs_comment: bool,
+            }
+
+            /// What the id in an operation's path names.
+            #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+            pub enum Target {
+                /// A machine (`/machines/{id}/...`).
+                Machine,
+                /// A machine action (`/machineactions/{id}/...`).
+                MachineAction,
+                /// No id in the path (a list).
+                None,
             }
 
             /// Every operation of the spec. Match on it with no `_ =>` arm: an operation
@@ -474,6 +515,31 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
                     match self {
                         #( Answer::#variants(_) => OperationId::#variants, )*
                     }
+                }
+
+                /// The machine action the answer is, for the operations that answer one.
+                pub fn machine_action(&self) -> ::std::option::Option<&types::MachineAction> {
+                    match self {
+                        #( Answer::#action_answers(action) => Some(action), )*
+                        #[allow(unreachable_patterns)]
+                        _ => None,
+                    }
+                }
+
+                /// `action` as `op`'s answer, for the operations that answer a machine action.
+                pub fn of_action(op: OperationId, action: types::MachineAction) -> ::std::option::Option<Answer> {
+                    match op {
+                        #( OperationId::#action_answers => Some(Answer::#action_answers(action)), )*
+                        #[allow(unreachable_patterns)]
+                        _ => None,
+                    }
+                }
+            }
+
+            impl OperationId {
+                /// The machine action type it creates (`x-machine-action-type`), if any.
+                pub fn creates_action(self) -> ::std::option::Option<types::MachineActionType> {
+                    self.facts().creates_action.map(types::MachineActionType::from)
                 }
             }
 

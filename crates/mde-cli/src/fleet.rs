@@ -7,7 +7,6 @@ use std::pin::Pin;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use mde_client::operations::{Answer, OperationId, Request};
-use mde_client::types::MachineAction;
 use mde_client::{Call, Client, Delivery, Error};
 use serde::{Deserialize, Serialize};
 
@@ -148,26 +147,6 @@ pub fn prepare<'a>(client: &'a Client, plan: &Plan<'_>, machine: &str) -> Option
     })
 }
 
-/// An action already pending, as the answer of the operation that was asked for a new one.
-fn pending(op: OperationId, action: MachineAction) -> Option<Answer> {
-    match op {
-        OperationId::CollectInvestigationPackage => {
-            Some(Answer::CollectInvestigationPackage(action))
-        }
-        OperationId::CollectInvestigationPackageGraph => {
-            Some(Answer::CollectInvestigationPackageGraph(action))
-        }
-        OperationId::RunAntiVirusScan => Some(Answer::RunAntiVirusScan(action)),
-        OperationId::StartInvestigation
-        | OperationId::InitiateInvestigation
-        | OperationId::ListMachines
-        | OperationId::ListMachineActions
-        | OperationId::GetMachineAction
-        | OperationId::GetPackageUri
-        | OperationId::CancelMachineAction => None,
-    }
-}
-
 /// The outcome of an answer, and the error that stops the run when it holds for every machine
 /// (credentials, permission, configuration: the machine is then `not_sent`, to be sent on
 /// resume). An action already running is reported so, whichever way the service said it,
@@ -182,7 +161,9 @@ fn outcome(
         Ok(answer) => (Kind::Accepted, Some(answer), None, false),
         Err(Error::AlreadyPending(action)) => {
             let why = ErrorInfo::of(&Error::AlreadyPending(action.clone()));
-            (Kind::AlreadyRunning, pending(op, *action), Some(why), false)
+            // The pending action, as the answer of the operation that asked for a new one.
+            let pending = Answer::of_action(op, *action);
+            (Kind::AlreadyRunning, pending, Some(why), false)
         }
         Err(e) => {
             let fatal = matches!(

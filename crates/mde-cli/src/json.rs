@@ -127,25 +127,9 @@ impl Line {
     }
 }
 
-/// The machine action an answer holds, if any.
-pub fn action_of(answer: &Answer) -> Option<&MachineAction> {
-    match answer {
-        Answer::CollectInvestigationPackage(a)
-        | Answer::CollectInvestigationPackageGraph(a)
-        | Answer::RunAntiVirusScan(a)
-        | Answer::GetMachineAction(a)
-        | Answer::CancelMachineAction(a) => Some(a),
-        Answer::StartInvestigation(_)
-        | Answer::InitiateInvestigation(_)
-        | Answer::ListMachines(_)
-        | Answer::ListMachineActions(_)
-        | Answer::GetPackageUri(_) => None,
-    }
-}
-
 /// The line of a fleet run's machine.
 pub fn outcome_line(o: &crate::fleet::Outcome) -> Line {
-    let action = o.result.as_ref().and_then(action_of);
+    let action = o.result.as_ref().and_then(Answer::machine_action);
     Line {
         machine: Some(o.machine.clone()),
         name: o.name.clone(),

@@ -107,21 +107,8 @@ fn one_value(text: &str) -> Result<String, String> {
 }
 
 /// Whether `op`'s id is a machine's (otherwise an action's, or none).
-#[allow(deprecated)] // the retired and deprecated operations stay reachable
 pub fn on_machines(op: mde_client::OperationId) -> bool {
-    use mde_client::OperationId as Op;
-    match op {
-        Op::StartInvestigation
-        | Op::InitiateInvestigation
-        | Op::CollectInvestigationPackage
-        | Op::CollectInvestigationPackageGraph
-        | Op::RunAntiVirusScan => true,
-        Op::CancelMachineAction
-        | Op::GetMachineAction
-        | Op::GetPackageUri
-        | Op::ListMachines
-        | Op::ListMachineActions => false,
-    }
+    op.facts().target == mde_client::operations::Target::Machine
 }
 
 /// An id as the documents show them: 40 or 32 hex characters.

@@ -335,22 +335,12 @@ fn answer_date(headers: &reqwest::header::HeaderMap) -> Option<chrono::DateTime<
         .map(|d| d.to_utc())
 }
 
-/// The machine action an operation that starts one answers; `None` for the others.
+/// The machine action an operation that starts one answers (`x-machine-action-type`);
+/// `None` for the others, a cancel among them (it answers the action it cancels).
 fn created_action(answer: &operations::Answer) -> Option<&types::MachineAction> {
-    use operations::Answer as A;
-    match answer {
-        A::CollectInvestigationPackage(a)
-        | A::CollectInvestigationPackageGraph(a)
-        | A::RunAntiVirusScan(a) => Some(a),
-        // Investigations are not machine actions; the others read or cancel existing ones.
-        A::StartInvestigation(_)
-        | A::InitiateInvestigation(_)
-        | A::ListMachines(_)
-        | A::ListMachineActions(_)
-        | A::GetMachineAction(_)
-        | A::GetPackageUri(_)
-        | A::CancelMachineAction(_) => None,
-    }
+    answer
+        .machine_action()
+        .filter(|_| answer.operation().facts().creates_action.is_some())
 }
 
 /// The ids of the actions a client was given, the latest [`Created::KEPT`]: an id given again

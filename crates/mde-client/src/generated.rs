@@ -5111,6 +5111,25 @@ pub mod operations {
         pub directory_roles: &'static [&'static str],
         /// The hosts it is documented on.
         pub servers: &'static [Server],
+        /// What its path's id names: a machine, a machine action, or nothing.
+        pub target: Target,
+        /// Whether it answers a page: an OData collection with `value`.
+        pub answers_page: bool,
+        /// The `type` of the machine action it creates (`x-machine-action-type`), as
+        /// the spec's `MachineActionType` writes it; `None` when it creates none.
+        pub creates_action: ::std::option::Option<&'static str>,
+        /// Whether its body requires a `Comment`.
+        pub needs_comment: bool,
+    }
+    /// What the id in an operation's path names.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum Target {
+        /// A machine (`/machines/{id}/...`).
+        Machine,
+        /// A machine action (`/machineactions/{id}/...`).
+        MachineAction,
+        /// No id in the path (a list).
+        None,
     }
     /// Every operation of the spec. Match on it with no `_ =>` arm: an operation
     /// added to the spec is then a compile error wherever a decision is needed.
@@ -5671,6 +5690,45 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 Answer::CancelMachineAction(_) => OperationId::CancelMachineAction,
             }
         }
+        /// The machine action the answer is, for the operations that answer one.
+        pub fn machine_action(&self) -> ::std::option::Option<&types::MachineAction> {
+            match self {
+                Answer::CollectInvestigationPackage(action) => Some(action),
+                Answer::RunAntiVirusScan(action) => Some(action),
+                Answer::CollectInvestigationPackageGraph(action) => Some(action),
+                Answer::GetMachineAction(action) => Some(action),
+                Answer::CancelMachineAction(action) => Some(action),
+                #[allow(unreachable_patterns)]
+                _ => None,
+            }
+        }
+        /// `action` as `op`'s answer, for the operations that answer a machine action.
+        pub fn of_action(
+            op: OperationId,
+            action: types::MachineAction,
+        ) -> ::std::option::Option<Answer> {
+            match op {
+                OperationId::CollectInvestigationPackage => {
+                    Some(Answer::CollectInvestigationPackage(action))
+                }
+                OperationId::RunAntiVirusScan => Some(Answer::RunAntiVirusScan(action)),
+                OperationId::CollectInvestigationPackageGraph => {
+                    Some(Answer::CollectInvestigationPackageGraph(action))
+                }
+                OperationId::GetMachineAction => Some(Answer::GetMachineAction(action)),
+                OperationId::CancelMachineAction => {
+                    Some(Answer::CancelMachineAction(action))
+                }
+                #[allow(unreachable_patterns)]
+                _ => None,
+            }
+        }
+    }
+    impl OperationId {
+        /// The machine action type it creates (`x-machine-action-type`), if any.
+        pub fn creates_action(self) -> ::std::option::Option<types::MachineActionType> {
+            self.facts().creates_action.map(types::MachineActionType::from)
+        }
     }
     ///`POST /api/machines/{id}/startInvestigation`: Start an automated investigation on a device.
     pub const START_INVESTIGATION: Operation = Operation {
@@ -5692,6 +5750,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         delegated_permissions: &["Alert.ReadWrite"],
         directory_roles: &[],
         servers: SERVERS,
+        target: Target::Machine,
+        answers_page: false,
+        creates_action: None,
+        needs_comment: true,
     };
     ///`POST /api/machines/{id}/InitiateInvestigation`: Initiate an automated investigation on a machine (preview).
     pub const INITIATE_INVESTIGATION: Operation = Operation {
@@ -5721,6 +5783,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 token_scope: None,
             },
         ],
+        target: Target::Machine,
+        answers_page: false,
+        creates_action: None,
+        needs_comment: true,
     };
     ///`POST /api/machines/{id}/collectInvestigationPackage`: Collect the investigation package from a device.
     pub const COLLECT_INVESTIGATION_PACKAGE: Operation = Operation {
@@ -5744,6 +5810,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         delegated_permissions: &["Machine.CollectForensics"],
         directory_roles: &[],
         servers: SERVERS,
+        target: Target::Machine,
+        answers_page: false,
+        creates_action: Some("CollectInvestigationPackage"),
+        needs_comment: true,
     };
     ///`POST /api/machines/{id}/runAntiVirusScan`: Run a Microsoft Defender Antivirus scan on a device.
     pub const RUN_ANTI_VIRUS_SCAN: Operation = Operation {
@@ -5767,6 +5837,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         delegated_permissions: &["Machine.Scan"],
         directory_roles: &[],
         servers: SERVERS,
+        target: Target::Machine,
+        answers_page: false,
+        creates_action: Some("RunAntiVirusScan"),
+        needs_comment: true,
     };
     ///`POST /testwdatppreview/machines/{id}/collectInvestigationPackage`: Collect the investigation package through the deprecated Graph endpoint.
     pub const COLLECT_INVESTIGATION_PACKAGE_GRAPH: Operation = Operation {
@@ -5791,6 +5865,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 token_scope: None,
             },
         ],
+        target: Target::Machine,
+        answers_page: false,
+        creates_action: Some("CollectInvestigationPackage"),
+        needs_comment: true,
     };
     ///`GET /api/machines`: List machines, filtered with OData.
     pub const LIST_MACHINES: Operation = Operation {
@@ -5814,6 +5892,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         delegated_permissions: &["Machine.Read", "Machine.ReadWrite"],
         directory_roles: &[],
         servers: SERVERS,
+        target: Target::None,
+        answers_page: true,
+        creates_action: None,
+        needs_comment: false,
     };
     ///`GET /api/machineactions`: List machine actions, filtered with OData.
     pub const LIST_MACHINE_ACTIONS: Operation = Operation {
@@ -5837,6 +5919,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         delegated_permissions: &["Machine.Read", "Machine.ReadWrite"],
         directory_roles: &[],
         servers: SERVERS,
+        target: Target::None,
+        answers_page: true,
+        creates_action: None,
+        needs_comment: false,
     };
     ///`GET /api/machineactions/{id}`: Get a machine action by its id.
     pub const GET_MACHINE_ACTION: Operation = Operation {
@@ -5860,6 +5946,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         delegated_permissions: &[],
         directory_roles: &[],
         servers: SERVERS,
+        target: Target::MachineAction,
+        answers_page: false,
+        creates_action: None,
+        needs_comment: false,
     };
     ///`GET /api/machineactions/{id}/getPackageUri`: Get the download link of a collected investigation package.
     pub const GET_PACKAGE_URI: Operation = Operation {
@@ -5883,6 +5973,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         delegated_permissions: &["Machine.CollectForensics"],
         directory_roles: &[],
         servers: SERVERS,
+        target: Target::MachineAction,
+        answers_page: false,
+        creates_action: None,
+        needs_comment: false,
     };
     ///`POST /api/machineactions/{id}/cancel`: Cancel a machine action that is not final yet (prerelease).
     pub const CANCEL_MACHINE_ACTION: Operation = Operation {
@@ -5922,6 +6016,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         ],
         directory_roles: &[],
         servers: SERVERS,
+        target: Target::MachineAction,
+        answers_page: false,
+        creates_action: None,
+        needs_comment: true,
     };
     /// Every operation's facts, in the spec's order.
     pub const ALL: &[Operation] = &[

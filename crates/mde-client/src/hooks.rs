@@ -158,23 +158,13 @@ fn unsent(e: Error) -> Error {
 /// get-machines.md, get-machineactions-collection.md).
 const PAGE_BODY_LIMIT: usize = 64 << 20;
 
-/// The cap on an operation's answer: the client's, or a full page's for the list operations.
+/// The cap on an operation's answer: the client's, or a full page's for the operations that
+/// answer a page.
 fn body_cap(op: Option<OperationId>, limit: usize) -> usize {
-    match op {
-        Some(OperationId::ListMachines | OperationId::ListMachineActions) => {
-            limit.max(PAGE_BODY_LIMIT)
-        }
-        Some(
-            OperationId::StartInvestigation
-            | OperationId::InitiateInvestigation
-            | OperationId::CollectInvestigationPackage
-            | OperationId::RunAntiVirusScan
-            | OperationId::CollectInvestigationPackageGraph
-            | OperationId::GetMachineAction
-            | OperationId::GetPackageUri
-            | OperationId::CancelMachineAction,
-        )
-        | None => limit,
+    if op.is_some_and(|op| op.facts().answers_page) {
+        limit.max(PAGE_BODY_LIMIT)
+    } else {
+        limit
     }
 }
 

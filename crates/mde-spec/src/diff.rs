@@ -405,6 +405,19 @@ pub fn diff(base: &Spec, head: &Spec) -> Report {
                 format!("{} → {}", show(bp), show(hp)),
             );
         }
+        let kind = |spec: &Spec, op: &crate::Operation| {
+            op.machine_action_type(spec).map_or_else(
+                |_| "not stated".into(),
+                |k| k.unwrap_or_else(|| "none".into()),
+            )
+        };
+        if kind(base, old) != kind(head, op) {
+            report.add(
+                false,
+                format!("{name} › machine action type"),
+                format!("{} → {}", kind(base, old), kind(head, op)),
+            );
+        }
         let limits = |op: &crate::Operation| {
             op.rate_limits()
                 .map(|ws| {

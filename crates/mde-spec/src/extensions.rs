@@ -153,6 +153,9 @@ pub struct ExtensionError {
 
 type Read<T> = Result<T, ExtensionError>;
 
+/// The schema of a machine action.
+const MACHINE_ACTION: &str = "MachineAction";
+
 fn error<T>(pointer: impl Into<String>, message: impl Into<String>) -> Read<T> {
     Err(ExtensionError {
         pointer: pointer.into(),
@@ -335,6 +338,49 @@ impl Operation {
         }
     }
 
+    /// The operation's `x-machine-action-type`: `Some(type)` for a POST that creates a
+    /// machine action of that `MachineActionType`, `None` for one that answers an existing
+    /// action (`false`) and for every operation that does not answer a MachineAction with a
+    /// POST (where the extension is refused).
+    pub fn machine_action_type(&self, spec: &Spec) -> Read<Option<String>> {
+        let at = format!("{}/x-machine-action-type", self.pointer());
+        let answers_action =
+            self.method == "POST" && spec.success_schema(self).as_deref() == Some(MACHINE_ACTION);
+        match (answers_action, self.value.get("x-machine-action-type")) {
+            (false, None) => Ok(None),
+            (false, Some(_)) => error(
+                at,
+                "x-machine-action-type on an operation that is not a POST answering a MachineAction",
+            ),
+            (true, None) => error(
+                self.pointer(),
+                "a POST answering a MachineAction needs x-machine-action-type: the type of the action it creates, or false",
+            ),
+            (true, Some(Value::Bool(false))) => Ok(None),
+            (true, Some(Value::String(kind))) => {
+                let known = spec
+                    .pointer("#/components/schemas/MachineActionType")
+                    .and_then(|t| t.get("enum"))
+                    .and_then(Value::as_array)
+                    .is_some_and(|values| values.iter().any(|v| v.as_str() == Some(kind)));
+                if known {
+                    Ok(Some(kind.clone()))
+                } else {
+                    error(
+                        at,
+                        format!(
+                            "x-machine-action-type {kind:?} is not a value of MachineActionType"
+                        ),
+                    )
+                }
+            }
+            (true, Some(_)) => error(
+                at,
+                "x-machine-action-type must be a MachineActionType value, or false",
+            ),
+        }
+    }
+
     /// The hosts the operation is documented on: its own `servers`, or the spec's.
     pub fn servers(&self, spec: &Spec) -> Read<Vec<Server>> {
         match self.value.get("servers") {
@@ -507,6 +553,41 @@ impl Spec {
             return error(at, "clientCredentials without scopes");
         }
         Ok(ClientCredentials { token_url, scopes })
+    }
+
+    /// The name of the schema of `op`'s success (its 2xx JSON body's `$ref`), if any.
+    pub fn success_schema(&self, op: &Operation) -> Option<String> {
+        let responses = op.value.get("responses").and_then(Value::as_object)?;
+        responses
+            .iter()
+            .filter(|(status, _)| status.starts_with('2'))
+            .find_map(|(_, response)| {
+                self.resolve(response)
+                    .pointer("/content/application~1json/schema/$ref")
+                    .and_then(Value::as_str)
+                    .and_then(|r| r.strip_prefix("#/components/schemas/"))
+                    .map(str::to_string)
+            })
+    }
+
+    /// Whether `op` answers a page: its success is an object whose `value` is a list.
+    pub fn answers_page(&self, op: &Operation) -> bool {
+        self.success_schema(op)
+            .and_then(|name| self.pointer(&format!("#/components/schemas/{name}")))
+            .map(|schema| self.resolve(schema))
+            .and_then(|schema| schema.pointer("/properties/value"))
+            .map(|value| self.resolve(value))
+            .is_some_and(|value| value.get("type").and_then(Value::as_str) == Some("array"))
+    }
+
+    /// Whether `op`'s JSON body requires a `Comment`.
+    pub fn needs_comment(&self, op: &Operation) -> bool {
+        op.value
+            .pointer("/requestBody/content/application~1json/schema")
+            .map(|schema| self.resolve(schema))
+            .and_then(|schema| schema.get("required"))
+            .and_then(Value::as_array)
+            .is_some_and(|required| required.iter().any(|r| r.as_str() == Some("Comment")))
     }
 
     /// Each error response of `op` (4xx, 5xx, `default`) with the `$ref` of its JSON body's

@@ -25,7 +25,8 @@ impl Spec {
     /// Everything that keeps the spec from being a sound source for the client: an
     /// OpenAPI version progenitor cannot read, an operation without a camelCase
     /// `operationId`, an extension its typed reader refuses (`x-rate-limit`, `x-permissions`,
-    /// `x-deprecation`, a server's `x-cloud`/`x-region`/`x-authority`, `x-extensible-enum`, `x-secret`),
+    /// `x-deprecation`, `x-machine-action-type`, a server's `x-cloud`/`x-region`/`x-authority`,
+    /// `x-extensible-enum`, `x-secret`),
     /// no client-credentials flow, an error response without the common `Error` body, an
     /// example that does not match its schema. Empty when the spec is sound.
     pub fn problems(&self) -> Vec<Problem> {
@@ -63,8 +64,9 @@ impl Spec {
                 ),
                 Some(_) => {}
             }
-            let refused: [Option<ExtensionError>; 4] = [
+            let refused: [Option<ExtensionError>; 5] = [
                 op.rate_limits().err(),
+                op.machine_action_type(self).err(),
                 op.permissions().err(),
                 op.deprecation().err(),
                 op.has_own_servers()
