@@ -12,5 +12,6 @@ pub mod names;
 pub mod output;
 pub mod pipeline;
 pub mod selection;
+pub mod session;
 pub mod targets;
 pub mod wait;

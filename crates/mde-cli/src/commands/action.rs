@@ -4,11 +4,11 @@ use std::io::Write;
 
 use mde_client::{operations, types};
 
-use crate::app::{AUTH, OK, PARTIAL, USAGE, code_of, connect, fail};
 use crate::cli::{Cli, Output};
 use crate::json::{ErrorInfo, Line};
 use crate::output;
 use crate::output::error_text;
+use crate::session::{AUTH, OK, PARTIAL, USAGE, code_of, connect, fail};
 
 /// The machine of `mde action list`.
 pub(crate) enum MachineBy {

@@ -9,14 +9,14 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use mde_client::operations::OperationId;
 use mde_client::{WaitEvent, WaitReason, types};
 
-use crate::app::{
+use crate::cli::{Cli, Output, Targets};
+use crate::fleet::{self, Progress};
+use crate::output;
+use crate::session::{
     AUTH, OK, PARTIAL, USAGE, client, fail, failed, history, machines, plan, resume_command,
     run_record, select, sign_in, simulator, speed, start_journal, stop_signal, stopped_code,
     time_scale,
 };
-use crate::cli::{Cli, Output, Targets};
-use crate::fleet::{self, Progress};
-use crate::output;
 
 /// Sends `op` to every machine of `targets`, journaled, and reports; with `wait`, follows
 /// every scan to its final status, looking every `wait`.

@@ -8,14 +8,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mde_client::operations::{self, OperationId};
 use mde_client::{WaitEvent, types};
 
-use crate::app::{
+use crate::cli::{Cli, Output, Targets};
+use crate::json::{ErrorInfo, Line};
+use crate::output::error_text;
+use crate::session::{
     AUTH, OK, PARTIAL, SIMULATED_DOWNLOAD, USAGE, client, code_of, connect, fail, history,
     machines, plan, resume_command, run_record, select, sign_in, simulator, speed, start_journal,
     stop_signal, stopped_code, time_scale,
 };
-use crate::cli::{Cli, Output, Targets};
-use crate::json::{ErrorInfo, Line};
-use crate::output::error_text;
 use crate::{fleet, output, pipeline};
 
 /// `mde package download`: each completed collection's package, saved, verified and recorded

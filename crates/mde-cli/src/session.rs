@@ -1,0 +1,624 @@
+//! What the commands share, below them: the exit codes, the simulator and the client, the
+//! machines of a run and their selection, the run's record and journal, and the signals that
+//! stop a run.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use mde_client::operations::OperationId;
+use mde_client::{Client, Error, WaitEvent};
+
+use crate::cli::{Cli, Connection, Targets};
+use crate::fleet;
+use crate::journal::{Entry, History, Journal, RunRecord};
+use crate::selection::{self, Selection};
+use crate::targets;
+
+/// Every machine succeeded.
+pub const OK: u8 = 0;
+/// Some machines did not succeed (or were not sent to).
+pub const PARTIAL: u8 = 1;
+/// The command line or an input file is wrong.
+pub const USAGE: u8 = 2;
+/// Credentials, permission or configuration: nothing can succeed until they are fixed.
+pub const AUTH: u8 = 3;
+/// Stopped by Ctrl-C (SIGINT).
+pub const INTERRUPTED: u8 = 130;
+/// Stopped by SIGTERM, what SOAR runners, systemd and `kill` send.
+pub const TERMINATED: u8 = 143;
+
+/// The simulator's speed when `--simulate` is given without `--time-scale`.
+const DEFAULT_TIME_SCALE: f64 = 60.0;
+
+pub(crate) fn fail(code: u8, message: impl std::fmt::Display) -> u8 {
+    eprintln!("mde: {message}");
+    code
+}
+
+/// Ends a command on `e`: its exit code, and `what` went wrong with the error's chain.
+pub(crate) fn failed(what: &str) -> impl Fn(Error) -> u8 + '_ {
+    move |e| {
+        fail(
+            code_of(&e),
+            format!("{what}: {}", crate::output::error_text(&e)),
+        )
+    }
+}
+
+/// The exit code of an error that ends a command: 3 for what holds for every call.
+pub(crate) fn code_of(e: &Error) -> u8 {
+    match e {
+        Error::Authentication(_) | Error::Permission { .. } | Error::Configuration(_) => AUTH,
+        _ => PARTIAL,
+    }
+}
+
+/// The client of a command that is not a fleet run (and the simulator of `--simulate`, empty):
+/// every wait for a limit is said on stderr.
+pub(crate) async fn connect(
+    cli: &Cli,
+    names: &[String],
+) -> Result<(Option<mde_sim::Simulator>, Client), u8> {
+    let conn = &cli.connection;
+    let scale = time_scale(conn)?;
+    let simulator = simulator(conn, scale, &[], names).await?;
+    let client = client(conn, simulator.as_ref(), scale, |event: &WaitEvent| {
+        eprintln!(
+            "mde: waiting {} s for {:?}",
+            event.wait.as_secs(),
+            event.reason
+        );
+    })?;
+    sign_in(&client).await?;
+    Ok((simulator, client))
+}
+
+pub(crate) fn credentials_error() -> String {
+    "no credentials: set MDE_TOKEN, or AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or give --token, or --tenant-id, --client-id and --client-secret), or try --simulate".into()
+}
+
+/// The ids and names of a run, each de-duplicated with a warning; a usage error when there
+/// are none, or a name no machine could have.
+pub(crate) fn machines(
+    targets: &Targets,
+    op: OperationId,
+) -> Result<(Vec<String>, Vec<String>), u8> {
+    if targets.comment.trim().is_empty() {
+        return Err(fail(USAGE, "--comment must not be empty"));
+    }
+    let (machines, repeated) =
+        targets::machine_ids(&targets.machines, targets.machines_file.as_deref())
+            .map_err(|e| fail(USAGE, e))?;
+    if !repeated.is_empty() {
+        eprintln!(
+            "warning: {} machine id(s) given more than once, sent once: {}",
+            repeated.len(),
+            escaped(&repeated)
+        );
+    }
+    // Sent as given (the service's ids are opaque), but a name given as an id is a likely slip.
+    let odd: Vec<&str> = machines
+        .iter()
+        .filter(|id| targets::on_machines(op) && !targets::well_formed(id))
+        .map(String::as_str)
+        .collect();
+    if !odd.is_empty() {
+        eprintln!(
+            "warning: {} machine id(s) are not 40 or 32 hex characters, as the service's ids are; sent as given: {}. A computer name goes with --machine-name.",
+            odd.len(),
+            escaped(&odd)
+        );
+    }
+    let (names, repeated) = targets::machine_names(&targets.names, targets.names_file.as_deref())
+        .map_err(|e| fail(USAGE, e))?;
+    if !repeated.is_empty() {
+        eprintln!(
+            "warning: {} machine name(s) given more than once, looked up once: {}",
+            repeated.len(),
+            escaped(&repeated)
+        );
+    }
+    for name in &names {
+        crate::names::check(name).map_err(|e| fail(USAGE, e))?;
+    }
+    if machines.is_empty() && names.is_empty() {
+        return Err(fail(
+            USAGE,
+            "no machines: give ids as arguments or with --machines-file, or names with --machine-name or --names-file",
+        ));
+    }
+    Ok((machines, names))
+}
+
+/// Ids or names as a list a terminal shows as it is.
+fn escaped(items: &[impl AsRef<str>]) -> String {
+    items
+        .iter()
+        .map(|i| crate::output::escape(i.as_ref()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The simulated seconds per real second: `--time-scale`, only where it cannot outrun the
+/// real service's limits.
+pub(crate) fn time_scale(conn: &Connection) -> Result<f64, u8> {
+    if conn.time_scale.is_some() && !conn.simulate && conn.api_url.is_none() {
+        // Against the real service a faster clock would send faster than the documented limits.
+        return Err(fail(
+            USAGE,
+            "--time-scale needs --simulate or a simulator's --api-url",
+        ));
+    }
+    let scale = conn.time_scale.unwrap_or(DEFAULT_TIME_SCALE);
+    if !(scale.is_finite() && scale > 0.0) {
+        return Err(fail(USAGE, "--time-scale must be a positive number"));
+    }
+    Ok(scale)
+}
+
+/// How many times faster than real time the run's clock goes: `scale` against a simulator
+/// (`--simulate`, or one's `--api-url` with `--time-scale`), 1 against the service.
+pub(crate) fn speed(conn: &Connection, scale: f64) -> f64 {
+    if conn.simulate || conn.time_scale.is_some() {
+        scale
+    } else {
+        1.0
+    }
+}
+
+/// What the run is, to journal and to hold a resume to: the plan's request, where it goes
+/// and as whom, and the machines as given.
+pub(crate) fn run_record(
+    cli: &Cli,
+    plan: &fleet::Plan<'_>,
+    (ids, names): (&[String], &[String]),
+    download: Option<&std::path::Path>,
+) -> RunRecord {
+    let conn = &cli.connection;
+    let (tenant, client_id) = if conn.simulate {
+        (
+            Some(mde_sim::DEFAULT_TENANT.to_string()),
+            Some(mde_sim::DEFAULT_CLIENT_ID.to_string()),
+        )
+    } else if token(conn).is_some() {
+        (None, None)
+    } else {
+        (conn.tenant_id.clone(), conn.client_id.clone())
+    };
+    let api = if conn.simulate {
+        "simulator".to_string()
+    } else {
+        match &conn.api_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => mde_client::Endpoints::of(conn.cloud, conn.region)
+                .map(|e| e.api)
+                .unwrap_or_else(|e| e),
+        }
+    };
+    let mut machines: Vec<String> = ids.iter().map(|id| targets::id_key(id)).collect();
+    machines.sort();
+    let mut names: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
+    names.sort();
+    RunRecord {
+        operation: plan.op,
+        request: plan.body(),
+        tenant,
+        client_id,
+        api,
+        machines,
+        names,
+        download: download.map(|d| d.display().to_string()),
+    }
+}
+
+/// What the resumed journal recorded (nothing for a new run). A resume continues the same
+/// run or is refused: another request, tenant, client, host or machine set is named.
+pub(crate) fn history(cli: &Cli, targets: &Targets, record: &RunRecord) -> Result<History, u8> {
+    let Some(path) = &targets.journaling.resume else {
+        return Ok(History::default());
+    };
+    if cli.connection.simulate && record.download.is_some() {
+        return Err(fail(USAGE, SIMULATED_DOWNLOAD));
+    }
+    let history = Journal::history(path).map_err(|e| {
+        fail(
+            USAGE,
+            format!("cannot read the journal {}: {e}", path.display()),
+        )
+    })?;
+    let Some(recorded) = &history.run else {
+        return Err(fail(
+            USAGE,
+            format!(
+                "{} records no run (its first line is not a run of this mde); start a new run without --resume",
+                path.display()
+            ),
+        ));
+    };
+    let differences = recorded.differences(record);
+    if !differences.is_empty() {
+        return Err(fail(
+            USAGE,
+            format!(
+                "{} records another run; resume it as it was started, or start a new run without --resume:\n  {}",
+                path.display(),
+                differences.join("\n  ")
+            ),
+        ));
+    }
+    Ok(history)
+}
+
+/// Why a simulated `--download` run cannot be resumed.
+pub(crate) const SIMULATED_DOWNLOAD: &str = "a --simulate --download run cannot be resumed: its collections lived in the embedded simulator, which ended with the run; start it again without --resume";
+
+/// The embedded simulator of `--simulate`, with the run's well-formed ids and its names in its
+/// inventory.
+pub(crate) async fn simulator(
+    conn: &Connection,
+    scale: f64,
+    machines: &[String],
+    names: &[String],
+) -> Result<Option<mde_sim::Simulator>, u8> {
+    if !conn.simulate {
+        return Ok(None);
+    }
+    let config = mde_sim::Config {
+        listen: "127.0.0.1:0".parse().expect("a loopback address"),
+        time_scale: scale,
+        machines: machines
+            .iter()
+            .filter(|id| targets::well_formed(id))
+            .cloned()
+            .collect(),
+        names: names.to_vec(),
+        ..mde_sim::Config::default()
+    };
+    let sim = mde_sim::Simulator::start(config)
+        .await
+        .map_err(|e| fail(AUTH, format!("cannot start the simulator: {e}")))?;
+    eprintln!(
+        "mde: simulating at {} (time x{scale}; tenant sim-tenant, client sim-client)",
+        sim.base_url()
+    );
+    Ok(Some(sim))
+}
+
+/// The client: of the simulator, or of the service with the given credentials; every wait
+/// shown by `on_wait`.
+pub(crate) fn client(
+    conn: &Connection,
+    simulator: Option<&mde_sim::Simulator>,
+    scale: f64,
+    on_wait: impl Fn(&WaitEvent) + Send + Sync + 'static,
+) -> Result<Client, u8> {
+    let mut builder = match simulator {
+        Some(sim) => sim.client_builder(),
+        None => Client::builder(),
+    }
+    .cloud(conn.cloud)
+    .region(conn.region)
+    .on_wait(on_wait);
+    if let Some(path) = &conn.ca_cert {
+        let pem = std::fs::read(path)
+            .map_err(|e| fail(USAGE, format!("cannot read {}: {e}", path.display())))?;
+        builder = builder.add_root_certificate(pem);
+    }
+    if simulator.is_none() {
+        if let Some(url) = &conn.api_url {
+            builder = builder.base_url(url);
+        }
+        if let Some(url) = &conn.login_url {
+            builder = builder.login_url(url);
+        }
+        let secret = conn.client_secret.as_deref().filter(|s| !s.is_empty());
+        builder = match (token(conn), &conn.tenant_id, &conn.client_id, secret) {
+            (Some(token), ..) => {
+                let from = if std::env::var("MDE_TOKEN").is_ok_and(|t| t == token) {
+                    "MDE_TOKEN"
+                } else {
+                    "--token"
+                };
+                eprintln!("mde: signing in with the bearer token of {from}");
+                builder.bearer_token(token)
+            }
+            (None, Some(tenant), Some(client), Some(secret)) => {
+                let from = if std::env::var("AZURE_CLIENT_SECRET").is_ok_and(|s| s == secret) {
+                    "AZURE_CLIENT_SECRET"
+                } else {
+                    "--client-secret"
+                };
+                eprintln!(
+                    "mde: signing in as client {} of tenant {} with the secret of {from}",
+                    crate::output::escape(client),
+                    crate::output::escape(tenant)
+                );
+                builder.client_credentials(tenant, client, secret)
+            }
+            _ => return Err(fail(AUTH, credentials_error())),
+        };
+        if conn.time_scale.is_some() {
+            // Against a simulator of its own (--api-url), at the speed it was told.
+            builder = builder.clock(Arc::new(mde_sim::Clock::scaled(scale)));
+        }
+    }
+    builder.build().map_err(|e| fail(AUTH, e))
+}
+
+/// The bearer token given, if any: an empty one (an unset variable exported empty) is none.
+fn token(conn: &Connection) -> Option<&str> {
+    conn.token.as_deref().filter(|t| !t.trim().is_empty())
+}
+
+/// Gets a token before the first request: wrong credentials or an unreachable sign-in
+/// host end the command (exit 3) before anything is sent or journaled.
+pub(crate) async fn sign_in(client: &Client) -> Result<(), u8> {
+    client.sign_in().await.map_err(|e| {
+        fail(
+            AUTH,
+            format!(
+                "cannot sign in, nothing was sent: {}",
+                crate::output::error_text(&e)
+            ),
+        )
+    })
+}
+
+/// The journal: the one resumed, or a new one (the one named, or one here with a name of
+/// its own: milliseconds and the process id), created exclusively with the run's record.
+pub(crate) fn open_journal(
+    journaling: &crate::cli::Journaling,
+    record: &RunRecord,
+) -> Result<(PathBuf, Journal), u8> {
+    let cannot = |path: &std::path::Path, e: std::io::Error| {
+        fail(
+            USAGE,
+            format!("cannot write the journal {}: {e}", path.display()),
+        )
+    };
+    if let Some(path) = &journaling.resume {
+        let journal = Journal::open(path).map_err(|e| cannot(path, e))?;
+        eprintln!("mde: journal {} (resumed)", path.display());
+        return Ok((path.clone(), journal));
+    }
+    let path = journaling.journal.clone().unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "mde-journal-{}-{}.jsonl",
+            chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
+            std::process::id()
+        ))
+    });
+    let journal = Journal::create(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => fail(
+            USAGE,
+            format!(
+                "the journal {} exists: resume its run with --resume {0}, or name a new file",
+                path.display()
+            ),
+        ),
+        _ => cannot(&path, e),
+    })?;
+    journal
+        .append(&Entry::Run {
+            run: record.clone(),
+            at: crate::journal::now(),
+        })
+        .map_err(|e| cannot(&path, e))?;
+    eprintln!("mde: journal {}", path.display());
+    Ok((path, journal))
+}
+
+/// What a dry run says of a run besides its machines: the operation, what else the request
+/// carries, and the calls that follow each request.
+pub(crate) type Intent = (OperationId, Option<String>, Option<OperationId>);
+
+/// The machines of a run: the names resolved (or taken from the resumed journal). With
+/// `--dry-run` the plan is printed and the command ends (`Err` with its exit code); an action
+/// on more than 10 machines is confirmed first.
+pub(crate) async fn select(
+    cli: &Cli,
+    targets: &Targets,
+    client: &Client,
+    history: &History,
+    (ids, names): (Vec<String>, Vec<String>),
+    (op, detail, then): Intent,
+) -> Result<Selection, u8> {
+    let selection = selection::select(client, ids, &names, targets.pick.is_some(), history)
+        .await
+        .map_err(failed("cannot resolve the machine names"))?;
+    if targets.confirm.dry_run {
+        let plan = selection::DryRun {
+            op,
+            detail,
+            comment: &targets.comment,
+            selection: &selection,
+            then,
+        };
+        let mut stdout = std::io::stdout().lock();
+        let _ = plan
+            .print(cli.run.output, &mut stdout)
+            .and_then(|()| stdout.flush());
+        return Err(if selection.unresolved.is_empty() {
+            OK
+        } else {
+            PARTIAL
+        });
+    }
+    let to_send = selection
+        .machines
+        .iter()
+        .filter(|m| !history.done.contains_key(*m))
+        .count();
+    // A simulated run acts on nothing real: it never asks.
+    let yes = targets.confirm.yes || cli.connection.simulate;
+    selection::confirm(op, to_send, yes).map_err(|e| fail(USAGE, e))?;
+    Ok(selection)
+}
+
+/// What a run of `op` sends to each machine, from the command line.
+pub(crate) fn plan<'a>(
+    targets: &'a Targets,
+    op: OperationId,
+    scan_type: Option<mde_client::types::ScanType>,
+) -> fleet::Plan<'a> {
+    fleet::Plan {
+        op,
+        comment: &targets.comment,
+        retry_unknown: targets.journaling.retry_unknown,
+        retry_failed: targets.journaling.retry_failed,
+        scan_type,
+    }
+}
+
+/// The signal that stopped the run, as its exit code (0: none yet).
+static SIGNALLED: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Resolves at Ctrl-C or SIGTERM: a run stops sending, and lets what is in flight end.
+pub(crate) async fn stop_signal() {
+    let code = {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => tokio::select! {
+                    _ = tokio::signal::ctrl_c() => INTERRUPTED,
+                    _ = term.recv() => TERMINATED,
+                },
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    INTERRUPTED
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            INTERRUPTED
+        }
+    };
+    SIGNALLED.store(code, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// The exit code of a run a signal stopped: 130 for Ctrl-C, 143 for SIGTERM.
+pub(crate) fn stopped_code() -> u8 {
+    match SIGNALLED.load(std::sync::atomic::Ordering::SeqCst) {
+        0 => INTERRUPTED,
+        code => code,
+    }
+}
+
+/// Opens the journal of a run and records the names it resolved.
+pub(crate) fn start_journal(
+    targets: &Targets,
+    selection: &Selection,
+    record: &RunRecord,
+) -> Result<(PathBuf, Journal), u8> {
+    let (path, journal) = open_journal(&targets.journaling, record)?;
+    selection.record(&journal).map_err(|e| {
+        fail(
+            USAGE,
+            format!("cannot write the journal {}: {e}", path.display()),
+        )
+    })?;
+    Ok((path, journal))
+}
+
+/// The command line that resumes this run, quoted for the shell it runs in: the same, with
+/// `--resume JOURNAL` for `--journal`, and secrets given as flags left out (shown as
+/// `[secret]`, to be given again).
+pub(crate) fn resume_command(
+    args: Vec<String>,
+    journal: &std::path::Path,
+    resuming: bool,
+) -> String {
+    const SECRETS: [&str; 2] = ["--token", "--client-secret"];
+    let mut out: Vec<String> = Vec::new();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        if SECRETS.contains(&arg.as_str()) {
+            args.next();
+            out.extend([arg, "[secret]".into()]);
+        } else if let Some(flag) = SECRETS.iter().find(|s| arg.starts_with(&format!("{s}="))) {
+            out.push(format!("{flag}=[secret]"));
+        } else if arg == "--journal" && !resuming {
+            args.next();
+        } else if resuming || !arg.starts_with("--journal=") {
+            out.push(arg);
+        }
+    }
+    if !resuming {
+        out.push("--resume".into());
+        out.push(journal.display().to_string());
+    }
+    out.iter()
+        .map(|arg| shell_quote(arg))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `arg` as the shell takes it back: POSIX quoting (`shlex`), PowerShell's on Windows.
+fn shell_quote(arg: &str) -> String {
+    #[cfg(windows)]
+    {
+        let plain = !arg.is_empty()
+            && arg
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./\\:=@,+".contains(c));
+        if plain {
+            arg.to_string()
+        } else {
+            format!("'{}'", arg.replace('\'', "''"))
+        }
+    }
+    #[cfg(not(windows))]
+    {
+        // Only a NUL cannot be quoted, and no argument holds one.
+        shlex::try_quote(arg).map_or_else(|_| arg.replace('\0', ""), |q| q.into_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_resume_command_keeps_no_secret_and_resumes_the_journal() {
+        let args = |s: &str| s.split(' ').map(str::to_string).collect::<Vec<_>>();
+        let journal = std::path::Path::new("j.jsonl");
+        let resumed = resume_command(
+            args(
+                "mde --token T0KEN --client-secret=S3CRET --journal j.jsonl package collect a --comment c",
+            ),
+            journal,
+            false,
+        );
+        assert_eq!(
+            resumed,
+            "mde --token '[secret]' '--client-secret=[secret]' package collect a --comment c --resume j.jsonl"
+        );
+        let again = resume_command(
+            args("mde package collect a --comment c --resume j.jsonl"),
+            journal,
+            true,
+        );
+        assert_eq!(again, "mde package collect a --comment c --resume j.jsonl");
+        // Pasted back into the shell, each argument is one argument again.
+        let spaced: Vec<String> = ["mde", "scan", "--comment", "interrupt me", "it's $HOME"]
+            .map(String::from)
+            .to_vec();
+        let line = resume_command(spaced, journal, false);
+        assert_eq!(
+            shlex::split(&line).unwrap(),
+            [
+                "mde",
+                "scan",
+                "--comment",
+                "interrupt me",
+                "it's $HOME",
+                "--resume",
+                "j.jsonl"
+            ]
+        );
+    }
+}
