@@ -99,7 +99,7 @@ pub struct Connection {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Output (every command)")]
 pub struct RunOptions {
-    /// Output: a table, or one JSON object per machine on stdout.
+    /// Output: a table, one JSON object per machine, or one CSV row per machine, on stdout.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
     /// Show each request on stderr: operation, path, answer status, correlation id, waits
@@ -159,6 +159,9 @@ pub enum Output {
     Table,
     /// One JSON object per machine, a line each.
     Json,
+    /// One CSV row per machine after a header (machine, name, action_id, status, outcome,
+    /// error_code, error_message, correlation_id), for a ticket or a spreadsheet.
+    Csv,
 }
 
 #[derive(Debug, Subcommand)]

@@ -150,3 +150,77 @@ pub fn not_sent_line(machine: &str) -> Line {
     }
     .with("earlier", false)
 }
+
+/// The columns of `--output csv`: the fields every line has, the error's flattened.
+pub const CSV_HEADER: &str =
+    "machine,name,action_id,status,outcome,error_code,error_message,correlation_id";
+
+/// One CSV field (RFC 4180): quoted when it holds a comma, a quote or a line end; a value a
+/// spreadsheet would run as a formula (`=`, `+`, `-`, `@` first) is prefixed with `'`.
+fn csv_field(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@']) {
+        format!("'{value}")
+    } else {
+        value.to_string()
+    };
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value
+    }
+}
+
+impl Line {
+    /// The line as a CSV row of [`CSV_HEADER`]'s columns.
+    pub fn csv(&self) -> String {
+        let error = self.error.as_ref();
+        [
+            self.machine.as_deref(),
+            self.name.as_deref(),
+            self.action_id.as_deref(),
+            self.status.as_deref(),
+            Some(self.outcome.as_str()),
+            error.map(|e| e.code.as_str()),
+            error.map(|e| e.message.as_str()),
+            error.and_then(|e| e.correlation_id.as_deref()),
+        ]
+        .map(|v| csv_field(v.unwrap_or_default()))
+        .join(",")
+    }
+}
+
+/// Writes machine lines to stdout as they come, in the format asked: JSON lines, or CSV rows
+/// after their header. Flushed each, so that a pipe sees them live.
+pub struct Lines {
+    csv: bool,
+    header: std::cell::Cell<bool>,
+}
+
+impl Lines {
+    /// The writer of `output`; `None` for a table.
+    pub fn of(output: crate::cli::Output) -> Option<Lines> {
+        use crate::cli::Output;
+        match output {
+            Output::Table => None,
+            Output::Json => Some(Lines {
+                csv: false,
+                header: std::cell::Cell::new(true),
+            }),
+            Output::Csv => Some(Lines {
+                csv: true,
+                header: std::cell::Cell::new(false),
+            }),
+        }
+    }
+
+    /// Writes one line.
+    pub fn write(&self, line: &Line) {
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        if !self.header.replace(true) {
+            let _ = writeln!(stdout, "{CSV_HEADER}");
+        }
+        let text = if self.csv { line.csv() } else { line.text() };
+        let _ = writeln!(stdout, "{text}").and_then(|()| stdout.flush());
+    }
+}

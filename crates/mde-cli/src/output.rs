@@ -204,19 +204,6 @@ pub fn table(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
     Ok(())
 }
 
-/// One machine's JSON line.
-pub fn json_line(outcome: &Outcome) -> String {
-    crate::json::outcome_line(outcome).text()
-}
-
-/// The JSON lines of the machines not sent to (the others were written as they ended).
-pub fn json_not_sent(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
-    for machine in &report.not_sent {
-        writeln!(out, "{}", crate::json::not_sent_line(machine).text())?;
-    }
-    Ok(())
-}
-
 /// Counts by outcome, for the summary.
 pub fn summary(report: &Report) -> String {
     let count = |kind: Kind| report.outcomes.iter().filter(|o| o.outcome == kind).count();

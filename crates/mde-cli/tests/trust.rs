@@ -979,3 +979,38 @@ async fn test_retry_failed_asks_for_a_new_collection() {
     }
     sim.stop().await;
 }
+
+/// `--output csv`: a header, then one row per machine with the fields of the JSON shape, for a
+/// ticket; a value a spreadsheet would run as a formula is defused, a comma quoted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_csv_output_has_a_row_per_machine() {
+    let dir = scratch("csv");
+    let sim = simulator(60.0).await;
+    let mut command = against(dir.path(), &sim);
+    command
+        .args(["-o", "csv", "package", "collect", "--comment", "c"])
+        .args([MACHINES[0], "=cmd|calc"]);
+    let out = run_off(command).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let rows: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(rows[0], mde_cli::json::CSV_HEADER);
+    assert_eq!(rows.len(), 3, "{}", out.stdout);
+    let accepted = rows.iter().find(|r| r.starts_with(MACHINES[0])).unwrap();
+    assert!(accepted.contains(",Pending,accepted,,,"), "{accepted}");
+    let hostile = rows.iter().find(|r| r.starts_with("'=cmd|calc")).unwrap();
+    assert!(
+        hostile.contains(",not_found,ResourceNotFound,"),
+        "{hostile}"
+    );
+    let listed = run_off({
+        let mut command = against(dir.path(), &sim);
+        command.args(["-o", "csv", "action", "list"]);
+        command
+    })
+    .await;
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let rows: Vec<&str> = listed.stdout.lines().collect();
+    assert_eq!(rows.len(), 2, "{}", listed.stdout);
+    assert!(rows[1].contains(",listed,"), "{}", rows[1]);
+    sim.stop().await;
+}

@@ -1,11 +1,9 @@
 //! `mde action list` and `mde action show`: machine actions as the service has them.
 
-use std::io::Write;
-
 use mde_client::{operations, types};
 
-use crate::cli::{Cli, Output};
-use crate::json::{ErrorInfo, Line};
+use crate::cli::Cli;
+use crate::json::{ErrorInfo, Line, Lines};
 use crate::output;
 use crate::output::error_text;
 use crate::session::{AUTH, OK, PARTIAL, USAGE, code_of, connect, fail};
@@ -107,21 +105,17 @@ pub(crate) async fn list(
         })
         .await;
     let page = page.map_err(|e| fail(code_of(&e), error_text(&e)))?;
-    let mut stdout = std::io::stdout().lock();
-    if cli.run.output == Output::Table {
-        let _ = writeln!(stdout, "{}", output::ACTION_HEADER);
+    let lines = Lines::of(cli.run.output);
+    if lines.is_none() {
+        println!("{}", output::ACTION_HEADER);
     }
     for action in &page.value {
         let id = action.id.as_deref().unwrap_or_default();
-        let line = match cli.run.output {
-            Output::Table => output::action_row(id, action),
-            Output::Json => Line::of_action("listed", action)
-                .with("action", action)
-                .text(),
-        };
-        let _ = writeln!(stdout, "{line}");
+        match &lines {
+            None => println!("{}", output::action_row(id, action)),
+            Some(lines) => lines.write(&Line::of_action("listed", action).with("action", action)),
+        }
     }
-    let _ = stdout.flush();
     eprintln!("mde: {} action(s)", page.value.len());
     if let Some(sim) = simulator {
         sim.stop().await;
@@ -132,32 +126,30 @@ pub(crate) async fn list(
 /// `mde action show`: each action as the service has it now, in the order given.
 pub(crate) async fn show(cli: &Cli, ids: &[String]) -> Result<u8, u8> {
     let (simulator, client) = connect(cli, &[]).await?;
-    let mut stdout = std::io::stdout().lock();
-    if cli.run.output == Output::Table {
-        let _ = writeln!(stdout, "{}", output::ACTION_HEADER);
+    let lines = Lines::of(cli.run.output);
+    if lines.is_none() {
+        println!("{}", output::ACTION_HEADER);
     }
     let mut code = OK;
     for id in ids {
         let shown = client
             .send(operations::GetMachineAction { id: id.clone() })
             .await;
-        let line = match (&shown, cli.run.output) {
-            (Ok(action), Output::Table) => output::action_row(id, action),
-            (Ok(action), Output::Json) => Line::of_action("found", action)
-                .with("action", action)
-                .text(),
-            (Err(e), Output::Table) => format!("{}  {}", output::escape(id), error_text(e)),
-            (Err(e), Output::Json) => Line {
+        match (&shown, &lines) {
+            (Ok(action), None) => println!("{}", output::action_row(id, action)),
+            (Ok(action), Some(lines)) => {
+                lines.write(&Line::of_action("found", action).with("action", action))
+            }
+            (Err(e), None) => println!("{}  {}", output::escape(id), error_text(e)),
+            (Err(e), Some(lines)) => lines.write(&Line {
                 action_id: Some(id.clone()),
                 error: Some(ErrorInfo::of(e)),
                 ..Line::new(match e {
                     mde_client::Error::NotFound(_) => "not_found",
                     _ => "failed",
                 })
-            }
-            .text(),
-        };
-        let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+            }),
+        }
         match shown {
             Ok(_) => {}
             // What holds for every call ends the command.

@@ -9,8 +9,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use mde_client::operations::OperationId;
 use mde_client::{WaitEvent, WaitReason, types};
 
-use crate::cli::{Cli, Output, Targets};
+use crate::cli::{Cli, Targets};
 use crate::fleet::{self, Progress};
+use crate::json::{Lines, not_sent_line, outcome_line};
 use crate::output;
 use crate::session::{
     AUTH, OK, PARTIAL, USAGE, client, fail, failed, history, machines, plan, resume_command,
@@ -80,13 +81,14 @@ pub(crate) async fn run(
 
     let total = machines.len();
     let started = std::time::Instant::now();
-    let json = cli.run.output == Output::Json;
-    // JSON lines go out as each machine ends (with --wait, as its scan ends), so that a pipe
-    // sees them live.
+    let lines = Lines::of(cli.run.output);
+    let json = lines.is_some();
+    // JSON lines or CSV rows go out as each machine ends (with --wait, as its scan ends), so
+    // that a pipe sees them live.
     let print_json = |outcome: &fleet::Outcome| {
-        let mut stdout = std::io::stdout().lock();
-        let line = output::json_line(&selection.named(outcome));
-        let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+        if let Some(lines) = &lines {
+            lines.write(&outcome_line(&selection.named(outcome)));
+        }
     };
     let live = json && wait.is_none();
     if json {
@@ -168,12 +170,16 @@ pub(crate) async fn run(
         .chain(selection.unresolved.iter().cloned())
         .collect();
 
-    let mut stdout = std::io::stdout().lock();
-    let written = match cli.run.output {
-        Output::Table => output::table(&report, &mut stdout),
-        Output::Json => output::json_not_sent(&report, &mut stdout),
-    };
-    let _ = written.and_then(|()| stdout.flush());
+    match &lines {
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            let _ = output::table(&report, &mut stdout).and_then(|()| stdout.flush());
+        }
+        Some(lines) => report
+            .not_sent
+            .iter()
+            .for_each(|m| lines.write(&not_sent_line(m))),
+    }
     errors(&report);
     eprintln!(
         "mde: {} in {:.1} s{}",

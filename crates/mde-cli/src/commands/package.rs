@@ -8,8 +8,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mde_client::operations::{self, OperationId};
 use mde_client::{WaitEvent, types};
 
-use crate::cli::{Cli, Output, Targets};
-use crate::json::{ErrorInfo, Line};
+use crate::cli::{Cli, Targets};
+use crate::json::{ErrorInfo, Line, Lines};
 use crate::output::error_text;
 use crate::session::{
     AUTH, OK, PARTIAL, SIMULATED_DOWNLOAD, USAGE, client, code_of, connect, fail, history,
@@ -36,18 +36,15 @@ pub(crate) async fn download(cli: &Cli, ids: &[String], out: &std::path::Path) -
         )
     })?;
     let mut code = OK;
-    let mut stdout = std::io::stdout().lock();
-    let mut say = |line: Line, detail: &str| {
-        let text = match cli.run.output {
-            Output::Table => format!(
-                "{:<36}  {:<13}  {}",
-                crate::output::escape(line.action_id.as_deref().unwrap_or_default()),
-                line.outcome,
-                crate::output::escape(detail)
-            ),
-            Output::Json => line.text(),
-        };
-        let _ = writeln!(stdout, "{text}").and_then(|()| stdout.flush());
+    let lines = Lines::of(cli.run.output);
+    let say = |line: Line, detail: &str| match &lines {
+        Some(lines) => lines.write(&line),
+        None => println!(
+            "{:<36}  {:<13}  {}",
+            crate::output::escape(line.action_id.as_deref().unwrap_or_default()),
+            line.outcome,
+            crate::output::escape(detail)
+        ),
     };
     let of_id = |outcome: &str, id: &str| Line {
         action_id: Some(id.to_string()),
@@ -176,29 +173,28 @@ pub(crate) fn verify(cli: &Cli, dir: &std::path::Path) -> Result<u8, u8> {
         );
     }
     let mut stdout = std::io::stdout().lock();
-    let json = cli.run.output == Output::Json;
+    let lines = Lines::of(cli.run.output);
     let mut say = |verdict: &str, file: &str, record: Option<&evidence::Record>, detail: String| {
-        let line = if json {
+        if let Some(lines) = &lines {
             let error = (verdict != "verified")
                 .then(|| ErrorInfo::new(verdict, format!("{file}{detail}").trim().to_string()));
-            Line {
+            let line = Line {
                 machine: record.map(|r| r.machine.clone()),
                 name: record.and_then(|r| r.name.clone()),
                 action_id: record.map(|r| r.action_id.clone()),
                 error,
                 ..Line::new(verdict)
-            }
-            .with("file", file)
-            .text()
+            };
+            lines.write(&line.with("file", file));
         } else {
             // What needs a look stands out in capitals.
             let shown = match verdict {
                 "verified" => verdict.to_string(),
                 _ => verdict.to_uppercase(),
             };
-            format!("{shown:<11} {}{detail}", crate::output::escape(file))
-        };
-        let _ = writeln!(stdout, "{line}");
+            let line = format!("{shown:<11} {}{detail}", crate::output::escape(file));
+            let _ = writeln!(stdout, "{line}");
+        }
     };
     let mut counts: Vec<(&str, usize)> =
         ["verified", "changed", "missing", "unreadable", "unrecorded"]
@@ -300,10 +296,11 @@ pub(crate) async fn collect_download(
     let intent = (op, None, Some(OperationId::GetPackageUri));
     let selection = select(cli, targets, &client, &history, (ids, names), intent).await?;
     // Names that came to no single machine end here, as their own lines.
+    let lines = Lines::of(cli.run.output);
     for outcome in &selection.unresolved {
-        match cli.run.output {
-            Output::Json => println!("{}", output::json_line(outcome)),
-            Output::Table => eprintln!("{}", output::line(outcome)),
+        match &lines {
+            Some(lines) => lines.write(&crate::json::outcome_line(outcome)),
+            None => eprintln!("{}", output::line(outcome)),
         }
     }
     let machines = selection.machines.clone();
@@ -355,7 +352,6 @@ pub(crate) async fn collect_download(
         bar
     });
     let started = std::time::Instant::now();
-    let json = cli.run.output == Output::Json;
     let mut last_line = None::<std::time::Instant>;
     let named = |package: &pipeline::Package| pipeline::Package {
         name: selection.names.get(&package.machine).cloned(),
@@ -363,10 +359,8 @@ pub(crate) async fn collect_download(
     };
     let mut progress = |board: &pipeline::Board, ended: Option<&pipeline::Package>| {
         if let Some(package) = ended.map(named).as_ref() {
-            if json {
-                let mut stdout = std::io::stdout().lock();
-                let line = package.line().text();
-                let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+            if let Some(lines) = &lines {
+                lines.write(&package.line());
             }
             if bar.is_none() {
                 eprintln!("{}", output::package_line(package));
@@ -404,18 +398,16 @@ pub(crate) async fn collect_download(
         bar.finish_and_clear();
     }
     report.packages = report.packages.iter().map(named).collect();
-    let mut stdout = std::io::stdout().lock();
-    let written = match cli.run.output {
-        Output::Table => output::packages_table(&report, &mut stdout),
-        Output::Json => output::json_not_sent(
-            &fleet::Report {
-                not_sent: report.not_sent.clone(),
-                ..fleet::Report::default()
-            },
-            &mut stdout,
-        ),
-    };
-    let _ = written.and_then(|()| stdout.flush());
+    match &lines {
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            let _ = output::packages_table(&report, &mut stdout).and_then(|()| stdout.flush());
+        }
+        Some(lines) => report
+            .not_sent
+            .iter()
+            .for_each(|m| lines.write(&crate::json::not_sent_line(m))),
+    }
     let block = output::error_block(
         report
             .packages
