@@ -41,7 +41,10 @@ fn check<T: DeserializeOwned + Serialize + Debug + JsonSchema>(example: &Example
         description => format!(
             "spec example {} as {}, shown by: {}",
             example.pointer,
-            example.schema_name.as_deref().map_or("String".into(), |s| format!("types::{s}")),
+            example.schema_name.as_deref().map_or_else(
+                || std::any::type_name::<T>().rsplit("::").next().unwrap_or_default().to_string(),
+                |s| format!("types::{s}")
+            ),
             uses.join("; ")
         ),
         omit_expression => true,
@@ -105,6 +108,21 @@ fn check_use(example: &Example, operation: &str, place: &str) {
             OperationId::ListMachineActions => success::<operations::ListMachineActions>(example),
             OperationId::GetPackageUri => success::<operations::GetPackageUri>(example),
             OperationId::CancelMachineAction => success::<operations::CancelMachineAction>(example),
+            OperationId::IsolateMachine => success::<operations::IsolateMachine>(example),
+            OperationId::UnisolateMachine => success::<operations::UnisolateMachine>(example),
+            OperationId::RestrictCodeExecution => {
+                success::<operations::RestrictCodeExecution>(example)
+            }
+            OperationId::UnrestrictCodeExecution => {
+                success::<operations::UnrestrictCodeExecution>(example)
+            }
+            OperationId::StopAndQuarantineFile => {
+                success::<operations::StopAndQuarantineFile>(example)
+            }
+            OperationId::OffboardMachine => success::<operations::OffboardMachine>(example),
+            OperationId::GetMachine => success::<operations::GetMachine>(example),
+            OperationId::FindMachinesByTag => success::<operations::FindMachinesByTag>(example),
+            OperationId::SetMachineTag => success::<operations::SetMachineTag>(example),
         };
     }
     match example.schema_name.as_deref() {
@@ -112,9 +130,19 @@ fn check_use(example: &Example, operation: &str, place: &str) {
         Some("RunAntiVirusScanRequest") if place == "request" => {
             check::<types::RunAntiVirusScanRequest>(example)
         }
+        Some("IsolateRequest") if place == "request" => check::<types::IsolateRequest>(example),
+        Some("StopAndQuarantineFileRequest") if place == "request" => {
+            check::<types::StopAndQuarantineFileRequest>(example)
+        }
+        Some("MachineTagRequest") if place == "request" => {
+            check::<types::MachineTagRequest>(example)
+        }
         Some("Error") if status.is_some() => check::<types::Error>(example),
         None if example.schema.get("type") == Some(&Value::from("string")) => {
             check::<String>(example)
+        }
+        None if example.schema.get("type") == Some(&Value::from("boolean")) => {
+            check::<bool>(example)
         }
         other => panic!(
             "example {} ({operation} {place}) uses schema {other:?}, which this test does not map to a type yet",

@@ -133,6 +133,63 @@ pub async fn call(client: &mde_client::Client, op: OperationId, id: &str, commen
             send(client, list).await
         }
         OperationId::GetPackageUri => send(client, operations::GetPackageUri { id }).await,
+        // The documented values of each page's example; the comment as the others take it.
+        OperationId::IsolateMachine => {
+            let body = types::IsolateRequest::builder()
+                .comment(comment)
+                .isolation_type(Some(types::IsolationType::Full));
+            let body = types::IsolateRequest::try_from(body)
+                .map_err(|e| (0, Value::String(e.to_string())))?;
+            send(client, operations::IsolateMachine { id, body }).await
+        }
+        OperationId::UnisolateMachine => {
+            send(client, operations::UnisolateMachine { id, body: body()? }).await
+        }
+        OperationId::RestrictCodeExecution => {
+            send(
+                client,
+                operations::RestrictCodeExecution { id, body: body()? },
+            )
+            .await
+        }
+        OperationId::UnrestrictCodeExecution => {
+            send(
+                client,
+                operations::UnrestrictCodeExecution { id, body: body()? },
+            )
+            .await
+        }
+        OperationId::StopAndQuarantineFile => {
+            let body = types::StopAndQuarantineFileRequest::builder()
+                .comment(comment)
+                .sha1("87662bc3d60e4200ceaf7aae249d1c343f4b83c9");
+            let body = types::StopAndQuarantineFileRequest::try_from(body)
+                .map_err(|e| (0, Value::String(e.to_string())))?;
+            send(client, operations::StopAndQuarantineFile { id, body }).await
+        }
+        OperationId::OffboardMachine => {
+            send(client, operations::OffboardMachine { id, body: body()? }).await
+        }
+        OperationId::GetMachine => send(client, operations::GetMachine { id }).await,
+        OperationId::FindMachinesByTag => {
+            let find = operations::FindMachinesByTag {
+                tag: "testTag"
+                    .try_into()
+                    .map_err(|e: types::error::ConversionError| {
+                        (0, Value::String(e.to_string()))
+                    })?,
+                use_starts_with_filter: Some(true),
+            };
+            send(client, find).await
+        }
+        OperationId::SetMachineTag => {
+            let body = types::MachineTagRequest::builder()
+                .value("test Tag 2")
+                .action(types::MachineTagAction::Add);
+            let body = types::MachineTagRequest::try_from(body)
+                .map_err(|e| (0, Value::String(e.to_string())))?;
+            send(client, operations::SetMachineTag { id, body }).await
+        }
         OperationId::CancelMachineAction => {
             send(
                 client,

@@ -182,7 +182,7 @@ fn code(answer: &Answer) -> (u16, String) {
 #[tokio::test]
 async fn every_operation_succeeds_as_documented() {
     let spec = spec();
-    let sim = simulator(Config::default().with_generated_machines(8)).await;
+    let sim = simulator(Config::default().with_generated_machines(operations::ALL.len())).await;
     let token = sign_in(&sim, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).await;
     let client = client(sim.base_url(), &token);
     // A collection completed before the others start: its package can be linked.
@@ -230,6 +230,23 @@ async fn every_operation_succeeds_as_documented() {
     let examples = spec.examples();
     for (i, op) in operations::ALL.iter().enumerate() {
         let path = path_of(op.id, &target(op, generated_machine_id(i)));
+        // The required query parameters, with their documented examples.
+        let query: Vec<String> = spec.operation(op.id.as_str()).unwrap().value["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| spec.resolve(p))
+            .filter(|p| p["in"] == "query" && p["required"] == true)
+            .filter_map(|p| {
+                let value = p["examples"]["documented"]["value"].as_str()?;
+                Some(format!("{}={value}", p["name"].as_str()?))
+            })
+            .collect();
+        let path = if query.is_empty() {
+            path
+        } else {
+            format!("{path}?{}", query.join("&"))
+        };
         // The operation's documented request body, as a plain client would send it.
         let body = examples
             .iter()
@@ -265,6 +282,41 @@ async fn every_operation_succeeds_as_documented() {
         assert_eq!(scan.scope.as_deref(), Some("Full"));
         assert_eq!(scan.status, Some(Status::Pending));
     }
+    use mde_client::types::MachineActionType as Type;
+    let (actions, responses): (Vec<_>, Vec<_>) = actions
+        .into_iter()
+        .partition(|a| a.type_ == Some(Type::CollectInvestigationPackage));
+    // One response action of each type each loop, pending, as documented: an isolation's
+    // scope its type, a quarantine's file in relatedFileInfo.
+    for kind in [
+        Type::Isolate,
+        Type::Unisolate,
+        Type::RestrictCodeExecution,
+        Type::UnrestrictCodeExecution,
+        Type::StopAndQuarantineFile,
+        Type::Offboard,
+    ] {
+        let of_kind: Vec<_> = responses
+            .iter()
+            .filter(|a| a.type_.as_ref() == Some(&kind))
+            .collect();
+        assert_eq!(of_kind.len(), 2, "{kind}");
+        for action in of_kind {
+            assert_eq!(action.status, Some(Status::Pending), "{kind}");
+            match kind {
+                Type::Isolate => assert_eq!(action.scope.as_deref(), Some("Full")),
+                Type::StopAndQuarantineFile => assert_eq!(
+                    action
+                        .related_file_info
+                        .as_ref()
+                        .and_then(|f| f.file_identifier.as_deref()),
+                    Some("87662bc3d60e4200ceaf7aae249d1c343f4b83c9")
+                ),
+                _ => assert_eq!(action.scope, None, "{kind}"),
+            }
+        }
+    }
+    assert_eq!(responses.len(), 12);
     // The completed one, then two collections of each loop (the second of each cancelled).
     let statuses: Vec<_> = actions.iter().map(|a| a.status.clone().unwrap()).collect();
     assert_eq!(
@@ -1234,4 +1286,138 @@ async fn the_download_host_serves_real_archives_with_ranges_expiry_and_faults() 
     assert_eq!(response.bytes().await.unwrap().len() as u64, declared);
     assert!(started.elapsed() >= Duration::from_millis(150));
     slow.stop().await;
+}
+
+/// The response actions and the machine look-ups as the pages describe them: a repeated
+/// containment action answers the pending action or the 400 (#5903), both ways for some
+/// seed; a SHA-1 that is not 40 hex characters is `InvalidHashValue`; offboard answers 200
+/// (the page's "200 - Created"); tags are added once, removed, and found by tag, exactly or
+/// by prefix; an unknown machine is a 404.
+#[tokio::test]
+async fn response_actions_and_machine_tags_follow_the_pages() {
+    use mde_client::types;
+    let spec = spec();
+    let sim = simulator(Config::default().with_generated_machines(40)).await;
+    let client = sim.client_builder().build().unwrap();
+    let token = sign_in(&sim, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).await;
+    let comment = |text: &str| types::CommentRequest {
+        comment: text.try_into().unwrap(),
+    };
+    let isolate = |id: String| operations::IsolateMachine {
+        id,
+        body: types::IsolateRequest {
+            comment: "contain".try_into().unwrap(),
+            isolation_type: Some(types::IsolationType::Selective),
+        },
+    };
+    let (mut pending_again, mut refused) = (0, 0);
+    for i in 0..40 {
+        let machine = generated_machine_id(i);
+        let first = client.send(isolate(machine.clone())).await.unwrap();
+        assert_eq!(first.scope.as_deref(), Some("Selective"));
+        assert_eq!(first.type_, Some(types::MachineActionType::Isolate));
+        match client.send(isolate(machine)).await {
+            Err(mde_client::Error::AlreadyPending(action)) => {
+                assert_eq!(action.id, first.id);
+                pending_again += 1;
+            }
+            Err(mde_client::Error::AlreadyRunning(e)) => {
+                assert_eq!(e.code, "ActiveRequestAlreadyExists");
+                refused += 1;
+            }
+            other => panic!("a repeated isolate: {other:?}"),
+        }
+    }
+    assert!(
+        pending_again > 0 && refused > 0,
+        "{pending_again} pending, {refused} refused"
+    );
+    // Another type of action is not a repeat.
+    let machine = generated_machine_id(0);
+    let release = operations::UnisolateMachine {
+        id: machine.clone(),
+        body: comment("release"),
+    };
+    assert!(client.send(release).await.is_ok());
+
+    let base = sim.base_url().to_string();
+    let path = path_of(OperationId::StopAndQuarantineFile, &machine);
+    let bad = json!({ "Comment": "c", "Sha1": "87662bc3d60e4200ceaf7aae249d1c343f4b83cZ" });
+    let bad = raw(
+        &spec,
+        &base,
+        &path,
+        Some(&token),
+        Some("application/json"),
+        bad.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(bad.status, 400, "{bad:?}");
+    assert_eq!(bad.body["error"]["code"], "InvalidHashValue");
+
+    let offboard = json!({ "Comment": "Offboard machine by automation" }).to_string();
+    let path = path_of(OperationId::OffboardMachine, &machine);
+    let offboarded = raw(
+        &spec,
+        &base,
+        &path,
+        Some(&token),
+        Some("application/json"),
+        offboard.into_bytes(),
+    )
+    .await;
+    assert_eq!(offboarded.status, 200, "{offboarded:?}");
+    assert_eq!(offboarded.body["type"], "Offboard");
+
+    let tag = |id: &str, value: &str, action| operations::SetMachineTag {
+        id: id.to_string(),
+        body: types::MachineTagRequest {
+            value: value.try_into().unwrap(),
+            action,
+        },
+    };
+    for value in ["Contained", "Contained", "Case-42"] {
+        client
+            .send(tag(&machine, value, types::MachineTagAction::Add))
+            .await
+            .unwrap();
+    }
+    let other = generated_machine_id(1);
+    client
+        .send(tag(&other, "contained-too", types::MachineTagAction::Add))
+        .await
+        .unwrap();
+    let shown = client
+        .send(operations::GetMachine {
+            id: machine.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(shown.machine_tags.unwrap(), ["Contained", "Case-42"]);
+    let find = |tag: &str, prefix| operations::FindMachinesByTag {
+        tag: tag.try_into().unwrap(),
+        use_starts_with_filter: prefix,
+    };
+    let ids = |page: types::MachineCollection| -> Vec<String> {
+        page.value.into_iter().filter_map(|m| m.id).collect()
+    };
+    assert_eq!(
+        ids(client.send(find("contained", None)).await.unwrap()),
+        std::slice::from_ref(&machine)
+    );
+    let both = ids(client.send(find("contained", Some(true))).await.unwrap());
+    assert_eq!(both, [machine.clone(), other]);
+    let removed = client
+        .send(tag(&machine, "Contained", types::MachineTagAction::Remove))
+        .await
+        .unwrap();
+    assert_eq!(removed.machine_tags.unwrap(), ["Case-42"]);
+    let unknown = client
+        .send(operations::GetMachine { id: "0".repeat(40) })
+        .await;
+    assert!(
+        matches!(unknown, Err(mde_client::Error::NotFound(_))),
+        "{unknown:?}"
+    );
+    sim.stop().await;
 }

@@ -139,8 +139,19 @@ pub fn prepare<'a>(client: &'a Client, plan: &Plan<'_>, machine: &str) -> Option
         }
         // Sent to action ids rather than machines; the same run, journal and resume.
         OperationId::CancelMachineAction => ready(client.cancel_machine_action(machine, comment)),
+        // Containment and remediation have no command yet: their runs come with the request
+        // templates of the next step.
+        OperationId::IsolateMachine
+        | OperationId::UnisolateMachine
+        | OperationId::RestrictCodeExecution
+        | OperationId::UnrestrictCodeExecution
+        | OperationId::StopAndQuarantineFile
+        | OperationId::OffboardMachine
+        | OperationId::SetMachineTag => return None,
         // Reads, not actions: `mde action show`, the package pipeline, name resolution.
         OperationId::ListMachines
+        | OperationId::GetMachine
+        | OperationId::FindMachinesByTag
         | OperationId::GetMachineAction
         | OperationId::ListMachineActions
         | OperationId::GetPackageUri => return None,

@@ -123,9 +123,22 @@ pub fn answer(answer: &Answer) -> String {
         | Answer::CollectInvestigationPackageGraph(a)
         | Answer::RunAntiVirusScan(a)
         | Answer::GetMachineAction(a)
-        | Answer::CancelMachineAction(a) => action(a),
+        | Answer::CancelMachineAction(a)
+        | Answer::IsolateMachine(a)
+        | Answer::UnisolateMachine(a)
+        | Answer::RestrictCodeExecution(a)
+        | Answer::UnrestrictCodeExecution(a)
+        | Answer::StopAndQuarantineFile(a)
+        | Answer::OffboardMachine(a) => action(a),
+        Answer::GetMachine(m) | Answer::SetMachineTag(m) => format!(
+            "machine {} tags {}",
+            m.computer_dns_name.as_deref().unwrap_or_default(),
+            m.machine_tags.as_deref().unwrap_or_default().join(", ")
+        ),
         Answer::ListMachineActions(page) => format!("{} actions", page.value.len()),
-        Answer::ListMachines(page) => format!("{} machines", page.value.len()),
+        Answer::ListMachines(page) | Answer::FindMachinesByTag(page) => {
+            format!("{} machines", page.value.len())
+        }
         // The link carries its own token: never shown.
         Answer::GetPackageUri(_) => "package link (not shown: it carries a token)".into(),
     }

@@ -118,6 +118,61 @@ InternalServerError (500).
             Default::default()
         }
     }
+    ///`FindMachinesByTagTag`
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct FindMachinesByTagTag(::std::string::String);
+    impl ::std::ops::Deref for FindMachinesByTagTag {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<FindMachinesByTagTag> for ::std::string::String {
+        fn from(value: FindMachinesByTagTag) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for FindMachinesByTagTag {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for FindMachinesByTagTag {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for FindMachinesByTagTag {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for FindMachinesByTagTag {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     /**An automated investigation (reference: investigation.md). Every property is
 optional here: a missing one must not make the whole answer unreadable.
 */
@@ -180,6 +235,149 @@ optional here: a missing one must not make the whole answer unreadable.
         ///A builder of this value, one field at a time.
         pub fn builder() -> builder::Investigation {
             Default::default()
+        }
+    }
+    /**The body of isolateMachine (reference: isolate-machine.md): the required `Comment`
+and the optional `IsolationType`. Names and values are case-sensitive.
+*/
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct IsolateRequest {
+        ///Comment to associate with the action. Required.
+        #[serde(rename = "Comment")]
+        pub comment: IsolateRequestComment,
+        ///The `isolation_type` property.
+        #[serde(
+            rename = "IsolationType",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub isolation_type: ::std::option::Option<IsolationType>,
+    }
+    impl IsolateRequest {
+        ///A builder of this value, one field at a time.
+        pub fn builder() -> builder::IsolateRequest {
+            Default::default()
+        }
+    }
+    ///Comment to associate with the action. Required.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct IsolateRequestComment(::std::string::String);
+    impl ::std::ops::Deref for IsolateRequestComment {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<IsolateRequestComment> for ::std::string::String {
+        fn from(value: IsolateRequestComment) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for IsolateRequestComment {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for IsolateRequestComment {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for IsolateRequestComment {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for IsolateRequestComment {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    /**The type of the isolation (reference: isolate-machine.md, DD 0596477): `Full` (works
+for managed devices), `Selective` (only a limited set of applications is kept from
+the network, on managed devices) or `UnManagedDevice` (the isolation targets
+unmanaged devices only; with a capital M). Older versions (DD d0c3f4b, M365) list
+only `Full` and `Selective`.
+*/
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub enum IsolationType {
+        ///`Full`.
+        Full,
+        ///`Selective`.
+        Selective,
+        ///`UnManagedDevice`.
+        UnManagedDevice,
+    }
+    impl ::std::fmt::Display for IsolationType {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Full => f.write_str("Full"),
+                Self::Selective => f.write_str("Selective"),
+                Self::UnManagedDevice => f.write_str("UnManagedDevice"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for IsolationType {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "Full" => Ok(Self::Full),
+                "Selective" => Ok(Self::Selective),
+                "UnManagedDevice" => Ok(Self::UnManagedDevice),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for IsolationType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for IsolationType {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
         }
     }
     /**A device known to Microsoft Defender for Endpoint (reference: machine.md, get-machines.md).
@@ -513,6 +711,137 @@ arrives among the additional properties.
             Default::default()
         }
     }
+    ///Whether to add the tag or remove it (reference: add-or-remove-machine-tags.md).
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub enum MachineTagAction {
+        ///`Add`.
+        Add,
+        ///`Remove`.
+        Remove,
+    }
+    impl ::std::fmt::Display for MachineTagAction {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Add => f.write_str("Add"),
+                Self::Remove => f.write_str("Remove"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for MachineTagAction {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "Add" => Ok(Self::Add),
+                "Remove" => Ok(Self::Remove),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for MachineTagAction {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for MachineTagAction {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    /**The body of setMachineTag (reference: add-or-remove-machine-tags.md): the tag and
+whether to add or remove it, both required.
+*/
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct MachineTagRequest {
+        ///The `action` property.
+        #[serde(rename = "Action")]
+        pub action: MachineTagAction,
+        ///The tag name. Required.
+        #[serde(rename = "Value")]
+        pub value: MachineTagRequestValue,
+    }
+    impl MachineTagRequest {
+        ///A builder of this value, one field at a time.
+        pub fn builder() -> builder::MachineTagRequest {
+            Default::default()
+        }
+    }
+    ///The tag name. Required.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct MachineTagRequestValue(::std::string::String);
+    impl ::std::ops::Deref for MachineTagRequestValue {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<MachineTagRequestValue> for ::std::string::String {
+        fn from(value: MachineTagRequestValue) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for MachineTagRequestValue {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for MachineTagRequestValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for MachineTagRequestValue {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for MachineTagRequestValue {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     /**OData wrapper of a single Int64, as the preview endpoint answers
 (seed 002_66ba71e7a173220b.txt).
 */
@@ -722,6 +1051,151 @@ and values case-sensitive.
             value: ::std::string::String,
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
+        }
+    }
+    /**The body of stopAndQuarantineFile (reference: stop-and-quarantine-file.md): both
+members required; the file is named by its SHA-1 (40 hex characters) only.
+*/
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct StopAndQuarantineFileRequest {
+        ///Comment to associate with the action. Required.
+        #[serde(rename = "Comment")]
+        pub comment: StopAndQuarantineFileRequestComment,
+        /**SHA-1 of the file to stop and quarantine on the device, 40 hex characters.
+Required. Its length is stated here; that every character is hex is checked by
+the service (400 `InvalidHashValue`, common-errors.md) and by `mde`, not with a
+`pattern`: the generator would make every client build a regex engine for it.
+*/
+        #[serde(rename = "Sha1")]
+        pub sha1: StopAndQuarantineFileRequestSha1,
+    }
+    impl StopAndQuarantineFileRequest {
+        ///A builder of this value, one field at a time.
+        pub fn builder() -> builder::StopAndQuarantineFileRequest {
+            Default::default()
+        }
+    }
+    ///Comment to associate with the action. Required.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct StopAndQuarantineFileRequestComment(::std::string::String);
+    impl ::std::ops::Deref for StopAndQuarantineFileRequestComment {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<StopAndQuarantineFileRequestComment>
+    for ::std::string::String {
+        fn from(value: StopAndQuarantineFileRequestComment) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for StopAndQuarantineFileRequestComment {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for StopAndQuarantineFileRequestComment {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for StopAndQuarantineFileRequestComment {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for StopAndQuarantineFileRequestComment {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    /**SHA-1 of the file to stop and quarantine on the device, 40 hex characters.
+Required. Its length is stated here; that every character is hex is checked by
+the service (400 `InvalidHashValue`, common-errors.md) and by `mde`, not with a
+`pattern`: the generator would make every client build a regex engine for it.
+*/
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct StopAndQuarantineFileRequestSha1(::std::string::String);
+    impl ::std::ops::Deref for StopAndQuarantineFileRequestSha1 {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<StopAndQuarantineFileRequestSha1>
+    for ::std::string::String {
+        fn from(value: StopAndQuarantineFileRequestSha1) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for StopAndQuarantineFileRequestSha1 {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 40usize {
+                return Err("longer than 40 characters".into());
+            }
+            if value.chars().count() < 40usize {
+                return Err("shorter than 40 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for StopAndQuarantineFileRequestSha1 {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String>
+    for StopAndQuarantineFileRequestSha1 {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for StopAndQuarantineFileRequestSha1 {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
         }
     }
     /// Types for composing complex structures.
@@ -1144,6 +1618,75 @@ and values case-sensitive.
                     status_details: Ok(value.status_details),
                     triggering_alert_id: Ok(value.triggering_alert_id),
                     extra: Ok(value.extra),
+                }
+            }
+        }
+        ///`IsolateRequest`, built one field at a time (each setter checks its value).
+        #[derive(Clone, Debug)]
+        pub struct IsolateRequest {
+            comment: ::std::result::Result<
+                super::IsolateRequestComment,
+                ::std::string::String,
+            >,
+            isolation_type: ::std::result::Result<
+                ::std::option::Option<super::IsolationType>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for IsolateRequest {
+            fn default() -> Self {
+                Self {
+                    comment: Err("no value supplied for comment".to_string()),
+                    isolation_type: Ok(Default::default()),
+                }
+            }
+        }
+        impl IsolateRequest {
+            ///Sets `comment`.
+            pub fn comment<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::IsolateRequestComment>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.comment = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for comment: {e}")
+                    });
+                self
+            }
+            ///Sets `isolation_type`.
+            pub fn isolation_type<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<super::IsolationType>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.isolation_type = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for isolation_type: {e}"
+                        )
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<IsolateRequest> for super::IsolateRequest {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: IsolateRequest,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    comment: value.comment?,
+                    isolation_type: value.isolation_type?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::IsolateRequest> for IsolateRequest {
+            fn from(value: super::IsolateRequest) -> Self {
+                Self {
+                    comment: Ok(value.comment),
+                    isolation_type: Ok(value.isolation_type),
                 }
             }
         }
@@ -2373,6 +2916,73 @@ and values case-sensitive.
                 }
             }
         }
+        ///`MachineTagRequest`, built one field at a time (each setter checks its value).
+        #[derive(Clone, Debug)]
+        pub struct MachineTagRequest {
+            action: ::std::result::Result<
+                super::MachineTagAction,
+                ::std::string::String,
+            >,
+            value: ::std::result::Result<
+                super::MachineTagRequestValue,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for MachineTagRequest {
+            fn default() -> Self {
+                Self {
+                    action: Err("no value supplied for action".to_string()),
+                    value: Err("no value supplied for value".to_string()),
+                }
+            }
+        }
+        impl MachineTagRequest {
+            ///Sets `action`.
+            pub fn action<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::MachineTagAction>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.action = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for action: {e}")
+                    });
+                self
+            }
+            ///Sets `value`.
+            pub fn value<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::MachineTagRequestValue>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.value = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for value: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<MachineTagRequest> for super::MachineTagRequest {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: MachineTagRequest,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    action: value.action?,
+                    value: value.value?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::MachineTagRequest> for MachineTagRequest {
+            fn from(value: super::MachineTagRequest) -> Self {
+                Self {
+                    action: Ok(value.action),
+                    value: Ok(value.value),
+                }
+            }
+        }
         ///`ODataInt64`, built one field at a time (each setter checks its value).
         #[derive(Clone, Debug)]
         pub struct ODataInt64 {
@@ -2703,6 +3313,75 @@ and values case-sensitive.
                 Self {
                     comment: Ok(value.comment),
                     scan_type: Ok(value.scan_type),
+                }
+            }
+        }
+        ///`StopAndQuarantineFileRequest`, built one field at a time (each setter checks its value).
+        #[derive(Clone, Debug)]
+        pub struct StopAndQuarantineFileRequest {
+            comment: ::std::result::Result<
+                super::StopAndQuarantineFileRequestComment,
+                ::std::string::String,
+            >,
+            sha1: ::std::result::Result<
+                super::StopAndQuarantineFileRequestSha1,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for StopAndQuarantineFileRequest {
+            fn default() -> Self {
+                Self {
+                    comment: Err("no value supplied for comment".to_string()),
+                    sha1: Err("no value supplied for sha1".to_string()),
+                }
+            }
+        }
+        impl StopAndQuarantineFileRequest {
+            ///Sets `comment`.
+            pub fn comment<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::StopAndQuarantineFileRequestComment>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.comment = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for comment: {e}")
+                    });
+                self
+            }
+            ///Sets `sha1`.
+            pub fn sha1<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::StopAndQuarantineFileRequestSha1>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.sha1 = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for sha1: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<StopAndQuarantineFileRequest>
+        for super::StopAndQuarantineFileRequest {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: StopAndQuarantineFileRequest,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    comment: value.comment?,
+                    sha1: value.sha1?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::StopAndQuarantineFileRequest>
+        for StopAndQuarantineFileRequest {
+            fn from(value: super::StopAndQuarantineFileRequest) -> Self {
+                Self {
+                    comment: Ok(value.comment),
+                    sha1: Ok(value.sha1),
                 }
             }
         }
@@ -3676,6 +4355,228 @@ let response = client.cancel_machine_action()
 ```*/
     pub fn cancel_machine_action(&self) -> builder::CancelMachineAction<'_> {
         builder::CancelMachineAction::new(self)
+    }
+    /**Isolate a device from the network
+
+Isolates a device from accessing the network (reference: response-actions.md §1,
+isolate-machine.md, DD 0596477 and LEARN 2025-11-13). Full isolation is available on
+Windows 10, version 1703, on Windows 11 and on all supported Linux devices; selective
+isolation on Windows 10, version 1709 or later, and on Windows 11; macOS is not
+listed. Calling it on unmanaged devices contains them: `IsolationType` is then
+`UnManagedDevice`.
+
+A repeated isolate answers either the pending machine action or 400 "Action is
+already in progress"; a duplicate isolate may stay `Pending` and complete after a
+later release, leaving the device isolated (#5903). The page documents no 400 or 404
+and no response example; the errors below are the common ones.
+
+
+Sends a `POST` request to `/api/machines/{id}/isolate`
+
+Arguments:
+- `id`: Device id. The documents show 40 lowercase hex characters (seeds 000, 001, 004) and 32 (seeds 002, 003); it is treated as an opaque string and percent-encoded in the path (reference: mde-facts.md, machine ids).
+- `body`: A JSON object with the required `Comment` and the optional `IsolationType` (reference: isolate-machine.md).
+```ignore
+let response = client.isolate_machine()
+    .id(id)
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn isolate_machine(&self) -> builder::IsolateMachine<'_> {
+        builder::IsolateMachine::new(self)
+    }
+    /**Release a device from isolation
+
+Undoes the isolation of a device (reference: response-actions.md §2,
+unisolate-machine.md, DD 006b8a9 and LEARN 2025-11-13). "If you send multiple API
+calls to remove isolation for the same device, it returns "pending machine action" or
+HTTP 400 with the message "Action is already in progress"."
+
+
+Sends a `POST` request to `/api/machines/{id}/unisolate`
+
+Arguments:
+- `id`: Device id. The documents show 40 lowercase hex characters (seeds 000, 001, 004) and 32 (seeds 002, 003); it is treated as an opaque string and percent-encoded in the path (reference: mde-facts.md, machine ids).
+- `body`: A JSON object with the required `Comment` (reference: unisolate-machine.md).
+```ignore
+let response = client.unisolate_machine()
+    .id(id)
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn unisolate_machine(&self) -> builder::UnisolateMachine<'_> {
+        builder::UnisolateMachine::new(self)
+    }
+    /**Restrict the applications a device may run
+
+Restricts execution of all applications on the device except a predefined set
+(reference: response-actions.md §3, restrict-code-execution.md, DD 0596477 and LEARN
+2025-11-13). Available on Windows 10, version 1709 or later, and on Windows 11, where
+the organization uses Microsoft Defender Antivirus. "If you send multiple API calls to
+restrict app execution for the same device, it returns "pending machine action" or
+HTTP 400 with the message "Action is already in progress"."
+
+
+Sends a `POST` request to `/api/machines/{id}/restrictCodeExecution`
+
+Arguments:
+- `id`: Device id. The documents show 40 lowercase hex characters (seeds 000, 001, 004) and 32 (seeds 002, 003); it is treated as an opaque string and percent-encoded in the path (reference: mde-facts.md, machine ids).
+- `body`: A JSON object with the required `Comment` (reference: restrict-code-execution.md).
+```ignore
+let response = client.restrict_code_execution()
+    .id(id)
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn restrict_code_execution(&self) -> builder::RestrictCodeExecution<'_> {
+        builder::RestrictCodeExecution::new(self)
+    }
+    /**Remove the restriction of the applications a device may run
+
+Enables execution of any application on the device again (reference:
+response-actions.md §3, unrestrict-code-execution.md, DD 0596477 and LEARN
+2025-11-13). Its prerequisites are restrict's; the page's own block is the isolation
+text, pasted by mistake in both versions. "If you send multiple API calls to remove
+app restrictions for the same device, it returns "pending machine action" or HTTP 400
+with the message "Action is already in progress"."
+
+
+Sends a `POST` request to `/api/machines/{id}/unrestrictCodeExecution`
+
+Arguments:
+- `id`: Device id. The documents show 40 lowercase hex characters (seeds 000, 001, 004) and 32 (seeds 002, 003); it is treated as an opaque string and percent-encoded in the path (reference: mde-facts.md, machine ids).
+- `body`: A JSON object with the required `Comment` (reference: unrestrict-code-execution.md).
+```ignore
+let response = client.unrestrict_code_execution()
+    .id(id)
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn unrestrict_code_execution(&self) -> builder::UnrestrictCodeExecution<'_> {
+        builder::UnrestrictCodeExecution::new(self)
+    }
+    /**Stop a file's processes on a device and quarantine the file
+
+Stops the execution of a file on a device and deletes it (reference:
+response-actions.md §4, stop-and-quarantine-file.md, DD 006b8a9 and LEARN
+2025-11-13). Only on Windows 10, version 1703 or later, or Windows 11; not for files
+of trusted third-party publishers or signed by Microsoft; Microsoft Defender
+Antivirus must run at least in passive mode. The file is named by its SHA-1 only.
+The page says nothing of repeated calls.
+
+
+Sends a `POST` request to `/api/machines/{id}/StopAndQuarantineFile`
+
+Arguments:
+- `id`: Device id. The documents show 40 lowercase hex characters (seeds 000, 001, 004) and 32 (seeds 002, 003); it is treated as an opaque string and percent-encoded in the path (reference: mde-facts.md, machine ids).
+- `body`: A JSON object with the required `Comment` and `Sha1` (reference: stop-and-quarantine-file.md).
+```ignore
+let response = client.stop_and_quarantine_file()
+    .id(id)
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn stop_and_quarantine_file(&self) -> builder::StopAndQuarantineFile<'_> {
+        builder::StopAndQuarantineFile::new(self)
+    }
+    /**Offboard a device from Microsoft Defender for Endpoint
+
+Offboards a device (reference: response-actions.md §5, offboard-machine-api.md, DD
+006b8a9; not in the LEARN mirror). Supported on Windows 11, Windows 10 version 1703
+and later, Windows Server 2019 and later, and Windows Server 2012 R2 and 2016 with the
+unified agent; not on macOS or Linux. It only stops the sensor service; the device
+may go on showing as onboarded (#5909). It cannot be undone through the API.
+
+The page says "If successful, this method returns `200 - Created response` code": a
+200 or a 201, both with the machine action, are taken as success (every other action
+answers 201). Without a JSON comment "it errors out with code `400`".
+
+
+Sends a `POST` request to `/api/machines/{id}/offboard`
+
+Arguments:
+- `id`: Device id. The documents show 40 lowercase hex characters (seeds 000, 001, 004) and 32 (seeds 002, 003); it is treated as an opaque string and percent-encoded in the path (reference: mde-facts.md, machine ids).
+- `body`: A JSON object with the required `Comment` (reference: offboard-machine-api.md).
+```ignore
+let response = client.offboard_machine()
+    .id(id)
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn offboard_machine(&self) -> builder::OffboardMachine<'_> {
+        builder::OffboardMachine::new(self)
+    }
+    /**A device by its id
+
+Retrieves a device by its device id (reference: response-actions.md §8,
+get-machine-by-id.md, DD 0596477 and LEARN 2025-12-11; the description also says "or
+computer name"). Devices last seen within the retention policy; 404 when no device
+has the id.
+
+
+Sends a `GET` request to `/api/machines/{id}`
+
+Arguments:
+- `id`: Device id. The documents show 40 lowercase hex characters (seeds 000, 001, 004) and 32 (seeds 002, 003); it is treated as an opaque string and percent-encoded in the path (reference: mde-facts.md, machine ids).
+```ignore
+let response = client.get_machine()
+    .id(id)
+    .send()
+    .await;
+```*/
+    pub fn get_machine(&self) -> builder::GetMachine<'_> {
+        builder::GetMachine::new(self)
+    }
+    /**The devices that carry a tag
+
+Finds devices by tag (reference: response-actions.md §8, find-machines-by-tag.md, DD
+0596477 and LEARN 2021-02-02): "200 OK with list of the machines", an OData
+collection. The page documents no order and no paging.
+
+
+Sends a `GET` request to `/api/machines/findbytag`
+
+Arguments:
+- `tag`: The tag name (reference: find-machines-by-tag.md). Required.
+- `use_starts_with_filter`: Whether devices whose tags start with `tag` match too. Defaults to false (reference: find-machines-by-tag.md).
+```ignore
+let response = client.find_machines_by_tag()
+    .tag(tag)
+    .use_starts_with_filter(use_starts_with_filter)
+    .send()
+    .await;
+```*/
+    pub fn find_machines_by_tag(&self) -> builder::FindMachinesByTag<'_> {
+        builder::FindMachinesByTag::new(self)
+    }
+    /**Add a tag to a device, or remove one
+
+Adds or removes a tag on a device (reference: response-actions.md §8,
+add-or-remove-machine-tags.md, DD 0596477 and LEARN 2025-12-11): "200 - Ok response
+code and the updated Machine in the response body". Devices last seen within the
+retention period.
+
+
+Sends a `POST` request to `/api/machines/{id}/tags`
+
+Arguments:
+- `id`: Device id. The documents show 40 lowercase hex characters (seeds 000, 001, 004) and 32 (seeds 002, 003); it is treated as an opaque string and percent-encoded in the path (reference: mde-facts.md, machine ids).
+- `body`: A JSON object with the required `Value` and `Action` (reference: add-or-remove-machine-tags.md).
+```ignore
+let response = client.set_machine_tag()
+    .id(id)
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn set_machine_tag(&self) -> builder::SetMachineTag<'_> {
+        builder::SetMachineTag::new(self)
     }
 }
 /// Types for composing operation parameters.
@@ -5051,6 +5952,1268 @@ pub mod builder {
             }
         }
     }
+    /**Builder for [`Client::isolate_machine`]
+
+[`Client::isolate_machine`]: super::Client::isolate_machine*/
+    #[derive(Debug, Clone)]
+    pub struct IsolateMachine<'a> {
+        client: &'a super::Client,
+        id: Result<::std::string::String, String>,
+        body: Result<types::builder::IsolateRequest, String>,
+    }
+    impl<'a> IsolateMachine<'a> {
+        ///A builder of this request, for `client`.
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        ///Sets `id`.
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sets `body`.
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::IsolateRequest>,
+            <V as std::convert::TryInto<
+                types::IsolateRequest,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `IsolateRequest` for body failed: {}", s)
+                });
+            self
+        }
+        ///Changes the request body with `f`.
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::IsolateRequest,
+            ) -> types::builder::IsolateRequest,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/api/machines/{id}/isolate`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::MachineAction>, Error<types::Error>> {
+            let Self { client, id, body } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::IsolateRequest::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/api/machines/{}/isolate", client.baseurl, encode_path(& id
+                .to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "isolate_machine",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                201u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::unisolate_machine`]
+
+[`Client::unisolate_machine`]: super::Client::unisolate_machine*/
+    #[derive(Debug, Clone)]
+    pub struct UnisolateMachine<'a> {
+        client: &'a super::Client,
+        id: Result<::std::string::String, String>,
+        body: Result<types::builder::CommentRequest, String>,
+    }
+    impl<'a> UnisolateMachine<'a> {
+        ///A builder of this request, for `client`.
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        ///Sets `id`.
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sets `body`.
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::CommentRequest>,
+            <V as std::convert::TryInto<
+                types::CommentRequest,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `CommentRequest` for body failed: {}", s)
+                });
+            self
+        }
+        ///Changes the request body with `f`.
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::CommentRequest,
+            ) -> types::builder::CommentRequest,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/api/machines/{id}/unisolate`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::MachineAction>, Error<types::Error>> {
+            let Self { client, id, body } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::CommentRequest::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/api/machines/{}/unisolate", client.baseurl, encode_path(& id
+                .to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "unisolate_machine",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                201u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::restrict_code_execution`]
+
+[`Client::restrict_code_execution`]: super::Client::restrict_code_execution*/
+    #[derive(Debug, Clone)]
+    pub struct RestrictCodeExecution<'a> {
+        client: &'a super::Client,
+        id: Result<::std::string::String, String>,
+        body: Result<types::builder::CommentRequest, String>,
+    }
+    impl<'a> RestrictCodeExecution<'a> {
+        ///A builder of this request, for `client`.
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        ///Sets `id`.
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sets `body`.
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::CommentRequest>,
+            <V as std::convert::TryInto<
+                types::CommentRequest,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `CommentRequest` for body failed: {}", s)
+                });
+            self
+        }
+        ///Changes the request body with `f`.
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::CommentRequest,
+            ) -> types::builder::CommentRequest,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/api/machines/{id}/restrictCodeExecution`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::MachineAction>, Error<types::Error>> {
+            let Self { client, id, body } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::CommentRequest::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/api/machines/{}/restrictCodeExecution", client.baseurl, encode_path(&
+                id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "restrict_code_execution",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                201u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::unrestrict_code_execution`]
+
+[`Client::unrestrict_code_execution`]: super::Client::unrestrict_code_execution*/
+    #[derive(Debug, Clone)]
+    pub struct UnrestrictCodeExecution<'a> {
+        client: &'a super::Client,
+        id: Result<::std::string::String, String>,
+        body: Result<types::builder::CommentRequest, String>,
+    }
+    impl<'a> UnrestrictCodeExecution<'a> {
+        ///A builder of this request, for `client`.
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        ///Sets `id`.
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sets `body`.
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::CommentRequest>,
+            <V as std::convert::TryInto<
+                types::CommentRequest,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `CommentRequest` for body failed: {}", s)
+                });
+            self
+        }
+        ///Changes the request body with `f`.
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::CommentRequest,
+            ) -> types::builder::CommentRequest,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/api/machines/{id}/unrestrictCodeExecution`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::MachineAction>, Error<types::Error>> {
+            let Self { client, id, body } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::CommentRequest::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/api/machines/{}/unrestrictCodeExecution", client.baseurl,
+                encode_path(& id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "unrestrict_code_execution",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                201u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::stop_and_quarantine_file`]
+
+[`Client::stop_and_quarantine_file`]: super::Client::stop_and_quarantine_file*/
+    #[derive(Debug, Clone)]
+    pub struct StopAndQuarantineFile<'a> {
+        client: &'a super::Client,
+        id: Result<::std::string::String, String>,
+        body: Result<types::builder::StopAndQuarantineFileRequest, String>,
+    }
+    impl<'a> StopAndQuarantineFile<'a> {
+        ///A builder of this request, for `client`.
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        ///Sets `id`.
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sets `body`.
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::StopAndQuarantineFileRequest>,
+            <V as std::convert::TryInto<
+                types::StopAndQuarantineFileRequest,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!(
+                        "conversion to `StopAndQuarantineFileRequest` for body failed: {}",
+                        s
+                    )
+                });
+            self
+        }
+        ///Changes the request body with `f`.
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::StopAndQuarantineFileRequest,
+            ) -> types::builder::StopAndQuarantineFileRequest,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/api/machines/{id}/StopAndQuarantineFile`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::MachineAction>, Error<types::Error>> {
+            let Self { client, id, body } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::StopAndQuarantineFileRequest::try_from(v)
+                        .map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/api/machines/{}/StopAndQuarantineFile", client.baseurl, encode_path(&
+                id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "stop_and_quarantine_file",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                201u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::offboard_machine`]
+
+[`Client::offboard_machine`]: super::Client::offboard_machine*/
+    #[derive(Debug, Clone)]
+    pub struct OffboardMachine<'a> {
+        client: &'a super::Client,
+        id: Result<::std::string::String, String>,
+        body: Result<types::builder::CommentRequest, String>,
+    }
+    impl<'a> OffboardMachine<'a> {
+        ///A builder of this request, for `client`.
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        ///Sets `id`.
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sets `body`.
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::CommentRequest>,
+            <V as std::convert::TryInto<
+                types::CommentRequest,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `CommentRequest` for body failed: {}", s)
+                });
+            self
+        }
+        ///Changes the request body with `f`.
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::CommentRequest,
+            ) -> types::builder::CommentRequest,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/api/machines/{id}/offboard`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::MachineAction>, Error<types::Error>> {
+            let Self { client, id, body } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::CommentRequest::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/api/machines/{}/offboard", client.baseurl, encode_path(& id
+                .to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "offboard_machine",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                201u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::get_machine`]
+
+[`Client::get_machine`]: super::Client::get_machine*/
+    #[derive(Debug, Clone)]
+    pub struct GetMachine<'a> {
+        client: &'a super::Client,
+        id: Result<::std::string::String, String>,
+    }
+    impl<'a> GetMachine<'a> {
+        ///A builder of this request, for `client`.
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+            }
+        }
+        ///Sets `id`.
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/api/machines/{id}`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::Machine>, Error<types::Error>> {
+            let Self { client, id } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/api/machines/{}", client.baseurl, encode_path(& id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "get_machine",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::find_machines_by_tag`]
+
+[`Client::find_machines_by_tag`]: super::Client::find_machines_by_tag*/
+    #[derive(Debug, Clone)]
+    pub struct FindMachinesByTag<'a> {
+        client: &'a super::Client,
+        tag: Result<types::FindMachinesByTagTag, String>,
+        use_starts_with_filter: Result<Option<bool>, String>,
+    }
+    impl<'a> FindMachinesByTag<'a> {
+        ///A builder of this request, for `client`.
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                tag: Err("tag was not initialized".to_string()),
+                use_starts_with_filter: Ok(None),
+            }
+        }
+        ///Sets `tag`.
+        pub fn tag<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::FindMachinesByTagTag>,
+        {
+            self.tag = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `FindMachinesByTagTag` for tag failed".to_string()
+                });
+            self
+        }
+        ///Sets `use_starts_with_filter`.
+        pub fn use_starts_with_filter<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<bool>,
+        {
+            self.use_starts_with_filter = value
+                .try_into()
+                .map(Some)
+                .map_err(|_| {
+                    "conversion to `bool` for use_starts_with_filter failed".to_string()
+                });
+            self
+        }
+        ///Sends a `GET` request to `/api/machines/findbytag`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::MachineCollection>, Error<types::Error>> {
+            let Self { client, tag, use_starts_with_filter } = self;
+            let tag = tag.map_err(Error::InvalidRequest)?;
+            let use_starts_with_filter = use_starts_with_filter
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/api/machines/findbytag", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .query(&progenitor_client::QueryParam::new("tag", &tag))
+                .query(
+                    &progenitor_client::QueryParam::new(
+                        "useStartsWithFilter",
+                        &use_starts_with_filter,
+                    ),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "find_machines_by_tag",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::set_machine_tag`]
+
+[`Client::set_machine_tag`]: super::Client::set_machine_tag*/
+    #[derive(Debug, Clone)]
+    pub struct SetMachineTag<'a> {
+        client: &'a super::Client,
+        id: Result<::std::string::String, String>,
+        body: Result<types::builder::MachineTagRequest, String>,
+    }
+    impl<'a> SetMachineTag<'a> {
+        ///A builder of this request, for `client`.
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        ///Sets `id`.
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sets `body`.
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::MachineTagRequest>,
+            <V as std::convert::TryInto<
+                types::MachineTagRequest,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `MachineTagRequest` for body failed: {}", s)
+                });
+            self
+        }
+        ///Changes the request body with `f`.
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::MachineTagRequest,
+            ) -> types::builder::MachineTagRequest,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/api/machines/{id}/tags`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::Machine>, Error<types::Error>> {
+            let Self { client, id, body } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::MachineTagRequest::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/api/machines/{}/tags", client.baseurl, encode_path(& id.to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "set_machine_tag",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
 }
 /// Items consumers will typically use such as the Client.
 pub mod prelude {
@@ -5155,10 +7318,28 @@ pub mod operations {
         GetPackageUri,
         ///`cancelMachineAction`: Cancel a machine action that is not final yet (prerelease).
         CancelMachineAction,
+        ///`isolateMachine`: Isolate a device from the network.
+        IsolateMachine,
+        ///`unisolateMachine`: Release a device from isolation.
+        UnisolateMachine,
+        ///`restrictCodeExecution`: Restrict the applications a device may run.
+        RestrictCodeExecution,
+        ///`unrestrictCodeExecution`: Remove the restriction of the applications a device may run.
+        UnrestrictCodeExecution,
+        ///`stopAndQuarantineFile`: Stop a file's processes on a device and quarantine the file.
+        StopAndQuarantineFile,
+        ///`offboardMachine`: Offboard a device from Microsoft Defender for Endpoint.
+        OffboardMachine,
+        ///`getMachine`: A device by its id.
+        GetMachine,
+        ///`findMachinesByTag`: The devices that carry a tag.
+        FindMachinesByTag,
+        ///`setMachineTag`: Add a tag to a device, or remove one.
+        SetMachineTag,
     }
     impl OperationId {
         /// Every operation, in the spec's order.
-        pub const ALL: [OperationId; 10usize] = [
+        pub const ALL: [OperationId; 19usize] = [
             OperationId::StartInvestigation,
             OperationId::InitiateInvestigation,
             OperationId::CollectInvestigationPackage,
@@ -5169,6 +7350,15 @@ pub mod operations {
             OperationId::GetMachineAction,
             OperationId::GetPackageUri,
             OperationId::CancelMachineAction,
+            OperationId::IsolateMachine,
+            OperationId::UnisolateMachine,
+            OperationId::RestrictCodeExecution,
+            OperationId::UnrestrictCodeExecution,
+            OperationId::StopAndQuarantineFile,
+            OperationId::OffboardMachine,
+            OperationId::GetMachine,
+            OperationId::FindMachinesByTag,
+            OperationId::SetMachineTag,
         ];
         /// The spec's facts of the operation.
         pub const fn facts(self) -> &'static Operation {
@@ -5187,6 +7377,15 @@ pub mod operations {
                 OperationId::GetMachineAction => &GET_MACHINE_ACTION,
                 OperationId::GetPackageUri => &GET_PACKAGE_URI,
                 OperationId::CancelMachineAction => &CANCEL_MACHINE_ACTION,
+                OperationId::IsolateMachine => &ISOLATE_MACHINE,
+                OperationId::UnisolateMachine => &UNISOLATE_MACHINE,
+                OperationId::RestrictCodeExecution => &RESTRICT_CODE_EXECUTION,
+                OperationId::UnrestrictCodeExecution => &UNRESTRICT_CODE_EXECUTION,
+                OperationId::StopAndQuarantineFile => &STOP_AND_QUARANTINE_FILE,
+                OperationId::OffboardMachine => &OFFBOARD_MACHINE,
+                OperationId::GetMachine => &GET_MACHINE,
+                OperationId::FindMachinesByTag => &FIND_MACHINES_BY_TAG,
+                OperationId::SetMachineTag => &SET_MACHINE_TAG,
             }
         }
         /// The spec's `operationId`.
@@ -5204,6 +7403,15 @@ pub mod operations {
                 OperationId::GetMachineAction => "getMachineAction",
                 OperationId::GetPackageUri => "getPackageUri",
                 OperationId::CancelMachineAction => "cancelMachineAction",
+                OperationId::IsolateMachine => "isolateMachine",
+                OperationId::UnisolateMachine => "unisolateMachine",
+                OperationId::RestrictCodeExecution => "restrictCodeExecution",
+                OperationId::UnrestrictCodeExecution => "unrestrictCodeExecution",
+                OperationId::StopAndQuarantineFile => "stopAndQuarantineFile",
+                OperationId::OffboardMachine => "offboardMachine",
+                OperationId::GetMachine => "getMachine",
+                OperationId::FindMachinesByTag => "findMachinesByTag",
+                OperationId::SetMachineTag => "setMachineTag",
             }
         }
         /// The operation whose generated method (progenitor's
@@ -5224,6 +7432,15 @@ pub mod operations {
                 "get_machine_action" => Some(OperationId::GetMachineAction),
                 "get_package_uri" => Some(OperationId::GetPackageUri),
                 "cancel_machine_action" => Some(OperationId::CancelMachineAction),
+                "isolate_machine" => Some(OperationId::IsolateMachine),
+                "unisolate_machine" => Some(OperationId::UnisolateMachine),
+                "restrict_code_execution" => Some(OperationId::RestrictCodeExecution),
+                "unrestrict_code_execution" => Some(OperationId::UnrestrictCodeExecution),
+                "stop_and_quarantine_file" => Some(OperationId::StopAndQuarantineFile),
+                "offboard_machine" => Some(OperationId::OffboardMachine),
+                "get_machine" => Some(OperationId::GetMachine),
+                "find_machines_by_tag" => Some(OperationId::FindMachinesByTag),
+                "set_machine_tag" => Some(OperationId::SetMachineTag),
                 _ => None,
             }
         }
@@ -5264,6 +7481,15 @@ pub mod operations {
                 "getMachineAction" => Ok(OperationId::GetMachineAction),
                 "getPackageUri" => Ok(OperationId::GetPackageUri),
                 "cancelMachineAction" => Ok(OperationId::CancelMachineAction),
+                "isolateMachine" => Ok(OperationId::IsolateMachine),
+                "unisolateMachine" => Ok(OperationId::UnisolateMachine),
+                "restrictCodeExecution" => Ok(OperationId::RestrictCodeExecution),
+                "unrestrictCodeExecution" => Ok(OperationId::UnrestrictCodeExecution),
+                "stopAndQuarantineFile" => Ok(OperationId::StopAndQuarantineFile),
+                "offboardMachine" => Ok(OperationId::OffboardMachine),
+                "getMachine" => Ok(OperationId::GetMachine),
+                "findMachinesByTag" => Ok(OperationId::FindMachinesByTag),
+                "setMachineTag" => Ok(OperationId::SetMachineTag),
                 other => Err(UnknownOperation(other.to_string())),
             }
         }
@@ -5633,6 +7859,275 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
             Answer::CancelMachineAction(response)
         }
     }
+    /**The request of `isolateMachine`: `POST /api/machines/{id}/isolate`: Isolate a device from the network.
+
+Send it with `Client::send` of `mde_client`, or through the generated [`super::Client::isolate_machine`].*/
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct IsolateMachine {
+        ///`id` (path): Device id. The documents show 40 lowercase hex characters (seeds 000, 001, 004) and 32 (seeds 002, 003); it is treated as an opaque string and percent-encoded in the path (reference: mde-facts.md, machine ids).
+        pub id: ::std::string::String,
+        ///A JSON object with the required `Comment` and the optional `IsolationType` (reference: isolate-machine.md).
+        pub body: types::IsolateRequest,
+    }
+    #[allow(deprecated)]
+    impl Request for IsolateMachine {
+        const ID: OperationId = OperationId::IsolateMachine;
+        type Response = types::MachineAction;
+        fn path_parameters(&self) -> ::std::vec::Vec<(&'static str, &str)> {
+            vec![("id", self.id.as_str())]
+        }
+        fn send(
+            self,
+            client: &super::Client,
+        ) -> impl ::std::future::Future<Output = Sent<Self::Response>> + Send + '_ {
+            let mut builder = client.isolate_machine();
+            builder = builder.id(self.id);
+            builder = builder.body(self.body);
+            builder.send()
+        }
+        fn answer(response: Self::Response) -> Answer {
+            Answer::IsolateMachine(response)
+        }
+    }
+    /**The request of `unisolateMachine`: `POST /api/machines/{id}/unisolate`: Release a device from isolation.
+
+Send it with `Client::send` of `mde_client`, or through the generated [`super::Client::unisolate_machine`].*/
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct UnisolateMachine {
+        ///`id` (path): Device id. The documents show 40 lowercase hex characters (seeds 000, 001, 004) and 32 (seeds 002, 003); it is treated as an opaque string and percent-encoded in the path (reference: mde-facts.md, machine ids).
+        pub id: ::std::string::String,
+        ///A JSON object with the required `Comment` (reference: unisolate-machine.md).
+        pub body: types::CommentRequest,
+    }
+    #[allow(deprecated)]
+    impl Request for UnisolateMachine {
+        const ID: OperationId = OperationId::UnisolateMachine;
+        type Response = types::MachineAction;
+        fn path_parameters(&self) -> ::std::vec::Vec<(&'static str, &str)> {
+            vec![("id", self.id.as_str())]
+        }
+        fn send(
+            self,
+            client: &super::Client,
+        ) -> impl ::std::future::Future<Output = Sent<Self::Response>> + Send + '_ {
+            let mut builder = client.unisolate_machine();
+            builder = builder.id(self.id);
+            builder = builder.body(self.body);
+            builder.send()
+        }
+        fn answer(response: Self::Response) -> Answer {
+            Answer::UnisolateMachine(response)
+        }
+    }
+    /**The request of `restrictCodeExecution`: `POST /api/machines/{id}/restrictCodeExecution`: Restrict the applications a device may run.
+
+Send it with `Client::send` of `mde_client`, or through the generated [`super::Client::restrict_code_execution`].*/
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct RestrictCodeExecution {
+        ///`id` (path): Device id. The documents show 40 lowercase hex characters (seeds 000, 001, 004) and 32 (seeds 002, 003); it is treated as an opaque string and percent-encoded in the path (reference: mde-facts.md, machine ids).
+        pub id: ::std::string::String,
+        ///A JSON object with the required `Comment` (reference: restrict-code-execution.md).
+        pub body: types::CommentRequest,
+    }
+    #[allow(deprecated)]
+    impl Request for RestrictCodeExecution {
+        const ID: OperationId = OperationId::RestrictCodeExecution;
+        type Response = types::MachineAction;
+        fn path_parameters(&self) -> ::std::vec::Vec<(&'static str, &str)> {
+            vec![("id", self.id.as_str())]
+        }
+        fn send(
+            self,
+            client: &super::Client,
+        ) -> impl ::std::future::Future<Output = Sent<Self::Response>> + Send + '_ {
+            let mut builder = client.restrict_code_execution();
+            builder = builder.id(self.id);
+            builder = builder.body(self.body);
+            builder.send()
+        }
+        fn answer(response: Self::Response) -> Answer {
+            Answer::RestrictCodeExecution(response)
+        }
+    }
+    /**The request of `unrestrictCodeExecution`: `POST /api/machines/{id}/unrestrictCodeExecution`: Remove the restriction of the applications a device may run.
+
+Send it with `Client::send` of `mde_client`, or through the generated [`super::Client::unrestrict_code_execution`].*/
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct UnrestrictCodeExecution {
+        ///`id` (path): Device id. The documents show 40 lowercase hex characters (seeds 000, 001, 004) and 32 (seeds 002, 003); it is treated as an opaque string and percent-encoded in the path (reference: mde-facts.md, machine ids).
+        pub id: ::std::string::String,
+        ///A JSON object with the required `Comment` (reference: unrestrict-code-execution.md).
+        pub body: types::CommentRequest,
+    }
+    #[allow(deprecated)]
+    impl Request for UnrestrictCodeExecution {
+        const ID: OperationId = OperationId::UnrestrictCodeExecution;
+        type Response = types::MachineAction;
+        fn path_parameters(&self) -> ::std::vec::Vec<(&'static str, &str)> {
+            vec![("id", self.id.as_str())]
+        }
+        fn send(
+            self,
+            client: &super::Client,
+        ) -> impl ::std::future::Future<Output = Sent<Self::Response>> + Send + '_ {
+            let mut builder = client.unrestrict_code_execution();
+            builder = builder.id(self.id);
+            builder = builder.body(self.body);
+            builder.send()
+        }
+        fn answer(response: Self::Response) -> Answer {
+            Answer::UnrestrictCodeExecution(response)
+        }
+    }
+    /**The request of `stopAndQuarantineFile`: `POST /api/machines/{id}/StopAndQuarantineFile`: Stop a file's processes on a device and quarantine the file.
+
+Send it with `Client::send` of `mde_client`, or through the generated [`super::Client::stop_and_quarantine_file`].*/
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct StopAndQuarantineFile {
+        ///`id` (path): Device id. The documents show 40 lowercase hex characters (seeds 000, 001, 004) and 32 (seeds 002, 003); it is treated as an opaque string and percent-encoded in the path (reference: mde-facts.md, machine ids).
+        pub id: ::std::string::String,
+        ///A JSON object with the required `Comment` and `Sha1` (reference: stop-and-quarantine-file.md).
+        pub body: types::StopAndQuarantineFileRequest,
+    }
+    #[allow(deprecated)]
+    impl Request for StopAndQuarantineFile {
+        const ID: OperationId = OperationId::StopAndQuarantineFile;
+        type Response = types::MachineAction;
+        fn path_parameters(&self) -> ::std::vec::Vec<(&'static str, &str)> {
+            vec![("id", self.id.as_str())]
+        }
+        fn send(
+            self,
+            client: &super::Client,
+        ) -> impl ::std::future::Future<Output = Sent<Self::Response>> + Send + '_ {
+            let mut builder = client.stop_and_quarantine_file();
+            builder = builder.id(self.id);
+            builder = builder.body(self.body);
+            builder.send()
+        }
+        fn answer(response: Self::Response) -> Answer {
+            Answer::StopAndQuarantineFile(response)
+        }
+    }
+    /**The request of `offboardMachine`: `POST /api/machines/{id}/offboard`: Offboard a device from Microsoft Defender for Endpoint.
+
+Send it with `Client::send` of `mde_client`, or through the generated [`super::Client::offboard_machine`].*/
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct OffboardMachine {
+        ///`id` (path): Device id. The documents show 40 lowercase hex characters (seeds 000, 001, 004) and 32 (seeds 002, 003); it is treated as an opaque string and percent-encoded in the path (reference: mde-facts.md, machine ids).
+        pub id: ::std::string::String,
+        ///A JSON object with the required `Comment` (reference: offboard-machine-api.md).
+        pub body: types::CommentRequest,
+    }
+    #[allow(deprecated)]
+    impl Request for OffboardMachine {
+        const ID: OperationId = OperationId::OffboardMachine;
+        type Response = types::MachineAction;
+        fn path_parameters(&self) -> ::std::vec::Vec<(&'static str, &str)> {
+            vec![("id", self.id.as_str())]
+        }
+        fn send(
+            self,
+            client: &super::Client,
+        ) -> impl ::std::future::Future<Output = Sent<Self::Response>> + Send + '_ {
+            let mut builder = client.offboard_machine();
+            builder = builder.id(self.id);
+            builder = builder.body(self.body);
+            builder.send()
+        }
+        fn answer(response: Self::Response) -> Answer {
+            Answer::OffboardMachine(response)
+        }
+    }
+    /**The request of `getMachine`: `GET /api/machines/{id}`: A device by its id.
+
+Send it with `Client::send` of `mde_client`, or through the generated [`super::Client::get_machine`].*/
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct GetMachine {
+        ///`id` (path): Device id. The documents show 40 lowercase hex characters (seeds 000, 001, 004) and 32 (seeds 002, 003); it is treated as an opaque string and percent-encoded in the path (reference: mde-facts.md, machine ids).
+        pub id: ::std::string::String,
+    }
+    #[allow(deprecated)]
+    impl Request for GetMachine {
+        const ID: OperationId = OperationId::GetMachine;
+        type Response = types::Machine;
+        fn path_parameters(&self) -> ::std::vec::Vec<(&'static str, &str)> {
+            vec![("id", self.id.as_str())]
+        }
+        fn send(
+            self,
+            client: &super::Client,
+        ) -> impl ::std::future::Future<Output = Sent<Self::Response>> + Send + '_ {
+            let mut builder = client.get_machine();
+            builder = builder.id(self.id);
+            builder.send()
+        }
+        fn answer(response: Self::Response) -> Answer {
+            Answer::GetMachine(response)
+        }
+    }
+    /**The request of `findMachinesByTag`: `GET /api/machines/findbytag`: The devices that carry a tag.
+
+Send it with `Client::send` of `mde_client`, or through the generated [`super::Client::find_machines_by_tag`].*/
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct FindMachinesByTag {
+        ///`tag` (query): The tag name (reference: find-machines-by-tag.md). Required.
+        pub tag: types::FindMachinesByTagTag,
+        ///`useStartsWithFilter` (query): Whether devices whose tags start with `tag` match too. Defaults to false (reference: find-machines-by-tag.md).
+        pub use_starts_with_filter: Option<bool>,
+    }
+    #[allow(deprecated)]
+    impl Request for FindMachinesByTag {
+        const ID: OperationId = OperationId::FindMachinesByTag;
+        type Response = types::MachineCollection;
+        fn path_parameters(&self) -> ::std::vec::Vec<(&'static str, &str)> {
+            vec![]
+        }
+        fn send(
+            self,
+            client: &super::Client,
+        ) -> impl ::std::future::Future<Output = Sent<Self::Response>> + Send + '_ {
+            let mut builder = client.find_machines_by_tag();
+            builder = builder.tag(self.tag);
+            if let Some(value) = self.use_starts_with_filter {
+                builder = builder.use_starts_with_filter(value);
+            }
+            builder.send()
+        }
+        fn answer(response: Self::Response) -> Answer {
+            Answer::FindMachinesByTag(response)
+        }
+    }
+    /**The request of `setMachineTag`: `POST /api/machines/{id}/tags`: Add a tag to a device, or remove one.
+
+Send it with `Client::send` of `mde_client`, or through the generated [`super::Client::set_machine_tag`].*/
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct SetMachineTag {
+        ///`id` (path): Device id. The documents show 40 lowercase hex characters (seeds 000, 001, 004) and 32 (seeds 002, 003); it is treated as an opaque string and percent-encoded in the path (reference: mde-facts.md, machine ids).
+        pub id: ::std::string::String,
+        ///A JSON object with the required `Value` and `Action` (reference: add-or-remove-machine-tags.md).
+        pub body: types::MachineTagRequest,
+    }
+    #[allow(deprecated)]
+    impl Request for SetMachineTag {
+        const ID: OperationId = OperationId::SetMachineTag;
+        type Response = types::Machine;
+        fn path_parameters(&self) -> ::std::vec::Vec<(&'static str, &str)> {
+            vec![("id", self.id.as_str())]
+        }
+        fn send(
+            self,
+            client: &super::Client,
+        ) -> impl ::std::future::Future<Output = Sent<Self::Response>> + Send + '_ {
+            let mut builder = client.set_machine_tag();
+            builder = builder.id(self.id);
+            builder = builder.body(self.body);
+            builder.send()
+        }
+        fn answer(response: Self::Response) -> Answer {
+            Answer::SetMachineTag(response)
+        }
+    }
     /// The success of any operation, tagged with its `operationId`: what a journal keeps
     /// and an output shows, read back by its tag, never guessed from its fields.
     #[derive(Clone, Debug, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
@@ -5669,6 +8164,33 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         ///`cancelMachineAction`: Cancel a machine action that is not final yet (prerelease).
         #[serde(rename = "cancelMachineAction")]
         CancelMachineAction(types::MachineAction),
+        ///`isolateMachine`: Isolate a device from the network.
+        #[serde(rename = "isolateMachine")]
+        IsolateMachine(types::MachineAction),
+        ///`unisolateMachine`: Release a device from isolation.
+        #[serde(rename = "unisolateMachine")]
+        UnisolateMachine(types::MachineAction),
+        ///`restrictCodeExecution`: Restrict the applications a device may run.
+        #[serde(rename = "restrictCodeExecution")]
+        RestrictCodeExecution(types::MachineAction),
+        ///`unrestrictCodeExecution`: Remove the restriction of the applications a device may run.
+        #[serde(rename = "unrestrictCodeExecution")]
+        UnrestrictCodeExecution(types::MachineAction),
+        ///`stopAndQuarantineFile`: Stop a file's processes on a device and quarantine the file.
+        #[serde(rename = "stopAndQuarantineFile")]
+        StopAndQuarantineFile(types::MachineAction),
+        ///`offboardMachine`: Offboard a device from Microsoft Defender for Endpoint.
+        #[serde(rename = "offboardMachine")]
+        OffboardMachine(types::MachineAction),
+        ///`getMachine`: A device by its id.
+        #[serde(rename = "getMachine")]
+        GetMachine(types::Machine),
+        ///`findMachinesByTag`: The devices that carry a tag.
+        #[serde(rename = "findMachinesByTag")]
+        FindMachinesByTag(types::MachineCollection),
+        ///`setMachineTag`: Add a tag to a device, or remove one.
+        #[serde(rename = "setMachineTag")]
+        SetMachineTag(types::Machine),
     }
     impl Answer {
         /// The operation that answered.
@@ -5688,6 +8210,17 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 Answer::GetMachineAction(_) => OperationId::GetMachineAction,
                 Answer::GetPackageUri(_) => OperationId::GetPackageUri,
                 Answer::CancelMachineAction(_) => OperationId::CancelMachineAction,
+                Answer::IsolateMachine(_) => OperationId::IsolateMachine,
+                Answer::UnisolateMachine(_) => OperationId::UnisolateMachine,
+                Answer::RestrictCodeExecution(_) => OperationId::RestrictCodeExecution,
+                Answer::UnrestrictCodeExecution(_) => {
+                    OperationId::UnrestrictCodeExecution
+                }
+                Answer::StopAndQuarantineFile(_) => OperationId::StopAndQuarantineFile,
+                Answer::OffboardMachine(_) => OperationId::OffboardMachine,
+                Answer::GetMachine(_) => OperationId::GetMachine,
+                Answer::FindMachinesByTag(_) => OperationId::FindMachinesByTag,
+                Answer::SetMachineTag(_) => OperationId::SetMachineTag,
             }
         }
         /// The machine action the answer is, for the operations that answer one.
@@ -5698,6 +8231,12 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 Answer::CollectInvestigationPackageGraph(action) => Some(action),
                 Answer::GetMachineAction(action) => Some(action),
                 Answer::CancelMachineAction(action) => Some(action),
+                Answer::IsolateMachine(action) => Some(action),
+                Answer::UnisolateMachine(action) => Some(action),
+                Answer::RestrictCodeExecution(action) => Some(action),
+                Answer::UnrestrictCodeExecution(action) => Some(action),
+                Answer::StopAndQuarantineFile(action) => Some(action),
+                Answer::OffboardMachine(action) => Some(action),
                 #[allow(unreachable_patterns)]
                 _ => None,
             }
@@ -5719,6 +8258,18 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 OperationId::CancelMachineAction => {
                     Some(Answer::CancelMachineAction(action))
                 }
+                OperationId::IsolateMachine => Some(Answer::IsolateMachine(action)),
+                OperationId::UnisolateMachine => Some(Answer::UnisolateMachine(action)),
+                OperationId::RestrictCodeExecution => {
+                    Some(Answer::RestrictCodeExecution(action))
+                }
+                OperationId::UnrestrictCodeExecution => {
+                    Some(Answer::UnrestrictCodeExecution(action))
+                }
+                OperationId::StopAndQuarantineFile => {
+                    Some(Answer::StopAndQuarantineFile(action))
+                }
+                OperationId::OffboardMachine => Some(Answer::OffboardMachine(action)),
                 #[allow(unreachable_patterns)]
                 _ => None,
             }
@@ -6021,6 +8572,253 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         creates_action: None,
         needs_comment: true,
     };
+    ///`POST /api/machines/{id}/isolate`: Isolate a device from the network.
+    pub const ISOLATE_MACHINE: Operation = Operation {
+        id: OperationId::IsolateMachine,
+        method: "POST",
+        path: "/api/machines/{id}/isolate",
+        deprecated: false,
+        deprecation: None,
+        retired: None,
+        rate_limits: &[
+            RateWindow {
+                calls: 100u32,
+                seconds: 60u64,
+            },
+            RateWindow {
+                calls: 1500u32,
+                seconds: 3600u64,
+            },
+        ],
+        application_permissions: &["Machine.Isolate"],
+        delegated_permissions: &["Machine.Isolate"],
+        directory_roles: &[],
+        servers: SERVERS,
+        target: Target::Machine,
+        answers_page: false,
+        creates_action: Some("Isolate"),
+        needs_comment: true,
+    };
+    ///`POST /api/machines/{id}/unisolate`: Release a device from isolation.
+    pub const UNISOLATE_MACHINE: Operation = Operation {
+        id: OperationId::UnisolateMachine,
+        method: "POST",
+        path: "/api/machines/{id}/unisolate",
+        deprecated: false,
+        deprecation: None,
+        retired: None,
+        rate_limits: &[
+            RateWindow {
+                calls: 100u32,
+                seconds: 60u64,
+            },
+            RateWindow {
+                calls: 1500u32,
+                seconds: 3600u64,
+            },
+        ],
+        application_permissions: &["Machine.Isolate"],
+        delegated_permissions: &["Machine.Isolate"],
+        directory_roles: &[],
+        servers: SERVERS,
+        target: Target::Machine,
+        answers_page: false,
+        creates_action: Some("Unisolate"),
+        needs_comment: true,
+    };
+    ///`POST /api/machines/{id}/restrictCodeExecution`: Restrict the applications a device may run.
+    pub const RESTRICT_CODE_EXECUTION: Operation = Operation {
+        id: OperationId::RestrictCodeExecution,
+        method: "POST",
+        path: "/api/machines/{id}/restrictCodeExecution",
+        deprecated: false,
+        deprecation: None,
+        retired: None,
+        rate_limits: &[
+            RateWindow {
+                calls: 100u32,
+                seconds: 60u64,
+            },
+            RateWindow {
+                calls: 1500u32,
+                seconds: 3600u64,
+            },
+        ],
+        application_permissions: &["Machine.RestrictExecution"],
+        delegated_permissions: &["Machine.RestrictExecution"],
+        directory_roles: &[],
+        servers: SERVERS,
+        target: Target::Machine,
+        answers_page: false,
+        creates_action: Some("RestrictCodeExecution"),
+        needs_comment: true,
+    };
+    ///`POST /api/machines/{id}/unrestrictCodeExecution`: Remove the restriction of the applications a device may run.
+    pub const UNRESTRICT_CODE_EXECUTION: Operation = Operation {
+        id: OperationId::UnrestrictCodeExecution,
+        method: "POST",
+        path: "/api/machines/{id}/unrestrictCodeExecution",
+        deprecated: false,
+        deprecation: None,
+        retired: None,
+        rate_limits: &[
+            RateWindow {
+                calls: 100u32,
+                seconds: 60u64,
+            },
+            RateWindow {
+                calls: 1500u32,
+                seconds: 3600u64,
+            },
+        ],
+        application_permissions: &["Machine.RestrictExecution"],
+        delegated_permissions: &["Machine.RestrictExecution"],
+        directory_roles: &[],
+        servers: SERVERS,
+        target: Target::Machine,
+        answers_page: false,
+        creates_action: Some("UnrestrictCodeExecution"),
+        needs_comment: true,
+    };
+    ///`POST /api/machines/{id}/StopAndQuarantineFile`: Stop a file's processes on a device and quarantine the file.
+    pub const STOP_AND_QUARANTINE_FILE: Operation = Operation {
+        id: OperationId::StopAndQuarantineFile,
+        method: "POST",
+        path: "/api/machines/{id}/StopAndQuarantineFile",
+        deprecated: false,
+        deprecation: None,
+        retired: None,
+        rate_limits: &[
+            RateWindow {
+                calls: 100u32,
+                seconds: 60u64,
+            },
+            RateWindow {
+                calls: 1500u32,
+                seconds: 3600u64,
+            },
+        ],
+        application_permissions: &[
+            "Machine.StopAndQuarantine",
+            "Machine.Read.All",
+            "Machine.ReadWrite.All",
+        ],
+        delegated_permissions: &["Machine.StopAndQuarantine"],
+        directory_roles: &[],
+        servers: SERVERS,
+        target: Target::Machine,
+        answers_page: false,
+        creates_action: Some("StopAndQuarantineFile"),
+        needs_comment: true,
+    };
+    ///`POST /api/machines/{id}/offboard`: Offboard a device from Microsoft Defender for Endpoint.
+    pub const OFFBOARD_MACHINE: Operation = Operation {
+        id: OperationId::OffboardMachine,
+        method: "POST",
+        path: "/api/machines/{id}/offboard",
+        deprecated: false,
+        deprecation: None,
+        retired: None,
+        rate_limits: &[
+            RateWindow {
+                calls: 100u32,
+                seconds: 60u64,
+            },
+            RateWindow {
+                calls: 1500u32,
+                seconds: 3600u64,
+            },
+        ],
+        application_permissions: &["Machine.Offboard"],
+        delegated_permissions: &["Machine.Offboard"],
+        directory_roles: &[],
+        servers: SERVERS,
+        target: Target::Machine,
+        answers_page: false,
+        creates_action: Some("Offboard"),
+        needs_comment: true,
+    };
+    ///`GET /api/machines/{id}`: A device by its id.
+    pub const GET_MACHINE: Operation = Operation {
+        id: OperationId::GetMachine,
+        method: "GET",
+        path: "/api/machines/{id}",
+        deprecated: false,
+        deprecation: None,
+        retired: None,
+        rate_limits: &[
+            RateWindow {
+                calls: 100u32,
+                seconds: 60u64,
+            },
+            RateWindow {
+                calls: 1500u32,
+                seconds: 3600u64,
+            },
+        ],
+        application_permissions: &["Machine.Read.All", "Machine.ReadWrite.All"],
+        delegated_permissions: &["Machine.Read", "Machine.ReadWrite"],
+        directory_roles: &[],
+        servers: SERVERS,
+        target: Target::Machine,
+        answers_page: false,
+        creates_action: None,
+        needs_comment: false,
+    };
+    ///`GET /api/machines/findbytag`: The devices that carry a tag.
+    pub const FIND_MACHINES_BY_TAG: Operation = Operation {
+        id: OperationId::FindMachinesByTag,
+        method: "GET",
+        path: "/api/machines/findbytag",
+        deprecated: false,
+        deprecation: None,
+        retired: None,
+        rate_limits: &[
+            RateWindow {
+                calls: 100u32,
+                seconds: 60u64,
+            },
+            RateWindow {
+                calls: 1500u32,
+                seconds: 3600u64,
+            },
+        ],
+        application_permissions: &["Machine.Read.All", "Machine.ReadWrite.All"],
+        delegated_permissions: &["Machine.Read", "Machine.ReadWrite"],
+        directory_roles: &[],
+        servers: SERVERS,
+        target: Target::None,
+        answers_page: true,
+        creates_action: None,
+        needs_comment: false,
+    };
+    ///`POST /api/machines/{id}/tags`: Add a tag to a device, or remove one.
+    pub const SET_MACHINE_TAG: Operation = Operation {
+        id: OperationId::SetMachineTag,
+        method: "POST",
+        path: "/api/machines/{id}/tags",
+        deprecated: false,
+        deprecation: None,
+        retired: None,
+        rate_limits: &[
+            RateWindow {
+                calls: 100u32,
+                seconds: 60u64,
+            },
+            RateWindow {
+                calls: 1500u32,
+                seconds: 3600u64,
+            },
+        ],
+        application_permissions: &["Machine.ReadWrite.All"],
+        delegated_permissions: &["Machine.ReadWrite"],
+        directory_roles: &[],
+        servers: SERVERS,
+        target: Target::Machine,
+        answers_page: false,
+        creates_action: None,
+        needs_comment: false,
+    };
     /// Every operation's facts, in the spec's order.
     pub const ALL: &[Operation] = &[
         START_INVESTIGATION,
@@ -6033,6 +8831,15 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         GET_MACHINE_ACTION,
         GET_PACKAGE_URI,
         CANCEL_MACHINE_ACTION,
+        ISOLATE_MACHINE,
+        UNISOLATE_MACHINE,
+        RESTRICT_CODE_EXECUTION,
+        UNRESTRICT_CODE_EXECUTION,
+        STOP_AND_QUARANTINE_FILE,
+        OFFBOARD_MACHINE,
+        GET_MACHINE,
+        FIND_MACHINES_BY_TAG,
+        SET_MACHINE_TAG,
     ];
     /// The hosts of the `/api/...` operations (the spec's top-level `servers`).
     pub const SERVERS: &[Server] = &[

@@ -28,6 +28,15 @@
 //! | `GET /api/machineactions/{id}` | [`operations::GetMachineAction`] | | [`types::MachineAction`] |
 //! | `GET /api/machineactions/{id}/getPackageUri` | [`operations::GetPackageUri`] | [`Client::package_link`], [`Client::download_package`] | [`types::ODataString`] |
 //! | `POST /api/machineactions/{id}/cancel` | [`operations::CancelMachineAction`] | [`Client::cancel_machine_action`] | [`types::MachineAction`] |
+//! | `POST /api/machines/{id}/isolate` | [`operations::IsolateMachine`] | | [`types::MachineAction`] |
+//! | `POST /api/machines/{id}/unisolate` | [`operations::UnisolateMachine`] | | [`types::MachineAction`] |
+//! | `POST /api/machines/{id}/restrictCodeExecution` | [`operations::RestrictCodeExecution`] | | [`types::MachineAction`] |
+//! | `POST /api/machines/{id}/unrestrictCodeExecution` | [`operations::UnrestrictCodeExecution`] | | [`types::MachineAction`] |
+//! | `POST /api/machines/{id}/StopAndQuarantineFile` | [`operations::StopAndQuarantineFile`] | | [`types::MachineAction`] |
+//! | `POST /api/machines/{id}/offboard` | [`operations::OffboardMachine`] | | [`types::MachineAction`] (200 or 201) |
+//! | `GET /api/machines/{id}` | [`operations::GetMachine`] | | [`types::Machine`] |
+//! | `GET /api/machines/findbytag` | [`operations::FindMachinesByTag`] | | [`types::MachineCollection`] |
+//! | `POST /api/machines/{id}/tags` | [`operations::SetMachineTag`] | | [`types::Machine`] |
 //!
 //! The service retired manual investigations on 2026-09-01, so the investigation calls are
 //! `#[deprecated]`; so is the Graph variant.

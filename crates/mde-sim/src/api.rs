@@ -246,6 +246,58 @@ fn perform(s: &Shared, op: OperationId, request: Incoming) -> Result<Response, A
             // id and creation time tell them apart.
             json(StatusCode::CREATED, &record.entity(now, &s.base_url))
         }
+        OperationId::IsolateMachine
+        | OperationId::UnisolateMachine
+        | OperationId::RestrictCodeExecution
+        | OperationId::UnrestrictCodeExecution
+        | OperationId::StopAndQuarantineFile
+        | OperationId::OffboardMachine => {
+            let (comment, scope, sha1) = response_request(op, headers, &body)?;
+            let kind = op
+                .creates_action()
+                .ok_or_else(|| ApiError::invalid_body("not a response action"))?;
+            let (record, _repeated) =
+                records.respond(&id, asked(&comment), (kind, scope, sha1), &s.config)?;
+            // offboard-machine-api.md says "200 - Created"; the other pages 201.
+            let status = if op == OperationId::OffboardMachine {
+                StatusCode::OK
+            } else {
+                StatusCode::CREATED
+            };
+            json(status, &record.entity(now, &s.base_url))
+        }
+        OperationId::GetMachine => json(StatusCode::OK, &records.machine(&id)?),
+        OperationId::FindMachinesByTag => {
+            let (tag, starts_with) = tag_query(query.as_deref())?;
+            let value = records
+                .inventory()
+                .all()
+                .iter()
+                .filter(|m| {
+                    m.tags.iter().any(|t| {
+                        // Tags compare without regard to case, as the portal shows them.
+                        let t = t.to_lowercase();
+                        let tag = tag.to_lowercase();
+                        if starts_with {
+                            t.starts_with(&tag)
+                        } else {
+                            t == tag
+                        }
+                    })
+                })
+                .map(|m| m.entity())
+                .collect();
+            let answer = types::MachineCollection {
+                odata_context: Some(format!("{}/api/$metadata#Machines", s.base_url)),
+                value,
+                extra: Default::default(),
+            };
+            json(StatusCode::OK, &answer)
+        }
+        OperationId::SetMachineTag => {
+            let (tag, add) = tag_request(headers, &body)?;
+            json(StatusCode::OK, &records.tag(&id, &tag, add)?)
+        }
         OperationId::GetMachineAction => json(
             StatusCode::OK,
             &records.action(&id)?.entity(now, &s.base_url),
@@ -347,6 +399,130 @@ fn scan_request(headers: &HeaderMap, body: &[u8]) -> Result<(String, types::Scan
         Some(_) => Err(ApiError::invalid_body("ScanType must be a string")),
     }?;
     Ok((comment, scan_type))
+}
+
+/// The body of a response action: its comment, the action's `scope` (an isolation's type,
+/// `Full` when not given) and a stop-and-quarantine's SHA-1 (40 hex characters, else the
+/// documented `InvalidHashValue`).
+fn response_request(
+    op: OperationId,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(String, Option<String>, Option<String>), ApiError> {
+    match op {
+        OperationId::IsolateMachine => {
+            let value = object(headers, body, &["Comment", "IsolationType"])?;
+            let kind = match value.get("IsolationType") {
+                None => "Full".to_string(),
+                Some(Value::String(t))
+                    if ["Full", "Selective", "UnManagedDevice"].contains(&t.as_str()) =>
+                {
+                    t.clone()
+                }
+                Some(other) => {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "InvalidInput",
+                        format!(
+                            "IsolationType must be Full, Selective or UnManagedDevice, not {}",
+                            echo(&other.to_string())
+                        ),
+                    ));
+                }
+            };
+            Ok((comment_of(&value)?, Some(kind), None))
+        }
+        OperationId::StopAndQuarantineFile => {
+            let value = object(headers, body, &["Comment", "Sha1"])?;
+            let comment = comment_of(&value)?;
+            match value.get("Sha1") {
+                None => Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "MissingRequiredParameter",
+                    "Sha1 is required",
+                )),
+                Some(Value::String(h))
+                    if h.len() == 40 && h.bytes().all(|b| b.is_ascii_hexdigit()) =>
+                {
+                    Ok((comment, None, Some(h.to_ascii_lowercase())))
+                }
+                Some(other) => Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidHashValue",
+                    format!(
+                        "{} is not a SHA-1 (40 hex characters)",
+                        echo(&other.to_string())
+                    ),
+                )),
+            }
+        }
+        _ => Ok((comment(headers, body)?, None, None)),
+    }
+}
+
+/// findbytag's query: the tag (required) and `useStartsWithFilter` (false by default).
+fn tag_query(query: Option<&str>) -> Result<(String, bool), ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default())
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidInput",
+                format!("The query is not valid: {e}"),
+            )
+        })?;
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let tag = get("tag").filter(|t| !t.is_empty()).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "MissingRequiredParameter",
+            "tag is required",
+        )
+    })?;
+    let starts_with = match get("useStartsWithFilter") {
+        None => false,
+        Some(v) if v.eq_ignore_ascii_case("true") => true,
+        Some(v) if v.eq_ignore_ascii_case("false") => false,
+        Some(v) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidInput",
+                format!("useStartsWithFilter must be true or false, not {}", echo(v)),
+            ));
+        }
+    };
+    Ok((tag.to_string(), starts_with))
+}
+
+/// setMachineTag's body: the tag, and whether to add it (`Action`: `Add` or `Remove`).
+fn tag_request(headers: &HeaderMap, body: &[u8]) -> Result<(String, bool), ApiError> {
+    let value = object(headers, body, &["Value", "Action"])?;
+    let tag = match value.get("Value") {
+        Some(Value::String(t)) if !t.is_empty() => t.clone(),
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "MissingRequiredParameter",
+                "Value is required: the tag name",
+            ));
+        }
+    };
+    let add = match value.get("Action").and_then(Value::as_str) {
+        Some("Add") => true,
+        Some("Remove") => false,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidInput",
+                "Action must be Add or Remove",
+            ));
+        }
+    };
+    Ok((tag, add))
 }
 
 /// A request body that takes only a `Comment`: the comment.

@@ -131,6 +131,10 @@ pub struct Config {
     pub scan_time: Duration,
     /// The share of scans that end `Failed` instead of `Succeeded`.
     pub scan_failures: f64,
+    /// How long a response action (isolate, release, restrict, unrestrict, stop and
+    /// quarantine, offboard) runs (`Pending`, then `InProgress`) before it `Succeeded`; the
+    /// pages give no figure.
+    pub response_time: Duration,
     /// Faults of the download host, each on a share of downloads.
     pub download_faults: crate::package::Faults,
     /// Seeds every roll of the dice (failures, faults): the same seed, the same run.
@@ -161,6 +165,7 @@ impl Default for Config {
             collection_failures: 0.0,
             scan_time: Duration::from_secs(600),
             scan_failures: 0.0,
+            response_time: Duration::from_secs(60),
             download_faults: Default::default(),
             seed: 0,
             body_limit: 64 * 1024,

@@ -22,6 +22,8 @@ pub struct MachineRecord {
     last_seen: DateTime<Utc>,
     health: types::HealthStatus,
     os: &'static str,
+    /// Its tags, as setMachineTag left them.
+    pub tags: Vec<String>,
 }
 
 /// The generated fully qualified name of a machine known by its id.
@@ -74,6 +76,7 @@ impl MachineRecord {
             last_seen,
             health,
             os,
+            tags: Vec::new(),
         }
     }
 
@@ -86,6 +89,7 @@ impl MachineRecord {
             last_seen: newer.last_seen - chrono::Duration::days(days),
             health: types::HealthStatus::Inactive,
             os: newer.os,
+            tags: Vec::new(),
         }
     }
 
@@ -102,7 +106,7 @@ impl MachineRecord {
             os_processor: Some("x64".into()),
             os_architecture: Some("64-bit".into()),
             is_aad_joined: Some(false),
-            machine_tags: Some(Vec::new()),
+            machine_tags: Some(self.tags.clone()),
             ..Default::default()
         }
     }
@@ -152,6 +156,11 @@ impl Inventory {
     /// The machine with this id.
     pub fn get(&self, id: &str) -> Option<&MachineRecord> {
         self.by_id.get(id).map(|&i| &self.machines[i])
+    }
+
+    /// The machine with this id, to change.
+    pub fn get_mut(&mut self, id: &str) -> Option<&mut MachineRecord> {
+        self.by_id.get(id).map(|&i| &mut self.machines[i])
     }
 
     /// Every machine.

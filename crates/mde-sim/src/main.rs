@@ -81,6 +81,10 @@ struct Args {
     /// The share of antivirus scans that end Failed (0 to 1).
     #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
     scan_failures: f64,
+    /// How long a response action (isolate, release, restrict, quarantine, offboard) runs
+    /// before it succeeds, in simulated seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = Config::default().response_time.as_secs())]
+    response_time: u64,
     /// Faults of the download host on a share of downloads, e.g. drop:0.2,slow:0.1 (drop: the
     /// connection is cut halfway through the body; slow: 50 ms between 64 KiB chunks;
     /// corrupt: the body's first bytes are not the archive's).
@@ -134,6 +138,7 @@ async fn main() -> ExitCode {
         collection_failures: args.collection_failures.clamp(0.0, 1.0),
         scan_time: Duration::from_secs(args.scan_time),
         scan_failures: args.scan_failures.clamp(0.0, 1.0),
+        response_time: Duration::from_secs(args.response_time),
         download_faults: args.download_faults,
         seed: args.seed,
         investigation_time: Duration::from_secs(args.investigation_time),

@@ -39,8 +39,12 @@ pub struct ActionRecord {
     pub comment: String,
     /// Asked through the deprecated Graph endpoint.
     pub graph: bool,
-    /// An antivirus scan of this type; `None`: a package collection.
-    pub scan: Option<types::ScanType>,
+    /// Its `type`.
+    pub kind: types::MachineActionType,
+    /// Its `scope`: a scan's type, an isolation's.
+    pub scope: Option<String>,
+    /// The SHA-1 of the file a stop-and-quarantine acts on.
+    pub sha1: Option<String>,
     created: Duration,
     created_utc: DateTime<Utc>,
     /// `Pending` this long, then `InProgress`.
@@ -71,6 +75,10 @@ struct Busy {
     scan: Option<(String, Duration)>,
     /// Scans asked for so far, repeated ones too.
     scans: u64,
+    /// Each response action running (by its `type`), and until when.
+    running: HashMap<String, (String, Duration)>,
+    /// Response actions asked for so far, repeated ones too.
+    responses: u64,
 }
 
 /// Who asked for an action to start or be cancelled, with what comment, and when (the
@@ -210,7 +218,9 @@ impl Records {
             requestor: asked.requestor.to_string(),
             comment: asked.comment.to_string(),
             graph,
-            scan: None,
+            kind: types::MachineActionType::CollectInvestigationPackage,
+            scope: None,
+            sha1: None,
             created: now,
             created_utc: now_utc,
             pickup: pickup.min(lasts),
@@ -264,7 +274,9 @@ impl Records {
             requestor: asked.requestor.to_string(),
             comment: asked.comment.to_string(),
             graph: false,
-            scan: Some(scan_type),
+            kind: types::MachineActionType::RunAntiVirusScan,
+            scope: Some(scan_type.to_string()),
+            sha1: None,
             created: now,
             created_utc: now_utc,
             pickup: config.pickup_time.min(lasts),
@@ -274,6 +286,94 @@ impl Records {
         };
         self.actions.push(record.clone());
         Ok((record, false))
+    }
+
+    /// Starts a response action (isolate, release, restrict, unrestrict, stop and
+    /// quarantine, offboard). While one of the same type runs on the machine, a repeated one
+    /// is answered, as the pages and callers say (#5903), either with the pending action
+    /// again (`Ok` with `true`) or with the 400 "Action is already in progress", one or the
+    /// other by the seeded dice.
+    pub fn respond(
+        &mut self,
+        machine_id: &str,
+        asked: Asked<'_>,
+        (kind, scope, sha1): (types::MachineActionType, Option<String>, Option<String>),
+        config: &crate::Config,
+    ) -> Result<(ActionRecord, bool), ApiError> {
+        let (now, now_utc) = (asked.now, asked.now_utc);
+        let computer = self.known(machine_id)?;
+        let busy = self.busy.entry(machine_id.to_string()).or_default();
+        let nth = busy.responses;
+        busy.responses += 1;
+        let roll =
+            crate::package::dice(config.seed, &[machine_id, kind.as_str(), &nth.to_string()]);
+        let running = busy
+            .running
+            .get(kind.as_str())
+            .filter(|(_, until)| now < *until)
+            .map(|(id, _)| id.clone());
+        if let Some(running) = running {
+            if roll < 0.5 {
+                let i = self.action_index(&running)?;
+                return Ok((self.actions[i].clone(), true));
+            }
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "ActiveRequestAlreadyExists",
+                "Action is already in progress",
+            ));
+        }
+        let lasts = config.response_time;
+        let id = uuid::Uuid::new_v4().to_string();
+        busy.running
+            .insert(kind.as_str().to_string(), (id.clone(), now + lasts));
+        let record = ActionRecord {
+            id,
+            machine_id: machine_id.to_string(),
+            computer,
+            requestor: asked.requestor.to_string(),
+            comment: asked.comment.to_string(),
+            graph: false,
+            kind,
+            scope,
+            sha1,
+            created: now,
+            created_utc: now_utc,
+            pickup: config.pickup_time.min(lasts),
+            lasts,
+            outcome: types::MachineActionStatus::Succeeded,
+            cancelled: None,
+        };
+        self.actions.push(record.clone());
+        Ok((record, false))
+    }
+
+    /// The machine with this id, or the 404.
+    pub fn machine(&self, machine_id: &str) -> Result<types::Machine, ApiError> {
+        self.known(machine_id)?;
+        let machine = self.inventory.get(machine_id).map(|m| m.entity());
+        machine.ok_or_else(|| ApiError::not_found("Machine was not found"))
+    }
+
+    /// Adds a tag to a machine (once), or removes it; the machine as it is then.
+    pub fn tag(
+        &mut self,
+        machine_id: &str,
+        tag: &str,
+        add: bool,
+    ) -> Result<types::Machine, ApiError> {
+        self.known(machine_id)?;
+        let Some(machine) = self.inventory.get_mut(machine_id) else {
+            return Err(ApiError::not_found("Machine was not found"));
+        };
+        if add {
+            if !machine.tags.iter().any(|t| t == tag) {
+                machine.tags.push(tag.to_string());
+            }
+        } else {
+            machine.tags.retain(|t| t != tag);
+        }
+        Ok(machine.entity())
     }
 
     /// The machine action with this id, or the 404.
@@ -304,10 +404,14 @@ impl Records {
             ));
         }
         if let Some(busy) = self.busy.get_mut(&action.machine_id) {
-            if action.scan.is_some() {
-                busy.scan = None;
-            } else {
-                busy.collection_until = None;
+            match action.kind {
+                types::MachineActionType::RunAntiVirusScan => busy.scan = None,
+                types::MachineActionType::CollectInvestigationPackage => {
+                    busy.collection_until = None
+                }
+                _ => {
+                    busy.running.remove(action.kind.as_str());
+                }
             }
         }
         let action = &mut self.actions[i];
@@ -394,12 +498,15 @@ impl ActionRecord {
         });
         let mut action = types::MachineAction {
             id: Some(self.id.clone()),
-            type_: Some(match self.scan {
-                Some(_) => types::MachineActionType::RunAntiVirusScan,
-                None => types::MachineActionType::CollectInvestigationPackage,
+            type_: Some(self.kind.clone()),
+            // As the list page's examples show it: the scan's type, null for a collection;
+            // an isolation's type (machineaction.md: `Full` or `Selective` for isolation).
+            scope: self.scope.clone(),
+            related_file_info: self.sha1.as_ref().map(|sha1| types::RelatedFileInfo {
+                file_identifier: Some(sha1.clone()),
+                file_identifier_type: Some(types::FileIdentifierType::Sha1),
+                extra: Default::default(),
             }),
-            // As the list page's examples show it: the scan's type, null for a collection.
-            scope: self.scan.map(|t| t.to_string()),
             requestor: Some(self.requestor.clone()),
             requestor_comment: Some(self.comment.clone()),
             status: Some(status),
@@ -454,10 +561,7 @@ impl crate::odata::Filterable for ActionAt<'_> {
             "id" => text(&a.id),
             "status" => text(a.status(self.now).as_str()),
             "machineid" => text(&a.machine_id),
-            "type" => text(match a.scan {
-                Some(_) => types::MachineActionType::RunAntiVirusScan.as_str(),
-                None => types::MachineActionType::CollectInvestigationPackage.as_str(),
-            }),
+            "type" => text(a.kind.as_str()),
             "requestor" => text(&a.requestor),
             "creationdatetimeutc" => Some(Field::Time(a.created_utc)),
             _ => None,
