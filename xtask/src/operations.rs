@@ -158,6 +158,7 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
     let (mut consts, mut variants, mut ids, mut methods, mut requests) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut variant_docs, mut answers, mut action_answers) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut with_ids, mut bodies) = (Vec::new(), Vec::new());
     for op in spec.operations() {
         let id = op
             .operation_id
@@ -295,6 +296,20 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
                     Answer::#variant(response)
                 }
             }
+        });
+        // A run's template: the same request for another id, and its body as JSON.
+        let has_id = fields
+            .iter()
+            .any(|f| f.name == "id" && f.path_name.is_some());
+        with_ids.push(if has_id {
+            quote! { AnyRequest::#variant(r) => { let mut r = r.clone(); r.id = id.to_string(); AnyRequest::#variant(r) } }
+        } else {
+            quote! { AnyRequest::#variant(r) => AnyRequest::#variant(r.clone()) }
+        });
+        bodies.push(if fields.iter().any(|f| f.name == "body") {
+            quote! { AnyRequest::#variant(r) => ::serde_json::to_value(&r.body).ok() }
+        } else {
+            quote! { AnyRequest::#variant(_) => None }
         });
         if response.to_token_stream().to_string().replace(' ', "") == "types::MachineAction" {
             action_answers.push(variant.clone());
@@ -532,6 +547,54 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
                         #( OperationId::#action_answers => Some(Answer::#action_answers(action)), )*
                         #[allow(unreachable_patterns)]
                         _ => None,
+                    }
+                }
+            }
+
+            /// Any operation's request, for a program that holds one without naming its type:
+            /// a fleet run's template, sent to each machine with its id set.
+            #[derive(Clone, Debug, PartialEq)]
+            #[allow(deprecated, clippy::large_enum_variant)]
+            pub enum AnyRequest {
+                #( #[doc = #variant_docs] #variants(#variants), )*
+            }
+
+            /// Something done with a request of any operation, its type known inside:
+            /// [`AnyRequest::visit`] calls [`RequestVisitor::visit`] with the typed request.
+            pub trait RequestVisitor {
+                /// What the visit gives.
+                type Output;
+                /// The visit, with the request as its own type.
+                fn visit<R: Request>(self, request: R) -> Self::Output;
+            }
+
+            #[allow(deprecated)]
+            impl AnyRequest {
+                /// The operation.
+                pub fn operation(&self) -> OperationId {
+                    match self {
+                        #( AnyRequest::#variants(_) => OperationId::#variants, )*
+                    }
+                }
+
+                /// The same request with `id` as its path's id (a request without one, as it is).
+                pub fn with_id(&self, id: &str) -> AnyRequest {
+                    match self {
+                        #(#with_ids,)*
+                    }
+                }
+
+                /// Its body as the wire has it, when it has one.
+                pub fn body(&self) -> ::std::option::Option<::serde_json::Value> {
+                    match self {
+                        #(#bodies,)*
+                    }
+                }
+
+                /// Hands the typed request to `visitor`.
+                pub fn visit<V: RequestVisitor>(self, visitor: V) -> V::Output {
+                    match self {
+                        #( AnyRequest::#variants(r) => visitor.visit(r), )*
                     }
                 }
             }

@@ -10,7 +10,8 @@ use std::sync::atomic::Ordering;
 
 use mde_cli::fleet::{self, Kind, Plan};
 use mde_cli::journal::Journal;
-use mde_client::{OperationId, minimum_duration};
+use mde_client::operations::{self, AnyRequest};
+use mde_client::{OperationId, minimum_duration, types};
 use mde_sim::{Config, generated_machine_id};
 
 const MACHINES: usize = 1000;
@@ -28,12 +29,17 @@ async fn main() {
     let machines: Vec<String> = (0..MACHINES).map(generated_machine_id).collect();
     let started = sim.clock().elapsed();
     let real = std::time::Instant::now();
+    let template =
+        AnyRequest::CollectInvestigationPackage(operations::CollectInvestigationPackage {
+            id: String::new(),
+            body: types::CommentRequest {
+                comment: "bench".try_into().unwrap(),
+            },
+        });
     let plan = Plan {
-        op: OperationId::CollectInvestigationPackage,
-        comment: "bench",
+        template: &template,
         retry_unknown: false,
         retry_failed: false,
-        scan_type: None,
     };
     let batch = fleet::Batch {
         plan,

@@ -14,7 +14,8 @@ use std::time::Duration;
 use mde_cli::fleet::{self, Plan};
 use mde_cli::journal::Journal;
 use mde_cli::pipeline::{self, Settings, Stage};
-use mde_client::{OperationId, minimum_duration};
+use mde_client::operations::{self, AnyRequest};
+use mde_client::{OperationId, minimum_duration, types};
 use mde_sim::{Config, generated_machine_id};
 
 const MACHINES: usize = 1000;
@@ -38,12 +39,17 @@ async fn main() {
     let evidence = dir.path().join("evidence");
     mde_cli::evidence::folder(&evidence).unwrap();
     let machines: Vec<String> = (0..MACHINES).map(generated_machine_id).collect();
+    let template =
+        AnyRequest::CollectInvestigationPackage(operations::CollectInvestigationPackage {
+            id: String::new(),
+            body: types::CommentRequest {
+                comment: "bench".try_into().unwrap(),
+            },
+        });
     let plan = Plan {
-        op: OperationId::CollectInvestigationPackage,
-        comment: "bench",
+        template: &template,
         retry_unknown: false,
         retry_failed: false,
-        scan_type: None,
     };
     let settings = Settings {
         dir: &evidence,

@@ -3,35 +3,51 @@
 
 use std::time::Duration;
 
-use mde_client::operations::OperationId;
+use mde_client::operations::{self, AnyRequest};
+use mde_client::types;
 
 use crate::cli::{ActionCommand, Cli, Command, InvestigationCommand, PackageCommand, Targets};
 use crate::commands::{action, fleet_run, package};
 use crate::pipeline;
+use crate::session::comment_body;
 
 /// Runs a command (not `completions`); returns the exit code.
+#[allow(deprecated)] // the retired and deprecated operations stay reachable
 pub async fn run(cli: Cli) -> u8 {
     let done = |result: Result<u8, u8>| match result {
         Ok(code) | Err(code) => code,
     };
-    let (op, targets, scan_type, wait) = match &cli.command {
+    // Each action command's request, its id left to set per machine: the run's template.
+    let id = String::new;
+    let (template, targets, wait) = match &cli.command {
         Command::Investigation(InvestigationCommand::Start(t)) => {
-            (OperationId::StartInvestigation, t.clone(), None, None)
+            let body = try_or!(done, comment_body(t));
+            let request = operations::StartInvestigation { id: id(), body };
+            (AnyRequest::StartInvestigation(request), t.clone(), None)
         }
         Command::Investigation(InvestigationCommand::Initiate(t)) => {
-            (OperationId::InitiateInvestigation, t.clone(), None, None)
+            let body = try_or!(done, comment_body(t));
+            let request = operations::InitiateInvestigation { id: id(), body };
+            (AnyRequest::InitiateInvestigation(request), t.clone(), None)
         }
         Command::Scan {
             targets,
             scan_type,
             wait,
             poll_interval,
-        } => (
-            OperationId::RunAntiVirusScan,
-            targets.clone(),
-            Some(scan_type.as_type()),
-            wait.then(|| Duration::from_secs(*poll_interval)),
-        ),
+        } => {
+            let comment = try_or!(done, comment_body(targets)).comment;
+            let body = types::RunAntiVirusScanRequest {
+                comment: comment
+                    .as_str()
+                    .try_into()
+                    .unwrap_or_else(|_| unreachable!("checked")),
+                scan_type: scan_type.as_type(),
+            };
+            let request = operations::RunAntiVirusScan { id: id(), body };
+            let wait = wait.then(|| Duration::from_secs(*poll_interval));
+            (AnyRequest::RunAntiVirusScan(request), targets.clone(), wait)
+        }
         Command::Package(PackageCommand::Collect {
             targets,
             download: Some(dir),
@@ -46,16 +62,20 @@ pub async fn run(cli: Cli) -> u8 {
             };
             return done(package::collect_download(&cli, targets, settings).await);
         }
-        Command::Package(PackageCommand::Collect { targets, graph, .. }) => (
-            if *graph {
-                OperationId::CollectInvestigationPackageGraph
+        Command::Package(PackageCommand::Collect { targets, graph, .. }) => {
+            let body = try_or!(done, comment_body(targets));
+            let request = if *graph {
+                AnyRequest::CollectInvestigationPackageGraph(
+                    operations::CollectInvestigationPackageGraph { id: id(), body },
+                )
             } else {
-                OperationId::CollectInvestigationPackage
-            },
-            targets.clone(),
-            None,
-            None,
-        ),
+                AnyRequest::CollectInvestigationPackage(operations::CollectInvestigationPackage {
+                    id: id(),
+                    body,
+                })
+            };
+            (request, targets.clone(), None)
+        }
         Command::Package(PackageCommand::Download { ids, out }) => {
             return done(package::download(&cli, ids, out).await);
         }
@@ -85,9 +105,8 @@ pub async fn run(cli: Cli) -> u8 {
             comment,
             confirm,
             journaling,
-        }) => (
-            OperationId::CancelMachineAction,
-            Targets {
+        }) => {
+            let targets = Targets {
                 machines: ids.clone(),
                 machines_file: None,
                 names: Vec::new(),
@@ -96,12 +115,14 @@ pub async fn run(cli: Cli) -> u8 {
                 comment: comment.clone(),
                 confirm: confirm.clone(),
                 journaling: journaling.clone(),
-            },
-            None,
-            None,
-        ),
+            };
+            let body = try_or!(done, comment_body(&targets));
+            let request = operations::CancelMachineAction { id: id(), body };
+            (AnyRequest::CancelMachineAction(request), targets, None)
+        }
         Command::Completions { .. } => unreachable!("handled before a runtime starts"),
     };
+    let op = template.operation();
     let facts = op.facts();
     if let Some(date) = facts.retired {
         eprintln!(
@@ -112,5 +133,16 @@ pub async fn run(cli: Cli) -> u8 {
             "warning: --graph uses {op}, a deprecated Graph endpoint; use `mde package collect` without --graph"
         );
     }
-    done(fleet_run::run(&cli, op, &targets, scan_type, wait).await)
+    done(fleet_run::run(&cli, &template, &targets, wait).await)
 }
+
+/// The value of `$result`, or the command ends with its exit code.
+macro_rules! try_or {
+    ($done:ident, $result:expr) => {
+        match $result {
+            Ok(value) => value,
+            Err(code) => return $done(Err(code)),
+        }
+    };
+}
+use try_or;

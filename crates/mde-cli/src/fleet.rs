@@ -6,7 +6,7 @@ use std::pin::Pin;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use mde_client::operations::{Answer, OperationId, Request};
+use mde_client::operations::{Answer, AnyRequest, OperationId, Request, RequestVisitor};
 use mde_client::{Call, Client, Delivery, Error};
 use serde::{Deserialize, Serialize};
 
@@ -118,44 +118,21 @@ fn ready<'a, R: Request>(call: Call<'a, R>) -> Ready<'a> {
     })
 }
 
-/// The call of the plan's operation on one machine; `None` for an operation that is not an
-/// action on machines (it has a command of its own), or a scan without its type.
-#[allow(deprecated)] // the retired and deprecated operations stay reachable
-pub fn prepare<'a>(client: &'a Client, plan: &Plan<'_>, machine: &str) -> Option<Ready<'a>> {
-    let comment = plan.comment;
-    Some(match plan.op {
-        OperationId::StartInvestigation => ready(client.start_investigation(machine, comment)),
-        OperationId::InitiateInvestigation => {
-            ready(client.initiate_investigation(machine, comment))
-        }
-        OperationId::CollectInvestigationPackage => {
-            ready(client.collect_investigation_package(machine, comment))
-        }
-        OperationId::CollectInvestigationPackageGraph => {
-            ready(client.collect_investigation_package_graph(machine, comment))
-        }
-        OperationId::RunAntiVirusScan => {
-            ready(client.run_antivirus_scan(machine, comment, plan.scan_type?))
-        }
-        // Sent to action ids rather than machines; the same run, journal and resume.
-        OperationId::CancelMachineAction => ready(client.cancel_machine_action(machine, comment)),
-        // Containment and remediation have no command yet: their runs come with the request
-        // templates of the next step.
-        OperationId::IsolateMachine
-        | OperationId::UnisolateMachine
-        | OperationId::RestrictCodeExecution
-        | OperationId::UnrestrictCodeExecution
-        | OperationId::StopAndQuarantineFile
-        | OperationId::OffboardMachine
-        | OperationId::SetMachineTag => return None,
-        // Reads, not actions: `mde action show`, the package pipeline, name resolution.
-        OperationId::ListMachines
-        | OperationId::GetMachine
-        | OperationId::FindMachinesByTag
-        | OperationId::GetMachineAction
-        | OperationId::ListMachineActions
-        | OperationId::GetPackageUri => return None,
-    })
+/// Sends a request of any operation through the fleet's two steps (room in the limit, then
+/// the request): the template's own type is known only here.
+struct Prepare<'a>(&'a Client);
+
+impl<'a> RequestVisitor for Prepare<'a> {
+    type Output = Ready<'a>;
+
+    fn visit<R: Request>(self, request: R) -> Ready<'a> {
+        ready(self.0.send(request))
+    }
+}
+
+/// The call of the plan's request on one machine (or action): the template with its id.
+pub fn prepare<'a>(client: &'a Client, plan: &Plan<'_>, machine: &str) -> Ready<'a> {
+    plan.template.with_id(machine).visit(Prepare(client))
 }
 
 /// The outcome of an answer, and the error that stops the run when it holds for every machine
@@ -209,44 +186,36 @@ fn outcome(
     (outcome, fatal)
 }
 
-/// What a run does: the operation, and the comment sent with each request.
+/// What a run does: the request each machine gets, its id set to the machine's.
 #[derive(Debug, Clone, Copy)]
 pub struct Plan<'a> {
-    /// The operation sent to each machine.
-    pub op: OperationId,
-    /// The `Comment` of each request.
-    pub comment: &'a str,
+    /// The request, body included; its id is set per machine.
+    pub template: &'a AnyRequest,
     /// Send again to machines an earlier run sent to without recording an answer.
     pub retry_unknown: bool,
     /// Send again to machines whose earlier answer was a failure (not `already_running`).
     pub retry_failed: bool,
-    /// The type of an antivirus scan (`runAntiVirusScan` only).
-    pub scan_type: Option<mde_client::types::ScanType>,
 }
 
 impl Plan<'_> {
-    /// The body each machine's request carries, as the generated types write it on the
-    /// wire: what the journal records and a resume must match.
+    /// The operation.
+    pub fn op(&self) -> OperationId {
+        self.template.operation()
+    }
+
+    /// The body each machine's request carries, as the wire has it: what the journal records
+    /// and a resume must match.
     pub fn body(&self) -> serde_json::Value {
-        use mde_client::types::{
-            CommentRequest, CommentRequestComment, RunAntiVirusScanRequest,
-            RunAntiVirusScanRequestComment,
-        };
-        let written = match self.scan_type {
-            Some(scan_type) => RunAntiVirusScanRequestComment::try_from(self.comment)
-                .map_err(|e| e.to_string())
-                .and_then(|comment| {
-                    serde_json::to_value(RunAntiVirusScanRequest { comment, scan_type })
-                        .map_err(|e| e.to_string())
-                }),
-            None => CommentRequestComment::try_from(self.comment)
-                .map_err(|e| e.to_string())
-                .and_then(|comment| {
-                    serde_json::to_value(CommentRequest { comment }).map_err(|e| e.to_string())
-                }),
-        };
-        // A comment the types refuse is refused again before sending; recorded as given.
-        written.unwrap_or_else(|_| serde_json::json!({ "Comment": self.comment }))
+        self.template.body().unwrap_or_default()
+    }
+
+    /// The body's `Comment`.
+    pub fn comment(&self) -> String {
+        let body = self.body();
+        body.get("Comment")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_string()
     }
 }
 
@@ -280,11 +249,11 @@ pub async fn run(
         history,
     } = batch;
     let Plan {
-        op,
         retry_unknown,
         retry_failed,
         ..
     } = plan;
+    let op = plan.op();
     let mut report = Report::default();
     let order: std::collections::HashMap<String, usize> = machines
         .iter()
@@ -342,9 +311,7 @@ pub async fn run(
         if next.is_none() && !stopping && in_flight.len() < IN_FLIGHT {
             next = match queue.next() {
                 Some(machine) => {
-                    let ready = prepare(client, &plan, &machine).ok_or_else(|| {
-                        std::io::Error::other(format!("{op} is not an action on machines"))
-                    })?;
+                    let ready = prepare(client, &plan, &machine);
                     Some((machine, ready))
                 }
                 None => None,

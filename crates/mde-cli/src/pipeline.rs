@@ -790,7 +790,7 @@ pub async fn run(
         list_calls: 0,
     };
     let fatal = |e: &Error| crate::output::error_text(e);
-    match settle_unknown(client, journal, &mut history, plan.comment).await {
+    match settle_unknown(client, journal, &mut history, &plan.comment()).await {
         Ok(calls) => pipeline.list_calls += calls,
         Err(e) => {
             report.fatal = Some(fatal(&e));

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use mde_client::operations::OperationId;
+use mde_client::operations::{AnyRequest, OperationId};
 use mde_client::{Client, Error, WaitEvent};
 
 use crate::cli::{Cli, Connection, Targets};
@@ -201,7 +201,7 @@ pub(crate) fn run_record(
     let mut names: Vec<String> = names.iter().map(|n| n.to_ascii_lowercase()).collect();
     names.sort();
     RunRecord {
-        operation: plan.op,
+        operation: plan.op(),
         request: plan.body(),
         tenant,
         client_id,
@@ -456,19 +456,21 @@ pub(crate) async fn select(
     Ok(selection)
 }
 
-/// What a run of `op` sends to each machine, from the command line.
-pub(crate) fn plan<'a>(
-    targets: &'a Targets,
-    op: OperationId,
-    scan_type: Option<mde_client::types::ScanType>,
-) -> fleet::Plan<'a> {
+/// What a run sends to each machine: the template, and what the command line says of
+/// resuming.
+pub(crate) fn plan<'a>(targets: &Targets, template: &'a AnyRequest) -> fleet::Plan<'a> {
     fleet::Plan {
-        op,
-        comment: &targets.comment,
+        template,
         retry_unknown: targets.journaling.retry_unknown,
         retry_failed: targets.journaling.retry_failed,
-        scan_type,
     }
+}
+
+/// The body of an action that takes only a `Comment`; an empty one is a usage error.
+pub(crate) fn comment_body(targets: &Targets) -> Result<mde_client::types::CommentRequest, u8> {
+    let comment = mde_client::types::CommentRequestComment::try_from(targets.comment.as_str())
+        .map_err(|_| fail(USAGE, "--comment must not be empty"))?;
+    Ok(mde_client::types::CommentRequest { comment })
 }
 
 /// The signal that stopped the run, as its exit code (0: none yet).

@@ -8275,6 +8275,251 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
             }
         }
     }
+    /// Any operation's request, for a program that holds one without naming its type:
+    /// a fleet run's template, sent to each machine with its id set.
+    #[derive(Clone, Debug, PartialEq)]
+    #[allow(deprecated, clippy::large_enum_variant)]
+    pub enum AnyRequest {
+        ///`startInvestigation`: Start an automated investigation on a device.
+        StartInvestigation(StartInvestigation),
+        ///`initiateInvestigation`: Initiate an automated investigation on a machine (preview).
+        InitiateInvestigation(InitiateInvestigation),
+        ///`collectInvestigationPackage`: Collect the investigation package from a device.
+        CollectInvestigationPackage(CollectInvestigationPackage),
+        ///`runAntiVirusScan`: Run a Microsoft Defender Antivirus scan on a device.
+        RunAntiVirusScan(RunAntiVirusScan),
+        ///`collectInvestigationPackageGraph`: Collect the investigation package through the deprecated Graph endpoint.
+        CollectInvestigationPackageGraph(CollectInvestigationPackageGraph),
+        ///`listMachines`: List machines, filtered with OData.
+        ListMachines(ListMachines),
+        ///`listMachineActions`: List machine actions, filtered with OData.
+        ListMachineActions(ListMachineActions),
+        ///`getMachineAction`: Get a machine action by its id.
+        GetMachineAction(GetMachineAction),
+        ///`getPackageUri`: Get the download link of a collected investigation package.
+        GetPackageUri(GetPackageUri),
+        ///`cancelMachineAction`: Cancel a machine action that is not final yet (prerelease).
+        CancelMachineAction(CancelMachineAction),
+        ///`isolateMachine`: Isolate a device from the network.
+        IsolateMachine(IsolateMachine),
+        ///`unisolateMachine`: Release a device from isolation.
+        UnisolateMachine(UnisolateMachine),
+        ///`restrictCodeExecution`: Restrict the applications a device may run.
+        RestrictCodeExecution(RestrictCodeExecution),
+        ///`unrestrictCodeExecution`: Remove the restriction of the applications a device may run.
+        UnrestrictCodeExecution(UnrestrictCodeExecution),
+        ///`stopAndQuarantineFile`: Stop a file's processes on a device and quarantine the file.
+        StopAndQuarantineFile(StopAndQuarantineFile),
+        ///`offboardMachine`: Offboard a device from Microsoft Defender for Endpoint.
+        OffboardMachine(OffboardMachine),
+        ///`getMachine`: A device by its id.
+        GetMachine(GetMachine),
+        ///`findMachinesByTag`: The devices that carry a tag.
+        FindMachinesByTag(FindMachinesByTag),
+        ///`setMachineTag`: Add a tag to a device, or remove one.
+        SetMachineTag(SetMachineTag),
+    }
+    /// Something done with a request of any operation, its type known inside:
+    /// [`AnyRequest::visit`] calls [`RequestVisitor::visit`] with the typed request.
+    pub trait RequestVisitor {
+        /// What the visit gives.
+        type Output;
+        /// The visit, with the request as its own type.
+        fn visit<R: Request>(self, request: R) -> Self::Output;
+    }
+    #[allow(deprecated)]
+    impl AnyRequest {
+        /// The operation.
+        pub fn operation(&self) -> OperationId {
+            match self {
+                AnyRequest::StartInvestigation(_) => OperationId::StartInvestigation,
+                AnyRequest::InitiateInvestigation(_) => {
+                    OperationId::InitiateInvestigation
+                }
+                AnyRequest::CollectInvestigationPackage(_) => {
+                    OperationId::CollectInvestigationPackage
+                }
+                AnyRequest::RunAntiVirusScan(_) => OperationId::RunAntiVirusScan,
+                AnyRequest::CollectInvestigationPackageGraph(_) => {
+                    OperationId::CollectInvestigationPackageGraph
+                }
+                AnyRequest::ListMachines(_) => OperationId::ListMachines,
+                AnyRequest::ListMachineActions(_) => OperationId::ListMachineActions,
+                AnyRequest::GetMachineAction(_) => OperationId::GetMachineAction,
+                AnyRequest::GetPackageUri(_) => OperationId::GetPackageUri,
+                AnyRequest::CancelMachineAction(_) => OperationId::CancelMachineAction,
+                AnyRequest::IsolateMachine(_) => OperationId::IsolateMachine,
+                AnyRequest::UnisolateMachine(_) => OperationId::UnisolateMachine,
+                AnyRequest::RestrictCodeExecution(_) => {
+                    OperationId::RestrictCodeExecution
+                }
+                AnyRequest::UnrestrictCodeExecution(_) => {
+                    OperationId::UnrestrictCodeExecution
+                }
+                AnyRequest::StopAndQuarantineFile(_) => {
+                    OperationId::StopAndQuarantineFile
+                }
+                AnyRequest::OffboardMachine(_) => OperationId::OffboardMachine,
+                AnyRequest::GetMachine(_) => OperationId::GetMachine,
+                AnyRequest::FindMachinesByTag(_) => OperationId::FindMachinesByTag,
+                AnyRequest::SetMachineTag(_) => OperationId::SetMachineTag,
+            }
+        }
+        /// The same request with `id` as its path's id (a request without one, as it is).
+        pub fn with_id(&self, id: &str) -> AnyRequest {
+            match self {
+                AnyRequest::StartInvestigation(r) => {
+                    let mut r = r.clone();
+                    r.id = id.to_string();
+                    AnyRequest::StartInvestigation(r)
+                }
+                AnyRequest::InitiateInvestigation(r) => {
+                    let mut r = r.clone();
+                    r.id = id.to_string();
+                    AnyRequest::InitiateInvestigation(r)
+                }
+                AnyRequest::CollectInvestigationPackage(r) => {
+                    let mut r = r.clone();
+                    r.id = id.to_string();
+                    AnyRequest::CollectInvestigationPackage(r)
+                }
+                AnyRequest::RunAntiVirusScan(r) => {
+                    let mut r = r.clone();
+                    r.id = id.to_string();
+                    AnyRequest::RunAntiVirusScan(r)
+                }
+                AnyRequest::CollectInvestigationPackageGraph(r) => {
+                    let mut r = r.clone();
+                    r.id = id.to_string();
+                    AnyRequest::CollectInvestigationPackageGraph(r)
+                }
+                AnyRequest::ListMachines(r) => AnyRequest::ListMachines(r.clone()),
+                AnyRequest::ListMachineActions(r) => {
+                    AnyRequest::ListMachineActions(r.clone())
+                }
+                AnyRequest::GetMachineAction(r) => {
+                    let mut r = r.clone();
+                    r.id = id.to_string();
+                    AnyRequest::GetMachineAction(r)
+                }
+                AnyRequest::GetPackageUri(r) => {
+                    let mut r = r.clone();
+                    r.id = id.to_string();
+                    AnyRequest::GetPackageUri(r)
+                }
+                AnyRequest::CancelMachineAction(r) => {
+                    let mut r = r.clone();
+                    r.id = id.to_string();
+                    AnyRequest::CancelMachineAction(r)
+                }
+                AnyRequest::IsolateMachine(r) => {
+                    let mut r = r.clone();
+                    r.id = id.to_string();
+                    AnyRequest::IsolateMachine(r)
+                }
+                AnyRequest::UnisolateMachine(r) => {
+                    let mut r = r.clone();
+                    r.id = id.to_string();
+                    AnyRequest::UnisolateMachine(r)
+                }
+                AnyRequest::RestrictCodeExecution(r) => {
+                    let mut r = r.clone();
+                    r.id = id.to_string();
+                    AnyRequest::RestrictCodeExecution(r)
+                }
+                AnyRequest::UnrestrictCodeExecution(r) => {
+                    let mut r = r.clone();
+                    r.id = id.to_string();
+                    AnyRequest::UnrestrictCodeExecution(r)
+                }
+                AnyRequest::StopAndQuarantineFile(r) => {
+                    let mut r = r.clone();
+                    r.id = id.to_string();
+                    AnyRequest::StopAndQuarantineFile(r)
+                }
+                AnyRequest::OffboardMachine(r) => {
+                    let mut r = r.clone();
+                    r.id = id.to_string();
+                    AnyRequest::OffboardMachine(r)
+                }
+                AnyRequest::GetMachine(r) => {
+                    let mut r = r.clone();
+                    r.id = id.to_string();
+                    AnyRequest::GetMachine(r)
+                }
+                AnyRequest::FindMachinesByTag(r) => {
+                    AnyRequest::FindMachinesByTag(r.clone())
+                }
+                AnyRequest::SetMachineTag(r) => {
+                    let mut r = r.clone();
+                    r.id = id.to_string();
+                    AnyRequest::SetMachineTag(r)
+                }
+            }
+        }
+        /// Its body as the wire has it, when it has one.
+        pub fn body(&self) -> ::std::option::Option<::serde_json::Value> {
+            match self {
+                AnyRequest::StartInvestigation(r) => ::serde_json::to_value(&r.body).ok(),
+                AnyRequest::InitiateInvestigation(r) => {
+                    ::serde_json::to_value(&r.body).ok()
+                }
+                AnyRequest::CollectInvestigationPackage(r) => {
+                    ::serde_json::to_value(&r.body).ok()
+                }
+                AnyRequest::RunAntiVirusScan(r) => ::serde_json::to_value(&r.body).ok(),
+                AnyRequest::CollectInvestigationPackageGraph(r) => {
+                    ::serde_json::to_value(&r.body).ok()
+                }
+                AnyRequest::ListMachines(_) => None,
+                AnyRequest::ListMachineActions(_) => None,
+                AnyRequest::GetMachineAction(_) => None,
+                AnyRequest::GetPackageUri(_) => None,
+                AnyRequest::CancelMachineAction(r) => {
+                    ::serde_json::to_value(&r.body).ok()
+                }
+                AnyRequest::IsolateMachine(r) => ::serde_json::to_value(&r.body).ok(),
+                AnyRequest::UnisolateMachine(r) => ::serde_json::to_value(&r.body).ok(),
+                AnyRequest::RestrictCodeExecution(r) => {
+                    ::serde_json::to_value(&r.body).ok()
+                }
+                AnyRequest::UnrestrictCodeExecution(r) => {
+                    ::serde_json::to_value(&r.body).ok()
+                }
+                AnyRequest::StopAndQuarantineFile(r) => {
+                    ::serde_json::to_value(&r.body).ok()
+                }
+                AnyRequest::OffboardMachine(r) => ::serde_json::to_value(&r.body).ok(),
+                AnyRequest::GetMachine(_) => None,
+                AnyRequest::FindMachinesByTag(_) => None,
+                AnyRequest::SetMachineTag(r) => ::serde_json::to_value(&r.body).ok(),
+            }
+        }
+        /// Hands the typed request to `visitor`.
+        pub fn visit<V: RequestVisitor>(self, visitor: V) -> V::Output {
+            match self {
+                AnyRequest::StartInvestigation(r) => visitor.visit(r),
+                AnyRequest::InitiateInvestigation(r) => visitor.visit(r),
+                AnyRequest::CollectInvestigationPackage(r) => visitor.visit(r),
+                AnyRequest::RunAntiVirusScan(r) => visitor.visit(r),
+                AnyRequest::CollectInvestigationPackageGraph(r) => visitor.visit(r),
+                AnyRequest::ListMachines(r) => visitor.visit(r),
+                AnyRequest::ListMachineActions(r) => visitor.visit(r),
+                AnyRequest::GetMachineAction(r) => visitor.visit(r),
+                AnyRequest::GetPackageUri(r) => visitor.visit(r),
+                AnyRequest::CancelMachineAction(r) => visitor.visit(r),
+                AnyRequest::IsolateMachine(r) => visitor.visit(r),
+                AnyRequest::UnisolateMachine(r) => visitor.visit(r),
+                AnyRequest::RestrictCodeExecution(r) => visitor.visit(r),
+                AnyRequest::UnrestrictCodeExecution(r) => visitor.visit(r),
+                AnyRequest::StopAndQuarantineFile(r) => visitor.visit(r),
+                AnyRequest::OffboardMachine(r) => visitor.visit(r),
+                AnyRequest::GetMachine(r) => visitor.visit(r),
+                AnyRequest::FindMachinesByTag(r) => visitor.visit(r),
+                AnyRequest::SetMachineTag(r) => visitor.visit(r),
+            }
+        }
+    }
     impl OperationId {
         /// The machine action type it creates (`x-machine-action-type`), if any.
         pub fn creates_action(self) -> ::std::option::Option<types::MachineActionType> {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
-use mde_client::operations::OperationId;
-use mde_client::{WaitEvent, WaitReason, types};
+use mde_client::operations::AnyRequest;
+use mde_client::{WaitEvent, WaitReason};
 
 use crate::cli::{Cli, Targets};
 use crate::fleet::{self, Progress};
@@ -19,19 +19,19 @@ use crate::session::{
     time_scale,
 };
 
-/// Sends `op` to every machine of `targets`, journaled, and reports; with `wait`, follows
-/// every scan to its final status, looking every `wait`.
+/// Sends the template to every machine of `targets`, each with its id, journaled, and
+/// reports; with `wait`, follows every scan to its final status, looking every `wait`.
 pub(crate) async fn run(
     cli: &Cli,
-    op: OperationId,
+    template: &AnyRequest,
     targets: &Targets,
-    scan_type: Option<types::ScanType>,
     wait: Option<Duration>,
 ) -> Result<u8, u8> {
     let conn = &cli.connection;
+    let op = template.operation();
     let (ids, names) = machines(targets, op)?;
     let scale = time_scale(conn)?;
-    let record = run_record(cli, &plan(targets, op, scan_type), (&ids, &names), None);
+    let record = run_record(cli, &plan(targets, template), (&ids, &names), None);
     let history = history(cli, targets, &record)?;
     let simulator = simulator(conn, scale, &ids, &names).await?;
 
@@ -74,7 +74,7 @@ pub(crate) async fn run(
     };
     let client = client(conn, simulator.as_ref(), scale, on_wait)?;
     sign_in(&client).await?;
-    let intent = (op, scan_type.map(|t| format!("ScanType {t}")), None);
+    let intent = (op, detail(template), None);
     let selection = select(cli, targets, &client, &history, (ids, names), intent).await?;
     let machines = selection.machines.clone();
     let (path, journal) = start_journal(targets, &selection, &record)?;
@@ -125,7 +125,7 @@ pub(crate) async fn run(
         }
     };
     let batch = fleet::Batch {
-        plan: plan(targets, op, scan_type),
+        plan: plan(targets, template),
         machines,
         journal: &journal,
         history,
@@ -251,6 +251,21 @@ fn exit_code(
             .all(|o| o.outcome == fleet::Kind::Accepted),
     };
     if all_ok { OK } else { PARTIAL }
+}
+
+/// What the request carries besides its comment, for the dry run: `ScanType Full`.
+fn detail(template: &AnyRequest) -> Option<String> {
+    let body = template.body()?;
+    let rest: Vec<String> = body
+        .as_object()?
+        .iter()
+        .filter(|(name, _)| *name != "Comment")
+        .map(|(name, value)| match value {
+            serde_json::Value::String(text) => format!("{name} {text}"),
+            other => format!("{name} {other}"),
+        })
+        .collect();
+    (!rest.is_empty()).then(|| rest.join(", "))
 }
 
 /// The distinct errors of the run, each in full, after the table.
