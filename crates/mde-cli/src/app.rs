@@ -6,10 +6,11 @@ use std::time::Duration;
 use mde_client::operations::{self, AnyRequest};
 use mde_client::types;
 
+use crate::cli::IsolationKind;
 use crate::cli::{ActionCommand, Cli, Command, InvestigationCommand, PackageCommand, Targets};
 use crate::commands::{action, fleet_run, package};
 use crate::pipeline;
-use crate::session::comment_body;
+use crate::session::{USAGE, comment, comment_body, fail};
 
 /// Runs a command (not `completions`); returns the exit code.
 #[allow(deprecated)] // the retired and deprecated operations stay reachable
@@ -34,19 +35,93 @@ pub async fn run(cli: Cli) -> u8 {
             targets,
             scan_type,
             wait,
-            poll_interval,
         } => {
-            let comment = try_or!(done, comment_body(targets)).comment;
             let body = types::RunAntiVirusScanRequest {
-                comment: comment
-                    .as_str()
-                    .try_into()
-                    .unwrap_or_else(|_| unreachable!("checked")),
+                comment: try_or!(done, comment(targets)),
                 scan_type: scan_type.as_type(),
             };
             let request = operations::RunAntiVirusScan { id: id(), body };
-            let wait = wait.then(|| Duration::from_secs(*poll_interval));
-            (AnyRequest::RunAntiVirusScan(request), targets.clone(), wait)
+            (
+                AnyRequest::RunAntiVirusScan(request),
+                targets.clone(),
+                wait.every(),
+            )
+        }
+        Command::Isolate {
+            targets,
+            isolation,
+            wait,
+        } => {
+            let body = types::IsolateRequest {
+                comment: try_or!(done, comment(targets)),
+                isolation_type: isolation.map(IsolationKind::as_type),
+            };
+            let request = operations::IsolateMachine { id: id(), body };
+            (
+                AnyRequest::IsolateMachine(request),
+                targets.clone(),
+                wait.every(),
+            )
+        }
+        Command::Release { targets, wait } => {
+            let body = try_or!(done, comment_body(targets));
+            let request = operations::UnisolateMachine { id: id(), body };
+            (
+                AnyRequest::UnisolateMachine(request),
+                targets.clone(),
+                wait.every(),
+            )
+        }
+        Command::Restrict { targets, wait } => {
+            let body = try_or!(done, comment_body(targets));
+            let request = operations::RestrictCodeExecution { id: id(), body };
+            (
+                AnyRequest::RestrictCodeExecution(request),
+                targets.clone(),
+                wait.every(),
+            )
+        }
+        Command::Unrestrict { targets, wait } => {
+            let body = try_or!(done, comment_body(targets));
+            let request = operations::UnrestrictCodeExecution { id: id(), body };
+            (
+                AnyRequest::UnrestrictCodeExecution(request),
+                targets.clone(),
+                wait.every(),
+            )
+        }
+        Command::Quarantine {
+            targets,
+            sha1,
+            wait,
+        } => {
+            let hex = sha1.len() == 40 && sha1.bytes().all(|b| b.is_ascii_hexdigit());
+            if !hex {
+                return fail(USAGE, "--sha1 must be a SHA-1: 40 hex characters");
+            }
+            let sha1 = sha1.as_str().try_into();
+            let body = types::StopAndQuarantineFileRequest {
+                comment: try_or!(done, comment(targets)),
+                sha1: try_or!(
+                    done,
+                    sha1.map_err(|_| fail(USAGE, "--sha1 must be 40 characters"))
+                ),
+            };
+            let request = operations::StopAndQuarantineFile { id: id(), body };
+            (
+                AnyRequest::StopAndQuarantineFile(request),
+                targets.clone(),
+                wait.every(),
+            )
+        }
+        Command::Offboard { targets, wait } => {
+            let body = try_or!(done, comment_body(targets));
+            let request = operations::OffboardMachine { id: id(), body };
+            (
+                AnyRequest::OffboardMachine(request),
+                targets.clone(),
+                wait.every(),
+            )
         }
         Command::Package(PackageCommand::Collect {
             targets,

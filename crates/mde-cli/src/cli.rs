@@ -29,8 +29,9 @@ Exit codes: 0 all succeeded, 1 some machines did not succeed (or the service loo
 unreachable), 2 usage error, 3 authentication, permission or configuration error (nothing
 is journaled as failed), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).";
 
-/// Collect investigation packages and run antivirus scans on Microsoft Defender for Endpoint
-/// devices, by id or by name: one device or a fleet, at the documented rate, resumable.
+/// Collect investigation packages, run antivirus scans, isolate, restrict, quarantine and
+/// offboard Microsoft Defender for Endpoint devices, by id or by name: one device or a fleet,
+/// at the documented rate, resumable.
 #[derive(Debug, Parser)]
 #[command(name = "mde", version, after_help = EXAMPLES)]
 pub struct Cli {
@@ -183,13 +184,77 @@ pub enum Command {
         /// The scan: quick or full (sent as the documented `Quick` or `Full`).
         #[arg(long = "type", value_enum)]
         scan_type: ScanKind,
-        /// Follow every scan to its final status (one listMachineActions call per
-        /// --poll-interval for the whole fleet); exit 0 only when every scan Succeeded.
-        #[arg(long)]
-        wait: bool,
-        /// With --wait: seconds between two looks at every scan of the run.
-        #[arg(long, value_name = "SECONDS", default_value_t = 30, requires = "wait", value_parser = clap::value_parser!(u64).range(1..=3600))]
-        poll_interval: u64,
+        #[command(flatten)]
+        wait: Wait,
+    },
+    /// Isolates each machine from the network (containment); `mde release` undoes it.
+    #[command(
+        after_help = "Examples:\n  mde isolate 1e5bc9d7e413ddd7902c2932e418702b84d0cc07 --type full --comment \"Isolate machine due to alert 1234\"\n  mde isolate --machine-name ws-0001 --type selective --comment \"Case 42\" --wait\n\nFull isolation: Windows 10 1703 or later, Windows 11, Linux; selective: Windows 10 1709 or\nlater, Windows 11; unmanaged contains an unmanaged device. A machine where an isolation is\nalready pending reports already_running (the service answers the pending action or 400\n\"Action is already in progress\")."
+    )]
+    Isolate {
+        #[command(flatten)]
+        targets: Targets,
+        /// The isolation: full, selective or unmanaged (sent as the documented `Full`,
+        /// `Selective` or `UnManagedDevice`); the service's default when not given.
+        #[arg(long = "type", value_enum)]
+        isolation: Option<IsolationKind>,
+        #[command(flatten)]
+        wait: Wait,
+    },
+    /// Releases each machine from isolation.
+    #[command(
+        after_help = "Example:\n  mde release 1e5bc9d7e413ddd7902c2932e418702b84d0cc07 --comment \"Unisolate machine since it was clean and validated\""
+    )]
+    Release {
+        #[command(flatten)]
+        targets: Targets,
+        #[command(flatten)]
+        wait: Wait,
+    },
+    /// Restricts each machine to a predefined set of applications (Windows 10 1709 or later,
+    /// with Microsoft Defender Antivirus); `mde unrestrict` undoes it.
+    #[command(
+        after_help = "Example:\n  mde restrict 1e5bc9d7e413ddd7902c2932e418702b84d0cc07 --comment \"Restrict code execution due to alert 1234\""
+    )]
+    Restrict {
+        #[command(flatten)]
+        targets: Targets,
+        #[command(flatten)]
+        wait: Wait,
+    },
+    /// Removes the application restriction of each machine.
+    #[command(
+        after_help = "Example:\n  mde unrestrict 1e5bc9d7e413ddd7902c2932e418702b84d0cc07 --comment \"Unrestrict code execution since machine was cleaned and validated\""
+    )]
+    Unrestrict {
+        #[command(flatten)]
+        targets: Targets,
+        #[command(flatten)]
+        wait: Wait,
+    },
+    /// Stops a file's processes on each machine and quarantines the file, named by its SHA-1.
+    #[command(
+        after_help = "Example:\n  mde quarantine --sha1 87662bc3d60e4200ceaf7aae249d1c343f4b83c9 1e5bc9d7e413ddd7902c2932e418702b84d0cc07 --comment \"Stop and quarantine file on machine due to alert 441688558380765161_2136280442\""
+    )]
+    Quarantine {
+        #[command(flatten)]
+        targets: Targets,
+        /// The file's SHA-1: 40 hex characters (the service takes no other hash).
+        #[arg(long, value_name = "SHA1")]
+        sha1: String,
+        #[command(flatten)]
+        wait: Wait,
+    },
+    /// Offboards each machine: its sensor stops. It cannot be undone through the API, so it
+    /// always asks first, even for one machine (--yes skips the question).
+    #[command(
+        after_help = "Example:\n  mde offboard 1e5bc9d7e413ddd7902c2932e418702b84d0cc07 --comment \"Offboard machine by automation\" --yes\n\nNot supported on macOS or Linux. The device may go on showing as onboarded (#5909)."
+    )]
+    Offboard {
+        #[command(flatten)]
+        targets: Targets,
+        #[command(flatten)]
+        wait: Wait,
     },
     /// Machine actions (a package collection is one): follow them.
     #[command(subcommand)]
@@ -347,6 +412,48 @@ pub struct Targets {
     pub confirm: Confirm,
     #[command(flatten)]
     pub journaling: Journaling,
+}
+
+/// Following each action of a run to its final status.
+#[derive(Clone, Copy, Debug, Args)]
+pub struct Wait {
+    /// Follow every action to its final status (one listMachineActions call per
+    /// --poll-interval for the whole fleet); exit 0 only when every one Succeeded.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: seconds between two looks at every action of the run.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, requires = "wait", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub poll_interval: u64,
+}
+
+impl Wait {
+    /// The interval between two looks, when waiting.
+    pub fn every(&self) -> Option<std::time::Duration> {
+        self.wait
+            .then(|| std::time::Duration::from_secs(self.poll_interval))
+    }
+}
+
+/// The type of an isolation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IsolationKind {
+    /// Full isolation (managed devices).
+    Full,
+    /// Only a limited set of applications is kept from the network (managed devices).
+    Selective,
+    /// Contains an unmanaged device.
+    Unmanaged,
+}
+
+impl IsolationKind {
+    /// The spec's value.
+    pub fn as_type(self) -> mde_client::types::IsolationType {
+        match self {
+            IsolationKind::Full => mde_client::types::IsolationType::Full,
+            IsolationKind::Selective => mde_client::types::IsolationType::Selective,
+            IsolationKind::Unmanaged => mde_client::types::IsolationType::UnManagedDevice,
+        }
+    }
 }
 
 /// Which machine of several with one name.

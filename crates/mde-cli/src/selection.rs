@@ -264,10 +264,12 @@ impl DryRun<'_> {
     }
 }
 
-/// Asks before acting on more than [`ASK_ABOVE`] machines, unless `yes`; without a terminal
-/// to ask on, refuses. `Err` holds why nothing is sent.
+/// Asks before acting on more than [`ASK_ABOVE`] machines (before any offboarding), unless
+/// `yes`; without a terminal to ask on, refuses. `Err` holds why nothing is sent.
 pub fn confirm(op: OperationId, count: usize, yes: bool) -> Result<(), String> {
-    if count <= ASK_ABOVE || yes {
+    // An offboarding cannot be undone through the API (it stops the sensor): always asked.
+    let undoable = op.creates_action() != Some(mde_client::types::MachineActionType::Offboard);
+    if (count <= ASK_ABOVE && undoable) || yes || count == 0 {
         return Ok(());
     }
     let stdin = std::io::stdin();

@@ -468,9 +468,18 @@ pub(crate) fn plan<'a>(targets: &Targets, template: &'a AnyRequest) -> fleet::Pl
 
 /// The body of an action that takes only a `Comment`; an empty one is a usage error.
 pub(crate) fn comment_body(targets: &Targets) -> Result<mde_client::types::CommentRequest, u8> {
-    let comment = mde_client::types::CommentRequestComment::try_from(targets.comment.as_str())
-        .map_err(|_| fail(USAGE, "--comment must not be empty"))?;
-    Ok(mde_client::types::CommentRequest { comment })
+    Ok(mde_client::types::CommentRequest {
+        comment: comment(targets)?,
+    })
+}
+
+/// The `Comment` of a request body, as its generated type holds it; an empty one is a usage
+/// error.
+pub(crate) fn comment<T>(targets: &Targets) -> Result<T, u8>
+where
+    T: for<'a> TryFrom<&'a str>,
+{
+    T::try_from(targets.comment.as_str()).map_err(|_| fail(USAGE, "--comment must not be empty"))
 }
 
 /// The signal that stopped the run, as its exit code (0: none yet).

@@ -1,4 +1,5 @@
-//! `mde scan --wait`: every scan of a run followed to its final status with one
+//! `--wait` (`mde scan`, and the containment actions): every action of a run followed to its
+//! final status with one
 //! listMachineActions call per interval for the whole fleet, as the package pipeline follows
 //! its collections.
 
@@ -6,18 +7,15 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
-use mde_client::operations::Answer;
-use mde_client::types::{MachineAction, MachineActionType};
+use mde_client::operations::{Answer, OperationId};
+use mde_client::types::MachineAction;
 use mde_client::{Client, Error, is_final};
 
 use crate::fleet::{Kind, Outcome, Report};
 
-/// The scan an outcome created or found running.
+/// The action an outcome created or found running.
 fn scan_of(outcome: &Outcome) -> Option<&MachineAction> {
-    match &outcome.result {
-        Some(Answer::RunAntiVirusScan(action)) => Some(action),
-        _ => None,
-    }
+    outcome.result.as_ref().and_then(Answer::machine_action)
 }
 
 /// How the wait ended.
@@ -35,6 +33,7 @@ pub struct Waited {
 /// waiting when `stop` resolves.
 pub async fn follow(
     client: &Client,
+    op: OperationId,
     report: &mut Report,
     interval: Duration,
     ended: &mut dyn FnMut(&Outcome),
@@ -48,18 +47,12 @@ pub async fn follow(
         .filter(|o| o.outcome == Kind::AlreadyRunning && scan_of(o).is_none())
         .map(|o| o.machine.clone())
         .collect();
-    if !running.is_empty() {
-        let (found, calls) = crate::pipeline::find_actions(
-            client,
-            MachineActionType::RunAntiVirusScan,
-            &running,
-            None,
-        )
-        .await?;
+    if let (false, Some(kind)) = (running.is_empty(), op.creates_action()) {
+        let (found, calls) = crate::pipeline::find_actions(client, kind, &running, None).await?;
         waited.list_calls += calls;
         for outcome in &mut report.outcomes {
             if let Some(action) = found.get(&outcome.machine) {
-                outcome.result = Some(Answer::RunAntiVirusScan(action.clone()));
+                outcome.result = Answer::of_action(op, action.clone()).or(outcome.result.take());
             }
         }
     }
@@ -100,7 +93,7 @@ pub async fn follow(
                 && let Some(&i) = following.get(id)
             {
                 let mut outcome = outcomes[i].clone();
-                outcome.result = Some(Answer::RunAntiVirusScan(action.clone()));
+                outcome.result = Answer::of_action(op, action.clone()).or(outcome.result.take());
                 ended(&outcome);
                 finals.insert(id.clone(), action.clone());
             }
@@ -129,7 +122,8 @@ pub async fn follow(
     }
     for (id, action) in finals {
         if let Some(&i) = following.get(&id) {
-            report.outcomes[i].result = Some(Answer::RunAntiVirusScan(action));
+            let outcome = &mut report.outcomes[i];
+            outcome.result = Answer::of_action(op, action).or(outcome.result.take());
             following.remove(&id);
         }
     }

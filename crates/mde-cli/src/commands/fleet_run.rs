@@ -157,10 +157,16 @@ pub(crate) async fn run(
                 eprintln!("{}", output::line(&selection.named(outcome)));
             }
         };
-        let followed =
-            crate::wait::follow(&client, &mut report, interval, &mut ended, stop_signal())
-                .await
-                .map_err(failed("cannot follow the scans"))?;
+        let followed = crate::wait::follow(
+            &client,
+            op,
+            &mut report,
+            interval,
+            &mut ended,
+            stop_signal(),
+        )
+        .await
+        .map_err(failed("cannot follow the scans"))?;
         waited = Some(followed);
     }
     report.outcomes = report

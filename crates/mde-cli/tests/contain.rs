@@ -1,0 +1,225 @@
+//! Containment and remediation, `mde` run as a binary against the simulator over loopback:
+//! each command sends its documented request, followed with `--wait`, seen in the
+//! simulator's own record.
+
+use mde_client::OperationId;
+use mde_client::types::{MachineActionStatus, MachineActionType};
+use mde_sim::{Config, Simulator};
+use serde_json::Value;
+
+mod common;
+use common::{against, run_off, scratch};
+
+const MACHINES: [&str; 2] = [
+    "1e5bc9d7e413ddd7902c2932e418702b84d0cc07",
+    "fb9ab6be3965095a09c057be7c90f0a2",
+];
+
+async fn simulator() -> Simulator {
+    Simulator::start(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        time_scale: 120.0,
+        names: vec!["ws-0001".into()],
+        ..Config::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn lines(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// Isolate by id and by name, selectively, followed to `Succeeded`; the simulator holds
+/// exactly those isolations, with their scope. The dry run says the isolation type and sends
+/// nothing; the journal records it, and a resume with another type is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_isolate_sends_the_documented_request_and_waits() {
+    let dir = scratch("isolate");
+    let sim = simulator().await;
+    let isolate = |extra: &[&str]| {
+        let mut command = against(dir.path(), &sim);
+        command
+            .args([
+                "-o",
+                "json",
+                "isolate",
+                MACHINES[0],
+                "--machine-name",
+                "ws-0001",
+            ])
+            .args(["--comment", "Isolate machine due to alert 1234"])
+            .args(extra);
+        command
+    };
+    let dry = run_off(isolate(&["--type", "selective", "--dry-run"])).await;
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert!(
+        dry.stdout.contains("IsolationType Selective"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(sim.calls(OperationId::IsolateMachine), 0);
+
+    let out = run_off(isolate(&[
+        "--type",
+        "selective",
+        "--wait",
+        "--poll-interval",
+        "10",
+        "--journal",
+        "j.jsonl",
+    ]))
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = lines(&out.stdout);
+    assert_eq!(out.len(), 2);
+    for line in &out {
+        assert_eq!(line["outcome"], "accepted", "{line}");
+        assert_eq!(line["status"], "Succeeded", "{line}");
+    }
+    let isolations: Vec<_> = sim
+        .actions()
+        .into_iter()
+        .filter(|a| a.type_ == Some(MachineActionType::Isolate))
+        .collect();
+    assert_eq!(isolations.len(), 2);
+    for action in &isolations {
+        assert_eq!(action.scope.as_deref(), Some("Selective"));
+        assert_eq!(action.status, Some(MachineActionStatus::Succeeded));
+    }
+    let journal = std::fs::read_to_string(dir.path().join("j.jsonl")).unwrap();
+    assert!(journal.contains(r#""request":{"Comment":"Isolate machine due to alert 1234","IsolationType":"Selective"}"#), "{journal}");
+    let other = run_off(isolate(&["--type", "full", "--resume", "j.jsonl"])).await;
+    assert_eq!(other.code, 2, "{}", other.stderr);
+    assert!(
+        other.stderr.contains("the request: recorded"),
+        "{}",
+        other.stderr
+    );
+    assert_eq!(sim.calls(OperationId::IsolateMachine), 2);
+    sim.stop().await;
+}
+
+/// Release, restrict, unrestrict and quarantine each create their documented type of action;
+/// a SHA-1 that is not 40 hex characters is refused before anything is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_each_remediation_sends_its_action() {
+    let dir = scratch("remediate");
+    let sim = simulator().await;
+    let send = |args: &[&str]| {
+        let mut command = against(dir.path(), &sim);
+        command
+            .arg("-o")
+            .arg("json")
+            .args(args)
+            .args(["--comment", "c", MACHINES[1]]);
+        run_off(command)
+    };
+    for (args, kind) in [
+        (&["release"][..], MachineActionType::Unisolate),
+        (&["restrict"][..], MachineActionType::RestrictCodeExecution),
+        (
+            &["unrestrict"][..],
+            MachineActionType::UnrestrictCodeExecution,
+        ),
+        (
+            &[
+                "quarantine",
+                "--sha1",
+                "87662bc3d60e4200ceaf7aae249d1c343f4b83c9",
+            ][..],
+            MachineActionType::StopAndQuarantineFile,
+        ),
+    ] {
+        let out = send(args).await;
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        let line = &lines(&out.stdout)[0];
+        assert_eq!(line["outcome"], "accepted", "{line}");
+        let action = sim.actions().into_iter().last().unwrap();
+        assert_eq!(action.type_, Some(kind.clone()), "{args:?}");
+        if kind == MachineActionType::StopAndQuarantineFile {
+            let file = action.related_file_info.unwrap();
+            assert_eq!(
+                file.file_identifier.as_deref(),
+                Some("87662bc3d60e4200ceaf7aae249d1c343f4b83c9")
+            );
+        }
+    }
+    let before = sim.actions().len();
+    let bad = send(&[
+        "quarantine",
+        "--sha1",
+        "87662bc3d60e4200ceaf7aae249d1c343f4b83cZ",
+    ])
+    .await;
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(
+        bad.stderr
+            .contains("--sha1 must be a SHA-1: 40 hex characters"),
+        "{}",
+        bad.stderr
+    );
+    assert_eq!(sim.actions().len(), before);
+    sim.stop().await;
+}
+
+/// Offboarding cannot be undone: it asks even for one machine, and without a terminal it
+/// needs --yes; with it, the service's 200 is an accepted offboarding. A repeated isolation
+/// is already_running, whichever way the service says it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_offboard_always_asks_and_a_repeated_isolation_is_already_running() {
+    let dir = scratch("offboard");
+    let sim = simulator().await;
+    let offboard = |extra: &[&str]| {
+        let mut command = against(dir.path(), &sim);
+        command
+            .args([
+                "-o",
+                "json",
+                "offboard",
+                MACHINES[0],
+                "--comment",
+                "Offboard machine by automation",
+            ])
+            .args(extra);
+        run_off(command)
+    };
+    let refused = offboard(&[]).await;
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("needs a confirmation"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(sim.actions().len(), 0);
+    let done = offboard(&["--yes"]).await;
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert_eq!(lines(&done.stdout)[0]["outcome"], "accepted");
+    assert_eq!(sim.actions()[0].type_, Some(MachineActionType::Offboard));
+
+    let isolate = || {
+        let mut command = against(dir.path(), &sim);
+        command.args(["-o", "json", "isolate", MACHINES[1], "--comment", "c"]);
+        run_off(command)
+    };
+    assert_eq!(isolate().await.code, 0);
+    let again = isolate().await;
+    assert_eq!(again.code, 1, "{}", again.stderr);
+    assert_eq!(
+        lines(&again.stdout)[0]["outcome"],
+        "already_running",
+        "{}",
+        again.stdout
+    );
+    let isolations = sim
+        .actions()
+        .iter()
+        .filter(|a| a.type_ == Some(MachineActionType::Isolate))
+        .count();
+    assert_eq!(isolations, 1, "no second isolation");
+    sim.stop().await;
+}
