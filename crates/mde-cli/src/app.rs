@@ -50,6 +50,7 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Isolate {
             targets,
             isolation,
+            cancel_pending,
             wait,
         } => {
             let body = types::IsolateRequest {
@@ -57,36 +58,44 @@ pub async fn run(cli: Cli) -> u8 {
                 isolation_type: isolation.map(IsolationKind::as_type),
             };
             let request = operations::IsolateMachine { id: id(), body };
-            (
-                AnyRequest::IsolateMachine(request),
-                targets.clone(),
-                wait.every(),
-            )
+            let targets = cancelling(targets, *cancel_pending);
+            (AnyRequest::IsolateMachine(request), targets, wait.every())
         }
-        Command::Release { targets, wait } => {
+        Command::Release {
+            targets,
+            cancel_pending,
+            wait,
+        } => {
             let body = try_or!(done, comment_body(targets));
             let request = operations::UnisolateMachine { id: id(), body };
-            (
-                AnyRequest::UnisolateMachine(request),
-                targets.clone(),
-                wait.every(),
-            )
+            let targets = cancelling(targets, *cancel_pending);
+            (AnyRequest::UnisolateMachine(request), targets, wait.every())
         }
-        Command::Restrict { targets, wait } => {
+        Command::Restrict {
+            targets,
+            cancel_pending,
+            wait,
+        } => {
             let body = try_or!(done, comment_body(targets));
             let request = operations::RestrictCodeExecution { id: id(), body };
+            let targets = cancelling(targets, *cancel_pending);
             (
                 AnyRequest::RestrictCodeExecution(request),
-                targets.clone(),
+                targets,
                 wait.every(),
             )
         }
-        Command::Unrestrict { targets, wait } => {
+        Command::Unrestrict {
+            targets,
+            cancel_pending,
+            wait,
+        } => {
             let body = try_or!(done, comment_body(targets));
             let request = operations::UnrestrictCodeExecution { id: id(), body };
+            let targets = cancelling(targets, *cancel_pending);
             (
                 AnyRequest::UnrestrictCodeExecution(request),
-                targets.clone(),
+                targets,
                 wait.every(),
             )
         }
@@ -190,6 +199,7 @@ pub async fn run(cli: Cli) -> u8 {
                 comment: comment.clone(),
                 confirm: confirm.clone(),
                 journaling: journaling.clone(),
+                cancel_pending: false,
             };
             let body = try_or!(done, comment_body(&targets));
             let request = operations::CancelMachineAction { id: id(), body };
@@ -209,6 +219,14 @@ pub async fn run(cli: Cli) -> u8 {
         );
     }
     done(fleet_run::run(&cli, &template, &targets, wait).await)
+}
+
+/// `targets`, cancelling a pending opposite action first when asked.
+fn cancelling(targets: &Targets, cancel_pending: bool) -> Targets {
+    Targets {
+        cancel_pending,
+        ..targets.clone()
+    }
 }
 
 /// The value of `$result`, or the command ends with its exit code.

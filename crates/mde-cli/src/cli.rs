@@ -198,6 +198,10 @@ pub enum Command {
         /// `Selective` or `UnManagedDevice`); the service's default when not given.
         #[arg(long = "type", value_enum)]
         isolation: Option<IsolationKind>,
+        /// Where the opposite action is pending (a release while an isolation is), cancel it
+        /// first and wait for the cancellation, instead of reporting a conflict.
+        #[arg(long)]
+        cancel_pending: bool,
         #[command(flatten)]
         wait: Wait,
     },
@@ -208,6 +212,10 @@ pub enum Command {
     Release {
         #[command(flatten)]
         targets: Targets,
+        /// Where the opposite action is pending (a release while an isolation is), cancel it
+        /// first and wait for the cancellation, instead of reporting a conflict.
+        #[arg(long)]
+        cancel_pending: bool,
         #[command(flatten)]
         wait: Wait,
     },
@@ -219,6 +227,10 @@ pub enum Command {
     Restrict {
         #[command(flatten)]
         targets: Targets,
+        /// Where the opposite action is pending (a release while an isolation is), cancel it
+        /// first and wait for the cancellation, instead of reporting a conflict.
+        #[arg(long)]
+        cancel_pending: bool,
         #[command(flatten)]
         wait: Wait,
     },
@@ -229,6 +241,10 @@ pub enum Command {
     Unrestrict {
         #[command(flatten)]
         targets: Targets,
+        /// Where the opposite action is pending (a release while an isolation is), cancel it
+        /// first and wait for the cancellation, instead of reporting a conflict.
+        #[arg(long)]
+        cancel_pending: bool,
         #[command(flatten)]
         wait: Wait,
     },
@@ -412,6 +428,9 @@ pub struct Targets {
     pub confirm: Confirm,
     #[command(flatten)]
     pub journaling: Journaling,
+    /// Cancel a pending opposite action first (set by the containment commands' flag).
+    #[arg(skip)]
+    pub cancel_pending: bool,
 }
 
 /// Following each action of a run to its final status.

@@ -26,6 +26,9 @@ pub enum Kind {
     NotFound,
     /// Several machines have the name given (see `--pick`).
     Ambiguous,
+    /// The opposite action is pending on the machine (a release while an isolation is):
+    /// not sent, see `--cancel-pending`.
+    Conflict,
     /// The service answered with a failure.
     Failed,
     /// Sent, and no answer says what came of it (a timeout, a dropped connection, a 5xx, or
@@ -44,6 +47,7 @@ impl Kind {
             Kind::AlreadyRunning => "already_running",
             Kind::NotFound => "not_found",
             Kind::Ambiguous => "ambiguous",
+            Kind::Conflict => "conflict",
             Kind::Failed => "failed",
             Kind::Unknown => "unknown",
             Kind::NotSent => "not_sent",

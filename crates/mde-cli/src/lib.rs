@@ -10,6 +10,7 @@ pub mod journal;
 pub mod json;
 pub mod names;
 pub mod output;
+pub mod pending;
 pub mod pipeline;
 pub mod selection;
 pub mod session;

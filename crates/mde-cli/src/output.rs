@@ -229,6 +229,7 @@ pub fn summary(report: &Report) -> String {
     );
     for (n, what) in [
         (count(Kind::Ambiguous), "ambiguous"),
+        (count(Kind::Conflict), "conflict"),
         (count(Kind::Unknown), "unknown"),
         (report.not_sent.len() + count(Kind::NotSent), "not sent"),
     ] {

@@ -424,10 +424,19 @@ pub(crate) async fn select(
     (ids, names): (Vec<String>, Vec<String>),
     (op, detail, then): Intent,
 ) -> Result<Selection, u8> {
-    let selection = selection::select(client, ids, &names, targets.pick.is_some(), history)
+    let mut selection = selection::select(client, ids, &names, targets.pick.is_some(), history)
         .await
         .map_err(failed("cannot resolve the machine names"))?;
+    let to_cancel = race(client, targets, op, &mut selection)
+        .await
+        .map_err(failed("cannot read the pending actions"))?;
     if targets.confirm.dry_run {
+        if !to_cancel.is_empty() {
+            eprintln!(
+                "mde: would cancel {} pending opposite action(s) first (--cancel-pending)",
+                to_cancel.len()
+            );
+        }
         let plan = selection::DryRun {
             op,
             detail,
@@ -453,7 +462,62 @@ pub(crate) async fn select(
     // A simulated run acts on nothing real: it never asks.
     let yes = targets.confirm.yes || cli.connection.simulate;
     selection::confirm(op, to_send, yes).map_err(|e| fail(USAGE, e))?;
+    if !to_cancel.is_empty() {
+        let actions: Vec<_> = to_cancel.iter().map(|(_, a)| a.clone()).collect();
+        let why = format!("Cancelled by mde before {op}: {}", targets.comment);
+        eprintln!(
+            "mde: cancelling {} pending opposite action(s) first",
+            actions.len()
+        );
+        let interval = std::time::Duration::from_secs(30);
+        let stuck = crate::pending::cancel(client, &actions, &why, interval)
+            .await
+            .map_err(failed("cannot cancel the pending actions"))?;
+        for (machine, action) in &to_cancel {
+            if stuck.iter().any(|(id, _)| action.id.as_deref() == Some(id)) {
+                selection.machines.retain(|m| m != machine);
+                selection
+                    .unresolved
+                    .push(crate::pending::conflict(op, machine, action));
+            }
+        }
+    }
     Ok(selection)
+}
+
+/// Before a containment run: machines whose same action is pending are `already_running`,
+/// those whose opposite action is pending a `conflict`, both taken out of the run; with
+/// `--cancel-pending`, the opposite actions to cancel first instead (machine, action).
+async fn race(
+    client: &Client,
+    targets: &Targets,
+    op: OperationId,
+    selection: &mut Selection,
+) -> Result<Vec<(String, mde_client::types::MachineAction)>, Error> {
+    let Some(pending) = crate::pending::read(client, op).await? else {
+        return Ok(Vec::new());
+    };
+    let mut to_cancel = Vec::new();
+    let mut outcomes = Vec::new();
+    selection.machines.retain(|machine| {
+        if let Some(action) = pending.same.get(machine) {
+            outcomes.push(crate::pending::already_running(op, machine, action));
+            return false;
+        }
+        match pending.opposite.get(machine) {
+            Some(action) if targets.cancel_pending => {
+                to_cancel.push((machine.clone(), action.clone()));
+                true
+            }
+            Some(action) => {
+                outcomes.push(crate::pending::conflict(op, machine, action));
+                false
+            }
+            None => true,
+        }
+    });
+    selection.unresolved.extend(outcomes);
+    Ok(to_cancel)
 }
 
 /// What a run sends to each machine: the template, and what the command line says of

@@ -110,13 +110,19 @@ async fn test_isolate_sends_the_documented_request_and_waits() {
 async fn test_each_remediation_sends_its_action() {
     let dir = scratch("remediate");
     let sim = simulator().await;
+    // Unrestrict goes to another machine: the pending restriction would be a conflict.
     let send = |args: &[&str]| {
+        let machine = if args[0] == "unrestrict" {
+            "f46b9bb259ed4a7fb9981b73510e3cc7aa81ec1f"
+        } else {
+            MACHINES[1]
+        };
         let mut command = against(dir.path(), &sim);
         command
             .arg("-o")
             .arg("json")
             .args(args)
-            .args(["--comment", "c", MACHINES[1]]);
+            .args(["--comment", "c", machine]);
         run_off(command)
     };
     for (args, kind) in [
@@ -221,5 +227,85 @@ async fn test_offboard_always_asks_and_a_repeated_isolation_is_already_running()
         .filter(|a| a.type_ == Some(MachineActionType::Isolate))
         .count();
     assert_eq!(isolations, 1, "no second isolation");
+    sim.stop().await;
+}
+
+/// The duplicate-action race (#5903), read before anything is sent, with one list call: an
+/// isolation already pending makes a second isolation `already_running` and a release a
+/// `conflict`, neither sent (the simulator's record shows it); the dry run shows the
+/// conflict; `--cancel-pending` cancels the isolation first, then releases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_the_duplicate_action_race_is_read_before_sending() {
+    let dir = scratch("race");
+    // Real time: the pending isolation stays pending while the commands run.
+    let sim = Simulator::start(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let client = sim.client_builder().build().unwrap();
+    let pending = client
+        .send(mde_client::operations::IsolateMachine {
+            id: MACHINES[0].into(),
+            body: mde_client::types::IsolateRequest {
+                comment: "first".try_into().unwrap(),
+                isolation_type: None,
+            },
+        })
+        .await
+        .unwrap();
+    let mde = |args: &[&str]| {
+        let mut command = against(dir.path(), &sim);
+        command
+            .arg("-o")
+            .arg("json")
+            .args(args)
+            .args([MACHINES[0], "--comment", "c"]);
+        run_off(command)
+    };
+    let lists = || sim.calls(OperationId::ListMachineActions);
+
+    let again = mde(&["isolate"]).await;
+    assert_eq!(again.code, 1, "{}", again.stderr);
+    let line = &lines(&again.stdout)[0];
+    assert_eq!(line["outcome"], "already_running", "{line}");
+    assert_eq!(
+        line["action_id"],
+        pending.id.clone().unwrap().as_str(),
+        "{line}"
+    );
+    assert_eq!(sim.calls(OperationId::IsolateMachine), 1, "not sent again");
+    assert_eq!(lists(), 1, "one list call read the pending actions");
+
+    let release = mde(&["release"]).await;
+    assert_eq!(release.code, 1, "{}", release.stderr);
+    let line = &lines(&release.stdout)[0];
+    assert_eq!(line["outcome"], "conflict", "{line}");
+    assert!(
+        line["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(pending.id.as_deref().unwrap()),
+        "{line}"
+    );
+    let dry = mde(&["release", "--dry-run"]).await;
+    assert!(dry.stdout.contains("conflict"), "{}", dry.stdout);
+    assert_eq!(
+        sim.calls(OperationId::UnisolateMachine),
+        0,
+        "nothing released"
+    );
+
+    let cancelled = mde(&["release", "--cancel-pending"]).await;
+    assert_eq!(cancelled.code, 0, "{}", cancelled.stderr);
+    assert_eq!(lines(&cancelled.stdout)[0]["outcome"], "accepted");
+    let isolation = sim
+        .actions()
+        .into_iter()
+        .find(|a| a.id == pending.id)
+        .unwrap();
+    assert_eq!(isolation.status, Some(MachineActionStatus::Cancelled));
+    assert_eq!(sim.calls(OperationId::UnisolateMachine), 1);
     sim.stop().await;
 }

@@ -1,0 +1,167 @@
+//! The duplicate-action race of containment (#5903): a repeated isolate or release is
+//! answered with the pending action or a 400, and a duplicate isolate that stays pending can
+//! complete after a later release, leaving the device isolated. So before a containment run
+//! sends anything, it reads the pending containment actions of the tenant, with one
+//! filtered listMachineActions call whatever the fleet size: a machine whose same action is
+//! pending is `already_running` with it, one whose opposite action is pending is a
+//! `conflict` (or, asked, that action is cancelled first).
+
+use std::collections::HashMap;
+
+use mde_client::operations::{Answer, OperationId};
+use mde_client::types::{MachineAction, MachineActionStatus, MachineActionType};
+use mde_client::{Client, Error};
+
+use crate::fleet::{Kind, Outcome};
+use crate::json::ErrorInfo;
+
+/// The action that undoes `kind`, for the containment actions (the pages' pairs: isolate and
+/// release, restrict and remove the restriction); `None` for the others.
+pub fn opposite(kind: &MachineActionType) -> Option<MachineActionType> {
+    use MachineActionType as T;
+    match kind {
+        T::Isolate => Some(T::Unisolate),
+        T::Unisolate => Some(T::Isolate),
+        T::RestrictCodeExecution => Some(T::UnrestrictCodeExecution),
+        T::UnrestrictCodeExecution => Some(T::RestrictCodeExecution),
+        _ => None,
+    }
+}
+
+/// The pending containment actions of a run's machines.
+#[derive(Debug, Default)]
+pub struct Pending {
+    /// Machines where the same action is pending, with it.
+    pub same: HashMap<String, MachineAction>,
+    /// Machines where the opposite action is pending, with it.
+    pub opposite: HashMap<String, MachineAction>,
+}
+
+/// Reads the pending (`Pending` or `InProgress`) actions of `kind` and its opposite; `None`
+/// when `op` is no containment action.
+pub async fn read(client: &Client, op: OperationId) -> Result<Option<Pending>, Error> {
+    let Some(kind) = op.creates_action() else {
+        return Ok(None);
+    };
+    let Some(undo) = opposite(&kind) else {
+        return Ok(None);
+    };
+    let filter = format!(
+        "(status eq 'Pending' or status eq 'InProgress') and (type eq '{}' or type eq '{}')",
+        kind.as_str(),
+        undo.as_str()
+    );
+    let mut pending = Pending::default();
+    // Newest first: the first of each machine is its newest.
+    for action in client.list_actions(Some(filter)).await? {
+        let (Some(machine), Some(type_)) = (action.machine_id.clone(), action.type_.clone()) else {
+            continue;
+        };
+        let bucket = if type_ == kind {
+            &mut pending.same
+        } else {
+            &mut pending.opposite
+        };
+        bucket.entry(machine).or_insert(action);
+    }
+    Ok(Some(pending))
+}
+
+/// An action as a person names it.
+fn named(action: &MachineAction) -> String {
+    format!(
+        "{} {} ({}, created {})",
+        action
+            .type_
+            .as_ref()
+            .map(|t| t.as_str())
+            .unwrap_or("action"),
+        action.id.as_deref().unwrap_or("?"),
+        action
+            .status
+            .as_ref()
+            .map(|s| s.as_str())
+            .unwrap_or("pending"),
+        action
+            .creation_date_time_utc
+            .as_ref()
+            .map(|t| t.as_str())
+            .unwrap_or("?")
+    )
+}
+
+/// The outcome of a machine whose same action is pending: not sent.
+pub fn already_running(op: OperationId, machine: &str, action: &MachineAction) -> Outcome {
+    Outcome {
+        machine: machine.to_string(),
+        name: None,
+        outcome: Kind::AlreadyRunning,
+        result: Answer::of_action(op, action.clone()),
+        error: Some(ErrorInfo::new(
+            "already_pending",
+            format!(
+                "{} is already pending on the machine; not sent again",
+                named(action)
+            ),
+        )),
+        earlier: false,
+    }
+}
+
+/// The outcome of a machine whose opposite action is pending: not sent.
+pub fn conflict(op: OperationId, machine: &str, action: &MachineAction) -> Outcome {
+    Outcome {
+        machine: machine.to_string(),
+        name: None,
+        outcome: Kind::Conflict,
+        result: None,
+        error: Some(ErrorInfo::new(
+            "conflict",
+            format!(
+                "{} is pending on the machine: sending {op} now could be undone when it completes (#5903); not sent (--cancel-pending cancels it first)",
+                named(action)
+            ),
+        )),
+        earlier: false,
+    }
+}
+
+/// Cancels each action and follows them until final; the ids that did not end `Cancelled`
+/// (they completed first), with how they ended.
+pub async fn cancel(
+    client: &Client,
+    actions: &[MachineAction],
+    comment: &str,
+    interval: std::time::Duration,
+) -> Result<Vec<(String, String)>, Error> {
+    let mut ids = Vec::new();
+    for action in actions {
+        let Some(id) = action.id.clone() else {
+            continue;
+        };
+        match client.cancel_machine_action(&id, comment).await {
+            // Final meanwhile: the follow below says how it ended.
+            Ok(_) | Err(Error::InvalidRequest(_)) => ids.push(id),
+            Err(e) => return Err(e),
+        }
+    }
+    let since = actions
+        .iter()
+        .filter_map(|a| a.creation_date_time_utc.as_ref().map(|t| t.instant()))
+        .min()
+        .unwrap_or_else(|| client.clock().now_utc());
+    let followed = client
+        .follow_actions(&ids, since, interval, Some(interval * 20), |_| {})
+        .await?;
+    let not_cancelled = ids
+        .into_iter()
+        .filter_map(|id| {
+            let status = followed.actions.get(&id).and_then(|a| a.status.clone());
+            match status {
+                Some(MachineActionStatus::Cancelled) => None,
+                other => Some((id, other.map_or("not final".to_string(), |s| s.to_string()))),
+            }
+        })
+        .collect();
+    Ok(not_cancelled)
+}
