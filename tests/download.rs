@@ -240,13 +240,14 @@ async fn many_actions_are_followed_with_one_list_call_an_interval() {
 
     // An action the service does not list (another tenant's, one deleted) is given up after
     // a few looks, never waited for; a deadline ends the wait for one still running.
+    // Taken before the request: the clock runs 2000 times real time.
+    let since = sim.clock().now_utc() - mde_client::chrono::Duration::seconds(1);
     let running = client
         .collect_investigation_package(&generated_machine_id(0), "later")
         .await
         .unwrap()
         .id
         .unwrap();
-    let since = sim.clock().now_utc() - mde_client::chrono::Duration::seconds(5);
     let gone = "00000000-0000-0000-0000-000000000000";
     let followed = client
         .follow_actions(

@@ -7,8 +7,10 @@ use mde_client::operations::{self, AnyRequest};
 use mde_client::types;
 
 use crate::cli::IsolationKind;
-use crate::cli::{ActionCommand, Cli, Command, InvestigationCommand, PackageCommand, Targets};
-use crate::commands::{action, fleet_run, package};
+use crate::cli::{
+    ActionCommand, Cli, Command, InvestigationCommand, MachineCommand, PackageCommand, Targets,
+};
+use crate::commands::{action, fleet_run, machine, package};
 use crate::pipeline;
 use crate::session::{USAGE, comment, comment_body, fail};
 
@@ -204,6 +206,25 @@ pub async fn run(cli: Cli) -> u8 {
             let body = try_or!(done, comment_body(&targets));
             let request = operations::CancelMachineAction { id: id(), body };
             (AnyRequest::CancelMachineAction(request), targets, None)
+        }
+        Command::Machine(MachineCommand::Show { ids }) => {
+            return done(machine::show(&cli, ids).await);
+        }
+        Command::Machine(MachineCommand::List {
+            isolated,
+            restricted,
+            tag,
+            tag_prefix,
+            health,
+        }) => {
+            let only = machine::Only {
+                isolated: *isolated,
+                restricted: *restricted,
+                tag: tag.as_deref(),
+                tag_prefix: *tag_prefix,
+                health: health.as_deref(),
+            };
+            return done(machine::list(&cli, only).await);
         }
         Command::Completions { .. } => unreachable!("handled before a runtime starts"),
     };

@@ -275,6 +275,9 @@ pub enum Command {
     /// Machine actions (a package collection is one): follow them.
     #[command(subcommand)]
     Action(ActionCommand),
+    /// Devices, and what contains them now.
+    #[command(subcommand)]
+    Machine(MachineCommand),
     /// Prints a shell completion script.
     #[command(
         after_help = "Example:\n  mde completions bash > ~/.local/share/bash-completion/completions/mde"
@@ -344,6 +347,40 @@ pub enum PackageCommand {
         /// The evidence folder.
         #[arg(value_name = "DIR")]
         dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MachineCommand {
+    /// Shows machines by id: name, health, tags, and whether each is isolated or restricted
+    /// now (its latest completed isolate or release, restrict or unrestrict).
+    #[command(after_help = "Example:\n  mde machine show 1e5bc9d7e413ddd7902c2932e418702b84d0cc07")]
+    Show {
+        /// Machine ids.
+        #[arg(value_name = "MACHINE_ID", required = true)]
+        ids: Vec<String>,
+    },
+    /// Lists the machines with their containment now: the service has no field for it, so it
+    /// is read from the completed containment actions (one listMachineActions call a page).
+    #[command(
+        after_help = "Examples:\n  mde machine list --isolated\n  mde machine list --tag Contained --tag-prefix"
+    )]
+    List {
+        /// Only the machines isolated now.
+        #[arg(long)]
+        isolated: bool,
+        /// Only the machines whose applications are restricted now.
+        #[arg(long)]
+        restricted: bool,
+        /// Only the machines with this tag (findMachinesByTag).
+        #[arg(long, value_name = "TAG", conflicts_with = "health")]
+        tag: Option<String>,
+        /// With --tag: the machines with a tag that starts with it.
+        #[arg(long, requires = "tag")]
+        tag_prefix: bool,
+        /// Only the machines of this health status, e.g. Active.
+        #[arg(long, value_name = "STATUS")]
+        health: Option<String>,
     },
 }
 

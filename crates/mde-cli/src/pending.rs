@@ -165,3 +165,53 @@ pub async fn cancel(
         .collect();
     Ok(not_cancelled)
 }
+
+/// A machine's containment now, from its latest completed containment actions.
+#[derive(Debug, Default, Clone)]
+pub struct Containment {
+    /// The isolation in force, when the latest completed of isolate and release is an isolate.
+    pub isolated: Option<MachineAction>,
+    /// The restriction in force, likewise.
+    pub restricted: Option<MachineAction>,
+}
+
+/// Each machine's containment, from the `Succeeded` containment actions of the tenant: one
+/// listMachineActions call a page of 10,000, whatever the fleet size. Of a pair (isolate and
+/// release, restrict and unrestrict) the one that completed last is in force: a duplicate
+/// isolate that completed after a later release (#5903) leaves the machine isolated.
+pub async fn containment(client: &Client) -> Result<HashMap<String, Containment>, Error> {
+    use MachineActionType as T;
+    let filter = "status eq 'Succeeded' and (type eq 'Isolate' or type eq 'Unisolate' or type eq 'RestrictCodeExecution' or type eq 'UnrestrictCodeExecution')";
+    let completed = |a: &MachineAction| {
+        a.last_update_date_time_utc
+            .as_ref()
+            .or(a.last_update_time_utc.as_ref())
+            .or(a.creation_date_time_utc.as_ref())
+            .map(|t| t.instant())
+    };
+    // The latest completed action of each pair, by machine.
+    let mut latest: HashMap<(String, bool), MachineAction> = HashMap::new();
+    for action in client.list_actions(Some(filter.to_string())).await? {
+        let (Some(machine), Some(kind)) = (action.machine_id.clone(), action.type_.clone()) else {
+            continue;
+        };
+        let isolation = matches!(kind, T::Isolate | T::Unisolate);
+        let key = (machine, isolation);
+        if latest
+            .get(&key)
+            .is_none_or(|known| completed(&action) > completed(known))
+        {
+            latest.insert(key, action);
+        }
+    }
+    let mut state: HashMap<String, Containment> = HashMap::new();
+    for ((machine, _), action) in latest {
+        let entry = state.entry(machine).or_default();
+        match action.type_ {
+            Some(T::Isolate) => entry.isolated = Some(action),
+            Some(T::RestrictCodeExecution) => entry.restricted = Some(action),
+            _ => {}
+        }
+    }
+    Ok(state)
+}

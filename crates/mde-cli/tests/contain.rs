@@ -309,3 +309,121 @@ async fn test_the_duplicate_action_race_is_read_before_sending() {
     assert_eq!(sim.calls(OperationId::UnisolateMachine), 1);
     sim.stop().await;
 }
+
+/// The README's containment demo on one simulator: a machine given by name is isolated, the
+/// isolated machines are listed (from the completed actions, as the simulator holds them),
+/// then it is released and the list is empty; `machine show` and `--restricted`, `--tag`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_machine_list_shows_what_contains_each_machine() {
+    let dir = scratch("machine-list");
+    let sim = Simulator::start(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        time_scale: 60.0,
+        names: vec!["ws-0001".into(), "ws-0002".into()],
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let mde = |args: &[&str]| {
+        let mut command = against(dir.path(), &sim);
+        command.args(args);
+        run_off(command)
+    };
+    let contain = mde(&[
+        "isolate",
+        "--machine-name",
+        "ws-0001",
+        "--type",
+        "selective",
+        "--comment",
+        "Contain ws-0001 due to alert 1234",
+        "--wait",
+    ])
+    .await;
+    assert_eq!(contain.code, 0, "{}", contain.stderr);
+    let restrict = mde(&[
+        "restrict",
+        "--machine-name",
+        "ws-0002",
+        "--comment",
+        "c",
+        "--wait",
+    ])
+    .await;
+    assert_eq!(restrict.code, 0, "{}", restrict.stderr);
+    let isolated_id = sim
+        .actions()
+        .into_iter()
+        .find(|a| a.type_ == Some(MachineActionType::Isolate))
+        .unwrap()
+        .machine_id
+        .unwrap();
+
+    let listed = mde(&["-o", "json", "machine", "list", "--isolated"]).await;
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let out = lines(&listed.stdout);
+    assert_eq!(out.len(), 1, "{}", listed.stdout);
+    assert_eq!(out[0]["machine"], isolated_id.as_str());
+    assert_eq!(out[0]["name"], "ws-0001.contoso.com");
+    assert_eq!(out[0]["isolated"]["scope"], "Selective");
+    let table = mde(&["machine", "list", "--isolated"]).await;
+    assert!(
+        table.stdout.contains("ws-0001.contoso.com") && table.stdout.contains("Selective since"),
+        "{}",
+        table.stdout
+    );
+    let restricted = lines(
+        &mde(&["-o", "json", "machine", "list", "--restricted"])
+            .await
+            .stdout,
+    );
+    assert_eq!(restricted.len(), 1);
+    assert_eq!(restricted[0]["name"], "ws-0002.contoso.com");
+    let shown = lines(
+        &mde(&["-o", "json", "machine", "show", &isolated_id])
+            .await
+            .stdout,
+    );
+    assert_ne!(shown[0]["isolated"], Value::Null, "{:?}", shown);
+
+    let release = mde(&[
+        "release",
+        "--machine-name",
+        "ws-0001",
+        "--comment",
+        "Released after triage",
+        "--wait",
+    ])
+    .await;
+    assert_eq!(release.code, 0, "{}", release.stderr);
+    let after = mde(&["-o", "json", "machine", "list", "--isolated"]).await;
+    assert_eq!(after.stdout, "", "released: none isolated");
+
+    let client = sim.client_builder().build().unwrap();
+    client
+        .send(mde_client::operations::SetMachineTag {
+            id: isolated_id.clone(),
+            body: mde_client::types::MachineTagRequest {
+                value: "Contained".try_into().unwrap(),
+                action: mde_client::types::MachineTagAction::Add,
+            },
+        })
+        .await
+        .unwrap();
+    let tagged = lines(
+        &mde(&[
+            "-o",
+            "json",
+            "machine",
+            "list",
+            "--tag",
+            "contain",
+            "--tag-prefix",
+        ])
+        .await
+        .stdout,
+    );
+    assert_eq!(tagged.len(), 1);
+    assert_eq!(tagged[0]["tags"][0], "Contained");
+    sim.stop().await;
+}

@@ -2,4 +2,5 @@
 
 pub(crate) mod action;
 pub(crate) mod fleet_run;
+pub(crate) mod machine;
 pub(crate) mod package;
