@@ -1767,7 +1767,11 @@ fn test_readme_demos_by_name() {
     ]));
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_redacted!("readme_scan_wait_table", out.stdout);
-    assert!(out.stderr.contains("following the scans"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("following the actions"),
+        "{}",
+        out.stderr
+    );
 
     std::fs::write(
         dir.path().join("names.txt"),

@@ -147,7 +147,7 @@ pub(crate) async fn run(
         report.fatal.is_some() || report.unreachable.is_some() || !report.not_sent.is_empty();
     if let Some(interval) = wait.filter(|_| !stopped) {
         eprintln!(
-            "mde: following the scans to their final status: one listMachineActions call every {}",
+            "mde: following the actions to their final status: one listMachineActions call every {}",
             output::duration(interval)
         );
         let mut ended = |outcome: &fleet::Outcome| {
@@ -166,7 +166,7 @@ pub(crate) async fn run(
             stop_signal(),
         )
         .await
-        .map_err(failed("cannot follow the scans"))?;
+        .map_err(failed("cannot follow the actions"))?;
         waited = Some(followed);
     }
     report.outcomes = report
@@ -193,7 +193,7 @@ pub(crate) async fn run(
         started.elapsed().as_secs_f64(),
         match &waited {
             Some(w) => format!(
-                "; {} listMachineActions call(s) followed the scans",
+                "; {} listMachineActions call(s) followed the actions",
                 w.list_calls
             ),
             None => String::new(),
@@ -244,7 +244,7 @@ fn exit_code(
     }
     if let Some(left) = waited.and_then(|w| w.interrupted.as_ref()) {
         eprintln!(
-            "mde: stopped waiting; the scans go on. Follow them with:\n  mde action show {}",
+            "mde: stopped waiting; the actions go on. Follow them with:\n  mde action show {}",
             left.join(" ")
         );
         return stopped_code();

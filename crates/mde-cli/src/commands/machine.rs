@@ -22,7 +22,7 @@ pub(crate) struct Only<'a> {
 }
 
 /// The columns of the machine tables.
-const HEADER: &str = "MACHINE                                   NAME                            HEALTH    ISOLATION                         RESTRICTION                       TAGS";
+const HEADER: &str = "MACHINE                                   NAME                            HEALTH    ISOLATION                                     RESTRICTION                                   TAGS";
 
 /// `since TIME (ACTION)` of a containment action in force, `-` for none.
 fn since(action: Option<&MachineAction>) -> String {
@@ -67,7 +67,7 @@ fn print(lines: Option<&Lines>, machine: &Machine, state: &Containment) {
             .with("restricted", held(state.restricted.as_ref())),
         ),
         None => println!(
-            "{:<40}  {:<30}  {:<8}  {:<32}  {:<32}  {}",
+            "{:<40}  {:<30}  {:<8}  {:<44}  {:<44}  {}",
             output::escape(&id),
             output::escape(machine.computer_dns_name.as_deref().unwrap_or("-")),
             machine
