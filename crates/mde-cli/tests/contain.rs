@@ -8,7 +8,7 @@ use mde_sim::{Config, Simulator};
 use serde_json::Value;
 
 mod common;
-use common::{against, run_off, scratch};
+use common::{against, lines, run_off, scratch};
 
 const MACHINES: [&str; 2] = [
     "1e5bc9d7e413ddd7902c2932e418702b84d0cc07",
@@ -24,13 +24,6 @@ async fn simulator() -> Simulator {
     })
     .await
     .unwrap()
-}
-
-fn lines(stdout: &str) -> Vec<Value> {
-    stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
 }
 
 /// Isolate by id and by name, selectively, followed to `Succeeded`; the simulator holds

@@ -10,7 +10,7 @@ use mde_sim::{Config, Simulator};
 use serde_json::Value;
 
 mod common;
-use common::{against, mde, run, run_off, scratch, signing_in_at};
+use common::{against, lines, mde, run, run_off, scratch, signing_in_at};
 
 const MACHINES: [&str; 2] = [
     "1e5bc9d7e413ddd7902c2932e418702b84d0cc07",
@@ -25,14 +25,6 @@ async fn simulator(scale: f64) -> Simulator {
     })
     .await
     .unwrap()
-}
-
-/// The JSON lines of stdout.
-fn lines(stdout: &str) -> Vec<Value> {
-    stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
 }
 
 /// A loopback port nothing listens on: connections to it are refused.

@@ -69,3 +69,11 @@ pub async fn run_off(mut command: Command) -> Run {
         .await
         .unwrap()
 }
+
+/// The JSON lines of stdout, each parsed.
+pub fn lines(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
