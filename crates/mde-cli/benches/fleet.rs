@@ -1,6 +1,7 @@
-//! A fleet collection of 1,000 machines on the simulator's accelerated clock (x60): how much of
-//! the documented limit it uses (the shortest run the limits allow, over the run's length) and
-//! how many 429s it receives.
+//! A fleet collection, then a fleet isolation, of 1,000 machines each on the simulator's
+//! accelerated clock (x60): how much of the documented limit each uses (the shortest run the
+//! limits allow, over the run's length), how many 429s it receives, and for the isolation how
+//! many list calls read the pending actions before sending (the duplicate-action race).
 //!
 //! `cargo bench -p mde-cli --bench fleet`
 
@@ -19,6 +20,26 @@ const SCALE: f64 = 60.0;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    let collect =
+        AnyRequest::CollectInvestigationPackage(operations::CollectInvestigationPackage {
+            id: String::new(),
+            body: types::CommentRequest {
+                comment: "bench".try_into().unwrap(),
+            },
+        });
+    run("collection", collect).await;
+    let isolate = AnyRequest::IsolateMachine(operations::IsolateMachine {
+        id: String::new(),
+        body: types::IsolateRequest {
+            comment: "bench".try_into().unwrap(),
+            isolation_type: Some(types::IsolationType::Full),
+        },
+    });
+    run("isolation", isolate).await;
+}
+
+async fn run(what: &str, template: AnyRequest) {
+    let op = template.operation();
     let config = Config {
         time_scale: SCALE,
         ..Config::default().with_generated_machines(MACHINES)
@@ -29,13 +50,9 @@ async fn main() {
     let machines: Vec<String> = (0..MACHINES).map(generated_machine_id).collect();
     let started = sim.clock().elapsed();
     let real = std::time::Instant::now();
-    let template =
-        AnyRequest::CollectInvestigationPackage(operations::CollectInvestigationPackage {
-            id: String::new(),
-            body: types::CommentRequest {
-                comment: "bench".try_into().unwrap(),
-            },
-        });
+    // What a containment run reads first, whatever the fleet size.
+    let pending = mde_cli::pending::read(&client, op).await.unwrap();
+    let pre_send = sim.calls(OperationId::ListMachineActions);
     let plan = Plan {
         template: &template,
         retry_unknown: false,
@@ -51,15 +68,21 @@ async fn main() {
         .await
         .unwrap();
     let took = sim.clock().elapsed() - started;
-    let succeeded = report
+    let accepted = report
         .outcomes
         .iter()
         .filter(|o| o.outcome == Kind::Accepted)
         .count();
-    let required = minimum_duration(OperationId::CollectInvestigationPackage, MACHINES);
+    let required = minimum_duration(op, MACHINES);
     println!(
-        "fleet of {MACHINES}: {succeeded} succeeded, {} 429s received, {:.1} s simulated ({:.1} s real); the limits allow {} s: utilisation {:.2} %",
+        "{what} of {MACHINES}: {accepted} accepted, {} 429s received, {} list call(s) before sending{}, {:.1} s simulated ({:.1} s real); the limits allow {} s: utilisation {:.2} %",
         limited.load(Ordering::SeqCst),
+        pre_send,
+        if pending.is_some() {
+            " (the pending actions)"
+        } else {
+            ""
+        },
         took.as_secs_f64(),
         real.elapsed().as_secs_f64(),
         required.as_secs(),
