@@ -158,10 +158,7 @@ fn outcome(
             (Kind::AlreadyRunning, pending, Some(why), false)
         }
         Err(e) => {
-            let fatal = matches!(
-                e,
-                Error::Authentication(_) | Error::Permission { .. } | Error::Configuration(_)
-            );
+            let fatal = holds_for_every_call(&e);
             let kind = match (&e, e.delivery()) {
                 _ if fatal => Kind::NotSent,
                 (Error::AlreadyRunning(_), _) => Kind::AlreadyRunning,
@@ -188,6 +185,15 @@ fn outcome(
         earlier: false,
     };
     (outcome, fatal)
+}
+
+/// Whether an error holds for every machine (credentials, permission, configuration): the run
+/// stops, and the command exits 3.
+pub fn holds_for_every_call(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Authentication(_) | Error::Permission { .. } | Error::Configuration(_)
+    )
 }
 
 /// What a run does: the request each machine gets, its id set to the machine's.

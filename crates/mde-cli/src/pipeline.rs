@@ -174,14 +174,6 @@ pub struct Report {
 /// Something to show: the board changed; `ended` is a machine that reached its final stage.
 pub type Progress<'a> = &'a mut dyn FnMut(&Board, Option<&Package>);
 
-/// Errors that hold for every machine: the run stops.
-fn is_fatal(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::Authentication(_) | Error::Permission { .. } | Error::Configuration(_)
-    )
-}
-
 /// The collection `outcome` created or found, if any.
 fn action_of(outcome: &Outcome) -> Option<MachineAction> {
     match &outcome.result {
@@ -669,7 +661,7 @@ impl<'a> Pipeline<'a> {
                 Ok(None)
             }
             Step::Link(Err(e)) | Step::Saved(Err(e)) => {
-                if is_fatal(&e) {
+                if fleet::holds_for_every_call(&e) {
                     return Err(e);
                 }
                 let why = Note::failed(&e);

@@ -48,9 +48,10 @@ pub(crate) fn failed(what: &str) -> impl Fn(Error) -> u8 + '_ {
 
 /// The exit code of an error that ends a command: 3 for what holds for every call.
 pub(crate) fn code_of(e: &Error) -> u8 {
-    match e {
-        Error::Authentication(_) | Error::Permission { .. } | Error::Configuration(_) => AUTH,
-        _ => PARTIAL,
+    if fleet::holds_for_every_call(e) {
+        AUTH
+    } else {
+        PARTIAL
     }
 }
 

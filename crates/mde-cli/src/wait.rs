@@ -14,7 +14,7 @@ use mde_client::{Client, Error, is_final};
 use crate::fleet::{Kind, Outcome, Report};
 
 /// The action an outcome created or found running.
-fn scan_of(outcome: &Outcome) -> Option<&MachineAction> {
+fn action_of(outcome: &Outcome) -> Option<&MachineAction> {
     outcome.result.as_ref().and_then(Answer::machine_action)
 }
 
@@ -44,7 +44,7 @@ pub async fn follow(
     let running: Vec<String> = report
         .outcomes
         .iter()
-        .filter(|o| o.outcome == Kind::AlreadyRunning && scan_of(o).is_none())
+        .filter(|o| o.outcome == Kind::AlreadyRunning && action_of(o).is_none())
         .map(|o| o.machine.clone())
         .collect();
     if let (false, Some(kind)) = (running.is_empty(), op.creates_action()) {
@@ -59,7 +59,7 @@ pub async fn follow(
     // Each scan to follow: its outcome's index.
     let mut following: HashMap<String, usize> = HashMap::new();
     for (i, outcome) in report.outcomes.iter().enumerate() {
-        match scan_of(outcome) {
+        match action_of(outcome) {
             Some(action) if !action.status.as_ref().is_some_and(is_final) => {
                 if let Some(id) = &action.id {
                     following.insert(id.clone(), i);
@@ -76,7 +76,7 @@ pub async fn follow(
     let since = report
         .outcomes
         .iter()
-        .filter_map(scan_of)
+        .filter_map(action_of)
         .filter_map(|a| a.creation_date_time_utc.as_ref().map(|t| t.instant()))
         .min()
         // An action without a creation time: a day back covers it.
@@ -139,7 +139,7 @@ pub async fn follow(
 pub fn all_succeeded(report: &Report) -> bool {
     report.not_sent.is_empty()
         && report.outcomes.iter().all(|o| {
-            scan_of(o).is_some_and(|a| {
+            action_of(o).is_some_and(|a| {
                 a.status == Some(mde_client::types::MachineActionStatus::Succeeded)
             })
         })
