@@ -420,3 +420,188 @@ async fn test_machine_list_shows_what_contains_each_machine() {
     assert_eq!(tagged[0]["tags"][0], "Contained");
     sim.stop().await;
 }
+
+/// A sequence of isolate, isolate, release against a service with the stale-duplicate race
+/// (#5903): the second isolation stays pending and completes after the release. Sent by
+/// hand, the device ends isolated; `mde release` sees the pending isolation and refuses,
+/// sending nothing, and with `--cancel-pending` cancels it first, so the device ends
+/// released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_the_stale_duplicate_isolation_is_reproduced_then_avoided() {
+    let dir = scratch("stale");
+    let sim = Simulator::start(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        time_scale: 300.0,
+        stale_duplicates: true,
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let client = sim.client_builder().build().unwrap();
+    let isolate_twice = async |machine: &str| {
+        let mut ids = Vec::new();
+        for comment in ["first", "again"] {
+            let request = mde_client::operations::IsolateMachine {
+                id: machine.into(),
+                body: mde_client::types::IsolateRequest {
+                    comment: comment.try_into().unwrap(),
+                    isolation_type: None,
+                },
+            };
+            ids.push(client.send(request).await.unwrap().id.unwrap());
+        }
+        assert_ne!(ids[0], ids[1], "the duplicate is a new action");
+        ids
+    };
+    let status = |id: &str| {
+        sim.actions()
+            .into_iter()
+            .find(|a| a.id.as_deref() == Some(id))
+            .and_then(|a| a.status)
+            .unwrap()
+    };
+    let settle = || tokio::time::sleep(std::time::Duration::from_millis(700));
+    let mde = |args: &[&str]| {
+        let mut command = against(dir.path(), &sim);
+        command.arg("-o").arg("json").args(args);
+        run_off(command)
+    };
+    let isolated = async || {
+        let out = mde(&["machine", "list", "--isolated"]).await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        lines(&out.stdout)
+            .iter()
+            .map(|l| l["machine"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+
+    // Reproduced: released by hand, isolated again by the duplicate.
+    let ids = isolate_twice(MACHINES[0]).await;
+    settle().await;
+    assert_eq!(status(&ids[0]), MachineActionStatus::Succeeded);
+    assert_eq!(status(&ids[1]), MachineActionStatus::Pending, "stuck");
+    let release = mde_client::operations::UnisolateMachine {
+        id: MACHINES[0].into(),
+        body: mde_client::types::CommentRequest {
+            comment: "by hand".try_into().unwrap(),
+        },
+    };
+    client.send(release).await.unwrap();
+    settle().await;
+    assert_eq!(status(&ids[1]), MachineActionStatus::Succeeded);
+    assert_eq!(
+        isolated().await,
+        [MACHINES[0]],
+        "isolated after the release"
+    );
+
+    // Avoided: mde reads the pending duplicate before it releases.
+    let ids = isolate_twice(MACHINES[1]).await;
+    settle().await;
+    let releases = sim.calls(OperationId::UnisolateMachine);
+    let refused = mde(&["release", MACHINES[1], "--comment", "c"]).await;
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    let line = &lines(&refused.stdout)[0];
+    assert_eq!(line["outcome"], "conflict", "{line}");
+    assert!(line["error"]["message"].as_str().unwrap().contains(&ids[1]));
+    assert_eq!(
+        sim.calls(OperationId::UnisolateMachine),
+        releases,
+        "not sent"
+    );
+    let out = mde(&[
+        "release",
+        MACHINES[1],
+        "--comment",
+        "c",
+        "--cancel-pending",
+        "--wait",
+        "--poll-interval",
+        "10",
+    ])
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(status(&ids[1]), MachineActionStatus::Cancelled);
+    settle().await;
+    assert_eq!(
+        isolated().await,
+        [MACHINES[0]],
+        "the second machine is released"
+    );
+    sim.stop().await;
+}
+
+/// The platform notes of the pages: no isolation of macOS, selective isolation and
+/// offboarding of Windows only; the service's 400 `OsPlatformNotSupported` comes out as that
+/// machine's failure, the others go on. An offboarded machine becomes `Inactive` once the
+/// offboarding succeeded, still onboarded (#5909).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_platforms_the_pages_exclude_are_refused_and_offboarded_machines_go_inactive() {
+    let dir = scratch("platforms");
+    let sim = Simulator::start(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        time_scale: 120.0,
+        platforms: "macOS:0.3,Linux:0.3".parse().unwrap(),
+        ..Config::default().with_generated_machines(30)
+    })
+    .await
+    .unwrap();
+    let on = |os: &str| -> Vec<String> {
+        sim.machines()
+            .into_iter()
+            .filter(|m| m.os_platform.as_deref() == Some(os))
+            .map(|m| m.id.unwrap())
+            .collect()
+    };
+    let (mac, linux, windows) = (on("macOS"), on("Linux"), on("Windows11"));
+    assert!(mac.len() >= 2 && linux.len() >= 2 && !windows.is_empty());
+    let mde = |args: &[&str]| {
+        let mut command = against(dir.path(), &sim);
+        command
+            .args(["-o", "json"])
+            .args(args)
+            .args(["--comment", "c"]);
+        run_off(command)
+    };
+    // Each machine's outcome and error code, in the order the machines were given.
+    let outcomes = |stdout: &str, given: &[&String]| -> Vec<(String, String)> {
+        let lines = lines(stdout);
+        given
+            .iter()
+            .map(|id| {
+                let l = lines.iter().find(|l| l["machine"] == id.as_str()).unwrap();
+                let code = l["error"]["code"].as_str().unwrap_or("").to_string();
+                (l["outcome"].as_str().unwrap().to_string(), code)
+            })
+            .collect()
+    };
+    let refused = ("failed".to_string(), "OsPlatformNotSupported".to_string());
+    let accepted = ("accepted".to_string(), String::new());
+
+    let full = mde(&["isolate", &mac[0], &linux[0]]).await;
+    assert_eq!(full.code, 1, "{}", full.stderr);
+    let full = outcomes(&full.stdout, &[&mac[0], &linux[0]]);
+    assert_eq!(full, [refused.clone(), accepted.clone()]);
+    let selective = mde(&["isolate", "--type", "selective", &linux[1]]).await;
+    let selective = outcomes(&selective.stdout, &[&linux[1]]);
+    assert_eq!(selective[0], refused);
+    let offboard = mde(&["offboard", "--yes", &mac[1], &windows[0], "--wait"]).await;
+    let offboard = outcomes(&offboard.stdout, &[&mac[1], &windows[0]]);
+    assert_eq!(offboard, [refused, accepted]);
+    let mut show = against(dir.path(), &sim);
+    show.args(["machine", "show", &windows[0]]);
+    let shown = run_off(show).await;
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    let machine = sim
+        .machines()
+        .into_iter()
+        .find(|m| m.id.as_deref() == Some(windows[0].as_str()))
+        .unwrap();
+    assert_eq!(
+        machine.health_status,
+        Some(mde_client::types::HealthStatus::Inactive)
+    );
+    assert_eq!(machine.onboarding_status.as_deref(), Some("onboarded"));
+    assert!(shown.stdout.contains("Inactive"), "{}", shown.stdout);
+    sim.stop().await;
+}

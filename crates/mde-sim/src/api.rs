@@ -208,6 +208,7 @@ fn perform(s: &Shared, op: OperationId, request: Incoming) -> Result<Response, A
 
     let (now, now_utc) = (s.clock.elapsed(), s.clock.now_utc());
     let mut records = s.records.lock().unwrap_or_else(|e| e.into_inner());
+    records.settle(now);
     let asked = |comment| Asked {
         requestor: &grant.client_id,
         comment,

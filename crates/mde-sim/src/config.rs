@@ -135,6 +135,12 @@ pub struct Config {
     /// quarantine, offboard) runs (`Pending`, then `InProgress`) before it `Succeeded`; the
     /// pages give no figure.
     pub response_time: Duration,
+    /// A repeated isolation of a machine isolated or being isolated is a new action that
+    /// stays `Pending` until a later release, then succeeds after it, re-isolating the
+    /// device (#5903), instead of the pending action or the 400.
+    pub stale_duplicates: bool,
+    /// The shares of the inventory on macOS and Linux; the rest runs Windows.
+    pub platforms: crate::Platforms,
     /// Faults of the download host, each on a share of downloads.
     pub download_faults: crate::package::Faults,
     /// Seeds every roll of the dice (failures, faults): the same seed, the same run.
@@ -166,6 +172,8 @@ impl Default for Config {
             scan_time: Duration::from_secs(600),
             scan_failures: 0.0,
             response_time: Duration::from_secs(60),
+            stale_duplicates: false,
+            platforms: Default::default(),
             download_faults: Default::default(),
             seed: 0,
             body_limit: 64 * 1024,

@@ -52,8 +52,15 @@ pub fn named_machine_id(name: &str, nth: usize) -> String {
 }
 
 impl MachineRecord {
-    /// A machine seen as the dice of `seed` say: mostly active, seen within the last day.
-    pub fn new(id: String, name: String, seed: u64, now: DateTime<Utc>) -> MachineRecord {
+    /// A machine seen as the dice of `seed` say: mostly active, seen within the last day, on
+    /// Windows but for the shares of `platforms`.
+    pub fn new(
+        id: String,
+        name: String,
+        seed: u64,
+        platforms: &Platforms,
+        now: DateTime<Utc>,
+    ) -> MachineRecord {
         let roll = |what: &str| dice(seed, &[&id, what]);
         let hours = |h: f64| chrono::Duration::seconds((h * 3600.0) as i64);
         let last_seen = now - hours(roll("lastSeen") * 24.0);
@@ -64,11 +71,13 @@ impl MachineRecord {
             r if r < 0.97 => types::HealthStatus::ImpairedCommunication,
             _ => types::HealthStatus::NoSensorData,
         };
-        let os = match roll("os") {
-            r if r < 0.60 => "Windows11",
-            r if r < 0.95 => "Windows10",
-            _ => "WindowsServer2022",
-        };
+        let os = platforms
+            .roll(roll("platform"))
+            .unwrap_or(match roll("os") {
+                r if r < 0.60 => "Windows11",
+                r if r < 0.95 => "Windows10",
+                _ => "WindowsServer2022",
+            });
         MachineRecord {
             id,
             name,
@@ -91,6 +100,16 @@ impl MachineRecord {
             os: newer.os,
             tags: Vec::new(),
         }
+    }
+
+    /// Its `osPlatform`.
+    pub fn os(&self) -> &'static str {
+        self.os
+    }
+
+    /// Offboarded: its sensor stopped, so it reports no more and is `Inactive`.
+    pub fn offboard(&mut self) {
+        self.health = types::HealthStatus::Inactive;
     }
 
     /// The Machine entity (get-machines.md).
@@ -134,6 +153,49 @@ impl crate::odata::Filterable for &MachineRecord {
             "lastseen" => Some(Field::Time(self.last_seen)),
             _ => None,
         }
+    }
+}
+
+/// The shares of the inventory on platforms other than Windows, e.g. `macOS:0.1,Linux:0.1`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Platforms(Vec<(&'static str, f64)>);
+
+impl Platforms {
+    /// The platform a roll of the dice (0 to 1) falls on, if not Windows.
+    fn roll(&self, roll: f64) -> Option<&'static str> {
+        let mut upto = 0.0;
+        self.0.iter().find_map(|&(os, share)| {
+            upto += share;
+            (roll < upto).then_some(os)
+        })
+    }
+}
+
+impl std::str::FromStr for Platforms {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Platforms, String> {
+        let mut shares = Vec::new();
+        for part in text.split(',').filter(|p| !p.trim().is_empty()) {
+            let (name, share) = part
+                .split_once(':')
+                .ok_or_else(|| format!("{part:?}: write PLATFORM:SHARE, e.g. macOS:0.1"))?;
+            // The `osPlatform` values get-machines.md shows.
+            let os = ["macOS", "Linux"]
+                .into_iter()
+                .find(|os| os.eq_ignore_ascii_case(name.trim()))
+                .ok_or_else(|| format!("unknown platform {name:?}: macOS or Linux"))?;
+            let share: f64 = share
+                .trim()
+                .parse()
+                .ok()
+                .filter(|s| (0.0..=1.0).contains(s))
+                .ok_or_else(|| format!("{part:?}: the share is a number from 0 to 1"))?;
+            shares.push((os, share));
+        }
+        if shares.iter().map(|(_, s)| s).sum::<f64>() > 1.0 {
+            return Err("the shares add up to more than 1".into());
+        }
+        Ok(Platforms(shares))
     }
 }
 
@@ -208,7 +270,13 @@ mod tests {
         let mut inventory = Inventory::default();
         for name in ["a", "b", "c"] {
             let id = named_machine_id(name, 0);
-            inventory.add(MachineRecord::new(id, qualified(name), 1, now));
+            inventory.add(MachineRecord::new(
+                id,
+                qualified(name),
+                1,
+                &Platforms::default(),
+                now,
+            ));
         }
         inventory.duplicate_names(2);
         let named = |n: &str| {

@@ -46,7 +46,7 @@ pub use config::{
     parse_machine_list,
 };
 pub use error::ApiError;
-pub use inventory::{DOMAIN, machine_name, named_machine_id, qualified};
+pub use inventory::{DOMAIN, Platforms, machine_name, named_machine_id, qualified};
 pub use package::{Fault, Faults, dice};
 
 /// Signs in at a simulator's token endpoint (the client's client-credentials sign-in, the
@@ -75,7 +75,7 @@ pub async fn sign_in(
 /// A machine known by its id, with its generated name.
 fn machine(id: String, config: &Config, clock: &Clock) -> inventory::MachineRecord {
     let name = machine_name(&id);
-    inventory::MachineRecord::new(id, name, config.seed, clock.now_utc())
+    inventory::MachineRecord::new(id, name, config.seed, &config.platforms, clock.now_utc())
 }
 
 /// State shared by every request.
@@ -125,8 +125,13 @@ impl Simulator {
         }
         for name in &config.names {
             let id = named_machine_id(name, 0);
-            let record =
-                inventory::MachineRecord::new(id, qualified(name), config.seed, clock.now_utc());
+            let record = inventory::MachineRecord::new(
+                id,
+                qualified(name),
+                config.seed,
+                &config.platforms,
+                clock.now_utc(),
+            );
             inventory.add(record);
         }
         inventory.duplicate_names(config.duplicate_names);
@@ -233,7 +238,9 @@ impl Simulator {
 
     /// Every machine of the inventory, as listMachines answers them.
     pub fn machines(&self) -> Vec<types::Machine> {
-        self.records()
+        let mut records = self.records();
+        records.settle(self.shared.clock.elapsed());
+        records
             .inventory()
             .all()
             .iter()

@@ -85,6 +85,17 @@ struct Args {
     /// before it succeeds, in simulated seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = Config::default().response_time.as_secs())]
     response_time: u64,
+    /// A repeated isolation of a machine isolated or being isolated is a new action that
+    /// stays Pending until a later release, then succeeds after it, leaving the device
+    /// isolated (#5903), instead of the pending action or the 400.
+    #[arg(long)]
+    stale_duplicates: bool,
+    /// Shares of the inventory on other platforms than Windows, e.g. macOS:0.1,Linux:0.1
+    /// (by the seeded dice): isolating macOS, or anything but Windows selectively, and
+    /// restricting, quarantining or offboarding anything but Windows is the 400
+    /// OsPlatformNotSupported.
+    #[arg(long, value_name = "PLATFORM:SHARE,...", default_value = "")]
+    platforms: mde_sim::Platforms,
     /// Faults of the download host on a share of downloads, e.g. drop:0.2,slow:0.1 (drop: the
     /// connection is cut halfway through the body; slow: 50 ms between 64 KiB chunks;
     /// corrupt: the body's first bytes are not the archive's).
@@ -140,6 +151,8 @@ async fn main() -> ExitCode {
         scan_failures: args.scan_failures.clamp(0.0, 1.0),
         response_time: Duration::from_secs(args.response_time),
         download_faults: args.download_faults,
+        stale_duplicates: args.stale_duplicates,
+        platforms: args.platforms,
         seed: args.seed,
         investigation_time: Duration::from_secs(args.investigation_time),
         time_scale: args.time_scale,

@@ -54,6 +54,9 @@ pub struct ActionRecord {
     outcome: types::MachineActionStatus,
     /// Cancelled before it was final: when, by whom, why.
     cancelled: Option<Cancellation>,
+    /// A duplicate isolation left `Pending` (`--stale-duplicates`, #5903) until a later
+    /// release gives it a time to succeed, after that release.
+    stale: bool,
 }
 
 /// A cancellation of a machine action.
@@ -102,7 +105,12 @@ pub struct Records {
     busy: HashMap<String, Busy>,
     investigations: Vec<InvestigationRecord>,
     actions: Vec<ActionRecord>,
+    /// Offboardings not yet in force: the action and when it ends.
+    offboards: Vec<(String, Duration)>,
 }
+
+/// How long a stale duplicate waits when nothing releases its machine: for ever, in effect.
+const STALE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 fn utc_after(start: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
     chrono::Duration::from_std(by)
@@ -227,6 +235,7 @@ impl Records {
             lasts,
             outcome,
             cancelled: None,
+            stale: false,
         };
         self.actions.push(record.clone());
         Ok(record)
@@ -283,6 +292,7 @@ impl Records {
             lasts,
             outcome,
             cancelled: None,
+            stale: false,
         };
         self.actions.push(record.clone());
         Ok((record, false))
@@ -292,7 +302,10 @@ impl Records {
     /// quarantine, offboard). While one of the same type runs on the machine, a repeated one
     /// is answered, as the pages and callers say (#5903), either with the pending action
     /// again (`Ok` with `true`) or with the 400 "Action is already in progress", one or the
-    /// other by the seeded dice.
+    /// other by the seeded dice; with `stale_duplicates`, a repeated isolation of a machine
+    /// isolated or being isolated is a new action that stays `Pending` until a later release,
+    /// then succeeds after it. A platform the action's page does not list is the 400
+    /// `OsPlatformNotSupported`.
     pub fn respond(
         &mut self,
         machine_id: &str,
@@ -302,6 +315,16 @@ impl Records {
     ) -> Result<(ActionRecord, bool), ApiError> {
         let (now, now_utc) = (asked.now, asked.now_utc);
         let computer = self.known(machine_id)?;
+        let os = self.inventory.get(machine_id).map_or("", |m| m.os());
+        if !supports(os, &kind, scope.as_deref()) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "OsPlatformNotSupported",
+                format!("{} is not supported on {os}", kind.as_str()),
+            ));
+        }
+        let isolate = kind == types::MachineActionType::Isolate;
+        let isolated = isolate && config.stale_duplicates && self.isolated(machine_id, now);
         let busy = self.busy.entry(machine_id.to_string()).or_default();
         let nth = busy.responses;
         busy.responses += 1;
@@ -312,7 +335,8 @@ impl Records {
             .get(kind.as_str())
             .filter(|(_, until)| now < *until)
             .map(|(id, _)| id.clone());
-        if let Some(running) = running {
+        let stale = isolate && config.stale_duplicates && (isolated || running.is_some());
+        if let Some(running) = running.filter(|_| !stale) {
             if roll < 0.5 {
                 let i = self.action_index(&running)?;
                 return Ok((self.actions[i].clone(), true));
@@ -323,10 +347,12 @@ impl Records {
                 "Action is already in progress",
             ));
         }
-        let lasts = config.response_time;
+        let lasts = if stale { STALE } else { config.response_time };
         let id = uuid::Uuid::new_v4().to_string();
-        busy.running
-            .insert(kind.as_str().to_string(), (id.clone(), now + lasts));
+        if !stale {
+            busy.running
+                .insert(kind.as_str().to_string(), (id.clone(), now + lasts));
+        }
         let record = ActionRecord {
             id,
             machine_id: machine_id.to_string(),
@@ -339,13 +365,68 @@ impl Records {
             sha1,
             created: now,
             created_utc: now_utc,
-            pickup: config.pickup_time.min(lasts),
+            pickup: if stale {
+                lasts
+            } else {
+                config.pickup_time.min(lasts)
+            },
             lasts,
             outcome: types::MachineActionStatus::Succeeded,
             cancelled: None,
+            stale,
         };
+        if record.kind == types::MachineActionType::Unisolate {
+            // #5903: a duplicate isolation stuck Pending completes after a later release.
+            let after = now + lasts + Duration::from_secs(1);
+            for dup in self
+                .actions
+                .iter_mut()
+                .filter(|a| a.stale && a.machine_id == machine_id && a.cancelled.is_none())
+            {
+                dup.stale = false;
+                dup.lasts = after - dup.created;
+                dup.pickup = dup.lasts;
+            }
+        }
+        if record.kind == types::MachineActionType::Offboard {
+            self.offboards.push((record.id.clone(), now + lasts));
+        }
         self.actions.push(record.clone());
         Ok((record, false))
+    }
+
+    /// Whether the machine is isolated at `now`: of its isolations and releases, the one that
+    /// succeeded last is an isolation.
+    fn isolated(&self, machine_id: &str, now: Duration) -> bool {
+        use types::MachineActionType as Type;
+        self.actions
+            .iter()
+            .filter(|a| {
+                a.machine_id == machine_id && matches!(a.kind, Type::Isolate | Type::Unisolate)
+            })
+            .filter(|a| a.status(now) == types::MachineActionStatus::Succeeded)
+            .max_by_key(|a| a.created + a.lasts)
+            .is_some_and(|a| a.kind == Type::Isolate)
+    }
+
+    /// Puts in force what became true by `now`: an offboarded machine is `Inactive` once its
+    /// offboarding succeeded (its onboarding status stays as it was, #5909).
+    pub fn settle(&mut self, now: Duration) {
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.offboards)
+            .into_iter()
+            .partition(|(_, at)| *at <= now);
+        self.offboards = later;
+        for (id, _) in due {
+            let Ok(i) = self.action_index(&id) else {
+                continue;
+            };
+            if self.actions[i].status(now) == types::MachineActionStatus::Succeeded {
+                let machine = self.actions[i].machine_id.clone();
+                if let Some(m) = self.inventory.get_mut(&machine) {
+                    m.offboard();
+                }
+            }
+        }
     }
 
     /// The machine with this id, or the 404.
@@ -409,9 +490,15 @@ impl Records {
                 types::MachineActionType::CollectInvestigationPackage => {
                     busy.collection_until = None
                 }
-                _ => {
+                // Not a stale duplicate's: the isolation it duplicates runs on.
+                _ if busy
+                    .running
+                    .get(action.kind.as_str())
+                    .is_some_and(|(id, _)| *id == action.id) =>
+                {
                     busy.running.remove(action.kind.as_str());
                 }
+                _ => {}
             }
         }
         let action = &mut self.actions[i];
@@ -432,6 +519,23 @@ impl Records {
     /// Every machine action started, oldest first.
     pub fn actions(&self) -> &[ActionRecord] {
         &self.actions
+    }
+}
+
+/// Whether a device of platform `os` takes the action, as its page's platform notes say:
+/// isolation (full) not on macOS, selective isolation on Windows only, restriction,
+/// quarantine and offboarding on Windows only.
+fn supports(os: &str, kind: &types::MachineActionType, scope: Option<&str>) -> bool {
+    use types::MachineActionType as Type;
+    let windows = os.starts_with("Windows");
+    match kind {
+        Type::Isolate if scope == Some("Selective") => windows,
+        Type::Isolate | Type::Unisolate => os != "macOS",
+        Type::RestrictCodeExecution
+        | Type::UnrestrictCodeExecution
+        | Type::StopAndQuarantineFile
+        | Type::Offboard => windows,
+        _ => true,
     }
 }
 
