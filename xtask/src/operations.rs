@@ -10,7 +10,7 @@
 //! - `Answer`: any operation's success, tagged with its operation, for journals and output.
 
 use heck::{ToShoutySnakeCase, ToSnakeCase, ToUpperCamelCase};
-use mde_spec::{Operation, Server, Spec};
+use mde_spec::{FieldKind, Operation, Server, Spec};
 use proc_macro2::TokenStream;
 use quote::{ToTokens, format_ident, quote};
 use serde_json::Value;
@@ -158,7 +158,7 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
     let (mut consts, mut variants, mut ids, mut methods, mut requests) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut variant_docs, mut answers, mut action_answers) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut with_ids, mut bodies) = (Vec::new(), Vec::new());
+    let (mut with_ids, mut bodies, mut from_bodies) = (Vec::new(), Vec::new(), Vec::new());
     for op in spec.operations() {
         let id = op
             .operation_id
@@ -217,6 +217,30 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
             Some(kind) => quote!(Some(#kind)),
             None => quote!(None),
         };
+        let body_fields = spec.body_fields(&op).into_iter().map(|f| {
+            let (name, flag, help, required) = (&f.name, &f.flag, &f.help, f.required);
+            let kind = match &f.kind {
+                FieldKind::Text { min, max } => {
+                    let bound = |b: &Option<u64>| match b {
+                        Some(n) => quote!(Some(#n)),
+                        None => quote!(None),
+                    };
+                    let (min, max) = (bound(min), bound(max));
+                    quote!(FieldKind::Text { min: #min, max: #max })
+                }
+                FieldKind::Choice(choices) => {
+                    let choices = choices
+                        .iter()
+                        .map(|(value, typed)| quote!(Choice { value: #value, typed: #typed }));
+                    quote!(FieldKind::Choice(&[#(#choices),*]))
+                }
+                FieldKind::Switch => quote!(FieldKind::Switch),
+                FieldKind::Integer => quote!(FieldKind::Integer),
+                FieldKind::List => quote!(FieldKind::List),
+                FieldKind::Json => quote!(FieldKind::Json),
+            };
+            quote! { BodyField { name: #name, flag: #flag, help: #help, required: #required, kind: #kind } }
+        });
         let doc = format!("`{http_method} {path}`: {summary}");
         consts.push(quote! {
             #[doc = #doc]
@@ -236,6 +260,7 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
                 answers_page: #page,
                 creates_action: #creates,
                 needs_comment: #comment,
+                body: &[#(#body_fields),*],
             };
         });
 
@@ -305,6 +330,19 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
             quote! { AnyRequest::#variant(r) => { let mut r = r.clone(); r.id = id.to_string(); AnyRequest::#variant(r) } }
         } else {
             quote! { AnyRequest::#variant(r) => AnyRequest::#variant(r.clone()) }
+        });
+        // Only a request of an id and a JSON body is made from a body alone.
+        let body_only = fields
+            .iter()
+            .all(|f| f.name == "body" || (f.name == "id" && f.path_name.is_some()));
+        from_bodies.push(match (fields.iter().any(|f| f.name == "body"), has_id) {
+            (true, true) if body_only => quote! {
+                OperationId::#variant => Some(::serde_json::from_value(body).map(|body| AnyRequest::#variant(#variant { id: ::std::string::String::new(), body })))
+            },
+            (true, false) if body_only => quote! {
+                OperationId::#variant => Some(::serde_json::from_value(body).map(|body| AnyRequest::#variant(#variant { body })))
+            },
+            _ => quote! { OperationId::#variant => None },
         });
         bodies.push(if fields.iter().any(|f| f.name == "body") {
             quote! { AnyRequest::#variant(r) => ::serde_json::to_value(&r.body).ok() }
@@ -401,6 +439,59 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
                 pub creates_action: ::std::option::Option<&'static str>,
                 /// Whether its body requires a `Comment`.
                 pub needs_comment: bool,
+                /// The members of its JSON body, as a command line takes them (empty without
+                /// one).
+                pub body: &'static [BodyField],
+            }
+
+            /// A member of an operation's JSON body, as a command line takes it (progenitor's
+            /// CLI rules: a scalar is a `--kebab-case` flag, an enum its possible values, an
+            /// array a repeated flag, anything else JSON; `x-cli-name` and `x-cli-values` name
+            /// them otherwise).
+            #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+            pub struct BodyField {
+                /// Its name in the body, e.g. `IsolationType`.
+                pub name: &'static str,
+                /// The flag that takes it, without `--`, e.g. `type`.
+                pub flag: &'static str,
+                /// What it is, one sentence.
+                pub help: &'static str,
+                /// Whether the body requires it.
+                pub required: bool,
+                /// What the flag takes.
+                pub kind: FieldKind,
+            }
+
+            /// What a body member's flag takes.
+            #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+            pub enum FieldKind {
+                /// Text, of `minLength` and `maxLength` characters when the spec says.
+                Text {
+                    /// `minLength`.
+                    min: ::std::option::Option<u64>,
+                    /// `maxLength`.
+                    max: ::std::option::Option<u64>,
+                },
+                /// One of an enum's values.
+                Choice(&'static [Choice]),
+                /// A boolean: the flag alone.
+                Switch,
+                /// An integer.
+                Integer,
+                /// An array: the flag repeated, an item each.
+                List,
+                /// Anything else: JSON text.
+                Json,
+            }
+
+            /// A value of an enum member, and the name a command line types for it.
+            #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+            pub struct Choice {
+                /// The value on the wire, e.g. `UnManagedDevice`.
+                pub value: &'static str,
+                /// The name typed for it, e.g. `unmanaged` (`x-cli-values`, or the value in
+                /// lower case).
+                pub typed: &'static str,
             }
 
             /// What the id in an operation's path names.
@@ -588,6 +679,15 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
                 pub fn body(&self) -> ::std::option::Option<::serde_json::Value> {
                     match self {
                         #(#bodies,)*
+                    }
+                }
+
+                /// `op`'s request, its path's id left empty (a template: see
+                /// [`AnyRequest::with_id`]), with `body` read as the operation's typed body;
+                /// `None` for an operation whose request is not an id and a JSON body.
+                pub fn from_body(op: OperationId, body: ::serde_json::Value) -> ::std::option::Option<::std::result::Result<AnyRequest, ::serde_json::Error>> {
+                    match op {
+                        #(#from_bodies,)*
                     }
                 }
 

@@ -3,16 +3,15 @@
 
 use std::time::Duration;
 
-use mde_client::operations::{self, AnyRequest};
-use mde_client::types;
+use mde_client::operations::OperationId;
 
-use crate::cli::IsolationKind;
+use crate::body_flags;
 use crate::cli::{
     ActionCommand, Cli, Command, InvestigationCommand, MachineCommand, PackageCommand, Targets,
 };
 use crate::commands::{action, fleet_run, machine, package};
 use crate::pipeline;
-use crate::session::{USAGE, comment, comment_body, fail};
+use crate::session::{USAGE, fail};
 
 /// Runs a command (not `completions`); returns the exit code.
 #[allow(deprecated)] // the retired and deprecated operations stay reachable
@@ -20,119 +19,73 @@ pub async fn run(cli: Cli) -> u8 {
     let done = |result: Result<u8, u8>| match result {
         Ok(code) | Err(code) => code,
     };
-    // Each action command's request, its id left to set per machine: the run's template.
-    let id = String::new;
-    let (template, targets, wait) = match &cli.command {
+    // Each action command's operation; its request, made from the body's flags with the id
+    // left to set per machine, is the run's template.
+    let (op, targets, wait) = match &cli.command {
         Command::Investigation(InvestigationCommand::Start(t)) => {
-            let body = try_or!(done, comment_body(t));
-            let request = operations::StartInvestigation { id: id(), body };
-            (AnyRequest::StartInvestigation(request), t.clone(), None)
+            (OperationId::StartInvestigation, t.clone(), None)
         }
         Command::Investigation(InvestigationCommand::Initiate(t)) => {
-            let body = try_or!(done, comment_body(t));
-            let request = operations::InitiateInvestigation { id: id(), body };
-            (AnyRequest::InitiateInvestigation(request), t.clone(), None)
+            (OperationId::InitiateInvestigation, t.clone(), None)
         }
-        Command::Scan {
-            targets,
-            scan_type,
-            wait,
-        } => {
-            let body = types::RunAntiVirusScanRequest {
-                comment: try_or!(done, comment(targets)),
-                scan_type: scan_type.as_type(),
-            };
-            let request = operations::RunAntiVirusScan { id: id(), body };
-            (
-                AnyRequest::RunAntiVirusScan(request),
-                targets.clone(),
-                wait.every(),
-            )
+        Command::Scan { targets, wait } => {
+            (OperationId::RunAntiVirusScan, targets.clone(), wait.every())
         }
         Command::Isolate {
             targets,
-            isolation,
             cancel_pending,
             wait,
-        } => {
-            let body = types::IsolateRequest {
-                comment: try_or!(done, comment(targets)),
-                isolation_type: isolation.map(IsolationKind::as_type),
-            };
-            let request = operations::IsolateMachine { id: id(), body };
-            let targets = cancelling(targets, *cancel_pending);
-            (AnyRequest::IsolateMachine(request), targets, wait.every())
-        }
+        } => (
+            OperationId::IsolateMachine,
+            cancelling(targets, *cancel_pending),
+            wait.every(),
+        ),
         Command::Release {
             targets,
             cancel_pending,
             wait,
-        } => {
-            let body = try_or!(done, comment_body(targets));
-            let request = operations::UnisolateMachine { id: id(), body };
-            let targets = cancelling(targets, *cancel_pending);
-            (AnyRequest::UnisolateMachine(request), targets, wait.every())
-        }
+        } => (
+            OperationId::UnisolateMachine,
+            cancelling(targets, *cancel_pending),
+            wait.every(),
+        ),
         Command::Restrict {
             targets,
             cancel_pending,
             wait,
-        } => {
-            let body = try_or!(done, comment_body(targets));
-            let request = operations::RestrictCodeExecution { id: id(), body };
-            let targets = cancelling(targets, *cancel_pending);
-            (
-                AnyRequest::RestrictCodeExecution(request),
-                targets,
-                wait.every(),
-            )
-        }
+        } => (
+            OperationId::RestrictCodeExecution,
+            cancelling(targets, *cancel_pending),
+            wait.every(),
+        ),
         Command::Unrestrict {
             targets,
             cancel_pending,
             wait,
-        } => {
-            let body = try_or!(done, comment_body(targets));
-            let request = operations::UnrestrictCodeExecution { id: id(), body };
-            let targets = cancelling(targets, *cancel_pending);
-            (
-                AnyRequest::UnrestrictCodeExecution(request),
-                targets,
-                wait.every(),
-            )
-        }
-        Command::Quarantine {
-            targets,
-            sha1,
-            wait,
-        } => {
-            let hex = sha1.len() == 40 && sha1.bytes().all(|b| b.is_ascii_hexdigit());
-            if !hex {
+        } => (
+            OperationId::UnrestrictCodeExecution,
+            cancelling(targets, *cancel_pending),
+            wait.every(),
+        ),
+        Command::Quarantine { targets, wait } => {
+            // The spec states the length; every character hex is the service's check
+            // (InvalidHashValue), made here before anything is sent.
+            let sha1 = cli
+                .body
+                .get("Sha1")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default();
+            if !sha1.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return fail(USAGE, "--sha1 must be a SHA-1: 40 hex characters");
             }
-            let sha1 = sha1.as_str().try_into();
-            let body = types::StopAndQuarantineFileRequest {
-                comment: try_or!(done, comment(targets)),
-                sha1: try_or!(
-                    done,
-                    sha1.map_err(|_| fail(USAGE, "--sha1 must be 40 characters"))
-                ),
-            };
-            let request = operations::StopAndQuarantineFile { id: id(), body };
             (
-                AnyRequest::StopAndQuarantineFile(request),
+                OperationId::StopAndQuarantineFile,
                 targets.clone(),
                 wait.every(),
             )
         }
         Command::Offboard { targets, wait } => {
-            let body = try_or!(done, comment_body(targets));
-            let request = operations::OffboardMachine { id: id(), body };
-            (
-                AnyRequest::OffboardMachine(request),
-                targets.clone(),
-                wait.every(),
-            )
+            (OperationId::OffboardMachine, targets.clone(), wait.every())
         }
         Command::Package(PackageCommand::Collect {
             targets,
@@ -149,18 +102,12 @@ pub async fn run(cli: Cli) -> u8 {
             return done(package::collect_download(&cli, targets, settings).await);
         }
         Command::Package(PackageCommand::Collect { targets, graph, .. }) => {
-            let body = try_or!(done, comment_body(targets));
-            let request = if *graph {
-                AnyRequest::CollectInvestigationPackageGraph(
-                    operations::CollectInvestigationPackageGraph { id: id(), body },
-                )
+            let op = if *graph {
+                OperationId::CollectInvestigationPackageGraph
             } else {
-                AnyRequest::CollectInvestigationPackage(operations::CollectInvestigationPackage {
-                    id: id(),
-                    body,
-                })
+                OperationId::CollectInvestigationPackage
             };
-            (request, targets.clone(), None)
+            (op, targets.clone(), None)
         }
         Command::Package(PackageCommand::Download { ids, out }) => {
             return done(package::download(&cli, ids, out).await);
@@ -188,7 +135,6 @@ pub async fn run(cli: Cli) -> u8 {
         }
         Command::Action(ActionCommand::Cancel {
             ids,
-            comment,
             confirm,
             journaling,
         }) => {
@@ -198,14 +144,11 @@ pub async fn run(cli: Cli) -> u8 {
                 names: Vec::new(),
                 names_file: None,
                 pick: None,
-                comment: comment.clone(),
                 confirm: confirm.clone(),
                 journaling: journaling.clone(),
                 cancel_pending: false,
             };
-            let body = try_or!(done, comment_body(&targets));
-            let request = operations::CancelMachineAction { id: id(), body };
-            (AnyRequest::CancelMachineAction(request), targets, None)
+            (OperationId::CancelMachineAction, targets, None)
         }
         Command::Machine(MachineCommand::Show { ids }) => {
             return done(machine::show(&cli, ids).await);
@@ -228,7 +171,10 @@ pub async fn run(cli: Cli) -> u8 {
         }
         Command::Completions { .. } => unreachable!("handled before a runtime starts"),
     };
-    let op = template.operation();
+    let template = match body_flags::template(op, &cli.body) {
+        Ok(template) => template,
+        Err(e) => return fail(USAGE, e),
+    };
     let facts = op.facts();
     if let Some(date) = facts.retired {
         eprintln!(
@@ -249,14 +195,3 @@ fn cancelling(targets: &Targets, cancel_pending: bool) -> Targets {
         ..targets.clone()
     }
 }
-
-/// The value of `$result`, or the command ends with its exit code.
-macro_rules! try_or {
-    ($done:ident, $result:expr) => {
-        match $result {
-            Ok(value) => value,
-            Err(code) => return $done(Err(code)),
-        }
-    };
-}
-use try_or;

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use clap::builder::TypedValueParser;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
+use mde_client::operations::OperationId;
 use mde_client::{Cloud, Region};
 
 const EXAMPLES: &str = "\
@@ -41,6 +42,9 @@ pub struct Cli {
     pub run: RunOptions,
     #[command(subcommand)]
     pub command: Command,
+    /// The request body the action command's flags give (`body_flags`), read by [`parse`].
+    #[arg(skip)]
+    pub body: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Where to connect and as whom.
@@ -134,25 +138,6 @@ pub struct Journaling {
     pub retry_failed: bool,
 }
 
-/// The type of an antivirus scan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ScanKind {
-    /// A quick scan.
-    Quick,
-    /// A full scan.
-    Full,
-}
-
-impl ScanKind {
-    /// The spec's value.
-    pub fn as_type(self) -> mde_client::types::ScanType {
-        match self {
-            ScanKind::Quick => mde_client::types::ScanType::Quick,
-            ScanKind::Full => mde_client::types::ScanType::Full,
-        }
-    }
-}
-
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
@@ -181,9 +166,6 @@ pub enum Command {
     Scan {
         #[command(flatten)]
         targets: Targets,
-        /// The scan: quick or full (sent as the documented `Quick` or `Full`).
-        #[arg(long = "type", value_enum)]
-        scan_type: ScanKind,
         #[command(flatten)]
         wait: Wait,
     },
@@ -194,10 +176,6 @@ pub enum Command {
     Isolate {
         #[command(flatten)]
         targets: Targets,
-        /// The isolation: full, selective or unmanaged (sent as the documented `Full`,
-        /// `Selective` or `UnManagedDevice`); the service's default when not given.
-        #[arg(long = "type", value_enum)]
-        isolation: Option<IsolationKind>,
         /// Where the opposite action is pending (a release while an isolation is), cancel it
         /// first and wait for the cancellation, instead of reporting a conflict.
         #[arg(long)]
@@ -255,9 +233,6 @@ pub enum Command {
     Quarantine {
         #[command(flatten)]
         targets: Targets,
-        /// The file's SHA-1: 40 hex characters (the service takes no other hash).
-        #[arg(long, value_name = "SHA1")]
-        sha1: String,
         #[command(flatten)]
         wait: Wait,
     },
@@ -428,9 +403,6 @@ pub enum ActionCommand {
         /// Machine action ids.
         #[arg(value_name = "ACTION_ID", required = true)]
         ids: Vec<String>,
-        /// Comment to associate with each cancellation.
-        #[arg(long)]
-        comment: String,
         #[command(flatten)]
         confirm: Confirm,
         #[command(flatten)]
@@ -458,9 +430,6 @@ pub struct Targets {
     /// instead of refusing the name and listing them.
     #[arg(long, value_enum, value_name = "WHICH")]
     pub pick: Option<Pick>,
-    /// Comment to associate with each action.
-    #[arg(long)]
-    pub comment: String,
     #[command(flatten)]
     pub confirm: Confirm,
     #[command(flatten)]
@@ -490,28 +459,6 @@ impl Wait {
     }
 }
 
-/// The type of an isolation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum IsolationKind {
-    /// Full isolation (managed devices).
-    Full,
-    /// Only a limited set of applications is kept from the network (managed devices).
-    Selective,
-    /// Contains an unmanaged device.
-    Unmanaged,
-}
-
-impl IsolationKind {
-    /// The spec's value.
-    pub fn as_type(self) -> mde_client::types::IsolationType {
-        match self {
-            IsolationKind::Full => mde_client::types::IsolationType::Full,
-            IsolationKind::Selective => mde_client::types::IsolationType::Selective,
-            IsolationKind::Unmanaged => mde_client::types::IsolationType::UnManagedDevice,
-        }
-    }
-}
-
 /// Which machine of several with one name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Pick {
@@ -533,11 +480,74 @@ pub struct Confirm {
     pub yes: bool,
 }
 
-/// The command line as parsed and as completed: the options of the service's connection are
-/// not shown for the commands that never call it.
+/// The command that sends each operation, its request made from its body's flags: the one
+/// line each operation costs the command line (the rest is generated from the spec).
+pub fn command_of(op: OperationId) -> Option<&'static [&'static str]> {
+    match op {
+        OperationId::StartInvestigation => Some(&["investigation", "start"]),
+        OperationId::InitiateInvestigation => Some(&["investigation", "initiate"]),
+        OperationId::CollectInvestigationPackage => Some(&["package", "collect"]),
+        OperationId::RunAntiVirusScan => Some(&["scan"]),
+        OperationId::CancelMachineAction => Some(&["action", "cancel"]),
+        OperationId::IsolateMachine => Some(&["isolate"]),
+        OperationId::UnisolateMachine => Some(&["release"]),
+        OperationId::RestrictCodeExecution => Some(&["restrict"]),
+        OperationId::UnrestrictCodeExecution => Some(&["unrestrict"]),
+        OperationId::StopAndQuarantineFile => Some(&["quarantine"]),
+        OperationId::OffboardMachine => Some(&["offboard"]),
+        // `package collect --graph`: the body of `package collect`.
+        OperationId::CollectInvestigationPackageGraph
+        // `tag add|remove TAG`: the body is the command's own words.
+        | OperationId::SetMachineTag
+        // Read by the commands that show and follow, with no body.
+        | OperationId::ListMachines
+        | OperationId::ListMachineActions
+        | OperationId::GetMachineAction
+        | OperationId::GetPackageUri
+        | OperationId::GetMachine
+        | OperationId::FindMachinesByTag => None,
+    }
+}
+
+/// The subcommand at `path` of `command`, changed by `change`.
+fn at_path(
+    command: clap::Command,
+    path: &[&str],
+    change: impl FnOnce(clap::Command) -> clap::Command,
+) -> clap::Command {
+    match path {
+        [] => change(command),
+        [first, rest @ ..] => command.mut_subcommand(*first, |sub| at_path(sub, rest, change)),
+    }
+}
+
+/// Parses the process's arguments, the action's body among them.
+pub fn parse() -> Cli {
+    let matches = command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    for op in OperationId::ALL {
+        let Some(path) = command_of(op) else { continue };
+        let found = path
+            .iter()
+            .try_fold(&matches, |m, name| m.subcommand_matches(name));
+        if let Some(matches) = found {
+            cli.body = crate::body_flags::read(op, matches);
+        }
+    }
+    cli
+}
+
+/// The command line as parsed and as completed: each action command with the flags of its
+/// body, and the options of the service's connection not shown for the commands that never
+/// call it.
 pub fn command() -> clap::Command {
     use clap::CommandFactory;
     let mut command = Cli::command();
+    for op in OperationId::ALL {
+        if let Some(path) = command_of(op) {
+            command = at_path(command, path, |sub| sub.args(crate::body_flags::args(op)));
+        }
+    }
     // Global options reach every subcommand when the command is built; hide them after.
     command.build();
     let local: Vec<String> = Cli::command()

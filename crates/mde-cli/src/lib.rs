@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod body_flags;
 pub mod cli;
 mod commands;
 pub mod evidence;

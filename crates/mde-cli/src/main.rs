@@ -2,15 +2,11 @@
 
 use std::process::ExitCode;
 
-use clap::FromArgMatches;
 use mde_cli::app;
-use mde_cli::cli::{self, Cli, Command};
+use mde_cli::cli::{self, Command};
 
 fn main() -> ExitCode {
-    let cli = match Cli::from_arg_matches(&cli::command().get_matches()) {
-        Ok(cli) => cli,
-        Err(e) => e.exit(),
-    };
+    let cli = cli::parse();
     if let Command::Completions { shell } = &cli.command {
         clap_complete::generate(*shell, &mut cli::command(), "mde", &mut std::io::stdout());
         return ExitCode::SUCCESS;

@@ -85,9 +85,6 @@ pub(crate) fn machines(
     targets: &Targets,
     op: OperationId,
 ) -> Result<(Vec<String>, Vec<String>), u8> {
-    if targets.comment.trim().is_empty() {
-        return Err(fail(USAGE, "--comment must not be empty"));
-    }
     let (machines, repeated) =
         targets::machine_ids(&targets.machines, targets.machines_file.as_deref())
             .map_err(|e| fail(USAGE, e))?;
@@ -441,7 +438,7 @@ pub(crate) async fn select(
         let plan = selection::DryRun {
             op,
             detail,
-            comment: &targets.comment,
+            comment: comment_of(cli),
             selection: &selection,
             then,
         };
@@ -465,7 +462,7 @@ pub(crate) async fn select(
     selection::confirm(op, to_send, yes).map_err(|e| fail(USAGE, e))?;
     if !to_cancel.is_empty() {
         let actions: Vec<_> = to_cancel.iter().map(|(_, a)| a.clone()).collect();
-        let why = format!("Cancelled by mde before {op}: {}", targets.comment);
+        let why = format!("Cancelled by mde before {op}: {}", comment_of(cli));
         eprintln!(
             "mde: cancelling {} pending opposite action(s) first",
             actions.len()
@@ -531,20 +528,10 @@ pub(crate) fn plan<'a>(targets: &Targets, template: &'a AnyRequest) -> fleet::Pl
     }
 }
 
-/// The body of an action that takes only a `Comment`; an empty one is a usage error.
-pub(crate) fn comment_body(targets: &Targets) -> Result<mde_client::types::CommentRequest, u8> {
-    Ok(mde_client::types::CommentRequest {
-        comment: comment(targets)?,
-    })
-}
-
-/// The `Comment` of a request body, as its generated type holds it; an empty one is a usage
-/// error.
-pub(crate) fn comment<T>(targets: &Targets) -> Result<T, u8>
-where
-    T: for<'a> TryFrom<&'a str>,
-{
-    T::try_from(targets.comment.as_str()).map_err(|_| fail(USAGE, "--comment must not be empty"))
+/// The `Comment` of the body the command line gives.
+fn comment_of(cli: &Cli) -> &str {
+    let comment = cli.body.get("Comment").and_then(serde_json::Value::as_str);
+    comment.unwrap_or_default()
 }
 
 /// The signal that stopped the run, as its exit code (0: none yet).

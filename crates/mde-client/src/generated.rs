@@ -7283,6 +7283,56 @@ pub mod operations {
         pub creates_action: ::std::option::Option<&'static str>,
         /// Whether its body requires a `Comment`.
         pub needs_comment: bool,
+        /// The members of its JSON body, as a command line takes them (empty without
+        /// one).
+        pub body: &'static [BodyField],
+    }
+    /// A member of an operation's JSON body, as a command line takes it (progenitor's
+    /// CLI rules: a scalar is a `--kebab-case` flag, an enum its possible values, an
+    /// array a repeated flag, anything else JSON; `x-cli-name` and `x-cli-values` name
+    /// them otherwise).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct BodyField {
+        /// Its name in the body, e.g. `IsolationType`.
+        pub name: &'static str,
+        /// The flag that takes it, without `--`, e.g. `type`.
+        pub flag: &'static str,
+        /// What it is, one sentence.
+        pub help: &'static str,
+        /// Whether the body requires it.
+        pub required: bool,
+        /// What the flag takes.
+        pub kind: FieldKind,
+    }
+    /// What a body member's flag takes.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum FieldKind {
+        /// Text, of `minLength` and `maxLength` characters when the spec says.
+        Text {
+            /// `minLength`.
+            min: ::std::option::Option<u64>,
+            /// `maxLength`.
+            max: ::std::option::Option<u64>,
+        },
+        /// One of an enum's values.
+        Choice(&'static [Choice]),
+        /// A boolean: the flag alone.
+        Switch,
+        /// An integer.
+        Integer,
+        /// An array: the flag repeated, an item each.
+        List,
+        /// Anything else: JSON text.
+        Json,
+    }
+    /// A value of an enum member, and the name a command line types for it.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct Choice {
+        /// The value on the wire, e.g. `UnManagedDevice`.
+        pub value: &'static str,
+        /// The name typed for it, e.g. `unmanaged` (`x-cli-values`, or the value in
+        /// lower case).
+        pub typed: &'static str,
     }
     /// What the id in an operation's path names.
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -8495,6 +8545,141 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 AnyRequest::SetMachineTag(r) => ::serde_json::to_value(&r.body).ok(),
             }
         }
+        /// `op`'s request, its path's id left empty (a template: see
+        /// [`AnyRequest::with_id`]), with `body` read as the operation's typed body;
+        /// `None` for an operation whose request is not an id and a JSON body.
+        pub fn from_body(
+            op: OperationId,
+            body: ::serde_json::Value,
+        ) -> ::std::option::Option<
+            ::std::result::Result<AnyRequest, ::serde_json::Error>,
+        > {
+            match op {
+                OperationId::StartInvestigation => {
+                    Some(
+                        ::serde_json::from_value(body)
+                            .map(|body| AnyRequest::StartInvestigation(StartInvestigation {
+                                id: ::std::string::String::new(),
+                                body,
+                            })),
+                    )
+                }
+                OperationId::InitiateInvestigation => {
+                    Some(
+                        ::serde_json::from_value(body)
+                            .map(|body| AnyRequest::InitiateInvestigation(InitiateInvestigation {
+                                id: ::std::string::String::new(),
+                                body,
+                            })),
+                    )
+                }
+                OperationId::CollectInvestigationPackage => {
+                    Some(
+                        ::serde_json::from_value(body)
+                            .map(|body| AnyRequest::CollectInvestigationPackage(CollectInvestigationPackage {
+                                id: ::std::string::String::new(),
+                                body,
+                            })),
+                    )
+                }
+                OperationId::RunAntiVirusScan => {
+                    Some(
+                        ::serde_json::from_value(body)
+                            .map(|body| AnyRequest::RunAntiVirusScan(RunAntiVirusScan {
+                                id: ::std::string::String::new(),
+                                body,
+                            })),
+                    )
+                }
+                OperationId::CollectInvestigationPackageGraph => {
+                    Some(
+                        ::serde_json::from_value(body)
+                            .map(|body| AnyRequest::CollectInvestigationPackageGraph(CollectInvestigationPackageGraph {
+                                id: ::std::string::String::new(),
+                                body,
+                            })),
+                    )
+                }
+                OperationId::ListMachines => None,
+                OperationId::ListMachineActions => None,
+                OperationId::GetMachineAction => None,
+                OperationId::GetPackageUri => None,
+                OperationId::CancelMachineAction => {
+                    Some(
+                        ::serde_json::from_value(body)
+                            .map(|body| AnyRequest::CancelMachineAction(CancelMachineAction {
+                                id: ::std::string::String::new(),
+                                body,
+                            })),
+                    )
+                }
+                OperationId::IsolateMachine => {
+                    Some(
+                        ::serde_json::from_value(body)
+                            .map(|body| AnyRequest::IsolateMachine(IsolateMachine {
+                                id: ::std::string::String::new(),
+                                body,
+                            })),
+                    )
+                }
+                OperationId::UnisolateMachine => {
+                    Some(
+                        ::serde_json::from_value(body)
+                            .map(|body| AnyRequest::UnisolateMachine(UnisolateMachine {
+                                id: ::std::string::String::new(),
+                                body,
+                            })),
+                    )
+                }
+                OperationId::RestrictCodeExecution => {
+                    Some(
+                        ::serde_json::from_value(body)
+                            .map(|body| AnyRequest::RestrictCodeExecution(RestrictCodeExecution {
+                                id: ::std::string::String::new(),
+                                body,
+                            })),
+                    )
+                }
+                OperationId::UnrestrictCodeExecution => {
+                    Some(
+                        ::serde_json::from_value(body)
+                            .map(|body| AnyRequest::UnrestrictCodeExecution(UnrestrictCodeExecution {
+                                id: ::std::string::String::new(),
+                                body,
+                            })),
+                    )
+                }
+                OperationId::StopAndQuarantineFile => {
+                    Some(
+                        ::serde_json::from_value(body)
+                            .map(|body| AnyRequest::StopAndQuarantineFile(StopAndQuarantineFile {
+                                id: ::std::string::String::new(),
+                                body,
+                            })),
+                    )
+                }
+                OperationId::OffboardMachine => {
+                    Some(
+                        ::serde_json::from_value(body)
+                            .map(|body| AnyRequest::OffboardMachine(OffboardMachine {
+                                id: ::std::string::String::new(),
+                                body,
+                            })),
+                    )
+                }
+                OperationId::GetMachine => None,
+                OperationId::FindMachinesByTag => None,
+                OperationId::SetMachineTag => {
+                    Some(
+                        ::serde_json::from_value(body)
+                            .map(|body| AnyRequest::SetMachineTag(SetMachineTag {
+                                id: ::std::string::String::new(),
+                                body,
+                            })),
+                    )
+                }
+            }
+        }
         /// Hands the typed request to `visitor`.
         pub fn visit<V: RequestVisitor>(self, visitor: V) -> V::Output {
             match self {
@@ -8550,6 +8735,18 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: None,
         needs_comment: true,
+        body: &[
+            BodyField {
+                name: "Comment",
+                flag: "comment",
+                help: "Comment to associate with the action",
+                required: true,
+                kind: FieldKind::Text {
+                    min: Some(1u64),
+                    max: None,
+                },
+            },
+        ],
     };
     ///`POST /api/machines/{id}/InitiateInvestigation`: Initiate an automated investigation on a machine (preview).
     pub const INITIATE_INVESTIGATION: Operation = Operation {
@@ -8583,6 +8780,18 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: None,
         needs_comment: true,
+        body: &[
+            BodyField {
+                name: "Comment",
+                flag: "comment",
+                help: "Comment to associate with the action",
+                required: true,
+                kind: FieldKind::Text {
+                    min: Some(1u64),
+                    max: None,
+                },
+            },
+        ],
     };
     ///`POST /api/machines/{id}/collectInvestigationPackage`: Collect the investigation package from a device.
     pub const COLLECT_INVESTIGATION_PACKAGE: Operation = Operation {
@@ -8610,6 +8819,18 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: Some("CollectInvestigationPackage"),
         needs_comment: true,
+        body: &[
+            BodyField {
+                name: "Comment",
+                flag: "comment",
+                help: "Comment to associate with the action",
+                required: true,
+                kind: FieldKind::Text {
+                    min: Some(1u64),
+                    max: None,
+                },
+            },
+        ],
     };
     ///`POST /api/machines/{id}/runAntiVirusScan`: Run a Microsoft Defender Antivirus scan on a device.
     pub const RUN_ANTI_VIRUS_SCAN: Operation = Operation {
@@ -8637,6 +8858,36 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: Some("RunAntiVirusScan"),
         needs_comment: true,
+        body: &[
+            BodyField {
+                name: "Comment",
+                flag: "comment",
+                help: "Comment to associate with the action",
+                required: true,
+                kind: FieldKind::Text {
+                    min: Some(1u64),
+                    max: None,
+                },
+            },
+            BodyField {
+                name: "ScanType",
+                flag: "type",
+                help: "The type of the scan",
+                required: true,
+                kind: FieldKind::Choice(
+                    &[
+                        Choice {
+                            value: "Quick",
+                            typed: "quick",
+                        },
+                        Choice {
+                            value: "Full",
+                            typed: "full",
+                        },
+                    ],
+                ),
+            },
+        ],
     };
     ///`POST /testwdatppreview/machines/{id}/collectInvestigationPackage`: Collect the investigation package through the deprecated Graph endpoint.
     pub const COLLECT_INVESTIGATION_PACKAGE_GRAPH: Operation = Operation {
@@ -8665,6 +8916,18 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: Some("CollectInvestigationPackage"),
         needs_comment: true,
+        body: &[
+            BodyField {
+                name: "Comment",
+                flag: "comment",
+                help: "Comment to associate with the action",
+                required: true,
+                kind: FieldKind::Text {
+                    min: Some(1u64),
+                    max: None,
+                },
+            },
+        ],
     };
     ///`GET /api/machines`: List machines, filtered with OData.
     pub const LIST_MACHINES: Operation = Operation {
@@ -8692,6 +8955,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: true,
         creates_action: None,
         needs_comment: false,
+        body: &[],
     };
     ///`GET /api/machineactions`: List machine actions, filtered with OData.
     pub const LIST_MACHINE_ACTIONS: Operation = Operation {
@@ -8719,6 +8983,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: true,
         creates_action: None,
         needs_comment: false,
+        body: &[],
     };
     ///`GET /api/machineactions/{id}`: Get a machine action by its id.
     pub const GET_MACHINE_ACTION: Operation = Operation {
@@ -8746,6 +9011,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: None,
         needs_comment: false,
+        body: &[],
     };
     ///`GET /api/machineactions/{id}/getPackageUri`: Get the download link of a collected investigation package.
     pub const GET_PACKAGE_URI: Operation = Operation {
@@ -8773,6 +9039,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: None,
         needs_comment: false,
+        body: &[],
     };
     ///`POST /api/machineactions/{id}/cancel`: Cancel a machine action that is not final yet (prerelease).
     pub const CANCEL_MACHINE_ACTION: Operation = Operation {
@@ -8816,6 +9083,18 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: None,
         needs_comment: true,
+        body: &[
+            BodyField {
+                name: "Comment",
+                flag: "comment",
+                help: "Comment to associate with the action",
+                required: true,
+                kind: FieldKind::Text {
+                    min: Some(1u64),
+                    max: None,
+                },
+            },
+        ],
     };
     ///`POST /api/machines/{id}/isolate`: Isolate a device from the network.
     pub const ISOLATE_MACHINE: Operation = Operation {
@@ -8843,6 +9122,40 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: Some("Isolate"),
         needs_comment: true,
+        body: &[
+            BodyField {
+                name: "Comment",
+                flag: "comment",
+                help: "Comment to associate with the action",
+                required: true,
+                kind: FieldKind::Text {
+                    min: Some(1u64),
+                    max: None,
+                },
+            },
+            BodyField {
+                name: "IsolationType",
+                flag: "type",
+                help: "The type of the isolation",
+                required: false,
+                kind: FieldKind::Choice(
+                    &[
+                        Choice {
+                            value: "Full",
+                            typed: "full",
+                        },
+                        Choice {
+                            value: "Selective",
+                            typed: "selective",
+                        },
+                        Choice {
+                            value: "UnManagedDevice",
+                            typed: "unmanaged",
+                        },
+                    ],
+                ),
+            },
+        ],
     };
     ///`POST /api/machines/{id}/unisolate`: Release a device from isolation.
     pub const UNISOLATE_MACHINE: Operation = Operation {
@@ -8870,6 +9183,18 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: Some("Unisolate"),
         needs_comment: true,
+        body: &[
+            BodyField {
+                name: "Comment",
+                flag: "comment",
+                help: "Comment to associate with the action",
+                required: true,
+                kind: FieldKind::Text {
+                    min: Some(1u64),
+                    max: None,
+                },
+            },
+        ],
     };
     ///`POST /api/machines/{id}/restrictCodeExecution`: Restrict the applications a device may run.
     pub const RESTRICT_CODE_EXECUTION: Operation = Operation {
@@ -8897,6 +9222,18 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: Some("RestrictCodeExecution"),
         needs_comment: true,
+        body: &[
+            BodyField {
+                name: "Comment",
+                flag: "comment",
+                help: "Comment to associate with the action",
+                required: true,
+                kind: FieldKind::Text {
+                    min: Some(1u64),
+                    max: None,
+                },
+            },
+        ],
     };
     ///`POST /api/machines/{id}/unrestrictCodeExecution`: Remove the restriction of the applications a device may run.
     pub const UNRESTRICT_CODE_EXECUTION: Operation = Operation {
@@ -8924,6 +9261,18 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: Some("UnrestrictCodeExecution"),
         needs_comment: true,
+        body: &[
+            BodyField {
+                name: "Comment",
+                flag: "comment",
+                help: "Comment to associate with the action",
+                required: true,
+                kind: FieldKind::Text {
+                    min: Some(1u64),
+                    max: None,
+                },
+            },
+        ],
     };
     ///`POST /api/machines/{id}/StopAndQuarantineFile`: Stop a file's processes on a device and quarantine the file.
     pub const STOP_AND_QUARANTINE_FILE: Operation = Operation {
@@ -8955,6 +9304,28 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: Some("StopAndQuarantineFile"),
         needs_comment: true,
+        body: &[
+            BodyField {
+                name: "Comment",
+                flag: "comment",
+                help: "Comment to associate with the action",
+                required: true,
+                kind: FieldKind::Text {
+                    min: Some(1u64),
+                    max: None,
+                },
+            },
+            BodyField {
+                name: "Sha1",
+                flag: "sha1",
+                help: "SHA-1 of the file to stop and quarantine on the device, 40 hex characters",
+                required: true,
+                kind: FieldKind::Text {
+                    min: Some(40u64),
+                    max: Some(40u64),
+                },
+            },
+        ],
     };
     ///`POST /api/machines/{id}/offboard`: Offboard a device from Microsoft Defender for Endpoint.
     pub const OFFBOARD_MACHINE: Operation = Operation {
@@ -8982,6 +9353,18 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: Some("Offboard"),
         needs_comment: true,
+        body: &[
+            BodyField {
+                name: "Comment",
+                flag: "comment",
+                help: "Comment to associate with the action",
+                required: true,
+                kind: FieldKind::Text {
+                    min: Some(1u64),
+                    max: None,
+                },
+            },
+        ],
     };
     ///`GET /api/machines/{id}`: A device by its id.
     pub const GET_MACHINE: Operation = Operation {
@@ -9009,6 +9392,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: None,
         needs_comment: false,
+        body: &[],
     };
     ///`GET /api/machines/findbytag`: The devices that carry a tag.
     pub const FIND_MACHINES_BY_TAG: Operation = Operation {
@@ -9036,6 +9420,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: true,
         creates_action: None,
         needs_comment: false,
+        body: &[],
     };
     ///`POST /api/machines/{id}/tags`: Add a tag to a device, or remove one.
     pub const SET_MACHINE_TAG: Operation = Operation {
@@ -9063,6 +9448,36 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: None,
         needs_comment: false,
+        body: &[
+            BodyField {
+                name: "Value",
+                flag: "value",
+                help: "The tag name",
+                required: true,
+                kind: FieldKind::Text {
+                    min: Some(1u64),
+                    max: None,
+                },
+            },
+            BodyField {
+                name: "Action",
+                flag: "action",
+                help: "Whether to add the tag or remove it",
+                required: true,
+                kind: FieldKind::Choice(
+                    &[
+                        Choice {
+                            value: "Add",
+                            typed: "add",
+                        },
+                        Choice {
+                            value: "Remove",
+                            typed: "remove",
+                        },
+                    ],
+                ),
+            },
+        ],
     };
     /// Every operation's facts, in the spec's order.
     pub const ALL: &[Operation] = &[

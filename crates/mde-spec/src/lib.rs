@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod body;
 pub mod diff;
 mod examples;
 mod extensions;
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+pub use body::{BodyField, FieldKind};
 pub use examples::{Example, ExampleUse};
 pub use extensions::{
     ClientCredentials, Deprecation, ExtensibleEnum, ExtensionError, Permissions, RateWindow,

@@ -5,16 +5,17 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use mde_client::operations::{self, AnyRequest, OperationId};
+use mde_client::operations::{self, OperationId};
 use mde_client::{WaitEvent, types};
 
+use crate::body_flags;
 use crate::cli::{Cli, Targets};
 use crate::json::{ErrorInfo, Line, Lines};
 use crate::output::error_text;
 use crate::session::{
-    AUTH, OK, PARTIAL, SIMULATED_DOWNLOAD, USAGE, client, code_of, comment_body, connect, fail,
-    history, machines, plan, resume_command, run_record, select, sign_in, simulator, speed,
-    start_journal, stop_signal, stopped_code, time_scale,
+    AUTH, OK, PARTIAL, SIMULATED_DOWNLOAD, USAGE, client, code_of, connect, fail, history,
+    machines, plan, resume_command, run_record, select, sign_in, simulator, speed, start_journal,
+    stop_signal, stopped_code, time_scale,
 };
 use crate::{fleet, output, pipeline};
 
@@ -273,11 +274,7 @@ pub(crate) async fn collect_download(
 ) -> Result<u8, u8> {
     let conn = &cli.connection;
     let op = OperationId::CollectInvestigationPackage;
-    let template =
-        AnyRequest::CollectInvestigationPackage(operations::CollectInvestigationPackage {
-            id: String::new(),
-            body: comment_body(targets)?,
-        });
+    let template = body_flags::template(op, &cli.body).map_err(|e| fail(USAGE, e))?;
     let (ids, names) = machines(targets, op)?;
     let scale = time_scale(conn)?;
     let record = run_record(
