@@ -7,7 +7,8 @@ use mde_client::operations::OperationId;
 
 use crate::body_flags;
 use crate::cli::{
-    ActionCommand, Cli, Command, InvestigationCommand, MachineCommand, PackageCommand, Targets,
+    ActionCommand, Cli, Command, InvestigationCommand, MachineCommand, PackageCommand, TagCommand,
+    Targets,
 };
 use crate::commands::{action, fleet_run, machine, package};
 use crate::pipeline;
@@ -21,6 +22,7 @@ pub async fn run(cli: Cli) -> u8 {
     };
     // Each action command's operation; its request, made from the body's flags with the id
     // left to set per machine, is the run's template.
+    let mut body = cli.body.clone();
     let (op, targets, wait) = match &cli.command {
         Command::Investigation(InvestigationCommand::Start(t)) => {
             (OperationId::StartInvestigation, t.clone(), None)
@@ -84,6 +86,17 @@ pub async fn run(cli: Cli) -> u8 {
                 wait.every(),
             )
         }
+        Command::Tag(tagging) => {
+            let (action, tagging) = match tagging {
+                TagCommand::Add(t) => ("Add", t),
+                TagCommand::Remove(t) => ("Remove", t),
+            };
+            body = serde_json::json!({ "Value": tagging.value, "Action": action })
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            (OperationId::SetMachineTag, tagging.targets.clone(), None)
+        }
         Command::Offboard { targets, wait } => {
             (OperationId::OffboardMachine, targets.clone(), wait.every())
         }
@@ -144,6 +157,8 @@ pub async fn run(cli: Cli) -> u8 {
                 names: Vec::new(),
                 names_file: None,
                 pick: None,
+                tag: None,
+                tag_prefix: false,
                 confirm: confirm.clone(),
                 journaling: journaling.clone(),
                 cancel_pending: false,
@@ -171,7 +186,7 @@ pub async fn run(cli: Cli) -> u8 {
         }
         Command::Completions { .. } => unreachable!("handled before a runtime starts"),
     };
-    let template = match body_flags::template(op, &cli.body) {
+    let template = match body_flags::template(op, &body) {
         Ok(template) => template,
         Err(e) => return fail(USAGE, e),
     };

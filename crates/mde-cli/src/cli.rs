@@ -247,6 +247,10 @@ pub enum Command {
         #[command(flatten)]
         wait: Wait,
     },
+    /// Adds a tag to each machine, or removes one (setMachineTag); `--tag` on any command
+    /// then selects the machines that carry it.
+    #[command(subcommand)]
+    Tag(TagCommand),
     /// Machine actions (a package collection is one): follow them.
     #[command(subcommand)]
     Action(ActionCommand),
@@ -261,6 +265,28 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TagCommand {
+    /// Adds the tag to each machine (once: a machine that has it keeps one).
+    #[command(
+        after_help = "Examples:\n  mde tag add \"test Tag 2\" 1e5bc9d7e413ddd7902c2932e418702b84d0cc07\n  mde tag add Contained --machine-name ws-0001\n  mde isolate --tag Contained --comment \"Contain the tagged machines\""
+    )]
+    Add(Tagging),
+    /// Removes the tag from each machine.
+    #[command(after_help = "Example:\n  mde tag remove Contained --tag Contained")]
+    Remove(Tagging),
+}
+
+/// A tag and the machines to add it to or remove it from.
+#[derive(Clone, Debug, Args)]
+pub struct Tagging {
+    /// The tag (sent as the body's `Value`).
+    #[arg(value_name = "TAG", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    pub value: String,
+    #[command(flatten)]
+    pub targets: Targets,
 }
 
 #[derive(Debug, Subcommand)]
@@ -430,6 +456,13 @@ pub struct Targets {
     /// instead of refusing the name and listing them.
     #[arg(long, value_enum, value_name = "WHICH")]
     pub pick: Option<Pick>,
+    /// The machines that carry this tag (findMachinesByTag, one call; without regard to
+    /// case), besides those given otherwise.
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
+    /// With --tag: the machines with a tag that starts with it.
+    #[arg(long, requires = "tag")]
+    pub tag_prefix: bool,
     #[command(flatten)]
     pub confirm: Confirm,
     #[command(flatten)]

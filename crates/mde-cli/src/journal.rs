@@ -63,6 +63,15 @@ pub enum Entry {
         /// When, in UTC.
         at: String,
     },
+    /// The machines a tag came to (reused on resume, not looked up again).
+    Tagged {
+        /// The tag as given (`--tag`), with `*` after it for `--tag-prefix`.
+        tag: String,
+        /// The machines that carried it.
+        machines: Vec<crate::names::Candidate>,
+        /// When, in UTC.
+        at: String,
+    },
     /// A machine's package reached a stage of `mde package collect --download`.
     Stage {
         /// The machine.
@@ -103,6 +112,10 @@ pub struct RunRecord {
     pub machines: Vec<String>,
     /// The machine names as given, in lower case, sorted.
     pub names: Vec<String>,
+    /// The tag the machines were selected by (`--tag`), with `*` after it for
+    /// `--tag-prefix`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
     /// The evidence folder of `package collect --download`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub download: Option<String>,
@@ -131,6 +144,7 @@ impl RunRecord {
         differ("the tenant", text(&self.tenant), text(&now.tenant));
         differ("the client id", text(&self.client_id), text(&now.client_id));
         differ("the API", self.api.clone(), now.api.clone());
+        differ("the tag", text(&self.tag), text(&now.tag));
         differ(
             "the evidence folder",
             text(&self.download),
@@ -186,6 +200,8 @@ pub struct History {
     pub unknown: Vec<String>,
     /// Names resolved, by the name as given in lower case.
     pub names: HashMap<String, crate::names::Candidate>,
+    /// The machines the run's tag came to, once looked up.
+    pub tagged: Option<Vec<crate::names::Candidate>>,
     /// Machines whose collection the service ended `Failed` or `TimeOut` (`--download`).
     pub collections_failed: Vec<String>,
 }
@@ -307,6 +323,7 @@ impl Journal {
                 Entry::Resolved { name, machine, .. } => {
                     history.names.insert(name.to_ascii_lowercase(), machine);
                 }
+                Entry::Tagged { machines, .. } => history.tagged = Some(machines),
                 // Read again from the service and the evidence folder on resume, but for
                 // whether the service ended the collection (for `--retry-failed`).
                 Entry::Stage {
@@ -354,6 +371,7 @@ mod tests {
                 api: "simulator".into(),
                 machines: vec!["a".into(), "b".into(), "c".into()],
                 names: Vec::new(),
+                tag: None,
                 download: None,
             },
             at: now(),

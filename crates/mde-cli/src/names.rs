@@ -34,6 +34,12 @@ pub struct Candidate {
     pub health: Option<String>,
 }
 
+/// The machines that carry `tag` (or, with `prefix`, a tag that starts with it): one call.
+pub async fn tagged(client: &Client, tag: &str, prefix: bool) -> Result<Vec<Candidate>, Error> {
+    let machines = client.find_machines_by_tag(tag, prefix).await?;
+    Ok(machines.iter().filter_map(Candidate::of).collect())
+}
+
 impl Candidate {
     fn of(machine: &Machine) -> Option<Candidate> {
         Some(Candidate {

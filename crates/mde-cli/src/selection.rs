@@ -27,6 +27,8 @@ pub struct Selection {
     pub unresolved: Vec<Outcome>,
     /// Names resolved by this run (the others came from the resumed journal).
     pub resolved_now: Vec<(String, Candidate)>,
+    /// The machines the tag came to, when this run looked it up: (the tag, the machines).
+    pub tagged_now: Option<(String, Vec<Candidate>)>,
     /// listMachines calls made.
     pub calls: usize,
 }
@@ -50,15 +52,31 @@ impl Selection {
                 at: now(),
             })?;
         }
+        if let Some((tag, machines)) = &self.tagged_now {
+            journal.append(&Entry::Tagged {
+                tag: tag.clone(),
+                machines: machines.clone(),
+                at: now(),
+            })?;
+        }
         Ok(())
     }
 }
 
-/// Resolves `names` (those the journal does not hold) and adds their machines to `ids`.
+/// The machines given by tag: the tag (`*` after it for a prefix) and whether it is one.
+pub type Tag<'a> = Option<(&'a str, bool)>;
+
+/// The key a run records of its tag: the tag, with `*` after it for a prefix.
+pub fn tag_key(tag: Tag<'_>) -> Option<String> {
+    tag.map(|(tag, prefix)| format!("{tag}{}", if prefix { "*" } else { "" }))
+}
+
+/// Resolves `names` (those the journal does not hold) and the machines of `tag` (unless the
+/// journal holds them), and adds their machines to `ids`.
 pub async fn select(
     client: &Client,
     ids: Vec<String>,
-    names: &[String],
+    (names, tag): (&[String], Tag<'_>),
     latest: bool,
     history: &History,
 ) -> Result<Selection, Error> {
@@ -132,6 +150,41 @@ pub async fn select(
                 )),
                 earlier: false,
             }),
+        }
+    }
+    if let Some((text, prefix)) = tag {
+        let machines = match &history.tagged {
+            Some(machines) => machines.clone(),
+            None => {
+                let found = names::tagged(client, text, prefix).await?;
+                selection.calls += 1;
+                selection.tagged_now = tag_key(tag).map(|key| (key, found.clone()));
+                found
+            }
+        };
+        if machines.is_empty() {
+            let which = if prefix {
+                "a tag that starts with"
+            } else {
+                "the tag"
+            };
+            selection.unresolved.push(Outcome {
+                machine: format!("tag:{text}"),
+                name: None,
+                outcome: Kind::NotFound,
+                result: None,
+                error: Some(ErrorInfo::new(
+                    "not_found",
+                    format!("no machine carries {which} {text}"),
+                )),
+                earlier: false,
+            });
+        }
+        for machine in machines {
+            selection.names.insert(machine.id.clone(), machine.name);
+            if seen.insert(machine.id.clone()) {
+                selection.machines.push(machine.id);
+            }
         }
     }
     Ok(selection)
@@ -256,10 +309,16 @@ impl DryRun<'_> {
                 limits(op)
             )?;
         }
+        let tagged = usize::from(self.selection.tagged_now.is_some());
         writeln!(
             out,
-            "Lookups:   {} listMachines call(s) made to resolve the names",
-            self.selection.calls
+            "Lookups:   {} listMachines call(s) made to resolve the names{}",
+            self.selection.calls - tagged,
+            if tagged > 0 {
+                ", 1 findMachinesByTag call for the tag"
+            } else {
+                ""
+            }
         )
     }
 }

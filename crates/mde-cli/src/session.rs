@@ -120,13 +120,18 @@ pub(crate) fn machines(
     for name in &names {
         crate::names::check(name).map_err(|e| fail(USAGE, e))?;
     }
-    if machines.is_empty() && names.is_empty() {
+    if machines.is_empty() && names.is_empty() && targets.tag.is_none() {
         return Err(fail(
             USAGE,
-            "no machines: give ids as arguments or with --machines-file, or names with --machine-name or --names-file",
+            "no machines: give ids as arguments or with --machines-file, names with --machine-name or --names-file, or a tag with --tag",
         ));
     }
     Ok((machines, names))
+}
+
+/// The tag the machines are given by, if any.
+pub(crate) fn tag(targets: &Targets) -> selection::Tag<'_> {
+    targets.tag.as_deref().map(|t| (t, targets.tag_prefix))
 }
 
 /// Ids or names as a list a terminal shows as it is.
@@ -170,7 +175,7 @@ pub(crate) fn speed(conn: &Connection, scale: f64) -> f64 {
 pub(crate) fn run_record(
     cli: &Cli,
     plan: &fleet::Plan<'_>,
-    (ids, names): (&[String], &[String]),
+    (ids, names, tag): (&[String], &[String], selection::Tag<'_>),
     download: Option<&std::path::Path>,
 ) -> RunRecord {
     let conn = &cli.connection;
@@ -206,6 +211,7 @@ pub(crate) fn run_record(
         api,
         machines,
         names,
+        tag: selection::tag_key(tag),
         download: download.map(|d| d.display().to_string()),
     }
 }
@@ -422,7 +428,8 @@ pub(crate) async fn select(
     (ids, names): (Vec<String>, Vec<String>),
     (op, detail, then): Intent,
 ) -> Result<Selection, u8> {
-    let mut selection = selection::select(client, ids, &names, targets.pick.is_some(), history)
+    let given = (&names[..], tag(targets));
+    let mut selection = selection::select(client, ids, given, targets.pick.is_some(), history)
         .await
         .map_err(failed("cannot resolve the machine names"))?;
     let to_cancel = race(client, targets, op, &mut selection)

@@ -208,7 +208,7 @@ fn test_bad_input_exit_codes() {
         (
             vec!["--simulate", "package", "collect", "--comment", "c"],
             2,
-            "no machines: give ids as arguments or with --machines-file, or names",
+            "no machines: give ids as arguments or with --machines-file, names with --machine-name or --names-file, or a tag with --tag",
         ),
         (
             vec![

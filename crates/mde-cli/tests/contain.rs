@@ -605,3 +605,151 @@ async fn test_platforms_the_pages_exclude_are_refused_and_offboarded_machines_go
     assert!(shown.stdout.contains("Inactive"), "{}", shown.stdout);
     sim.stop().await;
 }
+
+/// Tags: `mde tag add` and `remove` on machines by name, then `--tag` (and `--tag-prefix`)
+/// selects the machines that carry one for any action, with one findMachinesByTag call,
+/// journaled and reused on resume; a tag no machine carries is that tag's `not_found`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_tags_are_set_and_select_the_machines_of_a_run() {
+    let dir = scratch("tags");
+    let sim = Simulator::start(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        time_scale: 120.0,
+        names: vec!["ws-0001".into(), "ws-0002".into(), "ws-0003".into()],
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let mde = |args: &[&str]| {
+        let mut command = against(dir.path(), &sim);
+        command.args(args);
+        run_off(command)
+    };
+    let tags_of = |name: &str| {
+        sim.machines()
+            .into_iter()
+            .find(|m| m.computer_dns_name.as_deref() == Some(name))
+            .and_then(|m| m.machine_tags)
+            .unwrap_or_default()
+    };
+    let added = mde(&[
+        "-o",
+        "json",
+        "tag",
+        "add",
+        "Contained",
+        "--machine-name",
+        "ws-0001",
+        "--machine-name",
+        "ws-0002",
+    ])
+    .await;
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    assert_eq!(lines(&added.stdout).len(), 2);
+    assert_eq!(tags_of("ws-0001.contoso.com"), ["Contained"]);
+    assert!(tags_of("ws-0003.contoso.com").is_empty());
+    assert_eq!(sim.calls(OperationId::SetMachineTag), 2);
+
+    let finds = || sim.calls(OperationId::FindMachinesByTag);
+    let dry = mde(&[
+        "isolate",
+        "--tag",
+        "Contained",
+        "--comment",
+        "c",
+        "--dry-run",
+    ])
+    .await;
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert!(
+        dry.stdout.contains("ws-0001.contoso.com") && dry.stdout.contains("ws-0002.contoso.com"),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        dry.stdout.contains("1 findMachinesByTag call"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!((finds(), sim.calls(OperationId::IsolateMachine)), (1, 0));
+
+    let isolate = [
+        "-o",
+        "json",
+        "isolate",
+        "--tag",
+        "contain",
+        "--tag-prefix",
+        "--comment",
+        "c",
+    ];
+    let out = mde(&[&isolate[..], &["--journal", "j.jsonl", "--wait"]].concat()).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let mut named: Vec<String> = lines(&out.stdout)
+        .iter()
+        .map(|l| l["name"].as_str().unwrap().to_string())
+        .collect();
+    named.sort();
+    assert_eq!(named, ["ws-0001.contoso.com", "ws-0002.contoso.com"]);
+    assert_eq!((finds(), sim.calls(OperationId::IsolateMachine)), (2, 2));
+    let journal = std::fs::read_to_string(dir.path().join("j.jsonl")).unwrap();
+    assert!(journal.contains(r#""tag":"contain*""#), "{journal}");
+    assert!(journal.contains(r#""event":"tagged""#), "{journal}");
+    // A resume reuses the journaled machines of the tag: no second lookup, nothing sent again.
+    let resumed = mde(&[&isolate[..], &["--resume", "j.jsonl"]].concat()).await;
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert_eq!((finds(), sim.calls(OperationId::IsolateMachine)), (2, 2));
+    let other = mde(&[
+        "isolate",
+        "--tag",
+        "Contained",
+        "--comment",
+        "c",
+        "--resume",
+        "j.jsonl",
+    ])
+    .await;
+    assert_eq!(other.code, 2, "{}", other.stderr);
+    assert!(
+        other
+            .stderr
+            .contains("the tag: recorded contain*, now Contained"),
+        "{}",
+        other.stderr
+    );
+
+    let removed = mde(&[
+        "-o",
+        "csv",
+        "tag",
+        "remove",
+        "Contained",
+        "--tag",
+        "Contained",
+    ])
+    .await;
+    assert_eq!(removed.code, 0, "{}", removed.stderr);
+    assert_eq!(
+        removed.stdout.lines().count(),
+        3,
+        "a header and a row a machine"
+    );
+    assert!(tags_of("ws-0001.contoso.com").is_empty());
+
+    let none = mde(&[
+        "-o",
+        "json",
+        "restrict",
+        "--tag",
+        "Contained",
+        "--comment",
+        "c",
+    ])
+    .await;
+    assert_eq!(none.code, 1, "{}", none.stderr);
+    let line = &lines(&none.stdout)[0];
+    assert_eq!(line["machine"], "tag:Contained");
+    assert_eq!(line["outcome"], "not_found");
+    assert_eq!(sim.calls(OperationId::RestrictCodeExecution), 0);
+    sim.stop().await;
+}

@@ -467,6 +467,23 @@ impl Client {
         self.all_pages(request, |page| page.value, true).await
     }
 
+    /// The machines that carry `tag` (findMachinesByTag: one call; with `starts_with`, a tag
+    /// that starts with it). An empty tag is [`Error::InvalidInput`], never sent.
+    pub async fn find_machines_by_tag(
+        &self,
+        tag: &str,
+        starts_with: bool,
+    ) -> Result<Vec<crate::types::Machine>, Error> {
+        let tag = tag
+            .try_into()
+            .map_err(|e| Error::InvalidInput(format!("the tag: {e}")))?;
+        let find = operations::FindMachinesByTag {
+            tag,
+            use_starts_with_filter: starts_with.then_some(true),
+        };
+        Ok(self.send(find).await?.value)
+    }
+
     /// Follows `ids` to their final statuses with listMachineActions: one call per `interval`
     /// sees every action created since `since` (10,000 a page, the next page only when one
     /// is full), never one call per action. `seen` is told each action whose status changed.

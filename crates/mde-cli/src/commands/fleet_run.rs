@@ -15,7 +15,7 @@ use crate::json::{Lines, not_sent_line, outcome_line};
 use crate::output;
 use crate::session::{
     AUTH, OK, PARTIAL, USAGE, client, fail, failed, history, machines, plan, resume_command,
-    run_record, select, sign_in, simulator, speed, start_journal, stop_signal, stopped_code,
+    run_record, select, sign_in, simulator, speed, start_journal, stop_signal, stopped_code, tag,
     time_scale,
 };
 
@@ -31,7 +31,8 @@ pub(crate) async fn run(
     let op = template.operation();
     let (ids, names) = machines(targets, op)?;
     let scale = time_scale(conn)?;
-    let record = run_record(cli, &plan(targets, template), (&ids, &names), None);
+    let given = (&ids[..], &names[..], tag(targets));
+    let record = run_record(cli, &plan(targets, template), given, None);
     let history = history(cli, targets, &record)?;
     let simulator = simulator(conn, scale, &ids, &names).await?;
 

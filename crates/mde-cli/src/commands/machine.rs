@@ -136,16 +136,7 @@ pub(crate) async fn show(cli: &Cli, ids: &[String]) -> Result<u8, u8> {
 pub(crate) async fn list(cli: &Cli, only: Only<'_>) -> Result<u8, u8> {
     let (simulator, client) = connect(cli, &[]).await?;
     let machines = match only.tag {
-        Some(tag) => {
-            let tag = tag
-                .try_into()
-                .map_err(|_| fail(crate::session::USAGE, "--tag must not be empty"))?;
-            let find = operations::FindMachinesByTag {
-                tag,
-                use_starts_with_filter: only.tag_prefix.then_some(true),
-            };
-            client.send(find).await.map(|page| page.value)
-        }
+        Some(tag) => client.find_machines_by_tag(tag, only.tag_prefix).await,
         None => {
             let filter = only
                 .health

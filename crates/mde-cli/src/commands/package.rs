@@ -280,7 +280,7 @@ pub(crate) async fn collect_download(
     let record = run_record(
         cli,
         &plan(targets, &template),
-        (&ids, &names),
+        (&ids, &names, crate::session::tag(targets)),
         Some(settings.dir),
     );
     let mut history = history(cli, targets, &record)?;
