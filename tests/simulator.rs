@@ -1421,3 +1421,35 @@ async fn response_actions_and_machine_tags_follow_the_pages() {
     );
     sim.stop().await;
 }
+
+/// Permissions are enforced per operation, as the spec's `x-permissions` name them: an app
+/// holding none of an operation's permissions gets the service's 403 naming one that would do
+/// (`Machine.Isolate` for an isolation, `Machine.Offboard` for an offboarding, ...), whatever
+/// else it holds.
+#[tokio::test]
+async fn every_operation_refuses_an_app_without_its_permissions() {
+    let mut config = Config::default().with_generated_machines(1);
+    config.apps.push(app("nobody", ""));
+    let sim = simulator(config).await;
+    let nobody = client(
+        sim.base_url(),
+        &sign_in(&sim, "nobody", "nobody-secret").await,
+    );
+    for op in operations::ALL {
+        let answer = call(&nobody, op.id, &generated_machine_id(0), "c").await;
+        assert_eq!(code(&answer), (403, "Forbidden".into()), "{}", op.id);
+        let message = answer.unwrap_err().1["error"]["message"].clone();
+        let one = op
+            .application_permissions
+            .iter()
+            .chain(op.directory_roles)
+            .next();
+        assert!(
+            message.as_str().unwrap().contains(one.unwrap()),
+            "{}: {message}",
+            op.id
+        );
+    }
+    assert_eq!(sim.actions().len(), 0, "nothing was started");
+    sim.stop().await;
+}

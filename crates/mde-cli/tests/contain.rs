@@ -753,3 +753,100 @@ async fn test_tags_are_set_and_select_the_machines_of_a_run() {
     assert_eq!(sim.calls(OperationId::RestrictCodeExecution), 0);
     sim.stop().await;
 }
+
+/// Every containment and remediation command takes every machine selector and follows its
+/// action: for each, a dry run by tag sends nothing, then a run by name with `--wait` ends
+/// `Succeeded`, as the simulator's record shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_each_command_by_tag_and_by_name_with_wait() {
+    let dir = scratch("each");
+    let commands = [
+        ("isolate", &[][..], MachineActionType::Isolate),
+        ("release", &[][..], MachineActionType::Unisolate),
+        (
+            "restrict",
+            &[][..],
+            MachineActionType::RestrictCodeExecution,
+        ),
+        (
+            "unrestrict",
+            &[][..],
+            MachineActionType::UnrestrictCodeExecution,
+        ),
+        (
+            "quarantine",
+            &["--sha1", "87662bc3d60e4200ceaf7aae249d1c343f4b83c9"][..],
+            MachineActionType::StopAndQuarantineFile,
+        ),
+        ("offboard", &["--yes"][..], MachineActionType::Offboard),
+    ];
+    let names: Vec<String> = (1..=commands.len()).map(|i| format!("ws-{i:04}")).collect();
+    let sim = Simulator::start(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        time_scale: 120.0,
+        names: names.clone(),
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let mde = |args: &[&str]| {
+        let mut command = against(dir.path(), &sim);
+        command.args(args);
+        run_off(command)
+    };
+    let of_kind = |kind: &MachineActionType| {
+        sim.actions()
+            .into_iter()
+            .filter(|a| a.type_.as_ref() == Some(kind))
+            .collect::<Vec<_>>()
+    };
+    for ((command, extra, kind), name) in commands.iter().zip(&names) {
+        let tag = format!("case-{command}");
+        let tagged = mde(&["tag", "add", &tag, "--machine-name", name]).await;
+        assert_eq!(tagged.code, 0, "{command}: {}", tagged.stderr);
+        let dry = [
+            &[*command, "--tag", &tag, "--comment", "c", "--dry-run"][..],
+            extra,
+        ]
+        .concat();
+        let dry = mde(&dry).await;
+        assert_eq!(dry.code, 0, "{command}: {}", dry.stderr);
+        assert!(
+            dry.stdout.contains(&format!("{name}.contoso.com")),
+            "{}",
+            dry.stdout
+        );
+        assert!(
+            of_kind(kind).is_empty(),
+            "{command}: the dry run sent nothing"
+        );
+
+        let args = [
+            &[
+                "-o",
+                "json",
+                command,
+                "--machine-name",
+                name,
+                "--comment",
+                "c",
+            ][..],
+            &["--wait", "--poll-interval", "10"][..],
+            extra,
+        ]
+        .concat();
+        let out = mde(&args).await;
+        assert_eq!(out.code, 0, "{command}: {}", out.stderr);
+        let line = &lines(&out.stdout)[0];
+        assert_eq!(line["status"], "Succeeded", "{command}: {line}");
+        assert_eq!(line["name"], format!("{name}.contoso.com"));
+        let sent = of_kind(kind);
+        assert_eq!(sent.len(), 1, "{command}");
+        assert_eq!(sent[0].status, Some(MachineActionStatus::Succeeded));
+        assert_eq!(
+            sent[0].computer_dns_name.as_deref(),
+            Some(&*format!("{name}.contoso.com"))
+        );
+    }
+    sim.stop().await;
+}
