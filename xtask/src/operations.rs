@@ -267,6 +267,17 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
         // The request type and how it is sent.
         let fields = request_fields(spec, &op, builders, &variant.to_string())?;
         let response = success_type(builders, &variant.to_string())?;
+        let answers_action =
+            response.to_token_stream().to_string().replace(' ', "") == "types::MachineAction";
+        let created_action =
+            if answers_action && op.machine_action_type(spec).map_err(located)?.is_some() {
+                quote!(Some(response))
+            } else {
+                quote!({
+                    let _ = response;
+                    None
+                })
+            };
         let field_names: Vec<&syn::Ident> = fields.iter().map(|f| &f.name).collect();
         let field_types = fields.iter().map(|f| &f.ty);
         let field_docs = fields.iter().map(|f| &f.doc);
@@ -320,6 +331,10 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
                 fn answer(response: Self::Response) -> Answer {
                     Answer::#variant(response)
                 }
+
+                fn created_action(response: &Self::Response) -> ::std::option::Option<&types::MachineAction> {
+                    #created_action
+                }
             }
         });
         // A run's template: the same request for another id, and its body as JSON.
@@ -349,7 +364,7 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
         } else {
             quote! { AnyRequest::#variant(_) => None }
         });
-        if response.to_token_stream().to_string().replace(' ', "") == "types::MachineAction" {
+        if answers_action {
             action_answers.push(variant.clone());
         }
         let variant_doc = format!("`{id}`: {summary}");
@@ -602,6 +617,9 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
                 fn send(self, client: &super::Client) -> impl ::std::future::Future<Output = Sent<Self::Response>> + Send + '_;
                 /// Its success as an [`Answer`].
                 fn answer(response: Self::Response) -> Answer;
+                /// The machine action its success is, for an operation that creates one
+                /// (`x-machine-action-type`); `None` for the others, a cancel among them.
+                fn created_action(response: &Self::Response) -> ::std::option::Option<&types::MachineAction>;
             }
 
             #(#requests)*

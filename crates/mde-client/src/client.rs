@@ -146,23 +146,18 @@ impl Client {
     fn repeated<R: Request>(
         &self,
         response: &R::Response,
-        date: Option<chrono::DateTime<chrono::Utc>>,
+        date: Option<&reqwest::header::HeaderValue>,
     ) -> Option<types::MachineAction> {
-        // Only a POST creates; reads are not cloned.
-        if R::ID.facts().method != "POST" {
-            return None;
-        }
-        let answer = R::answer(response.clone());
-        let action = created_action(&answer)?;
+        let action = R::created_action(response)?;
         let id = action.id.as_deref()?;
         let known = !self.runtime.created.remember(id);
-        let old = match (date, &action.creation_date_time_utc) {
-            (Some(date), Some(created)) => {
-                created.instant() + chrono::Duration::from_std(NOT_NEW).ok()? < date
-            }
+        // The `Date` is read only for an id not seen before.
+        let old = || match (date.and_then(answer_date), &action.creation_date_time_utc) {
+            (Some(date), Some(created)) => chrono::Duration::from_std(NOT_NEW)
+                .is_ok_and(|not_new| created.instant() + not_new < date),
             _ => false,
         };
-        (known || old).then(|| action.clone())
+        (known || old()).then(|| action.clone())
     }
 
     fn prepare<R: Request>(&self, request: Result<R, Error>) -> Call<'_, R> {
@@ -327,20 +322,12 @@ impl<R: Request> Call<'_, R> {
 /// while its request is handled, within a second or two of the `Date` (whole seconds).
 pub(crate) const NOT_NEW: Duration = Duration::from_secs(10);
 
-/// The `Date` of an answer.
-fn answer_date(headers: &reqwest::header::HeaderMap) -> Option<chrono::DateTime<chrono::Utc>> {
-    let date = headers.get(reqwest::header::DATE)?.to_str().ok()?;
+/// An answer's `Date`.
+fn answer_date(date: &reqwest::header::HeaderValue) -> Option<chrono::DateTime<chrono::Utc>> {
+    let date = date.to_str().ok()?;
     chrono::DateTime::parse_from_rfc2822(date)
         .ok()
         .map(|d| d.to_utc())
-}
-
-/// The machine action an operation that starts one answers (`x-machine-action-type`);
-/// `None` for the others, a cancel among them (it answers the action it cancels).
-fn created_action(answer: &operations::Answer) -> Option<&types::MachineAction> {
-    answer
-        .machine_action()
-        .filter(|_| answer.operation().facts().creates_action.is_some())
 }
 
 /// The ids of the actions a client was given, the latest [`Created::KEPT`]: an id given again
@@ -416,9 +403,9 @@ impl<'a, R: Request> IntoFuture for Call<'a, R> {
                     .await;
                 let error = match result {
                     Ok(value) => {
-                        let date = answer_date(value.headers());
+                        let date = value.headers().get(reqwest::header::DATE).cloned();
                         let response = value.into_inner();
-                        return match self.client.repeated::<R>(&response, date) {
+                        return match self.client.repeated::<R>(&response, date.as_ref()) {
                             Some(pending) => Err(Error::AlreadyPending(Box::new(pending))),
                             None => Ok(response),
                         };

@@ -7587,6 +7587,11 @@ pub mod operations {
         ) -> impl ::std::future::Future<Output = Sent<Self::Response>> + Send + '_;
         /// Its success as an [`Answer`].
         fn answer(response: Self::Response) -> Answer;
+        /// The machine action its success is, for an operation that creates one
+        /// (`x-machine-action-type`); `None` for the others, a cancel among them.
+        fn created_action(
+            response: &Self::Response,
+        ) -> ::std::option::Option<&types::MachineAction>;
     }
     /**The request of `startInvestigation`: `POST /api/machines/{id}/startInvestigation`: Start an automated investigation on a device.
 
@@ -7619,6 +7624,14 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         }
         fn answer(response: Self::Response) -> Answer {
             Answer::StartInvestigation(response)
+        }
+        fn created_action(
+            response: &Self::Response,
+        ) -> ::std::option::Option<&types::MachineAction> {
+            {
+                let _ = response;
+                None
+            }
         }
     }
     /**The request of `initiateInvestigation`: `POST /api/machines/{id}/InitiateInvestigation`: Initiate an automated investigation on a machine (preview).
@@ -7653,6 +7666,14 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         fn answer(response: Self::Response) -> Answer {
             Answer::InitiateInvestigation(response)
         }
+        fn created_action(
+            response: &Self::Response,
+        ) -> ::std::option::Option<&types::MachineAction> {
+            {
+                let _ = response;
+                None
+            }
+        }
     }
     /**The request of `collectInvestigationPackage`: `POST /api/machines/{id}/collectInvestigationPackage`: Collect the investigation package from a device.
 
@@ -7683,6 +7704,11 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         fn answer(response: Self::Response) -> Answer {
             Answer::CollectInvestigationPackage(response)
         }
+        fn created_action(
+            response: &Self::Response,
+        ) -> ::std::option::Option<&types::MachineAction> {
+            Some(response)
+        }
     }
     /**The request of `runAntiVirusScan`: `POST /api/machines/{id}/runAntiVirusScan`: Run a Microsoft Defender Antivirus scan on a device.
 
@@ -7712,6 +7738,11 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         }
         fn answer(response: Self::Response) -> Answer {
             Answer::RunAntiVirusScan(response)
+        }
+        fn created_action(
+            response: &Self::Response,
+        ) -> ::std::option::Option<&types::MachineAction> {
+            Some(response)
         }
     }
     /**The request of `collectInvestigationPackageGraph`: `POST /testwdatppreview/machines/{id}/collectInvestigationPackage`: Collect the investigation package through the deprecated Graph endpoint.
@@ -7745,6 +7776,11 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         }
         fn answer(response: Self::Response) -> Answer {
             Answer::CollectInvestigationPackageGraph(response)
+        }
+        fn created_action(
+            response: &Self::Response,
+        ) -> ::std::option::Option<&types::MachineAction> {
+            Some(response)
         }
     }
     /**The request of `listMachines`: `GET /api/machines`: List machines, filtered with OData.
@@ -7785,6 +7821,14 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         fn answer(response: Self::Response) -> Answer {
             Answer::ListMachines(response)
         }
+        fn created_action(
+            response: &Self::Response,
+        ) -> ::std::option::Option<&types::MachineAction> {
+            {
+                let _ = response;
+                None
+            }
+        }
     }
     /**The request of `listMachineActions`: `GET /api/machineactions`: List machine actions, filtered with OData.
 
@@ -7824,6 +7868,14 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         fn answer(response: Self::Response) -> Answer {
             Answer::ListMachineActions(response)
         }
+        fn created_action(
+            response: &Self::Response,
+        ) -> ::std::option::Option<&types::MachineAction> {
+            {
+                let _ = response;
+                None
+            }
+        }
     }
     /**The request of `getMachineAction`: `GET /api/machineactions/{id}`: Get a machine action by its id.
 
@@ -7851,6 +7903,14 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         fn answer(response: Self::Response) -> Answer {
             Answer::GetMachineAction(response)
         }
+        fn created_action(
+            response: &Self::Response,
+        ) -> ::std::option::Option<&types::MachineAction> {
+            {
+                let _ = response;
+                None
+            }
+        }
     }
     /**The request of `getPackageUri`: `GET /api/machineactions/{id}/getPackageUri`: Get the download link of a collected investigation package.
 
@@ -7877,6 +7937,14 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         }
         fn answer(response: Self::Response) -> Answer {
             Answer::GetPackageUri(response)
+        }
+        fn created_action(
+            response: &Self::Response,
+        ) -> ::std::option::Option<&types::MachineAction> {
+            {
+                let _ = response;
+                None
+            }
         }
     }
     /**The request of `cancelMachineAction`: `POST /api/machineactions/{id}/cancel`: Cancel a machine action that is not final yet (prerelease).
@@ -7908,6 +7976,14 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         fn answer(response: Self::Response) -> Answer {
             Answer::CancelMachineAction(response)
         }
+        fn created_action(
+            response: &Self::Response,
+        ) -> ::std::option::Option<&types::MachineAction> {
+            {
+                let _ = response;
+                None
+            }
+        }
     }
     /**The request of `isolateMachine`: `POST /api/machines/{id}/isolate`: Isolate a device from the network.
 
@@ -7937,6 +8013,11 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         }
         fn answer(response: Self::Response) -> Answer {
             Answer::IsolateMachine(response)
+        }
+        fn created_action(
+            response: &Self::Response,
+        ) -> ::std::option::Option<&types::MachineAction> {
+            Some(response)
         }
     }
     /**The request of `unisolateMachine`: `POST /api/machines/{id}/unisolate`: Release a device from isolation.
@@ -7968,6 +8049,11 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         fn answer(response: Self::Response) -> Answer {
             Answer::UnisolateMachine(response)
         }
+        fn created_action(
+            response: &Self::Response,
+        ) -> ::std::option::Option<&types::MachineAction> {
+            Some(response)
+        }
     }
     /**The request of `restrictCodeExecution`: `POST /api/machines/{id}/restrictCodeExecution`: Restrict the applications a device may run.
 
@@ -7997,6 +8083,11 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         }
         fn answer(response: Self::Response) -> Answer {
             Answer::RestrictCodeExecution(response)
+        }
+        fn created_action(
+            response: &Self::Response,
+        ) -> ::std::option::Option<&types::MachineAction> {
+            Some(response)
         }
     }
     /**The request of `unrestrictCodeExecution`: `POST /api/machines/{id}/unrestrictCodeExecution`: Remove the restriction of the applications a device may run.
@@ -8028,6 +8119,11 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         fn answer(response: Self::Response) -> Answer {
             Answer::UnrestrictCodeExecution(response)
         }
+        fn created_action(
+            response: &Self::Response,
+        ) -> ::std::option::Option<&types::MachineAction> {
+            Some(response)
+        }
     }
     /**The request of `stopAndQuarantineFile`: `POST /api/machines/{id}/StopAndQuarantineFile`: Stop a file's processes on a device and quarantine the file.
 
@@ -8057,6 +8153,11 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         }
         fn answer(response: Self::Response) -> Answer {
             Answer::StopAndQuarantineFile(response)
+        }
+        fn created_action(
+            response: &Self::Response,
+        ) -> ::std::option::Option<&types::MachineAction> {
+            Some(response)
         }
     }
     /**The request of `offboardMachine`: `POST /api/machines/{id}/offboard`: Offboard a device from Microsoft Defender for Endpoint.
@@ -8088,6 +8189,11 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         fn answer(response: Self::Response) -> Answer {
             Answer::OffboardMachine(response)
         }
+        fn created_action(
+            response: &Self::Response,
+        ) -> ::std::option::Option<&types::MachineAction> {
+            Some(response)
+        }
     }
     /**The request of `getMachine`: `GET /api/machines/{id}`: A device by its id.
 
@@ -8114,6 +8220,14 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         }
         fn answer(response: Self::Response) -> Answer {
             Answer::GetMachine(response)
+        }
+        fn created_action(
+            response: &Self::Response,
+        ) -> ::std::option::Option<&types::MachineAction> {
+            {
+                let _ = response;
+                None
+            }
         }
     }
     /**The request of `findMachinesByTag`: `GET /api/machines/findbytag`: The devices that carry a tag.
@@ -8147,6 +8261,14 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         fn answer(response: Self::Response) -> Answer {
             Answer::FindMachinesByTag(response)
         }
+        fn created_action(
+            response: &Self::Response,
+        ) -> ::std::option::Option<&types::MachineAction> {
+            {
+                let _ = response;
+                None
+            }
+        }
     }
     /**The request of `setMachineTag`: `POST /api/machines/{id}/tags`: Add a tag to a device, or remove one.
 
@@ -8176,6 +8298,14 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         }
         fn answer(response: Self::Response) -> Answer {
             Answer::SetMachineTag(response)
+        }
+        fn created_action(
+            response: &Self::Response,
+        ) -> ::std::option::Option<&types::MachineAction> {
+            {
+                let _ = response;
+                None
+            }
         }
     }
     /// The success of any operation, tagged with its `operationId`: what a journal keeps
