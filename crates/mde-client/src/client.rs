@@ -138,7 +138,7 @@ impl Client {
     /// credentials or an unreachable sign-in host before its first request. A bearer token
     /// given as is cannot be checked without a call: it passes.
     pub async fn sign_in(&self) -> Result<(), Error> {
-        self.runtime.tokens.bearer().await.map(drop)
+        self.runtime.tokens.authorization().await.map(drop)
     }
 
     /// The action a request for a new one was answered with, when it is not new: an id this

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use progenitor_client::{ClientHooks, ClientInfo, OperationInfo};
-use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderValue};
+use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH};
 
 use crate::error::Error;
 use crate::generated;
@@ -208,18 +208,11 @@ impl ClientHooks<Inner> for generated::Client {
                 runtime.wait_for_room(op).await;
             }
         }
-        let token = runtime
+        let value = runtime
             .tokens
-            .bearer()
+            .authorization()
             .await
             .map_err(|e| stash(unsent(e)))?;
-        let mut value =
-            HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
-                stash(Error::Authentication(
-                    "the access token is not a valid header value".into(),
-                ))
-            })?;
-        value.set_sensitive(true);
         request.headers_mut().insert(AUTHORIZATION, value);
         // progenitor adds `api-version: <info.version>`; the service documents no such header.
         request.headers_mut().remove("api-version");

@@ -17,6 +17,7 @@ use crate::error::Error;
 use crate::hooks::read_capped;
 use crate::rate_limit::Clock;
 use crate::secret::Secret;
+use reqwest::header::HeaderValue;
 
 /// How the client authenticates.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,7 +43,20 @@ pub(crate) struct TokenSource {
     scope: String,
     clock: Arc<dyn Clock>,
     body_limit: usize,
-    cached: tokio::sync::Mutex<Option<(Secret, Duration)>>,
+    /// The `Authorization` value of the token in use, and when to renew it: built once a
+    /// token, not once a call (a token is a kilobyte or two of JWT).
+    cached: tokio::sync::Mutex<Option<(HeaderValue, Duration)>>,
+    /// The `Authorization` value of a bearer token given as is (when it is a valid one).
+    given: Option<HeaderValue>,
+}
+
+/// `Bearer {token}`, marked sensitive so that it never shows in `Debug`.
+fn authorization(token: &Secret) -> Result<HeaderValue, Error> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+        Error::Authentication("the access token is not a valid header value".into())
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 impl fmt::Debug for TokenSource {
@@ -93,18 +107,23 @@ impl TokenSource {
         body_limit: usize,
     ) -> TokenSource {
         TokenSource {
-            credentials,
             http,
             authority: authority.to_string(),
             scope,
             clock,
             body_limit,
             cached: tokio::sync::Mutex::new(None),
+            given: match &credentials {
+                Credentials::BearerToken(token) => authorization(token).ok(),
+                Credentials::ClientSecret { .. } => None,
+            },
+            credentials,
         }
     }
 
-    /// A token valid now. Concurrent callers wait for one exchange and share its token.
-    pub(crate) async fn bearer(&self) -> Result<Secret, Error> {
+    /// The `Authorization` value of a token valid now. Concurrent callers wait for one
+    /// exchange and share its token.
+    pub(crate) async fn authorization(&self) -> Result<HeaderValue, Error> {
         let Credentials::ClientSecret {
             tenant_id,
             client_id,
@@ -114,13 +133,13 @@ impl TokenSource {
             let Credentials::BearerToken(token) = &self.credentials else {
                 unreachable!()
             };
-            return Ok(token.clone());
+            return self.given.clone().map_or_else(|| authorization(token), Ok);
         };
         let mut cached = self.cached.lock().await;
-        if let Some((token, renew_at)) = &*cached
+        if let Some((value, renew_at)) = &*cached
             && self.clock.now() < *renew_at
         {
-            return Ok(token.clone());
+            return Ok(value.clone());
         }
         let asked = self.clock.now();
         let AccessToken { token, lifetime } = request_token(
@@ -135,12 +154,13 @@ impl TokenSource {
         .await?;
         // Renewed a tenth of its life (at most 5 minutes) before it expires.
         let early = (lifetime / 10).min(Duration::from_secs(300));
-        *cached = Some((token.clone(), asked + lifetime - early));
+        let value = authorization(&token)?;
+        *cached = Some((value.clone(), asked + lifetime - early));
         tracing::debug!(
             lifetime_s = lifetime.as_secs(),
             "mde-client: new access token"
         );
-        Ok(token)
+        Ok(value)
     }
 
     /// Forgets the cached token, after the service refused it.
