@@ -33,41 +33,17 @@ pub async fn run(cli: Cli) -> u8 {
         Command::Scan { targets, wait } => {
             (OperationId::RunAntiVirusScan, targets.clone(), wait.every())
         }
-        Command::Isolate {
-            targets,
-            cancel_pending,
-            wait,
-        } => (
-            OperationId::IsolateMachine,
-            cancelling(targets, *cancel_pending),
-            wait.every(),
-        ),
-        Command::Release {
-            targets,
-            cancel_pending,
-            wait,
-        } => (
-            OperationId::UnisolateMachine,
-            cancelling(targets, *cancel_pending),
-            wait.every(),
-        ),
-        Command::Restrict {
-            targets,
-            cancel_pending,
-            wait,
-        } => (
+        Command::Isolate(c) => (OperationId::IsolateMachine, c.targets(), c.wait.every()),
+        Command::Release(c) => (OperationId::UnisolateMachine, c.targets(), c.wait.every()),
+        Command::Restrict(c) => (
             OperationId::RestrictCodeExecution,
-            cancelling(targets, *cancel_pending),
-            wait.every(),
+            c.targets(),
+            c.wait.every(),
         ),
-        Command::Unrestrict {
-            targets,
-            cancel_pending,
-            wait,
-        } => (
+        Command::Unrestrict(c) => (
             OperationId::UnrestrictCodeExecution,
-            cancelling(targets, *cancel_pending),
-            wait.every(),
+            c.targets(),
+            c.wait.every(),
         ),
         Command::Quarantine { targets, wait } => {
             // The spec states the length; every character hex is the service's check
@@ -201,12 +177,4 @@ pub async fn run(cli: Cli) -> u8 {
         );
     }
     done(fleet_run::run(&cli, &template, &targets, wait).await)
-}
-
-/// `targets`, cancelling a pending opposite action first when asked.
-fn cancelling(targets: &Targets, cancel_pending: bool) -> Targets {
-    Targets {
-        cancel_pending,
-        ..targets.clone()
-    }
 }

@@ -173,59 +173,23 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  mde isolate 1e5bc9d7e413ddd7902c2932e418702b84d0cc07 --type full --comment \"Isolate machine due to alert 1234\"\n  mde isolate --machine-name ws-0001 --type selective --comment \"Case 42\" --wait\n\nFull isolation: Windows 10 1703 or later, Windows 11, Linux; selective: Windows 10 1709 or\nlater, Windows 11; unmanaged contains an unmanaged device. A machine where an isolation is\nalready pending reports already_running (the service answers the pending action or 400\n\"Action is already in progress\")."
     )]
-    Isolate {
-        #[command(flatten)]
-        targets: Targets,
-        /// Where the opposite action is pending (a release while an isolation is), cancel it
-        /// first and wait for the cancellation, instead of reporting a conflict.
-        #[arg(long)]
-        cancel_pending: bool,
-        #[command(flatten)]
-        wait: Wait,
-    },
+    Isolate(Containment),
     /// Releases each machine from isolation.
     #[command(
         after_help = "Example:\n  mde release 1e5bc9d7e413ddd7902c2932e418702b84d0cc07 --comment \"Unisolate machine since it was clean and validated\""
     )]
-    Release {
-        #[command(flatten)]
-        targets: Targets,
-        /// Where the opposite action is pending (a release while an isolation is), cancel it
-        /// first and wait for the cancellation, instead of reporting a conflict.
-        #[arg(long)]
-        cancel_pending: bool,
-        #[command(flatten)]
-        wait: Wait,
-    },
+    Release(Containment),
     /// Restricts each machine to a predefined set of applications (Windows 10 1709 or later,
     /// with Microsoft Defender Antivirus); `mde unrestrict` undoes it.
     #[command(
         after_help = "Example:\n  mde restrict 1e5bc9d7e413ddd7902c2932e418702b84d0cc07 --comment \"Restrict code execution due to alert 1234\""
     )]
-    Restrict {
-        #[command(flatten)]
-        targets: Targets,
-        /// Where the opposite action is pending (a release while an isolation is), cancel it
-        /// first and wait for the cancellation, instead of reporting a conflict.
-        #[arg(long)]
-        cancel_pending: bool,
-        #[command(flatten)]
-        wait: Wait,
-    },
+    Restrict(Containment),
     /// Removes the application restriction of each machine.
     #[command(
         after_help = "Example:\n  mde unrestrict 1e5bc9d7e413ddd7902c2932e418702b84d0cc07 --comment \"Unrestrict code execution since machine was cleaned and validated\""
     )]
-    Unrestrict {
-        #[command(flatten)]
-        targets: Targets,
-        /// Where the opposite action is pending (a release while an isolation is), cancel it
-        /// first and wait for the cancellation, instead of reporting a conflict.
-        #[arg(long)]
-        cancel_pending: bool,
-        #[command(flatten)]
-        wait: Wait,
-    },
+    Unrestrict(Containment),
     /// Stops a file's processes on each machine and quarantines the file, named by its SHA-1.
     #[command(
         after_help = "Example:\n  mde quarantine --sha1 87662bc3d60e4200ceaf7aae249d1c343f4b83c9 1e5bc9d7e413ddd7902c2932e418702b84d0cc07 --comment \"Stop and quarantine file on machine due to alert 441688558380765161_2136280442\""
@@ -470,6 +434,30 @@ pub struct Targets {
     /// Cancel a pending opposite action first (set by the containment commands' flag).
     #[arg(skip)]
     pub cancel_pending: bool,
+}
+
+/// The machines of a containment command (isolate, release, restrict, unrestrict), read
+/// for the duplicate-action race before anything is sent.
+#[derive(Clone, Debug, Args)]
+pub struct Containment {
+    #[command(flatten)]
+    pub targets: Targets,
+    /// Where the opposite action is pending (a release while an isolation is), cancel it
+    /// first and wait for the cancellation, instead of reporting a conflict.
+    #[arg(long)]
+    pub cancel_pending: bool,
+    #[command(flatten)]
+    pub wait: Wait,
+}
+
+impl Containment {
+    /// The machines, with whether to cancel a pending opposite action first.
+    pub fn targets(&self) -> Targets {
+        Targets {
+            cancel_pending: self.cancel_pending,
+            ..self.targets.clone()
+        }
+    }
 }
 
 /// Following each action of a run to its final status.
