@@ -123,6 +123,7 @@ fn check_use(example: &Example, operation: &str, place: &str) {
             OperationId::GetMachine => success::<operations::GetMachine>(example),
             OperationId::FindMachinesByTag => success::<operations::FindMachinesByTag>(example),
             OperationId::SetMachineTag => success::<operations::SetMachineTag>(example),
+            OperationId::RunLiveResponse => success::<operations::RunLiveResponse>(example),
         };
     }
     match example.schema_name.as_deref() {
@@ -136,6 +137,9 @@ fn check_use(example: &Example, operation: &str, place: &str) {
         }
         Some("MachineTagRequest") if place == "request" => {
             check::<types::MachineTagRequest>(example)
+        }
+        Some("LiveResponseRequest") if place == "request" => {
+            check::<types::LiveResponseRequest>(example)
         }
         Some("Error") if status.is_some() => check::<types::Error>(example),
         None if example.schema.get("type") == Some(&Value::from("string")) => {

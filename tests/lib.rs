@@ -190,6 +190,34 @@ pub async fn call(client: &mde_client::Client, op: OperationId, id: &str, commen
                 .map_err(|e| (0, Value::String(e.to_string())))?;
             send(client, operations::SetMachineTag { id, body }).await
         }
+        OperationId::RunLiveResponse => {
+            // The page's example: a script, then the file it wrote.
+            let command = |kind, params: &[(&str, &str)]| types::LiveResponseCommand {
+                type_: kind,
+                params: params
+                    .iter()
+                    .map(|(key, value)| types::LiveResponseParam {
+                        key: key.to_string(),
+                        value: value.to_string(),
+                    })
+                    .collect(),
+            };
+            let body = types::LiveResponseRequest::builder()
+                .comment(comment)
+                .commands(vec![
+                    command(
+                        types::LiveResponseCommandType::RunScript,
+                        &[("ScriptName", "minidump.ps1"), ("Args", "OfficeClickToRun")],
+                    ),
+                    command(
+                        types::LiveResponseCommandType::GetFile,
+                        &[("Path", r"C:\windows\TEMP\OfficeClickToRun.dmp.zip")],
+                    ),
+                ]);
+            let body = types::LiveResponseRequest::try_from(body)
+                .map_err(|e| (0, Value::String(e.to_string())))?;
+            send(client, operations::RunLiveResponse { id, body }).await
+        }
         OperationId::CancelMachineAction => {
             send(
                 client,

@@ -295,6 +295,7 @@ async fn every_operation_succeeds_as_documented() {
         Type::UnrestrictCodeExecution,
         Type::StopAndQuarantineFile,
         Type::Offboard,
+        Type::LiveResponse,
     ] {
         let of_kind: Vec<_> = responses
             .iter()
@@ -312,11 +313,20 @@ async fn every_operation_succeeds_as_documented() {
                         .and_then(|f| f.file_identifier.as_deref()),
                     Some("87662bc3d60e4200ceaf7aae249d1c343f4b83c9")
                 ),
+                // The documented commands, each Created until the device runs it.
+                Type::LiveResponse => {
+                    let commands = action.commands.as_deref().unwrap_or_default();
+                    let statuses: Vec<_> =
+                        commands.iter().map(|c| c.command_status.clone()).collect();
+                    use mde_client::types::LiveResponseCommandStatus as Command;
+                    assert_eq!(statuses, [Some(Command::Created), Some(Command::Created)]);
+                    assert_eq!(commands[1].index, Some(1));
+                }
                 _ => assert_eq!(action.scope, None, "{kind}"),
             }
         }
     }
-    assert_eq!(responses.len(), 12);
+    assert_eq!(responses.len(), 14);
     // The completed one, then two collections of each loop (the second of each cancelled).
     let statuses: Vec<_> = actions.iter().map(|a| a.status.clone().unwrap()).collect();
     assert_eq!(
@@ -1451,5 +1461,136 @@ async fn every_operation_refuses_an_app_without_its_permissions() {
         );
     }
     assert_eq!(sim.actions().len(), 0, "nothing was started");
+    sim.stop().await;
+}
+
+/// Live response as run-live-response.md describes it: the commands of a session run one
+/// after the other once the device picks it up (each `Created`, then `Completed` with its
+/// times); one session a device (the 400 `ActiveRequestAlreadyExists`); at most 50 running
+/// at once (a 429 until one ends); the documented order and parameters, or a 400.
+#[tokio::test]
+async fn live_response_sessions_follow_the_documented_limits() {
+    let spec = spec();
+    // Commands of ten minutes, RunScript's time-out: sessions outlast the rate limit's waits.
+    let config = Config {
+        command_time: Duration::from_secs(600),
+        ..Config::default().with_generated_machines(60)
+    };
+    let (pickup, command_time) = (config.pickup_time, config.command_time);
+    let sim = simulator(config).await;
+    let token = sign_in(&sim, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).await;
+    let base = sim.base_url().to_string();
+    let run = async |machine: &str, body: Value| {
+        let path = path_of(OperationId::RunLiveResponse, machine);
+        let body = serde_json::to_vec(&body).unwrap();
+        raw(
+            &spec,
+            &base,
+            &path,
+            Some(&token),
+            Some("application/json"),
+            body,
+        )
+        .await
+    };
+    let command = |kind: &str, params: &[(&str, &str)]| {
+        let params: Vec<Value> = params
+            .iter()
+            .map(|(k, v)| json!({ "key": k, "value": v }))
+            .collect();
+        json!({ "type": kind, "params": params })
+    };
+    let session = |commands: Vec<Value>| json!({ "Commands": commands, "Comment": "triage" });
+    let triage = || {
+        session(vec![
+            command("PutFile", &[("FileName", "collect.ps1")]),
+            command(
+                "RunScript",
+                &[("ScriptName", "collect.ps1"), ("Args", "-Fast")],
+            ),
+            command("GetFile", &[("Path", "C:\\triage.zip")]),
+        ])
+    };
+
+    let first = run(&generated_machine_id(0), triage()).await;
+    assert_eq!(first.status, 201, "{:?}", first.body);
+    let statuses = |action: &Value| -> Vec<String> {
+        let commands = action["commands"].as_array().unwrap();
+        commands
+            .iter()
+            .map(|c| c["commandStatus"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(statuses(&first.body), ["Created", "Created", "Created"]);
+    let again = run(&generated_machine_id(0), triage()).await;
+    assert_eq!(
+        (again.status, again.body["error"]["code"].as_str()),
+        (400, Some("ActiveRequestAlreadyExists"))
+    );
+
+    for (body, code) in [
+        (session(vec![]), "InvalidInput"),
+        (
+            session(vec![
+                command("GetFile", &[("Path", "a")]),
+                command("PutFile", &[("FileName", "b")]),
+            ]),
+            "InvalidRequestBody",
+        ),
+        (
+            session(vec![command("RunScript", &[("Args", "x")])]),
+            "MissingRequiredParameter",
+        ),
+        (
+            session(vec![command("Launch", &[("Path", "a")])]),
+            "InvalidRequestBody",
+        ),
+        (
+            json!({ "Commands": [command("GetFile", &[("Path", "a")])] }),
+            "MissingRequiredParameter",
+        ),
+    ] {
+        let refused = run(&generated_machine_id(1), body.clone()).await;
+        assert_eq!(
+            (refused.status, refused.body["error"]["code"].as_str()),
+            (400, Some(code)),
+            "{body}"
+        );
+    }
+
+    // The session's time passes: every command ran, in order, each with its times.
+    sim.clock().advance(pickup + command_time * 3);
+    let done = sim
+        .actions()
+        .into_iter()
+        .find(|a| a.id == first.body["id"].as_str().map(String::from))
+        .unwrap();
+    assert_eq!(
+        done.status,
+        Some(mde_client::types::MachineActionStatus::Succeeded)
+    );
+    let commands = done.commands.unwrap();
+    for pair in commands.windows(2) {
+        assert!(pair[0].end_time <= pair[1].start_time, "{pair:?}");
+    }
+    assert!(
+        commands
+            .iter()
+            .all(|c| c.command_status
+                == Some(mde_client::types::LiveResponseCommandStatus::Completed))
+    );
+
+    // 50 sessions at once, 10 a minute; the 51st waits for the first to end, not a minute.
+    for i in 0..50 {
+        if i % 10 == 0 {
+            sim.clock().advance(Duration::from_secs(61));
+        }
+        let started = run(&generated_machine_id(2 + i), triage()).await;
+        assert_eq!(started.status, 201, "session {i}: {:?}", started.body);
+    }
+    sim.clock().advance(Duration::from_secs(61));
+    let over = run(&generated_machine_id(55), triage()).await;
+    assert_eq!(over.status, 429, "{:?}", over.body);
+    assert!(over.retry_after.unwrap() > 60, "{:?}", over.retry_after);
     sim.stop().await;
 }

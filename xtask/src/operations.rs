@@ -795,7 +795,12 @@ fn documented_machine_ids(spec: &Spec) -> Vec<String> {
         } else {
             example.value.get("machineId").and_then(Value::as_str)
         };
-        if let Some(id) = id.filter(|id| !ids.iter().any(|known| known == id)) {
+        // A page's placeholder (`{machine_id}`) is no machine.
+        let placeholder = |id: &&str| id.starts_with('{');
+        if let Some(id) = id
+            .filter(|id| !placeholder(id))
+            .filter(|id| !ids.iter().any(|known| known == id))
+        {
             ids.push(id.to_string());
         }
     }

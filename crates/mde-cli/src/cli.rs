@@ -520,6 +520,8 @@ pub fn command_of(op: OperationId) -> Option<&'static [&'static str]> {
         OperationId::CollectInvestigationPackageGraph
         // `tag add|remove TAG`: the body is the command's own words.
         | OperationId::SetMachineTag
+        // Live response (issue 20) gets a command of its own, its body from its words.
+        | OperationId::RunLiveResponse
         // Read by the commands that show and follow, with no body.
         | OperationId::ListMachines
         | OperationId::ListMachineActions

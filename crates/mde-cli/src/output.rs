@@ -129,7 +129,8 @@ pub fn answer(answer: &Answer) -> String {
         | Answer::RestrictCodeExecution(a)
         | Answer::UnrestrictCodeExecution(a)
         | Answer::StopAndQuarantineFile(a)
-        | Answer::OffboardMachine(a) => action(a),
+        | Answer::OffboardMachine(a)
+        | Answer::RunLiveResponse(a) => action(a),
         Answer::GetMachine(m) | Answer::SetMachineTag(m) => format!(
             "machine {} tags {}",
             m.computer_dns_name.as_deref().unwrap_or_default(),

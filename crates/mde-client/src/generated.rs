@@ -380,6 +380,166 @@ only `Full` and `Selective`.
             value.parse()
         }
     }
+    /**One live response command: its type and its parameters, each a `key` and a `value`
+(reference: run-live-response.md). The documented keys: PutFile `FileName` (a library
+file); RunScript `ScriptName` (a library script) and `Args` (its arguments); GetFile
+`Path` (a file on the device).
+*/
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct LiveResponseCommand {
+        ///The command's parameters.
+        pub params: ::std::vec::Vec<LiveResponseParam>,
+        ///The `type_` property.
+        #[serde(rename = "type")]
+        pub type_: crate::types::LiveResponseCommandType,
+    }
+    impl LiveResponseCommand {
+        ///A builder of this value, one field at a time.
+        pub fn builder() -> builder::LiveResponseCommand {
+            Default::default()
+        }
+    }
+    /**A command of a live response action as the action reports it (reference:
+run-live-response.md, the response example): its 0-based `index` (the `index` of
+getLiveResponseResultDownloadLink), when it started and ended (null until it does),
+its status and errors, and the command as it was asked.
+*/
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct LiveResponseCommandResult {
+        ///The `command` property.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub command: ::std::option::Option<LiveResponseCommand>,
+        ///The `command_status` property.
+        #[serde(
+            rename = "commandStatus",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub command_status: ::std::option::Option<
+            crate::types::LiveResponseCommandStatus,
+        >,
+        ///When it ended; null until it does.
+        #[serde(
+            rename = "endTime",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub end_time: ::std::option::Option<crate::Timestamp>,
+        ///Its errors; the pages show an empty list and document no element type.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub errors: ::std::option::Option<::std::vec::Vec<::serde_json::Value>>,
+        ///The command's 0-based position in the request.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub index: ::std::option::Option<i32>,
+        ///When it started; null until it does.
+        #[serde(
+            rename = "startTime",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub start_time: ::std::option::Option<crate::Timestamp>,
+        ///Properties the service sent beyond the spec, kept as they came.
+        #[serde(flatten)]
+        pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    }
+    impl LiveResponseCommandResult {
+        ///A builder of this value, one field at a time.
+        pub fn builder() -> builder::LiveResponseCommandResult {
+            Default::default()
+        }
+    }
+    ///A parameter of a live response command (reference: run-live-response.md).
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct LiveResponseParam {
+        ///`FileName`, `ScriptName`, `Args` or `Path`.
+        pub key: ::std::string::String,
+        ///Its value.
+        pub value: ::std::string::String,
+    }
+    impl LiveResponseParam {
+        ///A builder of this value, one field at a time.
+        pub fn builder() -> builder::LiveResponseParam {
+            Default::default()
+        }
+    }
+    /**The body of runLiveResponse (reference: run-live-response.md, LEARN 2025-12-31): the
+commands and the comment. The page marks neither required; both are here, as every
+other action's `Comment` is, and a session without a command does nothing. Top-level
+names are capitalised, the commands' own members lower case; all are case-sensitive
+(common-errors.md).
+*/
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct LiveResponseRequest {
+        ///Commands to run, every PutFile, then every RunScript, then every GetFile.
+        #[serde(rename = "Commands")]
+        pub commands: ::std::vec::Vec<LiveResponseCommand>,
+        ///Comment to associate with the action.
+        #[serde(rename = "Comment")]
+        pub comment: LiveResponseRequestComment,
+    }
+    impl LiveResponseRequest {
+        ///A builder of this value, one field at a time.
+        pub fn builder() -> builder::LiveResponseRequest {
+            Default::default()
+        }
+    }
+    ///Comment to associate with the action.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct LiveResponseRequestComment(::std::string::String);
+    impl ::std::ops::Deref for LiveResponseRequestComment {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<LiveResponseRequestComment> for ::std::string::String {
+        fn from(value: LiveResponseRequestComment) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for LiveResponseRequestComment {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for LiveResponseRequestComment {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for LiveResponseRequestComment {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for LiveResponseRequestComment {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     /**A device known to Microsoft Defender for Endpoint (reference: machine.md, get-machines.md).
 Every property is optional and every one but `id` may be null: answers vary with the
 device's platform and onboarding.
@@ -558,9 +718,9 @@ depending on the action's type and status (reference: mde-facts.md).
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub cancellation_requestor: ::std::option::Option<::std::string::String>,
-        ///Live response commands (PutFile, RunScript, GetFile).
+        ///A live response action's commands, each with its status (reference: run-live-response.md).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub commands: ::std::option::Option<::std::vec::Vec<::serde_json::Value>>,
+        pub commands: ::std::option::Option<::std::vec::Vec<LiveResponseCommandResult>>,
         ///Name of the device.
         #[serde(
             rename = "computerDnsName",
@@ -1690,6 +1850,382 @@ the service (400 `InvalidHashValue`, common-errors.md) and by `mde`, not with a
                 }
             }
         }
+        ///`LiveResponseCommand`, built one field at a time (each setter checks its value).
+        #[derive(Clone, Debug)]
+        pub struct LiveResponseCommand {
+            params: ::std::result::Result<
+                ::std::vec::Vec<super::LiveResponseParam>,
+                ::std::string::String,
+            >,
+            type_: ::std::result::Result<
+                crate::types::LiveResponseCommandType,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for LiveResponseCommand {
+            fn default() -> Self {
+                Self {
+                    params: Err("no value supplied for params".to_string()),
+                    type_: Err("no value supplied for type_".to_string()),
+                }
+            }
+        }
+        impl LiveResponseCommand {
+            ///Sets `params`.
+            pub fn params<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::LiveResponseParam>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.params = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for params: {e}")
+                    });
+                self
+            }
+            ///Sets `type_`.
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<crate::types::LiveResponseCommandType>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for type_: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<LiveResponseCommand>
+        for super::LiveResponseCommand {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: LiveResponseCommand,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    params: value.params?,
+                    type_: value.type_?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::LiveResponseCommand> for LiveResponseCommand {
+            fn from(value: super::LiveResponseCommand) -> Self {
+                Self {
+                    params: Ok(value.params),
+                    type_: Ok(value.type_),
+                }
+            }
+        }
+        ///`LiveResponseCommandResult`, built one field at a time (each setter checks its value).
+        #[derive(Clone, Debug)]
+        pub struct LiveResponseCommandResult {
+            command: ::std::result::Result<
+                ::std::option::Option<super::LiveResponseCommand>,
+                ::std::string::String,
+            >,
+            command_status: ::std::result::Result<
+                ::std::option::Option<crate::types::LiveResponseCommandStatus>,
+                ::std::string::String,
+            >,
+            end_time: ::std::result::Result<
+                ::std::option::Option<crate::Timestamp>,
+                ::std::string::String,
+            >,
+            errors: ::std::result::Result<
+                ::std::option::Option<::std::vec::Vec<::serde_json::Value>>,
+                ::std::string::String,
+            >,
+            index: ::std::result::Result<
+                ::std::option::Option<i32>,
+                ::std::string::String,
+            >,
+            start_time: ::std::result::Result<
+                ::std::option::Option<crate::Timestamp>,
+                ::std::string::String,
+            >,
+            extra: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for LiveResponseCommandResult {
+            fn default() -> Self {
+                Self {
+                    command: Ok(Default::default()),
+                    command_status: Ok(Default::default()),
+                    end_time: Ok(Default::default()),
+                    errors: Ok(Default::default()),
+                    index: Ok(Default::default()),
+                    start_time: Ok(Default::default()),
+                    extra: Err("no value supplied for extra".to_string()),
+                }
+            }
+        }
+        impl LiveResponseCommandResult {
+            ///Sets `command`.
+            pub fn command<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::LiveResponseCommand>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.command = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for command: {e}")
+                    });
+                self
+            }
+            ///Sets `command_status`.
+            pub fn command_status<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<crate::types::LiveResponseCommandStatus>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.command_status = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for command_status: {e}"
+                        )
+                    });
+                self
+            }
+            ///Sets `end_time`.
+            pub fn end_time<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<crate::Timestamp>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.end_time = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for end_time: {e}")
+                    });
+                self
+            }
+            ///Sets `errors`.
+            pub fn errors<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<::std::vec::Vec<::serde_json::Value>>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.errors = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for errors: {e}")
+                    });
+                self
+            }
+            ///Sets `index`.
+            pub fn index<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i32>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.index = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for index: {e}")
+                    });
+                self
+            }
+            ///Sets `start_time`.
+            pub fn start_time<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<crate::Timestamp>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.start_time = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for start_time: {e}")
+                    });
+                self
+            }
+            ///Sets `extra`.
+            pub fn extra<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.extra = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for extra: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<LiveResponseCommandResult>
+        for super::LiveResponseCommandResult {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: LiveResponseCommandResult,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    command: value.command?,
+                    command_status: value.command_status?,
+                    end_time: value.end_time?,
+                    errors: value.errors?,
+                    index: value.index?,
+                    start_time: value.start_time?,
+                    extra: value.extra?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::LiveResponseCommandResult>
+        for LiveResponseCommandResult {
+            fn from(value: super::LiveResponseCommandResult) -> Self {
+                Self {
+                    command: Ok(value.command),
+                    command_status: Ok(value.command_status),
+                    end_time: Ok(value.end_time),
+                    errors: Ok(value.errors),
+                    index: Ok(value.index),
+                    start_time: Ok(value.start_time),
+                    extra: Ok(value.extra),
+                }
+            }
+        }
+        ///`LiveResponseParam`, built one field at a time (each setter checks its value).
+        #[derive(Clone, Debug)]
+        pub struct LiveResponseParam {
+            key: ::std::result::Result<::std::string::String, ::std::string::String>,
+            value: ::std::result::Result<::std::string::String, ::std::string::String>,
+        }
+        impl ::std::default::Default for LiveResponseParam {
+            fn default() -> Self {
+                Self {
+                    key: Err("no value supplied for key".to_string()),
+                    value: Err("no value supplied for value".to_string()),
+                }
+            }
+        }
+        impl LiveResponseParam {
+            ///Sets `key`.
+            pub fn key<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.key = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for key: {e}")
+                    });
+                self
+            }
+            ///Sets `value`.
+            pub fn value<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.value = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for value: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<LiveResponseParam> for super::LiveResponseParam {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: LiveResponseParam,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    key: value.key?,
+                    value: value.value?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::LiveResponseParam> for LiveResponseParam {
+            fn from(value: super::LiveResponseParam) -> Self {
+                Self {
+                    key: Ok(value.key),
+                    value: Ok(value.value),
+                }
+            }
+        }
+        ///`LiveResponseRequest`, built one field at a time (each setter checks its value).
+        #[derive(Clone, Debug)]
+        pub struct LiveResponseRequest {
+            commands: ::std::result::Result<
+                ::std::vec::Vec<super::LiveResponseCommand>,
+                ::std::string::String,
+            >,
+            comment: ::std::result::Result<
+                super::LiveResponseRequestComment,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for LiveResponseRequest {
+            fn default() -> Self {
+                Self {
+                    commands: Err("no value supplied for commands".to_string()),
+                    comment: Err("no value supplied for comment".to_string()),
+                }
+            }
+        }
+        impl LiveResponseRequest {
+            ///Sets `commands`.
+            pub fn commands<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::LiveResponseCommand>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.commands = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for commands: {e}")
+                    });
+                self
+            }
+            ///Sets `comment`.
+            pub fn comment<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::LiveResponseRequestComment>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.comment = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for comment: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<LiveResponseRequest>
+        for super::LiveResponseRequest {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: LiveResponseRequest,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    commands: value.commands?,
+                    comment: value.comment?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::LiveResponseRequest> for LiveResponseRequest {
+            fn from(value: super::LiveResponseRequest) -> Self {
+                Self {
+                    commands: Ok(value.commands),
+                    comment: Ok(value.comment),
+                }
+            }
+        }
         ///`Machine`, built one field at a time (each setter checks its value).
         #[derive(Clone, Debug)]
         pub struct Machine {
@@ -2213,7 +2749,7 @@ the service (400 `InvalidHashValue`, common-errors.md) and by `mde`, not with a
                 ::std::string::String,
             >,
             commands: ::std::result::Result<
-                ::std::option::Option<::std::vec::Vec<::serde_json::Value>>,
+                ::std::option::Option<::std::vec::Vec<super::LiveResponseCommandResult>>,
                 ::std::string::String,
             >,
             computer_dns_name: ::std::result::Result<
@@ -2377,7 +2913,9 @@ the service (400 `InvalidHashValue`, common-errors.md) and by `mde`, not with a
             pub fn commands<T>(mut self, value: T) -> Self
             where
                 T: ::std::convert::TryInto<
-                    ::std::option::Option<::std::vec::Vec<::serde_json::Value>>,
+                    ::std::option::Option<
+                        ::std::vec::Vec<super::LiveResponseCommandResult>,
+                    >,
                 >,
                 T::Error: ::std::fmt::Display,
             {
@@ -3416,6 +3954,185 @@ the service (400 `InvalidHashValue`, common-errors.md) and by `mde`, not with a
             fn from(value: String) -> Self {
                 Self(value.into())
             }
+        }
+    }
+    /**A live response command (reference: run-live-response.md): `PutFile`, `RunScript` or `GetFile`.
+
+A value this client does not know is kept, as sent, in [`LiveResponseCommandType::Other`].*/
+    #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+    pub enum LiveResponseCommandType {
+        ///`PutFile`
+        PutFile,
+        ///`RunScript`
+        RunScript,
+        ///`GetFile`
+        GetFile,
+        /// A value the spec does not document (yet), exactly as the service sent it.
+        Other(::std::string::String),
+    }
+    impl LiveResponseCommandType {
+        /// The values the spec documents, in its order.
+        pub const DOCUMENTED: &'static [&'static str] = &[
+            "PutFile",
+            "RunScript",
+            "GetFile",
+        ];
+        /// The value as the service writes it.
+        pub fn as_str(&self) -> &str {
+            match self {
+                Self::PutFile => "PutFile",
+                Self::RunScript => "RunScript",
+                Self::GetFile => "GetFile",
+                Self::Other(value) => value.as_str(),
+            }
+        }
+    }
+    impl ::std::convert::From<&str> for LiveResponseCommandType {
+        fn from(value: &str) -> Self {
+            match value {
+                "PutFile" => Self::PutFile,
+                "RunScript" => Self::RunScript,
+                "GetFile" => Self::GetFile,
+                other => Self::Other(other.to_string()),
+            }
+        }
+    }
+    impl ::std::convert::From<::std::string::String> for LiveResponseCommandType {
+        fn from(value: ::std::string::String) -> Self {
+            match Self::from(value.as_str()) {
+                Self::Other(_) => Self::Other(value),
+                known => known,
+            }
+        }
+    }
+    impl ::std::str::FromStr for LiveResponseCommandType {
+        type Err = ::std::convert::Infallible;
+        fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
+            Ok(Self::from(value))
+        }
+    }
+    impl ::std::fmt::Display for LiveResponseCommandType {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            f.write_str(self.as_str())
+        }
+    }
+    impl ::serde::Serialize for LiveResponseCommandType {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            serializer.serialize_str(self.as_str())
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for LiveResponseCommandType {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            <::std::string::String as ::serde::Deserialize>::deserialize(deserializer)
+                .map(Self::from)
+        }
+    }
+    #[cfg(feature = "schemars")]
+    impl ::schemars::JsonSchema for LiveResponseCommandType {
+        fn schema_name() -> ::std::borrow::Cow<'static, str> {
+            "LiveResponseCommandType".into()
+        }
+        fn json_schema(_: &mut ::schemars::SchemaGenerator) -> ::schemars::Schema {
+            ::schemars::json_schema!(
+                { "type" : "string", "description" :
+                "A live response command (reference: run-live-response.md): `PutFile`, `RunScript` or `GetFile`. Documented values: PutFile, RunScript, GetFile.",
+                "examples" : ["PutFile", "RunScript", "GetFile"], }
+            )
+        }
+    }
+    /**The status of one live response command (reference: run-live-response.md, PR #11695:
+"different from action statuses"): `Created`, `Completed` or `Failed`.
+
+A value this client does not know is kept, as sent, in [`LiveResponseCommandStatus::Other`].*/
+    #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+    pub enum LiveResponseCommandStatus {
+        ///`Created`
+        Created,
+        ///`Completed`
+        Completed,
+        ///`Failed`
+        Failed,
+        /// A value the spec does not document (yet), exactly as the service sent it.
+        Other(::std::string::String),
+    }
+    impl LiveResponseCommandStatus {
+        /// The values the spec documents, in its order.
+        pub const DOCUMENTED: &'static [&'static str] = &[
+            "Created",
+            "Completed",
+            "Failed",
+        ];
+        /// The value as the service writes it.
+        pub fn as_str(&self) -> &str {
+            match self {
+                Self::Created => "Created",
+                Self::Completed => "Completed",
+                Self::Failed => "Failed",
+                Self::Other(value) => value.as_str(),
+            }
+        }
+    }
+    impl ::std::convert::From<&str> for LiveResponseCommandStatus {
+        fn from(value: &str) -> Self {
+            match value {
+                "Created" => Self::Created,
+                "Completed" => Self::Completed,
+                "Failed" => Self::Failed,
+                other => Self::Other(other.to_string()),
+            }
+        }
+    }
+    impl ::std::convert::From<::std::string::String> for LiveResponseCommandStatus {
+        fn from(value: ::std::string::String) -> Self {
+            match Self::from(value.as_str()) {
+                Self::Other(_) => Self::Other(value),
+                known => known,
+            }
+        }
+    }
+    impl ::std::str::FromStr for LiveResponseCommandStatus {
+        type Err = ::std::convert::Infallible;
+        fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
+            Ok(Self::from(value))
+        }
+    }
+    impl ::std::fmt::Display for LiveResponseCommandStatus {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            f.write_str(self.as_str())
+        }
+    }
+    impl ::serde::Serialize for LiveResponseCommandStatus {
+        fn serialize<S: ::serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> ::std::result::Result<S::Ok, S::Error> {
+            serializer.serialize_str(self.as_str())
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for LiveResponseCommandStatus {
+        fn deserialize<D: ::serde::Deserializer<'de>>(
+            deserializer: D,
+        ) -> ::std::result::Result<Self, D::Error> {
+            <::std::string::String as ::serde::Deserialize>::deserialize(deserializer)
+                .map(Self::from)
+        }
+    }
+    #[cfg(feature = "schemars")]
+    impl ::schemars::JsonSchema for LiveResponseCommandStatus {
+        fn schema_name() -> ::std::borrow::Cow<'static, str> {
+            "LiveResponseCommandStatus".into()
+        }
+        fn json_schema(_: &mut ::schemars::SchemaGenerator) -> ::schemars::Schema {
+            ::schemars::json_schema!(
+                { "type" : "string", "description" :
+                "The status of one live response command (reference: run-live-response.md, PR #11695:\n\"different from action statuses\"): `Created`, `Completed` or `Failed`. Documented values: Created, Completed, Failed.",
+                "examples" : ["Created", "Completed", "Failed"], }
+            )
         }
     }
     /**State of an investigation (reference: investigation.md). The service may add states:
@@ -4577,6 +5294,43 @@ let response = client.set_machine_tag()
 ```*/
     pub fn set_machine_tag(&self) -> builder::SetMachineTag<'_> {
         builder::SetMachineTag::new(self)
+    }
+    /**Run live response commands on a device
+
+Runs a sequence of live response commands on a device (reference: response-actions.md
+§6a, run-live-response.md, LEARN 2025-12-31 and DD 0356dd4; Plan 2, prerelease). The
+page's request line writes `/API/machines/{machine_id}/runliveresponse` in capitals;
+its examples, like every other page, `/api/`: the path here is the examples'.
+
+Commands run in the order given, which must be every PutFile, then every RunScript,
+then every GetFile ("no limit on repetitions"); when one fails, the later ones do not
+run. PutFile puts a library file on the device and has no result; RunScript runs a
+library script (time-out 10 minutes); GetFile collects a file (backslashes in its
+path escaped). Limits (LEARN): 10 calls a minute; 50 sessions running at once (more
+is a 429: "requests exceeding the throttling limit receives a 429 - Too many
+requests"); one session per device (a second is the 400 `ActiveRequestAlreadyExists`;
+#5908: "Action is already in progress"); a session waits up to 2 hours for a device
+that is not available. DD 0356dd4 said 25 sessions and three days. A device group with
+no automation level answers 403 `DisallowedOperation` ("This device has no automation
+level assigned to it. You'll need to at least enable the minimum Remediation Level for
+a given Device Group.", #6054). Live response started from the portal's device page is
+not in the `machineactions` API.
+
+
+Sends a `POST` request to `/api/machines/{id}/runliveresponse`
+
+Arguments:
+- `id`: Device id. The documents show 40 lowercase hex characters (seeds 000, 001, 004) and 32 (seeds 002, 003); it is treated as an opaque string and percent-encoded in the path (reference: mde-facts.md, machine ids).
+- `body`: A JSON object with the commands, in order, and the comment (reference: run-live-response.md).
+```ignore
+let response = client.run_live_response()
+    .id(id)
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn run_live_response(&self) -> builder::RunLiveResponse<'_> {
+        builder::RunLiveResponse::new(self)
     }
 }
 /// Types for composing operation parameters.
@@ -7214,6 +7968,153 @@ pub mod builder {
             }
         }
     }
+    /**Builder for [`Client::run_live_response`]
+
+[`Client::run_live_response`]: super::Client::run_live_response*/
+    #[derive(Debug, Clone)]
+    pub struct RunLiveResponse<'a> {
+        client: &'a super::Client,
+        id: Result<::std::string::String, String>,
+        body: Result<types::builder::LiveResponseRequest, String>,
+    }
+    impl<'a> RunLiveResponse<'a> {
+        ///A builder of this request, for `client`.
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        ///Sets `id`.
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sets `body`.
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::LiveResponseRequest>,
+            <V as std::convert::TryInto<
+                types::LiveResponseRequest,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `LiveResponseRequest` for body failed: {}", s)
+                });
+            self
+        }
+        ///Changes the request body with `f`.
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::LiveResponseRequest,
+            ) -> types::builder::LiveResponseRequest,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/api/machines/{id}/runliveresponse`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::MachineAction>, Error<types::Error>> {
+            let Self { client, id, body } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let body = body
+                .and_then(|v| {
+                    types::LiveResponseRequest::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/api/machines/{}/runliveresponse", client.baseurl, encode_path(& id
+                .to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "run_live_response",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                201u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
 }
 /// Items consumers will typically use such as the Client.
 pub mod prelude {
@@ -7386,10 +8287,12 @@ pub mod operations {
         FindMachinesByTag,
         ///`setMachineTag`: Add a tag to a device, or remove one.
         SetMachineTag,
+        ///`runLiveResponse`: Run live response commands on a device.
+        RunLiveResponse,
     }
     impl OperationId {
         /// Every operation, in the spec's order.
-        pub const ALL: [OperationId; 19usize] = [
+        pub const ALL: [OperationId; 20usize] = [
             OperationId::StartInvestigation,
             OperationId::InitiateInvestigation,
             OperationId::CollectInvestigationPackage,
@@ -7409,6 +8312,7 @@ pub mod operations {
             OperationId::GetMachine,
             OperationId::FindMachinesByTag,
             OperationId::SetMachineTag,
+            OperationId::RunLiveResponse,
         ];
         /// The spec's facts of the operation.
         pub const fn facts(self) -> &'static Operation {
@@ -7436,6 +8340,7 @@ pub mod operations {
                 OperationId::GetMachine => &GET_MACHINE,
                 OperationId::FindMachinesByTag => &FIND_MACHINES_BY_TAG,
                 OperationId::SetMachineTag => &SET_MACHINE_TAG,
+                OperationId::RunLiveResponse => &RUN_LIVE_RESPONSE,
             }
         }
         /// The spec's `operationId`.
@@ -7462,6 +8367,7 @@ pub mod operations {
                 OperationId::GetMachine => "getMachine",
                 OperationId::FindMachinesByTag => "findMachinesByTag",
                 OperationId::SetMachineTag => "setMachineTag",
+                OperationId::RunLiveResponse => "runLiveResponse",
             }
         }
         /// The operation whose generated method (progenitor's
@@ -7491,6 +8397,7 @@ pub mod operations {
                 "get_machine" => Some(OperationId::GetMachine),
                 "find_machines_by_tag" => Some(OperationId::FindMachinesByTag),
                 "set_machine_tag" => Some(OperationId::SetMachineTag),
+                "run_live_response" => Some(OperationId::RunLiveResponse),
                 _ => None,
             }
         }
@@ -7540,6 +8447,7 @@ pub mod operations {
                 "getMachine" => Ok(OperationId::GetMachine),
                 "findMachinesByTag" => Ok(OperationId::FindMachinesByTag),
                 "setMachineTag" => Ok(OperationId::SetMachineTag),
+                "runLiveResponse" => Ok(OperationId::RunLiveResponse),
                 other => Err(UnknownOperation(other.to_string())),
             }
         }
@@ -8308,6 +9216,41 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
             }
         }
     }
+    /**The request of `runLiveResponse`: `POST /api/machines/{id}/runliveresponse`: Run live response commands on a device.
+
+Send it with `Client::send` of `mde_client`, or through the generated [`super::Client::run_live_response`].*/
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct RunLiveResponse {
+        ///`id` (path): Device id. The documents show 40 lowercase hex characters (seeds 000, 001, 004) and 32 (seeds 002, 003); it is treated as an opaque string and percent-encoded in the path (reference: mde-facts.md, machine ids).
+        pub id: ::std::string::String,
+        ///A JSON object with the commands, in order, and the comment (reference: run-live-response.md).
+        pub body: types::LiveResponseRequest,
+    }
+    #[allow(deprecated)]
+    impl Request for RunLiveResponse {
+        const ID: OperationId = OperationId::RunLiveResponse;
+        type Response = types::MachineAction;
+        fn path_parameters(&self) -> ::std::vec::Vec<(&'static str, &str)> {
+            vec![("id", self.id.as_str())]
+        }
+        fn send(
+            self,
+            client: &super::Client,
+        ) -> impl ::std::future::Future<Output = Sent<Self::Response>> + Send + '_ {
+            let mut builder = client.run_live_response();
+            builder = builder.id(self.id);
+            builder = builder.body(self.body);
+            builder.send()
+        }
+        fn answer(response: Self::Response) -> Answer {
+            Answer::RunLiveResponse(response)
+        }
+        fn created_action(
+            response: &Self::Response,
+        ) -> ::std::option::Option<&types::MachineAction> {
+            Some(response)
+        }
+    }
     /// The success of any operation, tagged with its `operationId`: what a journal keeps
     /// and an output shows, read back by its tag, never guessed from its fields.
     #[derive(Clone, Debug, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
@@ -8371,6 +9314,9 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         ///`setMachineTag`: Add a tag to a device, or remove one.
         #[serde(rename = "setMachineTag")]
         SetMachineTag(types::Machine),
+        ///`runLiveResponse`: Run live response commands on a device.
+        #[serde(rename = "runLiveResponse")]
+        RunLiveResponse(types::MachineAction),
     }
     impl Answer {
         /// The operation that answered.
@@ -8401,6 +9347,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 Answer::GetMachine(_) => OperationId::GetMachine,
                 Answer::FindMachinesByTag(_) => OperationId::FindMachinesByTag,
                 Answer::SetMachineTag(_) => OperationId::SetMachineTag,
+                Answer::RunLiveResponse(_) => OperationId::RunLiveResponse,
             }
         }
         /// The machine action the answer is, for the operations that answer one.
@@ -8417,6 +9364,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 Answer::UnrestrictCodeExecution(action) => Some(action),
                 Answer::StopAndQuarantineFile(action) => Some(action),
                 Answer::OffboardMachine(action) => Some(action),
+                Answer::RunLiveResponse(action) => Some(action),
                 #[allow(unreachable_patterns)]
                 _ => None,
             }
@@ -8450,6 +9398,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                     Some(Answer::StopAndQuarantineFile(action))
                 }
                 OperationId::OffboardMachine => Some(Answer::OffboardMachine(action)),
+                OperationId::RunLiveResponse => Some(Answer::RunLiveResponse(action)),
                 #[allow(unreachable_patterns)]
                 _ => None,
             }
@@ -8498,6 +9447,8 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         FindMachinesByTag(FindMachinesByTag),
         ///`setMachineTag`: Add a tag to a device, or remove one.
         SetMachineTag(SetMachineTag),
+        ///`runLiveResponse`: Run live response commands on a device.
+        RunLiveResponse(RunLiveResponse),
     }
     /// Something done with a request of any operation, its type known inside:
     /// [`AnyRequest::visit`] calls [`RequestVisitor::visit`] with the typed request.
@@ -8543,6 +9494,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 AnyRequest::GetMachine(_) => OperationId::GetMachine,
                 AnyRequest::FindMachinesByTag(_) => OperationId::FindMachinesByTag,
                 AnyRequest::SetMachineTag(_) => OperationId::SetMachineTag,
+                AnyRequest::RunLiveResponse(_) => OperationId::RunLiveResponse,
             }
         }
         /// The same request with `id` as its path's id (a request without one, as it is).
@@ -8635,6 +9587,11 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                     r.id = id.to_string();
                     AnyRequest::SetMachineTag(r)
                 }
+                AnyRequest::RunLiveResponse(r) => {
+                    let mut r = r.clone();
+                    r.id = id.to_string();
+                    AnyRequest::RunLiveResponse(r)
+                }
             }
         }
         /// Its body as the wire has it, when it has one.
@@ -8673,6 +9630,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 AnyRequest::GetMachine(_) => None,
                 AnyRequest::FindMachinesByTag(_) => None,
                 AnyRequest::SetMachineTag(r) => ::serde_json::to_value(&r.body).ok(),
+                AnyRequest::RunLiveResponse(r) => ::serde_json::to_value(&r.body).ok(),
             }
         }
         /// `op`'s request, its path's id left empty (a template: see
@@ -8808,6 +9766,15 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                             })),
                     )
                 }
+                OperationId::RunLiveResponse => {
+                    Some(
+                        ::serde_json::from_value(body)
+                            .map(|body| AnyRequest::RunLiveResponse(RunLiveResponse {
+                                id: ::std::string::String::new(),
+                                body,
+                            })),
+                    )
+                }
             }
         }
         /// Hands the typed request to `visitor`.
@@ -8832,6 +9799,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 AnyRequest::GetMachine(r) => visitor.visit(r),
                 AnyRequest::FindMachinesByTag(r) => visitor.visit(r),
                 AnyRequest::SetMachineTag(r) => visitor.visit(r),
+                AnyRequest::RunLiveResponse(r) => visitor.visit(r),
             }
         }
     }
@@ -9609,6 +10577,48 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
             },
         ],
     };
+    ///`POST /api/machines/{id}/runliveresponse`: Run live response commands on a device.
+    pub const RUN_LIVE_RESPONSE: Operation = Operation {
+        id: OperationId::RunLiveResponse,
+        method: "POST",
+        path: "/api/machines/{id}/runliveresponse",
+        deprecated: false,
+        deprecation: None,
+        retired: None,
+        rate_limits: &[
+            RateWindow {
+                calls: 10u32,
+                seconds: 60u64,
+            },
+        ],
+        application_permissions: &["Machine.LiveResponse"],
+        delegated_permissions: &["Machine.LiveResponse"],
+        directory_roles: &[],
+        servers: SERVERS,
+        target: Target::Machine,
+        answers_page: false,
+        creates_action: Some("LiveResponse"),
+        needs_comment: true,
+        body: &[
+            BodyField {
+                name: "Commands",
+                flag: "commands",
+                help: "Commands to run, every PutFile, then every RunScript, then every GetFile",
+                required: true,
+                kind: FieldKind::List,
+            },
+            BodyField {
+                name: "Comment",
+                flag: "comment",
+                help: "Comment to associate with the action",
+                required: true,
+                kind: FieldKind::Text {
+                    min: Some(1u64),
+                    max: None,
+                },
+            },
+        ],
+    };
     /// Every operation's facts, in the spec's order.
     pub const ALL: &[Operation] = &[
         START_INVESTIGATION,
@@ -9630,6 +10640,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         GET_MACHINE,
         FIND_MACHINES_BY_TAG,
         SET_MACHINE_TAG,
+        RUN_LIVE_RESPONSE,
     ];
     /// The hosts of the `/api/...` operations (the spec's top-level `servers`).
     pub const SERVERS: &[Server] = &[

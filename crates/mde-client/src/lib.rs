@@ -35,8 +35,9 @@
 //! | `POST /api/machines/{id}/StopAndQuarantineFile` | [`operations::StopAndQuarantineFile`] | | [`types::MachineAction`] |
 //! | `POST /api/machines/{id}/offboard` | [`operations::OffboardMachine`] | | [`types::MachineAction`] (200 or 201) |
 //! | `GET /api/machines/{id}` | [`operations::GetMachine`] | | [`types::Machine`] |
-//! | `GET /api/machines/findbytag` | [`operations::FindMachinesByTag`] | | [`types::MachineCollection`] |
+//! | `GET /api/machines/findbytag` | [`operations::FindMachinesByTag`] | [`Client::find_machines_by_tag`] | [`types::MachineCollection`] |
 //! | `POST /api/machines/{id}/tags` | [`operations::SetMachineTag`] | | [`types::Machine`] |
+//! | `POST /api/machines/{id}/runliveresponse` | [`operations::RunLiveResponse`] | | [`types::MachineAction`] (201, or 200 as older pages show) |
 //!
 //! The service retired manual investigations on 2026-09-01, so the investigation calls are
 //! `#[deprecated]`; so is the Graph variant.

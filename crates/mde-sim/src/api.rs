@@ -2,7 +2,6 @@
 //! endpoint, and the order in which a request is checked.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -188,7 +187,7 @@ fn perform(s: &Shared, op: OperationId, request: Incoming) -> Result<Response, A
     let caller = (grant.tenant.clone(), grant.client_id.clone());
     s.limiter
         .admit(&caller, op, s.clock.elapsed())
-        .map_err(too_many_requests)?;
+        .map_err(ApiError::too_many_requests)?;
     *s.calls
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -266,6 +265,11 @@ fn perform(s: &Shared, op: OperationId, request: Incoming) -> Result<Response, A
                 StatusCode::CREATED
             };
             json(status, &record.entity(now, &s.base_url))
+        }
+        OperationId::RunLiveResponse => {
+            let (comment, commands) = live_response_request(headers, &body)?;
+            let record = records.live_response(&id, asked(&comment), commands, &s.config)?;
+            json(StatusCode::CREATED, &record.entity(now, &s.base_url))
         }
         OperationId::GetMachine => json(StatusCode::OK, &records.machine(&id)?),
         OperationId::FindMachinesByTag => {
@@ -363,22 +367,6 @@ fn perform(s: &Shared, op: OperationId, request: Incoming) -> Result<Response, A
     })
 }
 
-fn too_many_requests(wait: Duration) -> ApiError {
-    // Whole seconds, rounded up: resubmitting sooner earns another 429.
-    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    ApiError {
-        retry_after: Some(seconds.max(1)),
-        ..ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "TooManyRequests",
-            format!(
-                "Rate limit is exceeded. Try again in {} seconds.",
-                seconds.max(1)
-            ),
-        )
-    }
-}
-
 /// The request's `Comment`, or the 400 naming what is wrong with the body.
 /// The body of runAntiVirusScan: its comment and scan type.
 fn scan_request(headers: &HeaderMap, body: &[u8]) -> Result<(String, types::ScanType), ApiError> {
@@ -459,6 +447,66 @@ fn response_request(
         }
         _ => Ok((comment(headers, body)?, None, None)),
     }
+}
+
+/// runLiveResponse's body: its comment and its commands, each with the parameters its type
+/// documents, in the documented order (every PutFile, then every RunScript, then every
+/// GetFile); anything else is a 400.
+fn live_response_request(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(String, Vec<types::LiveResponseCommand>), ApiError> {
+    use types::LiveResponseCommandType as Type;
+    let value = object(headers, body, &["Commands", "Comment"])?;
+    let comment = comment_of(&value)?;
+    let commands = value.get("Commands").ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "MissingRequiredParameter",
+            "Commands is required",
+        )
+    })?;
+    let commands: Vec<types::LiveResponseCommand> = serde_json::from_value(commands.clone())
+        .map_err(|e| ApiError::invalid_body(format!("Commands: {e}")))?;
+    if commands.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidInput",
+            "Commands must hold at least one command",
+        ));
+    }
+    let mut last = 0;
+    for command in &commands {
+        let (rank, needed) = match &command.type_ {
+            Type::PutFile => (0, "FileName"),
+            Type::RunScript => (1, "ScriptName"),
+            Type::GetFile => (2, "Path"),
+            Type::Other(other) => {
+                return Err(ApiError::invalid_body(format!(
+                    "Unknown command type {}: PutFile, RunScript or GetFile",
+                    echo(other)
+                )));
+            }
+        };
+        if rank < last {
+            return Err(ApiError::invalid_body(
+                "Commands must be in the order PutFile, RunScript, GetFile",
+            ));
+        }
+        last = rank;
+        if !command
+            .params
+            .iter()
+            .any(|p| p.key == needed && !p.value.is_empty())
+        {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "MissingRequiredParameter",
+                format!("{} needs the parameter {needed}", command.type_),
+            ));
+        }
+    }
+    Ok((comment, commands))
 }
 
 /// findbytag's query: the tag (required) and `useStartsWithFilter` (false by default).

@@ -135,6 +135,9 @@ pub struct Config {
     /// quarantine, offboard) runs (`Pending`, then `InProgress`) before it `Succeeded`; the
     /// pages give no figure.
     pub response_time: Duration,
+    /// How long each command of a live response session runs once the device picked the
+    /// session up (the pages give no figure; RunScript times out after 10 minutes).
+    pub command_time: Duration,
     /// A repeated isolation of a machine isolated or being isolated is a new action that
     /// stays `Pending` until a later release, then succeeds after it, re-isolating the
     /// device (#5903), instead of the pending action or the 400.
@@ -172,6 +175,7 @@ impl Default for Config {
             scan_time: Duration::from_secs(600),
             scan_failures: 0.0,
             response_time: Duration::from_secs(60),
+            command_time: Duration::from_secs(30),
             stale_duplicates: false,
             platforms: Default::default(),
             download_faults: Default::default(),

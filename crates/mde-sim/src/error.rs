@@ -38,6 +38,20 @@ impl ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", message)
     }
 
+    /// 429 `TooManyRequests`, with `Retry-After` in whole seconds, rounded up (resubmitting
+    /// sooner earns another 429).
+    pub fn too_many_requests(wait: std::time::Duration) -> ApiError {
+        let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+        ApiError {
+            retry_after: Some(seconds),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                format!("Rate limit is exceeded. Try again in {seconds} seconds."),
+            )
+        }
+    }
+
     /// 404 `ResourceNotFound`.
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "ResourceNotFound", message)

@@ -85,6 +85,10 @@ struct Args {
     /// before it succeeds, in simulated seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = Config::default().response_time.as_secs())]
     response_time: u64,
+    /// How long each command of a live response session runs once the device picked the
+    /// session up, in simulated seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = Config::default().command_time.as_secs())]
+    command_time: u64,
     /// A repeated isolation of a machine isolated or being isolated is a new action that
     /// stays Pending until a later release, then succeeds after it, leaving the device
     /// isolated (#5903), instead of the pending action or the 400.
@@ -152,6 +156,7 @@ async fn main() -> ExitCode {
         response_time: Duration::from_secs(args.response_time),
         download_faults: args.download_faults,
         stale_duplicates: args.stale_duplicates,
+        command_time: Duration::from_secs(args.command_time),
         platforms: args.platforms,
         seed: args.seed,
         investigation_time: Duration::from_secs(args.investigation_time),

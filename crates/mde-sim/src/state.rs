@@ -57,6 +57,10 @@ pub struct ActionRecord {
     /// A duplicate isolation left `Pending` (`--stale-duplicates`, #5903) until a later
     /// release gives it a time to succeed, after that release.
     stale: bool,
+    /// A live response session's commands, in order; each runs `command_time` after the
+    /// pickup, one after the other.
+    commands: Vec<types::LiveResponseCommand>,
+    command_time: Duration,
 }
 
 /// A cancellation of a machine action.
@@ -108,6 +112,9 @@ pub struct Records {
     /// Offboardings not yet in force: the action and when it ends.
     offboards: Vec<(String, Duration)>,
 }
+
+/// Live response sessions running at once, at most (run-live-response.md, LEARN 2025-12-31).
+pub const SESSIONS: usize = 50;
 
 /// How long a stale duplicate waits when nothing releases its machine: for ever, in effect.
 const STALE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -236,6 +243,8 @@ impl Records {
             outcome,
             cancelled: None,
             stale: false,
+            commands: Vec::new(),
+            command_time: Duration::ZERO,
         };
         self.actions.push(record.clone());
         Ok(record)
@@ -293,6 +302,8 @@ impl Records {
             outcome,
             cancelled: None,
             stale: false,
+            commands: Vec::new(),
+            command_time: Duration::ZERO,
         };
         self.actions.push(record.clone());
         Ok((record, false))
@@ -374,6 +385,8 @@ impl Records {
             outcome: types::MachineActionStatus::Succeeded,
             cancelled: None,
             stale,
+            commands: Vec::new(),
+            command_time: Duration::ZERO,
         };
         if record.kind == types::MachineActionType::Unisolate {
             // #5903: a duplicate isolation stuck Pending completes after a later release.
@@ -393,6 +406,63 @@ impl Records {
         }
         self.actions.push(record.clone());
         Ok((record, false))
+    }
+
+    /// Starts a live response session: its commands run one after the other, each
+    /// `command_time`, once the device picks the session up. One session runs on a device at a
+    /// time (a second is the 400 `ActiveRequestAlreadyExists`, "Action is already in
+    /// progress", #5908), and at most [`SESSIONS`] at once (more is a 429 until one ends).
+    pub fn live_response(
+        &mut self,
+        machine_id: &str,
+        asked: Asked<'_>,
+        commands: Vec<types::LiveResponseCommand>,
+        config: &crate::Config,
+    ) -> Result<ActionRecord, ApiError> {
+        let (now, now_utc) = (asked.now, asked.now_utc);
+        let computer = self.known(machine_id)?;
+        let kind = types::MachineActionType::LiveResponse;
+        let running: Vec<&ActionRecord> = self
+            .actions
+            .iter()
+            .filter(|a| a.kind == kind && a.in_progress(now))
+            .collect();
+        if running.iter().any(|a| a.machine_id == machine_id) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "ActiveRequestAlreadyExists",
+                "Action is already in progress",
+            ));
+        }
+        if running.len() >= SESSIONS {
+            let first_end = running.iter().map(|a| a.created + a.lasts).min();
+            let wait = first_end.map_or(Duration::from_secs(1), |end| end.saturating_sub(now));
+            return Err(ApiError::too_many_requests(wait));
+        }
+        let pickup = config.pickup_time;
+        let lasts = pickup + config.command_time * commands.len() as u32;
+        let record = ActionRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            machine_id: machine_id.to_string(),
+            computer,
+            requestor: asked.requestor.to_string(),
+            comment: asked.comment.to_string(),
+            graph: false,
+            kind,
+            scope: None,
+            sha1: None,
+            created: now,
+            created_utc: now_utc,
+            pickup,
+            lasts,
+            outcome: types::MachineActionStatus::Succeeded,
+            cancelled: None,
+            stale: false,
+            commands,
+            command_time: config.command_time,
+        };
+        self.actions.push(record.clone());
+        Ok(record)
     }
 
     /// Whether the machine is isolated at `now`: of its isolations and releases, the one that
@@ -621,6 +691,9 @@ impl ActionRecord {
             cancellation_date_time_utc: cancelled.map(|c| Timestamp::from(c.at_utc)),
             ..Default::default()
         };
+        if self.kind == types::MachineActionType::LiveResponse {
+            action.commands = Some(self.command_results(now));
+        }
         if self.graph {
             action.odata_context = Some(format!(
                 "{base_url}/testwdatppreview/$metadata#MachineActions/$entity"
@@ -635,6 +708,36 @@ impl ActionRecord {
             action.last_update_date_time_utc = Some(updated);
         }
         action
+    }
+}
+
+impl ActionRecord {
+    /// A live response session's commands as of `now`: `Created` until each has run its time
+    /// after the pickup, then `Completed` with its start and end; a cancelled session's
+    /// commands stop where they were.
+    fn command_results(&self, now: Duration) -> Vec<types::LiveResponseCommandResult> {
+        let stop = self.cancelled.as_ref().map_or(now, |c| now.min(c.at));
+        let at = |d: Duration| Timestamp::from(utc_after(self.created_utc, d - self.created));
+        (0..self.commands.len())
+            .map(|i| {
+                let start = self.created + self.pickup + self.command_time * i as u32;
+                let end = start + self.command_time;
+                let done = stop >= end;
+                types::LiveResponseCommandResult {
+                    index: Some(i as i32),
+                    start_time: (stop >= start).then(|| at(start)),
+                    end_time: done.then(|| at(end)),
+                    command_status: Some(if done {
+                        types::LiveResponseCommandStatus::Completed
+                    } else {
+                        types::LiveResponseCommandStatus::Created
+                    }),
+                    errors: Some(Vec::new()),
+                    command: Some(self.commands[i].clone()),
+                    extra: Default::default(),
+                }
+            })
+            .collect()
     }
 }
 
