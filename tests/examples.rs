@@ -124,6 +124,9 @@ fn check_use(example: &Example, operation: &str, place: &str) {
             OperationId::FindMachinesByTag => success::<operations::FindMachinesByTag>(example),
             OperationId::SetMachineTag => success::<operations::SetMachineTag>(example),
             OperationId::RunLiveResponse => success::<operations::RunLiveResponse>(example),
+            OperationId::GetLiveResponseResultDownloadLink => {
+                success::<operations::GetLiveResponseResultDownloadLink>(example)
+            }
         };
     }
     match example.schema_name.as_deref() {
@@ -148,11 +151,39 @@ fn check_use(example: &Example, operation: &str, place: &str) {
         None if example.schema.get("type") == Some(&Value::from("boolean")) => {
             check::<bool>(example)
         }
+        None if example.schema.get("type") == Some(&Value::from("integer")) => {
+            check::<i32>(example)
+        }
         other => panic!(
             "example {} ({operation} {place}) uses schema {other:?}, which this test does not map to a type yet",
             example.name
         ),
     }
+}
+
+/// What a RunScript result's link downloads: the page's transcript, corrected (its raw line
+/// break is an escape in the spec), reads as `types::RunScriptTranscript` and round-trips,
+/// NULs and all. No operation shows it (it is a blob's content), so it is held here.
+#[test]
+fn the_runscript_transcript_example_reads_with_its_nuls() {
+    let spec = spec();
+    let pointer = "/components/examples/RunScriptTranscript";
+    let value = spec.pointer(&format!("#{pointer}/value")).unwrap().clone();
+    let schema = serde_json::json!({ "$ref": "#/components/schemas/RunScriptTranscript" });
+    spec.check_value(&schema, &value).unwrap();
+    let example = Example {
+        name: "RunScriptTranscript".into(),
+        pointer: pointer.into(),
+        schema,
+        schema_name: Some("RunScriptTranscript".into()),
+        value,
+        uses: Vec::new(),
+    };
+    check::<types::RunScriptTranscript>(&example);
+    let transcript: types::RunScriptTranscript = serde_json::from_value(example.value).unwrap();
+    let output = transcript.script_output.unwrap();
+    assert!(output.ends_with("51 MB\n\u{0}\u{0}\u{0}"), "{output:?}");
+    assert_eq!(transcript.exit_code, Some(0));
 }
 
 /// A value the service adds later, in any extensible enum, and a field it adds later, are

@@ -133,6 +133,11 @@ pub async fn call(client: &mde_client::Client, op: OperationId, id: &str, commen
             send(client, list).await
         }
         OperationId::GetPackageUri => send(client, operations::GetPackageUri { id }).await,
+        // The page's `{command-index}`: the first command.
+        OperationId::GetLiveResponseResultDownloadLink => {
+            let request = operations::GetLiveResponseResultDownloadLink { id, index: 0 };
+            send(client, request).await
+        }
         // The documented values of each page's example; the comment as the others take it.
         OperationId::IsolateMachine => {
             let body = types::IsolateRequest::builder()

@@ -158,11 +158,21 @@ async fn tcp_post(base: &str, path: &str, token: &str) -> u16 {
 
 fn template_matches(template: &str, path: &str) -> bool {
     let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
-    t.len() == p.len() && t.iter().zip(&p).all(|(t, p)| t.starts_with('{') || t == p)
+    // A parameter may sit inside a segment, as in `GetLiveResponseResultDownloadLink(index={index})`.
+    let matches = |t: &str, p: &str| match t.split_once('{') {
+        Some((before, rest)) => {
+            let after = rest.split_once('}').map_or("", |(_, after)| after);
+            p.starts_with(before) && p.ends_with(after)
+        }
+        None => t == p,
+    };
+    t.len() == p.len() && t.iter().zip(&p).all(|(t, p)| matches(t, p))
 }
 
 fn path_of(operation: OperationId, encoded_id: &str) -> String {
-    operation.facts().path.replace("{id}", encoded_id)
+    // The first command of a live response action, where the path takes one.
+    let path = operation.facts().path.replace("{index}", "0");
+    path.replace("{id}", encoded_id)
 }
 
 /// An answer's status and error code; any documented success reads as `(OK, "")`.
@@ -195,14 +205,26 @@ async fn every_operation_succeeds_as_documented() {
         .unwrap()
         .id
         .unwrap();
+    // And a live response session: its first command's result can be linked.
+    let session = call(
+        &client,
+        OperationId::RunLiveResponse,
+        &generated_machine_id(8),
+        "done",
+    )
+    .await
+    .unwrap();
+    let session = session["id"].as_str().unwrap().to_string();
     let config = Config::default();
     sim.clock()
         .advance(config.collection_time.max(config.scan_time));
-    // Operations on a machine action take the completed one (its package) or the newest,
-    // still running (to read or cancel); the others a machine id.
+    // Operations on a machine action take the completed one (its package, its result) or the
+    // newest, still running (to read or cancel); the others a machine id.
     let target = |op: &operations::Operation, machine: String| {
         if op.path.ends_with("/getPackageUri") {
             done.clone()
+        } else if op.id == OperationId::GetLiveResponseResultDownloadLink {
+            session.clone()
         } else if op.path.starts_with("/api/machineactions/") {
             sim.actions().last().unwrap().id.clone().unwrap()
         } else {
@@ -286,6 +308,11 @@ async fn every_operation_succeeds_as_documented() {
     let (actions, responses): (Vec<_>, Vec<_>) = actions
         .into_iter()
         .partition(|a| a.type_ == Some(Type::CollectInvestigationPackage));
+    // The session started first, completed, is not one of the loops'.
+    let responses: Vec<_> = responses
+        .into_iter()
+        .filter(|a| a.id.as_deref() != Some(session.as_str()))
+        .collect();
     // One response action of each type each loop, pending, as documented: an isolation's
     // scope its type, a quarantine's file in relatedFileInfo.
     for kind in [
@@ -1592,5 +1619,102 @@ async fn live_response_sessions_follow_the_documented_limits() {
     let over = run(&generated_machine_id(55), triage()).await;
     assert_eq!(over.status, 429, "{:?}", over.body);
     assert!(over.retry_after.unwrap() > 60, "{:?}", over.retry_after);
+    sim.stop().await;
+}
+
+/// A live response command's result, as get-live-response-result.md describes it: a link in
+/// the OData string wrapper (no quotes around it), only once the command completed and only
+/// for RunScript (its transcript, NULs kept) and GetFile (the file), valid 30 minutes and made
+/// again by another call; the function path takes the index inside its parentheses.
+#[tokio::test]
+async fn live_response_results_are_linked_once_their_command_completed() {
+    let spec = spec();
+    let sim = simulator(Config::default().with_generated_machines(1)).await;
+    let token = sign_in(&sim, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).await;
+    let base = sim.base_url().to_string();
+    let post = async |path: String, body: Value| {
+        let body = serde_json::to_vec(&body).unwrap();
+        raw(
+            &spec,
+            &base,
+            &path,
+            Some(&token),
+            Some("application/json"),
+            body,
+        )
+        .await
+    };
+    let session = post(
+        path_of(OperationId::RunLiveResponse, &generated_machine_id(0)),
+        json!({
+            "Commands": [
+                { "type": "PutFile", "params": [{ "key": "FileName", "value": "collect.ps1" }] },
+                { "type": "RunScript", "params": [{ "key": "ScriptName", "value": "collect.ps1" }, { "key": "Args", "value": "-Fast" }] },
+                { "type": "GetFile", "params": [{ "key": "Path", "value": "C:\\triage.zip" }] }
+            ],
+            "Comment": "triage"
+        }),
+    )
+    .await;
+    assert_eq!(session.status, 201, "{:?}", session.body);
+    let action = session.body["id"].as_str().unwrap().to_string();
+    let link = async |index: &str| {
+        let path = format!(
+            "/api/machineactions/{action}/GetLiveResponseResultDownloadLink(index={index})"
+        );
+        raw(&spec, &base, &path, Some(&token), None, Vec::new()).await
+    };
+    assert_eq!(link("1").await.status, 404, "not completed yet");
+
+    let config = Config::default();
+    sim.clock()
+        .advance(config.pickup_time + config.command_time * 3);
+    assert_eq!(link("0").await.status, 404, "a PutFile has no result");
+    assert_eq!(link("7").await.status, 404, "no such command");
+    assert_eq!(link("one").await.status, 400);
+    let other = format!("{base}/api/machineactions/{action}/GetSomethingElse(index=1)");
+    let other = http().get(other).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(
+        other.status().as_u16(),
+        404,
+        "another function is no resource"
+    );
+
+    let download = async |answer: Raw| {
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
+        let url = answer.body["value"].as_str().unwrap().to_string();
+        assert!(url.starts_with("http"), "no quotes around the link: {url}");
+        let response = http().get(&url).send().await.unwrap();
+        (
+            response.status().as_u16(),
+            response.bytes().await.unwrap().to_vec(),
+            url,
+        )
+    };
+    let (status, transcript, url) = download(link("1").await).await;
+    assert_eq!(status, 200);
+    let transcript: mde_client::types::RunScriptTranscript =
+        serde_json::from_slice(&transcript).unwrap();
+    assert_eq!(transcript.script_name.as_deref(), Some("collect.ps1"));
+    assert!(
+        transcript.script_output.unwrap().contains('\u{0}'),
+        "NULs as real output has them"
+    );
+    let (status, file, _) = download(link("2").await).await;
+    assert_eq!(status, 200);
+    assert!(
+        String::from_utf8(file)
+            .unwrap()
+            .starts_with("C:\\triage.zip on ")
+    );
+
+    // 30 minutes later the link is refused; another call makes a new one.
+    sim.clock().advance(Duration::from_secs(30 * 60));
+    assert_eq!(
+        http().get(&url).send().await.unwrap().status().as_u16(),
+        403
+    );
+    let (status, _, _) = download(link("1").await).await;
+    assert_eq!(status, 200);
     sim.stop().await;
 }

@@ -289,8 +289,14 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
                 quote! { builder = builder.#n(self.#n); }
             }
         });
+        // Text parameters only: a number cannot be a path step or hold control characters.
         let path_parameters = fields.iter().filter_map(|f| {
-            let (n, spec_name) = (&f.name, f.path_name.as_ref()?);
+            let text =
+                f.ty.to_token_stream()
+                    .to_string()
+                    .replace(' ', "")
+                    .ends_with("String");
+            let (n, spec_name) = (&f.name, f.path_name.as_ref().filter(|_| text)?);
             Some(quote! { (#spec_name, self.#n.as_str()) })
         });
         let deprecated_attr = deprecation.as_ref().map(|d| {

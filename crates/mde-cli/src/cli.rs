@@ -527,6 +527,7 @@ pub fn command_of(op: OperationId) -> Option<&'static [&'static str]> {
         | OperationId::ListMachineActions
         | OperationId::GetMachineAction
         | OperationId::GetPackageUri
+        | OperationId::GetLiveResponseResultDownloadLink
         | OperationId::GetMachine
         | OperationId::FindMachinesByTag => None,
     }

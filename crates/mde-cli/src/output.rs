@@ -142,6 +142,9 @@ pub fn answer(answer: &Answer) -> String {
         }
         // The link carries its own token: never shown.
         Answer::GetPackageUri(_) => "package link (not shown: it carries a token)".into(),
+        Answer::GetLiveResponseResultDownloadLink(_) => {
+            "result link (not shown: it carries a token)".into()
+        }
     }
 }
 

@@ -1026,8 +1026,8 @@ whether to add or remove it, both required.
             Default::default()
         }
     }
-    /**OData wrapper of a single string, as getPackageUri answers
-(reference: get-package-sas-uri.md).
+    /**OData wrapper of a single string, as getPackageUri and getLiveResponseResultDownloadLink
+answer (reference: get-package-sas-uri.md, get-live-response-result.md).
 */
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
@@ -1155,6 +1155,37 @@ and values case-sensitive.
                 .map_err(|e: self::error::ConversionError| {
                     <D::Error as ::serde::de::Error>::custom(e.to_string())
                 })
+        }
+    }
+    /**What the link of a RunScript command's result downloads: the script's transcript
+(reference: get-live-response-result.md, "Runscript transcript properties", DD =
+LEARN). Older text (M365) named two of them `name` and `script_error`; they would
+arrive among the additional properties. Real output carries NUL characters
+(`\u0000`): they are kept.
+*/
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct RunScriptTranscript {
+        ///Executed script exit code.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub exit_code: ::std::option::Option<i32>,
+        ///Executed script standard error output.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub script_errors: ::std::option::Option<::std::string::String>,
+        ///Executed script name.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub script_name: ::std::option::Option<::std::string::String>,
+        ///Executed script standard output.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub script_output: ::std::option::Option<::std::string::String>,
+        ///Properties the service sent beyond the spec, kept as they came.
+        #[serde(flatten)]
+        pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    }
+    impl RunScriptTranscript {
+        ///A builder of this value, one field at a time.
+        pub fn builder() -> builder::RunScriptTranscript {
+            Default::default()
         }
     }
     ///The type of the scan (reference: run-av-scan.md): `Quick` or `Full`.
@@ -3854,6 +3885,136 @@ the service (400 `InvalidHashValue`, common-errors.md) and by `mde`, not with a
                 }
             }
         }
+        ///`RunScriptTranscript`, built one field at a time (each setter checks its value).
+        #[derive(Clone, Debug)]
+        pub struct RunScriptTranscript {
+            exit_code: ::std::result::Result<
+                ::std::option::Option<i32>,
+                ::std::string::String,
+            >,
+            script_errors: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            script_name: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            script_output: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            extra: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for RunScriptTranscript {
+            fn default() -> Self {
+                Self {
+                    exit_code: Ok(Default::default()),
+                    script_errors: Ok(Default::default()),
+                    script_name: Ok(Default::default()),
+                    script_output: Ok(Default::default()),
+                    extra: Err("no value supplied for extra".to_string()),
+                }
+            }
+        }
+        impl RunScriptTranscript {
+            ///Sets `exit_code`.
+            pub fn exit_code<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<i32>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.exit_code = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for exit_code: {e}")
+                    });
+                self
+            }
+            ///Sets `script_errors`.
+            pub fn script_errors<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.script_errors = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for script_errors: {e}")
+                    });
+                self
+            }
+            ///Sets `script_name`.
+            pub fn script_name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.script_name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for script_name: {e}")
+                    });
+                self
+            }
+            ///Sets `script_output`.
+            pub fn script_output<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.script_output = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for script_output: {e}")
+                    });
+                self
+            }
+            ///Sets `extra`.
+            pub fn extra<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.extra = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for extra: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<RunScriptTranscript>
+        for super::RunScriptTranscript {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: RunScriptTranscript,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    exit_code: value.exit_code?,
+                    script_errors: value.script_errors?,
+                    script_name: value.script_name?,
+                    script_output: value.script_output?,
+                    extra: value.extra?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::RunScriptTranscript> for RunScriptTranscript {
+            fn from(value: super::RunScriptTranscript) -> Self {
+                Self {
+                    exit_code: Ok(value.exit_code),
+                    script_errors: Ok(value.script_errors),
+                    script_name: Ok(value.script_name),
+                    script_output: Ok(value.script_output),
+                    extra: Ok(value.extra),
+                }
+            }
+        }
         ///`StopAndQuarantineFileRequest`, built one field at a time (each setter checks its value).
         #[derive(Clone, Debug)]
         pub struct StopAndQuarantineFileRequest {
@@ -5331,6 +5492,40 @@ let response = client.run_live_response()
 ```*/
     pub fn run_live_response(&self) -> builder::RunLiveResponse<'_> {
         builder::RunLiveResponse::new(self)
+    }
+    /**Get the download link of a live response command's result
+
+Gets a link to the result of one command of a live response action (reference:
+response-actions.md §6b, get-live-response-result.md, DD 03dca54 and LEARN
+2025-11-13). The path is an OData function call: the command's 0-based
+`commands[].index` goes inside the parentheses, `(index=1)`; every version of the
+page breaks the path across two lines inside `{machine action id}`. The answer is the
+OData string wrapper; its `value` is an Azure Blob SAS URL, without the literal quotes
+getPackageUri puts around its link, that needs no bearer token and carries its own
+token in the query: the whole URL is a secret. "This link is valid for 30 minutes and
+should be used immediately"; "an expired link can be re-created by another call, and
+there's no need to run live response again". A RunScript command's result is its
+transcript (`RunScriptTranscript`); the page does not say what a GetFile command's
+blob is (the file, here); a PutFile command has none (run-live-response.md). The
+page states no 400 or 404.
+
+
+Sends a `GET` request to `/api/machineactions/{id}/GetLiveResponseResultDownloadLink(index={index})`
+
+Arguments:
+- `id`: Machine action id, a GUID (reference: machineaction.md); treated as an opaque string and percent-encoded in the path.
+- `index`: The command's 0-based `commands[].index` in its live response action.
+```ignore
+let response = client.get_live_response_result_download_link()
+    .id(id)
+    .index(index)
+    .send()
+    .await;
+```*/
+    pub fn get_live_response_result_download_link(
+        &self,
+    ) -> builder::GetLiveResponseResultDownloadLink<'_> {
+        builder::GetLiveResponseResultDownloadLink::new(self)
     }
 }
 /// Types for composing operation parameters.
@@ -8115,6 +8310,125 @@ pub mod builder {
             }
         }
     }
+    /**Builder for [`Client::get_live_response_result_download_link`]
+
+[`Client::get_live_response_result_download_link`]: super::Client::get_live_response_result_download_link*/
+    #[derive(Debug, Clone)]
+    pub struct GetLiveResponseResultDownloadLink<'a> {
+        client: &'a super::Client,
+        id: Result<::std::string::String, String>,
+        index: Result<i32, String>,
+    }
+    impl<'a> GetLiveResponseResultDownloadLink<'a> {
+        ///A builder of this request, for `client`.
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                id: Err("id was not initialized".to_string()),
+                index: Err("index was not initialized".to_string()),
+            }
+        }
+        ///Sets `id`.
+        pub fn id<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.id = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for id failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sets `index`.
+        pub fn index<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<i32>,
+        {
+            self.index = value
+                .try_into()
+                .map_err(|_| "conversion to `i32` for index failed".to_string());
+            self
+        }
+        ///Sends a `GET` request to `/api/machineactions/{id}/GetLiveResponseResultDownloadLink(index={index})`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::ODataString>, Error<types::Error>> {
+            let Self { client, id, index } = self;
+            let id = id.map_err(Error::InvalidRequest)?;
+            let index = index.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/api/machineactions/{}/GetLiveResponseResultDownloadLink(index={})",
+                client.baseurl, encode_path(& id.to_string()), encode_path(& index
+                .to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "get_live_response_result_download_link",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
 }
 /// Items consumers will typically use such as the Client.
 pub mod prelude {
@@ -8289,10 +8603,12 @@ pub mod operations {
         SetMachineTag,
         ///`runLiveResponse`: Run live response commands on a device.
         RunLiveResponse,
+        ///`getLiveResponseResultDownloadLink`: Get the download link of a live response command's result.
+        GetLiveResponseResultDownloadLink,
     }
     impl OperationId {
         /// Every operation, in the spec's order.
-        pub const ALL: [OperationId; 20usize] = [
+        pub const ALL: [OperationId; 21usize] = [
             OperationId::StartInvestigation,
             OperationId::InitiateInvestigation,
             OperationId::CollectInvestigationPackage,
@@ -8313,6 +8629,7 @@ pub mod operations {
             OperationId::FindMachinesByTag,
             OperationId::SetMachineTag,
             OperationId::RunLiveResponse,
+            OperationId::GetLiveResponseResultDownloadLink,
         ];
         /// The spec's facts of the operation.
         pub const fn facts(self) -> &'static Operation {
@@ -8341,6 +8658,9 @@ pub mod operations {
                 OperationId::FindMachinesByTag => &FIND_MACHINES_BY_TAG,
                 OperationId::SetMachineTag => &SET_MACHINE_TAG,
                 OperationId::RunLiveResponse => &RUN_LIVE_RESPONSE,
+                OperationId::GetLiveResponseResultDownloadLink => {
+                    &GET_LIVE_RESPONSE_RESULT_DOWNLOAD_LINK
+                }
             }
         }
         /// The spec's `operationId`.
@@ -8368,6 +8688,9 @@ pub mod operations {
                 OperationId::FindMachinesByTag => "findMachinesByTag",
                 OperationId::SetMachineTag => "setMachineTag",
                 OperationId::RunLiveResponse => "runLiveResponse",
+                OperationId::GetLiveResponseResultDownloadLink => {
+                    "getLiveResponseResultDownloadLink"
+                }
             }
         }
         /// The operation whose generated method (progenitor's
@@ -8398,6 +8721,9 @@ pub mod operations {
                 "find_machines_by_tag" => Some(OperationId::FindMachinesByTag),
                 "set_machine_tag" => Some(OperationId::SetMachineTag),
                 "run_live_response" => Some(OperationId::RunLiveResponse),
+                "get_live_response_result_download_link" => {
+                    Some(OperationId::GetLiveResponseResultDownloadLink)
+                }
                 _ => None,
             }
         }
@@ -8448,6 +8774,9 @@ pub mod operations {
                 "findMachinesByTag" => Ok(OperationId::FindMachinesByTag),
                 "setMachineTag" => Ok(OperationId::SetMachineTag),
                 "runLiveResponse" => Ok(OperationId::RunLiveResponse),
+                "getLiveResponseResultDownloadLink" => {
+                    Ok(OperationId::GetLiveResponseResultDownloadLink)
+                }
                 other => Err(UnknownOperation(other.to_string())),
             }
         }
@@ -9251,6 +9580,44 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
             Some(response)
         }
     }
+    /**The request of `getLiveResponseResultDownloadLink`: `GET /api/machineactions/{id}/GetLiveResponseResultDownloadLink(index={index})`: Get the download link of a live response command's result.
+
+Send it with `Client::send` of `mde_client`, or through the generated [`super::Client::get_live_response_result_download_link`].*/
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct GetLiveResponseResultDownloadLink {
+        ///`id` (path): Machine action id, a GUID (reference: machineaction.md); treated as an opaque string and percent-encoded in the path.
+        pub id: ::std::string::String,
+        ///`index` (path): The command's 0-based `commands[].index` in its live response action.
+        pub index: i32,
+    }
+    #[allow(deprecated)]
+    impl Request for GetLiveResponseResultDownloadLink {
+        const ID: OperationId = OperationId::GetLiveResponseResultDownloadLink;
+        type Response = types::ODataString;
+        fn path_parameters(&self) -> ::std::vec::Vec<(&'static str, &str)> {
+            vec![("id", self.id.as_str())]
+        }
+        fn send(
+            self,
+            client: &super::Client,
+        ) -> impl ::std::future::Future<Output = Sent<Self::Response>> + Send + '_ {
+            let mut builder = client.get_live_response_result_download_link();
+            builder = builder.id(self.id);
+            builder = builder.index(self.index);
+            builder.send()
+        }
+        fn answer(response: Self::Response) -> Answer {
+            Answer::GetLiveResponseResultDownloadLink(response)
+        }
+        fn created_action(
+            response: &Self::Response,
+        ) -> ::std::option::Option<&types::MachineAction> {
+            {
+                let _ = response;
+                None
+            }
+        }
+    }
     /// The success of any operation, tagged with its `operationId`: what a journal keeps
     /// and an output shows, read back by its tag, never guessed from its fields.
     #[derive(Clone, Debug, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
@@ -9317,6 +9684,9 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         ///`runLiveResponse`: Run live response commands on a device.
         #[serde(rename = "runLiveResponse")]
         RunLiveResponse(types::MachineAction),
+        ///`getLiveResponseResultDownloadLink`: Get the download link of a live response command's result.
+        #[serde(rename = "getLiveResponseResultDownloadLink")]
+        GetLiveResponseResultDownloadLink(types::ODataString),
     }
     impl Answer {
         /// The operation that answered.
@@ -9348,6 +9718,9 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 Answer::FindMachinesByTag(_) => OperationId::FindMachinesByTag,
                 Answer::SetMachineTag(_) => OperationId::SetMachineTag,
                 Answer::RunLiveResponse(_) => OperationId::RunLiveResponse,
+                Answer::GetLiveResponseResultDownloadLink(_) => {
+                    OperationId::GetLiveResponseResultDownloadLink
+                }
             }
         }
         /// The machine action the answer is, for the operations that answer one.
@@ -9449,6 +9822,8 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         SetMachineTag(SetMachineTag),
         ///`runLiveResponse`: Run live response commands on a device.
         RunLiveResponse(RunLiveResponse),
+        ///`getLiveResponseResultDownloadLink`: Get the download link of a live response command's result.
+        GetLiveResponseResultDownloadLink(GetLiveResponseResultDownloadLink),
     }
     /// Something done with a request of any operation, its type known inside:
     /// [`AnyRequest::visit`] calls [`RequestVisitor::visit`] with the typed request.
@@ -9495,6 +9870,9 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 AnyRequest::FindMachinesByTag(_) => OperationId::FindMachinesByTag,
                 AnyRequest::SetMachineTag(_) => OperationId::SetMachineTag,
                 AnyRequest::RunLiveResponse(_) => OperationId::RunLiveResponse,
+                AnyRequest::GetLiveResponseResultDownloadLink(_) => {
+                    OperationId::GetLiveResponseResultDownloadLink
+                }
             }
         }
         /// The same request with `id` as its path's id (a request without one, as it is).
@@ -9592,6 +9970,11 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                     r.id = id.to_string();
                     AnyRequest::RunLiveResponse(r)
                 }
+                AnyRequest::GetLiveResponseResultDownloadLink(r) => {
+                    let mut r = r.clone();
+                    r.id = id.to_string();
+                    AnyRequest::GetLiveResponseResultDownloadLink(r)
+                }
             }
         }
         /// Its body as the wire has it, when it has one.
@@ -9631,6 +10014,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 AnyRequest::FindMachinesByTag(_) => None,
                 AnyRequest::SetMachineTag(r) => ::serde_json::to_value(&r.body).ok(),
                 AnyRequest::RunLiveResponse(r) => ::serde_json::to_value(&r.body).ok(),
+                AnyRequest::GetLiveResponseResultDownloadLink(_) => None,
             }
         }
         /// `op`'s request, its path's id left empty (a template: see
@@ -9775,6 +10159,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                             })),
                     )
                 }
+                OperationId::GetLiveResponseResultDownloadLink => None,
             }
         }
         /// Hands the typed request to `visitor`.
@@ -9800,6 +10185,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 AnyRequest::FindMachinesByTag(r) => visitor.visit(r),
                 AnyRequest::SetMachineTag(r) => visitor.visit(r),
                 AnyRequest::RunLiveResponse(r) => visitor.visit(r),
+                AnyRequest::GetLiveResponseResultDownloadLink(r) => visitor.visit(r),
             }
         }
     }
@@ -10619,6 +11005,34 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
             },
         ],
     };
+    ///`GET /api/machineactions/{id}/GetLiveResponseResultDownloadLink(index={index})`: Get the download link of a live response command's result.
+    pub const GET_LIVE_RESPONSE_RESULT_DOWNLOAD_LINK: Operation = Operation {
+        id: OperationId::GetLiveResponseResultDownloadLink,
+        method: "GET",
+        path: "/api/machineactions/{id}/GetLiveResponseResultDownloadLink(index={index})",
+        deprecated: false,
+        deprecation: None,
+        retired: None,
+        rate_limits: &[
+            RateWindow {
+                calls: 100u32,
+                seconds: 60u64,
+            },
+            RateWindow {
+                calls: 1500u32,
+                seconds: 3600u64,
+            },
+        ],
+        application_permissions: &["Machine.Read.All", "Machine.ReadWrite.All"],
+        delegated_permissions: &["Machine.LiveResponse"],
+        directory_roles: &[],
+        servers: SERVERS,
+        target: Target::MachineAction,
+        answers_page: false,
+        creates_action: None,
+        needs_comment: false,
+        body: &[],
+    };
     /// Every operation's facts, in the spec's order.
     pub const ALL: &[Operation] = &[
         START_INVESTIGATION,
@@ -10641,6 +11055,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         FIND_MACHINES_BY_TAG,
         SET_MACHINE_TAG,
         RUN_LIVE_RESPONSE,
+        GET_LIVE_RESPONSE_RESULT_DOWNLOAD_LINK,
     ];
     /// The hosts of the `/api/...` operations (the spec's top-level `servers`).
     pub const SERVERS: &[Server] = &[

@@ -38,6 +38,7 @@
 //! | `GET /api/machines/findbytag` | [`operations::FindMachinesByTag`] | [`Client::find_machines_by_tag`] | [`types::MachineCollection`] |
 //! | `POST /api/machines/{id}/tags` | [`operations::SetMachineTag`] | | [`types::Machine`] |
 //! | `POST /api/machines/{id}/runliveresponse` | [`operations::RunLiveResponse`] | | [`types::MachineAction`] (201, or 200 as older pages show) |
+//! | `GET /api/machineactions/{id}/GetLiveResponseResultDownloadLink(index={index})` | [`operations::GetLiveResponseResultDownloadLink`] | | [`types::ODataString`] (a RunScript's link downloads a [`types::RunScriptTranscript`]) |
 //!
 //! The service retired manual investigations on 2026-09-01, so the investigation calls are
 //! `#[deprecated]`; so is the Graph variant.

@@ -32,8 +32,46 @@ fn echo(text: &str) -> String {
 /// The path parameters of a request.
 type PathParams = Result<Path<Vec<(String, String)>>, PathRejection>;
 
+/// A path segment that is an OData function call with one parameter, e.g.
+/// `GetLiveResponseResultDownloadLink(index={index})`: the router (matchit) takes one
+/// parameter per segment with nothing around it, so the segment is routed as `{call}` and its
+/// parameter read from it here.
+#[derive(Clone, Copy)]
+struct Call {
+    /// The text before the parameter, e.g. `GetLiveResponseResultDownloadLink(index=`.
+    prefix: &'static str,
+    /// The parameter's name, e.g. `index`.
+    name: &'static str,
+    /// The text after it, e.g. `)`.
+    suffix: &'static str,
+}
+
+/// The route of an operation's path, and the function call segment it holds, if any.
+fn route_of(path: &'static str) -> (String, Option<Call>) {
+    let mut call = None;
+    let segments: Vec<&str> = path
+        .split('/')
+        .map(|segment| {
+            let open = segment.find('{');
+            match (segment.find('('), open, segment.rfind('}')) {
+                (Some(paren), Some(open), Some(close)) if paren < open => {
+                    call = Some(Call {
+                        prefix: &segment[..open],
+                        name: &segment[open + 1..close],
+                        suffix: &segment[close + 1..],
+                    });
+                    "{call}"
+                }
+                _ => segment,
+            }
+        })
+        .collect();
+    (segments.join("/"), call)
+}
+
 /// A request of an operation, as it came.
 struct Incoming {
+    call: Option<Call>,
     params: PathParams,
     query: Option<String>,
     headers: HeaderMap,
@@ -49,12 +87,14 @@ pub(crate) fn router(shared: Arc<Shared>) -> Result<Router, String> {
             .ok()
             .and_then(|m| MethodFilter::try_from(m).ok())
             .ok_or_else(|| format!("{op}: no HTTP method {}", facts.method))?;
+        let (route, call) = route_of(facts.path);
         let handler = move |State(s): State<Arc<Shared>>,
                             params: PathParams,
                             RawQuery(query): RawQuery,
                             headers: HeaderMap,
                             body: Result<Bytes, BytesRejection>| async move {
             let request = Incoming {
+                call,
                 params,
                 query,
                 headers,
@@ -62,7 +102,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Result<Router, String> {
             };
             perform(&s, op, request).unwrap_or_else(IntoResponse::into_response)
         };
-        router = router.route(facts.path, on(method, handler));
+        router = router.route(&route, on(method, handler));
     }
     // The token URL's path, e.g. `/{tenant}/oauth2/v2.0/token`.
     let token_path = mde_client::workspace::token_path();
@@ -162,11 +202,28 @@ fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
 /// the machine or action (404), its state (400).
 fn perform(s: &Shared, op: OperationId, request: Incoming) -> Result<Response, ApiError> {
     let Incoming {
+        call,
         params,
         query,
         headers,
         body,
     } = request;
+    // A function call segment that is not this operation's is no resource, as any unknown path.
+    let params = match (call, params) {
+        (Some(call), Ok(Path(mut params))) => {
+            let Some(i) = params.iter().position(|(name, _)| name == "call") else {
+                return Err(ApiError::not_found("No resource at this path"));
+            };
+            let (_, text) = params.remove(i);
+            let inner = text
+                .strip_prefix(call.prefix)
+                .and_then(|t| t.strip_suffix(call.suffix))
+                .ok_or_else(|| ApiError::not_found(format!("No resource at {}", echo(&text))))?;
+            params.push((call.name.to_string(), inner.to_string()));
+            Ok(Path(params))
+        }
+        (_, params) => params,
+    };
     let headers = &headers;
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -200,10 +257,13 @@ fn perform(s: &Shared, op: OperationId, request: Incoming) -> Result<Response, A
             format!("The id in the path is not valid: {}", echo(&e.body_text())),
         )
     })?;
-    let id = params
-        .into_iter()
-        .find_map(|(name, value)| (name == "id").then_some(value))
-        .unwrap_or_default();
+    let param = |wanted: &str| {
+        params
+            .iter()
+            .find_map(|(name, value)| (name == wanted).then(|| value.clone()))
+            .unwrap_or_default()
+    };
+    let id = param("id");
 
     let (now, now_utc) = (s.clock.elapsed(), s.clock.now_utc());
     let mut records = s.records.lock().unwrap_or_else(|e| e.into_inner());
@@ -270,6 +330,43 @@ fn perform(s: &Shared, op: OperationId, request: Incoming) -> Result<Response, A
             let (comment, commands) = live_response_request(headers, &body)?;
             let record = records.live_response(&id, asked(&comment), commands, &s.config)?;
             json(StatusCode::CREATED, &record.entity(now, &s.base_url))
+        }
+        OperationId::GetLiveResponseResultDownloadLink => {
+            let index: usize = param("index").parse().map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidInput",
+                    format!(
+                        "index must be a command's number, not {}",
+                        echo(&param("index"))
+                    ),
+                )
+            })?;
+            let action = records.action(&id)?;
+            let (content, content_type) = action.result(index, now)?;
+            let name = format!("{}-{index}", action.id);
+            let link = s
+                .packages
+                .result_link(
+                    &s.base_url,
+                    (&name, &action.machine_id),
+                    (&content, content_type),
+                    now,
+                )
+                .map_err(|e| {
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "InternalServerError",
+                        e.to_string(),
+                    )
+                })?;
+            let answer = types::ODataString {
+                odata_context: Some(format!("{}/api/$metadata#Edm.String", s.base_url)),
+                // The link as the page shows it: no quotes around it, unlike getPackageUri's.
+                value: link.into(),
+                extra: Default::default(),
+            };
+            json(StatusCode::OK, &answer)
         }
         OperationId::GetMachine => json(StatusCode::OK, &records.machine(&id)?),
         OperationId::FindMachinesByTag => {

@@ -95,7 +95,14 @@ struct Link {
     action_id: String,
     machine_id: String,
     expires: Duration,
+    /// A live response result, written when its link was made; `None` for a package.
+    file: Option<PathBuf>,
+    content_type: &'static str,
 }
+
+/// How long a live response result's link works: "valid for 30 minutes"
+/// (get-live-response-result.md).
+pub const RESULT_LINK_LIFETIME: Duration = Duration::from_secs(30 * 60);
 
 /// The links issued and the archives written.
 #[derive(Debug)]
@@ -141,9 +148,37 @@ impl Packages {
             action_id: action_id.to_string(),
             machine_id: machine_id.to_string(),
             expires: now + self.lifetime,
+            file: None,
+            content_type: "application/zip",
         };
         lock(&self.links).insert(token.clone(), link);
         format!("{base_url}{PATH}?token={token}")
+    }
+
+    /// A new link to a live response result (`name` tells results apart: the action and the
+    /// command's index), served like a package (ranges, faults) for
+    /// [`RESULT_LINK_LIFETIME`]; the result is written once.
+    pub fn result_link(
+        &self,
+        base_url: &str,
+        (name, machine_id): (&str, &str),
+        (content, content_type): (&[u8], &'static str),
+        now: Duration,
+    ) -> std::io::Result<String> {
+        let path = self.dir.path().join(format!("{name}.result"));
+        if !path.exists() {
+            std::fs::write(&path, content)?;
+        }
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let link = Link {
+            action_id: name.to_string(),
+            machine_id: machine_id.to_string(),
+            expires: now + RESULT_LINK_LIFETIME,
+            file: Some(path),
+            content_type,
+        };
+        lock(&self.links).insert(token.clone(), link);
+        Ok(format!("{base_url}{PATH}?token={token}"))
     }
 
     /// The archive of an action, written on first use (off the async threads: the first
@@ -189,7 +224,11 @@ impl Packages {
             )
             .into_response();
         }
-        let path = match self.archive(&link).await {
+        let written = match &link.file {
+            Some(file) => Ok(file.clone()),
+            None => self.archive(&link).await,
+        };
+        let path = match written {
             Ok(path) => path,
             Err(e) => {
                 return ApiError::new(
@@ -238,7 +277,7 @@ impl Packages {
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("application/zip"),
+            HeaderValue::from_static(link.content_type),
         );
         headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         if let Ok(v) = HeaderValue::from_str(&(end - start).to_string()) {

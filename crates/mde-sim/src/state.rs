@@ -712,6 +712,60 @@ impl ActionRecord {
 }
 
 impl ActionRecord {
+    /// The result of a live response session's command `index` once it completed: a
+    /// RunScript's transcript (with the NULs real output carries), a GetFile's file; a
+    /// PutFile has none (run-live-response.md). The 404 otherwise.
+    pub fn result(&self, index: usize, now: Duration) -> Result<(Vec<u8>, &'static str), ApiError> {
+        use types::LiveResponseCommandType as Type;
+        let missing =
+            |why: &str| ApiError::not_found(format!("No result of command {index}: {why}"));
+        let command = self
+            .commands
+            .get(index)
+            .ok_or_else(|| missing("the action has no such command"))?;
+        let completed = self.command_results(now)[index].command_status
+            == Some(types::LiveResponseCommandStatus::Completed);
+        if !completed {
+            return Err(missing("it has not completed"));
+        }
+        let param = |key: &str| {
+            let found = command.params.iter().find(|p| p.key == key);
+            found.map(|p| p.value.clone()).unwrap_or_default()
+        };
+        match &command.type_ {
+            Type::RunScript => {
+                let transcript = types::RunScriptTranscript {
+                    script_name: Some(param("ScriptName")),
+                    exit_code: Some(0),
+                    script_output: Some(format!(
+                        "Transcript started, output file is C:\\ProgramData\\Microsoft\\Windows Defender Advanced Threat Protection\\Temp\\PSScriptOutputs\\PSScript_Transcript_{}.txt\n{} {}\n\u{0}\u{0}\u{0}",
+                        self.id,
+                        param("ScriptName"),
+                        param("Args")
+                    )),
+                    script_errors: Some(String::new()),
+                    extra: Default::default(),
+                };
+                let json = serde_json::to_vec(&transcript)
+                    .map_err(|e| ApiError::invalid_body(e.to_string()))?;
+                Ok((json, "application/json"))
+            }
+            Type::GetFile => {
+                let line = format!(
+                    "{} on {}, collected by live response action {}\n",
+                    param("Path"),
+                    self.computer,
+                    self.id
+                );
+                Ok((
+                    line.repeat(64 * 1024 / line.len() + 1).into_bytes(),
+                    "application/octet-stream",
+                ))
+            }
+            Type::PutFile | Type::Other(_) => Err(missing("a PutFile command has no result")),
+        }
+    }
+
     /// A live response session's commands as of `now`: `Created` until each has run its time
     /// after the pickup, then `Completed` with its start and end; a cancelled session's
     /// commands stop where they were.
