@@ -163,12 +163,13 @@ fn check_use(example: &Example, operation: &str, place: &str) {
 
 /// What a RunScript result's link downloads: the page's transcript, corrected (its raw line
 /// break is an escape in the spec), reads as `types::RunScriptTranscript` and round-trips,
-/// NULs and all. No operation shows it (it is a blob's content), so it is held here.
+/// NULs and all. No operation shows it (it is a blob's content: the schema's own example),
+/// so it is held here.
 #[test]
 fn the_runscript_transcript_example_reads_with_its_nuls() {
     let spec = spec();
-    let pointer = "/components/examples/RunScriptTranscript";
-    let value = spec.pointer(&format!("#{pointer}/value")).unwrap().clone();
+    let pointer = "/components/schemas/RunScriptTranscript/example";
+    let value = spec.pointer(&format!("#{pointer}")).unwrap().clone();
     let schema = serde_json::json!({ "$ref": "#/components/schemas/RunScriptTranscript" });
     spec.check_value(&schema, &value).unwrap();
     let example = Example {

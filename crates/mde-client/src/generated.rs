@@ -1161,7 +1161,9 @@ and values case-sensitive.
 (reference: get-live-response-result.md, "Runscript transcript properties", DD =
 LEARN). Older text (M365) named two of them `name` and `script_error`; they would
 arrive among the additional properties. Real output carries NUL characters
-(`\u0000`): they are kept.
+(`\u0000`): they are kept. The example is the page's "File content", corrected: its
+`script_output` holds a raw line break after `.txt`, which JSON does not allow inside a
+string; it is the escape `\n` here, as the rest of the string writes its line breaks.
 */
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
     #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
