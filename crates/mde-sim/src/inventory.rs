@@ -174,24 +174,10 @@ impl Platforms {
 impl std::str::FromStr for Platforms {
     type Err = String;
     fn from_str(text: &str) -> Result<Platforms, String> {
-        let mut shares = Vec::new();
-        for part in text.split(',').filter(|p| !p.trim().is_empty()) {
-            let (name, share) = part
-                .split_once(':')
-                .ok_or_else(|| format!("{part:?}: write PLATFORM:SHARE, e.g. macOS:0.1"))?;
-            // The `osPlatform` values get-machines.md shows.
-            let os = ["macOS", "Linux"]
-                .into_iter()
-                .find(|os| os.eq_ignore_ascii_case(name.trim()))
-                .ok_or_else(|| format!("unknown platform {name:?}: macOS or Linux"))?;
-            let share: f64 = share
-                .trim()
-                .parse()
-                .ok()
-                .filter(|s| (0.0..=1.0).contains(s))
-                .ok_or_else(|| format!("{part:?}: the share is a number from 0 to 1"))?;
-            shares.push((os, share));
-        }
+        // The `osPlatform` values get-machines.md shows, in any case.
+        let names = [("macOS", "macOS"), ("Linux", "Linux")];
+        let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+        let shares = crate::package::shares(text, ("platform", "macOS:0.1"), &names, same)?;
         if shares.iter().map(|(_, s)| s).sum::<f64>() > 1.0 {
             return Err("the shares add up to more than 1".into());
         }
@@ -244,6 +230,36 @@ impl Inventory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shares_of_platforms_and_faults_are_read_or_refused() {
+        use crate::package::{Fault, Faults};
+        let platforms: Platforms = "MACOS:0.1, linux:0.2".parse().unwrap();
+        assert_eq!(platforms, Platforms(vec![("macOS", 0.1), ("Linux", 0.2)]));
+        let faults: Faults = "drop:0.2,slow:0.1".parse().unwrap();
+        assert_eq!(faults, Faults(vec![(Fault::Drop, 0.2), (Fault::Slow, 0.1)]));
+        let refused = |text: &str, platform: bool| {
+            if platform {
+                text.parse::<Platforms>().unwrap_err()
+            } else {
+                text.parse::<Faults>().unwrap_err()
+            }
+        };
+        assert_eq!(
+            refused("bsd:0.1", true),
+            "unknown platform \"bsd\": macOS or Linux"
+        );
+        assert_eq!(
+            refused("DROP:0.1", false),
+            "unknown fault \"DROP\": drop, slow or corrupt"
+        );
+        assert!(refused("drop", false).contains("write FAULT:SHARE, e.g. drop:0.2"));
+        assert!(refused("macOS:2", true).contains("the share is a number from 0 to 1"));
+        assert_eq!(
+            refused("macOS:0.7,Linux:0.7", true),
+            "the shares add up to more than 1"
+        );
+    }
 
     #[test]
     fn names_and_ids_are_stable_and_distinct() {

@@ -40,29 +40,47 @@ pub struct Faults(pub Vec<(Fault, f64)>);
 impl std::str::FromStr for Faults {
     type Err = String;
     fn from_str(text: &str) -> Result<Faults, String> {
-        let mut faults = Vec::new();
-        for part in text.split(',').filter(|p| !p.trim().is_empty()) {
-            let (name, share) = part
-                .split_once(':')
-                .ok_or_else(|| format!("{part:?}: write FAULT:SHARE, e.g. drop:0.2"))?;
-            let fault = match name.trim() {
-                "drop" => Fault::Drop,
-                "slow" => Fault::Slow,
-                "corrupt" => Fault::Corrupt,
-                other => {
-                    return Err(format!("unknown fault {other:?}: drop, slow or corrupt"));
-                }
-            };
-            let share: f64 = share
-                .trim()
-                .parse()
-                .ok()
-                .filter(|s| (0.0..=1.0).contains(s))
-                .ok_or_else(|| format!("{part:?}: the share is a number from 0 to 1"))?;
-            faults.push((fault, share));
-        }
-        Ok(Faults(faults))
+        let names = [
+            ("drop", Fault::Drop),
+            ("slow", Fault::Slow),
+            ("corrupt", Fault::Corrupt),
+        ];
+        shares(text, ("fault", "drop:0.2"), &names, str::eq).map(Faults)
     }
+}
+
+/// `NAME:SHARE,...` read as what each name stands for and its share (0 to 1). `names` are
+/// those allowed, compared by `same`; `what` and an example say in an error what is asked.
+pub(crate) fn shares<T: Copy>(
+    text: &str,
+    (what, example): (&str, &str),
+    names: &[(&str, T)],
+    same: fn(&str, &str) -> bool,
+) -> Result<Vec<(T, f64)>, String> {
+    let mut shares = Vec::new();
+    for part in text.split(',').filter(|p| !p.trim().is_empty()) {
+        let upper = what.to_uppercase();
+        let (name, share) = part
+            .split_once(':')
+            .ok_or_else(|| format!("{part:?}: write {upper}:SHARE, e.g. {example}"))?;
+        let Some((_, value)) = names.iter().find(|(n, _)| same(n, name.trim())) else {
+            let known: Vec<&str> = names.iter().map(|(n, _)| *n).collect();
+            let (last, rest) = known.split_last().unwrap_or((&"", &[]));
+            return Err(format!(
+                "unknown {what} {:?}: {} or {last}",
+                name.trim(),
+                rest.join(", ")
+            ));
+        };
+        let share: f64 = share
+            .trim()
+            .parse()
+            .ok()
+            .filter(|s| (0.0..=1.0).contains(s))
+            .ok_or_else(|| format!("{part:?}: the share is a number from 0 to 1"))?;
+        shares.push((*value, share));
+    }
+    Ok(shares)
 }
 
 /// A number from 0 to 1, the same for the same seed and parts: the simulator's deterministic
