@@ -199,7 +199,7 @@ impl Records {
         graph: bool,
         config: &crate::Config,
     ) -> Result<ActionRecord, ApiError> {
-        let (now, now_utc) = (asked.now, asked.now_utc);
+        let now = asked.now;
         let (pickup, lasts) = (config.pickup_time, config.collection_time);
         let computer = self.known(machine_id)?;
         let busy = self.busy.entry(machine_id.to_string()).or_default();
@@ -227,24 +227,14 @@ impl Records {
             types::MachineActionStatus::Succeeded
         };
         let record = ActionRecord {
-            id,
-            machine_id: machine_id.to_string(),
-            computer,
-            requestor: asked.requestor.to_string(),
-            comment: asked.comment.to_string(),
             graph,
-            kind: types::MachineActionType::CollectInvestigationPackage,
-            scope: None,
-            sha1: None,
-            created: now,
-            created_utc: now_utc,
-            pickup: pickup.min(lasts),
-            lasts,
             outcome,
-            cancelled: None,
-            stale: false,
-            commands: Vec::new(),
-            command_time: Duration::ZERO,
+            ..ActionRecord::new(
+                (id, machine_id, computer),
+                asked,
+                types::MachineActionType::CollectInvestigationPackage,
+                (pickup, lasts),
+            )
         };
         self.actions.push(record.clone());
         Ok(record)
@@ -260,7 +250,7 @@ impl Records {
         scan_type: types::ScanType,
         config: &crate::Config,
     ) -> Result<(ActionRecord, bool), ApiError> {
-        let (now, now_utc) = (asked.now, asked.now_utc);
+        let now = asked.now;
         let computer = self.known(machine_id)?;
         let busy = self.busy.entry(machine_id.to_string()).or_default();
         let nth = busy.scans;
@@ -286,24 +276,14 @@ impl Records {
             types::MachineActionStatus::Succeeded
         };
         let record = ActionRecord {
-            id,
-            machine_id: machine_id.to_string(),
-            computer,
-            requestor: asked.requestor.to_string(),
-            comment: asked.comment.to_string(),
-            graph: false,
-            kind: types::MachineActionType::RunAntiVirusScan,
             scope: Some(scan_type.to_string()),
-            sha1: None,
-            created: now,
-            created_utc: now_utc,
-            pickup: config.pickup_time.min(lasts),
-            lasts,
             outcome,
-            cancelled: None,
-            stale: false,
-            commands: Vec::new(),
-            command_time: Duration::ZERO,
+            ..ActionRecord::new(
+                (id, machine_id, computer),
+                asked,
+                types::MachineActionType::RunAntiVirusScan,
+                (config.pickup_time, lasts),
+            )
         };
         self.actions.push(record.clone());
         Ok((record, false))
@@ -324,7 +304,7 @@ impl Records {
         (kind, scope, sha1): (types::MachineActionType, Option<String>, Option<String>),
         config: &crate::Config,
     ) -> Result<(ActionRecord, bool), ApiError> {
-        let (now, now_utc) = (asked.now, asked.now_utc);
+        let now = asked.now;
         let computer = self.known(machine_id)?;
         let os = self.inventory.get(machine_id).map_or("", |m| m.os());
         if !supports(os, &kind, scope.as_deref()) {
@@ -364,29 +344,13 @@ impl Records {
             busy.running
                 .insert(kind.as_str().to_string(), (id.clone(), now + lasts));
         }
+        // A stale duplicate stays `Pending` for all its time.
+        let pickup = if stale { lasts } else { config.pickup_time };
         let record = ActionRecord {
-            id,
-            machine_id: machine_id.to_string(),
-            computer,
-            requestor: asked.requestor.to_string(),
-            comment: asked.comment.to_string(),
-            graph: false,
-            kind,
             scope,
             sha1,
-            created: now,
-            created_utc: now_utc,
-            pickup: if stale {
-                lasts
-            } else {
-                config.pickup_time.min(lasts)
-            },
-            lasts,
-            outcome: types::MachineActionStatus::Succeeded,
-            cancelled: None,
             stale,
-            commands: Vec::new(),
-            command_time: Duration::ZERO,
+            ..ActionRecord::new((id, machine_id, computer), asked, kind, (pickup, lasts))
         };
         if record.kind == types::MachineActionType::Unisolate {
             // #5903: a duplicate isolation stuck Pending completes after a later release.
@@ -419,7 +383,7 @@ impl Records {
         commands: Vec<types::LiveResponseCommand>,
         config: &crate::Config,
     ) -> Result<ActionRecord, ApiError> {
-        let (now, now_utc) = (asked.now, asked.now_utc);
+        let now = asked.now;
         let computer = self.known(machine_id)?;
         let kind = types::MachineActionType::LiveResponse;
         let running: Vec<&ActionRecord> = self
@@ -441,25 +405,11 @@ impl Records {
         }
         let pickup = config.pickup_time;
         let lasts = pickup + config.command_time * commands.len() as u32;
+        let id = uuid::Uuid::new_v4().to_string();
         let record = ActionRecord {
-            id: uuid::Uuid::new_v4().to_string(),
-            machine_id: machine_id.to_string(),
-            computer,
-            requestor: asked.requestor.to_string(),
-            comment: asked.comment.to_string(),
-            graph: false,
-            kind,
-            scope: None,
-            sha1: None,
-            created: now,
-            created_utc: now_utc,
-            pickup,
-            lasts,
-            outcome: types::MachineActionStatus::Succeeded,
-            cancelled: None,
-            stale: false,
             commands,
             command_time: config.command_time,
+            ..ActionRecord::new((id, machine_id, computer), asked, kind, (pickup, lasts))
         };
         self.actions.push(record.clone());
         Ok(record)
@@ -633,6 +583,37 @@ impl InvestigationRecord {
 }
 
 impl ActionRecord {
+    /// A new action of `kind` on a machine, as `asked`: `Pending` for `pickup` (at most its
+    /// whole time), then `InProgress`, then `Succeeded` once `lasts` has passed; the callers
+    /// set what else their type holds.
+    fn new(
+        (id, machine_id, computer): (String, &str, String),
+        asked: Asked<'_>,
+        kind: types::MachineActionType,
+        (pickup, lasts): (Duration, Duration),
+    ) -> ActionRecord {
+        ActionRecord {
+            id,
+            machine_id: machine_id.to_string(),
+            computer,
+            requestor: asked.requestor.to_string(),
+            comment: asked.comment.to_string(),
+            graph: false,
+            kind,
+            scope: None,
+            sha1: None,
+            created: asked.now,
+            created_utc: asked.now_utc,
+            pickup: pickup.min(lasts),
+            lasts,
+            outcome: types::MachineActionStatus::Succeeded,
+            cancelled: None,
+            stale: false,
+            commands: Vec::new(),
+            command_time: Duration::ZERO,
+        }
+    }
+
     /// Still running at `now`: not final.
     pub fn in_progress(&self, now: Duration) -> bool {
         now < self.created + self.lasts && self.cancelled.as_ref().is_none_or(|c| now < c.at)
