@@ -127,6 +127,9 @@ fn check_use(example: &Example, operation: &str, place: &str) {
             OperationId::GetLiveResponseResultDownloadLink => {
                 success::<operations::GetLiveResponseResultDownloadLink>(example)
             }
+            OperationId::ListLibraryFiles => success::<operations::ListLibraryFiles>(example),
+            OperationId::UploadLibraryFile => success::<operations::UploadLibraryFile>(example),
+            OperationId::DeleteLibraryFile => success::<operations::DeleteLibraryFile>(example),
         };
     }
     match example.schema_name.as_deref() {
@@ -144,6 +147,10 @@ fn check_use(example: &Example, operation: &str, place: &str) {
         Some("LiveResponseRequest") if place == "request" => {
             check::<types::LiveResponseRequest>(example)
         }
+        // The form as JSON: what each part holds (the client sends it as multipart).
+        Some("LibraryFileUpload") if place == "request" => {
+            check::<types::LibraryFileUpload>(example)
+        }
         Some("Error") if status.is_some() => check::<types::Error>(example),
         None if example.schema.get("type") == Some(&Value::from("string")) => {
             check::<String>(example)
@@ -158,6 +165,48 @@ fn check_use(example: &Example, operation: &str, place: &str) {
             "example {} ({operation} {place}) uses schema {other:?}, which this test does not map to a type yet",
             example.name
         ),
+    }
+}
+
+/// The hand-written upload (progenitor cannot generate a multipart body) sends exactly the
+/// form's members the spec names, and its name rule is the spec's `fileName` pattern.
+#[test]
+fn the_hand_written_upload_follows_the_spec() {
+    let spec = spec();
+    let form = spec
+        .pointer("#/components/schemas/LibraryFileUpload/properties")
+        .and_then(Value::as_object)
+        .unwrap();
+    let mut named: Vec<&str> = form.keys().map(String::as_str).collect();
+    let mut sent = operations::UploadLibraryFile::FORM.to_vec();
+    named.sort_unstable();
+    sent.sort_unstable();
+    assert_eq!(named, sent);
+    let limit = &form["file"]["maxLength"];
+    assert_eq!(limit.as_u64(), Some(mde_client::LIBRARY_FILE_LIMIT as u64));
+
+    let pattern =
+        spec.operation("deleteLibraryFile").unwrap().value["parameters"][0]["schema"]["pattern"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let pattern = regex::Regex::new(&pattern).unwrap();
+    for name in [
+        "script1.ps1",
+        "a-b_c.sh",
+        "x",
+        "a b",
+        "a/b",
+        "é",
+        "",
+        "x;y",
+        "%2F",
+    ] {
+        assert_eq!(
+            mde_client::is_library_name(name),
+            pattern.is_match(name),
+            "{name:?}"
+        );
     }
 }
 

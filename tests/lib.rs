@@ -230,6 +230,21 @@ pub async fn call(client: &mde_client::Client, op: OperationId, id: &str, commen
             )
             .await
         }
+        OperationId::ListLibraryFiles => send(client, operations::ListLibraryFiles {}).await,
+        // The form of upload-library.md's curl example (`id` names no library file).
+        OperationId::UploadLibraryFile => {
+            let upload = operations::UploadLibraryFile {
+                description: Some("test description".into()),
+                parameters_description: Some("test".into()),
+                has_parameters: Some(true),
+                override_if_exists: Some(true),
+                ..operations::UploadLibraryFile::new("mdatp1.png", "(the content of mdatp1.png)")
+            };
+            send(client, upload).await
+        }
+        OperationId::DeleteLibraryFile => {
+            send(client, operations::DeleteLibraryFile { file_name: id }).await
+        }
     }
 }
 

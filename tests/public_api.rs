@@ -343,6 +343,15 @@ fn deprecated_operations_have_deprecated_methods() {
                 }
             })
             .collect();
+        // progenitor generates no method for a multipart body; the client's is by hand.
+        if op
+            .value
+            .pointer("/requestBody/content/multipart~1form-data")
+            .is_some()
+        {
+            assert!(!methods.iter().any(|(name, _)| *name == snake), "{id}");
+            continue;
+        }
         let (_, marked) = methods
             .iter()
             .find(|(name, _)| *name == snake)

@@ -49,13 +49,23 @@ impl Listener {
             })
             .collect();
         headers.sort();
-        self.seen.lock().unwrap().push(format!(
+        let mut seen = format!(
             "{} {}\n{}\n\n{}",
             parts.method,
             parts.uri,
             headers.join("\n"),
             String::from_utf8_lossy(&body)
-        ));
+        );
+        // A multipart body's boundary is random: the same request, another boundary.
+        let content_type = parts.headers.get("content-type");
+        let boundary = content_type
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once("boundary="))
+            .map(|(_, b)| b.to_string());
+        if let Some(boundary) = boundary {
+            seen = seen.replace(&boundary, "[boundary]");
+        }
+        self.seen.lock().unwrap().push(seen);
         let (status, value) = self.answer.lock().unwrap().clone();
         Response::builder()
             .status(StatusCode::from_u16(status).unwrap())
@@ -89,11 +99,22 @@ fn documented_request(spec: &Spec, examples: &[Example], op: &Operation) -> (Str
             .unwrap_or_else(|| panic!("{id} documents no request example"))
             .to_string()
     };
-    let machine = spec
-        .pointer("#/components/parameters/MachineId/examples/sha1Like/value")
-        .and_then(Value::as_str)
-        .unwrap()
-        .to_string();
+    // A path parameter other than a machine's (a library file's name) shows its own example.
+    let own = op.value["parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p.get("$ref").is_none() && p["in"] == "path")
+        .find_map(|p| {
+            let example = spec.resolve(p["examples"].as_object()?.values().next()?);
+            example["value"].as_str().map(str::to_string)
+        });
+    let machine = own.unwrap_or_else(|| {
+        spec.pointer("#/components/parameters/MachineId/examples/sha1Like/value")
+            .and_then(Value::as_str)
+            .unwrap()
+            .to_string()
+    });
     (comment, machine)
 }
 
@@ -105,6 +126,10 @@ fn documented_success(examples: &[Example], op: &Operation) -> (u16, Value) {
         .find(|(status, _)| status.starts_with('2'))
         .expect("a documented success");
     let schema = &response["content"]["application/json"]["schema"];
+    if schema.is_null() {
+        // No content (204): nothing to decode.
+        return (status.parse().unwrap(), Value::Null);
+    }
     let example = examples
         .iter()
         .find(|e| &e.schema == schema)

@@ -86,13 +86,21 @@ async fn raw(
     content_type: Option<&str>,
     body: Vec<u8>,
 ) -> Raw {
-    // The operation's own method; a path of no operation is POSTed.
-    let method = operations::ALL
-        .iter()
-        .find(|op| template_matches(op.path, path))
+    // The operation's own method (of two on one path, the one that takes a body when there
+    // is one); a path of no operation is POSTed.
+    let on_path = || {
+        operations::ALL
+            .iter()
+            .filter(|op| template_matches(op.path, path))
+    };
+    let method = on_path()
+        .find(|op| (op.method == "POST") != body.is_empty())
+        .or_else(|| on_path().next())
         .map_or("POST", |op| op.method);
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut request = http().request(method, format!("{base}{path}")).body(body);
+    let mut request = http()
+        .request(method.clone(), format!("{base}{path}"))
+        .body(body);
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -106,9 +114,14 @@ async fn raw(
         .get("retry-after")
         .map(|v| v.to_str().unwrap().parse().unwrap());
     let text = response.text().await.unwrap();
-    let body: Value = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("{status} {path}: not JSON ({e}): {text}"));
-    assert_conforms(spec, path, status, &body);
+    // No content (a 204) reads as null.
+    let body: Value = if text.is_empty() && status == 204 {
+        Value::Null
+    } else {
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{status} {path}: not JSON ({e}): {text}"))
+    };
+    assert_conforms(spec, method.as_str(), path, status, &body);
     Raw {
         status,
         retry_after,
@@ -116,19 +129,52 @@ async fn raw(
     }
 }
 
+/// A form as a plain client sends it (`curl -F`): each member of `form` a part, `file` a file
+/// named as upload-library.md's example names it.
+fn multipart(form: &Value) -> (String, Vec<u8>) {
+    let boundary = "----mde-test-boundary";
+    let mut body = String::new();
+    for (name, value) in form.as_object().unwrap() {
+        let text = value
+            .as_str()
+            .map_or_else(|| value.to_string(), str::to_string);
+        let file = if name == "file" {
+            "; filename=\"mdatp1.png\""
+        } else {
+            ""
+        };
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"{file}\r\n\r\n{text}\r\n"
+        ));
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    (
+        format!("multipart/form-data; boundary={boundary}"),
+        body.into_bytes(),
+    )
+}
+
 /// The simulator's answer matches the schema the spec gives for it.
-fn assert_conforms(spec: &Spec, path: &str, status: u16, body: &Value) {
+fn assert_conforms(spec: &Spec, method: &str, path: &str, status: u16, body: &Value) {
     let error = json!({ "$ref": "#/components/schemas/Error" });
-    let documented = spec
+    let response = spec
         .operations()
         .into_iter()
-        .find(|op| template_matches(&op.path, path))
+        .find(|op| op.method == method && template_matches(&op.path, path))
         .and_then(|op| {
-            let response = spec.resolve(op.value.pointer(&format!("/responses/{status}"))?);
-            response
-                .pointer("/content/application~1json/schema")
-                .cloned()
+            Some(
+                spec.resolve(op.value.pointer(&format!("/responses/{status}"))?)
+                    .clone(),
+            )
         });
+    if response
+        .as_ref()
+        .is_some_and(|r| r.get("content").is_none())
+    {
+        assert_eq!(body, &Value::Null, "{status} for {path} has no content");
+        return;
+    }
+    let documented = response.and_then(|r| r.pointer("/content/application~1json/schema").cloned());
     let schema = documented.unwrap_or(error);
     if let Err(errors) = spec.check_value(&schema, body) {
         panic!("{status} for {path} does not match the spec: {errors:#?}\n{body}");
@@ -172,7 +218,9 @@ fn template_matches(template: &str, path: &str) -> bool {
 fn path_of(operation: OperationId, encoded_id: &str) -> String {
     // The first command of a live response action, where the path takes one.
     let path = operation.facts().path.replace("{index}", "0");
+    // The one name a path takes: a machine's, an action's or a library file's.
     path.replace("{id}", encoded_id)
+        .replace("{fileName}", encoded_id)
 }
 
 /// An answer's status and error code; any documented success reads as `(OK, "")`.
@@ -205,7 +253,10 @@ async fn every_operation_succeeds_as_documented() {
         .unwrap()
         .id
         .unwrap();
-    // And a live response session: its first command's result can be linked.
+    // And a live response session: its first command's result can be linked (its script in
+    // the library first).
+    let script = operations::UploadLibraryFile::new("minidump.ps1", "Get-Process | Out-File");
+    client.send(script).await.unwrap();
     let session = call(
         &client,
         OperationId::RunLiveResponse,
@@ -225,6 +276,9 @@ async fn every_operation_succeeds_as_documented() {
             done.clone()
         } else if op.id == OperationId::GetLiveResponseResultDownloadLink {
             session.clone()
+        } else if op.id == OperationId::DeleteLibraryFile {
+            // The file `call` uploads.
+            "mdatp1.png".to_string()
         } else if op.path.starts_with("/api/machineactions/") {
             sim.actions().last().unwrap().id.clone().unwrap()
         } else {
@@ -244,7 +298,7 @@ async fn every_operation_succeeds_as_documented() {
             .unwrap()
             .parse()
             .unwrap();
-        assert_conforms(&spec, &path_of(op.id, machine), success, &body);
+        assert_conforms(&spec, op.method, &path_of(op.id, machine), success, &body);
     }
     // The same, answered to a plain HTTP client: each raw body matches the spec's schema for
     // its status (`raw` checks it).
@@ -278,17 +332,19 @@ async fn every_operation_succeeds_as_documented() {
                     .any(|u| u.operation == op.id.as_str() && u.place == "request")
             })
             .map_or_else(|| json!({ "Comment": "c" }), |e| e.value.clone());
-        let answer = raw(
-            &spec,
-            &base,
-            &path,
-            Some(&token),
-            Some("application/json"),
-            serde_json::to_vec(&body).unwrap(),
-        )
-        .await;
+        let (content_type, body) = if op.id == OperationId::UploadLibraryFile {
+            multipart(&body)
+        } else if ["GET", "DELETE"].contains(&op.method) {
+            ("application/json".to_string(), Vec::new())
+        } else {
+            (
+                "application/json".to_string(),
+                serde_json::to_vec(&body).unwrap(),
+            )
+        };
+        let answer = raw(&spec, &base, &path, Some(&token), Some(&content_type), body).await;
         assert!(
-            answer.status == 200 || answer.status == 201,
+            [200, 201, 204].contains(&answer.status),
             "{}: {answer:?}",
             op.id
         );
@@ -828,7 +884,7 @@ async fn bad_input_gets_a_clear_4xx_and_the_server_keeps_serving() {
     // Wrong methods and unknown paths get the error body too.
     let get = http().get(format!("{base}{machine}")).send().await.unwrap();
     assert_eq!(get.status(), 405);
-    assert_conforms(&spec, &machine, 405, &get.json().await.unwrap());
+    assert_conforms(&spec, "GET", &machine, 405, &get.json().await.unwrap());
     let nowhere = raw(
         &spec,
         &base,
@@ -1507,6 +1563,9 @@ async fn live_response_sessions_follow_the_documented_limits() {
     let sim = simulator(config).await;
     let token = sign_in(&sim, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).await;
     let base = sim.base_url().to_string();
+    // The script the sessions put and run, in the library first.
+    let script = operations::UploadLibraryFile::new("collect.ps1", "Get-ChildItem C:\\");
+    client_of(&sim, &token).send(script).await.unwrap();
     let run = async |machine: &str, body: Value| {
         let path = path_of(OperationId::RunLiveResponse, machine);
         let body = serde_json::to_vec(&body).unwrap();
@@ -1632,6 +1691,9 @@ async fn live_response_results_are_linked_once_their_command_completed() {
     let sim = simulator(Config::default().with_generated_machines(1)).await;
     let token = sign_in(&sim, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).await;
     let base = sim.base_url().to_string();
+    // The script the sessions put and run, in the library first.
+    let script = operations::UploadLibraryFile::new("collect.ps1", "Get-ChildItem C:\\");
+    client_of(&sim, &token).send(script).await.unwrap();
     let post = async |path: String, body: Value| {
         let body = serde_json::to_vec(&body).unwrap();
         raw(
@@ -1716,5 +1778,213 @@ async fn live_response_results_are_linked_once_their_command_completed() {
     );
     let (status, _, _) = download(link("1").await).await;
     assert_eq!(status, 200);
+    sim.stop().await;
+}
+
+/// The library as list-library-files.md, upload-library.md and delete-library.md describe it:
+/// a multipart upload (name rule, 20 MiB, `OverrideIfExists`), the list, a delete answering
+/// 204 then 404; the client refuses what the service would before sending.
+#[tokio::test]
+async fn the_library_takes_uploads_lists_and_deletes() {
+    let spec = spec();
+    let sim = simulator(Config::default()).await;
+    let token = sign_in(&sim, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).await;
+    let client = client_of(&sim, &token);
+    let upload = |name: &str, content: &str| operations::UploadLibraryFile {
+        description: Some("triage".into()),
+        ..operations::UploadLibraryFile::new(name, content)
+    };
+    let file = client.send(upload("collect.ps1", "v1")).await.unwrap();
+    assert_eq!(file.file_name.as_deref(), Some("collect.ps1"));
+    let digest = |content: &[u8]| {
+        use sha2::Digest;
+        Some(format!("{:x}", sha2::Sha256::digest(content)))
+    };
+    assert_eq!(file.sha256, digest(b"v1"));
+    // The same name again: refused unless it overrides; then the new content is listed.
+    let again = client.send(upload("collect.ps1", "v2")).await.unwrap_err();
+    assert!(
+        matches!(again, mde_client::Error::InvalidRequest(_)),
+        "{again:?}"
+    );
+    let replaced = operations::UploadLibraryFile {
+        override_if_exists: Some(true),
+        ..upload("collect.ps1", "v2")
+    };
+    client.send(replaced).await.unwrap();
+    let listed = client.send(operations::ListLibraryFiles {}).await.unwrap();
+    assert_eq!(listed.value.len(), 1);
+    assert_eq!(listed.value[0].sha256, digest(b"v2"));
+    assert_eq!(
+        listed.value[0].creation_time, file.creation_time,
+        "created once"
+    );
+
+    // What the client refuses before sending: nothing reaches the simulator.
+    let calls = sim.calls(OperationId::UploadLibraryFile);
+    for refused in [
+        upload("../evil.ps1", "x"),
+        upload("a b.ps1", "x"),
+        operations::UploadLibraryFile::new(
+            "big.bin",
+            vec![0u8; mde_client::LIBRARY_FILE_LIMIT + 1],
+        ),
+    ] {
+        let e = client.send(refused).await.unwrap_err();
+        assert!(matches!(e, mde_client::Error::InvalidInput(_)), "{e:?}");
+    }
+    assert_eq!(sim.calls(OperationId::UploadLibraryFile), calls);
+    // A plain client gets the service's 400 for the same.
+    let base = sim.base_url().to_string();
+    let (content_type, body) = multipart(&json!({ "file": "x" }));
+    let body = String::from_utf8(body)
+        .unwrap()
+        .replace("mdatp1.png", "a b.ps1");
+    let bad = raw(
+        &spec,
+        &base,
+        "/api/libraryfiles",
+        Some(&token),
+        Some(&content_type),
+        body.into_bytes(),
+    )
+    .await;
+    assert_eq!(bad.status, 400, "{:?}", bad.body);
+    let not_a_form = raw(
+        &spec,
+        &base,
+        "/api/libraryfiles",
+        Some(&token),
+        Some("application/json"),
+        b"{}".to_vec(),
+    )
+    .await;
+    assert_eq!(not_a_form.status, 400);
+
+    let delete = |name: &str| operations::DeleteLibraryFile {
+        file_name: name.into(),
+    };
+    client.send(delete("collect.ps1")).await.unwrap();
+    let gone = client.send(delete("collect.ps1")).await.unwrap_err();
+    assert!(matches!(gone, mde_client::Error::NotFound(_)), "{gone:?}");
+    let listed = client.send(operations::ListLibraryFiles {}).await.unwrap();
+    assert!(listed.value.is_empty());
+    sim.stop().await;
+}
+
+/// How sessions end on the devices: a library file that is not there fails its command and
+/// the later ones never run; a missing file fails a GetFile the same way; a device that stays
+/// offline keeps its session queued 2 hours, then `TimeOut`; a group without an automation
+/// level is the 403 `DisallowedOperation` with #6054's text.
+#[tokio::test]
+async fn live_response_sessions_fail_queue_and_refuse_as_devices_do() {
+    let sim = simulator(Config {
+        no_automation: 1,
+        offline: 1.0,
+        ..Config::default().with_generated_machines(4)
+    })
+    .await;
+    let token = sign_in(&sim, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).await;
+    let client = client_of(&sim, &token);
+    let command = |kind: &str, key: &str, value: &str| mde_client::types::LiveResponseCommand {
+        type_: kind.parse().unwrap(),
+        params: vec![mde_client::types::LiveResponseParam {
+            key: key.into(),
+            value: value.into(),
+        }],
+    };
+    let session = |machine: usize, commands| operations::RunLiveResponse {
+        id: generated_machine_id(machine),
+        body: mde_client::types::LiveResponseRequest {
+            commands,
+            comment: "triage".try_into().unwrap(),
+        },
+    };
+    let denied = client
+        .send(session(0, vec![command("GetFile", "Path", "C:\\a")]))
+        .await
+        .unwrap_err();
+    let text = denied.to_string();
+    assert!(
+        text.contains("DisallowedOperation") && text.contains("Remediation Level"),
+        "{text}"
+    );
+
+    // Every machine is offline: the session waits 2 hours, then times out, nothing run.
+    let queued = client
+        .send(session(1, vec![command("GetFile", "Path", "C:\\a")]))
+        .await
+        .unwrap();
+    sim.clock().advance(Duration::from_secs(2 * 3600 - 60));
+    let action = |id: &str| {
+        sim.actions()
+            .into_iter()
+            .find(|a| a.id.as_deref() == Some(id))
+            .unwrap()
+    };
+    use mde_client::types::{LiveResponseCommandStatus as Command, MachineActionStatus as Status};
+    let id = queued.id.clone().unwrap();
+    assert_eq!(action(&id).status, Some(Status::Pending));
+    sim.clock().advance(Duration::from_secs(120));
+    let timed_out = action(&id);
+    assert_eq!(timed_out.status, Some(Status::TimeOut));
+    assert_eq!(
+        timed_out.commands.unwrap()[0].command_status,
+        Some(Command::Created)
+    );
+    sim.stop().await;
+
+    // Online devices, one file that does not exist: the first failure stops the session.
+    let sim = simulator(Config {
+        missing_files: 1.0,
+        ..Config::default().with_generated_machines(2)
+    })
+    .await;
+    let token = sign_in(&sim, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).await;
+    let client = client_of(&sim, &token);
+    let unknown_script = client
+        .send(session(
+            0,
+            vec![
+                command("RunScript", "ScriptName", "absent.ps1"),
+                command("GetFile", "Path", "C:\\a"),
+            ],
+        ))
+        .await
+        .unwrap();
+    let missing_file = client
+        .send(session(
+            1,
+            vec![
+                command("GetFile", "Path", "C:\\a"),
+                command("GetFile", "Path", "C:\\b"),
+            ],
+        ))
+        .await
+        .unwrap();
+    let config = Config::default();
+    sim.clock()
+        .advance(config.pickup_time + config.command_time * 2);
+    for (session, why) in [
+        (unknown_script, "library"),
+        (missing_file, "does not exist"),
+    ] {
+        let action = sim
+            .actions()
+            .into_iter()
+            .find(|a| a.id == session.id)
+            .unwrap();
+        assert_eq!(action.status, Some(Status::Failed));
+        let commands = action.commands.unwrap();
+        assert_eq!(commands[0].command_status, Some(Command::Failed));
+        let errors = format!("{:?}", commands[0].errors);
+        assert!(errors.contains(why), "{errors}");
+        assert_eq!(
+            commands[1].command_status,
+            Some(Command::Created),
+            "never run"
+        );
+        assert_eq!(commands[1].start_time, None);
+    }
     sim.stop().await;
 }

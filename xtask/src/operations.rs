@@ -140,6 +140,30 @@ fn request_fields(
     Ok(fields)
 }
 
+/// Whether progenitor cannot generate the operation: 0.15 takes no `multipart/form-data`
+/// body (progenitor-notes.md). Its request type is written by hand in the client's
+/// `multipart` module and sent through the same hooks; the rest of the model is generated.
+pub fn written_by_hand(op: &Operation) -> bool {
+    op.value
+        .pointer("/requestBody/content/multipart~1form-data")
+        .is_some()
+}
+
+/// `types::X` of the schema `$ref` of the operation's first 2XX answer, for an operation
+/// progenitor did not generate.
+fn documented_success(op: &Operation) -> Result<syn::Type, String> {
+    let responses = op.value.get("responses").and_then(Value::as_object);
+    let schema = responses
+        .into_iter()
+        .flatten()
+        .find(|(status, _)| status.starts_with('2'))
+        .and_then(|(_, r)| r.pointer("/content/application~1json/schema/$ref"))
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+        .ok_or_else(|| format!("{}: no 2XX JSON answer of a named schema", op.path))?;
+    syn::parse_str(&format!("types::{schema}")).map_err(|e| e.to_string())
+}
+
 /// The module's tokens; `file` is progenitor's output (its builders name each request's fields).
 pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, String> {
     // progenitor's `mod builder`: one builder per operation, named after it.
@@ -265,8 +289,15 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
         });
 
         // The request type and how it is sent.
-        let fields = request_fields(spec, &op, builders, &variant.to_string())?;
-        let response = success_type(builders, &variant.to_string())?;
+        let by_hand = written_by_hand(&op);
+        let (fields, response) = if by_hand {
+            (Vec::new(), documented_success(&op)?)
+        } else {
+            (
+                request_fields(spec, &op, builders, &variant.to_string())?,
+                success_type(builders, &variant.to_string())?,
+            )
+        };
         let answers_action =
             response.to_token_stream().to_string().replace(' ', "") == "types::MachineAction";
         let created_action =
@@ -311,7 +342,16 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
         } else {
             quote!(mut)
         };
-        requests.push(quote! {
+        if by_hand {
+            let doc = format!(
+                "The request of `{id}`: {doc}\n\nprogenitor cannot generate it: written by hand, sent through the same hooks."
+            );
+            requests.push(quote! {
+                #[doc = #doc]
+                pub use crate::multipart::#variant;
+            });
+        } else {
+            requests.push(quote! {
             #[doc = #request_doc]
             #deprecated_attr
             #[derive(Clone, Debug, PartialEq)]
@@ -342,7 +382,8 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
                     #created_action
                 }
             }
-        });
+            });
+        }
         // A run's template: the same request for another id, and its body as JSON.
         let has_id = fields
             .iter()

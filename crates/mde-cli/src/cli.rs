@@ -529,7 +529,11 @@ pub fn command_of(op: OperationId) -> Option<&'static [&'static str]> {
         | OperationId::GetPackageUri
         | OperationId::GetLiveResponseResultDownloadLink
         | OperationId::GetMachine
-        | OperationId::FindMachinesByTag => None,
+        | OperationId::FindMachinesByTag
+        // `library list|upload|delete`: a form and a name, not a fleet's body.
+        | OperationId::ListLibraryFiles
+        | OperationId::UploadLibraryFile
+        | OperationId::DeleteLibraryFile => None,
     }
 }
 

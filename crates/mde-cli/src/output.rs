@@ -145,6 +145,13 @@ pub fn answer(answer: &Answer) -> String {
         Answer::GetLiveResponseResultDownloadLink(_) => {
             "result link (not shown: it carries a token)".into()
         }
+        Answer::ListLibraryFiles(library) => format!("{} library files", library.value.len()),
+        Answer::UploadLibraryFile(file) => format!(
+            "library file {} sha256 {}",
+            file.file_name.as_deref().unwrap_or_default(),
+            file.sha256.as_deref().unwrap_or_default()
+        ),
+        Answer::DeleteLibraryFile(()) => "library file deleted".into(),
     }
 }
 

@@ -380,6 +380,181 @@ only `Full` and `Selective`.
             value.parse()
         }
     }
+    /**A file of the live response library (reference: list-library-files.md, the example's
+fields; the pages have no entity table). There is no id: the name is the key.
+`parametersDescription` is absent from the files without parameters.
+*/
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct LibraryFile {
+        ///Who uploaded it.
+        #[serde(
+            rename = "createdBy",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub created_by: ::std::option::Option<::std::string::String>,
+        ///When it was first uploaded.
+        #[serde(
+            rename = "creationTime",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub creation_time: ::std::option::Option<crate::Timestamp>,
+        ///What it is; null when the uploader said nothing.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub description: ::std::option::Option<::std::string::String>,
+        ///The file's name, e.g. `script1.ps1`.
+        #[serde(
+            rename = "fileName",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub file_name: ::std::option::Option<::std::string::String>,
+        ///Whether the script takes arguments.
+        #[serde(
+            rename = "hasParameters",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub has_parameters: ::std::option::Option<bool>,
+        ///When it was last replaced.
+        #[serde(
+            rename = "lastUpdatedTime",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub last_updated_time: ::std::option::Option<crate::Timestamp>,
+        ///What its arguments are; absent when it takes none.
+        #[serde(
+            rename = "parametersDescription",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub parameters_description: ::std::option::Option<::std::string::String>,
+        ///SHA-256 of its content, 64 lowercase hex characters.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub sha256: ::std::option::Option<::std::string::String>,
+        ///Properties the service sent beyond the spec, kept as they came.
+        #[serde(flatten)]
+        pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    }
+    impl LibraryFile {
+        ///A builder of this value, one field at a time.
+        pub fn builder() -> builder::LibraryFile {
+            Default::default()
+        }
+    }
+    ///The files of the live response library (reference: list-library-files.md).
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct LibraryFileCollection {
+        ///OData metadata URL, e.g. `https://api.security.microsoft.com/api/$metadata#LibraryFiles`.
+        #[serde(
+            rename = "@odata.context",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub odata_context: ::std::option::Option<::std::string::String>,
+        ///The files.
+        pub value: ::std::vec::Vec<LibraryFile>,
+        ///Properties the service sent beyond the spec, kept as they came.
+        #[serde(flatten)]
+        pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    }
+    impl LibraryFileCollection {
+        ///A builder of this value, one field at a time.
+        pub fn builder() -> builder::LibraryFileCollection {
+            Default::default()
+        }
+    }
+    /**The form of uploadLibraryFile (reference: upload-library.md): the file and what to say
+of it. The table names the file part `File`; the curl example, which this follows,
+`file`. `HasParameters` is not in the table; the curl example sends it. The table gives
+`OverrideIfExists` "Default value is an empty string": false, here.
+*/
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct LibraryFileUpload {
+        ///Description of the file.
+        #[serde(
+            rename = "Description",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub description: ::std::option::Option<::std::string::String>,
+        ///The file's content; the part's file name is the library name. At most 20 MiB.
+        pub file: LibraryFileUploadFile,
+        ///Whether the script takes arguments (the curl example's field).
+        #[serde(
+            rename = "HasParameters",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub has_parameters: ::std::option::Option<bool>,
+        ///Whether to replace a library file of the same name.
+        #[serde(rename = "OverrideIfExists", default)]
+        pub override_if_exists: bool,
+        ///Parameters required for the script to run. Default value is an empty string.
+        #[serde(
+            rename = "ParametersDescription",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub parameters_description: ::std::option::Option<::std::string::String>,
+    }
+    impl LibraryFileUpload {
+        ///A builder of this value, one field at a time.
+        pub fn builder() -> builder::LibraryFileUpload {
+            Default::default()
+        }
+    }
+    ///The file's content; the part's file name is the library name. At most 20 MiB.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct LibraryFileUploadFile(::std::string::String);
+    impl ::std::ops::Deref for LibraryFileUploadFile {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<LibraryFileUploadFile> for ::std::string::String {
+        fn from(value: LibraryFileUploadFile) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for LibraryFileUploadFile {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() > 20971520usize {
+                return Err("longer than 20971520 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for LibraryFileUploadFile {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for LibraryFileUploadFile {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for LibraryFileUploadFile {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
     /**One live response command: its type and its parameters, each a `key` and a `value`
 (reference: run-live-response.md). The documented keys: PutFile `FileName` (a library
 file); RunScript `ScriptName` (a library script) and `Args` (its arguments); GetFile
@@ -1880,6 +2055,442 @@ the service (400 `InvalidHashValue`, common-errors.md) and by `mde`, not with a
                 Self {
                     comment: Ok(value.comment),
                     isolation_type: Ok(value.isolation_type),
+                }
+            }
+        }
+        ///`LibraryFile`, built one field at a time (each setter checks its value).
+        #[derive(Clone, Debug)]
+        pub struct LibraryFile {
+            created_by: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            creation_time: ::std::result::Result<
+                ::std::option::Option<crate::Timestamp>,
+                ::std::string::String,
+            >,
+            description: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            file_name: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            has_parameters: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            last_updated_time: ::std::result::Result<
+                ::std::option::Option<crate::Timestamp>,
+                ::std::string::String,
+            >,
+            parameters_description: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            sha256: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            extra: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for LibraryFile {
+            fn default() -> Self {
+                Self {
+                    created_by: Ok(Default::default()),
+                    creation_time: Ok(Default::default()),
+                    description: Ok(Default::default()),
+                    file_name: Ok(Default::default()),
+                    has_parameters: Ok(Default::default()),
+                    last_updated_time: Ok(Default::default()),
+                    parameters_description: Ok(Default::default()),
+                    sha256: Ok(Default::default()),
+                    extra: Err("no value supplied for extra".to_string()),
+                }
+            }
+        }
+        impl LibraryFile {
+            ///Sets `created_by`.
+            pub fn created_by<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.created_by = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for created_by: {e}")
+                    });
+                self
+            }
+            ///Sets `creation_time`.
+            pub fn creation_time<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<crate::Timestamp>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.creation_time = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for creation_time: {e}")
+                    });
+                self
+            }
+            ///Sets `description`.
+            pub fn description<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.description = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for description: {e}")
+                    });
+                self
+            }
+            ///Sets `file_name`.
+            pub fn file_name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.file_name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for file_name: {e}")
+                    });
+                self
+            }
+            ///Sets `has_parameters`.
+            pub fn has_parameters<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.has_parameters = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for has_parameters: {e}"
+                        )
+                    });
+                self
+            }
+            ///Sets `last_updated_time`.
+            pub fn last_updated_time<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<crate::Timestamp>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.last_updated_time = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for last_updated_time: {e}"
+                        )
+                    });
+                self
+            }
+            ///Sets `parameters_description`.
+            pub fn parameters_description<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.parameters_description = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for parameters_description: {e}"
+                        )
+                    });
+                self
+            }
+            ///Sets `sha256`.
+            pub fn sha256<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.sha256 = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for sha256: {e}")
+                    });
+                self
+            }
+            ///Sets `extra`.
+            pub fn extra<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.extra = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for extra: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<LibraryFile> for super::LibraryFile {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: LibraryFile,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    created_by: value.created_by?,
+                    creation_time: value.creation_time?,
+                    description: value.description?,
+                    file_name: value.file_name?,
+                    has_parameters: value.has_parameters?,
+                    last_updated_time: value.last_updated_time?,
+                    parameters_description: value.parameters_description?,
+                    sha256: value.sha256?,
+                    extra: value.extra?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::LibraryFile> for LibraryFile {
+            fn from(value: super::LibraryFile) -> Self {
+                Self {
+                    created_by: Ok(value.created_by),
+                    creation_time: Ok(value.creation_time),
+                    description: Ok(value.description),
+                    file_name: Ok(value.file_name),
+                    has_parameters: Ok(value.has_parameters),
+                    last_updated_time: Ok(value.last_updated_time),
+                    parameters_description: Ok(value.parameters_description),
+                    sha256: Ok(value.sha256),
+                    extra: Ok(value.extra),
+                }
+            }
+        }
+        ///`LibraryFileCollection`, built one field at a time (each setter checks its value).
+        #[derive(Clone, Debug)]
+        pub struct LibraryFileCollection {
+            odata_context: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            value: ::std::result::Result<
+                ::std::vec::Vec<super::LibraryFile>,
+                ::std::string::String,
+            >,
+            extra: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for LibraryFileCollection {
+            fn default() -> Self {
+                Self {
+                    odata_context: Ok(Default::default()),
+                    value: Err("no value supplied for value".to_string()),
+                    extra: Err("no value supplied for extra".to_string()),
+                }
+            }
+        }
+        impl LibraryFileCollection {
+            ///Sets `odata_context`.
+            pub fn odata_context<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.odata_context = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for odata_context: {e}")
+                    });
+                self
+            }
+            ///Sets `value`.
+            pub fn value<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::LibraryFile>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.value = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for value: {e}")
+                    });
+                self
+            }
+            ///Sets `extra`.
+            pub fn extra<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.extra = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for extra: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<LibraryFileCollection>
+        for super::LibraryFileCollection {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: LibraryFileCollection,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    odata_context: value.odata_context?,
+                    value: value.value?,
+                    extra: value.extra?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::LibraryFileCollection>
+        for LibraryFileCollection {
+            fn from(value: super::LibraryFileCollection) -> Self {
+                Self {
+                    odata_context: Ok(value.odata_context),
+                    value: Ok(value.value),
+                    extra: Ok(value.extra),
+                }
+            }
+        }
+        ///`LibraryFileUpload`, built one field at a time (each setter checks its value).
+        #[derive(Clone, Debug)]
+        pub struct LibraryFileUpload {
+            description: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            file: ::std::result::Result<
+                super::LibraryFileUploadFile,
+                ::std::string::String,
+            >,
+            has_parameters: ::std::result::Result<
+                ::std::option::Option<bool>,
+                ::std::string::String,
+            >,
+            override_if_exists: ::std::result::Result<bool, ::std::string::String>,
+            parameters_description: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for LibraryFileUpload {
+            fn default() -> Self {
+                Self {
+                    description: Ok(Default::default()),
+                    file: Err("no value supplied for file".to_string()),
+                    has_parameters: Ok(Default::default()),
+                    override_if_exists: Ok(Default::default()),
+                    parameters_description: Ok(Default::default()),
+                }
+            }
+        }
+        impl LibraryFileUpload {
+            ///Sets `description`.
+            pub fn description<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.description = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for description: {e}")
+                    });
+                self
+            }
+            ///Sets `file`.
+            pub fn file<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::LibraryFileUploadFile>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.file = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for file: {e}")
+                    });
+                self
+            }
+            ///Sets `has_parameters`.
+            pub fn has_parameters<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<bool>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.has_parameters = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for has_parameters: {e}"
+                        )
+                    });
+                self
+            }
+            ///Sets `override_if_exists`.
+            pub fn override_if_exists<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<bool>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.override_if_exists = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for override_if_exists: {e}"
+                        )
+                    });
+                self
+            }
+            ///Sets `parameters_description`.
+            pub fn parameters_description<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.parameters_description = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!(
+                            "error converting supplied value for parameters_description: {e}"
+                        )
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<LibraryFileUpload> for super::LibraryFileUpload {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: LibraryFileUpload,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    description: value.description?,
+                    file: value.file?,
+                    has_parameters: value.has_parameters?,
+                    override_if_exists: value.override_if_exists?,
+                    parameters_description: value.parameters_description?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::LibraryFileUpload> for LibraryFileUpload {
+            fn from(value: super::LibraryFileUpload) -> Self {
+                Self {
+                    description: Ok(value.description),
+                    file: Ok(value.file),
+                    has_parameters: Ok(value.has_parameters),
+                    override_if_exists: Ok(value.override_if_exists),
+                    parameters_description: Ok(value.parameters_description),
                 }
             }
         }
@@ -5529,6 +6140,45 @@ let response = client.get_live_response_result_download_link()
     ) -> builder::GetLiveResponseResultDownloadLink<'_> {
         builder::GetLiveResponseResultDownloadLink::new(self)
     }
+    /**List the files of the live response library
+
+Lists the scripts and files of the tenant's live response library (reference:
+response-actions.md §7a, list-library-files.md, DD 03dca54 and LEARN 2025-12-11):
+"200 - OK response code with a collection of live response library file entities".
+The page shows no paging: the whole library is one answer.
+
+
+Sends a `GET` request to `/api/libraryfiles`
+
+```ignore
+let response = client.list_library_files()
+    .send()
+    .await;
+```*/
+    pub fn list_library_files(&self) -> builder::ListLibraryFiles<'_> {
+        builder::ListLibraryFiles::new(self)
+    }
+    /**Delete a file from the live response library
+
+Deletes a file of the live response library by its name (reference: response-actions.md
+§7c, delete-library.md, DD 0278717 and LEARN 2025-12-11): "If file exists in library
+and deleted successfully 204 No Content", "If specified file name was not found 404 Not
+Found". The library has no ids: the name is the key.
+
+
+Sends a `DELETE` request to `/api/libraryfiles/{fileName}`
+
+Arguments:
+- `file_name`: The library file's name, e.g. `script1.ps1` (the page's example): letters, digits, `-`, `_` and `.` (live-response.md). No page says whether it is percent-encoded; the name rule leaves nothing to encode.
+```ignore
+let response = client.delete_library_file()
+    .file_name(file_name)
+    .send()
+    .await;
+```*/
+    pub fn delete_library_file(&self) -> builder::DeleteLibraryFile<'_> {
+        builder::DeleteLibraryFile::new(self)
+    }
 }
 /// Types for composing operation parameters.
 #[allow(clippy::all)]
@@ -8431,6 +9081,186 @@ pub mod builder {
             }
         }
     }
+    /**Builder for [`Client::list_library_files`]
+
+[`Client::list_library_files`]: super::Client::list_library_files*/
+    #[derive(Debug, Clone)]
+    pub struct ListLibraryFiles<'a> {
+        client: &'a super::Client,
+    }
+    impl<'a> ListLibraryFiles<'a> {
+        ///A builder of this request, for `client`.
+        pub fn new(client: &'a super::Client) -> Self {
+            Self { client: client }
+        }
+        ///Sends a `GET` request to `/api/libraryfiles`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::LibraryFileCollection>, Error<types::Error>> {
+            let Self { client } = self;
+            let url = format!("{}/api/libraryfiles", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .get(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "list_library_files",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::delete_library_file`]
+
+[`Client::delete_library_file`]: super::Client::delete_library_file*/
+    #[derive(Debug, Clone)]
+    pub struct DeleteLibraryFile<'a> {
+        client: &'a super::Client,
+        file_name: Result<::std::string::String, String>,
+    }
+    impl<'a> DeleteLibraryFile<'a> {
+        ///A builder of this request, for `client`.
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                file_name: Err("file_name was not initialized".to_string()),
+            }
+        }
+        ///Sets `file_name`.
+        pub fn file_name<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<::std::string::String>,
+        {
+            self.file_name = value
+                .try_into()
+                .map_err(|_| {
+                    "conversion to `:: std :: string :: String` for file_name failed"
+                        .to_string()
+                });
+            self
+        }
+        ///Sends a `DELETE` request to `/api/libraryfiles/{fileName}`
+        pub async fn send(self) -> Result<ResponseValue<()>, Error<types::Error>> {
+            let Self { client, file_name } = self;
+            let file_name = file_name.map_err(Error::InvalidRequest)?;
+            let url = format!(
+                "{}/api/libraryfiles/{}", client.baseurl, encode_path(& file_name
+                .to_string()),
+            );
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .delete(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "delete_library_file",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                204u16 => Ok(ResponseValue::empty(response)),
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                404u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
 }
 /// Items consumers will typically use such as the Client.
 pub mod prelude {
@@ -8607,10 +9437,16 @@ pub mod operations {
         RunLiveResponse,
         ///`getLiveResponseResultDownloadLink`: Get the download link of a live response command's result.
         GetLiveResponseResultDownloadLink,
+        ///`listLibraryFiles`: List the files of the live response library.
+        ListLibraryFiles,
+        ///`uploadLibraryFile`: Upload a file to the live response library.
+        UploadLibraryFile,
+        ///`deleteLibraryFile`: Delete a file from the live response library.
+        DeleteLibraryFile,
     }
     impl OperationId {
         /// Every operation, in the spec's order.
-        pub const ALL: [OperationId; 21usize] = [
+        pub const ALL: [OperationId; 24usize] = [
             OperationId::StartInvestigation,
             OperationId::InitiateInvestigation,
             OperationId::CollectInvestigationPackage,
@@ -8632,6 +9468,9 @@ pub mod operations {
             OperationId::SetMachineTag,
             OperationId::RunLiveResponse,
             OperationId::GetLiveResponseResultDownloadLink,
+            OperationId::ListLibraryFiles,
+            OperationId::UploadLibraryFile,
+            OperationId::DeleteLibraryFile,
         ];
         /// The spec's facts of the operation.
         pub const fn facts(self) -> &'static Operation {
@@ -8663,6 +9502,9 @@ pub mod operations {
                 OperationId::GetLiveResponseResultDownloadLink => {
                     &GET_LIVE_RESPONSE_RESULT_DOWNLOAD_LINK
                 }
+                OperationId::ListLibraryFiles => &LIST_LIBRARY_FILES,
+                OperationId::UploadLibraryFile => &UPLOAD_LIBRARY_FILE,
+                OperationId::DeleteLibraryFile => &DELETE_LIBRARY_FILE,
             }
         }
         /// The spec's `operationId`.
@@ -8693,6 +9535,9 @@ pub mod operations {
                 OperationId::GetLiveResponseResultDownloadLink => {
                     "getLiveResponseResultDownloadLink"
                 }
+                OperationId::ListLibraryFiles => "listLibraryFiles",
+                OperationId::UploadLibraryFile => "uploadLibraryFile",
+                OperationId::DeleteLibraryFile => "deleteLibraryFile",
             }
         }
         /// The operation whose generated method (progenitor's
@@ -8726,6 +9571,9 @@ pub mod operations {
                 "get_live_response_result_download_link" => {
                     Some(OperationId::GetLiveResponseResultDownloadLink)
                 }
+                "list_library_files" => Some(OperationId::ListLibraryFiles),
+                "upload_library_file" => Some(OperationId::UploadLibraryFile),
+                "delete_library_file" => Some(OperationId::DeleteLibraryFile),
                 _ => None,
             }
         }
@@ -8779,6 +9627,9 @@ pub mod operations {
                 "getLiveResponseResultDownloadLink" => {
                     Ok(OperationId::GetLiveResponseResultDownloadLink)
                 }
+                "listLibraryFiles" => Ok(OperationId::ListLibraryFiles),
+                "uploadLibraryFile" => Ok(OperationId::UploadLibraryFile),
+                "deleteLibraryFile" => Ok(OperationId::DeleteLibraryFile),
                 other => Err(UnknownOperation(other.to_string())),
             }
         }
@@ -9620,6 +10471,76 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
             }
         }
     }
+    /**The request of `listLibraryFiles`: `GET /api/libraryfiles`: List the files of the live response library.
+
+Send it with `Client::send` of `mde_client`, or through the generated [`super::Client::list_library_files`].*/
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct ListLibraryFiles {}
+    #[allow(deprecated)]
+    impl Request for ListLibraryFiles {
+        const ID: OperationId = OperationId::ListLibraryFiles;
+        type Response = types::LibraryFileCollection;
+        fn path_parameters(&self) -> ::std::vec::Vec<(&'static str, &str)> {
+            vec![]
+        }
+        fn send(
+            self,
+            client: &super::Client,
+        ) -> impl ::std::future::Future<Output = Sent<Self::Response>> + Send + '_ {
+            let builder = client.list_library_files();
+            builder.send()
+        }
+        fn answer(response: Self::Response) -> Answer {
+            Answer::ListLibraryFiles(response)
+        }
+        fn created_action(
+            response: &Self::Response,
+        ) -> ::std::option::Option<&types::MachineAction> {
+            {
+                let _ = response;
+                None
+            }
+        }
+    }
+    /**The request of `uploadLibraryFile`: `POST /api/libraryfiles`: Upload a file to the live response library.
+
+progenitor cannot generate it: written by hand, sent through the same hooks.*/
+    pub use crate::multipart::UploadLibraryFile;
+    /**The request of `deleteLibraryFile`: `DELETE /api/libraryfiles/{fileName}`: Delete a file from the live response library.
+
+Send it with `Client::send` of `mde_client`, or through the generated [`super::Client::delete_library_file`].*/
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct DeleteLibraryFile {
+        ///`fileName` (path): The library file's name, e.g. `script1.ps1` (the page's example): letters, digits, `-`, `_` and `.` (live-response.md). No page says whether it is percent-encoded; the name rule leaves nothing to encode.
+        pub file_name: ::std::string::String,
+    }
+    #[allow(deprecated)]
+    impl Request for DeleteLibraryFile {
+        const ID: OperationId = OperationId::DeleteLibraryFile;
+        type Response = ();
+        fn path_parameters(&self) -> ::std::vec::Vec<(&'static str, &str)> {
+            vec![("fileName", self.file_name.as_str())]
+        }
+        fn send(
+            self,
+            client: &super::Client,
+        ) -> impl ::std::future::Future<Output = Sent<Self::Response>> + Send + '_ {
+            let mut builder = client.delete_library_file();
+            builder = builder.file_name(self.file_name);
+            builder.send()
+        }
+        fn answer(response: Self::Response) -> Answer {
+            Answer::DeleteLibraryFile(response)
+        }
+        fn created_action(
+            response: &Self::Response,
+        ) -> ::std::option::Option<&types::MachineAction> {
+            {
+                let _ = response;
+                None
+            }
+        }
+    }
     /// The success of any operation, tagged with its `operationId`: what a journal keeps
     /// and an output shows, read back by its tag, never guessed from its fields.
     #[derive(Clone, Debug, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
@@ -9689,6 +10610,15 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         ///`getLiveResponseResultDownloadLink`: Get the download link of a live response command's result.
         #[serde(rename = "getLiveResponseResultDownloadLink")]
         GetLiveResponseResultDownloadLink(types::ODataString),
+        ///`listLibraryFiles`: List the files of the live response library.
+        #[serde(rename = "listLibraryFiles")]
+        ListLibraryFiles(types::LibraryFileCollection),
+        ///`uploadLibraryFile`: Upload a file to the live response library.
+        #[serde(rename = "uploadLibraryFile")]
+        UploadLibraryFile(types::LibraryFile),
+        ///`deleteLibraryFile`: Delete a file from the live response library.
+        #[serde(rename = "deleteLibraryFile")]
+        DeleteLibraryFile(()),
     }
     impl Answer {
         /// The operation that answered.
@@ -9723,6 +10653,9 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 Answer::GetLiveResponseResultDownloadLink(_) => {
                     OperationId::GetLiveResponseResultDownloadLink
                 }
+                Answer::ListLibraryFiles(_) => OperationId::ListLibraryFiles,
+                Answer::UploadLibraryFile(_) => OperationId::UploadLibraryFile,
+                Answer::DeleteLibraryFile(_) => OperationId::DeleteLibraryFile,
             }
         }
         /// The machine action the answer is, for the operations that answer one.
@@ -9826,6 +10759,12 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         RunLiveResponse(RunLiveResponse),
         ///`getLiveResponseResultDownloadLink`: Get the download link of a live response command's result.
         GetLiveResponseResultDownloadLink(GetLiveResponseResultDownloadLink),
+        ///`listLibraryFiles`: List the files of the live response library.
+        ListLibraryFiles(ListLibraryFiles),
+        ///`uploadLibraryFile`: Upload a file to the live response library.
+        UploadLibraryFile(UploadLibraryFile),
+        ///`deleteLibraryFile`: Delete a file from the live response library.
+        DeleteLibraryFile(DeleteLibraryFile),
     }
     /// Something done with a request of any operation, its type known inside:
     /// [`AnyRequest::visit`] calls [`RequestVisitor::visit`] with the typed request.
@@ -9875,6 +10814,9 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 AnyRequest::GetLiveResponseResultDownloadLink(_) => {
                     OperationId::GetLiveResponseResultDownloadLink
                 }
+                AnyRequest::ListLibraryFiles(_) => OperationId::ListLibraryFiles,
+                AnyRequest::UploadLibraryFile(_) => OperationId::UploadLibraryFile,
+                AnyRequest::DeleteLibraryFile(_) => OperationId::DeleteLibraryFile,
             }
         }
         /// The same request with `id` as its path's id (a request without one, as it is).
@@ -9977,6 +10919,15 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                     r.id = id.to_string();
                     AnyRequest::GetLiveResponseResultDownloadLink(r)
                 }
+                AnyRequest::ListLibraryFiles(r) => {
+                    AnyRequest::ListLibraryFiles(r.clone())
+                }
+                AnyRequest::UploadLibraryFile(r) => {
+                    AnyRequest::UploadLibraryFile(r.clone())
+                }
+                AnyRequest::DeleteLibraryFile(r) => {
+                    AnyRequest::DeleteLibraryFile(r.clone())
+                }
             }
         }
         /// Its body as the wire has it, when it has one.
@@ -10017,6 +10968,9 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 AnyRequest::SetMachineTag(r) => ::serde_json::to_value(&r.body).ok(),
                 AnyRequest::RunLiveResponse(r) => ::serde_json::to_value(&r.body).ok(),
                 AnyRequest::GetLiveResponseResultDownloadLink(_) => None,
+                AnyRequest::ListLibraryFiles(_) => None,
+                AnyRequest::UploadLibraryFile(_) => None,
+                AnyRequest::DeleteLibraryFile(_) => None,
             }
         }
         /// `op`'s request, its path's id left empty (a template: see
@@ -10162,6 +11116,9 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                     )
                 }
                 OperationId::GetLiveResponseResultDownloadLink => None,
+                OperationId::ListLibraryFiles => None,
+                OperationId::UploadLibraryFile => None,
+                OperationId::DeleteLibraryFile => None,
             }
         }
         /// Hands the typed request to `visitor`.
@@ -10188,6 +11145,9 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 AnyRequest::SetMachineTag(r) => visitor.visit(r),
                 AnyRequest::RunLiveResponse(r) => visitor.visit(r),
                 AnyRequest::GetLiveResponseResultDownloadLink(r) => visitor.visit(r),
+                AnyRequest::ListLibraryFiles(r) => visitor.visit(r),
+                AnyRequest::UploadLibraryFile(r) => visitor.visit(r),
+                AnyRequest::DeleteLibraryFile(r) => visitor.visit(r),
             }
         }
     }
@@ -11035,6 +11995,90 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         needs_comment: false,
         body: &[],
     };
+    ///`GET /api/libraryfiles`: List the files of the live response library.
+    pub const LIST_LIBRARY_FILES: Operation = Operation {
+        id: OperationId::ListLibraryFiles,
+        method: "GET",
+        path: "/api/libraryfiles",
+        deprecated: false,
+        deprecation: None,
+        retired: None,
+        rate_limits: &[
+            RateWindow {
+                calls: 100u32,
+                seconds: 60u64,
+            },
+            RateWindow {
+                calls: 1500u32,
+                seconds: 3600u64,
+            },
+        ],
+        application_permissions: &["Library.Manage"],
+        delegated_permissions: &["Library.Manage"],
+        directory_roles: &[],
+        servers: SERVERS,
+        target: Target::None,
+        answers_page: true,
+        creates_action: None,
+        needs_comment: false,
+        body: &[],
+    };
+    ///`POST /api/libraryfiles`: Upload a file to the live response library.
+    pub const UPLOAD_LIBRARY_FILE: Operation = Operation {
+        id: OperationId::UploadLibraryFile,
+        method: "POST",
+        path: "/api/libraryfiles",
+        deprecated: false,
+        deprecation: None,
+        retired: None,
+        rate_limits: &[
+            RateWindow {
+                calls: 100u32,
+                seconds: 60u64,
+            },
+            RateWindow {
+                calls: 1500u32,
+                seconds: 3600u64,
+            },
+        ],
+        application_permissions: &["Library.Manage"],
+        delegated_permissions: &["Library.Manage"],
+        directory_roles: &[],
+        servers: SERVERS,
+        target: Target::None,
+        answers_page: false,
+        creates_action: None,
+        needs_comment: false,
+        body: &[],
+    };
+    ///`DELETE /api/libraryfiles/{fileName}`: Delete a file from the live response library.
+    pub const DELETE_LIBRARY_FILE: Operation = Operation {
+        id: OperationId::DeleteLibraryFile,
+        method: "DELETE",
+        path: "/api/libraryfiles/{fileName}",
+        deprecated: false,
+        deprecation: None,
+        retired: None,
+        rate_limits: &[
+            RateWindow {
+                calls: 100u32,
+                seconds: 60u64,
+            },
+            RateWindow {
+                calls: 1500u32,
+                seconds: 3600u64,
+            },
+        ],
+        application_permissions: &["Library.Manage"],
+        delegated_permissions: &["Library.Manage"],
+        directory_roles: &[],
+        servers: SERVERS,
+        target: Target::None,
+        answers_page: false,
+        creates_action: None,
+        needs_comment: false,
+        body: &[],
+    };
     /// Every operation's facts, in the spec's order.
     pub const ALL: &[Operation] = &[
         START_INVESTIGATION,
@@ -11058,6 +12102,9 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         SET_MACHINE_TAG,
         RUN_LIVE_RESPONSE,
         GET_LIVE_RESPONSE_RESULT_DOWNLOAD_LINK,
+        LIST_LIBRARY_FILES,
+        UPLOAD_LIBRARY_FILE,
+        DELETE_LIBRARY_FILE,
     ];
     /// The hosts of the `/api/...` operations (the spec's top-level `servers`).
     pub const SERVERS: &[Server] = &[

@@ -11,14 +11,15 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, on, post};
 use mde_client::operations::OperationId;
-use mde_client::types;
 use mde_client::workspace::shorten;
+use mde_client::{LIBRARY_FILE_LIMIT, types};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::Shared;
 use crate::auth::authorize;
 use crate::error::ApiError;
+use crate::library::Upload;
 use crate::odata::Query;
 use crate::state::{ActionAt, Asked};
 
@@ -76,6 +77,8 @@ struct Incoming {
     query: Option<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
+    /// A `multipart/form-data` body, read (uploadLibraryFile).
+    form: Option<Result<Upload, String>>,
 }
 
 /// The router: every operation of the spec on its method and path.
@@ -93,16 +96,31 @@ pub(crate) fn router(shared: Arc<Shared>) -> Result<Router, String> {
                             RawQuery(query): RawQuery,
                             headers: HeaderMap,
                             body: Result<Bytes, BytesRejection>| async move {
+            let form = match (&body, op) {
+                (Ok(bytes), OperationId::UploadLibraryFile) => {
+                    let content_type = headers.get(header::CONTENT_TYPE);
+                    let content_type = content_type.and_then(|v| v.to_str().ok());
+                    Some(Upload::read(content_type, bytes.clone()).await)
+                }
+                _ => None,
+            };
             let request = Incoming {
                 call,
                 params,
                 query,
                 headers,
                 body,
+                form,
             };
             perform(&s, op, request).unwrap_or_else(IntoResponse::into_response)
         };
-        router = router.route(&route, on(method, handler));
+        let mut route_of_op = on(method, handler);
+        if op == OperationId::UploadLibraryFile {
+            // The library takes 20 MiB files; a larger one is the documented 400, and only
+            // far beyond it the transport's 413.
+            route_of_op = route_of_op.layer(DefaultBodyLimit::max(LIBRARY_FILE_LIMIT + (1 << 20)));
+        }
+        router = router.route(&route, route_of_op);
     }
     // The token URL's path, e.g. `/{tenant}/oauth2/v2.0/token`.
     let token_path = mde_client::workspace::token_path();
@@ -207,6 +225,7 @@ fn perform(s: &Shared, op: OperationId, request: Incoming) -> Result<Response, A
         query,
         headers,
         body,
+        form,
     } = request;
     // A function call segment that is not this operation's is no resource, as any unknown path.
     let params = match (call, params) {
@@ -343,7 +362,7 @@ fn perform(s: &Shared, op: OperationId, request: Incoming) -> Result<Response, A
                 )
             })?;
             let action = records.action(&id)?;
-            let (content, content_type) = action.result(index, now)?;
+            let (content, content_type) = action.result(index, now, &s.config)?;
             let name = format!("{}-{index}", action.id);
             let link = s
                 .packages
@@ -367,6 +386,25 @@ fn perform(s: &Shared, op: OperationId, request: Incoming) -> Result<Response, A
                 extra: Default::default(),
             };
             json(StatusCode::OK, &answer)
+        }
+        OperationId::ListLibraryFiles => {
+            let answer = types::LibraryFileCollection {
+                odata_context: Some(format!("{}/api/$metadata#LibraryFiles", s.base_url)),
+                value: records.library.list(),
+                extra: Default::default(),
+            };
+            json(StatusCode::OK, &answer)
+        }
+        OperationId::UploadLibraryFile => {
+            let upload = form
+                .unwrap_or_else(|| Err("the body is not multipart/form-data".into()))
+                .map_err(|e| ApiError::invalid_body(format!("The form could not be read: {e}")))?;
+            let file = records.library.upload(&upload, &grant.client_id, now_utc)?;
+            json(StatusCode::OK, &file)
+        }
+        OperationId::DeleteLibraryFile => {
+            records.library.delete(&param("fileName"))?;
+            StatusCode::NO_CONTENT.into_response()
         }
         OperationId::GetMachine => json(StatusCode::OK, &records.machine(&id)?),
         OperationId::FindMachinesByTag => {

@@ -138,6 +138,19 @@ pub struct Config {
     /// How long each command of a live response session runs once the device picked the
     /// session up (the pages give no figure; RunScript times out after 10 minutes).
     pub command_time: Duration,
+    /// The share of machines offline: their live response sessions stay queued for the
+    /// 2 hours the service waits, then end `TimeOut`.
+    pub offline: f64,
+    /// The first N machines of the inventory are in a device group without an automation
+    /// level: live response on them is the 403 `DisallowedOperation` (#6054).
+    pub no_automation: usize,
+    /// Size of a file GetFile collects, in bytes.
+    pub live_file_size: u64,
+    /// The share of GetFile paths that do not exist on their device: the command fails and
+    /// the ones after it are not run.
+    pub missing_files: f64,
+    /// The share of RunScript commands whose script exits non-zero.
+    pub nonzero_exits: f64,
     /// A repeated isolation of a machine isolated or being isolated is a new action that
     /// stays `Pending` until a later release, then succeeds after it, re-isolating the
     /// device (#5903), instead of the pending action or the 400.
@@ -176,6 +189,11 @@ impl Default for Config {
             scan_failures: 0.0,
             response_time: Duration::from_secs(60),
             command_time: Duration::from_secs(30),
+            offline: 0.0,
+            no_automation: 0,
+            live_file_size: 5_000_000,
+            missing_files: 0.0,
+            nonzero_exits: 0.0,
             stale_duplicates: false,
             platforms: Default::default(),
             download_faults: Default::default(),

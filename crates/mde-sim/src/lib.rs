@@ -26,6 +26,7 @@ mod clock;
 mod config;
 mod error;
 mod inventory;
+mod library;
 mod odata;
 mod package;
 mod rate_limit;

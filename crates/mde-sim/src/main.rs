@@ -89,6 +89,24 @@ struct Args {
     /// session up, in simulated seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = Config::default().command_time.as_secs())]
     command_time: u64,
+    /// The share of machines offline (0 to 1, by the seeded dice): their live response
+    /// sessions stay queued for the 2 hours the service waits, then end TimeOut.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
+    offline: f64,
+    /// The first N machines of the inventory are in a device group without an automation
+    /// level: live response on them is the 403 DisallowedOperation.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    no_automation: usize,
+    /// Size of each file a live response GetFile collects, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = Config::default().live_file_size)]
+    live_file_size: u64,
+    /// The share of GetFile paths that do not exist on their device (0 to 1): the command
+    /// fails and the ones after it are not run.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
+    missing_files: f64,
+    /// The share of RunScript commands whose script exits non-zero (0 to 1).
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
+    nonzero_exits: f64,
     /// A repeated isolation of a machine isolated or being isolated is a new action that
     /// stays Pending until a later release, then succeeds after it, leaving the device
     /// isolated (#5903), instead of the pending action or the 400.
@@ -157,6 +175,11 @@ async fn main() -> ExitCode {
         download_faults: args.download_faults,
         stale_duplicates: args.stale_duplicates,
         command_time: Duration::from_secs(args.command_time),
+        offline: args.offline.clamp(0.0, 1.0),
+        no_automation: args.no_automation,
+        live_file_size: args.live_file_size,
+        missing_files: args.missing_files.clamp(0.0, 1.0),
+        nonzero_exits: args.nonzero_exits.clamp(0.0, 1.0),
         platforms: args.platforms,
         seed: args.seed,
         investigation_time: Duration::from_secs(args.investigation_time),

@@ -57,10 +57,20 @@ pub struct ActionRecord {
     /// A duplicate isolation left `Pending` (`--stale-duplicates`, #5903) until a later
     /// release gives it a time to succeed, after that release.
     stale: bool,
-    /// A live response session's commands, in order; each runs `command_time` after the
-    /// pickup, one after the other.
+    /// A live response session's commands and how they go.
+    session: Option<Session>,
+}
+
+/// A live response session: its commands, in order, each running `command_time` after the
+/// pickup, one after the other, until one fails (the later ones are never run).
+#[derive(Clone, Debug)]
+struct Session {
     commands: Vec<types::LiveResponseCommand>,
     command_time: Duration,
+    /// The command that fails, and why.
+    failure: Option<(usize, String)>,
+    /// The device was offline: the session stayed queued until it timed out.
+    offline: bool,
 }
 
 /// A cancellation of a machine action.
@@ -111,10 +121,16 @@ pub struct Records {
     actions: Vec<ActionRecord>,
     /// Offboardings not yet in force: the action and when it ends.
     offboards: Vec<(String, Duration)>,
+    /// The live response library.
+    pub library: crate::library::Library,
 }
 
 /// Live response sessions running at once, at most (run-live-response.md, LEARN 2025-12-31).
 pub const SESSIONS: usize = 50;
+
+/// How long a session waits for a device that is not available, then `TimeOut`
+/// (run-live-response.md, LEARN 2025-12-31; three days in DD 0356dd4).
+pub const SESSION_QUEUE: Duration = Duration::from_secs(2 * 3600);
 
 /// How long a stale duplicate waits when nothing releases its machine: for ever, in effect.
 const STALE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -385,6 +401,15 @@ impl Records {
     ) -> Result<ActionRecord, ApiError> {
         let now = asked.now;
         let computer = self.known(machine_id)?;
+        let unmanaged = self.inventory.all().iter().take(config.no_automation);
+        if unmanaged.into_iter().any(|m| m.id == machine_id) {
+            // #6054, word for word.
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "DisallowedOperation",
+                "This device has no automation level assigned to it. You'll need to at least enable the minimum Remediation Level for a given Device Group.",
+            ));
+        }
         let kind = types::MachineActionType::LiveResponse;
         let running: Vec<&ActionRecord> = self
             .actions
@@ -403,16 +428,78 @@ impl Records {
             let wait = first_end.map_or(Duration::from_secs(1), |end| end.saturating_sub(now));
             return Err(ApiError::too_many_requests(wait));
         }
-        let pickup = config.pickup_time;
-        let lasts = pickup + config.command_time * commands.len() as u32;
+        // What each command will do, decided now: the library as it is, the seeded dice.
+        let failure = commands.iter().enumerate().find_map(|(i, command)| {
+            self.command_failure(machine_id, command, config)
+                .map(|why| (i, why))
+        });
+        let offline = crate::package::dice(config.seed, &["offline", machine_id]) < config.offline;
+        let (pickup, lasts, outcome) = if offline {
+            // Queued for a device that never comes back within the 2 hours.
+            (
+                SESSION_QUEUE,
+                SESSION_QUEUE,
+                types::MachineActionStatus::TimeOut,
+            )
+        } else {
+            let run = failure.as_ref().map_or(commands.len(), |(i, _)| i + 1);
+            let outcome = match failure {
+                Some(_) => types::MachineActionStatus::Failed,
+                None => types::MachineActionStatus::Succeeded,
+            };
+            let pickup = config.pickup_time;
+            (pickup, pickup + config.command_time * run as u32, outcome)
+        };
         let id = uuid::Uuid::new_v4().to_string();
         let record = ActionRecord {
-            commands,
-            command_time: config.command_time,
+            outcome,
+            session: Some(Session {
+                commands,
+                command_time: config.command_time,
+                failure: if offline { None } else { failure },
+                offline,
+            }),
             ..ActionRecord::new((id, machine_id, computer), asked, kind, (pickup, lasts))
         };
         self.actions.push(record.clone());
         Ok(record)
+    }
+
+    /// Why `command` fails on the machine, if it does: a library file that is not in the
+    /// library, or a GetFile of a path that does not exist there (a seeded share of paths).
+    fn command_failure(
+        &self,
+        machine_id: &str,
+        command: &types::LiveResponseCommand,
+        config: &crate::Config,
+    ) -> Option<String> {
+        use types::LiveResponseCommandType as Type;
+        let param = |key: &str| {
+            command
+                .params
+                .iter()
+                .find(|p| p.key == key)
+                .map(|p| p.value.as_str())
+        };
+        match &command.type_ {
+            Type::PutFile | Type::RunScript => {
+                let key = if command.type_ == Type::PutFile {
+                    "FileName"
+                } else {
+                    "ScriptName"
+                };
+                let name = param(key).unwrap_or_default();
+                (!self.library.has(name))
+                    .then(|| format!("The file {name} was not found in the live response library"))
+            }
+            Type::GetFile => {
+                let path = param("Path").unwrap_or_default();
+                (crate::package::dice(config.seed, &["missing", machine_id, path])
+                    < config.missing_files)
+                    .then(|| format!("File {path} does not exist on the device"))
+            }
+            Type::Other(_) => None,
+        }
     }
 
     /// Whether the machine is isolated at `now`: of its isolations and releases, the one that
@@ -609,8 +696,7 @@ impl ActionRecord {
             outcome: types::MachineActionStatus::Succeeded,
             cancelled: None,
             stale: false,
-            commands: Vec::new(),
-            command_time: Duration::ZERO,
+            session: None,
         }
     }
 
@@ -672,7 +758,7 @@ impl ActionRecord {
             cancellation_date_time_utc: cancelled.map(|c| Timestamp::from(c.at_utc)),
             ..Default::default()
         };
-        if self.kind == types::MachineActionType::LiveResponse {
+        if self.session.is_some() {
             action.commands = Some(self.command_results(now));
         }
         if self.graph {
@@ -694,13 +780,23 @@ impl ActionRecord {
 
 impl ActionRecord {
     /// The result of a live response session's command `index` once it completed: a
-    /// RunScript's transcript (with the NULs real output carries), a GetFile's file; a
-    /// PutFile has none (run-live-response.md). The 404 otherwise.
-    pub fn result(&self, index: usize, now: Duration) -> Result<(Vec<u8>, &'static str), ApiError> {
+    /// RunScript's transcript, a GetFile's file; a PutFile has none (run-live-response.md).
+    /// The 404 otherwise. Both are made from the command and the machine alone (and the
+    /// seed): the same session on another run gives the same bytes.
+    pub fn result(
+        &self,
+        index: usize,
+        now: Duration,
+        config: &crate::Config,
+    ) -> Result<(Vec<u8>, &'static str), ApiError> {
         use types::LiveResponseCommandType as Type;
         let missing =
             |why: &str| ApiError::not_found(format!("No result of command {index}: {why}"));
-        let command = self
+        let session = self
+            .session
+            .as_ref()
+            .ok_or_else(|| missing("the action is not a live response session"))?;
+        let command = session
             .commands
             .get(index)
             .ok_or_else(|| missing("the action has no such command"))?;
@@ -713,67 +809,97 @@ impl ActionRecord {
             let found = command.params.iter().find(|p| p.key == key);
             found.map(|p| p.value.clone()).unwrap_or_default()
         };
+        let machine = self.machine_id.as_str();
         match &command.type_ {
             Type::RunScript => {
+                let (script, args) = (param("ScriptName"), param("Args"));
+                let dice = |what: &str| {
+                    crate::package::dice(config.seed, &[what, machine, &script, &args])
+                };
+                let failed = dice("exit") < config.nonzero_exits;
+                let transcript_id =
+                    crate::package::fnv1a(config.seed, format!("{machine}{script}{args}").bytes());
+                // Real transcripts end in NULs, as the page's example does; how many is
+                // the dice's.
+                let nuls = "\u{0}".repeat(1 + (dice("nul") * 4.0) as usize);
                 let transcript = types::RunScriptTranscript {
-                    script_name: Some(param("ScriptName")),
-                    exit_code: Some(0),
+                    script_name: Some(script.clone()),
+                    exit_code: Some(if failed { 1 } else { 0 }),
                     script_output: Some(format!(
-                        "Transcript started, output file is C:\\ProgramData\\Microsoft\\Windows Defender Advanced Threat Protection\\Temp\\PSScriptOutputs\\PSScript_Transcript_{}.txt\n{} {}\n\u{0}\u{0}\u{0}",
-                        self.id,
-                        param("ScriptName"),
-                        param("Args")
+                        "Transcript started, output file is C:\\ProgramData\\Microsoft\\Windows Defender Advanced Threat Protection\\Temp\\PSScriptOutputs\\PSScript_Transcript_{transcript_id:016X}.txt\n{} ran {script} {args}\n{nuls}",
+                        self.computer,
                     )),
-                    script_errors: Some(String::new()),
+                    script_errors: Some(if failed {
+                        format!("{script} : the script failed on {}\n", self.computer)
+                    } else {
+                        String::new()
+                    }),
                     extra: Default::default(),
                 };
                 let json = serde_json::to_vec(&transcript)
                     .map_err(|e| ApiError::invalid_body(e.to_string()))?;
                 Ok((json, "application/json"))
             }
-            Type::GetFile => {
-                let line = format!(
-                    "{} on {}, collected by live response action {}\n",
-                    param("Path"),
-                    self.computer,
-                    self.id
-                );
-                Ok((
-                    line.repeat(64 * 1024 / line.len() + 1).into_bytes(),
-                    "application/octet-stream",
-                ))
-            }
+            Type::GetFile => Ok((
+                device_file(&param("Path"), &self.computer, config.live_file_size),
+                "application/octet-stream",
+            )),
             Type::PutFile | Type::Other(_) => Err(missing("a PutFile command has no result")),
         }
     }
 
     /// A live response session's commands as of `now`: `Created` until each has run its time
-    /// after the pickup, then `Completed` with its start and end; a cancelled session's
-    /// commands stop where they were.
+    /// after the pickup, then `Completed` (or `Failed`, with its error) with its start and
+    /// end; the commands after a failed one, and every command of a session that timed out
+    /// in the queue, stay `Created`; a cancelled session's commands stop where they were.
     fn command_results(&self, now: Duration) -> Vec<types::LiveResponseCommandResult> {
+        let Some(session) = &self.session else {
+            return Vec::new();
+        };
         let stop = self.cancelled.as_ref().map_or(now, |c| now.min(c.at));
         let at = |d: Duration| Timestamp::from(utc_after(self.created_utc, d - self.created));
-        (0..self.commands.len())
+        let failed_at = session.failure.as_ref().map(|(i, _)| *i);
+        (0..session.commands.len())
             .map(|i| {
-                let start = self.created + self.pickup + self.command_time * i as u32;
-                let end = start + self.command_time;
-                let done = stop >= end;
+                let start = self.created + self.pickup + session.command_time * i as u32;
+                let end = start + session.command_time;
+                let runs = !session.offline && failed_at.is_none_or(|f| i <= f);
+                let (started, done) = (runs && stop >= start, runs && stop >= end);
+                let failure = session.failure.as_ref().filter(|(f, _)| done && *f == i);
                 types::LiveResponseCommandResult {
                     index: Some(i as i32),
-                    start_time: (stop >= start).then(|| at(start)),
+                    start_time: started.then(|| at(start)),
                     end_time: done.then(|| at(end)),
-                    command_status: Some(if done {
-                        types::LiveResponseCommandStatus::Completed
-                    } else {
-                        types::LiveResponseCommandStatus::Created
+                    command_status: Some(match (done, failure) {
+                        (true, Some(_)) => types::LiveResponseCommandStatus::Failed,
+                        (true, None) => types::LiveResponseCommandStatus::Completed,
+                        (false, _) => types::LiveResponseCommandStatus::Created,
                     }),
-                    errors: Some(Vec::new()),
-                    command: Some(self.commands[i].clone()),
+                    errors: Some(
+                        failure
+                            .map(|(_, why)| why.clone().into())
+                            .into_iter()
+                            .collect(),
+                    ),
+                    command: Some(session.commands[i].clone()),
                     extra: Default::default(),
                 }
             })
             .collect()
     }
+}
+
+/// The content of a file on a device: `size` bytes made of its path and the machine, the
+/// same every time.
+fn device_file(path: &str, computer: &str, size: u64) -> Vec<u8> {
+    let mut content = Vec::with_capacity(size as usize);
+    let mut line = 0u64;
+    while (content.len() as u64) < size {
+        content.extend_from_slice(format!("{path} on {computer}, line {line}\n").as_bytes());
+        line += 1;
+    }
+    content.truncate(size as usize);
+    content
 }
 
 /// A machine action as `$filter` reads it, at one moment of the simulator's clock.
