@@ -381,3 +381,107 @@ async fn a_corrupt_body_or_part_is_discarded_and_fetched_again() {
     assert_eq!(saved.sha256, sha256(&dest));
     sim.stop().await;
 }
+
+/// A live response session's results, saved as packages are: a GetFile's file whole and
+/// verified through cut transfers (`Range`), a RunScript's transcript read into its type with
+/// its NULs, and a result link that expired replaced once (links live 30 minutes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_response_results_are_saved_like_packages() {
+    let config = Config {
+        download_faults: "drop:0.5".parse().unwrap(),
+        live_file_size: 400_000,
+        seed: 3,
+        ..Config::default().with_generated_machines(3)
+    };
+    let sim = simulator(config).await;
+    let client = sim.client_builder().build().unwrap();
+    let script = mde_client::operations::UploadLibraryFile::new("collect.ps1", "Get-Process");
+    client.send(script).await.unwrap();
+    let mut actions = Vec::new();
+    for i in 0..3 {
+        let body = mde_client::LiveResponse::new()
+            .run_script("collect.ps1", Some("-Fast"))
+            .get_file(r"C:\windows\TEMP\triage.zip")
+            .build("triage")
+            .unwrap();
+        let id = generated_machine_id(i);
+        let request = mde_client::operations::RunLiveResponse { id, body };
+        actions.push(client.send(request).await.unwrap().id.unwrap());
+    }
+    let config = Config::default();
+    sim.clock()
+        .advance(config.pickup_time + config.command_time * 2);
+    let dir = tempfile::tempdir().unwrap();
+    let mut resumed = 0;
+    for (i, action) in actions.iter().enumerate() {
+        let file = dir.path().join(format!("{i}.bin"));
+        let saved = client
+            .download_live_response_result(action, 1, None, &file)
+            .await
+            .unwrap();
+        assert_eq!((saved.size, saved.sha256.clone()), (400_000, sha256(&file)));
+        assert!(
+            std::fs::read(&file)
+                .unwrap()
+                .starts_with(br"C:\windows\TEMP\triage.zip on ")
+        );
+        resumed += saved.resumed;
+
+        let transcript = dir.path().join(format!("{i}.json"));
+        client
+            .download_live_response_result(action, 0, None, &transcript)
+            .await
+            .unwrap();
+        let read: mde_client::types::RunScriptTranscript =
+            serde_json::from_slice(&std::fs::read(&transcript).unwrap()).unwrap();
+        let output = read.script_output.clone().unwrap();
+        assert!(
+            output.ends_with('\u{0}') && output.contains("collect.ps1 -Fast"),
+            "{output:?}"
+        );
+        // NULs and all, it writes back as it was read.
+        let again: mde_client::types::RunScriptTranscript =
+            serde_json::from_str(&serde_json::to_string(&read).unwrap()).unwrap();
+        assert_eq!(again, read);
+    }
+    assert!(resumed > 0, "the seed cuts some transfers");
+
+    // A link asked for, then left 31 minutes: replaced once, the file still whole.
+    let link = client
+        .live_response_result_link(&actions[0], 1)
+        .await
+        .unwrap();
+    sim.clock().advance(Duration::from_secs(31 * 60));
+    let late = dir.path().join("late.bin");
+    let saved = client
+        .download_live_response_result(&actions[0], 1, Some(link), &late)
+        .await
+        .unwrap();
+    assert_eq!(saved.new_links, 1);
+    assert_eq!(
+        std::fs::read(&late).unwrap(),
+        std::fs::read(dir.path().join("0.bin")).unwrap()
+    );
+    // A PutFile has no result: a clear NotFound, nothing on disk.
+    let none = dir.path().join("none.bin");
+    let body = mde_client::LiveResponse::new()
+        .put_file("collect.ps1")
+        .build("p")
+        .unwrap();
+    let id = generated_machine_id(2);
+    sim.clock().advance(Duration::from_secs(3600));
+    let put = client
+        .send(mde_client::operations::RunLiveResponse { id, body })
+        .await
+        .unwrap()
+        .id
+        .unwrap();
+    sim.clock().advance(Duration::from_secs(3600));
+    let e = client
+        .download_live_response_result(&put, 0, None, &none)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::NotFound(_)), "{e:?}");
+    assert!(!none.exists());
+    sim.stop().await;
+}

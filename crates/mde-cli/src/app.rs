@@ -10,7 +10,7 @@ use crate::cli::{
     ActionCommand, Cli, Command, InvestigationCommand, MachineCommand, PackageCommand, TagCommand,
     Targets,
 };
-use crate::commands::{action, fleet_run, machine, package};
+use crate::commands::{action, fleet_run, library, machine, package};
 use crate::pipeline;
 use crate::session::{USAGE, fail};
 
@@ -73,6 +73,8 @@ pub async fn run(cli: Cli) -> u8 {
                 .unwrap_or_default();
             (OperationId::SetMachineTag, tagging.targets.clone(), None)
         }
+        Command::Live(live) => return done(live_run(&cli, live).await),
+        Command::Library(command) => return done(library::run(&cli, command).await),
         Command::Offboard { targets, wait } => {
             (OperationId::OffboardMachine, targets.clone(), wait.every())
         }
@@ -176,5 +178,40 @@ pub async fn run(cli: Cli) -> u8 {
             "warning: --graph uses {op}, a deprecated Graph endpoint; use `mde package collect` without --graph"
         );
     }
-    done(fleet_run::run(&cli, &template, &targets, wait).await)
+    done(fleet_run::run(&cli, &template, &targets, wait, None).await)
+}
+
+/// `mde live`: the session's request, made with the typed builder (refused here, before
+/// anything is sent, when the service would refuse it), sent to every machine as a run.
+async fn live_run(cli: &Cli, live: &crate::cli::Live) -> Result<u8, u8> {
+    let mut session = mde_client::LiveResponse::new();
+    for name in &live.put {
+        session = session.put_file(name);
+    }
+    for (i, script) in live.run.iter().enumerate() {
+        let args = live.args_of_run.get(i).cloned().flatten();
+        session = session.run_script(script, args.as_deref());
+    }
+    for path in &live.get {
+        session = session.get_file(path);
+    }
+    let body = session
+        .build(&live.comment)
+        .map_err(|e| fail(USAGE, format!("{e}; nothing was sent")))?;
+    let template = mde_client::operations::AnyRequest::RunLiveResponse(
+        mde_client::operations::RunLiveResponse {
+            id: String::new(),
+            body,
+        },
+    );
+    let ensure = live
+        .ensure_script
+        .as_deref()
+        .map(library::script)
+        .transpose()?;
+    // The comment as the other commands' bodies carry it (the dry run and the journal read it).
+    let mut cli = cli.clone();
+    cli.body
+        .insert("Comment".into(), live.comment.clone().into());
+    fleet_run::run(&cli, &template, &live.targets, live.wait.every(), ensure).await
 }

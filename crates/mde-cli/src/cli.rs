@@ -33,7 +33,7 @@ is journaled as failed), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).";
 /// Collect investigation packages, run antivirus scans, isolate, restrict, quarantine and
 /// offboard Microsoft Defender for Endpoint devices, by id or by name: one device or a fleet,
 /// at the documented rate, resumable.
-#[derive(Debug, Parser)]
+#[derive(Clone, Debug, Parser)]
 #[command(name = "mde", version, after_help = EXAMPLES)]
 pub struct Cli {
     #[command(flatten)]
@@ -48,7 +48,7 @@ pub struct Cli {
 }
 
 /// Where to connect and as whom.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 #[command(next_help_heading = "Connection (every command that calls the service)")]
 pub struct Connection {
     /// Cloud.
@@ -101,7 +101,7 @@ pub struct Connection {
 }
 
 /// How a command reports.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 #[command(next_help_heading = "Output (every command)")]
 pub struct RunOptions {
     /// Output: a table, one JSON object per machine, or one CSV row per machine, on stdout.
@@ -150,7 +150,7 @@ pub enum Output {
     Csv,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Clone, Debug, Subcommand)]
 pub enum Command {
     /// Automated investigations (retired by the service on 2026-09-01).
     #[command(subcommand)]
@@ -215,6 +215,15 @@ pub enum Command {
     /// then selects the machines that carry it.
     #[command(subcommand)]
     Tag(TagCommand),
+    /// Runs live response on each machine: one session each, its commands in the documented
+    /// order (every --put, then every --run, then every --get), journaled and resumable.
+    #[command(
+        after_help = "Examples:\n  mde live ws-0001 --machine-name ws-0002 --put collect.ps1 --run collect.ps1 --args \"-Fast\" --get 'C:\\windows\\TEMP\\triage.zip' --comment \"Triage for incident 42\" --wait\n  mde live --tag Contained --run collect.ps1 --ensure-script ./collect.ps1 --comment \"Triage\" --dry-run\n\nLimits (run-live-response.md): 10 sessions a minute, 50 running at once (a 429 past\nthem waits), one per device: a machine where a session runs reports already_running\n(followed with --wait). A session waits up to 2 hours for an offline device, then ends\nTimeOut. When a command fails, the ones after it are not run. A device group without an\nautomation level refuses with DisallowedOperation: in the portal, give the group at least\nthe minimum remediation level (Settings > Endpoints > Device groups)."
+    )]
+    Live(Live),
+    /// The live response library: the scripts and files sessions put and run.
+    #[command(subcommand)]
+    Library(LibraryCommand),
     /// Machine actions (a package collection is one): follow them.
     #[command(subcommand)]
     Action(ActionCommand),
@@ -231,7 +240,7 @@ pub enum Command {
     },
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Clone, Debug, Subcommand)]
 pub enum TagCommand {
     /// Adds the tag to each machine (once: a machine that has it keeps one).
     #[command(
@@ -241,6 +250,86 @@ pub enum TagCommand {
     /// Removes the tag from each machine.
     #[command(after_help = "Example:\n  mde tag remove Contained --tag Contained")]
     Remove(Tagging),
+}
+
+/// A live response run: the machines, the commands and why.
+#[derive(Clone, Debug, Args)]
+pub struct Live {
+    #[command(flatten)]
+    pub targets: Targets,
+    /// Puts a library file on each device (PutFile, no result); repeatable.
+    #[arg(
+        long = "put",
+        value_name = "NAME",
+        help_heading = "Session (sent to each machine)"
+    )]
+    pub put: Vec<String>,
+    /// Runs a library script (RunScript, its transcript the result); repeatable, in order.
+    #[arg(
+        long = "run",
+        value_name = "SCRIPT",
+        help_heading = "Session (sent to each machine)"
+    )]
+    pub run: Vec<String>,
+    /// The arguments of the --run just before it.
+    #[arg(
+        long = "args",
+        value_name = "TEXT",
+        allow_hyphen_values = true,
+        help_heading = "Session (sent to each machine)"
+    )]
+    pub args: Vec<String>,
+    /// Collects a file from each device (GetFile); repeatable.
+    #[arg(
+        long = "get",
+        value_name = "PATH",
+        help_heading = "Session (sent to each machine)"
+    )]
+    pub get: Vec<String>,
+    /// Why: the session's comment, shown in the portal.
+    #[arg(long, help_heading = "Session (sent to each machine)")]
+    pub comment: String,
+    /// Before the run, uploads FILE to the library (under its file name) when the library
+    /// lacks it or holds another SHA-256.
+    #[arg(long, value_name = "FILE")]
+    pub ensure_script: Option<PathBuf>,
+    #[command(flatten)]
+    pub wait: Wait,
+    /// The --args of each --run (None where a --run has none), read from the command line's
+    /// order by `parse`.
+    #[arg(skip)]
+    pub args_of_run: Vec<Option<String>>,
+}
+
+/// `mde library`: the live response library.
+#[derive(Clone, Debug, Subcommand)]
+pub enum LibraryCommand {
+    /// Lists the library's files.
+    #[command(after_help = "Example:\n  mde library list -o json")]
+    List,
+    /// Uploads a file (20 MiB at most) under its file name: letters, digits, -, _ and .
+    #[command(
+        after_help = "Example:\n  mde library upload ./collect.ps1 --description \"Triage collector\" --parameters-description \"-Fast: skip the memory dump\" --overwrite"
+    )]
+    Upload {
+        /// The file.
+        file: PathBuf,
+        /// What it is.
+        #[arg(long)]
+        description: Option<String>,
+        /// What its arguments are (the script then takes arguments).
+        #[arg(long, value_name = "TEXT")]
+        parameters_description: Option<String>,
+        /// Replace a library file of the same name.
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// Deletes a file by its name.
+    #[command(after_help = "Example:\n  mde library delete collect.ps1")]
+    Delete {
+        /// The library file's name.
+        name: String,
+    },
 }
 
 /// A tag and the machines to add it to or remove it from.
@@ -253,7 +342,7 @@ pub struct Tagging {
     pub targets: Targets,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Clone, Debug, Subcommand)]
 pub enum InvestigationCommand {
     /// Starts an automated investigation on each machine.
     #[command(
@@ -267,7 +356,7 @@ pub enum InvestigationCommand {
     Initiate(Targets),
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Clone, Debug, Subcommand)]
 pub enum PackageCommand {
     /// Collects the investigation package of each machine.
     #[command(
@@ -315,7 +404,7 @@ pub enum PackageCommand {
     },
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Clone, Debug, Subcommand)]
 pub enum MachineCommand {
     /// Shows machines by id: name, health, tags, and whether each is isolated or restricted
     /// now (its latest completed isolate or release, restrict or unrestrict).
@@ -349,7 +438,7 @@ pub enum MachineCommand {
     },
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Clone, Debug, Subcommand)]
 pub enum ActionCommand {
     /// Shows machine actions by id: type, machine, status, times.
     #[command(
@@ -560,6 +649,30 @@ pub fn parse() -> Cli {
             .try_fold(&matches, |m, name| m.subcommand_matches(name));
         if let Some(matches) = found {
             cli.body = crate::body_flags::read(op, matches);
+        }
+    }
+    // Each --args belongs to the --run written before it.
+    if let (Command::Live(live), Some(matches)) =
+        (&mut cli.command, matches.subcommand_matches("live"))
+    {
+        let at = |name| {
+            matches
+                .indices_of(name)
+                .map(Iterator::collect::<Vec<_>>)
+                .unwrap_or_default()
+        };
+        let (runs, args) = (at("run"), at("args"));
+        live.args_of_run = vec![None; runs.len()];
+        for (arg, value) in args.iter().zip(&live.args) {
+            match runs.iter().rposition(|run| run < arg) {
+                Some(i) if live.args_of_run[i].is_none() => {
+                    live.args_of_run[i] = Some(value.clone())
+                }
+                _ => {
+                    eprintln!("mde: every --args follows the --run it is for, once");
+                    std::process::exit(2);
+                }
+            }
         }
     }
     cli

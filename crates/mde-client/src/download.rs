@@ -186,6 +186,48 @@ impl Client {
         link: Option<PackageLink>,
         dest: &Path,
     ) -> Result<Downloaded, Error> {
+        self.download(Blob::Package(action_id), link, dest).await
+    }
+
+    /// getLiveResponseResultDownloadLink of command `index` of a live response action, read
+    /// as a [`PackageLink`] (its query is as secret). A 404: the command has no result (a
+    /// PutFile, a command not completed).
+    pub async fn live_response_result_link(
+        &self,
+        action_id: &str,
+        index: i32,
+    ) -> Result<PackageLink, Error> {
+        let answer = self
+            .send(operations::GetLiveResponseResultDownloadLink {
+                id: action_id.to_string(),
+                index,
+            })
+            .await?;
+        PackageLink::parse(answer.value.expose())
+    }
+
+    /// Downloads the result of command `index` of a live response action (a GetFile's file,
+    /// a RunScript's transcript) to `dest`, as [`Client::download_package`] downloads a
+    /// package: `.part`, SHA-256 while streaming, length check, sync, rename, `Range` resume,
+    /// one new link when the link expired (links live 30 minutes). Any content is taken.
+    /// `link` is one already asked for, if any.
+    pub async fn download_live_response_result(
+        &self,
+        action_id: &str,
+        index: i32,
+        link: Option<PackageLink>,
+        dest: &Path,
+    ) -> Result<Downloaded, Error> {
+        self.download(Blob::LiveResponseResult(action_id, index), link, dest)
+            .await
+    }
+
+    async fn download(
+        &self,
+        blob: Blob<'_>,
+        link: Option<PackageLink>,
+        dest: &Path,
+    ) -> Result<Downloaded, Error> {
         if dest.exists() {
             return Err(Error::InvalidInput(format!(
                 "{} exists; a package is never overwritten",
@@ -197,7 +239,7 @@ impl Client {
         let part = PathBuf::from(part);
         let mut link = match link {
             Some(link) => link,
-            None => self.package_link(action_id).await?,
+            None => blob.link(self).await?,
         };
         let (mut resumed, mut new_links, mut refetched) = (0, 0, false);
         let mut transfers = 0;
@@ -256,8 +298,8 @@ impl Client {
                     }
                 }
                 403 | 404 if new_links == 0 => {
-                    tracing::info!(%link, status, "mde-client: the package link expired; asking for a new one");
-                    link = self.package_link(action_id).await?;
+                    tracing::info!(%link, status, "mde-client: the link expired; asking for a new one");
+                    link = blob.link(self).await?;
                     new_links += 1;
                     continue;
                 }
@@ -314,21 +356,27 @@ impl Client {
             let short = total.is_some_and(|t| offset < t);
             if cut.is_some() || short {
                 if transfers >= TRANSFERS {
-                    return Err(cut.unwrap_or_else(|| Error::Download(format!(
-                        "the package of {action_id} stayed short of its {} bytes after {TRANSFERS} transfers",
-                        total.unwrap_or_default()
-                    ))));
+                    return Err(cut.unwrap_or_else(|| {
+                        Error::Download(format!(
+                            "{blob} stayed short of its {} bytes after {TRANSFERS} transfers",
+                            total.unwrap_or_default()
+                        ))
+                    }));
                 }
                 resumed += 1;
                 continue;
             }
-            if total.is_some_and(|t| offset > t) || !looks_like_zip(&part, offset)? {
+            let zip = matches!(blob, Blob::Package(_));
+            if total.is_some_and(|t| offset > t) || (zip && !looks_like_zip(&part, offset)?) {
                 std::fs::remove_file(&part).map_err(|e| io(&part, e))?;
                 (hasher, offset) = (Sha256::new(), 0);
                 if refetched {
-                    return Err(Error::Download(format!(
-                        "the package of {action_id} is not a zip archive, twice"
-                    )));
+                    let what = if zip {
+                        "not a zip archive"
+                    } else {
+                        "longer than its declared length"
+                    };
+                    return Err(Error::Download(format!("{blob} is {what}, twice")));
                 }
                 refetched = true;
                 continue;
@@ -352,6 +400,36 @@ impl Client {
                 resumed,
                 new_links,
             });
+        }
+    }
+}
+
+/// What a download fetches: a collection's package, or a live response command's result.
+#[derive(Clone, Copy, Debug)]
+enum Blob<'a> {
+    Package(&'a str),
+    LiveResponseResult(&'a str, i32),
+}
+
+impl Blob<'_> {
+    /// A new link to it.
+    async fn link(self, client: &Client) -> Result<PackageLink, Error> {
+        match self {
+            Blob::Package(action) => client.package_link(action).await,
+            Blob::LiveResponseResult(action, index) => {
+                client.live_response_result_link(action, index).await
+            }
+        }
+    }
+}
+
+impl fmt::Display for Blob<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Blob::Package(action) => write!(f, "the package of {action}"),
+            Blob::LiveResponseResult(action, index) => {
+                write!(f, "the result of command {index} of {action}")
+            }
         }
     }
 }

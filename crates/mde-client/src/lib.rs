@@ -80,6 +80,7 @@ mod cloud;
 mod download;
 mod error;
 mod hooks;
+mod live_response;
 mod multipart;
 pub mod rate_limit;
 mod secret;
@@ -98,6 +99,7 @@ pub use download::{Downloaded, Followed, PackageLink, UNLISTED_LOOKS, is_final, 
 pub use error::{Delivery, Error, ServiceError};
 pub use generated::{ResponseValue, operations, types};
 pub use hooks::{WaitEvent, WaitReason};
+pub use live_response::{LiveResponse, check_commands};
 pub use multipart::{LIBRARY_FILE_LIMIT, is_library_name};
 pub use operations::{Answer, OperationId, Request};
 pub use rate_limit::{Clock, SystemClock, minimum_duration};

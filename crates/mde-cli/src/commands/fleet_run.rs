@@ -21,11 +21,13 @@ use crate::session::{
 
 /// Sends the template to every machine of `targets`, each with its id, journaled, and
 /// reports; with `wait`, follows every scan to its final status, looking every `wait`.
+/// `ensure`: a library script uploaded first, when the library lacks it (not in a dry run).
 pub(crate) async fn run(
     cli: &Cli,
     template: &AnyRequest,
     targets: &Targets,
     wait: Option<Duration>,
+    ensure: Option<mde_client::operations::UploadLibraryFile>,
 ) -> Result<u8, u8> {
     let conn = &cli.connection;
     let op = template.operation();
@@ -78,6 +80,9 @@ pub(crate) async fn run(
     let intent = (op, detail(template), None);
     let selection = select(cli, targets, &client, &history, (ids, names), intent).await?;
     let machines = selection.machines.clone();
+    if let Some(script) = ensure {
+        crate::commands::library::ensure(&client, script).await?;
+    }
     let (path, journal) = start_journal(targets, &selection, &record)?;
 
     let total = machines.len();

@@ -2,5 +2,6 @@
 
 pub(crate) mod action;
 pub(crate) mod fleet_run;
+pub(crate) mod library;
 pub(crate) mod machine;
 pub(crate) mod package;
