@@ -227,8 +227,14 @@ fn exit_code(
         )
     };
     if let Some(fatal) = &report.fatal {
+        // #6054: the device's group has no automation level; only the portal changes that.
+        let portal = if fatal.contains("DisallowedOperation") {
+            "\nIn the Microsoft Defender portal, give the device's group an automation level (Settings > Endpoints > Device groups: at least the minimum remediation level)."
+        } else {
+            ""
+        };
         eprintln!(
-            "mde: stopped: {fatal}\nNo machine is journaled as failed; once fixed, resume with:\n  {}",
+            "mde: stopped: {fatal}{portal}\nNo machine is journaled as failed; once fixed, resume with:\n  {}",
             resume()
         );
         return AUTH;
