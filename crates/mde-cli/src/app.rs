@@ -213,5 +213,16 @@ async fn live_run(cli: &Cli, live: &crate::cli::Live) -> Result<u8, u8> {
     let mut cli = cli.clone();
     cli.body
         .insert("Comment".into(), live.comment.clone().into());
-    fleet_run::run(&cli, &template, &live.targets, live.wait.every(), ensure).await
+    match &live.out {
+        // Followed to the end, whether --wait is given or not: the results come after it.
+        Some(dir) => {
+            let settings = pipeline::Settings {
+                dir,
+                interval: Duration::from_secs(live.wait.poll_interval),
+                parallel: usize::from(live.parallel),
+            };
+            package::save_evidence(&cli, &live.targets, &template, settings, ensure).await
+        }
+        None => fleet_run::run(&cli, &template, &live.targets, live.wait.every(), ensure).await,
+    }
 }

@@ -293,6 +293,14 @@ pub struct Live {
     /// lacks it or holds another SHA-256.
     #[arg(long, value_name = "FILE")]
     pub ensure_script: Option<PathBuf>,
+    /// Follow each session to its end and save every result here (a RunScript's transcript,
+    /// a GetFile's file), verified, with its chain-of-custody record in DIR/manifest.jsonl
+    /// (`mde package verify DIR` checks both kinds of evidence).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// With --out: links asked for or downloads running at once.
+    #[arg(long, value_name = "N", default_value_t = 4, requires = "out", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallel: u16,
     #[command(flatten)]
     pub wait: Wait,
     /// The --args of each --run (None where a --run has none), read from the command line's

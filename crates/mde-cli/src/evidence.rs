@@ -1,12 +1,14 @@
-//! Packages on disk and their chain of custody: `DIR/manifest.jsonl`, one JSON record a
-//! package (who asked for it, why, when it was collected and downloaded, where it is, its size
-//! and SHA-256), appended and synced as each package is verified; `mde package verify`
-//! re-hashes every file against it. Packages are written `0600` in a `0700` folder.
+//! Evidence on disk and its chain of custody: `DIR/manifest.jsonl`, one JSON record a package
+//! or a live response result (who asked for it, why, when it was collected and downloaded,
+//! where it is, its size and SHA-256; for a result, its command: index, the device path or
+//! the script and its arguments), appended and synced as each file is verified;
+//! `mde package verify` re-hashes every file against it, both kinds alike. Files are written
+//! `0600` in a `0700` folder.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
-use mde_client::types::MachineAction;
+use mde_client::types::{LiveResponseCommandResult, MachineAction};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -40,6 +42,21 @@ pub struct Record {
     pub size: u64,
     /// Its SHA-256, lower-case hex.
     pub sha256: String,
+    /// A live response result: the command's index in its session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_index: Option<i32>,
+    /// A live response result: the command's type, `RunScript` or `GetFile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// A GetFile's path on the device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_path: Option<String>,
+    /// A RunScript's library script.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
+    /// A RunScript's arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<String>,
 }
 
 impl Record {
@@ -68,7 +85,56 @@ impl Record {
             file: file.to_string(),
             size,
             sha256: sha256.to_string(),
+            command_index: None,
+            command: None,
+            device_path: None,
+            script: None,
+            args: None,
         }
+    }
+
+    /// The record of a live response command's result just saved: the session's who and
+    /// why, the command's own times, and what it was asked to do.
+    pub fn of_result(
+        action: &MachineAction,
+        command: &LiveResponseCommandResult,
+        file: &str,
+        saved: (u64, &str),
+        downloaded: chrono::DateTime<chrono::Utc>,
+    ) -> Record {
+        let asked = command.command.as_ref();
+        let param = |key: &str| {
+            let params = asked.map(|c| c.params.as_slice()).unwrap_or_default();
+            params
+                .iter()
+                .find(|p| p.key == key)
+                .map(|p| p.value.clone())
+        };
+        let text = |t: &Option<mde_client::Timestamp>| t.as_ref().map(ToString::to_string);
+        Record {
+            created: text(&command.start_time).or_else(|| text(&action.creation_date_time_utc)),
+            completed: text(&command.end_time),
+            command_index: command.index,
+            command: asked.map(|c| c.type_.to_string()),
+            device_path: param("Path"),
+            script: param("ScriptName"),
+            args: param("Args"),
+            ..Record::new(action, file, saved, downloaded)
+        }
+    }
+
+    /// What it holds, for its key among the records: the action, and the command's index
+    /// for a live response result.
+    pub fn key(&self) -> String {
+        key(&self.action_id, self.command_index)
+    }
+}
+
+/// The key of an action's package (`index` none) or of one of its command's results.
+pub fn key(action_id: &str, index: Option<i32>) -> String {
+    match index {
+        Some(i) => format!("{action_id}#{i}"),
+        None => action_id.to_string(),
     }
 }
 
@@ -98,6 +164,55 @@ pub fn file_name(machine_id: &str, action_id: &str) -> String {
             .collect()
     };
     format!("{}_{}.zip", safe(machine_id), safe(action_id))
+}
+
+/// The file name of a live response command's result: machine id, action id, the command's
+/// index, then what it is: the device file's own name (a GetFile), or the script's name and
+/// `transcript.json` (a RunScript). Only letters, digits, `-` and `.` are kept.
+pub fn result_file_name(
+    machine_id: &str,
+    action_id: &str,
+    command: &LiveResponseCommandResult,
+) -> String {
+    let safe = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let asked = command.command.as_ref();
+    let param = |key: &str| {
+        let params = asked.map(|c| c.params.as_slice()).unwrap_or_default();
+        params
+            .iter()
+            .find(|p| p.key == key)
+            .map(|p| p.value.clone())
+    };
+    // A device path's last step, whichever separator the device writes.
+    let what = match (param("Path"), param("ScriptName")) {
+        (Some(path), _) => path
+            .rsplit(['\\', '/'])
+            .find(|s| !s.is_empty())
+            .unwrap_or("file")
+            .to_string(),
+        (None, Some(script)) => format!("{script}.transcript.json"),
+        (None, None) => "result".into(),
+    };
+    let what = safe(&what);
+    // Never `.` or `..`, never hidden.
+    let what = what.trim_start_matches('.');
+    format!(
+        "{}_{}_{}_{}",
+        safe(machine_id),
+        safe(action_id),
+        command.index.unwrap_or_default(),
+        if what.is_empty() { "result" } else { what }
+    )
 }
 
 /// The records of a manifest (none when there is none yet); a line cut by a crash is skipped.

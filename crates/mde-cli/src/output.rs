@@ -298,7 +298,7 @@ pub fn duration(d: std::time::Duration) -> String {
 pub fn stages(board: &Board) -> String {
     Stage::ALL
         .iter()
-        .map(|stage| format!("{} {}", stage.as_str(), board.count(*stage)))
+        .map(|stage| format!("{} {}", board.evidence.label(*stage), board.count(*stage)))
         .collect::<Vec<_>>()
         .join(" · ")
 }
@@ -309,7 +309,7 @@ pub fn package_line(p: &pipeline::Package) -> String {
         "{}{} {} {}{}",
         escape(&p.machine),
         in_brackets(p.name.as_deref()),
-        p.stage.as_str(),
+        p.evidence.label(p.stage),
         escape(p.detail.as_deref().unwrap_or_default()),
         if p.earlier { " (earlier run)" } else { "" }
     )
@@ -341,7 +341,7 @@ pub fn packages_table(report: &pipeline::Report, out: &mut impl Write) -> std::i
             escape(&p.machine),
             name.cell(p.name.as_deref()),
             p.action.as_deref().unwrap_or("-"),
-            p.stage.as_str(),
+            p.evidence.label(p.stage),
             escape(p.detail.as_deref().unwrap_or_default()),
             if p.earlier { " (earlier run)" } else { "" }
         )?;
@@ -353,6 +353,51 @@ pub fn packages_table(report: &pipeline::Report, out: &mut impl Write) -> std::i
             escape(machine),
             name.cell(None),
             "-"
+        )?;
+    }
+    Ok(())
+}
+
+/// Each live response session's commands, after the machines' table: status, a script's
+/// exit code and the first line of its output, the file saved. Nothing for packages.
+pub fn commands_table(report: &pipeline::Report, out: &mut impl Write) -> std::io::Result<()> {
+    let rows: Vec<(&str, &pipeline::CommandResult)> = report
+        .packages
+        .iter()
+        .flat_map(|p| p.results.iter().map(move |r| (p.machine.as_str(), r)))
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let width = rows
+        .iter()
+        .map(|(m, _)| m.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("MACHINE".len());
+    writeln!(
+        out,
+        "\n{:<width$}  {:>3}  {:<40}  {:<9}  {:>4}  RESULT",
+        "MACHINE", "#", "COMMAND", "STATUS", "EXIT"
+    )?;
+    for (machine, r) in rows {
+        let result = match (&r.record, &r.errors) {
+            (Some(record), _) => match &r.output {
+                Some(line) => format!("{} \"{}\"", record.file, shorten(line, 60)),
+                None => format!("{} {} bytes", record.file, record.size),
+            },
+            (None, Some(errors)) => errors.clone(),
+            (None, None) => "-".into(),
+        };
+        writeln!(
+            out,
+            "{:<width$}  {:>3}  {:<40}  {:<9}  {:>4}  {}",
+            escape(machine),
+            r.index,
+            escape(&shorten(&r.command, 40)),
+            r.status,
+            r.exit_code.map_or("-".to_string(), |c| c.to_string()),
+            escape(&result)
         )?;
     }
     Ok(())

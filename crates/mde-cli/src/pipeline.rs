@@ -1,13 +1,16 @@
-//! `mde package collect --download DIR`: each machine from its collection request to a
-//! verified package on disk, at the documented limits.
+//! `mde package collect --download DIR` and `mde live --out DIR`: each machine from its
+//! request to verified evidence on disk, at the documented limits: a collection's package,
+//! or the results of a live response session's commands (a RunScript's transcript, a
+//! GetFile's file).
 //!
 //! The requests go out as in any fleet run ([`fleet::run`], journaled); alongside, one
-//! listMachineActions call per polling interval follows every collection of the run, each
-//! completed one gets its link (getPackageUri: 2 a minute, the limit that sets the pace) as
-//! soon as the limit allows, and a bounded number of downloads run at once. Every stage is
-//! journaled. On `--resume` a machine's stage is read again from where it is true: the
-//! journal for its action (never a second collection), the service for its status, the
-//! evidence folder for its file (never a second download of a verified one).
+//! listMachineActions call per polling interval follows every action of the run, each
+//! completed one gets its links (getPackageUri: 2 a minute, the limit that sets a
+//! collection's pace; a result's link 100 a minute) as soon as the limits allow, and a
+//! bounded number of downloads run at once. Every stage is journaled. On `--resume` a
+//! machine's stage is read again from where it is true: the journal for its action (never a
+//! second collection or session), the service for its status, the evidence folder for its
+//! files (never a second download of a verified one).
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -18,7 +21,10 @@ use std::time::Duration;
 use futures_util::future::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use mde_client::operations::Answer;
-use mde_client::types::{MachineAction, MachineActionStatus, MachineActionType};
+use mde_client::types::{
+    LiveResponseCommandResult, LiveResponseCommandStatus, MachineAction, MachineActionStatus,
+    MachineActionType,
+};
 use mde_client::{Client, Downloaded, Error, OperationId, PackageLink};
 use serde::{Deserialize, Serialize};
 
@@ -27,7 +33,121 @@ use crate::fleet::{self, Batch, Kind, Outcome, Plan};
 use crate::journal::{Entry, History, Journal, now};
 use crate::json::{ErrorInfo, Line};
 
-/// Where a machine's package is.
+/// What a run saves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Evidence {
+    /// A collection's investigation package.
+    #[default]
+    Package,
+    /// The results of a live response session's commands.
+    LiveResponse,
+}
+
+impl Evidence {
+    /// What the run of `op` saves, when it saves anything.
+    pub fn of(op: OperationId) -> Option<Evidence> {
+        match op {
+            OperationId::CollectInvestigationPackage => Some(Evidence::Package),
+            OperationId::RunLiveResponse => Some(Evidence::LiveResponse),
+            _ => None,
+        }
+    }
+
+    /// The `type` of the actions it follows.
+    fn action_type(self) -> MachineActionType {
+        match self {
+            Evidence::Package => MachineActionType::CollectInvestigationPackage,
+            Evidence::LiveResponse => MachineActionType::LiveResponse,
+        }
+    }
+
+    /// The operation that gives its links (its limits set the pace).
+    pub fn link_operation(self) -> OperationId {
+        match self {
+            Evidence::Package => OperationId::GetPackageUri,
+            Evidence::LiveResponse => OperationId::GetLiveResponseResultDownloadLink,
+        }
+    }
+
+    /// The action, for people.
+    fn action_noun(self) -> &'static str {
+        match self {
+            Evidence::Package => "collection",
+            Evidence::LiveResponse => "session",
+        }
+    }
+
+    /// A stage's name in the output and on the progress bar: a session is `queued`,
+    /// `running`, `completed`, then `saving` its results.
+    pub fn label(self, stage: Stage) -> &'static str {
+        match (self, stage) {
+            (Evidence::LiveResponse, Stage::Requested) => "queued",
+            (Evidence::LiveResponse, Stage::Collecting) => "running",
+            (Evidence::LiveResponse, Stage::Ready) => "completed",
+            (Evidence::LiveResponse, Stage::Downloading) => "saving",
+            (_, stage) => stage.as_str(),
+        }
+    }
+}
+
+/// A live response command as the run saw it, for the table and the JSON line.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CommandResult {
+    /// Its index in the session.
+    pub index: i32,
+    /// What it was asked to do, e.g. `RunScript collect.ps1 -Fast`.
+    pub command: String,
+    /// Its `commandStatus`.
+    pub status: String,
+    /// Its errors, as the service wrote them.
+    pub errors: Option<String>,
+    /// A RunScript's exit code, once its transcript is saved.
+    pub exit_code: Option<i32>,
+    /// The first line of a RunScript's output, once its transcript is saved.
+    pub output: Option<String>,
+    /// The manifest's record of its result, once saved.
+    pub record: Option<Record>,
+}
+
+impl CommandResult {
+    fn of(command: &LiveResponseCommandResult) -> CommandResult {
+        let asked = command.command.as_ref().map_or(String::new(), |c| {
+            let values: Vec<&str> = c.params.iter().map(|p| p.value.as_str()).collect();
+            format!("{} {}", c.type_, values.join(" "))
+        });
+        let errors = command
+            .errors
+            .iter()
+            .flatten()
+            .map(|e| e.as_str().map_or_else(|| e.to_string(), str::to_string))
+            .collect::<Vec<_>>();
+        CommandResult {
+            index: command.index.unwrap_or_default(),
+            command: asked.trim().to_string(),
+            status: command
+                .command_status
+                .as_ref()
+                .map_or("-".into(), ToString::to_string),
+            errors: (!errors.is_empty()).then(|| errors.join("; ")),
+            exit_code: None,
+            output: None,
+            record: None,
+        }
+    }
+}
+
+/// Whether a command left a result to save: a RunScript's transcript or a GetFile's file,
+/// once `Completed` (a PutFile has none).
+fn has_result(command: &LiveResponseCommandResult) -> bool {
+    use mde_client::types::LiveResponseCommandType as Type;
+    command.command_status == Some(LiveResponseCommandStatus::Completed)
+        && command
+            .command
+            .as_ref()
+            .is_some_and(|c| matches!(c.type_, Type::RunScript | Type::GetFile))
+}
+
+/// Where a machine's evidence is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
@@ -73,9 +193,13 @@ impl Stage {
     }
 }
 
-/// One machine's package, as it ended (or stood when the run stopped).
+/// One machine's evidence, as it ended (or stood when the run stopped).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Package {
+    /// What is saved.
+    pub evidence: Evidence,
+    /// A live response session's commands.
+    pub results: Vec<CommandResult>,
     /// The machine id.
     pub machine: String,
     /// The machine's fully qualified name, when it was given by name.
@@ -99,23 +223,28 @@ pub struct Package {
 impl Package {
     /// Its line of JSON output: the outcome is the stage.
     pub fn line(&self) -> Line {
-        Line {
+        let line = Line {
             machine: Some(self.machine.clone()),
             name: self.name.clone(),
             action_id: self.action.clone(),
             status: self.status.as_ref().map(ToString::to_string),
             error: self.error.clone(),
-            ..Line::new(self.stage.as_str())
+            ..Line::new(self.evidence.label(self.stage))
         }
         .with("earlier", self.earlier)
-        .with("detail", &self.detail)
-        .with("record", &self.record)
+        .with("detail", &self.detail);
+        match self.evidence {
+            Evidence::Package => line.with("record", &self.record),
+            Evidence::LiveResponse => line.with("commands", &self.results),
+        }
     }
 }
 
 /// How many machines are at each stage.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Board {
+    /// What is saved.
+    pub evidence: Evidence,
     /// Machines in the run.
     pub total: usize,
     /// Machines at each stage, in the order of [`Stage::ALL`]; the rest are not requested yet.
@@ -136,10 +265,10 @@ impl Board {
             - self.count(Stage::Downloading)
     }
 
-    /// The shortest time the documented limits allow for what is left (getPackageUri's
-    /// limit dominates: 2 a minute).
+    /// The shortest time the documented limits allow for what is left (the links' limit:
+    /// getPackageUri's 2 a minute dominates a collection).
     pub fn shortest_left(&self) -> Duration {
-        mde_client::minimum_duration(OperationId::GetPackageUri, self.links_left())
+        mde_client::minimum_duration(self.evidence.link_operation(), self.links_left())
     }
 }
 
@@ -174,12 +303,9 @@ pub struct Report {
 /// Something to show: the board changed; `ended` is a machine that reached its final stage.
 pub type Progress<'a> = &'a mut dyn FnMut(&Board, Option<&Package>);
 
-/// The collection `outcome` created or found, if any.
+/// The action `outcome` created or found, if any.
 fn action_of(outcome: &Outcome) -> Option<MachineAction> {
-    match &outcome.result {
-        Some(Answer::CollectInvestigationPackage(a)) => Some(a.clone()),
-        _ => None,
-    }
+    outcome.result.as_ref()?.machine_action().cloned()
 }
 
 /// Of `machines`, the newest action of type `kind` each has (with `comment`, when given),
@@ -220,19 +346,20 @@ async fn settle_unknown(
     client: &Client,
     journal: &Journal,
     history: &mut History,
-    comment: &str,
+    (op, comment): (OperationId, &str),
 ) -> Result<usize, Error> {
-    if history.unknown.is_empty() {
+    let Some(evidence) = Evidence::of(op).filter(|_| !history.unknown.is_empty()) else {
         return Ok(0);
-    }
-    let (found, calls) = find_actions(client, COLLECTION, &history.unknown, Some(comment)).await?;
+    };
+    let kind = evidence.action_type();
+    let (found, calls) = find_actions(client, kind, &history.unknown, Some(comment)).await?;
     for machine in std::mem::take(&mut history.unknown) {
         if let Some(action) = found.get(&machine) {
             let outcome = Outcome {
                 machine: machine.clone(),
                 name: None,
                 outcome: Kind::Accepted,
-                result: Some(Answer::CollectInvestigationPackage(action.clone())),
+                result: Answer::of_action(op, action.clone()),
                 error: None,
                 earlier: true,
             };
@@ -245,9 +372,6 @@ async fn settle_unknown(
     }
     Ok(calls)
 }
-
-/// The `type` of a package collection.
-const COLLECTION: MachineActionType = MachineActionType::CollectInvestigationPackage;
 
 /// What goes with a stage: the status or what went wrong, and the record once saved.
 #[derive(Default)]
@@ -303,42 +427,51 @@ impl Note {
     }
 }
 
-/// A link asked for, or a download: the work in flight for one action.
+/// A link asked for, or a download: the work in flight for one file.
 enum Step {
     Link(Result<PackageLink, Error>),
     Saved(Result<Downloaded, Error>),
 }
 
-type Work<'a> = Pin<Box<dyn Future<Output = (String, Step)> + 'a>>;
+/// A file to save: an action's package (`index` none), or the result of its command `index`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Item {
+    action: String,
+    index: Option<i32>,
+}
 
-/// The packages of the run, as they move.
+type Work<'a> = Pin<Box<dyn Future<Output = (Item, Step)> + 'a>>;
+
+/// The machines of the run, as their evidence moves.
 struct Pipeline<'a> {
     client: &'a Client,
     journal: &'a Journal,
     settings: Settings<'a>,
+    evidence: Evidence,
     board: Board,
     packages: HashMap<String, Package>,
     /// Each action followed or fetched: its machine, and the action as last seen.
     actions: HashMap<String, (String, MachineAction)>,
     /// Complete, waiting for a link, oldest first.
-    ready: VecDeque<String>,
-    /// Answered 404 by getPackageUri though listed as complete: asked again after the next
-    /// poll.
-    retry: Vec<String>,
+    ready: VecDeque<Item>,
+    /// Answered 404 for its link though listed as complete: asked again after the next poll.
+    retry: Vec<Item>,
     /// How many 404s each such link had, up to [`NOT_YET`].
-    early: HashMap<String, u32>,
-    /// Machines whose collection was already running: found at the next poll.
+    early: HashMap<Item, u32>,
+    /// Files of each action not saved yet.
+    outstanding: HashMap<String, usize>,
+    /// Machines whose action was already running: found at the next poll.
     to_find: Vec<String>,
     /// Machines whose request never reached the service: sent again on resume.
     not_sent: Vec<String>,
     /// How many looks in a row each followed action was missing from the list.
     unlisted: HashMap<String, u32>,
-    /// Manifest records by action id.
+    /// Manifest records by [`evidence::key`].
     recorded: HashMap<String, Record>,
     list_calls: usize,
 }
 
-/// How many 404s getPackageUri may give a collection the list shows complete.
+/// How many 404s a link may get for an action the list shows complete.
 const NOT_YET: u32 = 5;
 
 impl<'a> Pipeline<'a> {
@@ -356,10 +489,13 @@ impl<'a> Pipeline<'a> {
             self.board.at[before as usize] -= 1;
         }
         self.board.at[stage as usize] += 1;
+        let evidence = self.evidence;
         let package = self
             .packages
             .entry(machine.to_string())
             .or_insert_with(|| Package {
+                evidence,
+                results: Vec::new(),
                 machine: machine.to_string(),
                 name: None,
                 action: None,
@@ -413,7 +549,7 @@ impl<'a> Pipeline<'a> {
         Ok(())
     }
 
-    /// A machine whose collection request ended (now or in an earlier run).
+    /// A machine whose request ended (now or in an earlier run).
     fn admit(&mut self, outcome: Outcome, progress: Progress<'_>) -> Result<(), Error> {
         let machine = outcome.machine.clone();
         let Some(action) = action_of(&outcome) else {
@@ -447,7 +583,7 @@ impl<'a> Pipeline<'a> {
         self.follow(machine, action, progress)
     }
 
-    /// Follows a machine's collection, or records it saved when the folder already holds it.
+    /// Follows a machine's action from where it is.
     fn follow(
         &mut self,
         machine: String,
@@ -456,62 +592,249 @@ impl<'a> Pipeline<'a> {
     ) -> Result<(), Error> {
         let id = action.id.clone().unwrap_or_default();
         if id.is_empty() {
-            let why = Note::says("the service answered a collection without an id");
+            let why = Note::says(format!(
+                "the service answered a {} without an id",
+                self.evidence.action_noun()
+            ));
             return self.set(&machine, None, Stage::Failed, why, progress);
         }
-        if let Some(record) = self.recorded.get(&id).cloned() {
+        self.moved(machine, action, progress)
+    }
+
+    /// An action seen at a new status: its machine's stage, and its files once complete.
+    fn moved(
+        &mut self,
+        machine: String,
+        action: MachineAction,
+        progress: Progress<'_>,
+    ) -> Result<(), Error> {
+        let id = action.id.clone().unwrap_or_default();
+        let stage = stage_of(self.evidence, &action);
+        let note = match (stage, &action.status) {
+            (Stage::Failed, Some(status)) => Note {
+                status: Some(status.clone()),
+                ..Note::says(ended(self.evidence, &action, status))
+            },
+            _ => Note::status(action.status.as_ref()),
+        };
+        self.actions
+            .insert(id.clone(), (machine.clone(), action.clone()));
+        self.set(&machine, Some(&id), stage, note, progress)?;
+        if let Some(package) = self.packages.get_mut(&machine) {
+            package.results = action
+                .commands
+                .iter()
+                .flatten()
+                .map(CommandResult::of)
+                .collect();
+        }
+        if stage == Stage::Ready {
+            self.complete(&id, progress)?;
+        }
+        Ok(())
+    }
+
+    /// A complete action: each of its files is recorded already (and still verified), or
+    /// queued for its link.
+    fn complete(&mut self, id: &str, progress: Progress<'_>) -> Result<(), Error> {
+        let (machine, action) = self.actions[id].clone();
+        let items: Vec<Item> = match self.evidence {
+            Evidence::Package => vec![Item {
+                action: id.to_string(),
+                index: None,
+            }],
+            Evidence::LiveResponse => action
+                .commands
+                .iter()
+                .flatten()
+                .filter(|c| has_result(c))
+                .map(|c| Item {
+                    action: id.to_string(),
+                    index: c.index,
+                })
+                .collect(),
+        };
+        self.outstanding.insert(id.to_string(), items.len());
+        for item in items {
+            let key = evidence::key(&item.action, item.index);
+            let Some(record) = self.recorded.get(&key).cloned() else {
+                self.ready.push_back(item);
+                continue;
+            };
             let verdict = evidence::verify(self.settings.dir, &record).map_err(|e| Error::Io {
                 path: self.settings.dir.join(&record.file),
                 source: e,
             })?;
             if verdict == Verdict::Verified {
-                let note = Note::saved(record, true, None);
-                return self.set(&machine, Some(&id), Stage::Saved, note, progress);
+                self.saved(&item, record, (None, true), progress)?;
+            } else {
+                let why = format!(
+                    "{} is recorded but not as recorded ({verdict:?}); not replaced",
+                    record.file
+                );
+                self.set(&machine, Some(id), Stage::Failed, Note::says(why), progress)?;
             }
-            let why = format!(
-                "{} is recorded but not as recorded ({verdict:?}); not replaced",
-                record.file
-            );
-            return self.set(
-                &machine,
-                Some(&id),
-                Stage::Failed,
-                Note::says(why),
-                progress,
-            );
         }
-        let stage = stage_of(action.status.as_ref());
-        let note = Note::status(action.status.as_ref());
-        self.actions.insert(id.clone(), (machine.clone(), action));
-        self.set(&machine, Some(&id), stage, note, progress)?;
-        if stage == Stage::Ready {
-            self.ready.push_back(id);
+        if self.outstanding.get(id) == Some(&0) {
+            self.finish(id, None, progress)?;
         }
         Ok(())
+    }
+
+    /// The file of an item in the evidence folder.
+    fn file_of(&self, item: &Item) -> String {
+        let machine = &self.actions[&item.action].0;
+        match self.command_of(item) {
+            Some(command) => evidence::result_file_name(machine, &item.action, command),
+            None => evidence::file_name(machine, &item.action),
+        }
+    }
+
+    /// The command an item is the result of.
+    fn command_of(&self, item: &Item) -> Option<&LiveResponseCommandResult> {
+        let (_, action) = &self.actions[&item.action];
+        let index = item.index?;
+        action
+            .commands
+            .iter()
+            .flatten()
+            .find(|c| c.index == Some(index))
+    }
+
+    /// The record of an item just saved.
+    fn record_of(&self, item: &Item, file: &str, saved: (u64, &str)) -> Record {
+        let (_, action) = &self.actions[&item.action];
+        let downloaded = self.client.clock().now_utc();
+        match self.command_of(item) {
+            Some(command) => Record::of_result(action, command, file, saved, downloaded),
+            None => Record::new(action, file, saved, downloaded),
+        }
+    }
+
+    /// An item saved and recorded (`took`: the download, when it was one now; `earlier`: by
+    /// an earlier run). A package is its machine's end; a session ends with its last result.
+    fn saved(
+        &mut self,
+        item: &Item,
+        record: Record,
+        (took, earlier): (Option<&Downloaded>, bool),
+        progress: Progress<'_>,
+    ) -> Result<(), Error> {
+        let machine = self.actions[&item.action].0.clone();
+        self.recorded
+            .insert(evidence::key(&item.action, item.index), record.clone());
+        if let Some(row) = self
+            .packages
+            .get_mut(&machine)
+            .and_then(|p| p.results.iter_mut().find(|r| Some(r.index) == item.index))
+        {
+            if record.script.is_some() {
+                // The transcript, read into its type: its exit code and first line.
+                let path = self.settings.dir.join(&record.file);
+                let transcript = std::fs::read(&path).ok().and_then(|bytes| {
+                    serde_json::from_slice::<mde_client::types::RunScriptTranscript>(&bytes).ok()
+                });
+                if let Some(t) = transcript {
+                    row.exit_code = t.exit_code;
+                    row.output = t.script_output.as_deref().map(|o| {
+                        let line = o.lines().find(|l| !l.trim().is_empty()).unwrap_or_default();
+                        line.trim_matches('\u{0}').to_string()
+                    });
+                }
+            }
+            row.record = Some(record.clone());
+        }
+        let left = self.outstanding.entry(item.action.clone()).or_insert(1);
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            let note = match self.evidence {
+                Evidence::Package => {
+                    let mut note = Note::saved(record, earlier, took);
+                    if let (Some(early), Some(detail)) = (self.early.remove(item), &mut note.detail)
+                    {
+                        detail.push_str(&format!(
+                            " (the link was not ready {early} time(s) after the collection completed)"
+                        ));
+                    }
+                    Some(note)
+                }
+                Evidence::LiveResponse => None,
+            };
+            self.finish(&item.action, note, progress)?;
+        }
+        Ok(())
+    }
+
+    /// An action whose files are all saved: its machine's final stage (a session that
+    /// `Failed` stays failed, its results saved).
+    fn finish(
+        &mut self,
+        id: &str,
+        note: Option<Note>,
+        progress: Progress<'_>,
+    ) -> Result<(), Error> {
+        let (machine, action) = self.actions[id].clone();
+        if self
+            .packages
+            .get(&machine)
+            .is_some_and(|p| p.stage.is_final())
+        {
+            return Ok(());
+        }
+        let saved = self.packages.get(&machine).map_or(0, |p| {
+            p.results.iter().filter(|r| r.record.is_some()).count()
+        });
+        match (note, &action.status) {
+            (Some(note), _) => self.set(&machine, Some(id), Stage::Saved, note, progress),
+            (None, Some(status @ MachineActionStatus::Failed)) => {
+                let why = format!(
+                    "{}; saved {saved} result(s)",
+                    ended(self.evidence, &action, status)
+                );
+                let note = Note {
+                    status: Some(status.clone()),
+                    ..Note::says(why)
+                };
+                self.set(&machine, Some(id), Stage::Failed, note, progress)
+            }
+            (None, status) => {
+                let note = Note {
+                    status: status.clone(),
+                    ..Note::says(format!("saved {saved} result(s)"))
+                };
+                self.set(&machine, Some(id), Stage::Saved, note, progress)
+            }
+        }
     }
 
     /// Actions still to see complete.
     fn following(&self) -> impl Iterator<Item = &MachineAction> {
         self.actions
             .iter()
-            .filter(|(id, _)| !self.ready.contains(id) && !self.retry.contains(id))
+            .filter(|(id, _)| {
+                !self.ready.iter().any(|i| &i.action == *id)
+                    && !self.retry.iter().any(|i| &i.action == *id)
+            })
             .map(|(_, (_, a))| a)
             .filter(|a| a.status.as_ref().is_none_or(|s| !mde_client::is_final(s)))
     }
 
-    /// One look at every collection of the run: a listMachineActions call (a page per
-    /// 10,000) for those created since the oldest followed.
+    /// One look at every action of the run: a listMachineActions call (a page per 10,000)
+    /// for those created since the oldest followed.
     async fn poll(&mut self, progress: Progress<'_>) -> Result<(), Error> {
         if !self.to_find.is_empty() {
             let machines = std::mem::take(&mut self.to_find);
-            let (found, calls) = find_actions(self.client, COLLECTION, &machines, None).await?;
+            let kind = self.evidence.action_type();
+            let (found, calls) = find_actions(self.client, kind, &machines, None).await?;
             self.list_calls += calls;
             for machine in machines {
                 match found.get(&machine) {
                     Some(action) => self.follow(machine, action.clone(), progress)?,
                     None => {
-                        let why =
-                            Note::says("a collection was already running, and none is listed");
+                        let why = Note::says(format!(
+                            "a {} was already running, and none is listed",
+                            self.evidence.action_noun()
+                        ));
                         self.set(&machine, None, Stage::Failed, why, progress)?;
                     }
                 }
@@ -534,7 +857,7 @@ impl<'a> Pipeline<'a> {
             .await?;
         self.list_calls += mde_client::workspace::list_calls(listed.len());
         self.give_up_unlisted(&listed, progress)?;
-        // Listed newest first; the oldest complete collection gets the next link.
+        // Listed newest first; the oldest complete action gets the next link.
         listed.reverse();
         for action in listed {
             let Some(id) = action.id.clone() else {
@@ -543,28 +866,17 @@ impl<'a> Pipeline<'a> {
             let Some((machine, before)) = self.actions.get(&id) else {
                 continue;
             };
-            if before.status == action.status || self.ready.contains(&id) {
+            let queued = self.ready.iter().any(|i| i.action == id);
+            if before.status == action.status || queued {
                 continue;
             }
             let machine = machine.clone();
-            let stage = stage_of(action.status.as_ref());
-            let note = match (stage, &action.status) {
-                (Stage::Failed, Some(status)) => Note {
-                    status: Some(status.clone()),
-                    ..Note::says(format!("the collection ended {status}"))
-                },
-                _ => Note::status(action.status.as_ref()),
-            };
-            self.actions.insert(id.clone(), (machine.clone(), action));
-            self.set(&machine, Some(&id), stage, note, progress)?;
-            if stage == Stage::Ready {
-                self.ready.push_back(id);
-            }
+            self.moved(machine, action, progress)?;
         }
         Ok(())
     }
 
-    /// Fails each collection followed that the list has not shown in
+    /// Fails each action followed that the list has not shown in
     /// [`mde_client::UNLISTED_LOOKS`] looks in a row: the service does not have it (another
     /// tenant or host, a restarted service, an action deleted), and following it would
     /// never end.
@@ -589,7 +901,8 @@ impl<'a> Pipeline<'a> {
             };
             if *looks >= mde_client::UNLISTED_LOOKS {
                 let why = Note::says(format!(
-                    "the service does not list the collection {id} ({} looks in a row): it is not in this tenant or at this host, or it was deleted",
+                    "the service does not list the {} {id} ({} looks in a row): it is not in this tenant or at this host, or it was deleted",
+                    self.evidence.action_noun(),
                     mde_client::UNLISTED_LOOKS
                 ));
                 self.actions.remove(&id);
@@ -599,34 +912,48 @@ impl<'a> Pipeline<'a> {
         Ok(())
     }
 
-    /// Asks for a ready package's link.
-    fn link(&self, id: String) -> Work<'a> {
+    /// Asks for a ready file's link.
+    fn link(&self, item: Item) -> Work<'a> {
         let client = self.client;
         Box::pin(async move {
-            let link = client.package_link(&id).await;
-            (id, Step::Link(link))
+            let link = match item.index {
+                None => client.package_link(&item.action).await,
+                Some(index) => client.live_response_result_link(&item.action, index).await,
+            };
+            (item, Step::Link(link))
         })
     }
 
-    /// Downloads a package whose link was given.
-    fn download(&self, id: String, link: PackageLink) -> Work<'a> {
+    /// Downloads a file whose link was given.
+    fn download(&self, item: Item, link: PackageLink) -> Work<'a> {
         let client = self.client;
-        let machine = &self.actions[&id].0;
-        let dest = self.settings.dir.join(evidence::file_name(machine, &id));
+        let dest = self.settings.dir.join(self.file_of(&item));
         Box::pin(async move {
-            let saved = client.download_package(&id, Some(link), &dest).await;
-            (id, Step::Saved(saved))
+            let saved = match item.index {
+                None => {
+                    client
+                        .download_package(&item.action, Some(link), &dest)
+                        .await
+                }
+                Some(index) => {
+                    client
+                        .download_live_response_result(&item.action, index, Some(link), &dest)
+                        .await
+                }
+            };
+            (item, Step::Saved(saved))
         })
     }
 
-    /// What a link or a download came to. `Some`: more work for the action.
+    /// What a link or a download came to. `Some`: more work for the file.
     fn step(
         &mut self,
-        id: String,
+        item: Item,
         step: Step,
         progress: Progress<'_>,
     ) -> Result<Option<Work<'a>>, Error> {
-        let (machine, action) = self.actions[&id].clone();
+        let id = item.action.clone();
+        let machine = self.actions[&id].0.clone();
         if self
             .packages
             .get(&machine)
@@ -635,26 +962,35 @@ impl<'a> Pipeline<'a> {
             // Saved already: whatever else came for it changes nothing.
             return Ok(None);
         }
+        let failed = |p: &Self| {
+            p.packages
+                .get(&machine)
+                .is_some_and(|p| p.stage == Stage::Failed)
+        };
         match step {
             Step::Link(Ok(link)) => {
-                self.set(
-                    &machine,
-                    Some(&id),
-                    Stage::Downloading,
-                    Note::default(),
-                    progress,
-                )?;
-                Ok(Some(self.download(id, link)))
+                if !failed(self) {
+                    self.set(
+                        &machine,
+                        Some(&id),
+                        Stage::Downloading,
+                        Note::default(),
+                        progress,
+                    )?;
+                }
+                Ok(Some(self.download(item, link)))
             }
             Step::Link(Err(Error::NotFound(_))) => {
                 // Listed complete, but not downloadable yet: not a failure, a few times.
-                let tries = self.early.entry(id.clone()).or_insert(0);
+                let tries = self.early.entry(item.clone()).or_insert(0);
                 *tries += 1;
                 if *tries <= NOT_YET {
-                    self.retry.push(id);
+                    self.retry.push(item);
                 } else {
                     let why = Note::says(format!(
-                        "getPackageUri answered 404 {NOT_YET} times for a complete collection"
+                        "{} answered 404 {NOT_YET} times for a complete {}",
+                        self.evidence.link_operation(),
+                        self.evidence.action_noun()
                     ));
                     self.set(&machine, Some(&id), Stage::Failed, why, progress)?;
                 }
@@ -669,9 +1005,8 @@ impl<'a> Pipeline<'a> {
                 Ok(None)
             }
             Step::Saved(Ok(saved)) => {
-                let file = evidence::file_name(&machine, &id);
-                let downloaded = self.client.clock().now_utc();
-                let record = Record::new(&action, &file, (saved.size, &saved.sha256), downloaded);
+                let file = self.file_of(&item);
+                let record = self.record_of(&item, &file, (saved.size, &saved.sha256));
                 if let Err(e) = evidence::append(self.settings.dir, &record) {
                     let why = format!("saved {file}, but the manifest could not be written: {e}");
                     self.set(
@@ -683,38 +1018,59 @@ impl<'a> Pipeline<'a> {
                     )?;
                     return Ok(None);
                 }
-                self.recorded.insert(id.clone(), record.clone());
-                let mut note = Note::saved(record, false, Some(&saved));
-                if let (Some(early), Some(detail)) = (self.early.remove(&id), &mut note.detail) {
-                    detail.push_str(&format!(
-                        " (the link was not ready {early} time(s) after the collection completed)"
-                    ));
-                }
-                self.set(&machine, Some(&id), Stage::Saved, note, progress)?;
+                self.saved(&item, record, (Some(&saved), false), progress)?;
                 Ok(None)
             }
         }
     }
 }
 
-/// The stage a collection's status puts it at.
-fn stage_of(status: Option<&MachineActionStatus>) -> Stage {
+/// Why an action ended without evidence: its status, and for a session the command that
+/// failed (the ones after it never ran) or the queue it timed out in.
+fn ended(evidence: Evidence, action: &MachineAction, status: &MachineActionStatus) -> String {
+    let noun = evidence.action_noun();
+    let failed = action
+        .commands
+        .iter()
+        .flatten()
+        .find(|c| c.command_status == Some(LiveResponseCommandStatus::Failed));
+    match (status, failed) {
+        (MachineActionStatus::Failed, Some(command)) => {
+            let row = CommandResult::of(command);
+            format!(
+                "the {noun} ended Failed: command {} ({}) failed: {}; the commands after it were not run",
+                row.index,
+                row.command,
+                row.errors.unwrap_or_default()
+            )
+        }
+        (MachineActionStatus::TimeOut, _) if evidence == Evidence::LiveResponse => format!(
+            "the {noun} ended TimeOut: the device did not take it up within the 2 hours the service waits (offline?)"
+        ),
+        (status, _) => format!("the {noun} ended {status}"),
+    }
+}
+
+/// The stage an action's status puts it at: a session that failed after some commands left
+/// results is complete (they are saved; the machine then ends failed).
+fn stage_of(evidence: Evidence, action: &MachineAction) -> Stage {
     use MachineActionStatus as S;
-    match status {
+    let results = || action.commands.iter().flatten().any(has_result);
+    match action.status.as_ref() {
         Some(S::Pending) | None => Stage::Requested,
         Some(S::InProgress | S::Other(_)) => Stage::Collecting,
         Some(S::Succeeded) => Stage::Ready,
+        Some(S::Failed) if evidence == Evidence::LiveResponse && results() => Stage::Ready,
         Some(S::Failed | S::TimeOut | S::Cancelled) => Stage::Failed,
     }
 }
 
-/// A package found in the folder with no record: saved by a run killed between the rename
-/// and the manifest. It was renamed only once complete and verified, so it is recorded now.
+/// A file found in the folder with no record: saved by a run killed between the rename and
+/// the manifest. It was renamed only once complete and verified, so it is recorded now.
 fn adopt_saved(
     dir: &Path,
-    action: &MachineAction,
     file: &str,
-    downloaded: chrono::DateTime<chrono::Utc>,
+    record: impl FnOnce(u64, &str) -> Record,
 ) -> std::io::Result<Option<Record>> {
     use sha2::{Digest, Sha256};
     let path = dir.join(file);
@@ -730,7 +1086,7 @@ fn adopt_saved(
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let record = Record::new(action, file, (size, &sha256), downloaded);
+    let record = record(size, &sha256);
     evidence::append(dir, &record)?;
     Ok(Some(record))
 }
@@ -760,13 +1116,17 @@ pub async fn run(
         .collect();
     let recorded: HashMap<String, Record> = evidence::read(settings.dir)?
         .into_iter()
-        .map(|r| (r.action_id.clone(), r))
+        .map(|r| (r.key(), r))
         .collect();
+    let op = plan.template.operation();
+    let evidence = Evidence::of(op).unwrap_or_default();
     let mut pipeline = Pipeline {
         client,
         journal,
         settings,
+        evidence,
         board: Board {
+            evidence,
             total: machines.len(),
             ..Board::default()
         },
@@ -775,6 +1135,7 @@ pub async fn run(
         ready: VecDeque::new(),
         retry: Vec::new(),
         early: HashMap::new(),
+        outstanding: HashMap::new(),
         to_find: Vec::new(),
         not_sent: Vec::new(),
         unlisted: HashMap::new(),
@@ -782,7 +1143,7 @@ pub async fn run(
         list_calls: 0,
     };
     let fatal = |e: &Error| crate::output::error_text(e);
-    match settle_unknown(client, journal, &mut history, &plan.comment()).await {
+    match settle_unknown(client, journal, &mut history, (op, &plan.comment())).await {
         Ok(calls) => pipeline.list_calls += calls,
         Err(e) => {
             report.fatal = Some(fatal(&e));
@@ -835,22 +1196,21 @@ pub async fn run(
         progress(&pipeline.board, None);
         loop {
             while !stopping && work.len() < pipeline.settings.parallel {
-                let Some(id) = pipeline.ready.pop_front() else {
+                let Some(item) = pipeline.ready.pop_front() else {
                     break;
                 };
                 // Saved by a run killed before its record: recorded, not fetched again.
-                let (machine, action) = pipeline.actions[&id].clone();
-                let file = evidence::file_name(&machine, &id);
-                let now = client.clock().now_utc();
-                match adopt_saved(pipeline.settings.dir, &action, &file, now) {
+                let machine = pipeline.actions[&item.action].0.clone();
+                let file = pipeline.file_of(&item);
+                let record = |size, sha256: &str| pipeline.record_of(&item, &file, (size, sha256));
+                match adopt_saved(pipeline.settings.dir, &file, record) {
                     Ok(Some(record)) => {
-                        pipeline.recorded.insert(id.clone(), record.clone());
-                        let note = Note::saved(record, false, None);
-                        pipeline.set(&machine, Some(&id), Stage::Saved, note, progress)?;
+                        pipeline.saved(&item, record, (None, false), progress)?;
                     }
-                    Ok(None) => work.push(pipeline.link(id)),
+                    Ok(None) => work.push(pipeline.link(item)),
                     Err(e) => {
                         let why = Note::says(format!("{file} exists but cannot be read: {e}"));
+                        let id = item.action.clone();
                         pipeline.set(&machine, Some(&id), Stage::Failed, why, progress)?;
                     }
                 }
@@ -873,8 +1233,8 @@ pub async fn run(
                     timer = None;
                     pipeline.poll(progress).await?;
                 }
-                Some((id, step)) = work.next(), if !work.is_empty() && !stopping => {
-                    if let Some(next) = pipeline.step(id, step, progress)? {
+                Some((item, step)) = work.next(), if !work.is_empty() && !stopping => {
+                    if let Some(next) = pipeline.step(item, step, progress)? {
                         work.push(next);
                     }
                 }

@@ -15,10 +15,16 @@ const MACHINES: [&str; 2] = [
     "fb9ab6be3965095a09c057be7c90f0a2",
 ];
 
+/// A simulator at `config`, at 120 times real time unless it says otherwise.
 async fn simulator(config: Config) -> Simulator {
+    let time_scale = if config.time_scale == 1.0 {
+        120.0
+    } else {
+        config.time_scale
+    };
     Simulator::start(Config {
         listen: "127.0.0.1:0".parse().unwrap(),
-        time_scale: 120.0,
+        time_scale,
         names: vec!["ws-0001".into()],
         ..config
     })
@@ -225,5 +231,281 @@ async fn test_live_refuses_early_reports_running_sessions_and_resumes_once() {
             .count()
     };
     assert_eq!((per_machine(&ids[1]), per_machine(&ids[2])), (1, 1));
+    sim.stop().await;
+}
+
+/// `mde live` with a machines file, `--out evidence` and the JSON output, against `sim`.
+fn live_out(
+    dir: &std::path::Path,
+    sim: &Simulator,
+    machines: &[String],
+    extra: &[&str],
+) -> std::process::Command {
+    std::fs::write(dir.join("fleet.txt"), machines.join("\n")).unwrap();
+    let mut command = against(dir, sim);
+    command
+        .args(["-o", "json", "live", "--machines-file", "fleet.txt"])
+        .args(["--run", "collect.ps1", "--args", "-Fast"])
+        .args(["--get", r"C:\windows\TEMP\triage.zip"])
+        .args(["--comment", "case 7", "--out", "evidence", "--yes"])
+        .args(["--wait", "--poll-interval", "10"])
+        .args(extra);
+    command
+}
+
+async fn with_script(dir: &std::path::Path, sim: &Simulator) {
+    std::fs::write(dir.join("collect.ps1"), "Get-Process\n").unwrap();
+    let mut upload = against(dir, sim);
+    upload.args(["library", "upload", "collect.ps1", "--overwrite"]);
+    assert_eq!(run_off(upload).await.code, 0);
+}
+
+/// Every result saved into the evidence folder with its chain-of-custody record (machine,
+/// action, command index, the device path or the script and its arguments, requestor,
+/// comment, times, size, SHA-256); the transcript read into its type for the table; and
+/// `mde package verify` checks the folder as it checks packages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_live_out_saves_every_result_with_its_record() {
+    let dir = scratch("live-out");
+    let sim = simulator(Config {
+        live_file_size: 300_000,
+        nonzero_exits: 0.5,
+        time_scale: 600.0,
+        ..Config::default().with_generated_machines(4)
+    })
+    .await;
+    with_script(dir.path(), &sim).await;
+    let machines: Vec<String> = (0..4).map(mde_sim::generated_machine_id).collect();
+    let out = run_off(live_out(dir.path(), &sim, &machines, &[])).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = lines(&out.stdout);
+    assert_eq!(out.len(), 4);
+    let mut exits = Vec::new();
+    for line in &out {
+        assert_eq!(line["outcome"], "saved", "{line}");
+        let commands = line["commands"].as_array().unwrap();
+        assert_eq!(commands.len(), 2, "{line}");
+        assert!(
+            commands[0]["output"]
+                .as_str()
+                .unwrap()
+                .starts_with("Transcript started"),
+            "{line}"
+        );
+        exits.push(commands[0]["exit_code"].as_i64().unwrap());
+        assert_eq!(commands[1]["record"]["size"], 300_000);
+    }
+    assert!(
+        exits.contains(&0) && exits.contains(&1),
+        "the seeded exit codes: {exits:?}"
+    );
+    let manifest = std::fs::read_to_string(dir.path().join("evidence/manifest.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = manifest
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 8, "{manifest}");
+    for record in &records {
+        assert!(machines.iter().any(|m| record["machine"] == *m), "{record}");
+        assert_eq!(record["comment"], "case 7");
+        assert_eq!(record["requestor"], mde_sim::DEFAULT_CLIENT_ID);
+        match record["command_index"].as_i64() {
+            Some(0) => {
+                assert_eq!(
+                    (record["script"].as_str(), record["args"].as_str()),
+                    (Some("collect.ps1"), Some("-Fast"))
+                );
+                let file = dir
+                    .path()
+                    .join("evidence")
+                    .join(record["file"].as_str().unwrap());
+                let transcript: mde_client::types::RunScriptTranscript =
+                    serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+                assert!(
+                    transcript.script_output.unwrap().ends_with('\u{0}'),
+                    "NULs kept"
+                );
+            }
+            Some(1) => assert_eq!(record["device_path"], r"C:\windows\TEMP\triage.zip"),
+            other => panic!("{other:?}: {record}"),
+        }
+        assert!(
+            record["created"].is_string() && record["completed"].is_string(),
+            "{record}"
+        );
+        assert_eq!(record["sha256"].as_str().unwrap().len(), 64);
+    }
+    let mut verify = against(dir.path(), &sim);
+    verify.args(["package", "verify", "evidence"]);
+    let verified = run_off(verify).await;
+    assert_eq!(verified.code, 0, "{}", verified.stdout);
+    assert_eq!(
+        verified.stdout.matches("verified").count(),
+        8,
+        "{}",
+        verified.stdout
+    );
+    // A tampered result is found as a tampered package would be.
+    let file = records[1]["file"].as_str().unwrap();
+    std::fs::write(dir.path().join("evidence").join(file), b"tampered").unwrap();
+    let mut verify = against(dir.path(), &sim);
+    verify.args(["package", "verify", "evidence"]);
+    assert_eq!(run_off(verify).await.code, 1);
+    sim.stop().await;
+}
+
+/// Each failure ends clearly and leaves nothing that looks complete: a GetFile of a file the
+/// device lacks fails (the transcript before it saved, the machine failed, saying which
+/// command and that the later ones did not run); a device offline past the 2 hours ends
+/// `TimeOut`, saying so; the folder verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_live_out_failures_end_clearly() {
+    let dir = scratch("live-out-failures");
+    let sim = simulator(Config {
+        live_file_size: 100_000,
+        missing_files: 1.0,
+        offline: 0.5,
+        time_scale: 3600.0,
+        ..Config::default().with_generated_machines(6)
+    })
+    .await;
+    with_script(dir.path(), &sim).await;
+    let machines: Vec<String> = (0..6).map(mde_sim::generated_machine_id).collect();
+    let out = run_off(live_out(dir.path(), &sim, &machines, &[])).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let (mut timed_out, mut missing) = (0, 0);
+    for line in lines(&out.stdout) {
+        assert_eq!(line["outcome"], "failed", "{line}");
+        let detail = line["detail"].as_str().unwrap();
+        if detail.contains("TimeOut") {
+            timed_out += 1;
+            assert!(detail.contains("2 hours"), "{detail}");
+        } else {
+            missing += 1;
+            assert!(
+                detail.contains("command 1") && detail.contains("does not exist"),
+                "{detail}"
+            );
+            assert!(
+                detail.contains("not run") && detail.contains("saved 1 result"),
+                "{detail}"
+            );
+        }
+    }
+    assert!(timed_out > 0 && missing > 0, "the seed takes both paths");
+    let manifest = std::fs::read_to_string(dir.path().join("evidence/manifest.jsonl")).unwrap();
+    assert_eq!(
+        manifest.lines().count(),
+        missing,
+        "one transcript a machine that ran"
+    );
+    let names: Vec<String> = std::fs::read_dir(dir.path().join("evidence"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.ends_with(".part")), "{names:?}");
+    let mut verify = against(dir.path(), &sim);
+    verify.args(["package", "verify", "evidence"]);
+    assert_eq!(run_off(verify).await.code, 0);
+    sim.stop().await;
+}
+
+/// `kill -9` at each stage of `mde live --out`, then `--resume`: every machine ends with
+/// exactly one session (the simulator's record) and one verified file per result (the
+/// manifest), and no `.part` is left.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_kill_at_each_stage_then_resume_gives_one_session_and_one_file_per_result() {
+    use std::time::{Duration, Instant};
+    const EACH: usize = 4;
+    let stages = [
+        "sending",
+        "requested",
+        "collecting",
+        "ready",
+        "downloading",
+        "saved",
+    ];
+    let sim = simulator(Config {
+        time_scale: 600.0,
+        // About a second a download: the kill can land in the middle of one.
+        live_file_size: 1_000_000,
+        download_faults: "slow:1".parse().unwrap(),
+        ..Config::default().with_generated_machines(EACH * stages.len())
+    })
+    .await;
+    for (k, stage) in stages.iter().enumerate() {
+        let dir = scratch(&format!("live-kill-{stage}"));
+        with_script(dir.path(), &sim).await;
+        let machines: Vec<String> = (k * EACH..(k + 1) * EACH)
+            .map(mde_sim::generated_machine_id)
+            .collect();
+        let journal = dir.path().join("j.jsonl");
+        let mut first = live_out(dir.path(), &sim, &machines, &["--journal", "j.jsonl"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let marker = match *stage {
+            "sending" => r#""event":"sending""#.to_string(),
+            stage => format!(r#""stage":"{stage}""#),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !std::fs::read_to_string(&journal)
+            .unwrap_or_default()
+            .contains(&marker)
+        {
+            assert!(Instant::now() < deadline, "{stage}: never reached");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        first.kill().unwrap();
+        first.wait().unwrap();
+
+        let resumed = run_off(live_out(
+            dir.path(),
+            &sim,
+            &machines,
+            &["--resume", "j.jsonl"],
+        ))
+        .await;
+        assert_eq!(resumed.code, 0, "{stage}: {}", resumed.stderr);
+        let out = lines(&resumed.stdout);
+        assert_eq!(out.len(), EACH, "{stage}: {}", resumed.stdout);
+        assert!(
+            out.iter().all(|l| l["outcome"] == "saved"),
+            "{stage}: {}",
+            resumed.stdout
+        );
+        for machine in &machines {
+            let held = sessions(&sim)
+                .iter()
+                .filter(|a| a.machine_id.as_deref() == Some(machine))
+                .count();
+            assert_eq!(held, 1, "{stage}: one session a machine");
+        }
+        let evidence = dir.path().join("evidence");
+        let manifest = std::fs::read_to_string(evidence.join("manifest.jsonl")).unwrap();
+        let mut keys: Vec<String> = manifest
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .map(|r| format!("{}#{}", r["action_id"], r["command_index"]))
+            .collect();
+        assert_eq!(keys.len(), 2 * EACH, "{stage}: {manifest}");
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), 2 * EACH, "{stage}: one record a result");
+        let names: Vec<String> = std::fs::read_dir(&evidence)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            !names.iter().any(|n| n.ends_with(".part")),
+            "{stage}: {names:?}"
+        );
+        let mut verify = against(dir.path(), &sim);
+        verify.args(["package", "verify", "evidence"]);
+        let verified = run_off(verify).await;
+        assert_eq!(verified.code, 0, "{stage}: {}", verified.stdout);
+    }
     sim.stop().await;
 }

@@ -272,9 +272,26 @@ pub(crate) async fn collect_download(
     targets: &Targets,
     settings: pipeline::Settings<'_>,
 ) -> Result<u8, u8> {
-    let conn = &cli.connection;
     let op = OperationId::CollectInvestigationPackage;
     let template = body_flags::template(op, &cli.body).map_err(|e| fail(USAGE, e))?;
+    save_evidence(cli, targets, &template, settings, None).await
+}
+
+/// Each machine from the template's request (a collection, a live response session) to
+/// verified evidence in the folder, journaled at every stage; `ensure`, a library script
+/// uploaded first when the library lacks it.
+pub(crate) async fn save_evidence(
+    cli: &Cli,
+    targets: &Targets,
+    template: &operations::AnyRequest,
+    settings: pipeline::Settings<'_>,
+    ensure: Option<operations::UploadLibraryFile>,
+) -> Result<u8, u8> {
+    let conn = &cli.connection;
+    let op = template.operation();
+    let evidence =
+        pipeline::Evidence::of(op).ok_or_else(|| fail(USAGE, format!("{op} saves no evidence")))?;
+    let template = template.clone();
     let (ids, names) = machines(targets, op)?;
     let scale = time_scale(conn)?;
     let record = run_record(
@@ -294,7 +311,7 @@ pub(crate) async fn collect_download(
     // Waits for the limits are the pace here, not news: the bar's time left says them.
     let client = client(conn, simulator.as_ref(), scale, |_: &WaitEvent| {})?;
     sign_in(&client).await?;
-    let intent = (op, None, Some(OperationId::GetPackageUri));
+    let intent = (op, None, Some(evidence.link_operation()));
     let selection = select(cli, targets, &client, &history, (ids, names), intent).await?;
     // Names that came to no single machine end here, as their own lines.
     let lines = Lines::of(cli.run.output);
@@ -324,14 +341,26 @@ pub(crate) async fn collect_download(
             ));
         }
     }
+    if let Some(script) = ensure {
+        crate::commands::library::ensure(&client, script).await?;
+    }
     let (path, journal) = start_journal(targets, &selection, &record)?;
     let real = speed(conn, scale);
     let in_real = |d: Duration| Duration::from_secs_f64(d.as_secs_f64() / real);
-    let shortest = mde_client::minimum_duration(OperationId::GetPackageUri, machines.len());
+    let shortest = mde_client::minimum_duration(evidence.link_operation(), machines.len())
+        .max(mde_client::minimum_duration(op, machines.len()));
+    let limits = match evidence {
+        pipeline::Evidence::Package => {
+            "package(s) need at least {} at getPackageUri's documented limits (2 a minute, 120 an hour)"
+        }
+        pipeline::Evidence::LiveResponse => {
+            "session(s) need at least {} at the documented limits (runLiveResponse 10 a minute, 50 running at once; result links 100 a minute)"
+        }
+    };
     eprintln!(
-        "mde: {} package(s) need at least {} at getPackageUri's documented limits (2 a minute, 120 an hour){}",
+        "mde: {} {}{}",
         machines.len(),
-        output::duration(shortest),
+        limits.replace("{}", &output::duration(shortest)),
         if real == 1.0 {
             String::new()
         } else {
@@ -402,7 +431,9 @@ pub(crate) async fn collect_download(
     match &lines {
         None => {
             let mut stdout = std::io::stdout().lock();
-            let _ = output::packages_table(&report, &mut stdout).and_then(|()| stdout.flush());
+            let _ = output::packages_table(&report, &mut stdout)
+                .and_then(|()| output::commands_table(&report, &mut stdout))
+                .and_then(|()| stdout.flush());
         }
         Some(lines) => report
             .not_sent
