@@ -434,6 +434,9 @@ async fn live_response_results_are_saved_like_packages() {
             .unwrap();
         let read: mde_client::types::RunScriptTranscript =
             serde_json::from_slice(&std::fs::read(&transcript).unwrap()).unwrap();
+        // Read into its type without a file: the same transcript.
+        let typed = client.run_script_transcript(action, 0).await.unwrap();
+        assert_eq!(typed, read);
         let output = read.script_output.clone().unwrap();
         assert!(
             output.ends_with('\u{0}') && output.contains("collect.ps1 -Fast"),
@@ -483,5 +486,21 @@ async fn live_response_results_are_saved_like_packages() {
         .unwrap_err();
     assert!(matches!(e, Error::NotFound(_)), "{e:?}");
     assert!(!none.exists());
+    // Out of the documented order, or with a bad name: refused by the builder, nothing sent.
+    let sent = sim.calls(mde_client::OperationId::RunLiveResponse);
+    for refused in [
+        mde_client::LiveResponse::new()
+            .get_file(r"C:\a")
+            .put_file("collect.ps1"),
+        mde_client::LiveResponse::new()
+            .get_file(r"C:\a")
+            .run_script("collect.ps1", None),
+        mde_client::LiveResponse::new().put_file("col lect.ps1"),
+        mde_client::LiveResponse::new(),
+    ] {
+        let e = refused.build("c").unwrap_err();
+        assert!(matches!(e, Error::InvalidInput(_)), "{e:?}");
+    }
+    assert_eq!(sim.calls(mde_client::OperationId::RunLiveResponse), sent);
     sim.stop().await;
 }

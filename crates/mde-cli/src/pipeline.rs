@@ -736,9 +736,14 @@ impl<'a> Pipeline<'a> {
                 });
                 if let Some(t) = transcript {
                     row.exit_code = t.exit_code;
+                    // The first line the script wrote: past the transcript's own header.
                     row.output = t.script_output.as_deref().map(|o| {
-                        let line = o.lines().find(|l| !l.trim().is_empty()).unwrap_or_default();
-                        line.trim_matches('\u{0}').to_string()
+                        let line = o
+                            .lines()
+                            .map(|l| l.trim_matches(|c: char| c == '\u{0}' || c.is_whitespace()))
+                            .find(|l| !l.is_empty() && !l.starts_with("Transcript started"))
+                            .unwrap_or_default();
+                        line.to_string()
                     });
                 }
             }
@@ -800,7 +805,7 @@ impl<'a> Pipeline<'a> {
             (None, status) => {
                 let note = Note {
                     status: status.clone(),
-                    ..Note::says(format!("saved {saved} result(s)"))
+                    ..Note::says(format!("{saved} result(s)"))
                 };
                 self.set(&machine, Some(id), Stage::Saved, note, progress)
             }

@@ -285,11 +285,12 @@ async fn test_live_out_saves_every_result_with_its_record() {
         assert_eq!(line["outcome"], "saved", "{line}");
         let commands = line["commands"].as_array().unwrap();
         assert_eq!(commands.len(), 2, "{line}");
+        // The first line the script wrote, past the transcript's header.
         assert!(
             commands[0]["output"]
                 .as_str()
                 .unwrap()
-                .starts_with("Transcript started"),
+                .ends_with(" ran collect.ps1 -Fast"),
             "{line}"
         );
         exits.push(commands[0]["exit_code"].as_i64().unwrap());
@@ -507,5 +508,67 @@ async fn test_kill_at_each_stage_then_resume_gives_one_session_and_one_file_per_
         let verified = run_off(verify).await;
         assert_eq!(verified.code, 0, "{stage}: {}", verified.stdout);
     }
+    sim.stop().await;
+}
+
+/// Sixty machines and sessions of ten minutes: at 10 a minute the fiftieth is running when the
+/// fifty-first is asked for; the service's 429 makes it wait for a session to end (not a fixed
+/// time), and the simulator's own record never holds more than 50 running at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_the_session_limit_waits_for_a_session_and_never_holds_more_than_fifty() {
+    let dir = scratch("live-sessions");
+    let n = 60;
+    let sim = simulator(Config {
+        command_time: std::time::Duration::from_secs(600),
+        time_scale: 3600.0,
+        ..Config::default().with_generated_machines(n)
+    })
+    .await;
+    let machines: Vec<String> = (0..n).map(mde_sim::generated_machine_id).collect();
+    std::fs::write(dir.path().join("fleet.txt"), machines.join("\n")).unwrap();
+    let mut command = against(dir.path(), &sim);
+    command
+        .args(["-o", "json", "live", "--machines-file", "fleet.txt"])
+        .args(["--get", r"C:\a", "--comment", "fleet", "--yes"])
+        .args(["--wait", "--poll-interval", "60"]);
+    let out = run_off(command).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("waiting for a live response session to end"),
+        "{}",
+        out.stderr
+    );
+    let out = lines(&out.stdout);
+    assert_eq!(out.len(), n);
+    assert!(out.iter().all(|l| l["status"] == "Succeeded"), "{out:?}");
+    // One session a machine, some asked for twice: the 429s of the session limit.
+    let held = sessions(&sim);
+    assert_eq!(held.len(), n);
+    assert!(
+        sim.calls(OperationId::RunLiveResponse) > n,
+        "the limit was reached"
+    );
+    // The most running at once, from the record's own times.
+    let mut edges: Vec<(String, i32)> = held
+        .iter()
+        .flat_map(|a| {
+            let start = a.creation_date_time_utc.as_ref().unwrap().to_string();
+            let end = a.last_update_date_time_utc.as_ref().unwrap().to_string();
+            [(start, 1), (end, -1)]
+        })
+        .collect();
+    // An end before a start at the same instant: a session that ended frees its place.
+    edges.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    let (mut running, mut most) = (0, 0);
+    for (_, step) in edges {
+        running += step;
+        most = most.max(running);
+    }
+    assert_eq!(
+        most,
+        mde_client::SESSIONS as i32,
+        "never more than 50, and 50 reached"
+    );
     sim.stop().await;
 }

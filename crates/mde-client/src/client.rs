@@ -35,7 +35,7 @@ use crate::{generated, types};
 /// opts in per call with [`Call::retry_transient`].
 #[derive(Clone, Debug)]
 pub struct Client {
-    runtime: Arc<Runtime>,
+    pub(crate) runtime: Arc<Runtime>,
     /// One generated client per operation (indexed by [`OperationId::index`]), pointed at the
     /// host it is documented on.
     raw: Vec<Result<generated::Client, String>>,
@@ -415,6 +415,18 @@ impl<'a, R: Request> IntoFuture for Call<'a, R> {
                         None => Error::from_generated(e, R::ID, &state),
                     },
                 };
+                // The 50 sessions running at once: wait for one to end, not a fixed time.
+                if matches!(error, Error::RateLimited { .. })
+                    && R::ID == crate::operations::OperationId::RunLiveResponse
+                    && limited < self.client.retries_on_429
+                    && self
+                        .client
+                        .wait_for_a_session(self.client.max_retry_after)
+                        .await
+                {
+                    limited += 1;
+                    continue;
+                }
                 match &error {
                     Error::RateLimited { retry_after, .. }
                         if limited < self.client.retries_on_429 =>

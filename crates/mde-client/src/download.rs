@@ -222,6 +222,68 @@ impl Client {
             .await
     }
 
+    /// The transcript of a completed RunScript command (command `index` of a live response
+    /// action), read into its type in memory, NULs kept; a link that expired is replaced
+    /// once. Save it with [`Client::download_live_response_result`] to keep the bytes.
+    pub async fn run_script_transcript(
+        &self,
+        action_id: &str,
+        index: i32,
+    ) -> Result<crate::types::RunScriptTranscript, Error> {
+        let (mut renewed, mut transfers) = (false, 0);
+        let mut link = self.live_response_result_link(action_id, index).await?;
+        loop {
+            transfers += 1;
+            // A cut transfer is tried again, as a download is (a transcript is small).
+            let cut = |e: reqwest::Error| (transfers < TRANSFERS).then_some(()).ok_or(e);
+            let response = match self.downloads().get(link.expose().clone()).send().await {
+                Ok(response) => response,
+                Err(e) => {
+                    cut(e).map_err(transport)?;
+                    continue;
+                }
+            };
+            let status = response.status().as_u16();
+            match status {
+                200 => {}
+                403 | 404 if !renewed => {
+                    renewed = true;
+                    link = self.live_response_result_link(action_id, index).await?;
+                    continue;
+                }
+                _ => {
+                    return Err(Error::UnexpectedResponse {
+                        status: Some(status),
+                        excerpt: format!("the download host ({link}) answered {status}"),
+                    });
+                }
+            }
+            let declared = response.content_length();
+            let (body, complete) = match crate::hooks::read_capped(response, TRANSCRIPT_LIMIT).await
+            {
+                Ok(read) => read,
+                Err(e) => {
+                    cut(e).map_err(transport)?;
+                    continue;
+                }
+            };
+            if !complete {
+                return Err(Error::Download(format!(
+                    "the transcript of command {index} of {action_id} is over {TRANSCRIPT_LIMIT} bytes: save it to a file instead"
+                )));
+            }
+            if declared.is_some_and(|n| n != body.len() as u64) && transfers < TRANSFERS {
+                continue;
+            }
+            return serde_json::from_slice(&body).map_err(|e| Error::UnexpectedResponse {
+                status: Some(status),
+                excerpt: format!(
+                    "the transcript of command {index} of {action_id} is not a RunScript transcript: {e}"
+                ),
+            });
+        }
+    }
+
     async fn download(
         &self,
         blob: Blob<'_>,
@@ -403,6 +465,9 @@ impl Client {
         }
     }
 }
+
+/// The most a transcript read into memory may hold.
+const TRANSCRIPT_LIMIT: usize = 64 << 20;
 
 /// What a download fetches: a collection's package, or a live response command's result.
 #[derive(Clone, Copy, Debug)]

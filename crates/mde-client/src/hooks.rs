@@ -25,6 +25,9 @@ pub enum WaitReason {
     RetryAfter,
     /// A transient failure, retried because the caller opted in.
     Backoff,
+    /// runLiveResponse was refused for the 50 sessions running at once: the call waits
+    /// until one of them ends (looked at with listMachineActions), not a fixed time.
+    SessionLimit,
 }
 
 /// A call is about to wait: given to the builder's `on_wait` hook and logged with `tracing`.

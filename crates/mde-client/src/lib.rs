@@ -37,8 +37,11 @@
 //! | `GET /api/machines/{id}` | [`operations::GetMachine`] | | [`types::Machine`] |
 //! | `GET /api/machines/findbytag` | [`operations::FindMachinesByTag`] | [`Client::find_machines_by_tag`] | [`types::MachineCollection`] |
 //! | `POST /api/machines/{id}/tags` | [`operations::SetMachineTag`] | | [`types::Machine`] |
-//! | `POST /api/machines/{id}/runliveresponse` | [`operations::RunLiveResponse`] | | [`types::MachineAction`] (201, or 200 as older pages show) |
-//! | `GET /api/machineactions/{id}/GetLiveResponseResultDownloadLink(index={index})` | [`operations::GetLiveResponseResultDownloadLink`] | | [`types::ODataString`] (a RunScript's link downloads a [`types::RunScriptTranscript`]) |
+//! | `POST /api/machines/{id}/runliveresponse` | [`operations::RunLiveResponse`] (its body built by [`LiveResponse`]) | | [`types::MachineAction`] (201, or 200 as older pages show) |
+//! | `GET /api/machineactions/{id}/GetLiveResponseResultDownloadLink(index={index})` | [`operations::GetLiveResponseResultDownloadLink`] | [`Client::live_response_result_link`], [`Client::download_live_response_result`], [`Client::run_script_transcript`] | [`types::ODataString`] (a RunScript's link downloads a [`types::RunScriptTranscript`]) |
+//! | `GET /api/libraryfiles` | [`operations::ListLibraryFiles`] | | [`types::LibraryFileCollection`] |
+//! | `POST /api/libraryfiles` (`multipart/form-data`, written by hand) | [`operations::UploadLibraryFile`] | | [`types::LibraryFile`] |
+//! | `DELETE /api/libraryfiles/{fileName}` | [`operations::DeleteLibraryFile`] | | `()` (204) |
 //!
 //! The service retired manual investigations on 2026-09-01, so the investigation calls are
 //! `#[deprecated]`; so is the Graph variant.
@@ -99,7 +102,7 @@ pub use download::{Downloaded, Followed, PackageLink, UNLISTED_LOOKS, is_final, 
 pub use error::{Delivery, Error, ServiceError};
 pub use generated::{ResponseValue, operations, types};
 pub use hooks::{WaitEvent, WaitReason};
-pub use live_response::{LiveResponse, check_commands};
+pub use live_response::{LiveResponse, SESSIONS, check_commands};
 pub use multipart::{LIBRARY_FILE_LIMIT, is_library_name};
 pub use operations::{Answer, OperationId, Request};
 pub use rate_limit::{Clock, SystemClock, minimum_duration};

@@ -2,8 +2,13 @@
 //! documented order (every PutFile, then every RunScript, then every GetFile), at least one,
 //! library names it accepts, a comment (run-live-response.md, live-response.md).
 
+use std::time::Duration;
+
+use crate::Client;
 use crate::error::Error;
+use crate::hooks::WaitReason;
 use crate::multipart::check_library_name;
+use crate::operations::OperationId;
 use crate::types::{
     LiveResponseCommand, LiveResponseCommandType as Type, LiveResponseParam, LiveResponseRequest,
 };
@@ -127,6 +132,48 @@ pub fn check_commands(commands: &[LiveResponseCommand]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Live response sessions running at once in a tenant, at most (run-live-response.md, LEARN
+/// 2025-12-31; 25 in older pages).
+pub const SESSIONS: usize = 50;
+
+/// How often a call refused for the session limit looks whether a session ended.
+const SESSION_LOOK: Duration = Duration::from_secs(15);
+
+impl Client {
+    /// The live response sessions of the tenant not yet final (`Pending`, `InProgress`),
+    /// with one listMachineActions call (a page per 10,000).
+    pub async fn running_sessions(&self) -> Result<usize, Error> {
+        let filter = "type eq 'LiveResponse' and (status eq 'Pending' or status eq 'InProgress')";
+        Ok(self.list_actions(Some(filter.to_string())).await?.len())
+    }
+
+    /// After a 429 of runLiveResponse: `true` once a session ended, when the tenant holds
+    /// [`SESSIONS`] running (the 429 was the session limit), looking every 15 s, for at most
+    /// `longest`. `false` when it holds fewer (the 429 was another limit), when the sessions
+    /// cannot be listed (an app without Machine.Read.All) or after `longest`: the 429's
+    /// `Retry-After` applies then.
+    pub(crate) async fn wait_for_a_session(&self, longest: Duration) -> bool {
+        let runtime = &self.runtime;
+        let started = runtime.clock.now();
+        let full = async || self.running_sessions().await.is_ok_and(|n| n >= SESSIONS);
+        if !full().await {
+            return false;
+        }
+        while runtime.clock.now().saturating_sub(started) < longest {
+            runtime.waiting(
+                OperationId::RunLiveResponse,
+                WaitReason::SessionLimit,
+                SESSION_LOOK,
+            );
+            runtime.clock.sleep(SESSION_LOOK).await;
+            if !full().await {
+                return true;
+            }
+        }
+        false
+    }
 }
 
 #[cfg(test)]

@@ -306,6 +306,7 @@ fn reason(event: &WaitEvent) -> &'static str {
         WaitReason::RateLimit => "the documented rate limit",
         WaitReason::RetryAfter => "the service's Retry-After",
         WaitReason::Backoff => "a retry",
+        WaitReason::SessionLimit => "a live response session to end (50 run at once)",
     }
 }
 
