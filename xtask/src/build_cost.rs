@@ -43,10 +43,17 @@ fn write(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Writes the two crates under `scratch`.
+/// Writes the two crates under `scratch`; the macro's spec is what the xtask gives
+/// progenitor (`codegen::progenitor_input`: progenitor's macro refuses the multipart upload).
 fn scaffold(root: &Path, scratch: &Path) -> Result<(), String> {
     let client = root.join("crates/mde-client");
-    let spec = root.join("spec/openapi.yaml");
+    let spec = mde_spec::Spec::load(&root.join("spec/openapi.yaml"))
+        .map_err(|e| format!("spec/openapi.yaml: {e}"))?;
+    let mut document = spec.document().clone();
+    crate::codegen::progenitor_input(&spec, &mut document);
+    let text = serde_json::to_string_pretty(&document).map_err(|e| e.to_string())?;
+    let spec = scratch.join("openapi.json");
+    write(&spec, &text)?;
     write(
         &scratch.join("client/Cargo.toml"),
         &format!(

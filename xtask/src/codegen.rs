@@ -40,32 +40,7 @@ pub fn generate(spec: &Spec) -> Result<String, String> {
             property.insert("format".into(), SECRET_FORMAT.into());
         }
     }
-    // A path parameter's `pattern` would make typify check it with `regress`, a dependency
-    // of every consumer for one name rule: the client checks it by hand (`is_library_name`),
-    // and a test holds the check to the spec's pattern.
-    if let Some(Value::Object(paths)) = document.get_mut("paths") {
-        for item in paths.values_mut().filter_map(Value::as_object_mut) {
-            for op in item.values_mut().filter_map(Value::as_object_mut) {
-                let parameters = op.get_mut("parameters").and_then(Value::as_array_mut);
-                for parameter in parameters.into_iter().flatten() {
-                    if let Some(Value::Object(schema)) = parameter.get_mut("schema") {
-                        schema.remove("pattern");
-                    }
-                }
-            }
-        }
-    }
-    // What progenitor cannot generate is left out of its input (`written_by_hand`).
-    for op in spec.operations() {
-        if crate::operations::written_by_hand(&op)
-            && let Some(Value::Object(item)) = document.pointer_mut(&format!(
-                "/paths/{}",
-                op.path.replace('~', "~0").replace('/', "~1")
-            ))
-        {
-            item.remove(&op.method.to_lowercase());
-        }
-    }
+    progenitor_input(spec, &mut document);
     let openapi: openapiv3::OpenAPI = serde_json::from_value(document)
         .map_err(|e| format!("spec/openapi.yaml is not an OpenAPI 3.0 document: {e}"))?;
     let enums = ExtensibleEnum::all(spec)?;
@@ -139,6 +114,35 @@ pub fn generate(spec: &Spec) -> Result<String, String> {
     file.items.extend(operations.items);
 
     Ok(format!("{HEADER}{}", prettyplease::unparse(&file)))
+}
+
+/// What progenitor is given of the spec, here and on the macro route `build-cost` measures:
+/// the operations it cannot generate left out (`written_by_hand`), and no path parameter
+/// `pattern` (typify would check it with `regress`, a dependency of every consumer for one
+/// rule: the client checks it by hand, `is_library_name`, held to the spec by a test).
+pub fn progenitor_input(spec: &Spec, document: &mut Value) {
+    if let Some(Value::Object(paths)) = document.get_mut("paths") {
+        for item in paths.values_mut().filter_map(Value::as_object_mut) {
+            for op in item.values_mut().filter_map(Value::as_object_mut) {
+                let parameters = op.get_mut("parameters").and_then(Value::as_array_mut);
+                for parameter in parameters.into_iter().flatten() {
+                    if let Some(Value::Object(schema)) = parameter.get_mut("schema") {
+                        schema.remove("pattern");
+                    }
+                }
+            }
+        }
+    }
+    for op in spec.operations() {
+        if crate::operations::written_by_hand(&op)
+            && let Some(Value::Object(item)) = document.pointer_mut(&format!(
+                "/paths/{}",
+                op.path.replace('~', "~0").replace('/', "~1")
+            ))
+        {
+            item.remove(&op.method.to_lowercase());
+        }
+    }
 }
 
 /// progenitor leaves its builders, their setters and a few fields undocumented (the spec's

@@ -128,6 +128,10 @@ pub struct Records {
 /// Live response sessions running at once, at most (run-live-response.md, LEARN 2025-12-31).
 pub const SESSIONS: usize = 50;
 
+/// How long a RunScript may run (run-live-response.md: "RunScript command time-outs after 10
+/// minutes").
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// How long a session waits for a device that is not available, then `TimeOut`
 /// (run-live-response.md, LEARN 2025-12-31; three days in DD 0356dd4).
 pub const SESSION_QUEUE: Duration = Duration::from_secs(2 * 3600);
@@ -489,8 +493,16 @@ impl Records {
                     "ScriptName"
                 };
                 let name = param(key).unwrap_or_default();
-                (!self.library.has(name))
-                    .then(|| format!("The file {name} was not found in the live response library"))
+                if !self.library.has(name) {
+                    Some(format!(
+                        "The file {name} was not found in the live response library"
+                    ))
+                } else if command.type_ == Type::RunScript && config.command_time > SCRIPT_TIMEOUT {
+                    // "RunScript command time-outs after 10 minutes" (run-live-response.md).
+                    Some(format!("The script {name} timed out after 10 minutes"))
+                } else {
+                    None
+                }
             }
             Type::GetFile => {
                 let path = param("Path").unwrap_or_default();
