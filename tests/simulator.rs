@@ -1988,3 +1988,103 @@ async fn live_response_sessions_fail_queue_and_refuse_as_devices_do() {
     }
     sim.stop().await;
 }
+
+/// Several tenants: each has its own inventory (other machine ids), its own actions and its
+/// own rate budget per app; the default app is registered in each, another app only where it
+/// is given; an unknown tenant is Azure AD's AADSTS90002.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_have_their_own_inventory_actions_and_budgets() {
+    let spec = spec();
+    let sim = simulator(Config {
+        tenants: vec!["contoso".into(), "fabrikam".into()],
+        apps: vec![
+            mde_sim::App::default_app(),
+            App::parse("fabrikam/narrow:pw:Machine.Read.All").unwrap(),
+        ],
+        ..Config::default().with_generated_machines(2)
+    })
+    .await;
+    let base = sim.base_url().to_string();
+    let contoso = mde_sim::sign_in(&base, "contoso", DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
+        .await
+        .unwrap();
+    let home = sign_in(&sim, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).await;
+    let theirs = mde_sim::tenant_machine_id("contoso", &generated_machine_id(0));
+    assert_ne!(theirs, generated_machine_id(0));
+    let ids = |tenant: &str| -> Vec<String> {
+        sim.machines_in(tenant)
+            .into_iter()
+            .filter_map(|m| m.id)
+            .collect()
+    };
+    assert!(ids("contoso").contains(&theirs));
+    assert!(!ids("contoso").contains(&generated_machine_id(0)));
+
+    let collect = |token: String, machine: String| {
+        let (spec, base) = (&spec, &base);
+        async move {
+            let path = path_of(OperationId::CollectInvestigationPackage, &machine);
+            let body = serde_json::to_vec(&json!({ "Comment": "tenant" })).unwrap();
+            raw(
+                spec,
+                base,
+                &path,
+                Some(&token),
+                Some("application/json"),
+                body,
+            )
+            .await
+        }
+    };
+    assert_eq!(collect(contoso.clone(), theirs.clone()).await.status, 201);
+    // The same machine is not in the home tenant, and the home tenant's is not in contoso.
+    assert_eq!(collect(home.clone(), theirs.clone()).await.status, 404);
+    assert_eq!(
+        collect(contoso.clone(), generated_machine_id(1))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(sim.actions_in("contoso").len(), 1);
+    assert!(sim.actions().is_empty());
+
+    // The budget is the app's in each tenant: contoso's spent, the home tenant's whole.
+    let list = |token: String| {
+        let (spec, base) = (&spec, &base);
+        async move { raw(spec, base, "/api/machines", Some(&token), None, Vec::new()).await }
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..101 {
+        statuses.push(list(contoso.clone()).await.status);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(list(home).await.status, 200);
+
+    // Another app only where it was given; an unknown tenant as Azure AD says it.
+    let scope = mde_client::operations::TOKEN_SCOPES[0];
+    let narrow = token_request(&sim, "fabrikam", "narrow", "pw", scope).await;
+    assert_eq!(narrow.0, 200, "{:?}", narrow.1);
+    let elsewhere = token_request(&sim, "contoso", "narrow", "pw", scope).await;
+    assert_eq!(elsewhere.1["error"], "unauthorized_client");
+    let unknown = token_request(
+        &sim,
+        "nowhere",
+        DEFAULT_CLIENT_ID,
+        DEFAULT_CLIENT_SECRET,
+        scope,
+    )
+    .await;
+    assert!(
+        unknown.1["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("AADSTS90002"),
+        "{:?}",
+        unknown.1
+    );
+    sim.stop().await;
+}

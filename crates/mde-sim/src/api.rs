@@ -285,7 +285,10 @@ fn perform(s: &Shared, op: OperationId, request: Incoming) -> Result<Response, A
     let id = param("id");
 
     let (now, now_utc) = (s.clock.elapsed(), s.clock.now_utc());
-    let mut records = s.records.lock().unwrap_or_else(|e| e.into_inner());
+    // A token is issued only to an app of a tenant the simulator has.
+    let mut records = s
+        .records_of(&grant.tenant)
+        .ok_or_else(|| ApiError::unauthorized("The token's tenant is unknown"))?;
     records.settle(now);
     let asked = |comment| Asked {
         requestor: &grant.client_id,

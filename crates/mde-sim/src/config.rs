@@ -50,8 +50,13 @@ impl App {
         }
     }
 
-    /// Parses `ID:SECRET:PERM,PERM` (tenant `sim-tenant`); an empty list holds no permission.
+    /// Parses `[TENANT/]ID:SECRET:PERM,PERM` (tenant `sim-tenant` when not given); an empty
+    /// list holds no permission.
     pub fn parse(spec: &str) -> Result<App, String> {
+        let (tenant, spec) = match spec.split_once('/') {
+            Some((tenant, rest)) if !tenant.is_empty() && !tenant.contains(':') => (tenant, rest),
+            _ => (DEFAULT_TENANT, spec),
+        };
         let mut parts = spec.splitn(3, ':');
         let (Some(id), Some(secret)) = (parts.next(), parts.next()) else {
             return Err("expected ID:SECRET:PERM,PERM".into());
@@ -68,7 +73,7 @@ impl App {
             .map(str::to_string)
             .collect();
         Ok(App {
-            tenant: DEFAULT_TENANT.into(),
+            tenant: tenant.into(),
             client_id: id.into(),
             secret: secret.into(),
             permissions,
@@ -96,6 +101,11 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Registered apps.
     pub apps: Vec<App>,
+    /// Tenants besides [`DEFAULT_TENANT`]: each has an inventory of its own, made from the same
+    /// settings (its machine ids are [`tenant_machine_id`] of the others), its own actions,
+    /// library and rate budgets, and the default app registered in it (a multi-tenant app
+    /// consented in each), besides the apps given for it.
+    pub tenants: Vec<String>,
     /// Machine ids in the inventory besides the documented ones; each is named
     /// [`machine_name`](crate::machine_name) of its id.
     pub machines: Vec<String>,
@@ -173,6 +183,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
             apps: vec![App::default_app()],
+            tenants: Vec::new(),
             machines: Vec::new(),
             names: Vec::new(),
             duplicate_names: 0,
@@ -226,6 +237,33 @@ pub fn generated_machine_id(i: usize) -> String {
     format!("{a:016x}{b:016x}{:08x}", c >> 32)
 }
 
+/// The id in `tenant` of the machine that has `id` in [`DEFAULT_TENANT`]: the same id there,
+/// another 40 hex characters in any other tenant (devices do not share ids across tenants).
+pub fn tenant_machine_id(tenant: &str, id: &str) -> String {
+    if tenant == DEFAULT_TENANT {
+        return id.to_string();
+    }
+    let seed = crate::package::fnv1a(0, tenant.bytes().chain([0xff]).chain(id.bytes()));
+    generated_machine_id(seed as usize)
+}
+
+impl Config {
+    /// Every tenant: [`DEFAULT_TENANT`], those of `tenants`, and those the apps name.
+    pub fn all_tenants(&self) -> Vec<String> {
+        let mut all = vec![DEFAULT_TENANT.to_string()];
+        for tenant in self
+            .tenants
+            .iter()
+            .chain(self.apps.iter().map(|a| &a.tenant))
+        {
+            if !all.contains(tenant) {
+                all.push(tenant.clone());
+            }
+        }
+        all
+    }
+}
+
 /// Reads machine ids, one a line; blank lines and `#` comments are skipped.
 pub fn parse_machine_list(text: &str) -> Vec<String> {
     text.lines()
@@ -269,6 +307,30 @@ mod tests {
         let all = App::default_app().permissions;
         assert!(all.contains(&"Machine.CollectForensics".to_string()));
         assert!(all.contains(&"Alert.ReadWrite.All".to_string()));
+    }
+
+    #[test]
+    fn tenants_have_their_own_ids_and_apps() {
+        let id = generated_machine_id(3);
+        assert_eq!(tenant_machine_id(DEFAULT_TENANT, &id), id);
+        let other = tenant_machine_id("contoso", &id);
+        assert_ne!(other, id);
+        assert_eq!(other.len(), 40);
+        assert_ne!(tenant_machine_id("fabrikam", &id), other);
+        let app = App::parse("contoso/reader:s3cret:Machine.Read.All").unwrap();
+        assert_eq!(
+            (app.tenant.as_str(), app.client_id.as_str()),
+            ("contoso", "reader")
+        );
+        let config = Config {
+            tenants: vec!["fabrikam".into()],
+            apps: vec![App::default_app(), app],
+            ..Config::default()
+        };
+        assert_eq!(
+            config.all_tenants(),
+            [DEFAULT_TENANT, "fabrikam", "contoso"]
+        );
     }
 
     #[test]

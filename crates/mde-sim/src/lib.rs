@@ -44,7 +44,7 @@ pub use auth::Grant;
 pub use clock::Clock;
 pub use config::{
     App, Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT, generated_machine_id,
-    parse_machine_list,
+    parse_machine_list, tenant_machine_id,
 };
 pub use error::ApiError;
 pub use inventory::{DOMAIN, Platforms, machine_name, named_machine_id, qualified};
@@ -79,6 +79,32 @@ fn machine(id: String, config: &Config, clock: &Clock) -> inventory::MachineReco
     inventory::MachineRecord::new(id, name, config.seed, &config.platforms, clock.now_utc())
 }
 
+/// The inventory of `tenant`: the machines given first (they are the ones
+/// `duplicate_names` names twice), then the documented ones; in a tenant other than the
+/// default one, each id is [`tenant_machine_id`] of it.
+fn inventory_of(tenant: &str, config: &Config, clock: &Clock) -> inventory::Inventory {
+    let mut inventory = inventory::Inventory::default();
+    let id_of = |id: &str| tenant_machine_id(tenant, id);
+    for id in &config.machines {
+        inventory.add(machine(id_of(id), config, clock));
+    }
+    for name in &config.names {
+        let record = inventory::MachineRecord::new(
+            id_of(&named_machine_id(name, 0)),
+            qualified(name),
+            config.seed,
+            &config.platforms,
+            clock.now_utc(),
+        );
+        inventory.add(record);
+    }
+    inventory.duplicate_names(config.duplicate_names);
+    for id in operations::DOCUMENTED_MACHINE_IDS {
+        inventory.add(machine(id_of(id), config, clock));
+    }
+    inventory
+}
+
 /// State shared by every request.
 struct Shared {
     config: Config,
@@ -86,10 +112,19 @@ struct Shared {
     clock: Clock,
     tokens: auth::Tokens,
     limiter: rate_limit::RateLimiter,
-    records: Mutex<state::Records>,
+    /// Each tenant's inventory, actions and library.
+    tenants: std::collections::HashMap<String, Mutex<state::Records>>,
     packages: package::Packages,
     /// Requests of each operation that got past authentication and the rate limits.
     calls: Mutex<std::collections::HashMap<operations::OperationId, usize>>,
+}
+
+impl Shared {
+    /// The records of `tenant`, locked; `None` for a tenant the simulator does not have.
+    fn records_of(&self, tenant: &str) -> Option<std::sync::MutexGuard<'_, state::Records>> {
+        let records = self.tenants.get(tenant)?;
+        Some(records.lock().unwrap_or_else(|e| e.into_inner()))
+    }
 }
 
 /// A running simulator. Dropping it leaves the server running until the runtime ends;
@@ -118,33 +153,36 @@ impl Simulator {
         let scheme = if identity.is_some() { "https" } else { "http" };
         let base_url = format!("{scheme}://{}", listener.local_addr()?);
         let clock = Clock::scaled(config.time_scale);
-        // The machines given first (they are the ones `duplicate_names` names twice), then
-        // the documented ones.
-        let mut inventory = inventory::Inventory::default();
-        for id in &config.machines {
-            inventory.add(machine(id.clone(), &config, &clock));
-        }
-        for name in &config.names {
-            let id = named_machine_id(name, 0);
-            let record = inventory::MachineRecord::new(
-                id,
-                qualified(name),
-                config.seed,
-                &config.platforms,
-                clock.now_utc(),
-            );
-            inventory.add(record);
-        }
-        inventory.duplicate_names(config.duplicate_names);
-        for id in operations::DOCUMENTED_MACHINE_IDS {
-            inventory.add(machine(id.to_string(), &config, &clock));
+        let tenants = config
+            .all_tenants()
+            .into_iter()
+            .map(|tenant| {
+                let records = state::Records::new(inventory_of(&tenant, &config, &clock));
+                (tenant, Mutex::new(records))
+            })
+            .collect();
+        // The default app is registered in every tenant (a multi-tenant app consented in each)
+        // that has no app of the same id given for it.
+        let mut apps = config.apps.clone();
+        for tenant in config.all_tenants() {
+            for app in config.apps.iter().filter(|a| a.tenant == DEFAULT_TENANT) {
+                if !apps
+                    .iter()
+                    .any(|a| a.tenant == tenant && a.client_id == app.client_id)
+                {
+                    apps.push(App {
+                        tenant: tenant.clone(),
+                        ..app.clone()
+                    });
+                }
+            }
         }
         let shared = Arc::new(Shared {
             base_url,
             clock,
-            tokens: auth::Tokens::new(config.apps.clone(), config.token_lifetime),
+            tokens: auth::Tokens::new(apps, config.token_lifetime),
             limiter: rate_limit::RateLimiter::default(),
-            records: Mutex::new(state::Records::new(inventory)),
+            tenants,
             packages: package::Packages::new(
                 config.package_size,
                 config.package_link_lifetime,
@@ -220,26 +258,34 @@ impl Simulator {
         }
     }
 
-    /// Adds machine ids to the inventory while running.
+    /// Adds machine ids to the inventory of the default tenant while running.
     pub fn add_machines(&self, machines: impl IntoIterator<Item = String>) {
         let shared = &self.shared;
         let machines: Vec<_> = machines
             .into_iter()
             .map(|id| machine(id, &shared.config, &shared.clock))
             .collect();
-        self.records().add_machines(machines);
+        self.records(DEFAULT_TENANT).add_machines(machines);
     }
 
     /// How many requests of `op` were served (past authentication and the rate limits),
-    /// whatever they answered: what a test reads to prove a run sent nothing else.
+    /// whatever they answered, in every tenant: what a test reads to prove a run sent nothing
+    /// else.
     pub fn calls(&self, op: operations::OperationId) -> usize {
         let calls = self.shared.calls.lock().unwrap_or_else(|e| e.into_inner());
         calls.get(&op).copied().unwrap_or(0)
     }
 
-    /// Every machine of the inventory, as listMachines answers them.
+    /// Every machine of the default tenant's inventory, as listMachines answers them.
     pub fn machines(&self) -> Vec<types::Machine> {
-        let mut records = self.records();
+        self.machines_in(DEFAULT_TENANT)
+    }
+
+    /// Every machine of `tenant`'s inventory (none for a tenant the simulator does not have).
+    pub fn machines_in(&self, tenant: &str) -> Vec<types::Machine> {
+        let Some(mut records) = self.tenant(tenant) else {
+            return Vec::new();
+        };
         records.settle(self.shared.clock.elapsed());
         records
             .inventory()
@@ -249,31 +295,42 @@ impl Simulator {
             .collect()
     }
 
-    /// Every machine action started so far, as the service would show it now.
+    /// Every machine action started so far in the default tenant, as the service would show
+    /// it now.
     pub fn actions(&self) -> Vec<types::MachineAction> {
+        self.actions_in(DEFAULT_TENANT)
+    }
+
+    /// Every machine action started so far in `tenant`.
+    pub fn actions_in(&self, tenant: &str) -> Vec<types::MachineAction> {
         let now = self.shared.clock.elapsed();
-        self.records()
+        let Some(records) = self.tenant(tenant) else {
+            return Vec::new();
+        };
+        records
             .actions()
             .iter()
             .map(|a| a.entity(now, &self.shared.base_url))
             .collect()
     }
 
-    /// Every investigation started so far, as the service would show it now.
+    /// Every investigation started so far in the default tenant.
     pub fn investigations(&self) -> Vec<types::Investigation> {
         let now = self.shared.clock.elapsed();
-        self.records()
+        self.records(DEFAULT_TENANT)
             .investigations()
             .iter()
             .map(|i| i.entity(now))
             .collect()
     }
 
-    fn records(&self) -> std::sync::MutexGuard<'_, state::Records> {
-        self.shared
-            .records
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+    fn tenant(&self, tenant: &str) -> Option<std::sync::MutexGuard<'_, state::Records>> {
+        self.shared.records_of(tenant)
+    }
+
+    fn records(&self, tenant: &str) -> std::sync::MutexGuard<'_, state::Records> {
+        self.tenant(tenant)
+            .expect("the default tenant always exists")
     }
 
     /// Stops accepting connections, lets requests in flight finish, and returns.

@@ -43,9 +43,15 @@ struct Args {
     /// re-imaged device), so that a lookup by name is ambiguous.
     #[arg(long, value_name = "N", default_value_t = 0)]
     duplicate_names: usize,
-    /// Register another app in tenant sim-tenant: ID:SECRET:PERM,PERM (repeatable).
-    #[arg(long = "app", value_name = "ID:SECRET:PERMS", value_parser = App::parse)]
+    /// Register another app: [TENANT/]ID:SECRET:PERM,PERM, in tenant sim-tenant when no
+    /// TENANT is given (repeatable).
+    #[arg(long = "app", value_name = "[TENANT/]ID:SECRET:PERMS", value_parser = App::parse)]
     apps: Vec<App>,
+    /// Another tenant (repeatable): its own inventory, made from the same flags (other ids:
+    /// mde_sim::tenant_machine_id), its own actions, library and rate budgets, and the
+    /// default app registered in it besides the apps given for it.
+    #[arg(long = "tenant", value_name = "NAME")]
+    tenants: Vec<String>,
     /// Lifetime of an access token, in simulated seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = Config::default().token_lifetime.as_secs())]
     token_lifetime: u64,
@@ -191,6 +197,7 @@ async fn main() -> ExitCode {
         ..Config::default().with_generated_machines(args.machines)
     };
     config.apps.extend(args.apps);
+    config.tenants = args.tenants;
     if let Some(path) = &args.machines_file {
         match std::fs::read_to_string(path) {
             Ok(text) => config.machines.extend(mde_sim::parse_machine_list(&text)),
