@@ -10,7 +10,7 @@ use crate::cli::{
     ActionCommand, Cli, Command, InvestigationCommand, MachineCommand, PackageCommand, TagCommand,
     Targets,
 };
-use crate::commands::{action, fleet_run, library, machine, package};
+use crate::commands::{action, fleet_run, library, machine, package, profile};
 use crate::pipeline;
 use crate::session::{USAGE, fail};
 
@@ -75,6 +75,7 @@ pub async fn run(cli: Cli) -> u8 {
         }
         Command::Live(live) => return done(live_run(&cli, live).await),
         Command::Library(command) => return done(library::run(&cli, command).await),
+        Command::Profile(command) => return done(profile::run(&cli, command)),
         Command::Offboard { targets, wait } => {
             (OperationId::OffboardMachine, targets.clone(), wait.every())
         }

@@ -91,6 +91,11 @@ pub struct Connection {
     /// --tls-ca-out FILE) or a TLS-intercepting proxy's. Verification is never turned off.
     #[arg(long, global = true, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
+    /// Connect as this profile of the configuration file (MDE_CONFIG, else mde/config.toml
+    /// in the platform's configuration folder; `mde profile list`): its tenant, app, sign-in,
+    /// cloud, region and hosts, under any flag given on the command line.
+    #[arg(long, global = true, env = "MDE_PROFILE", value_name = "NAME")]
+    pub profile: Option<String>,
     /// Run against an embedded simulator, with every well-formed id given in its inventory.
     #[arg(long, global = true)]
     pub simulate: bool,
@@ -230,6 +235,9 @@ pub enum Command {
     /// Devices, and what contains them now.
     #[command(subcommand)]
     Machine(MachineCommand),
+    /// The profiles of the configuration file (never a secret).
+    #[command(subcommand)]
+    Profile(ProfileCommand),
     /// Prints a shell completion script.
     #[command(
         after_help = "Example:\n  mde completions bash > ~/.local/share/bash-completion/completions/mde"
@@ -307,6 +315,20 @@ pub struct Live {
     /// order by `parse`.
     #[arg(skip)]
     pub args_of_run: Vec<Option<String>>,
+}
+
+/// `mde profile`: the configuration file's profiles.
+#[derive(Clone, Debug, Subcommand)]
+pub enum ProfileCommand {
+    /// Lists the profiles: name, tenant, app, sign-in, cloud, region, hosts.
+    #[command(after_help = "Example:\n  mde profile list")]
+    List,
+    /// Shows one profile whole (the variable a secret is read from, never the secret).
+    #[command(after_help = "Example:\n  mde profile show contoso -o json")]
+    Show {
+        /// The profile's name.
+        name: String,
+    },
 }
 
 /// `mde library`: the live response library.
@@ -634,6 +656,74 @@ pub fn command_of(op: OperationId) -> Option<&'static [&'static str]> {
     }
 }
 
+/// Fills the connection from the profile chosen (`--profile`, `MDE_PROFILE`): every value not
+/// given on the command line itself (the environment's give way to the profile's). An error
+/// is its exit code (2 usage, 3 sign-in) and what to do.
+fn apply_profile(conn: &mut Connection, matches: &clap::ArgMatches) -> Result<(), (u8, String)> {
+    use crate::profiles::{Auth, Profiles};
+    // An embedded simulator signs itself in.
+    let Some(name) = conn.profile.clone().filter(|_| !conn.simulate) else {
+        return Ok(());
+    };
+    let profiles = Profiles::read().map_err(|e| (2, e))?;
+    let profile = profiles.get(&name).map_err(|e| (2, e))?.clone();
+    let given = |id: &str| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+    let set = |id: &str, field: &mut Option<String>, value: Option<String>| {
+        if !given(id) && value.is_some() {
+            *field = value;
+        }
+    };
+    set(
+        "tenant_id",
+        &mut conn.tenant_id,
+        Some(profile.tenant.clone()),
+    );
+    set(
+        "client_id",
+        &mut conn.client_id,
+        Some(profile.client_id.clone()),
+    );
+    set("api_url", &mut conn.api_url, profile.api_url.clone());
+    set("login_url", &mut conn.login_url, profile.login_url.clone());
+    if !given("cloud")
+        && let Some(cloud) = profile.cloud.as_deref().and_then(|c| c.parse().ok())
+    {
+        conn.cloud = cloud;
+    }
+    if !given("region")
+        && let Some(region) = profile.region.as_deref().and_then(|r| r.parse().ok())
+    {
+        conn.region = region;
+    }
+    if !given("ca_cert") && profile.ca_cert.is_some() {
+        conn.ca_cert = profile.ca_cert.clone();
+    }
+    match profile.auth {
+        Auth::Secret => {
+            if !given("client_secret") {
+                let variable = profile.secret_env.clone().unwrap_or_default();
+                let secret = std::env::var(&variable).ok().filter(|s| !s.is_empty());
+                conn.client_secret = Some(secret.ok_or_else(|| {
+                    (3, format!("profile {name} reads its client secret from {variable}, which is not set"))
+                })?);
+            }
+        }
+        other => {
+            if let Some(file) = &profile.certificate {
+                crate::profiles::private_file(file).map_err(|e| (3, e))?;
+            }
+            return Err((
+                3,
+                format!(
+                    "profile {name} signs in with {}: this build signs in with a client secret or a bearer token only",
+                    other.as_str()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The subcommand at `path` of `command`, changed by `change`.
 fn at_path(
     command: clap::Command,
@@ -658,6 +748,10 @@ pub fn parse() -> Cli {
         if let Some(matches) = found {
             cli.body = crate::body_flags::read(op, matches);
         }
+    }
+    if let Err(e) = apply_profile(&mut cli.connection, &matches) {
+        eprintln!("mde: {}", e.1);
+        std::process::exit(i32::from(e.0));
     }
     // Each --args belongs to the --run written before it.
     if let (Command::Live(live), Some(matches)) =

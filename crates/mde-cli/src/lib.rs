@@ -13,6 +13,7 @@ pub mod names;
 pub mod output;
 pub mod pending;
 pub mod pipeline;
+pub mod profiles;
 pub mod selection;
 pub mod session;
 pub mod targets;

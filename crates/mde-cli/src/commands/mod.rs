@@ -5,3 +5,4 @@ pub(crate) mod fleet_run;
 pub(crate) mod library;
 pub(crate) mod machine;
 pub(crate) mod package;
+pub(crate) mod profile;
