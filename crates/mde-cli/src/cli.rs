@@ -91,6 +91,13 @@ pub struct Connection {
     /// --tls-ca-out FILE) or a TLS-intercepting proxy's. Verification is never turned off.
     #[arg(long, global = true, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
+    /// How to sign in: secret (AZURE_CLIENT_SECRET), certificate, managed-identity (App
+    /// Service's IDENTITY_ENDPOINT, else the VM's), workload-identity
+    /// (AZURE_FEDERATED_TOKEN_FILE), azure-cli (az login). When not given: MDE_TOKEN, then
+    /// AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH, AZURE_FEDERATED_TOKEN_FILE,
+    /// IDENTITY_ENDPOINT, the first set; a VM's identity and the Azure CLI only when asked.
+    #[arg(long, global = true, value_enum, value_name = "KIND")]
+    pub auth: Option<crate::profiles::Auth>,
     /// Connect as this profile of the configuration file (MDE_CONFIG, else mde/config.toml
     /// in the platform's configuration folder; `mde profile list`): its tenant, app, sign-in,
     /// cloud, region and hosts, under any flag given on the command line.
@@ -698,28 +705,21 @@ fn apply_profile(conn: &mut Connection, matches: &clap::ArgMatches) -> Result<()
     if !given("ca_cert") && profile.ca_cert.is_some() {
         conn.ca_cert = profile.ca_cert.clone();
     }
-    match profile.auth {
-        Auth::Secret => {
-            if !given("client_secret") {
-                let variable = profile.secret_env.clone().unwrap_or_default();
-                let secret = std::env::var(&variable).ok().filter(|s| !s.is_empty());
-                conn.client_secret = Some(secret.ok_or_else(|| {
-                    (3, format!("profile {name} reads its client secret from {variable}, which is not set"))
-                })?);
-            }
-        }
-        other => {
-            if let Some(file) = &profile.certificate {
-                crate::profiles::private_file(file).map_err(|e| (3, e))?;
-            }
-            return Err((
+    if !given("auth") {
+        conn.auth = Some(profile.auth);
+    }
+    if let Some(file) = &profile.certificate {
+        crate::profiles::private_file(file).map_err(|e| (3, e))?;
+    }
+    if profile.auth == Auth::Secret && !given("client_secret") {
+        let variable = profile.secret_env.clone().unwrap_or_default();
+        let secret = std::env::var(&variable).ok().filter(|s| !s.is_empty());
+        conn.client_secret = Some(secret.ok_or_else(|| {
+            (
                 3,
-                format!(
-                    "profile {name} signs in with {}: this build signs in with a client secret or a bearer token only",
-                    other.as_str()
-                ),
-            ));
-        }
+                format!("profile {name} reads its client secret from {variable}, which is not set"),
+            )
+        })?);
     }
     Ok(())
 }

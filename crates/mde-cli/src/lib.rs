@@ -16,5 +16,6 @@ pub mod pipeline;
 pub mod profiles;
 pub mod selection;
 pub mod session;
+mod signin;
 pub mod targets;
 pub mod wait;

@@ -14,8 +14,8 @@ pub const CONFIG_ENV: &str = "MDE_CONFIG";
 /// The variable that chooses a profile when `--profile` is not given.
 pub const PROFILE_ENV: &str = "MDE_PROFILE";
 
-/// How a profile signs in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// How a profile, or `--auth`, signs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Auth {
     /// A client secret, from the environment variable `secret_env` names.

@@ -317,30 +317,41 @@ pub(crate) fn client(
             builder = builder.login_url(url);
         }
         let secret = conn.client_secret.as_deref().filter(|s| !s.is_empty());
-        builder = match (token(conn), &conn.tenant_id, &conn.client_id, secret) {
-            (Some(token), ..) => {
-                let from = if std::env::var("MDE_TOKEN").is_ok_and(|t| t == token) {
-                    "MDE_TOKEN"
-                } else {
-                    "--token"
-                };
-                eprintln!("mde: signing in with the bearer token of {from}");
-                builder.bearer_token(token)
+        let auth = crate::signin::chosen(conn);
+        let identity = match auth {
+            Some(auth) => crate::signin::credential(auth, conn).map_err(|e| fail(AUTH, e))?,
+            None => None,
+        };
+        builder = if let Some(credential) = identity {
+            let auth = auth.map_or("", |a| a.as_str());
+            eprintln!("mde: signing in with {auth}");
+            builder.token_credential(credential)
+        } else {
+            match (token(conn), &conn.tenant_id, &conn.client_id, secret) {
+                (Some(token), ..) => {
+                    let from = if std::env::var("MDE_TOKEN").is_ok_and(|t| t == token) {
+                        "MDE_TOKEN"
+                    } else {
+                        "--token"
+                    };
+                    eprintln!("mde: signing in with the bearer token of {from}");
+                    builder.bearer_token(token)
+                }
+                (None, Some(tenant), Some(client), Some(secret)) => {
+                    let from = if std::env::var("AZURE_CLIENT_SECRET").is_ok_and(|s| s == secret) {
+                        "AZURE_CLIENT_SECRET"
+                    } else {
+                        "--client-secret"
+                    };
+                    eprintln!(
+                        "mde: signing in as client {} of tenant {} with the secret of {from}",
+                        crate::output::escape(client),
+                        crate::output::escape(tenant)
+                    );
+                    builder.client_credentials(tenant, client, secret)
+                }
+                _ => return Err(fail(AUTH, credentials_error())),
             }
-            (None, Some(tenant), Some(client), Some(secret)) => {
-                let from = if std::env::var("AZURE_CLIENT_SECRET").is_ok_and(|s| s == secret) {
-                    "AZURE_CLIENT_SECRET"
-                } else {
-                    "--client-secret"
-                };
-                eprintln!(
-                    "mde: signing in as client {} of tenant {} with the secret of {from}",
-                    crate::output::escape(client),
-                    crate::output::escape(tenant)
-                );
-                builder.client_credentials(tenant, client, secret)
-            }
-            _ => return Err(fail(AUTH, credentials_error())),
         };
         if conn.time_scale.is_some() {
             // Against a simulator of its own (--api-url), at the speed it was told.

@@ -590,6 +590,17 @@ impl ClientBuilder {
         self
     }
 
+    /// Signs in through a credential of the Azure SDK's identity library (feature
+    /// `azure-identity`): its tokens are cached and renewed before they expire.
+    #[cfg(feature = "azure-identity")]
+    pub fn token_credential(
+        mut self,
+        credential: Arc<dyn azure_core::credentials::TokenCredential>,
+    ) -> Self {
+        self.credentials = Some(Credentials::Identity(crate::IdentityCredential(credential)));
+        self
+    }
+
     /// Any [`Credentials`].
     pub fn credentials(mut self, credentials: Credentials) -> Self {
         self.credentials = Some(credentials);

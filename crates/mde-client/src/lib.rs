@@ -108,7 +108,13 @@ pub use operations::{Answer, OperationId, Request};
 pub use rate_limit::{Clock, SystemClock, minimum_duration};
 pub use secret::Secret;
 pub use timestamp::{Timestamp, TimestampError};
+#[cfg(feature = "azure-identity")]
+pub use token::IdentityCredential;
 pub use token::{AccessToken, Credentials, request_token, token_url};
+/// The Azure SDK's core and identity library this client signs in through (feature
+/// `azure-identity`): naming these keeps the versions in step.
+#[cfg(feature = "azure-identity")]
+pub use {azure_core, azure_identity};
 
 /// The `chrono` of the public API ([`Client::follow_actions`] takes a `DateTime<Utc>`,
 /// [`Timestamp::instant`] gives one): naming this one keeps the versions in step.

@@ -33,6 +33,50 @@ pub enum Credentials {
         /// Client secret.
         client_secret: Secret,
     },
+    /// A credential of the Azure SDK's identity library: a certificate's client assertion,
+    /// managed identity, workload identity, the Azure CLI. Its tokens are cached and renewed
+    /// here as the client-credentials grant's are.
+    #[cfg(feature = "azure-identity")]
+    Identity(IdentityCredential),
+}
+
+/// Any `azure_core` [`TokenCredential`](azure_core::credentials::TokenCredential), for
+/// [`Credentials::Identity`]. Equal only to itself; its `Debug` shows nothing of it.
+#[cfg(feature = "azure-identity")]
+#[derive(Clone)]
+pub struct IdentityCredential(pub Arc<dyn azure_core::credentials::TokenCredential>);
+
+#[cfg(feature = "azure-identity")]
+impl fmt::Debug for IdentityCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("IdentityCredential(..)")
+    }
+}
+
+#[cfg(feature = "azure-identity")]
+impl PartialEq for IdentityCredential {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+#[cfg(feature = "azure-identity")]
+impl Eq for IdentityCredential {}
+
+#[cfg(feature = "azure-identity")]
+impl IdentityCredential {
+    /// A token for `scope`, and how long it lives from now.
+    async fn token(&self, scope: &str) -> Result<AccessToken, Error> {
+        let token = self.0.get_token(&[scope], None).await.map_err(|e| {
+            // The identity library's errors name the credential and the cause, never a secret.
+            Error::Authentication(format!("signing in: {e}"))
+        })?;
+        let left = token.expires_on - azure_core::time::OffsetDateTime::now_utc();
+        Ok(AccessToken {
+            token: Secret::new(token.token.secret()),
+            lifetime: Duration::from_secs(left.whole_seconds().max(0) as u64),
+        })
+    }
 }
 
 /// Gets bearer tokens, asking Azure AD at most once at a time.
@@ -115,7 +159,7 @@ impl TokenSource {
             cached: tokio::sync::Mutex::new(None),
             given: match &credentials {
                 Credentials::BearerToken(token) => authorization(token).ok(),
-                Credentials::ClientSecret { .. } => None,
+                _ => None,
             },
             credentials,
         }
@@ -124,17 +168,9 @@ impl TokenSource {
     /// The `Authorization` value of a token valid now. Concurrent callers wait for one
     /// exchange and share its token.
     pub(crate) async fn authorization(&self) -> Result<HeaderValue, Error> {
-        let Credentials::ClientSecret {
-            tenant_id,
-            client_id,
-            client_secret,
-        } = &self.credentials
-        else {
-            let Credentials::BearerToken(token) = &self.credentials else {
-                unreachable!()
-            };
+        if let Credentials::BearerToken(token) = &self.credentials {
             return self.given.clone().map_or_else(|| authorization(token), Ok);
-        };
+        }
         let mut cached = self.cached.lock().await;
         if let Some((value, renew_at)) = &*cached
             && self.clock.now() < *renew_at
@@ -142,16 +178,30 @@ impl TokenSource {
             return Ok(value.clone());
         }
         let asked = self.clock.now();
-        let AccessToken { token, lifetime } = request_token(
-            &self.http,
-            &self.authority,
-            tenant_id,
-            client_id,
-            client_secret,
-            &self.scope,
-            self.body_limit,
-        )
-        .await?;
+        let AccessToken { token, lifetime } = match &self.credentials {
+            Credentials::ClientSecret {
+                tenant_id,
+                client_id,
+                client_secret,
+            } => {
+                request_token(
+                    &self.http,
+                    &self.authority,
+                    tenant_id,
+                    client_id,
+                    client_secret,
+                    &self.scope,
+                    self.body_limit,
+                )
+                .await?
+            }
+            #[cfg(feature = "azure-identity")]
+            Credentials::Identity(credential) => credential.token(&self.scope).await?,
+            Credentials::BearerToken(token) => AccessToken {
+                token: token.clone(),
+                lifetime: Duration::MAX,
+            },
+        };
         // Renewed a tenth of its life (at most 5 minutes) before it expires.
         let early = (lifetime / 10).min(Duration::from_secs(300));
         let value = authorization(&token)?;

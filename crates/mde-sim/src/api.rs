@@ -157,6 +157,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Result<Router, String> {
             r#"{"keys":[]}"#,
         )
     };
+    // App Service's managed identity endpoint.
+    let identity = |State(s): State<Arc<Shared>>, RawQuery(query): RawQuery, headers: HeaderMap| async move {
+        s.identity.serve(&s, query.as_deref(), &headers).await
+    };
     let limit = shared.config.body_limit;
     Ok(router
         .route(
@@ -166,6 +170,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Result<Router, String> {
         .route("/{tenant}/discovery/v2.0/keys", axum::routing::get(keys))
         .route(token_path, post(token))
         .route(crate::package::PATH, axum::routing::get(download))
+        .route(crate::identity::PATH, axum::routing::get(identity))
         .fallback(|uri: Uri| async move {
             ApiError::not_found(format!("No resource at {}", echo(uri.path())))
         })

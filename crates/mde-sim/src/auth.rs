@@ -192,6 +192,18 @@ impl Tokens {
                 ),
             ));
         }
+        let token = self.grant(app, clock);
+        let seconds = self.lifetime.as_secs();
+        Ok(json!({
+            "token_type": "Bearer",
+            "expires_in": seconds,
+            "ext_expires_in": seconds,
+            "access_token": token,
+        }))
+    }
+
+    /// A new token of `app`, recorded with what it grants.
+    fn grant(&self, app: &App, clock: &Clock) -> String {
         let now = clock.elapsed();
         let token = format!(
             "sim.{}.{}",
@@ -210,13 +222,22 @@ impl Tokens {
             },
         );
         self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let seconds = self.lifetime.as_secs();
-        Ok(json!({
-            "token_type": "Bearer",
-            "expires_in": seconds,
-            "ext_expires_in": seconds,
-            "access_token": token,
-        }))
+        token
+    }
+
+    /// A token of the app `client_id` of `tenant` and its lifetime (simulated), as a
+    /// managed identity gets one: no secret, the platform vouches for it.
+    pub fn issue_to(
+        &self,
+        tenant: &str,
+        client_id: &str,
+        clock: &Clock,
+    ) -> Option<(String, Duration)> {
+        let app = self
+            .apps
+            .iter()
+            .find(|a| a.tenant == tenant && a.client_id == client_id)?;
+        Some((self.grant(app, clock), self.lifetime))
     }
 
     /// The grant behind a request's `Authorization: Bearer …`, or the 401 to answer.

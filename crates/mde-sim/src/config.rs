@@ -106,6 +106,11 @@ pub struct Config {
     /// library and rate budgets, and the default app registered in it (a multi-tenant app
     /// consented in each), besides the apps given for it.
     pub tenants: Vec<String>,
+    /// The app (tenant, client id) the managed identity endpoint issues tokens of; the
+    /// default app when `None`.
+    pub managed_identity: Option<(String, String)>,
+    /// The managed identity endpoint fails on purpose: a 500, or no answer.
+    pub identity_fault: Option<crate::IdentityFault>,
     /// Machine ids in the inventory besides the documented ones; each is named
     /// [`machine_name`](crate::machine_name) of its id.
     pub machines: Vec<String>,
@@ -184,6 +189,8 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
             apps: vec![App::default_app()],
             tenants: Vec::new(),
+            managed_identity: None,
+            identity_fault: None,
             machines: Vec::new(),
             names: Vec::new(),
             duplicate_names: 0,

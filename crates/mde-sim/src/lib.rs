@@ -25,6 +25,7 @@ mod auth;
 mod clock;
 mod config;
 mod error;
+mod identity;
 mod inventory;
 mod library;
 mod odata;
@@ -47,6 +48,7 @@ pub use config::{
     parse_machine_list, tenant_machine_id,
 };
 pub use error::ApiError;
+pub use identity::IdentityFault;
 pub use inventory::{DOMAIN, Platforms, machine_name, named_machine_id, qualified};
 pub use package::{Fault, Faults, dice};
 
@@ -114,6 +116,8 @@ struct Shared {
     limiter: rate_limit::RateLimiter,
     /// Each tenant's inventory, actions and library.
     tenants: std::collections::HashMap<String, Mutex<state::Records>>,
+    /// The managed identity of the machine the simulator stands for.
+    identity: identity::ManagedIdentity,
     packages: package::Packages,
     /// Requests of each operation that got past authentication and the rate limits.
     calls: Mutex<std::collections::HashMap<operations::OperationId, usize>>,
@@ -180,6 +184,13 @@ impl Simulator {
         let shared = Arc::new(Shared {
             base_url,
             clock,
+            identity: {
+                let (tenant, client) = config
+                    .managed_identity
+                    .clone()
+                    .unwrap_or_else(|| (DEFAULT_TENANT.into(), DEFAULT_CLIENT_ID.into()));
+                identity::ManagedIdentity::new(&tenant, &client, config.identity_fault)
+            },
             tokens: auth::Tokens::new(apps, config.token_lifetime),
             limiter: rate_limit::RateLimiter::default(),
             tenants,
@@ -237,6 +248,24 @@ impl Simulator {
     /// The simulator's clock: tests advance it, and it runs `time_scale` times real time.
     pub fn clock(&self) -> &Clock {
         &self.shared.clock
+    }
+
+    /// The managed identity endpoint, as App Service gives it in `IDENTITY_ENDPOINT`.
+    pub fn identity_endpoint(&self) -> String {
+        format!("{}{}", self.shared.base_url, identity::PATH)
+    }
+
+    /// The secret App Service gives in `IDENTITY_HEADER`, new at each start.
+    pub fn identity_header(&self) -> &str {
+        &self.shared.identity.header
+    }
+
+    /// How many requests the managed identity endpoint has had.
+    pub fn identity_requests(&self) -> usize {
+        self.shared
+            .identity
+            .requests
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// How many access tokens the token endpoint has issued.

@@ -52,6 +52,13 @@ struct Args {
     /// default app registered in it besides the apps given for it.
     #[arg(long = "tenant", value_name = "NAME")]
     tenants: Vec<String>,
+    /// The app whose tokens the managed identity endpoint (BASE/msi/token, App Service's
+    /// protocol) issues: TENANT/CLIENT_ID of a registered app; the default app when not given.
+    #[arg(long, value_name = "TENANT/CLIENT_ID", value_parser = identity_of)]
+    managed_identity: Option<(String, String)>,
+    /// The managed identity endpoint fails on purpose: 500 (every request) or hang (no answer).
+    #[arg(long, value_name = "500|hang")]
+    identity_fault: Option<mde_sim::IdentityFault>,
     /// Lifetime of an access token, in simulated seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = Config::default().token_lifetime.as_secs())]
     token_lifetime: u64,
@@ -198,6 +205,8 @@ async fn main() -> ExitCode {
     };
     config.apps.extend(args.apps);
     config.tenants = args.tenants;
+    config.managed_identity = args.managed_identity;
+    config.identity_fault = args.identity_fault;
     if let Some(path) = &args.machines_file {
         match std::fs::read_to_string(path) {
             Ok(text) => config.machines.extend(mde_sim::parse_machine_list(&text)),
@@ -229,8 +238,23 @@ async fn main() -> ExitCode {
         mde_client::operations::DOCUMENTED_MACHINE_IDS.len(),
         args.time_scale
     );
+    eprintln!(
+        "mde-sim: managed identity (App Service): IDENTITY_ENDPOINT={} IDENTITY_HEADER={}",
+        sim.identity_endpoint(),
+        sim.identity_header()
+    );
     shutdown_signal().await;
     eprintln!("mde-sim: stopping");
     sim.stop().await;
     ExitCode::SUCCESS
+}
+
+/// `TENANT/CLIENT_ID`.
+fn identity_of(text: &str) -> Result<(String, String), String> {
+    match text.split_once('/') {
+        Some((tenant, client)) if !tenant.is_empty() && !client.is_empty() => {
+            Ok((tenant.to_string(), client.to_string()))
+        }
+        _ => Err("write TENANT/CLIENT_ID".into()),
+    }
 }
