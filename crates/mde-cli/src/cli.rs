@@ -91,6 +91,15 @@ pub struct Connection {
     /// --tls-ca-out FILE) or a TLS-intercepting proxy's. Verification is never turned off.
     #[arg(long, global = true, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
+    /// With --auth certificate: the certificate and its key, PEM or PKCS#12 (its password in
+    /// AZURE_CLIENT_CERTIFICATE_PASSWORD); readable by its owner only.
+    #[arg(
+        long,
+        global = true,
+        env = "AZURE_CLIENT_CERTIFICATE_PATH",
+        value_name = "FILE"
+    )]
+    pub certificate: Option<PathBuf>,
     /// How to sign in: secret (AZURE_CLIENT_SECRET), certificate, managed-identity (App
     /// Service's IDENTITY_ENDPOINT, else the VM's), workload-identity
     /// (AZURE_FEDERATED_TOKEN_FILE), azure-cli (az login). When not given: MDE_TOKEN, then
@@ -710,6 +719,9 @@ fn apply_profile(conn: &mut Connection, matches: &clap::ArgMatches) -> Result<()
     }
     if let Some(file) = &profile.certificate {
         crate::profiles::private_file(file).map_err(|e| (3, e))?;
+        if !given("certificate") {
+            conn.certificate = Some(file.clone());
+        }
     }
     if profile.auth == Auth::Secret && !given("client_secret") {
         let variable = profile.secret_env.clone().unwrap_or_default();

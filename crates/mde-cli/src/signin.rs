@@ -38,7 +38,7 @@ pub(crate) fn chosen(conn: &Connection) -> Option<Auth> {
         None
     } else if conn.client_secret.as_deref().is_some_and(|s| !s.is_empty()) {
         Some(Auth::Secret)
-    } else if set("AZURE_CLIENT_CERTIFICATE_PATH") {
+    } else if conn.certificate.is_some() {
         Some(Auth::Certificate)
     } else if set("AZURE_FEDERATED_TOKEN_FILE") {
         Some(Auth::WorkloadIdentity)
@@ -97,7 +97,26 @@ pub(crate) fn credential(
     Ok(Some(match auth {
         Auth::Secret => return Ok(None),
         Auth::Certificate => {
-            return Err("signing in with a certificate is not in this build yet; use a secret, a managed identity, workload identity or the Azure CLI".into());
+            let path = conn.certificate.clone().ok_or(
+                "--auth certificate needs the certificate: --certificate FILE, AZURE_CLIENT_CERTIFICATE_PATH or a profile's certificate",
+            )?;
+            crate::profiles::private_file(&path)?;
+            let (Some(tenant), Some(client)) = (&conn.tenant_id, &conn.client_id) else {
+                return Err("--auth certificate needs the tenant and the app: --tenant-id and --client-id (AZURE_TENANT_ID, AZURE_CLIENT_ID) or a profile".into());
+            };
+            let password = std::env::var("AZURE_CLIENT_CERTIFICATE_PASSWORD").ok();
+            let certificate = mde_client::ClientCertificate::from_file(&path, password.as_deref())
+                .map_err(|e| e.to_string())?;
+            let authority = match &conn.login_url {
+                Some(login) => login.clone(),
+                None => mde_client::Endpoints::of(conn.cloud, conn.region)?.authority,
+            };
+            let options = ClientAssertionCredentialOptions {
+                client_options: options(conn)?,
+            };
+            certificate
+                .credential(&authority, tenant, client, options)
+                .map_err(|e| e.to_string())?
         }
         Auth::ManagedIdentity => {
             let options = ManagedIdentityCredentialOptions {

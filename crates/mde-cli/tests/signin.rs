@@ -99,3 +99,106 @@ async fn test_an_identity_endpoint_that_fails_or_hangs_is_a_clear_error() {
         sim.stop().await;
     }
 }
+
+/// A copy of a fixture in `dir`, readable by its owner only (git keeps no such mode).
+fn private_copy(dir: &std::path::Path, fixture: &str, mode: u32) -> std::path::PathBuf {
+    let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(fixture);
+    let to = dir.join(fixture);
+    std::fs::copy(from, &to).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    to
+}
+
+/// A client certificate, PEM and PKCS#12, signs in at the simulator over HTTPS (the identity
+/// library takes no other authority) with a client assertion the simulator checks against the
+/// certificate registered with the app; an unregistered certificate, a key others can read
+/// and a wrong PKCS#12 password are each a clear error that prints no key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_a_client_certificate_signs_in_and_a_bad_one_is_refused() {
+    let dir = scratch("certificate");
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let registered = std::fs::read_to_string(fixtures.join("app-cert.crt")).unwrap();
+    let sim = Simulator::start(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: true,
+        app_certs: vec![(
+            mde_sim::DEFAULT_TENANT.into(),
+            mde_sim::DEFAULT_CLIENT_ID.into(),
+            registered,
+        )],
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    std::fs::write(dir.path().join("ca.pem"), sim.ca_pem().unwrap()).unwrap();
+    let collect = |certificate: &std::path::Path, password: Option<&str>| {
+        let mut command = mde(dir.path());
+        command
+            .args(["--api-url", sim.base_url(), "--login-url", sim.base_url()])
+            .args(["--ca-cert", "ca.pem", "--auth", "certificate", "-o", "json"])
+            .arg("--certificate")
+            .arg(certificate)
+            .env("AZURE_TENANT_ID", mde_sim::DEFAULT_TENANT)
+            .env("AZURE_CLIENT_ID", mde_sim::DEFAULT_CLIENT_ID)
+            .env("MDE_CONFIG", dir.path().join("none.toml"))
+            .args(["package", "collect", "fb9ab6be3965095a09c057be7c90f0a2"])
+            .args(["--comment", "Collect forensics due to alert 1234"]);
+        if let Some(password) = password {
+            command.env("AZURE_CLIENT_CERTIFICATE_PASSWORD", password);
+        }
+        command
+    };
+    let pem = private_copy(dir.path(), "app-cert.pem", 0o600);
+    let out = run_off(collect(&pem, None)).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("signing in with certificate"),
+        "{}",
+        out.stderr
+    );
+    let p12 = private_copy(dir.path(), "app-cert.p12", 0o600);
+    // A second collection on the same machine is the documented 400: a token was had.
+    let out = run_off(collect(&p12, Some("mde-test"))).await;
+    assert_eq!(
+        common::lines(&out.stdout)[0]["outcome"],
+        "already_running",
+        "{}",
+        out.stderr
+    );
+    assert_eq!(sim.calls(OperationId::CollectInvestigationPackage), 2);
+
+    let unregistered = private_copy(dir.path(), "unregistered.pem", 0o600);
+    let out = run_off(collect(&unregistered, None)).await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(out.stderr.contains("AADSTS700027"), "{}", out.stderr);
+    let wrong = run_off(collect(&p12, Some("not-it"))).await;
+    assert_eq!(wrong.code, 3, "{}", wrong.stderr);
+    assert!(wrong.stderr.contains("PKCS#12"), "{}", wrong.stderr);
+    #[cfg(unix)]
+    {
+        let open = private_copy(&dir.path().join(""), "app-cert.pem", 0o644);
+        let out = run_off(collect(&open, None)).await;
+        assert_eq!(out.code, 3, "{}", out.stderr);
+        assert!(out.stderr.contains("chmod 600"), "{}", out.stderr);
+    }
+    for text in [&out.stderr, &wrong.stderr] {
+        assert!(
+            !text.contains("PRIVATE KEY") && !text.contains("MII"),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        sim.calls(OperationId::CollectInvestigationPackage),
+        2,
+        "refused ones send nothing"
+    );
+    sim.stop().await;
+}

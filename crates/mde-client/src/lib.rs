@@ -78,6 +78,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "azure-identity")]
+mod certificate;
 mod client;
 mod cloud;
 mod download;
@@ -96,6 +98,8 @@ mod token;
 #[rustfmt::skip]
 pub mod generated;
 
+#[cfg(feature = "azure-identity")]
+pub use certificate::ClientCertificate;
 pub use client::{Call, Client, ClientBuilder, install_crypto_provider};
 pub use cloud::{Cloud, Endpoints, Region};
 pub use download::{Downloaded, Followed, PackageLink, UNLISTED_LOOKS, is_final, since_filter};

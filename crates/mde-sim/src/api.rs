@@ -135,7 +135,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Result<Router, String> {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
         s.tokens
-            .token_endpoint(&tenant, content_type, &body, &s.clock)
+            .token_endpoint((&s.base_url, &tenant), content_type, &body, &s.clock)
     };
     // The download host: no bearer token, the link's own token in the query.
     let download = |State(s): State<Arc<Shared>>, RawQuery(query): RawQuery, headers: HeaderMap| async move {

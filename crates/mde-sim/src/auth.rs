@@ -29,6 +29,8 @@ pub struct Grant {
 #[derive(Debug)]
 pub struct Tokens {
     apps: Vec<App>,
+    /// Certificates registered with apps, for client assertions.
+    certs: Vec<crate::assertion::RegisteredCert>,
     lifetime: Duration,
     issued: Mutex<HashMap<String, Grant>>,
     count: std::sync::atomic::AtomicUsize,
@@ -44,7 +46,12 @@ pub struct AadError {
 }
 
 impl AadError {
-    fn new(status: StatusCode, error: &'static str, code: u32, description: String) -> AadError {
+    pub(crate) fn new(
+        status: StatusCode,
+        error: &'static str,
+        code: u32,
+        description: String,
+    ) -> AadError {
         AadError {
             status,
             error,
@@ -85,9 +92,14 @@ impl IntoResponse for AadError {
 
 impl Tokens {
     /// Tokens for these apps, each valid for `lifetime` of simulated time.
-    pub fn new(apps: Vec<App>, lifetime: Duration) -> Tokens {
+    pub fn new(
+        apps: Vec<App>,
+        certs: Vec<crate::assertion::RegisteredCert>,
+        lifetime: Duration,
+    ) -> Tokens {
         Tokens {
             apps,
+            certs,
             lifetime,
             issued: Mutex::new(HashMap::new()),
             count: Default::default(),
@@ -102,12 +114,12 @@ impl Tokens {
     /// Answers `POST /{tenant}/oauth2/v2.0/token` with a form body, as Azure AD does.
     pub fn token_endpoint(
         &self,
-        tenant: &str,
+        (base_url, tenant): (&str, &str),
         content_type: Option<&str>,
         body: &[u8],
         clock: &Clock,
     ) -> Response {
-        match self.issue(tenant, content_type, body, clock) {
+        match self.issue((base_url, tenant), content_type, body, clock) {
             Ok(answer) => (
                 StatusCode::OK,
                 [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
@@ -120,7 +132,7 @@ impl Tokens {
 
     fn issue(
         &self,
-        tenant: &str,
+        (base_url, tenant): (&str, &str),
         content_type: Option<&str>,
         body: &[u8],
         clock: &Clock,
@@ -152,7 +164,16 @@ impl Tokens {
             ));
         }
         let client_id = field("client_id").ok_or_else(|| AadError::missing("client_id"))?;
-        let secret = field("client_secret").ok_or_else(|| AadError::missing("client_secret"))?;
+        let secret = field("client_secret");
+        let assertion = field("client_assertion");
+        if secret.is_none() && assertion.is_none() {
+            return Err(AadError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                7000216,
+                "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.".into(),
+            ));
+        }
         let scope = field("scope").ok_or_else(|| AadError::missing("scope"))?;
         if !self.apps.iter().any(|a| a.tenant == tenant) {
             return Err(AadError::new(
@@ -174,7 +195,19 @@ impl Tokens {
                     format!("Application with identifier '{client_id}' was not found in the directory '{tenant}'."),
                 )
             })?;
-        if app.secret != secret {
+        if let (None, Some(assertion)) = (secret, assertion) {
+            const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+            if field("client_assertion_type") != Some(JWT_BEARER) {
+                return Err(AadError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    50027,
+                    format!("client_assertion_type must be {JWT_BEARER}."),
+                ));
+            }
+            let audience = mde_client::token_url(base_url, tenant);
+            crate::assertion::check(&self.certs, (tenant, client_id), &audience, assertion)?;
+        } else if secret != Some(app.secret.as_str()) {
             return Err(AadError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_client",

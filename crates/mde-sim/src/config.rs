@@ -106,6 +106,9 @@ pub struct Config {
     /// library and rate budgets, and the default app registered in it (a multi-tenant app
     /// consented in each), besides the apps given for it.
     pub tenants: Vec<String>,
+    /// Certificates registered with apps (tenant, client id, the certificate's PEM): a client
+    /// assertion signed with the key of one signs the app in.
+    pub app_certs: Vec<(String, String, String)>,
     /// The app (tenant, client id) the managed identity endpoint issues tokens of; the
     /// default app when `None`.
     pub managed_identity: Option<(String, String)>,
@@ -189,6 +192,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
             apps: vec![App::default_app()],
             tenants: Vec::new(),
+            app_certs: Vec::new(),
             managed_identity: None,
             identity_fault: None,
             machines: Vec::new(),

@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 mod api;
+mod assertion;
 mod auth;
 mod clock;
 mod config;
@@ -181,6 +182,12 @@ impl Simulator {
                 }
             }
         }
+        let certs = config
+            .app_certs
+            .iter()
+            .map(|(tenant, client, pem)| assertion::RegisteredCert::from_pem(tenant, client, pem))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| std::io::Error::other(format!("--app-cert: {e}")))?;
         let shared = Arc::new(Shared {
             base_url,
             clock,
@@ -191,7 +198,7 @@ impl Simulator {
                     .unwrap_or_else(|| (DEFAULT_TENANT.into(), DEFAULT_CLIENT_ID.into()));
                 identity::ManagedIdentity::new(&tenant, &client, config.identity_fault)
             },
-            tokens: auth::Tokens::new(apps, config.token_lifetime),
+            tokens: auth::Tokens::new(apps, certs, config.token_lifetime),
             limiter: rate_limit::RateLimiter::default(),
             tenants,
             packages: package::Packages::new(

@@ -52,6 +52,10 @@ struct Args {
     /// default app registered in it besides the apps given for it.
     #[arg(long = "tenant", value_name = "NAME")]
     tenants: Vec<String>,
+    /// Register a certificate with an app: [TENANT/]ID:FILE (a PEM file; repeatable). A
+    /// client assertion signed with its key (RS256, its x5t) signs the app in.
+    #[arg(long = "app-cert", value_name = "[TENANT/]ID:FILE", value_parser = app_cert)]
+    app_certs: Vec<(String, String, String)>,
     /// The app whose tokens the managed identity endpoint (BASE/msi/token, App Service's
     /// protocol) issues: TENANT/CLIENT_ID of a registered app; the default app when not given.
     #[arg(long, value_name = "TENANT/CLIENT_ID", value_parser = identity_of)]
@@ -206,6 +210,7 @@ async fn main() -> ExitCode {
     config.apps.extend(args.apps);
     config.tenants = args.tenants;
     config.managed_identity = args.managed_identity;
+    config.app_certs = args.app_certs;
     config.identity_fault = args.identity_fault;
     if let Some(path) = &args.machines_file {
         match std::fs::read_to_string(path) {
@@ -257,4 +262,15 @@ fn identity_of(text: &str) -> Result<(String, String), String> {
         }
         _ => Err("write TENANT/CLIENT_ID".into()),
     }
+}
+
+/// `[TENANT/]ID:FILE`, the file read.
+fn app_cert(text: &str) -> Result<(String, String, String), String> {
+    let (app, file) = text.split_once(':').ok_or("write [TENANT/]ID:FILE")?;
+    let (tenant, client) = match app.split_once('/') {
+        Some((tenant, client)) => (tenant, client),
+        None => (mde_sim::DEFAULT_TENANT, app),
+    };
+    let pem = std::fs::read_to_string(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+    Ok((tenant.to_string(), client.to_string(), pem))
 }
