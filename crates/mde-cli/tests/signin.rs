@@ -202,3 +202,70 @@ async fn test_a_client_certificate_signs_in_and_a_bad_one_is_refused() {
     );
     sim.stop().await;
 }
+
+/// Workload identity federation: the token a workload holds (the simulator's own issuer, the
+/// subject the app trusts) is exchanged through the identity library over HTTPS and a package
+/// collected; an expired token and a subject the app does not trust are each Entra ID's clear
+/// refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_workload_identity_exchanges_the_federated_token() {
+    let dir = scratch("workload-identity");
+    let sim = Simulator::start(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: true,
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    std::fs::write(dir.path().join("ca.pem"), sim.ca_pem().unwrap()).unwrap();
+    let collect = |token: String| {
+        let file = dir.path().join("token");
+        std::fs::write(&file, token).unwrap();
+        let mut command = mde(dir.path());
+        command
+            .args(["--api-url", sim.base_url(), "--login-url", sim.base_url()])
+            .args(["--ca-cert", "ca.pem", "-o", "json"])
+            .env("AZURE_TENANT_ID", mde_sim::DEFAULT_TENANT)
+            .env("AZURE_CLIENT_ID", mde_sim::DEFAULT_CLIENT_ID)
+            .env("AZURE_FEDERATED_TOKEN_FILE", &file)
+            .env("MDE_CONFIG", dir.path().join("none.toml"))
+            .args(["package", "collect", "fb9ab6be3965095a09c057be7c90f0a2"])
+            .args(["--comment", "Collect forensics due to alert 1234"]);
+        command
+    };
+    // Chosen from the environment: AZURE_FEDERATED_TOKEN_FILE.
+    let out = run_off(collect(
+        sim.federated_token(mde_sim::FEDERATED_SUBJECT, 3600),
+    ))
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("signing in with workload-identity"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(common::lines(&out.stdout)[0]["outcome"], "accepted");
+
+    let expired = run_off(collect(
+        sim.federated_token(mde_sim::FEDERATED_SUBJECT, -3600),
+    ))
+    .await;
+    assert_eq!(expired.code, 3, "{}", expired.stderr);
+    assert!(
+        expired.stderr.contains("AADSTS700024"),
+        "{}",
+        expired.stderr
+    );
+    let stranger = run_off(collect(
+        sim.federated_token("repo:someone/else:ref:refs/heads/main", 3600),
+    ))
+    .await;
+    assert_eq!(stranger.code, 3, "{}", stranger.stderr);
+    assert!(
+        stranger.stderr.contains("AADSTS70021"),
+        "{}",
+        stranger.stderr
+    );
+    assert_eq!(sim.calls(OperationId::CollectInvestigationPackage), 1);
+    sim.stop().await;
+}

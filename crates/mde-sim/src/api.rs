@@ -161,6 +161,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Result<Router, String> {
     let identity = |State(s): State<Arc<Shared>>, RawQuery(query): RawQuery, headers: HeaderMap| async move {
         s.identity.serve(&s, query.as_deref(), &headers).await
     };
+    // The simulator's own issuer (workload identity federation).
+    let issuer_discovery =
+        |State(s): State<Arc<Shared>>| async move { axum::Json(s.tokens.issuer().discovery()) };
+    let issuer_keys =
+        |State(s): State<Arc<Shared>>| async move { axum::Json(s.tokens.issuer().keys()) };
     let limit = shared.config.body_limit;
     Ok(router
         .route(
@@ -171,6 +176,17 @@ pub(crate) fn router(shared: Arc<Shared>) -> Result<Router, String> {
         .route(token_path, post(token))
         .route(crate::package::PATH, axum::routing::get(download))
         .route(crate::identity::PATH, axum::routing::get(identity))
+        .route(
+            &format!(
+                "{}/.well-known/openid-configuration",
+                crate::federation::PATH
+            ),
+            axum::routing::get(issuer_discovery),
+        )
+        .route(
+            &format!("{}/keys", crate::federation::PATH),
+            axum::routing::get(issuer_keys),
+        )
         .fallback(|uri: Uri| async move {
             ApiError::not_found(format!("No resource at {}", echo(uri.path())))
         })

@@ -31,6 +31,9 @@ pub struct Tokens {
     apps: Vec<App>,
     /// Certificates registered with apps, for client assertions.
     certs: Vec<crate::assertion::RegisteredCert>,
+    /// The simulator's own issuer, and the subjects each app (tenant, client id) trusts.
+    issuer: crate::federation::Issuer,
+    federated: Vec<(String, String, String)>,
     lifetime: Duration,
     issued: Mutex<HashMap<String, Grant>>,
     count: std::sync::atomic::AtomicUsize,
@@ -94,12 +97,18 @@ impl Tokens {
     /// Tokens for these apps, each valid for `lifetime` of simulated time.
     pub fn new(
         apps: Vec<App>,
-        certs: Vec<crate::assertion::RegisteredCert>,
+        (certs, issuer, federated): (
+            Vec<crate::assertion::RegisteredCert>,
+            crate::federation::Issuer,
+            Vec<(String, String, String)>,
+        ),
         lifetime: Duration,
     ) -> Tokens {
         Tokens {
             apps,
             certs,
+            issuer,
+            federated,
             lifetime,
             issued: Mutex::new(HashMap::new()),
             count: Default::default(),
@@ -205,8 +214,19 @@ impl Tokens {
                     format!("client_assertion_type must be {JWT_BEARER}."),
                 ));
             }
-            let audience = mde_client::token_url(base_url, tenant);
-            crate::assertion::check(&self.certs, (tenant, client_id), &audience, assertion)?;
+            if self.issuer.claims_to_be_ours(assertion) {
+                // Workload identity: the simulator's own issuer vouches for the subject.
+                let subjects: Vec<&str> = self
+                    .federated
+                    .iter()
+                    .filter(|(t, c, _)| t == tenant && c == client_id)
+                    .map(|(_, _, subject)| subject.as_str())
+                    .collect();
+                self.issuer.check(assertion, &subjects)?;
+            } else {
+                let audience = mde_client::token_url(base_url, tenant);
+                crate::assertion::check(&self.certs, (tenant, client_id), &audience, assertion)?;
+            }
         } else if secret != Some(app.secret.as_str()) {
             return Err(AadError::new(
                 StatusCode::UNAUTHORIZED,
@@ -271,6 +291,11 @@ impl Tokens {
             .iter()
             .find(|a| a.tenant == tenant && a.client_id == client_id)?;
         Some((self.grant(app, clock), self.lifetime))
+    }
+
+    /// The simulator's own token issuer (workload identity federation).
+    pub fn issuer(&self) -> &crate::federation::Issuer {
+        &self.issuer
     }
 
     /// The grant behind a request's `Authorization: Bearer …`, or the 401 to answer.

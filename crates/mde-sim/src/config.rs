@@ -109,6 +109,9 @@ pub struct Config {
     /// Certificates registered with apps (tenant, client id, the certificate's PEM): a client
     /// assertion signed with the key of one signs the app in.
     pub app_certs: Vec<(String, String, String)>,
+    /// Federated credentials: the app (tenant, client id) trusts the simulator's own issuer
+    /// for this subject. The default app trusts [`crate::FEDERATED_SUBJECT`] in every tenant.
+    pub federated: Vec<(String, String, String)>,
     /// The app (tenant, client id) the managed identity endpoint issues tokens of; the
     /// default app when `None`.
     pub managed_identity: Option<(String, String)>,
@@ -193,6 +196,7 @@ impl Default for Config {
             apps: vec![App::default_app()],
             tenants: Vec::new(),
             app_certs: Vec::new(),
+            federated: Vec::new(),
             managed_identity: None,
             identity_fault: None,
             machines: Vec::new(),

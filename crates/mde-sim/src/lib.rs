@@ -26,6 +26,7 @@ mod auth;
 mod clock;
 mod config;
 mod error;
+mod federation;
 mod identity;
 mod inventory;
 mod library;
@@ -49,6 +50,7 @@ pub use config::{
     parse_machine_list, tenant_machine_id,
 };
 pub use error::ApiError;
+pub use federation::DEFAULT_SUBJECT as FEDERATED_SUBJECT;
 pub use identity::IdentityFault;
 pub use inventory::{DOMAIN, Platforms, machine_name, named_machine_id, qualified};
 pub use package::{Fault, Faults, dice};
@@ -188,6 +190,16 @@ impl Simulator {
             .map(|(tenant, client, pem)| assertion::RegisteredCert::from_pem(tenant, client, pem))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| std::io::Error::other(format!("--app-cert: {e}")))?;
+        let issuer = federation::Issuer::new(&base_url).map_err(std::io::Error::other)?;
+        // The default app trusts the default subject in every tenant, besides those given.
+        let mut federated = config.federated.clone();
+        for tenant in config.all_tenants() {
+            federated.push((
+                tenant,
+                DEFAULT_CLIENT_ID.to_string(),
+                federation::DEFAULT_SUBJECT.to_string(),
+            ));
+        }
         let shared = Arc::new(Shared {
             base_url,
             clock,
@@ -198,7 +210,7 @@ impl Simulator {
                     .unwrap_or_else(|| (DEFAULT_TENANT.into(), DEFAULT_CLIENT_ID.into()));
                 identity::ManagedIdentity::new(&tenant, &client, config.identity_fault)
             },
-            tokens: auth::Tokens::new(apps, certs, config.token_lifetime),
+            tokens: auth::Tokens::new(apps, (certs, issuer, federated), config.token_lifetime),
             limiter: rate_limit::RateLimiter::default(),
             tenants,
             packages: package::Packages::new(
@@ -255,6 +267,13 @@ impl Simulator {
     /// The simulator's clock: tests advance it, and it runs `time_scale` times real time.
     pub fn clock(&self) -> &Clock {
         &self.shared.clock
+    }
+
+    /// A token of the simulator's own issuer for `subject`, as a workload holds one in the
+    /// file `AZURE_FEDERATED_TOKEN_FILE` names, valid `lifetime_s` seconds (wall-clock; a
+    /// negative one is expired). The default app trusts [`FEDERATED_SUBJECT`].
+    pub fn federated_token(&self, subject: &str, lifetime_s: i64) -> String {
+        self.shared.tokens.issuer().token(subject, lifetime_s)
     }
 
     /// The managed identity endpoint, as App Service gives it in `IDENTITY_ENDPOINT`.

@@ -56,6 +56,11 @@ struct Args {
     /// client assertion signed with its key (RS256, its x5t) signs the app in.
     #[arg(long = "app-cert", value_name = "[TENANT/]ID:FILE", value_parser = app_cert)]
     app_certs: Vec<(String, String, String)>,
+    /// Write a token of the simulator's own issuer to FILE, as a workload holds one
+    /// (AZURE_FEDERATED_TOKEN_FILE), for the subject the default app trusts
+    /// (system:serviceaccount:mde:mde); valid an hour.
+    #[arg(long, value_name = "FILE")]
+    federated_token_out: Option<std::path::PathBuf>,
     /// The app whose tokens the managed identity endpoint (BASE/msi/token, App Service's
     /// protocol) issues: TENANT/CLIENT_ID of a registered app; the default app when not given.
     #[arg(long, value_name = "TENANT/CLIENT_ID", value_parser = identity_of)]
@@ -243,6 +248,17 @@ async fn main() -> ExitCode {
         mde_client::operations::DOCUMENTED_MACHINE_IDS.len(),
         args.time_scale
     );
+    if let Some(path) = &args.federated_token_out {
+        let token = sim.federated_token(mde_sim::FEDERATED_SUBJECT, 3600);
+        if let Err(e) = std::fs::write(path, token) {
+            eprintln!("mde-sim: cannot write {}: {e}", path.display());
+            return ExitCode::from(1);
+        }
+        eprintln!(
+            "mde-sim: workload identity: AZURE_FEDERATED_TOKEN_FILE={} (an hour)",
+            path.display()
+        );
+    }
     eprintln!(
         "mde-sim: managed identity (App Service): IDENTITY_ENDPOINT={} IDENTITY_HEADER={}",
         sim.identity_endpoint(),
