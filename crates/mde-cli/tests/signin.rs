@@ -269,3 +269,69 @@ async fn test_workload_identity_exchanges_the_federated_token() {
     assert_eq!(sim.calls(OperationId::CollectInvestigationPackage), 1);
     sim.stop().await;
 }
+
+/// The Azure CLI's account: the identity library runs `az account get-access-token`; an `az`
+/// of the test's own, first on PATH, answers as Azure CLI 2.54+ does with a token the
+/// simulator issued, and then as an `az` that is not logged in does.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_the_azure_cli_account_signs_in() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("azure-cli");
+    let sim = simulator(None).await;
+    let token = mde_sim::sign_in(
+        sim.base_url(),
+        mde_sim::DEFAULT_TENANT,
+        mde_sim::DEFAULT_CLIENT_ID,
+        mde_sim::DEFAULT_CLIENT_SECRET,
+    )
+    .await
+    .unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let az = |script: String| {
+        std::fs::write(bin.join("az"), script).unwrap();
+        std::fs::set_permissions(bin.join("az"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    };
+    let expires = chrono::Utc::now().timestamp() + 3000;
+    az(format!(
+        "#!/bin/sh\necho '{{\"accessToken\":\"{token}\",\"expiresOn\":\"2030-01-02 03:04:05.000000\",\"expires_on\":{expires},\"subscription\":\"s\",\"tenant\":\"{}\",\"tokenType\":\"Bearer\"}}'\n",
+        mde_sim::DEFAULT_TENANT
+    ));
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let collect = || {
+        let mut command = mde(dir.path());
+        command
+            .args([
+                "--api-url",
+                sim.base_url(),
+                "--auth",
+                "azure-cli",
+                "-o",
+                "json",
+            ])
+            .env("PATH", &path)
+            .env("MDE_CONFIG", dir.path().join("none.toml"))
+            .args(["package", "collect", "fb9ab6be3965095a09c057be7c90f0a2"])
+            .args(["--comment", "Collect forensics due to alert 1234"]);
+        command
+    };
+    let out = run_off(collect()).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("signing in with azure-cli"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains(&token), "{}", out.stderr);
+
+    az("#!/bin/sh\necho \"ERROR: Please run 'az login' to setup account.\" >&2\nexit 1\n".into());
+    let out = run_off(collect()).await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(out.stderr.contains("az login"), "{}", out.stderr);
+    sim.stop().await;
+}

@@ -16,8 +16,9 @@ use crate::auth::AadError;
 pub struct RegisteredCert {
     pub(crate) tenant: String,
     pub(crate) client_id: String,
-    /// base64url of the certificate's SHA-1, as `x5t` names it.
-    thumbprint: String,
+    /// The certificate's SHA-1 (`x5t`) and SHA-256 (`x5t#S256`).
+    sha1: Vec<u8>,
+    sha256: Vec<u8>,
     key: jsonwebtoken::DecodingKey,
 }
 
@@ -26,7 +27,7 @@ impl std::fmt::Debug for RegisteredCert {
         f.debug_struct("RegisteredCert")
             .field("tenant", &self.tenant)
             .field("client_id", &self.client_id)
-            .field("x5t", &self.thumbprint)
+            .field("x5t", &URL_SAFE_NO_PAD.encode(&self.sha1))
             .finish_non_exhaustive()
     }
 }
@@ -53,7 +54,8 @@ impl RegisteredCert {
         Ok(RegisteredCert {
             tenant: tenant.to_string(),
             client_id: client_id.to_string(),
-            thumbprint: URL_SAFE_NO_PAD.encode(Sha1::digest(&der)),
+            sha1: Sha1::digest(&der).to_vec(),
+            sha256: <sha2::Sha256 as Digest>::digest(&der).to_vec(),
             key,
         })
     }
@@ -83,10 +85,25 @@ pub fn check(
 ) -> Result<(), AadError> {
     let header = jsonwebtoken::decode_header(jwt)
         .map_err(|e| invalid(50027, format!("JWT token is invalid or malformed: {e}.")))?;
-    let thumbprint = header.x5t.as_deref().unwrap_or_default();
+    // Clients write the thumbprint in base64url (Entra ID's examples) or in standard base64
+    // with padding (MSAL for Python): either names the same certificate.
+    let bytes = |text: &Option<String>| {
+        let text = text.as_deref()?.trim_end_matches('=');
+        URL_SAFE_NO_PAD
+            .decode(text)
+            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(text))
+            .ok()
+    };
+    let (sha1, sha256) = (bytes(&header.x5t), bytes(&header.x5t_s256));
+    let thumbprint = header
+        .x5t
+        .clone()
+        .or(header.x5t_s256.clone())
+        .unwrap_or_default();
     let cert = certs
         .iter()
-        .find(|c| c.tenant == tenant && c.client_id == client_id && c.thumbprint == thumbprint)
+        .filter(|c| c.tenant == tenant && c.client_id == client_id)
+        .find(|c| sha1.as_ref() == Some(&c.sha1) || sha256.as_ref() == Some(&c.sha256))
         .ok_or_else(|| {
             invalid(
                 700027,
