@@ -186,18 +186,18 @@ pub async fn run(cli: Cli) -> u8 {
 /// anything is sent, when the service would refuse it), sent to every machine as a run.
 async fn live_run(cli: &Cli, live: &crate::cli::Live) -> Result<u8, u8> {
     let mut session = mde_client::LiveResponse::new();
-    for name in &live.put {
+    for name in &live.session.put {
         session = session.put_file(name);
     }
-    for (i, script) in live.run.iter().enumerate() {
+    for (i, script) in live.session.run.iter().enumerate() {
         let args = live.args_of_run.get(i).cloned().flatten();
         session = session.run_script(script, args.as_deref());
     }
-    for path in &live.get {
+    for path in &live.session.get {
         session = session.get_file(path);
     }
     let body = session
-        .build(&live.comment)
+        .build(&live.session.comment)
         .map_err(|e| fail(USAGE, format!("{e}; nothing was sent")))?;
     let template = mde_client::operations::AnyRequest::RunLiveResponse(
         mde_client::operations::RunLiveResponse {
@@ -208,12 +208,12 @@ async fn live_run(cli: &Cli, live: &crate::cli::Live) -> Result<u8, u8> {
     let ensure = live
         .ensure_script
         .as_deref()
-        .map(library::script)
+        .map(library::read)
         .transpose()?;
     // The comment as the other commands' bodies carry it (the dry run and the journal read it).
     let mut cli = cli.clone();
     cli.body
-        .insert("Comment".into(), live.comment.clone().into());
+        .insert("Comment".into(), live.session.comment.clone().into());
     match &live.out {
         // Followed to the end, whether --wait is given or not: the results come after it.
         Some(dir) => {

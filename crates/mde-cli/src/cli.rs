@@ -281,38 +281,6 @@ pub enum TagCommand {
 pub struct Live {
     #[command(flatten)]
     pub targets: Targets,
-    /// Puts a library file on each device (PutFile, no result); repeatable.
-    #[arg(
-        long = "put",
-        value_name = "NAME",
-        help_heading = "Session (sent to each machine)"
-    )]
-    pub put: Vec<String>,
-    /// Runs a library script (RunScript, its transcript the result); repeatable, in order.
-    #[arg(
-        long = "run",
-        value_name = "SCRIPT",
-        help_heading = "Session (sent to each machine)"
-    )]
-    pub run: Vec<String>,
-    /// The arguments of the --run just before it.
-    #[arg(
-        long = "args",
-        value_name = "TEXT",
-        allow_hyphen_values = true,
-        help_heading = "Session (sent to each machine)"
-    )]
-    pub args: Vec<String>,
-    /// Collects a file from each device (GetFile); repeatable.
-    #[arg(
-        long = "get",
-        value_name = "PATH",
-        help_heading = "Session (sent to each machine)"
-    )]
-    pub get: Vec<String>,
-    /// Why: the session's comment, shown in the portal.
-    #[arg(long, help_heading = "Session (sent to each machine)")]
-    pub comment: String,
     /// Before the run, uploads FILE to the library (under its file name) when the library
     /// lacks it or holds another SHA-256.
     #[arg(long, value_name = "FILE")]
@@ -327,10 +295,33 @@ pub struct Live {
     pub parallel: u16,
     #[command(flatten)]
     pub wait: Wait,
+    #[command(flatten)]
+    pub session: Session,
     /// The --args of each --run (None where a --run has none), read from the command line's
     /// order by `parse`.
     #[arg(skip)]
     pub args_of_run: Vec<Option<String>>,
+}
+
+/// A live response session's commands and comment, sent to each machine.
+#[derive(Clone, Debug, Args)]
+#[command(next_help_heading = "Session (sent to each machine)")]
+pub struct Session {
+    /// Puts a library file on each device (PutFile, no result); repeatable.
+    #[arg(long = "put", value_name = "NAME")]
+    pub put: Vec<String>,
+    /// Runs a library script (RunScript, its transcript the result); repeatable, in order.
+    #[arg(long = "run", value_name = "SCRIPT")]
+    pub run: Vec<String>,
+    /// The arguments of the --run just before it.
+    #[arg(long = "args", value_name = "TEXT", allow_hyphen_values = true)]
+    pub args: Vec<String>,
+    /// Collects a file from each device (GetFile); repeatable.
+    #[arg(long = "get", value_name = "PATH")]
+    pub get: Vec<String>,
+    /// Why: the session's comment, shown in the portal.
+    #[arg(long)]
+    pub comment: String,
 }
 
 /// `mde profile`: the configuration file's profiles.
@@ -777,7 +768,7 @@ pub fn parse() -> Cli {
         };
         let (runs, args) = (at("run"), at("args"));
         live.args_of_run = vec![None; runs.len()];
-        for (arg, value) in args.iter().zip(&live.args) {
+        for (arg, value) in args.iter().zip(&live.session.args) {
             match runs.iter().rposition(|run| run < arg) {
                 Some(i) if live.args_of_run[i].is_none() => {
                     live.args_of_run[i] = Some(value.clone())

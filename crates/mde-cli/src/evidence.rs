@@ -103,13 +103,7 @@ impl Record {
         downloaded: chrono::DateTime<chrono::Utc>,
     ) -> Record {
         let asked = command.command.as_ref();
-        let param = |key: &str| {
-            let params = asked.map(|c| c.params.as_slice()).unwrap_or_default();
-            params
-                .iter()
-                .find(|p| p.key == key)
-                .map(|p| p.value.clone())
-        };
+        let param = |key: &str| asked.and_then(|c| c.param(key)).map(str::to_string);
         let text = |t: &Option<mde_client::Timestamp>| t.as_ref().map(ToString::to_string);
         Record {
             created: text(&command.start_time).or_else(|| text(&action.creation_date_time_utc)),
@@ -150,20 +144,22 @@ pub fn folder(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
+/// `text` with every character but letters, digits, `-` and those of `also` made `_`.
+fn plain(text: &str, also: &[char]) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || also.contains(&c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// The file name of an action's package: machine id and action id, both plain.
 pub fn file_name(machine_id: &str, action_id: &str) -> String {
-    let safe = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    };
-    format!("{}_{}.zip", safe(machine_id), safe(action_id))
+    format!("{}_{}.zip", plain(machine_id, &[]), plain(action_id, &[]))
 }
 
 /// The file name of a live response command's result: machine id, action id, the command's
@@ -174,25 +170,9 @@ pub fn result_file_name(
     action_id: &str,
     command: &LiveResponseCommandResult,
 ) -> String {
-    let safe = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    };
+    let safe = |s: &str| plain(s, &['.']);
     let asked = command.command.as_ref();
-    let param = |key: &str| {
-        let params = asked.map(|c| c.params.as_slice()).unwrap_or_default();
-        params
-            .iter()
-            .find(|p| p.key == key)
-            .map(|p| p.value.clone())
-    };
+    let param = |key: &str| asked.and_then(|c| c.param(key));
     // A device path's last step, whichever separator the device writes.
     let what = match (param("Path"), param("ScriptName")) {
         (Some(path), _) => path

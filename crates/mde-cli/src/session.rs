@@ -184,7 +184,7 @@ pub(crate) fn run_record(
             Some(mde_sim::DEFAULT_TENANT.to_string()),
             Some(mde_sim::DEFAULT_CLIENT_ID.to_string()),
         )
-    } else if token(conn).is_some() {
+    } else if crate::signin::token(conn).is_some() {
         (None, None)
     } else {
         (conn.tenant_id.clone(), conn.client_id.clone())
@@ -327,7 +327,12 @@ pub(crate) fn client(
             eprintln!("mde: signing in with {auth}");
             builder.token_credential(credential)
         } else {
-            match (token(conn), &conn.tenant_id, &conn.client_id, secret) {
+            match (
+                crate::signin::token(conn),
+                &conn.tenant_id,
+                &conn.client_id,
+                secret,
+            ) {
                 (Some(token), ..) => {
                     let from = if std::env::var("MDE_TOKEN").is_ok_and(|t| t == token) {
                         "MDE_TOKEN"
@@ -359,11 +364,6 @@ pub(crate) fn client(
         }
     }
     builder.build().map_err(|e| fail(AUTH, e))
-}
-
-/// The bearer token given, if any: an empty one (an unset variable exported empty) is none.
-fn token(conn: &Connection) -> Option<&str> {
-    conn.token.as_deref().filter(|t| !t.trim().is_empty())
 }
 
 /// Gets a token before the first request: wrong credentials or an unreachable sign-in

@@ -27,6 +27,11 @@ use crate::profiles::Auth;
 /// an error after this, not a hang.
 const SIGN_IN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The bearer token given, if any: an empty one (an unset variable exported empty) is none.
+pub(crate) fn token(conn: &Connection) -> Option<&str> {
+    conn.token.as_deref().filter(|t| !t.trim().is_empty())
+}
+
 /// The sign-in the connection asks for: `--auth` or the profile's, else what the environment
 /// holds (the order of the module's documentation); `None` for none.
 pub(crate) fn chosen(conn: &Connection) -> Option<Auth> {
@@ -34,7 +39,7 @@ pub(crate) fn chosen(conn: &Connection) -> Option<Auth> {
         return Some(auth);
     }
     let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
-    if conn.token.as_deref().is_some_and(|t| !t.trim().is_empty()) {
+    if token(conn).is_some() {
         None
     } else if conn.client_secret.as_deref().is_some_and(|s| !s.is_empty()) {
         Some(Auth::Secret)

@@ -7,7 +7,7 @@ use mde_sim::{Config, Simulator, generated_machine_id};
 use serde_json::Value;
 
 mod common;
-use common::{against, mde, run, run_off, scratch};
+use common::{against, kill_at, mde, run, run_off, scratch};
 
 const MACHINES: [&str; 3] = [
     "1e5bc9d7e413ddd7902c2932e418702b84d0cc07",
@@ -1165,25 +1165,12 @@ async fn test_kill_at_each_stage_then_resume_gives_one_collection_and_one_file()
             .map(generated_machine_id)
             .collect();
         let journal = dir.path().join("j.jsonl");
-        let mut first = collect_download(dir.path(), &sim, &machines, &["--journal", "j.jsonl"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let marker = match *stage {
-            "sending" => r#""event":"sending""#.to_string(),
-            stage => format!(r#""stage":"{stage}""#),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !std::fs::read_to_string(&journal)
-            .unwrap_or_default()
-            .contains(&marker)
-        {
-            assert!(Instant::now() < deadline, "{stage}: never reached");
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        first.kill().unwrap();
-        first.wait().unwrap();
+        kill_at(
+            collect_download(dir.path(), &sim, &machines, &["--journal", "j.jsonl"]),
+            &journal,
+            stage,
+        )
+        .await;
 
         let mut resume = collect_download(dir.path(), &sim, &machines, &["--resume", "j.jsonl"]);
         let resumed = tokio::task::spawn_blocking(move || run(&mut resume))

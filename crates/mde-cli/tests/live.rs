@@ -8,7 +8,7 @@ use mde_client::types::{LiveResponseCommandType, MachineActionType};
 use mde_sim::{Config, Simulator};
 
 mod common;
-use common::{against, lines, run_off, scratch};
+use common::{against, kill_at, lines, run_off, scratch};
 
 const MACHINES: [&str; 2] = [
     "1e5bc9d7e413ddd7902c2932e418702b84d0cc07",
@@ -417,7 +417,6 @@ async fn test_live_out_failures_end_clearly() {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_kill_at_each_stage_then_resume_gives_one_session_and_one_file_per_result() {
-    use std::time::{Duration, Instant};
     const EACH: usize = 4;
     let stages = [
         "sending",
@@ -442,25 +441,12 @@ async fn test_kill_at_each_stage_then_resume_gives_one_session_and_one_file_per_
             .map(mde_sim::generated_machine_id)
             .collect();
         let journal = dir.path().join("j.jsonl");
-        let mut first = live_out(dir.path(), &sim, &machines, &["--journal", "j.jsonl"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let marker = match *stage {
-            "sending" => r#""event":"sending""#.to_string(),
-            stage => format!(r#""stage":"{stage}""#),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !std::fs::read_to_string(&journal)
-            .unwrap_or_default()
-            .contains(&marker)
-        {
-            assert!(Instant::now() < deadline, "{stage}: never reached");
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        first.kill().unwrap();
-        first.wait().unwrap();
+        kill_at(
+            live_out(dir.path(), &sim, &machines, &["--journal", "j.jsonl"]),
+            &journal,
+            stage,
+        )
+        .await;
 
         let resumed = run_off(live_out(
             dir.path(),

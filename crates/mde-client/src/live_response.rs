@@ -89,6 +89,14 @@ impl LiveResponse {
     }
 }
 
+impl LiveResponseCommand {
+    /// The value of its parameter `key` (`FileName`, `ScriptName`, `Args`, `Path`).
+    pub fn param(&self, key: &str) -> Option<&str> {
+        let found = self.params.iter().find(|p| p.key == key);
+        found.map(|p| p.value.as_str())
+    }
+}
+
 /// Where a command type must come: PutFile, RunScript, GetFile; `None` for a type this
 /// client does not know (the service may add one; it is not reordered).
 fn rank(kind: &Type) -> Option<u8> {
@@ -108,7 +116,6 @@ pub fn check_commands(commands: &[LiveResponseCommand]) -> Result<(), String> {
     }
     let mut last = 0;
     for (i, c) in commands.iter().enumerate() {
-        let param = |key: &str| c.params.iter().find(|p| p.key == key).map(|p| &p.value);
         if let Some(rank) = rank(&c.type_) {
             if rank < last {
                 return Err(format!(
@@ -124,7 +131,9 @@ pub fn check_commands(commands: &[LiveResponseCommand]) -> Result<(), String> {
             Type::GetFile => ("Path", false),
             Type::Other(_) => continue,
         };
-        let value = param(key).ok_or_else(|| format!("command {i} ({}) has no {key}", c.type_))?;
+        let value = c
+            .param(key)
+            .ok_or_else(|| format!("command {i} ({}) has no {key}", c.type_))?;
         if library {
             check_library_name(value)?;
         } else if value.trim().is_empty() {

@@ -219,7 +219,8 @@ async fn dated(State(s): State<Arc<Shared>>, mut response: Response) -> Response
     response
 }
 
-fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
+/// `value` as a JSON answer with `status`.
+pub(crate) fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
     match serde_json::to_vec(value) {
         Ok(body) => (
             status,

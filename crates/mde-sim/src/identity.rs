@@ -6,11 +6,11 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 
 use crate::Shared;
+use crate::api::json;
 
 /// The endpoint's path on the simulator.
 pub const PATH: &str = "/msi/token";
@@ -50,13 +50,10 @@ pub struct ManagedIdentity {
 }
 
 fn answer(status: StatusCode, message: &str) -> Response {
-    let body = json!({ "statusCode": status.as_u16(), "message": message });
-    (
+    json(
         status,
-        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
-        body.to_string(),
+        &serde_json::json!({ "statusCode": status.as_u16(), "message": message }),
     )
-        .into_response()
 }
 
 impl ManagedIdentity {
@@ -135,18 +132,13 @@ impl ManagedIdentity {
         // Wall-clock time: a client compares it with its own, whatever the simulator's speed.
         let real = Duration::from_secs_f64(lifetime.as_secs_f64() / s.clock.scale());
         let expires_on = chrono::Utc::now().timestamp() + real.as_secs() as i64;
-        let body = json!({
+        let body = serde_json::json!({
             "access_token": token,
             "expires_on": expires_on.to_string(),
             "resource": resource,
             "token_type": "Bearer",
             "client_id": self.client_id,
         });
-        (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
-            body.to_string(),
-        )
-            .into_response()
+        json(StatusCode::OK, &body)
     }
 }

@@ -478,13 +478,6 @@ impl Records {
         config: &crate::Config,
     ) -> Option<String> {
         use types::LiveResponseCommandType as Type;
-        let param = |key: &str| {
-            command
-                .params
-                .iter()
-                .find(|p| p.key == key)
-                .map(|p| p.value.as_str())
-        };
         match &command.type_ {
             Type::PutFile | Type::RunScript => {
                 let key = if command.type_ == Type::PutFile {
@@ -492,7 +485,7 @@ impl Records {
                 } else {
                     "ScriptName"
                 };
-                let name = param(key).unwrap_or_default();
+                let name = command.param(key).unwrap_or_default();
                 if !self.library.has(name) {
                     Some(format!(
                         "The file {name} was not found in the live response library"
@@ -505,7 +498,7 @@ impl Records {
                 }
             }
             Type::GetFile => {
-                let path = param("Path").unwrap_or_default();
+                let path = command.param("Path").unwrap_or_default();
                 (crate::package::dice(config.seed, &["missing", machine_id, path])
                     < config.missing_files)
                     .then(|| format!("File {path} does not exist on the device"))
@@ -817,10 +810,7 @@ impl ActionRecord {
         if !completed {
             return Err(missing("it has not completed"));
         }
-        let param = |key: &str| {
-            let found = command.params.iter().find(|p| p.key == key);
-            found.map(|p| p.value.clone()).unwrap_or_default()
-        };
+        let param = |key: &str| command.param(key).unwrap_or_default().to_string();
         let machine = self.machine_id.as_str();
         match &command.type_ {
             Type::RunScript => {

@@ -110,8 +110,9 @@ fn print(lines: Option<&Lines>, outcome: &str, file: &LibraryFile) {
     }
 }
 
-/// The upload of a local file under its file name, or the usage error that says why not.
-fn read(path: &Path) -> Result<operations::UploadLibraryFile, u8> {
+/// The upload of a local file under its file name, or the usage error that says why not
+/// (read before anything is sent).
+pub(crate) fn read(path: &Path) -> Result<operations::UploadLibraryFile, u8> {
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -140,11 +141,6 @@ fn read(path: &Path) -> Result<operations::UploadLibraryFile, u8> {
         ));
     }
     Ok(operations::UploadLibraryFile::new(name, content))
-}
-
-/// Reads the script, to know its name before anything is sent.
-pub(crate) fn script(path: &Path) -> Result<operations::UploadLibraryFile, u8> {
-    read(path)
 }
 
 /// Uploads the script when the library lacks it or holds another SHA-256; says which.

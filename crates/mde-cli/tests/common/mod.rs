@@ -77,3 +77,28 @@ pub fn lines(stdout: &str) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
 }
+
+/// Starts `command` with its output dropped and kills it (SIGKILL) as soon as `journal`
+/// shows `stage`: `sending` (a request on its way) or a stage of the evidence pipeline.
+pub async fn kill_at(mut command: Command, journal: &std::path::Path, stage: &str) {
+    use std::time::{Duration, Instant};
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let marker = match stage {
+        "sending" => r#""event":"sending""#.to_string(),
+        stage => format!(r#""stage":"{stage}""#),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(journal)
+        .unwrap_or_default()
+        .contains(&marker)
+    {
+        assert!(Instant::now() < deadline, "{stage}: never reached");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
