@@ -45,6 +45,9 @@ pub struct Cli {
     /// The request body the action command's flags give (`body_flags`), read by [`parse`].
     #[arg(skip)]
     pub body: serde_json::Map<String, serde_json::Value>,
+    /// The connection's options given on the command line itself: a profile gives the others.
+    #[arg(skip)]
+    pub given: Vec<String>,
 }
 
 /// Where to connect and as whom.
@@ -109,9 +112,11 @@ pub struct Connection {
     pub auth: Option<crate::profiles::Auth>,
     /// Connect as this profile of the configuration file (MDE_CONFIG, else mde/config.toml
     /// in the platform's configuration folder; `mde profile list`): its tenant, app, sign-in,
-    /// cloud, region and hosts, under any flag given on the command line.
+    /// cloud, region and hosts, under any flag given on the command line. Repeated, an action
+    /// runs in every profile's tenant at once, each machine given as PROFILE,MACHINE (or
+    /// PROFILE,NAME), a --tag in each.
     #[arg(long, global = true, env = "MDE_PROFILE", value_name = "NAME")]
-    pub profile: Option<String>,
+    pub profile: Vec<String>,
     /// Run against an embedded simulator, with every well-formed id given in its inventory.
     #[arg(long, global = true)]
     pub simulate: bool,
@@ -119,6 +124,9 @@ pub struct Connection {
     /// the simulator and the client's rate limiter then share one clock.
     #[arg(long, global = true, value_name = "N")]
     pub time_scale: Option<f64>,
+    /// The environment variable the client secret was read from, by a profile's `secret_env`.
+    #[arg(skip)]
+    pub secret_from: Option<String>,
 }
 
 /// How a command reports.
@@ -663,68 +671,84 @@ pub fn command_of(op: OperationId) -> Option<&'static [&'static str]> {
     }
 }
 
-/// Fills the connection from the profile chosen (`--profile`, `MDE_PROFILE`): every value not
-/// given on the command line itself (the environment's give way to the profile's). An error
-/// is its exit code (2 usage, 3 sign-in) and what to do.
-fn apply_profile(conn: &mut Connection, matches: &clap::ArgMatches) -> Result<(), (u8, String)> {
-    use crate::profiles::{Auth, Profiles};
-    // An embedded simulator signs itself in.
-    let Some(name) = conn.profile.clone().filter(|_| !conn.simulate) else {
-        return Ok(());
-    };
-    let profiles = Profiles::read().map_err(|e| (2, e))?;
-    let profile = profiles.get(&name).map_err(|e| (2, e))?.clone();
-    let given = |id: &str| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
-    let set = |id: &str, field: &mut Option<String>, value: Option<String>| {
-        if !given(id) && value.is_some() {
-            *field = value;
+/// The options of the connection a profile gives, by their ids.
+const FROM_PROFILE: [&str; 10] = [
+    "tenant_id",
+    "client_id",
+    "api_url",
+    "login_url",
+    "cloud",
+    "region",
+    "ca_cert",
+    "auth",
+    "certificate",
+    "client_secret",
+];
+
+impl Cli {
+    /// The connection of profile `name`: every value not given on the command line itself
+    /// taken from it (the environment's give way to the profile's). `Err`: the configuration
+    /// file or the profile cannot be read (a usage error). The second value says why the
+    /// profile cannot sign in (its secret's variable unset, a key file others can read).
+    pub fn connection_of(&self, name: &str) -> Result<(Connection, Option<String>), String> {
+        use crate::profiles::{Auth, Profiles};
+        let profiles = Profiles::read()?;
+        let profile = profiles.get(name)?.clone();
+        let given = |id: &str| self.given.iter().any(|g| g == id);
+        let mut conn = self.connection.clone();
+        let set = |id: &str, field: &mut Option<String>, value: Option<String>| {
+            if !given(id) && value.is_some() {
+                *field = value;
+            }
+        };
+        set(
+            "tenant_id",
+            &mut conn.tenant_id,
+            Some(profile.tenant.clone()),
+        );
+        set(
+            "client_id",
+            &mut conn.client_id,
+            Some(profile.client_id.clone()),
+        );
+        set("api_url", &mut conn.api_url, profile.api_url.clone());
+        set("login_url", &mut conn.login_url, profile.login_url.clone());
+        if !given("cloud")
+            && let Some(cloud) = profile.cloud.as_deref().and_then(|c| c.parse().ok())
+        {
+            conn.cloud = cloud;
         }
-    };
-    set(
-        "tenant_id",
-        &mut conn.tenant_id,
-        Some(profile.tenant.clone()),
-    );
-    set(
-        "client_id",
-        &mut conn.client_id,
-        Some(profile.client_id.clone()),
-    );
-    set("api_url", &mut conn.api_url, profile.api_url.clone());
-    set("login_url", &mut conn.login_url, profile.login_url.clone());
-    if !given("cloud")
-        && let Some(cloud) = profile.cloud.as_deref().and_then(|c| c.parse().ok())
-    {
-        conn.cloud = cloud;
-    }
-    if !given("region")
-        && let Some(region) = profile.region.as_deref().and_then(|r| r.parse().ok())
-    {
-        conn.region = region;
-    }
-    if !given("ca_cert") && profile.ca_cert.is_some() {
-        conn.ca_cert = profile.ca_cert.clone();
-    }
-    if !given("auth") {
-        conn.auth = Some(profile.auth);
-    }
-    if let Some(file) = &profile.certificate {
-        crate::profiles::private_file(file).map_err(|e| (3, e))?;
-        if !given("certificate") {
-            conn.certificate = Some(file.clone());
+        if !given("region")
+            && let Some(region) = profile.region.as_deref().and_then(|r| r.parse().ok())
+        {
+            conn.region = region;
         }
+        if !given("ca_cert") && profile.ca_cert.is_some() {
+            conn.ca_cert = profile.ca_cert.clone();
+        }
+        if !given("auth") {
+            conn.auth = Some(profile.auth);
+        }
+        let mut problem = None;
+        if let Some(file) = &profile.certificate {
+            problem = crate::profiles::private_file(file).err();
+            if !given("certificate") {
+                conn.certificate = Some(file.clone());
+            }
+        }
+        if profile.auth == Auth::Secret && !given("client_secret") {
+            let variable = profile.secret_env.clone().unwrap_or_default();
+            conn.client_secret = std::env::var(&variable).ok().filter(|s| !s.is_empty());
+            conn.secret_from = Some(variable.clone());
+            if conn.client_secret.is_none() {
+                problem = Some(format!(
+                    "profile {name} reads its client secret from {variable}, which is not set"
+                ));
+            }
+        }
+        conn.profile = vec![name.to_string()];
+        Ok((conn, problem))
     }
-    if profile.auth == Auth::Secret && !given("client_secret") {
-        let variable = profile.secret_env.clone().unwrap_or_default();
-        let secret = std::env::var(&variable).ok().filter(|s| !s.is_empty());
-        conn.client_secret = Some(secret.ok_or_else(|| {
-            (
-                3,
-                format!("profile {name} reads its client secret from {variable}, which is not set"),
-            )
-        })?);
-    }
-    Ok(())
 }
 
 /// The subcommand at `path` of `command`, changed by `change`.
@@ -752,9 +776,24 @@ pub fn parse() -> Cli {
             cli.body = crate::body_flags::read(op, matches);
         }
     }
-    if let Err(e) = apply_profile(&mut cli.connection, &matches) {
-        eprintln!("mde: {}", e.1);
-        std::process::exit(i32::from(e.0));
+    cli.given = FROM_PROFILE
+        .iter()
+        .filter(|id| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+        .map(|id| id.to_string())
+        .collect();
+    // One profile is the connection of every command; several, each their part of a run.
+    if let [name] = &cli.connection.profile[..]
+        && !cli.connection.simulate
+    {
+        let (conn, problem) = cli.connection_of(name).unwrap_or_else(|e| {
+            eprintln!("mde: {e}");
+            std::process::exit(2);
+        });
+        if let Some(problem) = problem {
+            eprintln!("mde: {problem}");
+            std::process::exit(3);
+        }
+        cli.connection = conn;
     }
     // Each --args belongs to the --run written before it.
     if let (Command::Live(live), Some(matches)) =

@@ -74,6 +74,9 @@ pub struct Outcome {
     /// Recorded by an earlier run (resumed), not sent now.
     #[serde(default)]
     pub earlier: bool,
+    /// The profile whose tenant the machine is in, in a run of several profiles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 /// How a run ended.
@@ -183,6 +186,7 @@ fn outcome(
         result,
         error,
         earlier: false,
+        tenant: None,
     };
     (outcome, fatal)
 }
@@ -294,6 +298,7 @@ pub async fn run(
                     "sent by an earlier run that ended before the answer; not sent again (--retry-unknown sends it)",
                 )),
                 earlier: true,
+                tenant: None,
             };
             progress(Progress::Earlier(&unknown));
             report.outcomes.push(unknown);

@@ -206,11 +206,13 @@ pub struct History {
     pub collections_failed: Vec<String>,
 }
 
-/// An open journal, appending.
-#[derive(Debug)]
+/// An open journal, appending. In a run of several profiles every line of a profile's part
+/// carries its name (`"profile"`), and each part reads back only its own.
+#[derive(Debug, Clone)]
 pub struct Journal {
     path: PathBuf,
-    file: File,
+    file: std::sync::Arc<File>,
+    profile: Option<String>,
 }
 
 pub(crate) fn now() -> String {
@@ -227,7 +229,8 @@ impl Journal {
             .open(path)?;
         Ok(Journal {
             path: path.to_path_buf(),
-            file,
+            file: std::sync::Arc::new(file),
+            profile: None,
         })
     }
 
@@ -241,13 +244,22 @@ impl Journal {
         }
         Ok(Journal {
             path: path.to_path_buf(),
-            file,
+            file: std::sync::Arc::new(file),
+            profile: None,
         })
     }
 
     /// Where it is.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The same journal, each line it appends marked as `profile`'s part of the run.
+    pub fn of_profile(&self, profile: Option<&str>) -> Journal {
+        Journal {
+            profile: profile.map(str::to_string),
+            ..self.clone()
+        }
     }
 
     /// Records an outcome.
@@ -263,21 +275,42 @@ impl Journal {
 
     /// Appends one line; it is in the file when this returns.
     pub fn append(&self, entry: &Entry) -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
+        let mut value = serde_json::to_value(entry).map_err(std::io::Error::other)?;
+        if let (Some(profile), Some(fields)) = (&self.profile, value.as_object_mut()) {
+            fields.insert("profile".into(), profile.clone().into());
+        }
+        let mut line = serde_json::to_vec(&value).map_err(std::io::Error::other)?;
         line.push(b'\n');
         // One write of the whole line: `O_APPEND` keeps it in one piece.
-        (&self.file).write_all(&line)
+        (&*self.file).write_all(&line)
+    }
+
+    /// The profiles whose parts a journal records, in the order of their run lines (none for
+    /// a run of one connection).
+    pub fn profiles(path: &Path) -> std::io::Result<Vec<String>> {
+        let text = std::fs::read_to_string(path)?;
+        let mut profiles = Vec::new();
+        for line in text.lines() {
+            if let Ok((Some(profile), Entry::Run { .. })) = read_line(line)
+                && !profiles.contains(&profile)
+            {
+                profiles.push(profile);
+            }
+        }
+        Ok(profiles)
     }
 
     /// Reads what a journal recorded. A line cut short by a crash is skipped: its request was
     /// not sent (a "sending" line is complete before its request goes out), or its outcome was
     /// not recorded (the machine then reads as unknown).
-    pub fn history(path: &Path) -> std::io::Result<History> {
+    /// `profile`: the part of a run of several profiles to read (`None`: the lines of no
+    /// profile, those of a run of one connection).
+    pub fn history(path: &Path, profile: Option<&str>) -> std::io::Result<History> {
         let text = std::fs::read_to_string(path)?;
         let mut history = History::default();
         let mut sending: Vec<String> = Vec::new();
         for (i, line) in text.lines().enumerate() {
-            let Ok(entry) = serde_json::from_str::<Entry>(line) else {
+            let Ok((of, entry)) = read_line(line) else {
                 // Not JSON at all is not a journal of ours.
                 if i == 0 && !line.starts_with('{') {
                     return Err(std::io::Error::new(
@@ -287,6 +320,9 @@ impl Journal {
                 }
                 continue;
             };
+            if of.as_deref() != profile {
+                continue;
+            }
             match entry {
                 Entry::Run { run, .. } => {
                     history.run.get_or_insert(run);
@@ -315,6 +351,7 @@ impl Journal {
                                 result,
                                 error,
                                 earlier: true,
+                                tenant: None,
                             };
                             history.done.insert(machine, outcome);
                         }
@@ -347,6 +384,16 @@ impl Journal {
         history.unknown = sending;
         Ok(history)
     }
+}
+
+/// A line's profile, if it has one, and its entry.
+fn read_line(line: &str) -> serde_json::Result<(Option<String>, Entry)> {
+    let mut value: serde_json::Value = serde_json::from_str(line)?;
+    let profile = value
+        .as_object_mut()
+        .and_then(|fields| fields.remove("profile"))
+        .and_then(|p| p.as_str().map(str::to_string));
+    Ok((profile, serde_json::from_value(value)?))
 }
 
 #[cfg(test)]
@@ -393,6 +440,7 @@ mod tests {
             result: Some(answer.clone()),
             error: None,
             earlier: false,
+            tenant: None,
         };
         journal.done(&done).unwrap();
         std::fs::OpenOptions::new()
@@ -409,11 +457,47 @@ mod tests {
                 at: now(),
             })
             .unwrap();
-        let history = Journal::history(&path).unwrap();
+        let history = Journal::history(&path, None).unwrap();
         assert_eq!(history.run.as_ref().map(|r| r.machines.len()), Some(3));
         assert_eq!(history.done.keys().collect::<Vec<_>>(), ["a"]);
         // The answer reads back as the operation's type, by its tag.
         assert_eq!(history.done["a"].result, Some(answer));
         assert_eq!(history.unknown, ["b", "c"]);
+    }
+
+    #[test]
+    fn each_profile_reads_back_its_own_part() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let journal = Journal::create(&path).unwrap();
+        let record = |machine: &str| RunRecord {
+            operation: OperationId::RunAntiVirusScan,
+            request: serde_json::json!({ "Comment": "c" }),
+            tenant: Some(machine.to_uppercase()),
+            client_id: None,
+            api: "simulator".into(),
+            machines: vec![machine.into()],
+            names: Vec::new(),
+            tag: None,
+            download: None,
+        };
+        for (profile, machine) in [("contoso", "a"), ("fabrikam", "b")] {
+            let part = journal.of_profile(Some(profile));
+            let run = record(machine);
+            part.append(&Entry::Run { run, at: now() }).unwrap();
+            part.append(&Entry::Sending {
+                machine: machine.into(),
+                at: now(),
+            })
+            .unwrap();
+        }
+        assert_eq!(Journal::profiles(&path).unwrap(), ["contoso", "fabrikam"]);
+        let contoso = Journal::history(&path, Some("contoso")).unwrap();
+        assert_eq!(contoso.run, Some(record("a")));
+        assert_eq!(contoso.unknown, ["a"]);
+        let fabrikam = Journal::history(&path, Some("fabrikam")).unwrap();
+        assert_eq!(fabrikam.unknown, ["b"]);
+        // A run of one connection reads no profile's lines.
+        assert_eq!(Journal::history(&path, None).unwrap(), History::default());
     }
 }

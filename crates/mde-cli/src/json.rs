@@ -118,6 +118,14 @@ impl Line {
         self
     }
 
+    /// Adds a field of the command's own, when it has a value.
+    pub fn with_some(self, key: &str, value: Option<impl Serialize>) -> Line {
+        match value {
+            Some(value) => self.with(key, value),
+            None => self,
+        }
+    }
+
     /// The line, as text.
     pub fn text(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|e| {
@@ -140,6 +148,7 @@ pub fn outcome_line(o: &crate::fleet::Outcome) -> Line {
     }
     .with("earlier", o.earlier)
     .with("result", &o.result)
+    .with_some("tenant", o.tenant.as_deref())
 }
 
 /// The line of a machine a run did not send to.
@@ -171,8 +180,9 @@ fn csv_field(value: &str) -> String {
 }
 
 impl Line {
-    /// The line as a CSV row of [`CSV_HEADER`]'s columns.
-    pub fn csv(&self) -> String {
+    /// The line as a CSV row of [`CSV_HEADER`]'s columns (and a `tenant` column after them,
+    /// in a run of several profiles).
+    pub fn csv(&self, tenant: bool) -> String {
         let error = self.error.as_ref();
         [
             self.machine.as_deref(),
@@ -184,7 +194,10 @@ impl Line {
             error.map(|e| e.message.as_str()),
             error.and_then(|e| e.correlation_id.as_deref()),
         ]
+        .into_iter()
+        .chain(tenant.then(|| self.more.get("tenant").and_then(|t| t.as_str())))
         .map(|v| csv_field(v.unwrap_or_default()))
+        .collect::<Vec<_>>()
         .join(",")
     }
 }
@@ -194,6 +207,7 @@ impl Line {
 pub struct Lines {
     csv: bool,
     header: std::cell::Cell<bool>,
+    tenant: bool,
 }
 
 impl Lines {
@@ -205,12 +219,19 @@ impl Lines {
             Output::Json => Some(Lines {
                 csv: false,
                 header: std::cell::Cell::new(true),
+                tenant: false,
             }),
             Output::Csv => Some(Lines {
                 csv: true,
                 header: std::cell::Cell::new(false),
+                tenant: false,
             }),
         }
+    }
+
+    /// With a `tenant` column after the others, in CSV (a run of several profiles).
+    pub fn with_tenant(self, tenant: bool) -> Lines {
+        Lines { tenant, ..self }
     }
 
     /// Writes one line.
@@ -218,9 +239,14 @@ impl Lines {
         use std::io::Write;
         let mut stdout = std::io::stdout().lock();
         if !self.header.replace(true) {
-            let _ = writeln!(stdout, "{CSV_HEADER}");
+            let tenant = if self.tenant { ",tenant" } else { "" };
+            let _ = writeln!(stdout, "{CSV_HEADER}{tenant}");
         }
-        let text = if self.csv { line.csv() } else { line.text() };
+        let text = if self.csv {
+            line.csv(self.tenant)
+        } else {
+            line.text()
+        };
         let _ = writeln!(stdout, "{text}").and_then(|()| stdout.flush());
     }
 }

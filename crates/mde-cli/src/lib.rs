@@ -18,4 +18,5 @@ pub mod selection;
 pub mod session;
 mod signin;
 pub mod targets;
+mod tenants;
 pub mod wait;

@@ -171,13 +171,14 @@ fn detail(outcome: &Outcome) -> String {
     text
 }
 
-/// A NAME column, present only when some machine was given by name.
+/// A column present only when some row has a value (a NAME when some machine was given by
+/// name, a TENANT in a run of several profiles).
 struct NameColumn(Option<usize>);
 
 impl NameColumn {
-    fn of<'a>(names: impl Iterator<Item = Option<&'a str>>) -> Self {
+    fn of<'a>(header: &str, names: impl Iterator<Item = Option<&'a str>>) -> Self {
         let widths: Vec<usize> = names.flatten().map(|n| n.chars().count()).collect();
-        NameColumn(widths.iter().max().map(|w| (*w).max("NAME".len())))
+        NameColumn(widths.iter().max().map(|w| (*w).max(header.len())))
     }
 
     /// The cell for `name` ("-" for a machine given by id), with its gap.
@@ -189,7 +190,8 @@ impl NameColumn {
     }
 }
 
-/// The outcomes as a table; a NAME column when some machines were given by name.
+/// The outcomes as a table; a TENANT column in a run of several profiles, a NAME column when
+/// some machines were given by name.
 pub fn table(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
     let width = report
         .outcomes
@@ -198,10 +200,15 @@ pub fn table(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
         .max()
         .unwrap_or(0)
         .max("MACHINE".len());
-    let name = NameColumn::of(report.outcomes.iter().map(|o| o.name.as_deref()));
+    let name = NameColumn::of("NAME", report.outcomes.iter().map(|o| o.name.as_deref()));
+    let tenant = NameColumn::of(
+        "TENANT",
+        report.outcomes.iter().map(|o| o.tenant.as_deref()),
+    );
     writeln!(
         out,
-        "{:<width$}  {}{:<15}  DETAIL",
+        "{}{:<width$}  {}{:<15}  DETAIL",
+        tenant.cell(Some("TENANT")),
         "MACHINE",
         name.cell(Some("NAME")),
         "OUTCOME"
@@ -209,7 +216,8 @@ pub fn table(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
     for outcome in &report.outcomes {
         writeln!(
             out,
-            "{:<width$}  {}{:<15}  {}",
+            "{}{:<width$}  {}{:<15}  {}",
+            tenant.cell(outcome.tenant.as_deref()),
             escape(&outcome.machine),
             name.cell(outcome.name.as_deref()),
             outcome.outcome.as_str(),
@@ -219,7 +227,8 @@ pub fn table(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
     for machine in &report.not_sent {
         writeln!(
             out,
-            "{:<width$}  {}{:<15}  ",
+            "{}{:<width$}  {}{:<15}  ",
+            tenant.cell(None),
             escape(machine),
             name.cell(None),
             "not_sent"
@@ -254,7 +263,12 @@ pub fn summary(report: &Report) -> String {
 /// A short line for a machine as it ends (progress without a terminal).
 pub fn line(outcome: &Outcome) -> String {
     format!(
-        "{}{} {} {}",
+        "{}{}{} {} {}",
+        outcome
+            .tenant
+            .as_deref()
+            .map(|t| format!("{}: ", escape(t)))
+            .unwrap_or_default(),
         escape(&outcome.machine),
         in_brackets(outcome.name.as_deref()),
         outcome.outcome.as_str(),
@@ -325,7 +339,7 @@ pub fn packages_table(report: &pipeline::Report, out: &mut impl Write) -> std::i
         .max()
         .unwrap_or(0)
         .max("MACHINE".len());
-    let name = NameColumn::of(report.packages.iter().map(|p| p.name.as_deref()));
+    let name = NameColumn::of("NAME", report.packages.iter().map(|p| p.name.as_deref()));
     writeln!(
         out,
         "{:<width$}  {}{:<36}  {:<11}  DETAIL",

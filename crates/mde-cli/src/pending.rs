@@ -105,6 +105,7 @@ pub fn already_running(op: OperationId, machine: &str, action: &MachineAction) -
             ),
         )),
         earlier: false,
+        tenant: None,
     }
 }
 
@@ -123,6 +124,7 @@ pub fn conflict(op: OperationId, machine: &str, action: &MachineAction) -> Outco
             ),
         )),
         earlier: false,
+        tenant: None,
     }
 }
 

@@ -362,6 +362,7 @@ async fn settle_unknown(
                 result: Answer::of_action(op, action.clone()),
                 error: None,
                 earlier: true,
+                tenant: None,
             };
             journal.done(&outcome).map_err(|e| Error::Io {
                 path: journal.path().to_path_buf(),

@@ -130,6 +130,7 @@ pub async fn select(
                     format!("no machine is named {name} (its fully qualified name, or the first label of it)"),
                 )),
                 earlier: false,
+                tenant: None,
             }),
             Resolved::Ambiguous(candidates) => selection.unresolved.push(Outcome {
                 machine: name.clone(),
@@ -149,6 +150,7 @@ pub async fn select(
                     ),
                 )),
                 earlier: false,
+                tenant: None,
             }),
         }
     }
@@ -178,6 +180,7 @@ pub async fn select(
                     format!("no machine carries {which} {text}"),
                 )),
                 earlier: false,
+                tenant: None,
             });
         }
         for machine in machines {
@@ -220,9 +223,18 @@ pub struct DryRun<'a> {
     pub selection: &'a Selection,
     /// Calls that follow each request (package links), if any.
     pub then: Option<OperationId>,
+    /// The profile whose tenant the machines are in, in a run of several.
+    pub tenant: Option<&'a str>,
 }
 
 impl DryRun<'_> {
+    /// The shortest time the documented limits allow for the requests (and those that follow).
+    pub fn shortest(&self) -> std::time::Duration {
+        let n = self.selection.machines.len();
+        let then = self.then.map(|op| mde_client::minimum_duration(op, n));
+        mde_client::minimum_duration(self.op, n).max(then.unwrap_or_default())
+    }
+
     /// Prints the plan; nothing is sent.
     pub fn print(&self, output: Output, out: &mut impl Write) -> std::io::Result<()> {
         let n = self.selection.machines.len();
@@ -240,7 +252,7 @@ impl DryRun<'_> {
                     |id| serde_json::json!({ "machine": id, "name": self.selection.names.get(id) }),
                 )
                 .collect();
-            let line = serde_json::json!({
+            let mut line = serde_json::json!({
                 "dry_run": true,
                 "operation": self.op.as_str(),
                 "method": facts.method,
@@ -256,9 +268,15 @@ impl DryRun<'_> {
                 })),
                 "name_lookups": self.selection.calls,
             });
+            if let Some(tenant) = self.tenant {
+                line["tenant"] = tenant.into();
+            }
             return writeln!(out, "{line}");
         }
         writeln!(out, "Dry run: no action is sent.")?;
+        if let Some(tenant) = self.tenant {
+            writeln!(out, "Tenant:    {tenant} (profile)")?;
+        }
         writeln!(
             out,
             "Operation: {} ({} {}){}",
@@ -321,6 +339,36 @@ impl DryRun<'_> {
             }
         )
     }
+}
+
+/// The shortest time of a run of `tenants` parts: its longest part's, for they run at once,
+/// each within its own limits.
+/// `stopped`: the profiles that cannot sign in (said on stderr).
+pub fn print_longest(
+    output: Output,
+    tenants: usize,
+    stopped: &[&str],
+    longest: std::time::Duration,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    if output == Output::Json {
+        let line = serde_json::json!({
+            "dry_run": true,
+            "tenants": tenants,
+            "stopped": stopped,
+            "shortest_seconds": longest.as_secs(),
+        });
+        return writeln!(out, "{line}");
+    }
+    writeln!(
+        out,
+        "Run:       {tenants} tenant(s) at once, each within its own limits: at least {} (the longest tenant's, not the sum){}",
+        crate::output::duration(longest),
+        match stopped {
+            [] => String::new(),
+            _ => format!("; stopped before sending: {}", stopped.join(", ")),
+        }
+    )
 }
 
 /// Asks before acting on more than [`ASK_ABOVE`] machines (before any offboarding), unless

@@ -98,7 +98,9 @@ pub(crate) fn machines(
     // Sent as given (the service's ids are opaque), but a name given as an id is a likely slip.
     let odd: Vec<&str> = machines
         .iter()
-        .filter(|id| targets::on_machines(op) && !targets::well_formed(id))
+        .filter(|id| {
+            targets::on_machines(op) && !targets::well_formed(crate::tenants::qualified(id).1)
+        })
         .map(String::as_str)
         .collect();
     if !odd.is_empty() {
@@ -118,7 +120,7 @@ pub(crate) fn machines(
         );
     }
     for name in &names {
-        crate::names::check(name).map_err(|e| fail(USAGE, e))?;
+        crate::names::check(crate::tenants::qualified(name).1).map_err(|e| fail(USAGE, e))?;
     }
     if machines.is_empty() && names.is_empty() && targets.tag.is_none() {
         return Err(fail(
@@ -173,12 +175,11 @@ pub(crate) fn speed(conn: &Connection, scale: f64) -> f64 {
 /// What the run is, to journal and to hold a resume to: the plan's request, where it goes
 /// and as whom, and the machines as given.
 pub(crate) fn run_record(
-    cli: &Cli,
+    conn: &Connection,
     plan: &fleet::Plan<'_>,
     (ids, names, tag): (&[String], &[String], selection::Tag<'_>),
     download: Option<&std::path::Path>,
 ) -> RunRecord {
-    let conn = &cli.connection;
     let (tenant, client_id) = if conn.simulate {
         (
             Some(mde_sim::DEFAULT_TENANT.to_string()),
@@ -216,21 +217,47 @@ pub(crate) fn run_record(
     }
 }
 
-/// What the resumed journal recorded (nothing for a new run). A resume continues the same
-/// run or is refused: another request, tenant, client, host or machine set is named.
-pub(crate) fn history(cli: &Cli, targets: &Targets, record: &RunRecord) -> Result<History, u8> {
+/// What the resumed journal recorded of `profile`'s part (nothing for a new run). A resume
+/// continues the same run or is refused: another request, tenant, client, host or machine
+/// set is named, or another set of profiles (`profiles`: the run's, none for a run of one
+/// connection).
+pub(crate) fn history(
+    conn: &Connection,
+    targets: &Targets,
+    record: &RunRecord,
+    (profile, profiles): (Option<&str>, &[&str]),
+) -> Result<History, u8> {
     let Some(path) = &targets.journaling.resume else {
         return Ok(History::default());
     };
-    if cli.connection.simulate && record.download.is_some() {
+    if conn.simulate && record.download.is_some() {
         return Err(fail(USAGE, SIMULATED_DOWNLOAD));
     }
-    let history = Journal::history(path).map_err(|e| {
+    let cannot = |e: std::io::Error| {
         fail(
             USAGE,
             format!("cannot read the journal {}: {e}", path.display()),
         )
-    })?;
+    };
+    let recorded = Journal::profiles(path).map_err(cannot)?;
+    if recorded.len() != profiles.len() || profiles.iter().any(|p| !recorded.iter().any(|r| r == p))
+    {
+        let list = |p: &[&str]| match p {
+            [] => "one connection (no --profile, or one)".to_string(),
+            _ => format!("the profiles {}", p.join(", ")),
+        };
+        let recorded: Vec<&str> = recorded.iter().map(String::as_str).collect();
+        return Err(fail(
+            USAGE,
+            format!(
+                "{} records a run of {}, not of {}; resume it as it was started, or start a new run without --resume",
+                path.display(),
+                list(&recorded),
+                list(profiles)
+            ),
+        ));
+    }
+    let history = Journal::history(path, profile).map_err(cannot)?;
     let Some(recorded) = &history.run else {
         return Err(fail(
             USAGE,
@@ -297,6 +324,16 @@ pub(crate) fn client(
     scale: f64,
     on_wait: impl Fn(&WaitEvent) + Send + Sync + 'static,
 ) -> Result<Client, u8> {
+    client_of(conn, simulator, scale, on_wait).map_err(|(code, why)| fail(code, why))
+}
+
+/// [`client`], its error its exit code and what to say.
+pub(crate) fn client_of(
+    conn: &Connection,
+    simulator: Option<&mde_sim::Simulator>,
+    scale: f64,
+    on_wait: impl Fn(&WaitEvent) + Send + Sync + 'static,
+) -> Result<Client, (u8, String)> {
     let mut builder = match simulator {
         Some(sim) => sim.client_builder(),
         None => Client::builder(),
@@ -306,7 +343,7 @@ pub(crate) fn client(
     .on_wait(on_wait);
     if let Some(path) = &conn.ca_cert {
         let pem = std::fs::read(path)
-            .map_err(|e| fail(USAGE, format!("cannot read {}: {e}", path.display())))?;
+            .map_err(|e| (USAGE, format!("cannot read {}: {e}", path.display())))?;
         builder = builder.add_root_certificate(pem);
     }
     if simulator.is_none() {
@@ -319,7 +356,7 @@ pub(crate) fn client(
         let secret = conn.client_secret.as_deref().filter(|s| !s.is_empty());
         let auth = crate::signin::chosen(conn);
         let identity = match auth {
-            Some(auth) => crate::signin::credential(auth, conn).map_err(|e| fail(AUTH, e))?,
+            Some(auth) => crate::signin::credential(auth, conn).map_err(|e| (AUTH, e))?,
             None => None,
         };
         builder = if let Some(credential) = identity {
@@ -343,10 +380,12 @@ pub(crate) fn client(
                     builder.bearer_token(token)
                 }
                 (None, Some(tenant), Some(client), Some(secret)) => {
-                    let from = if std::env::var("AZURE_CLIENT_SECRET").is_ok_and(|s| s == secret) {
-                        "AZURE_CLIENT_SECRET"
-                    } else {
-                        "--client-secret"
+                    let from = match &conn.secret_from {
+                        Some(variable) => variable.as_str(),
+                        None if std::env::var("AZURE_CLIENT_SECRET").is_ok_and(|s| s == secret) => {
+                            "AZURE_CLIENT_SECRET"
+                        }
+                        None => "--client-secret",
                     };
                     eprintln!(
                         "mde: signing in as client {} of tenant {} with the secret of {from}",
@@ -355,7 +394,7 @@ pub(crate) fn client(
                     );
                     builder.client_credentials(tenant, client, secret)
                 }
-                _ => return Err(fail(AUTH, credentials_error())),
+                _ => return Err((AUTH, credentials_error())),
             }
         };
         if conn.time_scale.is_some() {
@@ -363,14 +402,21 @@ pub(crate) fn client(
             builder = builder.clock(Arc::new(mde_sim::Clock::scaled(scale)));
         }
     }
-    builder.build().map_err(|e| fail(AUTH, e))
+    builder.build().map_err(|e| (AUTH, e.to_string()))
 }
 
 /// Gets a token before the first request: wrong credentials or an unreachable sign-in
 /// host end the command (exit 3) before anything is sent or journaled.
 pub(crate) async fn sign_in(client: &Client) -> Result<(), u8> {
+    sign_in_of(client)
+        .await
+        .map_err(|(code, why)| fail(code, why))
+}
+
+/// [`sign_in`], its error its exit code and what to say.
+pub(crate) async fn sign_in_of(client: &Client) -> Result<(), (u8, String)> {
     client.sign_in().await.map_err(|e| {
-        fail(
+        (
             AUTH,
             format!(
                 "cannot sign in, nothing was sent: {}",
@@ -381,10 +427,11 @@ pub(crate) async fn sign_in(client: &Client) -> Result<(), u8> {
 }
 
 /// The journal: the one resumed, or a new one (the one named, or one here with a name of
-/// its own: milliseconds and the process id), created exclusively with the run's record.
-pub(crate) fn open_journal(
+/// its own: milliseconds and the process id), created exclusively with the run's record
+/// (each part's, in a run of several profiles).
+fn open_journal(
     journaling: &crate::cli::Journaling,
-    record: &RunRecord,
+    records: &[(Option<&str>, &RunRecord)],
 ) -> Result<(PathBuf, Journal), u8> {
     let cannot = |path: &std::path::Path, e: std::io::Error| {
         fail(
@@ -414,12 +461,16 @@ pub(crate) fn open_journal(
         ),
         _ => cannot(&path, e),
     })?;
-    journal
-        .append(&Entry::Run {
-            run: record.clone(),
+    for (profile, record) in records {
+        let entry = Entry::Run {
+            run: (*record).clone(),
             at: crate::journal::now(),
-        })
-        .map_err(|e| cannot(&path, e))?;
+        };
+        journal
+            .of_profile(*profile)
+            .append(&entry)
+            .map_err(|e| cannot(&path, e))?;
+    }
     eprintln!("mde: journal {}", path.display());
     Ok((path, journal))
 }
@@ -436,66 +487,143 @@ pub(crate) async fn select(
     targets: &Targets,
     client: &Client,
     history: &History,
-    (ids, names): (Vec<String>, Vec<String>),
-    (op, detail, then): Intent,
+    given: (Vec<String>, Vec<String>),
+    intent: Intent,
 ) -> Result<Selection, u8> {
-    let given = (&names[..], tag(targets));
-    let mut selection = selection::select(client, ids, given, targets.pick.is_some(), history)
+    let chosen = resolve(targets, client, history, given, intent.0)
         .await
-        .map_err(failed("cannot resolve the machine names"))?;
-    let to_cancel = race(client, targets, op, &mut selection)
-        .await
-        .map_err(failed("cannot read the pending actions"))?;
+        .map_err(failed("cannot resolve the machines"))?;
     if targets.confirm.dry_run {
-        if !to_cancel.is_empty() {
+        return Err(dry_run(cli, &[(None, &chosen)], &[], intent));
+    }
+    confirm(cli, targets, intent.0, chosen.to_send(history))?;
+    cancel_first(cli, client, intent.0, chosen).await
+}
+
+/// The machines of one tenant's part of a run, before anything is sent.
+#[derive(Debug)]
+pub(crate) struct Chosen {
+    /// The machines: those given by id, by name, by tag.
+    pub selection: Selection,
+    /// With `--cancel-pending`: the opposite actions to cancel first (machine, action).
+    pub to_cancel: Vec<(String, mde_client::types::MachineAction)>,
+}
+
+impl Chosen {
+    /// How many machines the run sends to: those `history` does not show as done.
+    pub fn to_send(&self, history: &History) -> usize {
+        let machines = &self.selection.machines;
+        machines
+            .iter()
+            .filter(|m| !history.done.contains_key(*m))
+            .count()
+    }
+}
+
+/// The machines of a part: the names and the tag resolved (or taken from the resumed
+/// journal); for a containment, the machines where the same or the opposite action is pending
+/// taken out (with `--cancel-pending`, the opposite actions to cancel first).
+pub(crate) async fn resolve(
+    targets: &Targets,
+    client: &Client,
+    history: &History,
+    (ids, names): (Vec<String>, Vec<String>),
+    op: OperationId,
+) -> Result<Chosen, Error> {
+    let given = (&names[..], tag(targets));
+    let mut selection =
+        selection::select(client, ids, given, targets.pick.is_some(), history).await?;
+    let to_cancel = race(client, targets, op, &mut selection).await?;
+    Ok(Chosen {
+        selection,
+        to_cancel,
+    })
+}
+
+/// Prints what the run would send, each part under its profile, and in a run of several
+/// the run's shortest time (its longest part's: they run at once); returns the exit code.
+pub(crate) fn dry_run(
+    cli: &Cli,
+    parts: &[(Option<&str>, &Chosen)],
+    stopped: &[&str],
+    (op, detail, then): Intent,
+) -> u8 {
+    let mut stdout = std::io::stdout().lock();
+    let mut longest = std::time::Duration::ZERO;
+    for (profile, chosen) in parts {
+        if !chosen.to_cancel.is_empty() {
             eprintln!(
-                "mde: would cancel {} pending opposite action(s) first (--cancel-pending)",
-                to_cancel.len()
+                "mde: {}would cancel {} pending opposite action(s) first (--cancel-pending)",
+                profile.map(|p| format!("{p}: ")).unwrap_or_default(),
+                chosen.to_cancel.len()
             );
         }
         let plan = selection::DryRun {
             op,
-            detail,
+            detail: detail.clone(),
             comment: comment_of(cli),
-            selection: &selection,
+            selection: &chosen.selection,
             then,
+            tenant: *profile,
         };
-        let mut stdout = std::io::stdout().lock();
-        let _ = plan
-            .print(cli.run.output, &mut stdout)
-            .and_then(|()| stdout.flush());
-        return Err(if selection.unresolved.is_empty() {
-            OK
-        } else {
-            PARTIAL
-        });
+        let _ = plan.print(cli.run.output, &mut stdout);
+        longest = longest.max(plan.shortest());
     }
-    let to_send = selection
-        .machines
-        .iter()
-        .filter(|m| !history.done.contains_key(*m))
-        .count();
+    if parts.len() > 1 || parts.iter().any(|(p, _)| p.is_some()) {
+        let _ =
+            selection::print_longest(cli.run.output, parts.len(), stopped, longest, &mut stdout);
+    }
+    let _ = stdout.flush();
+    if parts.iter().all(|(_, c)| c.selection.unresolved.is_empty()) {
+        OK
+    } else {
+        PARTIAL
+    }
+}
+
+/// Asks before sending to `count` machines, when [`selection::confirm`] says to.
+pub(crate) fn confirm(
+    cli: &Cli,
+    targets: &Targets,
+    op: OperationId,
+    count: usize,
+) -> Result<(), u8> {
     // A simulated run acts on nothing real: it never asks.
     let yes = targets.confirm.yes || cli.connection.simulate;
-    selection::confirm(op, to_send, yes).map_err(|e| fail(USAGE, e))?;
-    if !to_cancel.is_empty() {
-        let actions: Vec<_> = to_cancel.iter().map(|(_, a)| a.clone()).collect();
-        let why = format!("Cancelled by mde before {op}: {}", comment_of(cli));
-        eprintln!(
-            "mde: cancelling {} pending opposite action(s) first",
-            actions.len()
-        );
-        let interval = std::time::Duration::from_secs(30);
-        let stuck = crate::pending::cancel(client, &actions, &why, interval)
-            .await
-            .map_err(failed("cannot cancel the pending actions"))?;
-        for (machine, action) in &to_cancel {
-            if stuck.iter().any(|(id, _)| action.id.as_deref() == Some(id)) {
-                selection.machines.retain(|m| m != machine);
-                selection
-                    .unresolved
-                    .push(crate::pending::conflict(op, machine, action));
-            }
+    selection::confirm(op, count, yes).map_err(|e| fail(USAGE, e))
+}
+
+/// Cancels the pending opposite actions of `--cancel-pending` first; a machine whose action
+/// stays pending is a `conflict`, not sent to. The machines to send to.
+pub(crate) async fn cancel_first(
+    cli: &Cli,
+    client: &Client,
+    op: OperationId,
+    chosen: Chosen,
+) -> Result<Selection, u8> {
+    let Chosen {
+        mut selection,
+        to_cancel,
+    } = chosen;
+    if to_cancel.is_empty() {
+        return Ok(selection);
+    }
+    let actions: Vec<_> = to_cancel.iter().map(|(_, a)| a.clone()).collect();
+    let why = format!("Cancelled by mde before {op}: {}", comment_of(cli));
+    eprintln!(
+        "mde: cancelling {} pending opposite action(s) first",
+        actions.len()
+    );
+    let interval = std::time::Duration::from_secs(30);
+    let stuck = crate::pending::cancel(client, &actions, &why, interval)
+        .await
+        .map_err(failed("cannot cancel the pending actions"))?;
+    for (machine, action) in &to_cancel {
+        if stuck.iter().any(|(id, _)| action.id.as_deref() == Some(id)) {
+            selection.machines.retain(|m| m != machine);
+            selection
+                .unresolved
+                .push(crate::pending::conflict(op, machine, action));
         }
     }
     Ok(selection)
@@ -589,19 +717,26 @@ pub(crate) fn stopped_code() -> u8 {
     }
 }
 
-/// Opens the journal of a run and records the names it resolved.
+/// Opens the journal of a run and records the names each part resolved (the parts: their
+/// profile, the machines they resolved and their record).
 pub(crate) fn start_journal(
     targets: &Targets,
-    selection: &Selection,
-    record: &RunRecord,
+    parts: &[(Option<&str>, Option<&Selection>, &RunRecord)],
 ) -> Result<(PathBuf, Journal), u8> {
-    let (path, journal) = open_journal(&targets.journaling, record)?;
-    selection.record(&journal).map_err(|e| {
-        fail(
-            USAGE,
-            format!("cannot write the journal {}: {e}", path.display()),
-        )
-    })?;
+    let records: Vec<_> = parts.iter().map(|(p, _, r)| (*p, *r)).collect();
+    let (path, journal) = open_journal(&targets.journaling, &records)?;
+    for (profile, selection, _) in parts {
+        if let Some(selection) = selection {
+            selection
+                .record(&journal.of_profile(*profile))
+                .map_err(|e| {
+                    fail(
+                        USAGE,
+                        format!("cannot write the journal {}: {e}", path.display()),
+                    )
+                })?;
+        }
+    }
     Ok((path, journal))
 }
 

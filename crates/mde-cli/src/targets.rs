@@ -64,7 +64,11 @@ fn read(
     let mut seen = std::collections::HashSet::new();
     let (mut unique, mut repeated) = (Vec::new(), Vec::new());
     for item in all {
-        if seen.insert(key(&item)) {
+        let key = match crate::tenants::qualified(&item) {
+            (Some(profile), machine) => format!("{profile},{}", key(machine)),
+            (None, machine) => key(machine),
+        };
+        if seen.insert(key) {
             unique.push(item);
         } else if !repeated.contains(&item) {
             repeated.push(item);
@@ -94,16 +98,20 @@ fn text_of(bytes: &[u8]) -> Result<&str, String> {
     })
 }
 
-/// `text`, when it holds one id or name: two on one line (a space, a tab or a comma between)
-/// would be sent as one.
+/// `text`, when it holds one id or name, or a profile and one (`PROFILE,MACHINE`): two on one
+/// line (a space, a tab or another comma between) would be sent as one.
 fn one_value(text: &str) -> Result<String, String> {
-    if text.contains(|c: char| c.is_whitespace() || c == ',') {
-        return Err(format!(
-            "holds more than one value ({}): give one id or name a line, or an argument each",
+    let one = |t: &str| !t.is_empty() && !t.contains(|c: char| c.is_whitespace() || c == ',');
+    match text.split_once(',') {
+        None if one(text) => Ok(text.to_string()),
+        Some((profile, machine)) if one(profile.trim()) && one(machine.trim()) => {
+            Ok(format!("{},{}", profile.trim(), machine.trim()))
+        }
+        _ => Err(format!(
+            "holds more than one value ({}): give one id or name a line (PROFILE,MACHINE for a machine of a profile's tenant), or an argument each",
             crate::output::escape(text)
-        ));
+        )),
     }
-    Ok(text.to_string())
 }
 
 /// Whether `op`'s id is a machine's (otherwise an action's, or none).
@@ -130,6 +138,20 @@ mod tests {
         let (ids, repeated) = machine_ids(&[upper.to_lowercase(), upper.clone()], None).unwrap();
         assert_eq!((ids.len(), repeated), (1, vec![upper]));
         assert!(machine_ids(&["a b".into()], None).is_err());
+        // A profile before a comma names the machine's tenant; a second comma is refused.
+        let (ids, repeated) = machine_ids(
+            &[
+                "contoso,FB9AB6BE3965095A09C057BE7C90F0A2".into(),
+                "contoso , fb9ab6be3965095a09c057be7c90f0a2".into(),
+                "fabrikam,fb9ab6be3965095a09c057be7c90f0a2".into(),
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(ids.len(), 2);
+        assert_eq!(repeated.len(), 1);
+        assert!(machine_ids(&["a,b,c".into()], None).is_err());
+        assert!(machine_ids(&[",b".into()], None).is_err());
         assert!(machine_ids(&[], Some(Path::new("/nonexistent/file"))).is_err());
         assert!(well_formed("fb9ab6be3965095a09c057be7c90f0a2") && !well_formed("fb9ab6be"));
         let (names, repeated) =

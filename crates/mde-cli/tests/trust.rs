@@ -289,7 +289,7 @@ fn test_a_dropped_connection_is_unknown() {
     assert_eq!(out.code, 1, "{}", out.stderr);
     let out = lines(&out.stdout);
     assert_eq!(out[0]["outcome"], "unknown", "{out:?}");
-    let history = mde_cli::journal::Journal::history(&dir.path().join("j.jsonl")).unwrap();
+    let history = mde_cli::journal::Journal::history(&dir.path().join("j.jsonl"), None).unwrap();
     assert_eq!(history.unknown, [MACHINES[0]]);
     assert!(history.done.is_empty());
 }
@@ -901,7 +901,7 @@ async fn test_a_refused_permission_journals_nothing_failed() {
     let sent = |journal: &str| journal.matches(r#""event":"sending""#).count();
     let refused = sent(&journal);
     assert!(refused >= 1, "{journal}");
-    let history = mde_cli::journal::Journal::history(&dir.path().join("j.jsonl")).unwrap();
+    let history = mde_cli::journal::Journal::history(&dir.path().join("j.jsonl"), None).unwrap();
     assert!(
         history.done.is_empty() && history.unknown.is_empty(),
         "{history:?}"

@@ -94,9 +94,14 @@ fn inventory_of(tenant: &str, config: &Config, clock: &Clock) -> inventory::Inve
         inventory.add(machine(id_of(id), config, clock));
     }
     for name in &config.names {
+        // A name given without its domain is in the tenant's own (contoso.com in the default).
+        let fqdn = match name.contains('.') || tenant == DEFAULT_TENANT {
+            true => qualified(name),
+            false => format!("{}.{tenant}.com", name.trim().to_ascii_lowercase()),
+        };
         let record = inventory::MachineRecord::new(
             id_of(&named_machine_id(name, 0)),
-            qualified(name),
+            fqdn,
             config.seed,
             &config.platforms,
             clock.now_utc(),
@@ -292,6 +297,12 @@ impl Simulator {
             .identity
             .requests
             .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// How many requests of `tenant`'s apps were refused for the documented limits (429): none
+    /// when every app kept within its budget there.
+    pub fn refused_in(&self, tenant: &str) -> usize {
+        self.shared.limiter.refused_in(tenant)
     }
 
     /// How many access tokens the token endpoint has issued.

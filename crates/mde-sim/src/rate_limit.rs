@@ -11,10 +11,12 @@ use mde_client::rate_limit::CallLog;
 /// Who a limit is counted for: the service counts per application and tenant.
 pub type Caller = (String, String);
 
-/// Calls accepted so far, per caller and operation, on the client's sliding-window core.
+/// Calls accepted so far, per caller and operation, on the client's sliding-window core; and
+/// the calls refused (answered 429), per caller.
 #[derive(Debug, Default)]
 pub struct RateLimiter {
     calls: Mutex<HashMap<(Caller, OperationId), CallLog>>,
+    refused: Mutex<HashMap<Caller, usize>>,
 }
 
 impl RateLimiter {
@@ -27,7 +29,22 @@ impl RateLimiter {
         }
         let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         let log = calls.entry((caller.clone(), op)).or_default();
-        log.try_admit(windows, Duration::ZERO, now).map(|_| ())
+        let admitted = log.try_admit(windows, Duration::ZERO, now).map(|_| ());
+        if admitted.is_err() {
+            let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+            *refused.entry(caller.clone()).or_default() += 1;
+        }
+        admitted
+    }
+
+    /// How many calls of `tenant`'s apps were refused for the limits (answered 429).
+    pub fn refused_in(&self, tenant: &str) -> usize {
+        let refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        refused
+            .iter()
+            .filter(|((t, _), _)| t == tenant)
+            .map(|(_, n)| n)
+            .sum()
     }
 }
 
@@ -55,6 +72,7 @@ mod tests {
             .admit(&caller("a"), op, Duration::from_secs(60))
             .unwrap_err();
         assert_eq!(wait, Duration::from_secs(3600 - 60));
+        assert_eq!((limiter.refused_in("t"), limiter.refused_in("u")), (1, 0));
         // Another app has its own budget.
         assert!(
             limiter

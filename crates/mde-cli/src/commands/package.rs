@@ -295,12 +295,12 @@ pub(crate) async fn save_evidence(
     let (ids, names) = machines(targets, op)?;
     let scale = time_scale(conn)?;
     let record = run_record(
-        cli,
+        conn,
         &plan(targets, &template),
         (&ids, &names, crate::session::tag(targets)),
         Some(settings.dir),
     );
-    let mut history = history(cli, targets, &record)?;
+    let mut history = history(conn, targets, &record, (None, &[]))?;
     if targets.journaling.retry_failed {
         // A collection the service ended Failed or TimeOut: a new one is asked for.
         for machine in std::mem::take(&mut history.collections_failed) {
@@ -344,7 +344,7 @@ pub(crate) async fn save_evidence(
     if let Some(script) = ensure {
         crate::commands::library::ensure(&client, script).await?;
     }
-    let (path, journal) = start_journal(targets, &selection, &record)?;
+    let (path, journal) = start_journal(targets, &[(None, Some(&selection), &record)])?;
     let real = speed(conn, scale);
     let in_real = |d: Duration| Duration::from_secs_f64(d.as_secs_f64() / real);
     let shortest = mde_client::minimum_duration(evidence.link_operation(), machines.len())

@@ -1,0 +1,132 @@
+//! The tenants of a run: with several profiles (`--profile A --profile B`, or machines given
+//! as `PROFILE,MACHINE`), each profile's machines are a part of the run, with its own
+//! connection, sign-in and rate budget; otherwise the run is one part, of the command line's
+//! connection.
+
+use crate::cli::{Cli, Connection, Targets};
+use crate::session::{AUTH, USAGE, fail};
+
+/// One tenant's part of a run.
+#[derive(Debug)]
+pub(crate) struct Part {
+    /// The profile, in a run of several (`None`: the run's one connection).
+    pub profile: Option<String>,
+    /// Where it connects and as whom.
+    pub conn: Connection,
+    /// Why it cannot sign in (its secret's variable unset, a key file others can read): the
+    /// part stops, the others go on.
+    pub problem: Option<String>,
+    /// Its machine ids and names, as given (without the profile).
+    pub ids: Vec<String>,
+    pub names: Vec<String>,
+}
+
+/// The profile a machine is given with (`PROFILE,MACHINE`), and the machine.
+pub(crate) fn qualified(item: &str) -> (Option<&str>, &str) {
+    match item.split_once(',') {
+        Some((profile, machine)) => (Some(profile), machine),
+        None => (None, item),
+    }
+}
+
+/// The parts of a run of `ids` and `names` (each maybe `PROFILE,MACHINE`). One part, of the
+/// command line's connection, unless the run names several profiles; then every machine names
+/// its profile, and a `--tag` goes to each. A usage error exits 2; a run of one profile that
+/// cannot sign in exits 3.
+pub(crate) fn split(
+    cli: &Cli,
+    targets: &Targets,
+    (ids, names): (Vec<String>, Vec<String>),
+) -> Result<Vec<Part>, u8> {
+    let mut profiles: Vec<String> = cli.connection.profile.clone();
+    for item in ids.iter().chain(&names) {
+        if let (Some(profile), _) = qualified(item)
+            && !profiles.iter().any(|p| p == profile)
+        {
+            profiles.push(profile.to_string());
+        }
+    }
+    if profiles.len() > 1 && cli.connection.simulate {
+        return Err(fail(
+            USAGE,
+            "--simulate embeds one tenant: for a run of several profiles, start mde-sim with a --tenant for each and point each profile's api_url and login_url at it",
+        ));
+    }
+    let strip = |items: &[String], profile: Option<&str>| -> Vec<String> {
+        items
+            .iter()
+            .filter(|i| profile.is_none() || qualified(i).0.is_none_or(|p| Some(p) == profile))
+            .map(|i| qualified(i).1.to_string())
+            .collect()
+    };
+    if profiles.len() <= 1 {
+        // The one profile was applied when the command line was read, unless only the
+        // machines named it.
+        let conn = match profiles.first() {
+            Some(name) if cli.connection.profile.is_empty() => {
+                let (conn, problem) = cli.connection_of(name).map_err(|e| fail(USAGE, e))?;
+                if let Some(problem) = problem {
+                    return Err(fail(AUTH, problem));
+                }
+                conn
+            }
+            _ => cli.connection.clone(),
+        };
+        return Ok(vec![Part {
+            profile: None,
+            conn,
+            problem: None,
+            ids: strip(&ids, None),
+            names: strip(&names, None),
+        }]);
+    }
+    let bare: Vec<&String> = ids
+        .iter()
+        .chain(&names)
+        .filter(|i| qualified(i).0.is_none())
+        .collect();
+    if !bare.is_empty() {
+        let shown: Vec<String> = bare
+            .iter()
+            .take(5)
+            .map(|m| crate::output::escape(m))
+            .collect();
+        return Err(fail(
+            USAGE,
+            format!(
+                "a run of the profiles {} needs each machine's profile: write PROFILE,MACHINE (or PROFILE,NAME); {} machine(s) have none: {}",
+                profiles.join(", "),
+                bare.len(),
+                shown.join(", ")
+            ),
+        ));
+    }
+    let mut parts = Vec::new();
+    for profile in profiles {
+        let (ids, names) = (strip(&ids, Some(&profile)), strip(&names, Some(&profile)));
+        if ids.is_empty() && names.is_empty() && targets.tag.is_none() {
+            eprintln!("warning: profile {profile} has no machine in this run; left out");
+            continue;
+        }
+        let (conn, problem) = cli.connection_of(&profile).map_err(|e| fail(USAGE, e))?;
+        parts.push(Part {
+            profile: Some(profile),
+            conn,
+            problem,
+            ids,
+            names,
+        });
+    }
+    Ok(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_machine_names_its_profile_before_a_comma() {
+        assert_eq!(qualified("contoso,ws-0001"), (Some("contoso"), "ws-0001"));
+        assert_eq!(qualified("ws-0001"), (None, "ws-0001"));
+    }
+}

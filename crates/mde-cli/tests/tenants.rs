@@ -1,0 +1,313 @@
+//! A run across tenants, `mde` run as a binary against a simulator of three tenants, each
+//! profile of the configuration file one of them: every tenant's part signs in and sends on
+//! its own budget, names resolve in their own tenant, a tenant whose secret is wrong stops
+//! alone (the summary names it), and `--resume` continues each part where it stopped.
+
+use mde_sim::{Config, Simulator, generated_machine_id, tenant_machine_id};
+
+mod common;
+use common::{lines, mde, run_off, scratch};
+
+const TENANTS: [&str; 3] = ["contoso", "fabrikam", "northwind"];
+/// Machines of each tenant given by id.
+const PER_TENANT: usize = 4;
+
+async fn simulator() -> Simulator {
+    Simulator::start(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tenants: TENANTS.map(String::from).to_vec(),
+        names: vec!["ws-0001".into()],
+        time_scale: 600.0,
+        ..Config::default().with_generated_machines(PER_TENANT)
+    })
+    .await
+    .unwrap()
+}
+
+/// A profile for each tenant, its secret in `TENANT_SECRET`.
+fn config(dir: &std::path::Path, sim: &Simulator) {
+    let base = sim.base_url();
+    let profiles: String = TENANTS
+        .iter()
+        .map(|tenant| {
+            format!(
+                "[profiles.{tenant}]\ntenant = \"{tenant}\"\nclient_id = \"{client}\"\nauth = \"secret\"\nsecret_env = \"{upper}_SECRET\"\napi_url = \"{base}\"\nlogin_url = \"{base}\"\n\n",
+                client = mde_sim::DEFAULT_CLIENT_ID,
+                upper = tenant.to_uppercase(),
+            )
+        })
+        .collect();
+    std::fs::write(dir.join("config.toml"), profiles).unwrap();
+}
+
+/// `mde` with the configuration file, each tenant's secret set (northwind's as given), on the
+/// simulator's clock.
+fn with_secrets(dir: &std::path::Path, sim: &Simulator, northwind: &str) -> std::process::Command {
+    let mut command = mde(dir);
+    command
+        .env("MDE_CONFIG", dir.join("config.toml"))
+        .env_remove("MDE_PROFILE")
+        .env("CONTOSO_SECRET", mde_sim::DEFAULT_CLIENT_SECRET)
+        .env("FABRIKAM_SECRET", mde_sim::DEFAULT_CLIENT_SECRET)
+        .env("NORTHWIND_SECRET", northwind)
+        .args(["--time-scale", &sim.clock().scale().to_string()]);
+    command
+}
+
+/// Each tenant's machines, `PROFILE,ID` a line, and one machine of fabrikam by name.
+fn machines_file(dir: &std::path::Path) -> Vec<(String, String)> {
+    let mut given = Vec::new();
+    for tenant in TENANTS {
+        for i in 0..PER_TENANT {
+            given.push((
+                tenant.to_string(),
+                tenant_machine_id(tenant, &generated_machine_id(i)),
+            ));
+        }
+    }
+    let text: String = given.iter().map(|(t, id)| format!("{t},{id}\n")).collect();
+    std::fs::write(dir.join("fleet.txt"), format!("# tenant,machine\n{text}")).unwrap();
+    given
+}
+
+fn scans(sim: &Simulator, tenant: &str) -> Vec<String> {
+    sim.actions_in(tenant)
+        .into_iter()
+        .filter_map(|a| a.machine_id)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_three_tenants_run_at_once_and_a_wrong_secret_stops_only_its_own() {
+    let dir = scratch("tenants");
+    let sim = simulator().await;
+    config(dir.path(), &sim);
+    let given = machines_file(dir.path());
+    let journal = dir.path().join("j.jsonl");
+    let scan = |command: &mut std::process::Command| {
+        command.args([
+            "-o",
+            "json",
+            "scan",
+            "--type",
+            "quick",
+            "--machines-file",
+            "fleet.txt",
+            "--machine-name",
+            "fabrikam,ws-0001",
+            "--comment",
+            "Incident 42",
+            "--yes",
+        ]);
+    };
+
+    // The dry run: each tenant's plan, then the run's shortest time, its longest part's.
+    let mut dry = with_secrets(dir.path(), &sim, mde_sim::DEFAULT_CLIENT_SECRET);
+    scan(&mut dry);
+    dry.arg("--dry-run");
+    let out = run_off(dry).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let plans = lines(&out.stdout);
+    let planned: Vec<(&str, usize)> = plans
+        .iter()
+        .filter_map(|p| Some((p["tenant"].as_str()?, p["requests"].as_u64()? as usize)))
+        .collect();
+    assert_eq!(
+        planned,
+        [
+            ("contoso", PER_TENANT),
+            ("fabrikam", PER_TENANT + 1),
+            ("northwind", PER_TENANT)
+        ]
+    );
+    let longest = plans.last().unwrap();
+    assert_eq!(longest["tenants"], 3);
+    let fabrikam =
+        mde_client::minimum_duration(mde_client::OperationId::RunAntiVirusScan, PER_TENANT + 1);
+    assert_eq!(longest["shortest_seconds"], fabrikam.as_secs());
+    assert!(TENANTS.iter().all(|t| scans(&sim, t).is_empty()));
+
+    // Northwind's secret is wrong: contoso and fabrikam finish, northwind is named.
+    let mut first = with_secrets(dir.path(), &sim, "not-the-secret");
+    scan(&mut first);
+    first.args(["--journal", "j.jsonl"]);
+    let out = run_off(first).await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("mde: northwind: stopped before sending: cannot sign in"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("northwind: stopped:"), "{}", out.stderr);
+    assert!(out.stderr.contains("--resume j.jsonl"), "{}", out.stderr);
+    assert!(!out.stderr.contains("not-the-secret"), "{}", out.stderr);
+    let outcomes = lines(&out.stdout);
+    for (tenant, id) in &given {
+        let line = outcomes
+            .iter()
+            .find(|l| l["machine"] == *id)
+            .unwrap_or_else(|| panic!("{id} of {tenant}: no line in {}", out.stdout));
+        assert_eq!(line["tenant"], *tenant.as_str());
+        let expected = if tenant == "northwind" {
+            "not_sent"
+        } else {
+            "accepted"
+        };
+        assert_eq!(line["outcome"], expected, "{line}");
+    }
+    // The name resolved in fabrikam, to fabrikam's machine.
+    let named = outcomes
+        .iter()
+        .find(|l| l["name"].as_str().is_some_and(|n| n.starts_with("ws-0001")))
+        .expect("the named machine's line");
+    assert_eq!(named["tenant"], "fabrikam");
+    let fabrikam_ws = sim
+        .machines_in("fabrikam")
+        .into_iter()
+        .find(|m| {
+            m.computer_dns_name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("ws-0001"))
+        })
+        .and_then(|m| m.id)
+        .unwrap();
+    assert_eq!(named["machine"], *fabrikam_ws.as_str());
+    // The simulator's record: one scan per machine in the tenants that signed in.
+    assert_eq!(scans(&sim, "contoso").len(), PER_TENANT);
+    assert_eq!(scans(&sim, "fabrikam").len(), PER_TENANT + 1);
+    assert!(scans(&sim, "northwind").is_empty());
+    assert!(scans(&sim, mde_sim::DEFAULT_TENANT).is_empty());
+    // Every line of the journal after its own run's names its tenant.
+    let text = std::fs::read_to_string(&journal).unwrap();
+    assert!(
+        text.lines().all(|l| TENANTS
+            .iter()
+            .any(|t| l.contains(&format!("\"profile\":\"{t}\"")))),
+        "{text}"
+    );
+
+    // A resume of another set of profiles is refused, sending nothing.
+    let mut two = with_secrets(dir.path(), &sim, mde_sim::DEFAULT_CLIENT_SECRET);
+    two.args([
+        "-o",
+        "json",
+        "scan",
+        "--type",
+        "quick",
+        "--machine-name",
+        "fabrikam,ws-0001",
+        "contoso,x",
+        "--comment",
+        "Incident 42",
+        "--yes",
+        "--resume",
+        "j.jsonl",
+    ]);
+    let out = run_off(two).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("records a run of the profiles contoso, fabrikam, northwind"),
+        "{}",
+        out.stderr
+    );
+
+    // Fixed, the resume sends northwind's scans only: no second scan anywhere.
+    let mut resumed = with_secrets(dir.path(), &sim, mde_sim::DEFAULT_CLIENT_SECRET);
+    scan(&mut resumed);
+    resumed.args(["--resume", "j.jsonl"]);
+    let out = run_off(resumed).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(scans(&sim, "contoso").len(), PER_TENANT);
+    assert_eq!(scans(&sim, "fabrikam").len(), PER_TENANT + 1);
+    assert_eq!(scans(&sim, "northwind").len(), PER_TENANT);
+    let outcomes = lines(&out.stdout);
+    let earlier = outcomes.iter().filter(|l| l["earlier"] == true).count();
+    assert_eq!(earlier, 2 * PER_TENANT + 1, "{}", out.stdout);
+    assert!(
+        outcomes
+            .iter()
+            .all(|l| l["outcome"] == "accepted" && l["tenant"].is_string())
+    );
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_a_table_and_csv_carry_the_tenant_and_bare_ids_are_refused() {
+    let dir = scratch("tenants-table");
+    let sim = simulator().await;
+    config(dir.path(), &sim);
+    let contoso = tenant_machine_id("contoso", &generated_machine_id(0));
+    let fabrikam = tenant_machine_id("fabrikam", &generated_machine_id(0));
+
+    // With several profiles, a machine without its profile is refused: nothing is sent.
+    let mut bare = with_secrets(dir.path(), &sim, mde_sim::DEFAULT_CLIENT_SECRET);
+    bare.args([
+        "--profile",
+        "contoso",
+        "--profile",
+        "fabrikam",
+        "isolate",
+        &contoso,
+        "--comment",
+        "c",
+    ]);
+    let out = run_off(bare).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("PROFILE,MACHINE"), "{}", out.stderr);
+
+    let mut csv = with_secrets(dir.path(), &sim, mde_sim::DEFAULT_CLIENT_SECRET);
+    csv.args([
+        "-o",
+        "csv",
+        "isolate",
+        &format!("contoso,{contoso}"),
+        &format!("fabrikam,{fabrikam}"),
+        "--comment",
+        "c",
+    ]);
+    let out = run_off(csv).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let rows: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        rows[0],
+        format!("{},tenant", mde_cli::json::CSV_HEADER),
+        "{}",
+        out.stdout
+    );
+    for (tenant, id) in [("contoso", &contoso), ("fabrikam", &fabrikam)] {
+        assert!(
+            rows.iter()
+                .any(|r| r.starts_with(id.as_str()) && r.ends_with(&format!(",{tenant}"))),
+            "{}",
+            out.stdout
+        );
+    }
+
+    let mut table = with_secrets(dir.path(), &sim, mde_sim::DEFAULT_CLIENT_SECRET);
+    table.args([
+        "restrict",
+        &format!("contoso,{contoso}"),
+        &format!("fabrikam,{fabrikam}"),
+        "--comment",
+        "c",
+    ]);
+    let out = run_off(table).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let header = out.stdout.lines().next().unwrap();
+    assert!(header.starts_with("TENANT    MACHINE"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("fabrikam  ") && l.contains(&fabrikam)),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("mde: contoso: accepted 1"),
+        "{}",
+        out.stderr
+    );
+    sim.stop().await;
+}
