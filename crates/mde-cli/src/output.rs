@@ -264,16 +264,19 @@ pub fn summary(report: &Report) -> String {
 pub fn line(outcome: &Outcome) -> String {
     format!(
         "{}{}{} {} {}",
-        outcome
-            .tenant
-            .as_deref()
-            .map(|t| format!("{}: ", escape(t)))
-            .unwrap_or_default(),
+        of_tenant(outcome.tenant.as_deref()),
         escape(&outcome.machine),
         in_brackets(outcome.name.as_deref()),
         outcome.outcome.as_str(),
         detail(outcome)
     )
+}
+
+/// `tenant: ` before a machine's line, in a run of several profiles.
+fn of_tenant(tenant: Option<&str>) -> String {
+    tenant
+        .map(|t| format!("{}: ", escape(t)))
+        .unwrap_or_default()
 }
 
 /// ` (name)`, or nothing for a machine given by id.
@@ -320,7 +323,8 @@ pub fn stages(board: &Board) -> String {
 /// A machine's package as it ended (progress without a terminal).
 pub fn package_line(p: &pipeline::Package) -> String {
     format!(
-        "{}{} {} {}{}",
+        "{}{}{} {} {}{}",
+        of_tenant(p.tenant.as_deref()),
         escape(&p.machine),
         in_brackets(p.name.as_deref()),
         p.evidence.label(p.stage),
@@ -329,20 +333,29 @@ pub fn package_line(p: &pipeline::Package) -> String {
     )
 }
 
-/// The packages as a table.
+/// The packages as a table; a TENANT column in a run of several profiles (its machines not
+/// sent to given as `PROFILE,MACHINE`).
 pub fn packages_table(report: &pipeline::Report, out: &mut impl Write) -> std::io::Result<()> {
+    let not_sent: Vec<(Option<&str>, &str)> = report
+        .not_sent
+        .iter()
+        .map(|m| crate::tenants::qualified(m))
+        .collect();
     let width = report
         .packages
         .iter()
         .map(|p| p.machine.chars().count())
-        .chain(report.not_sent.iter().map(|m| m.chars().count()))
+        .chain(not_sent.iter().map(|(_, m)| m.chars().count()))
         .max()
         .unwrap_or(0)
         .max("MACHINE".len());
     let name = NameColumn::of("NAME", report.packages.iter().map(|p| p.name.as_deref()));
+    let tenants = report.packages.iter().map(|p| p.tenant.as_deref());
+    let tenant = NameColumn::of("TENANT", tenants.chain(not_sent.iter().map(|(t, _)| *t)));
     writeln!(
         out,
-        "{:<width$}  {}{:<36}  {:<11}  DETAIL",
+        "{}{:<width$}  {}{:<36}  {:<11}  DETAIL",
+        tenant.cell(Some("TENANT")),
         "MACHINE",
         name.cell(Some("NAME")),
         "ACTION",
@@ -351,7 +364,8 @@ pub fn packages_table(report: &pipeline::Report, out: &mut impl Write) -> std::i
     for p in &report.packages {
         writeln!(
             out,
-            "{:<width$}  {}{:<36}  {:<11}  {}{}",
+            "{}{:<width$}  {}{:<36}  {:<11}  {}{}",
+            tenant.cell(p.tenant.as_deref()),
             escape(&p.machine),
             name.cell(p.name.as_deref()),
             p.action.as_deref().unwrap_or("-"),
@@ -360,10 +374,11 @@ pub fn packages_table(report: &pipeline::Report, out: &mut impl Write) -> std::i
             if p.earlier { " (earlier run)" } else { "" }
         )?;
     }
-    for machine in &report.not_sent {
+    for (profile, machine) in not_sent {
         writeln!(
             out,
-            "{:<width$}  {}{:<36}  not_sent",
+            "{}{:<width$}  {}{:<36}  not_sent",
+            tenant.cell(profile),
             escape(machine),
             name.cell(None),
             "-"

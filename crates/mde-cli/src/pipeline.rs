@@ -218,6 +218,8 @@ pub struct Package {
     pub record: Option<Record>,
     /// Saved by an earlier run (resumed), not downloaded now.
     pub earlier: bool,
+    /// The profile whose tenant the machine is in, in a run of several profiles.
+    pub tenant: Option<String>,
 }
 
 impl Package {
@@ -232,7 +234,8 @@ impl Package {
             ..Line::new(self.evidence.label(self.stage))
         }
         .with("earlier", self.earlier)
-        .with("detail", &self.detail);
+        .with("detail", &self.detail)
+        .with_some("tenant", self.tenant.as_deref());
         match self.evidence {
             Evidence::Package => line.with("record", &self.record),
             Evidence::LiveResponse => line.with("commands", &self.results),
@@ -506,6 +509,7 @@ impl<'a> Pipeline<'a> {
                 error: None,
                 record: None,
                 earlier: false,
+                tenant: None,
             });
         if let Some(action) = action {
             package.action = Some(action.to_string());

@@ -479,27 +479,6 @@ fn open_journal(
 /// carries, and the calls that follow each request.
 pub(crate) type Intent = (OperationId, Option<String>, Option<OperationId>);
 
-/// The machines of a run: the names resolved (or taken from the resumed journal). With
-/// `--dry-run` the plan is printed and the command ends (`Err` with its exit code); an action
-/// on more than 10 machines is confirmed first.
-pub(crate) async fn select(
-    cli: &Cli,
-    targets: &Targets,
-    client: &Client,
-    history: &History,
-    given: (Vec<String>, Vec<String>),
-    intent: Intent,
-) -> Result<Selection, u8> {
-    let chosen = resolve(targets, client, history, given, intent.0)
-        .await
-        .map_err(failed("cannot resolve the machines"))?;
-    if targets.confirm.dry_run {
-        return Err(dry_run(cli, &[(None, &chosen)], &[], intent));
-    }
-    confirm(cli, targets, intent.0, chosen.to_send(history))?;
-    cancel_first(cli, client, intent.0, chosen).await
-}
-
 /// The machines of one tenant's part of a run, before anything is sent.
 #[derive(Debug)]
 pub(crate) struct Chosen {

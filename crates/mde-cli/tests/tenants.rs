@@ -70,7 +70,8 @@ fn machines_file(dir: &std::path::Path) -> Vec<(String, String)> {
     given
 }
 
-fn scans(sim: &Simulator, tenant: &str) -> Vec<String> {
+/// The machines of `tenant` the simulator has an action of, one each.
+fn acted_on(sim: &Simulator, tenant: &str) -> Vec<String> {
     sim.actions_in(tenant)
         .into_iter()
         .filter_map(|a| a.machine_id)
@@ -125,7 +126,7 @@ async fn test_three_tenants_run_at_once_and_a_wrong_secret_stops_only_its_own() 
     let fabrikam =
         mde_client::minimum_duration(mde_client::OperationId::RunAntiVirusScan, PER_TENANT + 1);
     assert_eq!(longest["shortest_seconds"], fabrikam.as_secs());
-    assert!(TENANTS.iter().all(|t| scans(&sim, t).is_empty()));
+    assert!(TENANTS.iter().all(|t| acted_on(&sim, t).is_empty()));
 
     // Northwind's secret is wrong: contoso and fabrikam finish, northwind is named.
     let mut first = with_secrets(dir.path(), &sim, "not-the-secret");
@@ -174,10 +175,10 @@ async fn test_three_tenants_run_at_once_and_a_wrong_secret_stops_only_its_own() 
         .unwrap();
     assert_eq!(named["machine"], *fabrikam_ws.as_str());
     // The simulator's record: one scan per machine in the tenants that signed in.
-    assert_eq!(scans(&sim, "contoso").len(), PER_TENANT);
-    assert_eq!(scans(&sim, "fabrikam").len(), PER_TENANT + 1);
-    assert!(scans(&sim, "northwind").is_empty());
-    assert!(scans(&sim, mde_sim::DEFAULT_TENANT).is_empty());
+    assert_eq!(acted_on(&sim, "contoso").len(), PER_TENANT);
+    assert_eq!(acted_on(&sim, "fabrikam").len(), PER_TENANT + 1);
+    assert!(acted_on(&sim, "northwind").is_empty());
+    assert!(acted_on(&sim, mde_sim::DEFAULT_TENANT).is_empty());
     // Every line of the journal after its own run's names its tenant.
     let text = std::fs::read_to_string(&journal).unwrap();
     assert!(
@@ -219,9 +220,9 @@ async fn test_three_tenants_run_at_once_and_a_wrong_secret_stops_only_its_own() 
     resumed.args(["--resume", "j.jsonl"]);
     let out = run_off(resumed).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(scans(&sim, "contoso").len(), PER_TENANT);
-    assert_eq!(scans(&sim, "fabrikam").len(), PER_TENANT + 1);
-    assert_eq!(scans(&sim, "northwind").len(), PER_TENANT);
+    assert_eq!(acted_on(&sim, "contoso").len(), PER_TENANT);
+    assert_eq!(acted_on(&sim, "fabrikam").len(), PER_TENANT + 1);
+    assert_eq!(acted_on(&sim, "northwind").len(), PER_TENANT);
     let outcomes = lines(&out.stdout);
     let earlier = outcomes.iter().filter(|l| l["earlier"] == true).count();
     assert_eq!(earlier, 2 * PER_TENANT + 1, "{}", out.stdout);
@@ -309,5 +310,61 @@ async fn test_a_table_and_csv_carry_the_tenant_and_bare_ids_are_refused() {
         "{}",
         out.stderr
     );
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_evidence_of_two_tenants_is_saved_in_a_folder_each() {
+    let dir = scratch("tenants-evidence");
+    let sim = simulator().await;
+    config(dir.path(), &sim);
+    let ids: Vec<(&str, String)> = ["contoso", "fabrikam"]
+        .into_iter()
+        .flat_map(|t| (0..2).map(move |i| (t, tenant_machine_id(t, &generated_machine_id(i)))))
+        .collect();
+    let mut collect = with_secrets(dir.path(), &sim, mde_sim::DEFAULT_CLIENT_SECRET);
+    collect.args(["-o", "json", "package", "collect"]);
+    collect.args(ids.iter().map(|(t, id)| format!("{t},{id}")));
+    collect.args([
+        "--comment",
+        "Incident 42",
+        "--download",
+        "evidence",
+        "--poll-interval",
+        "10",
+    ]);
+    let out = run_off(collect).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let saved = lines(&out.stdout);
+    for (tenant, id) in &ids {
+        let line = saved
+            .iter()
+            .find(|l| l["machine"] == *id.as_str())
+            .unwrap_or_else(|| panic!("{id}: no line in {}", out.stdout));
+        assert_eq!(
+            (&line["tenant"], &line["outcome"]),
+            (&(*tenant).into(), &"saved".into())
+        );
+        // The package is in its tenant's folder, as its manifest records it.
+        let file = line["record"]["file"].as_str().unwrap();
+        assert!(
+            dir.path()
+                .join("evidence")
+                .join(tenant)
+                .join(file)
+                .is_file()
+        );
+        assert_eq!(
+            acted_on(&sim, tenant).iter().filter(|m| *m == id).count(),
+            1
+        );
+    }
+    for tenant in ["contoso", "fabrikam"] {
+        let mut verify = mde(dir.path());
+        verify.args(["package", "verify", &format!("evidence/{tenant}")]);
+        let out = run_off(verify).await;
+        assert_eq!(out.code, 0, "{tenant}: {}", out.stderr);
+    }
+    assert!(!dir.path().join("evidence").join("manifest.jsonl").exists());
     sim.stop().await;
 }

@@ -10,37 +10,14 @@ use mde_client::operations::AnyRequest;
 use mde_client::{WaitEvent, WaitReason};
 
 use futures_util::future::join_all;
-use mde_client::Client;
 
 use crate::cli::{Cli, Targets};
 use crate::fleet::{self, Progress};
-use crate::journal::History;
 use crate::json::{Lines, outcome_line};
 use crate::output;
-use crate::selection::Selection;
-use crate::session::{
-    AUTH, Chosen, OK, PARTIAL, USAGE, cancel_first, client_of, code_of, confirm, dry_run, fail,
-    failed, history, machines, plan, resolve, resume_command, run_record, sign_in_of, simulator,
-    speed, start_journal, stop_signal, stopped_code, tag, time_scale,
-};
-use crate::tenants::{self, Part};
+use crate::session::{USAGE, fail, failed, plan, resume_command, simulator, speed, stop_signal};
 
-/// One tenant's part of the run, once signed in and its machines resolved.
-struct Going<'a> {
-    part: &'a Part,
-    client: Client,
-    history: History,
-    selection: Selection,
-}
-
-/// A part that stopped before sending: its exit code and why (printed by the run).
-type Stopped = (u8, String);
-
-/// How one part readied: signed in and its machines resolved, or stopped.
-enum Readied<'a> {
-    Going(Box<(Going<'a>, Chosen)>),
-    Stopped(&'a Part, Stopped),
-}
+use super::parts::{self, Begun, Ending, Going, prefix};
 
 /// Sends the template to every machine of `targets`, each with its id, journaled, and
 /// reports; with `wait`, follows every scan to its final status, looking every `wait`.
@@ -55,24 +32,12 @@ pub(crate) async fn run(
     ensure: Option<mde_client::operations::UploadLibraryFile>,
 ) -> Result<u8, u8> {
     let op = template.operation();
-    let parts = tenants::split(cli, targets, machines(targets, op)?)?;
-    let profiles: Vec<&str> = parts.iter().filter_map(|p| p.profile.as_deref()).collect();
-    let several = !profiles.is_empty();
-    let first = &parts[0].conn;
-    let scale = time_scale(first)?;
-    let mut records = Vec::new();
-    let mut histories = Vec::new();
-    for part in &parts {
-        time_scale(&part.conn)?;
-        let given = (&part.ids[..], &part.names[..], tag(targets));
-        let record = run_record(&part.conn, &plan(targets, template), given, None);
-        let of = (part.profile.as_deref(), &profiles[..]);
-        histories.push(history(&part.conn, targets, &record, of)?);
-        records.push(record);
-    }
-    let simulator = simulator(first, scale, &parts[0].ids, &parts[0].names).await?;
+    let prepared = parts::prepare(cli, targets, template, None)?;
+    let (several, scale) = (prepared.several, prepared.scale);
+    let first = &prepared.parts[0];
+    let simulator = simulator(&first.conn, scale, &first.ids, &first.names).await?;
 
-    let real = speed(first, scale);
+    let real = speed(&first.conn, scale);
     // The current wait, its end in real time and why: the bar counts it down.
     let waiting = Arc::new(std::sync::Mutex::new(
         None::<(std::time::Instant, &'static str)>,
@@ -102,88 +67,31 @@ pub(crate) async fn run(
         );
         bar
     });
-
-    // Every part signs in and resolves its machines at once.
+    let on_wait = |profile: Option<&str>| {
+        let (bar, waiting) = (bar.clone(), waiting.clone());
+        let prefix = prefix(profile);
+        move |event: &WaitEvent| {
+            let end = wait_message(&prefix, event, real, bar.is_some());
+            *waiting.lock().unwrap_or_else(|e| e.into_inner()) = Some((end, reason(event)));
+        }
+    };
     let intent = (op, detail(template), None);
-    let readied = join_all(parts.iter().zip(&histories).map(|(part, history)| {
-        let on_wait = {
-            let (bar, waiting) = (bar.clone(), waiting.clone());
-            let prefix = prefix(part.profile.as_deref());
-            move |event: &WaitEvent| {
-                let end = wait_message(&prefix, event, real, bar.is_some());
-                *waiting.lock().unwrap_or_else(|e| e.into_inner()) = Some((end, reason(event)));
-            }
-        };
-        ready(
-            part,
-            history,
-            simulator.as_ref(),
-            scale,
-            on_wait,
-            targets,
-            op,
-        )
-    }))
-    .await;
-    let mut going = Vec::new();
-    let mut stopped: Vec<(&Part, Stopped)> = Vec::new();
-    let mut chosen = Vec::new();
-    for readied in readied {
-        match readied {
-            Readied::Going(going_part) => {
-                let (part, choice) = *going_part;
-                chosen.push((part.part.profile.as_deref(), choice));
-                going.push(part);
-            }
-            // A run of one connection ends here, as it always has.
-            Readied::Stopped(_, (code, why)) if !several => return Err(fail(code, why)),
-            Readied::Stopped(part, why) => stopped.push((part, why)),
-        }
-    }
-    for (part, (_, why)) in &stopped {
-        eprintln!(
-            "mde: {}stopped before sending: {why}",
-            prefix(part.profile.as_deref())
-        );
-    }
-    if targets.confirm.dry_run {
-        let shown: Vec<_> = chosen.iter().map(|(p, c)| (*p, c)).collect();
-        let names: Vec<&str> = stopped
-            .iter()
-            .filter_map(|(part, _)| part.profile.as_deref())
-            .collect();
-        let code = dry_run(cli, &shown, &names, intent);
-        return Err(stopped
-            .iter()
-            .map(|(_, (code, _))| *code)
-            .fold(code, u8::max));
-    }
-    let to_send = going
-        .iter()
-        .zip(&chosen)
-        .map(|(g, (_, c))| c.to_send(&g.history))
-        .sum();
-    confirm(cli, targets, op, to_send)?;
-    for (going, (_, choice)) in going.iter_mut().zip(chosen) {
-        going.selection = cancel_first(cli, &going.client, op, choice).await?;
-    }
-    if let Some(script) = ensure {
-        for going in &going {
-            crate::commands::library::ensure(&going.client, script.clone()).await?;
-        }
-    }
-    let journaled: Vec<_> = parts
-        .iter()
-        .zip(&records)
-        .map(|(part, record)| {
-            let selection = going
-                .iter()
-                .find(|g| std::ptr::eq(g.part, part))
-                .map(|g| &g.selection);
-            (part.profile.as_deref(), selection, record)
-        })
-        .collect();
-    let (path, journal) = start_journal(targets, &journaled)?;
+    let begun = parts::begin(
+        cli,
+        targets,
+        &prepared,
+        simulator.as_ref(),
+        on_wait,
+        intent,
+        (|| Ok(()), ensure),
+    )
+    .await?;
+    let Begun {
+        going,
+        stopped,
+        path,
+        journal,
+    } = begun;
     let _ = needed.set(
         going
             .iter()
@@ -228,7 +136,7 @@ pub(crate) async fn run(
             if n < total {
                 eprintln!(
                     "mde: {}{} of {total} machines already done by the journal; sending to {n}",
-                    prefix(going.part.profile.as_deref()),
+                    prefix(going.profile()),
                     total - n
                 );
             }
@@ -245,7 +153,7 @@ pub(crate) async fn run(
     };
     let path = &path;
     let ran = join_all(going.iter().map(|going| {
-        let (show, journal) = (&show, journal.of_profile(going.part.profile.as_deref()));
+        let (show, journal) = (&show, journal.of_profile(going.profile()));
         let print_json = &print_json;
         async move {
             let mut progress = |event: Progress<'_>| {
@@ -277,7 +185,7 @@ pub(crate) async fn run(
             if let Some(interval) = wait.filter(|_| !stopped) {
                 eprintln!(
                     "mde: {}following the actions to their final status: one listMachineActions call every {}",
-                    prefix(going.part.profile.as_deref()),
+                    prefix(going.profile()),
                     output::duration(interval)
                 );
                 let mut ended = |outcome: &fleet::Outcome| {
@@ -310,7 +218,7 @@ pub(crate) async fn run(
     let mut ended: Vec<(Option<&str>, fleet::Report, Option<crate::wait::Waited>)> = Vec::new();
     for (going, ran) in going.iter().zip(ran) {
         let (report, waited) = ran?;
-        ended.push((going.part.profile.as_deref(), report, waited));
+        ended.push((going.profile(), report, waited));
     }
     // A part stopped before sending: every machine given not sent, the reason its error.
     for (part, (_, why)) in &stopped {
@@ -366,47 +274,33 @@ pub(crate) async fn run(
     if let Some(sim) = simulator {
         sim.stop().await;
     }
-    Ok(exit_code(targets, path, &ended))
-}
-
-/// Signs one part in and resolves its machines; in a run of several, an error stops the part
-/// alone (its exit code and why).
-async fn ready<'a>(
-    part: &'a Part,
-    history: &History,
-    simulator: Option<&mde_sim::Simulator>,
-    scale: f64,
-    on_wait: impl Fn(&WaitEvent) + Send + Sync + 'static,
-    targets: &Targets,
-    op: mde_client::OperationId,
-) -> Readied<'a> {
-    let stopped = |stopped: Stopped| Readied::Stopped(part, stopped);
-    if let Some(problem) = &part.problem {
-        return stopped((AUTH, problem.clone()));
-    }
-    let client = match client_of(&part.conn, simulator, scale, on_wait) {
-        Ok(client) => client,
-        Err(e) => return stopped(e),
-    };
-    if let Err(e) = sign_in_of(&client).await {
-        return stopped(e);
-    }
-    let given = (part.ids.clone(), part.names.clone());
-    match resolve(targets, &client, history, given, op).await {
-        Ok(chosen) => Readied::Going(Box::new((
-            Going {
-                part,
-                client,
-                history: history.clone(),
-                selection: Selection::default(),
+    let endings: Vec<Ending<'_>> = ended
+        .iter()
+        .map(|(profile, report, waited)| Ending {
+            profile: *profile,
+            fatal: report.fatal.as_deref(),
+            unreachable: report.unreachable.as_deref(),
+            interrupted: !report.not_sent.is_empty(),
+            following: waited.as_ref().and_then(|w| w.interrupted.as_deref()),
+            all_ok: match waited {
+                Some(_) => crate::wait::all_succeeded(report),
+                None => report
+                    .outcomes
+                    .iter()
+                    .all(|o| o.outcome == fleet::Kind::Accepted),
             },
-            chosen,
-        ))),
-        Err(e) => stopped((
-            code_of(&e),
-            format!("cannot resolve the machines: {}", output::error_text(&e)),
-        )),
-    }
+        })
+        .collect();
+    let resume = resume_command(
+        std::env::args().collect(),
+        path,
+        targets.journaling.resume.is_some(),
+    );
+    Ok(parts::exit_code(
+        &endings,
+        "interrupted; the requests in flight were answered and journaled.",
+        Ok(resume),
+    ))
 }
 
 /// `outcome` of `going`'s part: with its machine's name, and its tenant in a run of several.
@@ -428,115 +322,6 @@ fn not_sent(profile: Option<&str>, machine: &str) -> fleet::Outcome {
         earlier: false,
         tenant: profile.map(str::to_string),
     }
-}
-
-/// `contoso: ` before what is said of a part, in a run of several profiles.
-fn prefix(profile: Option<&str>) -> String {
-    profile.map(|p| format!("{p}: ")).unwrap_or_default()
-}
-
-/// How the run ended: each part stopped (and why), interrupted (and how to go on), or
-/// whether every machine succeeded (with `--wait`, every scan). The most pressing part sets
-/// the code: 3 when one needs its credentials or permission fixed, then a signal's, then 1.
-fn exit_code(
-    targets: &Targets,
-    journal: &std::path::Path,
-    ended: &[(Option<&str>, fleet::Report, Option<crate::wait::Waited>)],
-) -> u8 {
-    // Said of each part; then, once, how to go on: (the code, the tail before the command).
-    let mut code = OK;
-    let mut tail: Option<(u8, &str)> = None;
-    let mut follow: Vec<String> = Vec::new();
-    let mut said = Vec::new();
-    for (profile, report, waited) in ended {
-        let (part_code, sentence, then) = if let Some(fatal) = &report.fatal {
-            // #6054: the device's group has no automation level; only the portal changes that.
-            let portal = if fatal.contains("DisallowedOperation") {
-                "\nIn the Microsoft Defender portal, give the device's group an automation level (Settings > Endpoints > Device groups: at least the minimum remediation level)."
-            } else {
-                ""
-            };
-            (
-                AUTH,
-                format!("stopped: {fatal}{portal}"),
-                Some("\nNo machine is journaled as failed; once fixed, resume with"),
-            )
-        } else if let Some(last) = &report.unreachable {
-            (
-                PARTIAL,
-                format!(
-                    "stopped sending: the service looks unreachable ({} requests in a row got no answer; the last: {last}).",
-                    fleet::UNREACHABLE
-                ),
-                Some(" Once it answers, resume with"),
-            )
-        } else if !report.not_sent.is_empty() {
-            (
-                stopped_code(),
-                "interrupted; the requests in flight were answered and journaled.".to_string(),
-                Some(" Resume with"),
-            )
-        } else if let Some(left) = waited.as_ref().and_then(|w| w.interrupted.as_ref()) {
-            follow.extend(left.iter().cloned());
-            (
-                stopped_code(),
-                "stopped waiting; the actions go on.".to_string(),
-                None,
-            )
-        } else {
-            let all_ok = match waited {
-                Some(_) => crate::wait::all_succeeded(report),
-                None => report
-                    .outcomes
-                    .iter()
-                    .all(|o| o.outcome == fleet::Kind::Accepted),
-            };
-            code = code.max(if all_ok { OK } else { PARTIAL });
-            continue;
-        };
-        // 3 first, then a signal's 130 or 143, then 1.
-        let rank = |c: u8| match c {
-            AUTH => 3,
-            PARTIAL => 1,
-            OK => 0,
-            _ => 2,
-        };
-        if rank(part_code) > rank(code) {
-            code = part_code;
-        }
-        if let Some(then) = then
-            && tail.is_none_or(|(c, _)| rank(part_code) > rank(c))
-        {
-            tail = Some((part_code, then));
-        }
-        said.push(format!("mde: {}{sentence}", prefix(*profile)));
-    }
-    let resume = || {
-        resume_command(
-            std::env::args().collect(),
-            journal,
-            targets.journaling.resume.is_some(),
-        )
-    };
-    let follow_line = (!follow.is_empty())
-        .then(|| format!(" Follow them with:\n  mde action show {}", follow.join(" ")));
-    match (&said[..], tail) {
-        // One part: one message, as a run of one connection has always said it.
-        ([one], Some((_, then))) => eprintln!("{one}{then}:\n  {}", resume()),
-        ([one], None) => eprintln!("{one}{}", follow_line.unwrap_or_default()),
-        (many, tail) => {
-            for line in many {
-                eprintln!("{line}");
-            }
-            if let Some(line) = follow_line {
-                eprintln!("mde:{line}");
-            }
-            if let Some((_, then)) = tail {
-                eprintln!("mde:{}:\n  {}", then.trim_start_matches('\n'), resume());
-            }
-        }
-    }
-    code
 }
 
 /// What the request carries besides its comment, for the dry run: `ScanType Full`.

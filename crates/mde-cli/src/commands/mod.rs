@@ -5,4 +5,5 @@ pub(crate) mod fleet_run;
 pub(crate) mod library;
 pub(crate) mod machine;
 pub(crate) mod package;
+mod parts;
 pub(crate) mod profile;

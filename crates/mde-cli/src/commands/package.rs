@@ -4,6 +4,7 @@
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use indicatif::{ProgressBar, ProgressStyle};
 use mde_client::operations::{self, OperationId};
 use mde_client::{WaitEvent, types};
@@ -13,11 +14,12 @@ use crate::cli::{Cli, Targets};
 use crate::json::{ErrorInfo, Line, Lines};
 use crate::output::error_text;
 use crate::session::{
-    AUTH, OK, PARTIAL, SIMULATED_DOWNLOAD, USAGE, client, code_of, connect, fail, history,
-    machines, plan, resume_command, run_record, select, sign_in, simulator, speed, start_journal,
-    stop_signal, stopped_code, time_scale,
+    AUTH, OK, PARTIAL, SIMULATED_DOWNLOAD, USAGE, code_of, connect, fail, plan, resume_command,
+    simulator, speed, stop_signal,
 };
 use crate::{fleet, output, pipeline};
+
+use super::parts::{self, Begun, Ending};
 
 /// `mde package download`: each completed collection's package, saved, verified and recorded
 /// in the folder's manifest; one already recorded and still verified is not fetched again.
@@ -287,68 +289,100 @@ pub(crate) async fn save_evidence(
     settings: pipeline::Settings<'_>,
     ensure: Option<operations::UploadLibraryFile>,
 ) -> Result<u8, u8> {
-    let conn = &cli.connection;
     let op = template.operation();
     let evidence =
         pipeline::Evidence::of(op).ok_or_else(|| fail(USAGE, format!("{op} saves no evidence")))?;
     let template = template.clone();
-    let (ids, names) = machines(targets, op)?;
-    let scale = time_scale(conn)?;
-    let record = run_record(
-        conn,
-        &plan(targets, &template),
-        (&ids, &names, crate::session::tag(targets)),
-        Some(settings.dir),
-    );
-    let mut history = history(conn, targets, &record, (None, &[]))?;
+    let mut prepared = parts::prepare(cli, targets, &template, Some(settings.dir))?;
     if targets.journaling.retry_failed {
         // A collection the service ended Failed or TimeOut: a new one is asked for.
-        for machine in std::mem::take(&mut history.collections_failed) {
-            history.done.remove(&machine);
+        for history in &mut prepared.histories {
+            for machine in std::mem::take(&mut history.collections_failed) {
+                history.done.remove(&machine);
+            }
         }
     }
-    let simulator = simulator(conn, scale, &ids, &names).await?;
-    // Waits for the limits are the pace here, not news: the bar's time left says them.
-    let client = client(conn, simulator.as_ref(), scale, |_: &WaitEvent| {})?;
-    sign_in(&client).await?;
+    let several = prepared.several;
+    let first = &prepared.parts[0];
+    let (scale, simulate) = (prepared.scale, first.conn.simulate);
+    let simulator = simulator(&first.conn, scale, &first.ids, &first.names).await?;
+    // Each tenant's evidence in a folder of its own: DIR/PROFILE, with its own manifest.
+    let folder_of = |profile: Option<&str>| match profile {
+        Some(profile) => settings.dir.join(profile),
+        None => settings.dir.to_path_buf(),
+    };
+    let folders: Vec<std::path::PathBuf> = prepared
+        .parts
+        .iter()
+        .map(|p| folder_of(p.profile.as_deref()))
+        .collect();
+    let make_folders = || {
+        for dir in &folders {
+            crate::evidence::folder(dir).map_err(|e| {
+                fail(
+                    USAGE,
+                    format!("cannot make the folder {}: {e}", dir.display()),
+                )
+            })?;
+            // Found now, not after hours of collections.
+            match crate::evidence::probe(dir) {
+                Ok(warning) => warning.iter().for_each(|w| eprintln!("warning: {w}")),
+                Err(e) => {
+                    return Err(fail(
+                        USAGE,
+                        format!(
+                            "cannot write packages in {}: {e}; nothing was sent",
+                            dir.display()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    };
     let intent = (op, None, Some(evidence.link_operation()));
-    let selection = select(cli, targets, &client, &history, (ids, names), intent).await?;
+    // Waits for the limits are the pace here, not news: the bar's time left says them.
+    let quiet = |_: Option<&str>| |_: &WaitEvent| {};
+    let begun = parts::begin(
+        cli,
+        targets,
+        &prepared,
+        simulator.as_ref(),
+        quiet,
+        intent,
+        (make_folders, ensure),
+    )
+    .await?;
+    let Begun {
+        going,
+        stopped,
+        path,
+        journal,
+    } = begun;
     // Names that came to no single machine end here, as their own lines.
-    let lines = Lines::of(cli.run.output);
-    for outcome in &selection.unresolved {
-        match &lines {
-            Some(lines) => lines.write(&crate::json::outcome_line(outcome)),
-            None => eprintln!("{}", output::line(outcome)),
+    let lines = Lines::of(cli.run.output).map(|l| l.with_tenant(several));
+    for going in &going {
+        for outcome in &going.selection.unresolved {
+            let outcome = fleet::Outcome {
+                tenant: going.part.profile.clone(),
+                ..outcome.clone()
+            };
+            match &lines {
+                Some(lines) => lines.write(&crate::json::outcome_line(&outcome)),
+                None => eprintln!("{}", output::line(&outcome)),
+            }
         }
     }
-    let machines = selection.machines.clone();
-    crate::evidence::folder(settings.dir).map_err(|e| {
-        fail(
-            USAGE,
-            format!("cannot make the folder {}: {e}", settings.dir.display()),
-        )
-    })?;
-    // Found now, not after hours of collections.
-    match crate::evidence::probe(settings.dir) {
-        Ok(warning) => warning.iter().for_each(|w| eprintln!("warning: {w}")),
-        Err(e) => {
-            return Err(fail(
-                USAGE,
-                format!(
-                    "cannot write packages in {}: {e}; nothing was sent",
-                    settings.dir.display()
-                ),
-            ));
-        }
-    }
-    if let Some(script) = ensure {
-        crate::commands::library::ensure(&client, script).await?;
-    }
-    let (path, journal) = start_journal(targets, &[(None, Some(&selection), &record)])?;
-    let real = speed(conn, scale);
+    let real = speed(&first.conn, scale);
     let in_real = |d: Duration| Duration::from_secs_f64(d.as_secs_f64() / real);
-    let shortest = mde_client::minimum_duration(evidence.link_operation(), machines.len())
-        .max(mde_client::minimum_duration(op, machines.len()));
+    // The parts run at once, each at its own limits: the longest sets the run's floor.
+    let longest = going
+        .iter()
+        .map(|g| g.selection.machines.len())
+        .max()
+        .unwrap_or(0);
+    let shortest = mde_client::minimum_duration(evidence.link_operation(), longest)
+        .max(mde_client::minimum_duration(op, longest));
     let limits = match evidence {
         pipeline::Evidence::Package => {
             "package(s) need at least {} at getPackageUri's documented limits (2 a minute, 120 an hour)"
@@ -357,10 +391,18 @@ pub(crate) async fn save_evidence(
             "session(s) need at least {} at the documented limits (runLiveResponse 10 a minute, 50 running at once; result links 100 a minute)"
         }
     };
+    let total: usize = going.iter().map(|g| g.selection.machines.len()).sum();
     eprintln!(
-        "mde: {} {}{}",
-        machines.len(),
+        "mde: {total} {}{}{}",
         limits.replace("{}", &output::duration(shortest)),
+        if several {
+            format!(
+                " (the largest of {} tenants' parts, each at its own limits)",
+                going.len()
+            )
+        } else {
+            String::new()
+        },
         if real == 1.0 {
             String::new()
         } else {
@@ -372,7 +414,7 @@ pub(crate) async fn save_evidence(
     );
 
     let bar = (std::io::stderr().is_terminal()).then(|| {
-        let bar = ProgressBar::new(machines.len() as u64);
+        let bar = ProgressBar::new(total as u64);
         bar.set_style(
             ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} {msg}")
                 .expect("a valid template"),
@@ -382,123 +424,166 @@ pub(crate) async fn save_evidence(
         bar
     });
     let started = std::time::Instant::now();
-    let mut last_line = None::<std::time::Instant>;
-    let named = |package: &pipeline::Package| pipeline::Package {
-        name: selection.names.get(&package.machine).cloned(),
+    // What each part has ended, and when a line last said the stages: the parts take turns.
+    let ended = std::cell::RefCell::new(vec![0u64; going.len()]);
+    let last_line = std::cell::Cell::new(None::<std::time::Instant>);
+    let named = |going: &parts::Going<'_>, package: &pipeline::Package| pipeline::Package {
+        name: going.selection.names.get(&package.machine).cloned(),
+        tenant: going.part.profile.clone(),
         ..package.clone()
     };
-    let mut progress = |board: &pipeline::Board, ended: Option<&pipeline::Package>| {
-        if let Some(package) = ended.map(named).as_ref() {
-            if let Some(lines) = &lines {
-                lines.write(&package.line());
-            }
-            if bar.is_none() {
-                eprintln!("{}", output::package_line(package));
-            }
-        }
-        // A floor, not an estimate: the collections' own minutes are not documented.
-        let left = output::duration(in_real(board.shortest_left()));
-        let text = format!("{} · at least {left} left", output::stages(board));
-        match &bar {
-            Some(bar) => {
-                bar.set_position(
-                    (board.count(pipeline::Stage::Saved) + board.count(pipeline::Stage::Failed))
-                        as u64,
-                );
-                bar.set_message(text);
-            }
-            None => {
-                if last_line.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
-                    last_line = Some(std::time::Instant::now());
-                    eprintln!("mde: {text}");
+    let reports = join_all(going.iter().enumerate().map(|(i, going)| {
+        let (ended, last_line, lines, bar) = (&ended, &last_line, &lines, &bar);
+        let journal = journal.of_profile(going.profile());
+        let dir = folder_of(going.profile());
+        let template = &template;
+        async move {
+            let mut progress = |board: &pipeline::Board, done: Option<&pipeline::Package>| {
+                if let Some(package) = done.map(|p| named(going, p)).as_ref() {
+                    if let Some(lines) = lines {
+                        lines.write(&package.line());
+                    }
+                    if bar.is_none() {
+                        eprintln!("{}", output::package_line(package));
+                    }
                 }
-            }
+                // A floor, not an estimate: the collections' own minutes are not documented.
+                let left = output::duration(in_real(board.shortest_left()));
+                let text = format!(
+                    "{}{} · at least {left} left",
+                    parts::prefix(going.profile()),
+                    output::stages(board)
+                );
+                ended.borrow_mut()[i] = (board.count(pipeline::Stage::Saved)
+                    + board.count(pipeline::Stage::Failed))
+                    as u64;
+                match bar {
+                    Some(bar) => {
+                        bar.set_position(ended.borrow().iter().sum());
+                        bar.set_message(text);
+                    }
+                    None => {
+                        if last_line
+                            .get()
+                            .is_none_or(|at| at.elapsed() >= Duration::from_secs(10))
+                        {
+                            last_line.set(Some(std::time::Instant::now()));
+                            eprintln!("mde: {text}");
+                        }
+                    }
+                }
+            };
+            let batch = fleet::Batch {
+                plan: plan(targets, template),
+                machines: going.selection.machines.clone(),
+                journal: &journal,
+                history: going.history.clone(),
+            };
+            let settings = pipeline::Settings {
+                dir: &dir,
+                ..settings
+            };
+            let report =
+                pipeline::run(&going.client, batch, settings, &mut progress, stop_signal()).await;
+            report.map_err(|e| fail(USAGE, format!("cannot go on: {e}")))
         }
-    };
-    let batch = fleet::Batch {
-        plan: plan(targets, &template),
-        machines,
-        journal: &journal,
-        history,
-    };
-    let mut report = pipeline::run(&client, batch, settings, &mut progress, stop_signal())
-        .await
-        .map_err(|e| fail(USAGE, format!("cannot go on: {e}")))?;
+    }))
+    .await;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    report.packages = report.packages.iter().map(named).collect();
-    match &lines {
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            let _ = output::packages_table(&report, &mut stdout)
-                .and_then(|()| output::commands_table(&report, &mut stdout))
-                .and_then(|()| stdout.flush());
+    let mut all = pipeline::Report::default();
+    let mut ended: Vec<(Option<&str>, pipeline::Report, bool)> = Vec::new();
+    for (going, report) in going.iter().zip(reports) {
+        let mut report = report?;
+        report.packages = report.packages.iter().map(|p| named(going, p)).collect();
+        let resolved = going.selection.unresolved.is_empty();
+        ended.push((going.profile(), report, resolved));
+    }
+    // A part stopped before sending: every machine given not sent, the reason its error.
+    for (part, (_, why)) in &stopped {
+        let report = pipeline::Report {
+            fatal: Some(why.clone()),
+            not_sent: part.ids.iter().chain(&part.names).cloned().collect(),
+            ..pipeline::Report::default()
+        };
+        ended.push((part.profile.as_deref(), report, true));
+    }
+    for (profile, report, _) in &ended {
+        all.packages.extend(report.packages.iter().cloned());
+        all.list_calls += report.list_calls;
+        // The table and the summary show the tenant of every machine not sent to.
+        all.not_sent
+            .extend(report.not_sent.iter().map(|m| match profile {
+                Some(profile) => format!("{profile},{m}"),
+                None => m.clone(),
+            }));
+        if let Some(lines) = &lines {
+            for machine in &report.not_sent {
+                let line = crate::json::not_sent_line(machine).with_some("tenant", *profile);
+                lines.write(&line);
+            }
         }
-        Some(lines) => report
-            .not_sent
-            .iter()
-            .for_each(|m| lines.write(&crate::json::not_sent_line(m))),
+    }
+    if lines.is_none() {
+        let mut stdout = std::io::stdout().lock();
+        let _ = output::packages_table(&all, &mut stdout)
+            .and_then(|()| output::commands_table(&all, &mut stdout))
+            .and_then(|()| stdout.flush());
     }
     let block = output::error_block(
-        report
-            .packages
+        all.packages
             .iter()
             .filter_map(|p| Some((p.machine.as_str(), p.error.as_ref()?.message.as_str()))),
     );
     if !block.is_empty() {
         eprintln!("mde: errors:\n{}", block.join("\n"));
     }
+    if several {
+        for (profile, report, _) in &ended {
+            eprintln!(
+                "mde: {}{}",
+                parts::prefix(*profile),
+                output::packages_summary(report)
+            );
+        }
+    }
     eprintln!(
         "mde: {} in {:.1} s; {} listMachineActions call(s) followed them",
-        output::packages_summary(&report),
+        output::packages_summary(&all),
         started.elapsed().as_secs_f64(),
-        report.list_calls
+        all.list_calls
     );
     if let Some(sim) = simulator {
         sim.stop().await;
     }
-    let resume = || {
-        if conn.simulate {
-            format!("(not resumable) {SIMULATED_DOWNLOAD}")
-        } else {
-            format!(
-                "Resume with:\n  {}",
-                resume_command(
-                    std::env::args().collect(),
-                    &path,
-                    targets.journaling.resume.is_some()
-                )
-            )
-        }
+    let endings: Vec<Ending<'_>> = ended
+        .iter()
+        .map(|(profile, report, resolved)| Ending {
+            profile: *profile,
+            fatal: report.fatal.as_deref(),
+            unreachable: report.unreachable.as_deref(),
+            interrupted: report.interrupted,
+            following: None,
+            all_ok: *resolved
+                && report.not_sent.is_empty()
+                && report
+                    .packages
+                    .iter()
+                    .all(|p| p.stage == pipeline::Stage::Saved),
+        })
+        .collect();
+    let resume = match simulate {
+        true => Err(SIMULATED_DOWNLOAD),
+        false => Ok(resume_command(
+            std::env::args().collect(),
+            &path,
+            targets.journaling.resume.is_some(),
+        )),
     };
-    if let Some(fatal) = &report.fatal {
-        eprintln!(
-            "mde: stopped: {fatal}\nNo machine is journaled as failed; once fixed: {}",
-            resume()
-        );
-        return Ok(AUTH);
-    }
-    if let Some(last) = &report.unreachable {
-        eprintln!(
-            "mde: stopped sending: the service looks unreachable ({} requests in a row got no answer; the last: {last}). {}",
-            fleet::UNREACHABLE,
-            resume()
-        );
-        return Ok(PARTIAL);
-    }
-    if report.interrupted {
-        eprintln!(
-            "mde: interrupted; every stage reached is journaled. {}",
-            resume()
-        );
-        return Ok(stopped_code());
-    }
-    let all_saved = report.not_sent.is_empty()
-        && selection.unresolved.is_empty()
-        && report
-            .packages
-            .iter()
-            .all(|p| p.stage == pipeline::Stage::Saved);
-    Ok(if all_saved { OK } else { PARTIAL })
+    Ok(parts::exit_code(
+        &endings,
+        "interrupted; every stage reached is journaled.",
+        resume,
+    ))
 }

@@ -1,0 +1,351 @@
+//! The start and the end of a run of one or several tenants' parts, what the action commands
+//! (`fleet_run`) and the evidence pipeline (`package`) share: each part's record and history,
+//! its sign-in and machines (every part at once), the dry run, the confirmation, the journal;
+//! and how the run ended, said once for every part.
+
+use std::path::PathBuf;
+
+use futures_util::future::join_all;
+use mde_client::operations::{AnyRequest, UploadLibraryFile};
+use mde_client::{Client, WaitEvent};
+
+use crate::cli::{Cli, Targets};
+use crate::journal::{History, Journal, RunRecord};
+use crate::output;
+use crate::selection::Selection;
+use crate::session::{
+    AUTH, Chosen, Intent, OK, PARTIAL, cancel_first, client_of, code_of, confirm, dry_run, fail,
+    history, machines, plan, resolve, run_record, sign_in_of, start_journal, stopped_code, tag,
+    time_scale,
+};
+use crate::tenants::{self, Part};
+
+/// A run's parts, each with its record and what the resumed journal holds of it.
+pub(super) struct Prepared {
+    pub parts: Vec<Part>,
+    pub records: Vec<RunRecord>,
+    pub histories: Vec<History>,
+    /// A run of several profiles: its parts are named.
+    pub several: bool,
+    /// The simulated seconds per real second of the first part (the run's, against one
+    /// simulator).
+    pub scale: f64,
+}
+
+/// The parts of a run of `template` (a resume of another run refused); `download`: the
+/// evidence folder of a run that saves evidence.
+pub(super) fn prepare(
+    cli: &Cli,
+    targets: &Targets,
+    template: &AnyRequest,
+    download: Option<&std::path::Path>,
+) -> Result<Prepared, u8> {
+    let parts = tenants::split(cli, targets, machines(targets, template.operation())?)?;
+    let profiles: Vec<&str> = parts.iter().filter_map(|p| p.profile.as_deref()).collect();
+    let mut records = Vec::new();
+    let mut histories = Vec::new();
+    for part in &parts {
+        time_scale(&part.conn)?;
+        let given = (&part.ids[..], &part.names[..], tag(targets));
+        let record = run_record(&part.conn, &plan(targets, template), given, download);
+        let of = (part.profile.as_deref(), &profiles[..]);
+        histories.push(history(&part.conn, targets, &record, of)?);
+        records.push(record);
+    }
+    Ok(Prepared {
+        several: !profiles.is_empty(),
+        scale: time_scale(&parts[0].conn)?,
+        parts,
+        records,
+        histories,
+    })
+}
+
+/// One tenant's part of the run, signed in and its machines resolved.
+pub(super) struct Going<'a> {
+    pub part: &'a Part,
+    pub client: Client,
+    pub history: History,
+    pub selection: Selection,
+}
+
+impl Going<'_> {
+    /// The profile, in a run of several.
+    pub fn profile(&self) -> Option<&str> {
+        self.part.profile.as_deref()
+    }
+}
+
+/// A part that stopped before sending: its exit code and why.
+type Stopped = (u8, String);
+
+/// How one part readied: signed in and its machines resolved, or stopped.
+enum Readied<'a> {
+    Going(Box<(Going<'a>, Chosen)>),
+    Stopped(&'a Part, Stopped),
+}
+
+/// A run begun: its parts sending, those stopped before, and its journal.
+pub(super) struct Begun<'a> {
+    pub going: Vec<Going<'a>>,
+    pub stopped: Vec<(&'a Part, Stopped)>,
+    pub path: PathBuf,
+    pub journal: Journal,
+}
+
+/// Every part signs in and resolves its machines at once (`on_wait`: each part's waits,
+/// given its profile); then the dry run (the command ends), the confirmation, the pending
+/// opposite actions cancelled, what goes `before` the first request (a check, then a library
+/// script uploaded in each tenant that lacks it), and the journal. A part that cannot start stops alone in a run of several; a run of one connection
+/// ends on its error, as it always has.
+pub(super) async fn begin<'a, W>(
+    cli: &Cli,
+    targets: &Targets,
+    prepared: &'a Prepared,
+    simulator: Option<&mde_sim::Simulator>,
+    on_wait: impl Fn(Option<&str>) -> W,
+    intent: Intent,
+    before: (impl FnOnce() -> Result<(), u8>, Option<UploadLibraryFile>),
+) -> Result<Begun<'a>, u8>
+where
+    W: Fn(&WaitEvent) + Send + Sync + 'static,
+{
+    let op = intent.0;
+    let readied = join_all(prepared.parts.iter().zip(&prepared.histories).map(
+        |(part, history)| {
+            let on_wait = on_wait(part.profile.as_deref());
+            ready(
+                part,
+                history,
+                simulator,
+                prepared.scale,
+                on_wait,
+                targets,
+                op,
+            )
+        },
+    ))
+    .await;
+    let mut going = Vec::new();
+    let mut stopped: Vec<(&Part, Stopped)> = Vec::new();
+    let mut chosen = Vec::new();
+    for readied in readied {
+        match readied {
+            Readied::Going(part) => {
+                let (part, choice) = *part;
+                chosen.push((part.part.profile.as_deref(), choice));
+                going.push(part);
+            }
+            Readied::Stopped(_, (code, why)) if !prepared.several => return Err(fail(code, why)),
+            Readied::Stopped(part, why) => stopped.push((part, why)),
+        }
+    }
+    for (part, (_, why)) in &stopped {
+        eprintln!(
+            "mde: {}stopped before sending: {why}",
+            prefix(part.profile.as_deref())
+        );
+    }
+    if targets.confirm.dry_run {
+        let shown: Vec<_> = chosen.iter().map(|(p, c)| (*p, c)).collect();
+        let names: Vec<&str> = stopped
+            .iter()
+            .filter_map(|(part, _)| part.profile.as_deref())
+            .collect();
+        let code = dry_run(cli, &shown, &names, intent);
+        return Err(stopped
+            .iter()
+            .map(|(_, (code, _))| *code)
+            .fold(code, u8::max));
+    }
+    let to_send = going
+        .iter()
+        .zip(&chosen)
+        .map(|(g, (_, c))| c.to_send(&g.history))
+        .sum();
+    confirm(cli, targets, op, to_send)?;
+    for (going, (_, choice)) in going.iter_mut().zip(chosen) {
+        going.selection = cancel_first(cli, &going.client, op, choice).await?;
+    }
+    let (check, ensure) = before;
+    check()?;
+    if let Some(script) = ensure {
+        for going in &going {
+            super::library::ensure(&going.client, script.clone()).await?;
+        }
+    }
+    let journaled: Vec<_> = prepared
+        .parts
+        .iter()
+        .zip(&prepared.records)
+        .map(|(part, record)| {
+            let selection = going
+                .iter()
+                .find(|g| std::ptr::eq(g.part, part))
+                .map(|g| &g.selection);
+            (part.profile.as_deref(), selection, record)
+        })
+        .collect();
+    let (path, journal) = start_journal(targets, &journaled)?;
+    Ok(Begun {
+        going,
+        stopped,
+        path,
+        journal,
+    })
+}
+
+/// Signs one part in and resolves its machines; in a run of several, an error stops the part
+/// alone (its exit code and why).
+async fn ready<'a>(
+    part: &'a Part,
+    history: &History,
+    simulator: Option<&mde_sim::Simulator>,
+    scale: f64,
+    on_wait: impl Fn(&WaitEvent) + Send + Sync + 'static,
+    targets: &Targets,
+    op: mde_client::OperationId,
+) -> Readied<'a> {
+    let stopped = |stopped: Stopped| Readied::Stopped(part, stopped);
+    if let Some(problem) = &part.problem {
+        return stopped((AUTH, problem.clone()));
+    }
+    let client = match client_of(&part.conn, simulator, scale, on_wait) {
+        Ok(client) => client,
+        Err(e) => return stopped(e),
+    };
+    if let Err(e) = sign_in_of(&client).await {
+        return stopped(e);
+    }
+    let given = (part.ids.clone(), part.names.clone());
+    match resolve(targets, &client, history, given, op).await {
+        Ok(chosen) => Readied::Going(Box::new((
+            Going {
+                part,
+                client,
+                history: history.clone(),
+                selection: Selection::default(),
+            },
+            chosen,
+        ))),
+        Err(e) => stopped((
+            code_of(&e),
+            format!("cannot resolve the machines: {}", output::error_text(&e)),
+        )),
+    }
+}
+
+/// `contoso: ` before what is said of a part, in a run of several profiles.
+pub(super) fn prefix(profile: Option<&str>) -> String {
+    profile.map(|p| format!("{p}: ")).unwrap_or_default()
+}
+
+/// How one part of a run ended, for the exit code and what is said of it.
+#[derive(Debug, Default)]
+pub(super) struct Ending<'a> {
+    pub profile: Option<&'a str>,
+    /// What stopped it, holding for every machine (credentials, permission, configuration).
+    pub fatal: Option<&'a str>,
+    /// The last error of the requests in a row that got no answer.
+    pub unreachable: Option<&'a str>,
+    /// Stopped by a signal before every machine was done.
+    pub interrupted: bool,
+    /// Stopped waiting: the actions still going.
+    pub following: Option<&'a [String]>,
+    /// Every machine succeeded.
+    pub all_ok: bool,
+}
+
+/// Says how each part ended that did not end well, then once how to go on (`resume`: the
+/// command line that resumes, or why the run cannot be); `interrupted` says what an
+/// interruption kept. The most pressing part sets the code: 3 when one needs its credentials
+/// or permission fixed, then a signal's, then 1.
+pub(super) fn exit_code(
+    endings: &[Ending<'_>],
+    interrupted: &str,
+    resume: Result<String, &str>,
+) -> u8 {
+    // 3 first, then a signal's 130 or 143, then 1.
+    let rank = |c: u8| match c {
+        AUTH => 3,
+        PARTIAL => 1,
+        OK => 0,
+        _ => 2,
+    };
+    let mut code = OK;
+    let mut tail: Option<(u8, &str)> = None;
+    let mut follow: Vec<String> = Vec::new();
+    let mut said = Vec::new();
+    for ending in endings {
+        let (part_code, sentence, then) = if let Some(fatal) = ending.fatal {
+            // #6054: the device's group has no automation level; only the portal changes that.
+            let portal = if fatal.contains("DisallowedOperation") {
+                "\nIn the Microsoft Defender portal, give the device's group an automation level (Settings > Endpoints > Device groups: at least the minimum remediation level)."
+            } else {
+                ""
+            };
+            (
+                AUTH,
+                format!("stopped: {fatal}{portal}"),
+                Some("\nNo machine is journaled as failed; once fixed, resume with"),
+            )
+        } else if let Some(last) = ending.unreachable {
+            (
+                PARTIAL,
+                format!(
+                    "stopped sending: the service looks unreachable ({} requests in a row got no answer; the last: {last}).",
+                    crate::fleet::UNREACHABLE
+                ),
+                Some(" Once it answers, resume with"),
+            )
+        } else if ending.interrupted {
+            (
+                stopped_code(),
+                interrupted.to_string(),
+                Some(" Resume with"),
+            )
+        } else if let Some(left) = ending.following {
+            follow.extend(left.iter().cloned());
+            (
+                stopped_code(),
+                "stopped waiting; the actions go on.".to_string(),
+                None,
+            )
+        } else {
+            code = code.max(if ending.all_ok { OK } else { PARTIAL });
+            continue;
+        };
+        if rank(part_code) > rank(code) {
+            code = part_code;
+        }
+        if let Some(then) = then
+            && tail.is_none_or(|(c, _)| rank(part_code) > rank(c))
+        {
+            tail = Some((part_code, then));
+        }
+        said.push(format!("mde: {}{sentence}", prefix(ending.profile)));
+    }
+    let follow_line = (!follow.is_empty())
+        .then(|| format!(" Follow them with:\n  mde action show {}", follow.join(" ")));
+    let go_on = |then: &str| match &resume {
+        Ok(command) => format!("{then}:\n  {command}"),
+        Err(why) => format!(" (not resumable) {why}"),
+    };
+    match (&said[..], tail) {
+        // One part: one message, as a run of one connection has always said it.
+        ([one], Some((_, then))) => eprintln!("{one}{}", go_on(then)),
+        ([one], None) => eprintln!("{one}{}", follow_line.unwrap_or_default()),
+        (many, tail) => {
+            for line in many {
+                eprintln!("{line}");
+            }
+            if let Some(line) = follow_line {
+                eprintln!("mde:{line}");
+            }
+            if let Some((_, then)) = tail {
+                eprintln!("mde: {}", go_on(then).trim_start());
+            }
+        }
+    }
+    code
+}
