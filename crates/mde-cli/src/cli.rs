@@ -21,6 +21,9 @@ Examples:
   # Machines by name; see what would be sent first.
   mde scan --type full --names-file names.txt --comment \"Alert 3212\" --dry-run
 
+  # Several customers' tenants at once, a profile each; names.txt lines are PROFILE,NAME.
+  mde --profile contoso --profile fabrikam isolate --names-file names.txt --comment \"Incident 42\"
+
 Machines are given by id (arguments, --machines-file) or by name (--machine-name,
 --names-file): a name is resolved with listMachines, once per run, and journaled. An action
 on more than 10 machines asks first (--yes skips the question; without a terminal it is

@@ -1,7 +1,8 @@
 //! A run across tenants, `mde` run as a binary against a simulator of three tenants, each
 //! profile of the configuration file one of them: every tenant's part signs in and sends on
-//! its own budget, names resolve in their own tenant, a tenant whose secret is wrong stops
-//! alone (the summary names it), and `--resume` continues each part where it stopped.
+//! its own budget, names resolve in their own tenant, a tenant whose secret is wrong or whose
+//! app lacks a permission stops alone (the summary names it), `--resume` continues each part
+//! where it stopped, and each tenant's evidence has a folder of its own.
 
 use mde_sim::{Config, Simulator, generated_machine_id, tenant_machine_id};
 
@@ -366,5 +367,57 @@ async fn test_evidence_of_two_tenants_is_saved_in_a_folder_each() {
         assert_eq!(out.code, 0, "{tenant}: {}", out.stderr);
     }
     assert!(!dir.path().join("evidence").join("manifest.jsonl").exists());
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_a_tenant_refused_permission_stops_alone() {
+    let dir = scratch("tenants-permission");
+    // In fabrikam the app may read machines, not isolate them.
+    let reader = mde_sim::App {
+        tenant: "fabrikam".into(),
+        permissions: vec!["Machine.Read.All".into()],
+        ..mde_sim::App::default_app()
+    };
+    let sim = Simulator::start(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tenants: TENANTS.map(String::from).to_vec(),
+        apps: vec![mde_sim::App::default_app(), reader],
+        time_scale: 600.0,
+        ..Config::default().with_generated_machines(2)
+    })
+    .await
+    .unwrap();
+    config(dir.path(), &sim);
+    let given: Vec<(&str, String)> = ["contoso", "fabrikam"]
+        .into_iter()
+        .flat_map(|t| (0..2).map(move |i| (t, tenant_machine_id(t, &generated_machine_id(i)))))
+        .collect();
+    let mut isolate = with_secrets(dir.path(), &sim, mde_sim::DEFAULT_CLIENT_SECRET);
+    isolate.args(["-o", "json", "isolate"]);
+    isolate.args(given.iter().map(|(t, id)| format!("{t},{id}")));
+    isolate.args(["--comment", "Incident 42"]);
+    let out = run_off(isolate).await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("mde: fabrikam: stopped:"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("mde: contoso: stopped"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(acted_on(&sim, "contoso").len(), 2);
+    assert!(acted_on(&sim, "fabrikam").is_empty());
+    for line in lines(&out.stdout) {
+        let expected = match line["tenant"].as_str() {
+            Some("contoso") => "accepted",
+            Some("fabrikam") => "not_sent",
+            other => panic!("{other:?}: {line}"),
+        };
+        assert_eq!(line["outcome"], expected, "{line}");
+    }
     sim.stop().await;
 }
