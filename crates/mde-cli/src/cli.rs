@@ -785,6 +785,8 @@ pub fn parse() -> Cli {
         .map(|id| id.to_string())
         .collect();
     // One profile is the connection of every command; several, each their part of a run.
+    let mut seen = std::collections::HashSet::new();
+    cli.connection.profile.retain(|p| seen.insert(p.clone()));
     if let [name] = &cli.connection.profile[..]
         && !cli.connection.simulate
     {

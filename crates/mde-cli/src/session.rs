@@ -62,6 +62,12 @@ pub(crate) async fn connect(
     names: &[String],
 ) -> Result<(Option<mde_sim::Simulator>, Client), u8> {
     let conn = &cli.connection;
+    if conn.profile.len() > 1 {
+        return Err(fail(
+            USAGE,
+            "only a run of actions on machines goes to several profiles at once; give this command one --profile",
+        ));
+    }
     let scale = time_scale(conn)?;
     let simulator = simulator(conn, scale, &[], names).await?;
     let client = client(conn, simulator.as_ref(), scale, |event: &WaitEvent| {

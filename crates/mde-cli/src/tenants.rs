@@ -38,11 +38,17 @@ pub(crate) fn split(
     targets: &Targets,
     (ids, names): (Vec<String>, Vec<String>),
 ) -> Result<Vec<Part>, u8> {
-    let mut profiles: Vec<String> = cli.connection.profile.clone();
-    for item in ids.iter().chain(&names) {
-        if let (Some(profile), _) = qualified(item)
-            && !profiles.iter().any(|p| p == profile)
-        {
+    // Each profile once, in the order given: the flags', then those the machines name.
+    let mut profiles: Vec<String> = Vec::new();
+    let named = ids.iter().chain(&names).filter_map(|i| qualified(i).0);
+    for profile in cli
+        .connection
+        .profile
+        .iter()
+        .map(String::as_str)
+        .chain(named)
+    {
+        if !profiles.iter().any(|p| p == profile) {
             profiles.push(profile.to_string());
         }
     }
