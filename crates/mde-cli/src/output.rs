@@ -272,8 +272,8 @@ pub fn line(outcome: &Outcome) -> String {
     )
 }
 
-/// `tenant: ` before a machine's line, in a run of several profiles.
-fn of_tenant(tenant: Option<&str>) -> String {
+/// `tenant: ` before what is said of a tenant's part or machine, in a run of several profiles.
+pub(crate) fn of_tenant(tenant: Option<&str>) -> String {
     tenant
         .map(|t| format!("{}: ", escape(t)))
         .unwrap_or_default()

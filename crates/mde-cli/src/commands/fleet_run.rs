@@ -17,7 +17,7 @@ use crate::json::{Lines, outcome_line};
 use crate::output;
 use crate::session::{USAGE, fail, failed, plan, resume_command, simulator, speed, stop_signal};
 
-use super::parts::{self, Begun, Ending, Going, prefix};
+use super::parts::{self, Begun, Ending, Going};
 
 /// Sends the template to every machine of `targets`, each with its id, journaled, and
 /// reports; with `wait`, follows every scan to its final status, looking every `wait`.
@@ -69,7 +69,7 @@ pub(crate) async fn run(
     });
     let on_wait = |profile: Option<&str>| {
         let (bar, waiting) = (bar.clone(), waiting.clone());
-        let prefix = prefix(profile);
+        let prefix = output::of_tenant(profile);
         move |event: &WaitEvent| {
             let end = wait_message(&prefix, event, real, bar.is_some());
             *waiting.lock().unwrap_or_else(|e| e.into_inner()) = Some((end, reason(event)));
@@ -136,7 +136,7 @@ pub(crate) async fn run(
             if n < total {
                 eprintln!(
                     "mde: {}{} of {total} machines already done by the journal; sending to {n}",
-                    prefix(going.profile()),
+                    output::of_tenant(going.profile()),
                     total - n
                 );
             }
@@ -185,7 +185,7 @@ pub(crate) async fn run(
             if let Some(interval) = wait.filter(|_| !stopped) {
                 eprintln!(
                     "mde: {}following the actions to their final status: one listMachineActions call every {}",
-                    prefix(going.profile()),
+                    output::of_tenant(going.profile()),
                     output::duration(interval)
                 );
                 let mut ended = |outcome: &fleet::Outcome| {
@@ -258,7 +258,11 @@ pub(crate) async fn run(
         .sum();
     if several {
         for (profile, report, _) in &ended {
-            eprintln!("mde: {}{}", prefix(*profile), output::summary(report));
+            eprintln!(
+                "mde: {}{}",
+                output::of_tenant(*profile),
+                output::summary(report)
+            );
         }
     }
     eprintln!(

@@ -451,7 +451,7 @@ pub(crate) async fn save_evidence(
                 let left = output::duration(in_real(board.shortest_left()));
                 let text = format!(
                     "{}{} · at least {left} left",
-                    parts::prefix(going.profile()),
+                    output::of_tenant(going.profile()),
                     output::stages(board)
                 );
                 ended.borrow_mut()[i] = (board.count(pipeline::Stage::Saved)
@@ -543,7 +543,7 @@ pub(crate) async fn save_evidence(
         for (profile, report, _) in &ended {
             eprintln!(
                 "mde: {}{}",
-                parts::prefix(*profile),
+                output::of_tenant(*profile),
                 output::packages_summary(report)
             );
         }

@@ -143,7 +143,7 @@ where
     for (part, (_, why)) in &stopped {
         eprintln!(
             "mde: {}stopped before sending: {why}",
-            prefix(part.profile.as_deref())
+            output::of_tenant(part.profile.as_deref())
         );
     }
     if targets.confirm.dry_run {
@@ -235,11 +235,6 @@ async fn ready<'a>(
     }
 }
 
-/// `contoso: ` before what is said of a part, in a run of several profiles.
-pub(super) fn prefix(profile: Option<&str>) -> String {
-    profile.map(|p| format!("{p}: ")).unwrap_or_default()
-}
-
 /// How one part of a run ended, for the exit code and what is said of it.
 #[derive(Debug, Default)]
 pub(super) struct Ending<'a> {
@@ -323,7 +318,10 @@ pub(super) fn exit_code(
         {
             tail = Some((part_code, then));
         }
-        said.push(format!("mde: {}{sentence}", prefix(ending.profile)));
+        said.push(format!(
+            "mde: {}{sentence}",
+            output::of_tenant(ending.profile)
+        ));
     }
     let follow_line = (!follow.is_empty())
         .then(|| format!(" Follow them with:\n  mde action show {}", follow.join(" ")));
