@@ -285,45 +285,66 @@ impl Journal {
         (&*self.file).write_all(&line)
     }
 
-    /// The profiles whose parts a journal records, in the order of their run lines (none for
-    /// a run of one connection).
-    pub fn profiles(path: &Path) -> std::io::Result<Vec<String>> {
-        let text = std::fs::read_to_string(path)?;
-        let mut profiles = Vec::new();
-        for line in text.lines() {
-            if let Ok((Some(profile), Entry::Run { .. })) = read_line(line)
-                && !profiles.contains(&profile)
-            {
-                profiles.push(profile);
-            }
-        }
-        Ok(profiles)
-    }
-
-    /// Reads what a journal recorded. A line cut short by a crash is skipped: its request was
-    /// not sent (a "sending" line is complete before its request goes out), or its outcome was
-    /// not recorded (the machine then reads as unknown).
-    /// `profile`: the part of a run of several profiles to read (`None`: the lines of no
-    /// profile, those of a run of one connection).
+    /// What a journal recorded, of every part (see [`Recorded::history`]).
     pub fn history(path: &Path, profile: Option<&str>) -> std::io::Result<History> {
+        Ok(Recorded::read(path)?.history(profile))
+    }
+}
+
+/// A journal's lines, read once: each with the profile of its part, if any.
+#[derive(Debug)]
+pub struct Recorded {
+    entries: Vec<(Option<String>, Entry)>,
+}
+
+impl Recorded {
+    /// Reads a journal. A line cut short by a crash is skipped: its request was not sent (a
+    /// "sending" line is complete before its request goes out), or its outcome was not
+    /// recorded (the machine then reads as unknown).
+    pub fn read(path: &Path) -> std::io::Result<Recorded> {
         let text = std::fs::read_to_string(path)?;
-        let mut history = History::default();
-        let mut sending: Vec<String> = Vec::new();
+        let mut entries = Vec::new();
         for (i, line) in text.lines().enumerate() {
-            let Ok((of, entry)) = read_line(line) else {
+            match read_line(line) {
+                Ok(entry) => entries.push(entry),
                 // Not JSON at all is not a journal of ours.
-                if i == 0 && !line.starts_with('{') {
+                Err(_) if i == 0 && !line.starts_with('{') => {
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::InvalidData,
                         format!("{} is not an mde journal", path.display()),
                     ));
                 }
-                continue;
-            };
-            if of.as_deref() != profile {
-                continue;
+                Err(_) => {}
             }
-            match entry {
+        }
+        Ok(Recorded { entries })
+    }
+
+    /// The profiles whose parts the journal records, in the order of their run lines (none
+    /// for a run of one connection).
+    pub fn profiles(&self) -> Vec<String> {
+        let mut profiles: Vec<String> = Vec::new();
+        for (profile, entry) in &self.entries {
+            if let (Some(profile), Entry::Run { .. }) = (profile, entry)
+                && !profiles.contains(profile)
+            {
+                profiles.push(profile.clone());
+            }
+        }
+        profiles
+    }
+
+    /// What the journal says of `profile`'s part of the run (`None`: the lines of no profile,
+    /// those of a run of one connection).
+    pub fn history(&self, profile: Option<&str>) -> History {
+        let mut history = History::default();
+        let mut sending: Vec<String> = Vec::new();
+        let entries = self
+            .entries
+            .iter()
+            .filter(|(of, _)| of.as_deref() == profile);
+        for (_, entry) in entries {
+            match entry.clone() {
                 Entry::Run { run, .. } => {
                     history.run.get_or_insert(run);
                 }
@@ -382,7 +403,7 @@ impl Journal {
         let mut seen = std::collections::HashSet::new();
         sending.retain(|m| seen.insert(m.clone()));
         history.unknown = sending;
-        Ok(history)
+        history
     }
 }
 
@@ -491,7 +512,10 @@ mod tests {
             })
             .unwrap();
         }
-        assert_eq!(Journal::profiles(&path).unwrap(), ["contoso", "fabrikam"]);
+        assert_eq!(
+            Recorded::read(&path).unwrap().profiles(),
+            ["contoso", "fabrikam"]
+        );
         let contoso = Journal::history(&path, Some("contoso")).unwrap();
         assert_eq!(contoso.run, Some(record("a")));
         assert_eq!(contoso.unknown, ["a"]);

@@ -11,7 +11,7 @@ use mde_client::{Client, Error, WaitEvent};
 
 use crate::cli::{Cli, Connection, Targets};
 use crate::fleet;
-use crate::journal::{Entry, History, Journal, RunRecord};
+use crate::journal::{Entry, History, Journal, Recorded, RunRecord};
 use crate::selection::{self, Selection};
 use crate::targets;
 
@@ -223,48 +223,60 @@ pub(crate) fn run_record(
     }
 }
 
-/// What the resumed journal recorded of `profile`'s part (nothing for a new run). A resume
-/// continues the same run or is refused: another request, tenant, client, host or machine
-/// set is named, or another set of profiles (`profiles`: the run's, none for a run of one
-/// connection).
-pub(crate) fn history(
+/// The resumed journal, read once (nothing for a new run), when it records a run of the same
+/// profiles (`profiles`: the run's, none for a run of one connection); `download`: the run
+/// saves evidence, which a simulated run cannot resume.
+pub(crate) fn recorded(
     conn: &Connection,
     targets: &Targets,
-    record: &RunRecord,
-    (profile, profiles): (Option<&str>, &[&str]),
-) -> Result<History, u8> {
+    download: bool,
+    profiles: &[&str],
+) -> Result<Option<Recorded>, u8> {
     let Some(path) = &targets.journaling.resume else {
-        return Ok(History::default());
+        return Ok(None);
     };
-    if conn.simulate && record.download.is_some() {
+    if conn.simulate && download {
         return Err(fail(USAGE, SIMULATED_DOWNLOAD));
     }
-    let cannot = |e: std::io::Error| {
+    let recorded = Recorded::read(path).map_err(|e| {
         fail(
             USAGE,
             format!("cannot read the journal {}: {e}", path.display()),
         )
-    };
-    let recorded = Journal::profiles(path).map_err(cannot)?;
-    if recorded.len() != profiles.len() || profiles.iter().any(|p| !recorded.iter().any(|r| r == p))
-    {
+    })?;
+    let parts = recorded.profiles();
+    if parts.len() != profiles.len() || profiles.iter().any(|p| !parts.iter().any(|r| r == p)) {
         let list = |p: &[&str]| match p {
             [] => "one connection (no --profile, or one)".to_string(),
             _ => format!("the profiles {}", p.join(", ")),
         };
-        let recorded: Vec<&str> = recorded.iter().map(String::as_str).collect();
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
         return Err(fail(
             USAGE,
             format!(
                 "{} records a run of {}, not of {}; resume it as it was started, or start a new run without --resume",
                 path.display(),
-                list(&recorded),
+                list(&parts),
                 list(profiles)
             ),
         ));
     }
-    let history = Journal::history(path, profile).map_err(cannot)?;
-    let Some(recorded) = &history.run else {
+    Ok(Some(recorded))
+}
+
+/// What the resumed journal recorded of `profile`'s part (nothing for a new run). A resume
+/// continues the same run or is refused: another request, tenant, client, host or machine
+/// set is named.
+pub(crate) fn history(
+    targets: &Targets,
+    record: &RunRecord,
+    (profile, recorded): (Option<&str>, Option<&Recorded>),
+) -> Result<History, u8> {
+    let (Some(path), Some(recorded)) = (&targets.journaling.resume, recorded) else {
+        return Ok(History::default());
+    };
+    let history = recorded.history(profile);
+    let Some(run) = &history.run else {
         return Err(fail(
             USAGE,
             format!(
@@ -273,7 +285,7 @@ pub(crate) fn history(
             ),
         ));
     };
-    let differences = recorded.differences(record);
+    let differences = run.differences(record);
     if !differences.is_empty() {
         return Err(fail(
             USAGE,

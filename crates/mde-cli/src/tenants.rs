@@ -21,6 +21,14 @@ pub(crate) struct Part {
     pub names: Vec<String>,
 }
 
+impl Part {
+    /// Its machines as given, ids then names: those a part stopped before sending did not
+    /// send to.
+    pub fn given(&self) -> Vec<String> {
+        self.ids.iter().chain(&self.names).cloned().collect()
+    }
+}
+
 /// The profile a machine is given with (`PROFILE,MACHINE`), and the machine.
 pub(crate) fn qualified(item: &str) -> (Option<&str>, &str) {
     match item.split_once(',') {

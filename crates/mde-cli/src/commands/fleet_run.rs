@@ -113,9 +113,7 @@ pub(crate) async fn run(
     let live = json && wait.is_none();
     for going in &going {
         for outcome in &going.selection.unresolved {
-            if json {
-                print_json(&labelled(going, outcome));
-            }
+            print_json(&labelled(going, outcome));
         }
     }
     // The parts' events, one at a time: the bar counts every part's machines.
@@ -224,7 +222,7 @@ pub(crate) async fn run(
     for (part, (_, why)) in &stopped {
         let report = fleet::Report {
             fatal: Some(why.clone()),
-            not_sent: part.ids.iter().chain(&part.names).cloned().collect(),
+            not_sent: part.given(),
             ..fleet::Report::default()
         };
         ended.push((part.profile.as_deref(), report, None));

@@ -504,7 +504,7 @@ pub(crate) async fn save_evidence(
     for (part, (_, why)) in &stopped {
         let report = pipeline::Report {
             fatal: Some(why.clone()),
-            not_sent: part.ids.iter().chain(&part.names).cloned().collect(),
+            not_sent: part.given(),
             ..pipeline::Report::default()
         };
         ended.push((part.profile.as_deref(), report, true));

@@ -15,8 +15,8 @@ use crate::output;
 use crate::selection::Selection;
 use crate::session::{
     AUTH, Chosen, Intent, OK, PARTIAL, cancel_first, client_of, code_of, confirm, dry_run, fail,
-    history, machines, plan, resolve, run_record, sign_in_of, start_journal, stopped_code, tag,
-    time_scale,
+    history, machines, plan, recorded, resolve, run_record, sign_in_of, start_journal,
+    stopped_code, tag, time_scale,
 };
 use crate::tenants::{self, Part};
 
@@ -42,14 +42,15 @@ pub(super) fn prepare(
 ) -> Result<Prepared, u8> {
     let parts = tenants::split(cli, targets, machines(targets, template.operation())?)?;
     let profiles: Vec<&str> = parts.iter().filter_map(|p| p.profile.as_deref()).collect();
+    let recorded = recorded(&parts[0].conn, targets, download.is_some(), &profiles)?;
     let mut records = Vec::new();
     let mut histories = Vec::new();
     for part in &parts {
         time_scale(&part.conn)?;
         let given = (&part.ids[..], &part.names[..], tag(targets));
         let record = run_record(&part.conn, &plan(targets, template), given, download);
-        let of = (part.profile.as_deref(), &profiles[..]);
-        histories.push(history(&part.conn, targets, &record, of)?);
+        let of = (part.profile.as_deref(), recorded.as_ref());
+        histories.push(history(targets, &record, of)?);
         records.push(record);
     }
     Ok(Prepared {
