@@ -367,6 +367,17 @@ async fn test_evidence_of_two_tenants_is_saved_in_a_folder_each() {
         assert_eq!(out.code, 0, "{tenant}: {}", out.stderr);
     }
     assert!(!dir.path().join("evidence").join("manifest.jsonl").exists());
+    // The run's own folder has no manifest: verifying it names each tenant's, and fails.
+    let mut whole = mde(dir.path());
+    whole.args(["package", "verify", "evidence"]);
+    let out = run_off(whole).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("verify each: evidence/contoso, evidence/fabrikam"),
+        "{}",
+        out.stderr
+    );
     sim.stop().await;
 }
 

@@ -164,9 +164,25 @@ pub(crate) fn verify(cli: &Cli, dir: &std::path::Path) -> Result<u8, u8> {
     };
     let manifest = evidence::manifest(dir).map_err(cannot)?;
     if !manifest.exists {
+        // A run of several profiles keeps each tenant's evidence in a folder of its own.
+        let mut tenants: Vec<String> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().join(evidence::MANIFEST).is_file())
+            .map(|e| e.path().display().to_string())
+            .collect();
+        tenants.sort();
+        let hint = match &tenants[..] {
+            [] => String::new(),
+            _ => format!(
+                "; each tenant's folder has its own, verify each: {}",
+                tenants.join(", ")
+            ),
+        };
         return Err(fail(
             PARTIAL,
-            format!("no {} in {}", evidence::MANIFEST, dir.display()),
+            format!("no {} in {}{hint}", evidence::MANIFEST, dir.display()),
         ));
     }
     if manifest.torn_last {
