@@ -205,11 +205,15 @@ async fn live_run(cli: &Cli, live: &crate::cli::Live) -> Result<u8, u8> {
             body,
         },
     );
-    let ensure = live
+    let mut ensure = live
         .ensure_script
         .as_deref()
         .map(library::read)
         .transpose()?;
+    // Whether a library file of another content may be replaced: --overwrite.
+    if let Some(script) = &mut ensure {
+        script.override_if_exists = Some(live.overwrite);
+    }
     // The comment as the other commands' bodies carry it (the dry run and the journal read it).
     let mut cli = cli.clone();
     cli.body

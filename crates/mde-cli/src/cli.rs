@@ -293,9 +293,14 @@ pub struct Live {
     #[command(flatten)]
     pub targets: Targets,
     /// Before the run, uploads FILE to the library (under its file name) when the library
-    /// lacks it or holds another SHA-256.
+    /// lacks it; a library file of that name with other content (perhaps a colleague's) is
+    /// replaced only with --overwrite.
     #[arg(long, value_name = "FILE")]
     pub ensure_script: Option<PathBuf>,
+    /// With --ensure-script: replace the library's file of that name when its content
+    /// differs, keeping its description and parameters.
+    #[arg(long, requires = "ensure_script")]
+    pub overwrite: bool,
     /// Follow each session to its end and save every result here (a RunScript's transcript,
     /// a GetFile's file), verified, with its chain-of-custody record in DIR/manifest.jsonl
     /// (`mde package verify DIR` checks both kinds of evidence).

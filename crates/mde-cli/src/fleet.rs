@@ -18,8 +18,16 @@ use crate::json::ErrorInfo;
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// The service accepted the request: the action was created (it is `Pending`).
-    #[serde(alias = "succeeded")]
     Accepted,
+    /// Followed (`--wait`): the action ended `Succeeded`.
+    Succeeded,
+    /// Followed: the action ended `Cancelled`.
+    Cancelled,
+    /// Followed: the action ended `TimeOut` (a device that never picked it up).
+    TimedOut,
+    /// Followed: the action had not ended when the wait did (interrupted, or its status
+    /// could no longer be read).
+    StillRunning,
     /// The same kind of action was already running there.
     AlreadyRunning,
     /// The service does not know the machine (or no machine has the name).
@@ -29,7 +37,7 @@ pub enum Kind {
     /// The opposite action is pending on the machine (a release while an isolation is):
     /// not sent, see `--cancel-pending`.
     Conflict,
-    /// The service answered with a failure.
+    /// The service answered with a failure (or, followed, the action ended `Failed`).
     Failed,
     /// Sent, and no answer says what came of it (a timeout, a dropped connection, a 5xx, or
     /// an earlier run that ended before the answer): the action may or may not exist.
@@ -44,6 +52,10 @@ impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Accepted => "accepted",
+            Kind::Succeeded => "succeeded",
+            Kind::Cancelled => "cancelled",
+            Kind::TimedOut => "timed_out",
+            Kind::StillRunning => "still_running",
             Kind::AlreadyRunning => "already_running",
             Kind::NotFound => "not_found",
             Kind::Ambiguous => "ambiguous",
@@ -92,6 +104,9 @@ pub struct Report {
     /// Why the run stopped sending after [`UNREACHABLE`] requests in a row got no answer:
     /// the last one's error.
     pub unreachable: Option<String>,
+    /// A local fault that stopped the run: the journal could not be written (a full disk, a
+    /// read-only folder). Nothing more was sent; the requests in flight were answered.
+    pub local: Option<String>,
 }
 
 /// After this many requests in a row with no answer (never sent, or sent and unanswered),
@@ -249,13 +264,15 @@ pub struct Batch<'a> {
 /// Runs the plan on the batch's machines, journaling each request. Machines `history` shows
 /// as done are reported as they were and not sent again; those it shows as sent without an
 /// outcome are reported unknown, and sent again only with `retry_unknown`. Stops sending
-/// when `stop` resolves, and lets the requests in flight end.
+/// when `stop` resolves, and lets the requests in flight end. A request is sent only once its
+/// journal line is on disk: when the journal cannot be written, sending stops at once, the
+/// requests in flight are answered and reported, and [`Report::local`] says why.
 pub async fn run(
     client: &Client,
     batch: Batch<'_>,
     progress: &mut dyn FnMut(Progress<'_>),
     stop: impl Future<Output = ()>,
-) -> std::io::Result<Report> {
+) -> Report {
     let Batch {
         plan,
         machines,
@@ -306,11 +323,18 @@ pub async fn run(
             queue.push(machine);
         }
     }
+    let cannot =
+        |e: std::io::Error| format!("cannot write the journal {}: {e}", journal.path().display());
     if history.run.is_some() {
-        journal.append(&Entry::Resumed {
+        let resumed = Entry::Resumed {
             sending: queue.len(),
             at: now(),
-        })?;
+        };
+        if let Err(e) = journal.append(&resumed) {
+            report.local = Some(cannot(e));
+            report.not_sent.extend(queue);
+            return report;
+        }
     }
     progress(Progress::Start(queue.len()));
 
@@ -338,8 +362,15 @@ pub async fn run(
         tokio::select! {
             Some(answer) = async { Some(next.as_mut()?.1.as_mut().await) }, if next.is_some() => {
                 let (machine, _) = next.take().expect("a machine was waiting");
-                journal.append(&Entry::Sending { machine: machine.clone(), at: now() })?;
-                in_flight.push(async move { (machine.clone(), answer.await) });
+                match journal.sending(&machine) {
+                    Ok(()) => in_flight.push(async move { (machine.clone(), answer.await) }),
+                    // Not journaled, not sent: the reserved call is dropped unsent.
+                    Err(e) => {
+                        report.local.get_or_insert(cannot(e));
+                        stopping = true;
+                        report.not_sent.push(machine);
+                    }
+                }
             }
             Some((machine, answer)) = in_flight.next(), if !in_flight.is_empty() => {
                 let (outcome, fatal) = outcome(op, machine, answer);
@@ -350,7 +381,14 @@ pub async fn run(
                     stopping = true;
                     report.not_sent.extend(next.take().map(|(machine, _)| machine));
                 }
-                journal.done(&outcome)?;
+                if let Err(e) = journal.done(&outcome) {
+                    // Reported all the same; a resume reads the machine as sent, unanswered.
+                    if report.local.is_none() {
+                        report.local = Some(cannot(e));
+                        stopping = true;
+                        report.not_sent.extend(next.take().map(|(machine, _)| machine));
+                    }
+                }
                 progress(Progress::Done(&outcome));
                 report.outcomes.push(outcome);
                 if fatal.is_some() && report.fatal.is_none() {
@@ -370,5 +408,5 @@ pub async fn run(
     report
         .outcomes
         .sort_by_key(|o| order.get(&o.machine).copied().unwrap_or(usize::MAX));
-    Ok(report)
+    report
 }

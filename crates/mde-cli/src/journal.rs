@@ -273,6 +273,21 @@ impl Journal {
         })
     }
 
+    /// Records that a request is about to be sent, on disk (synced) before it is: a request
+    /// the journal cannot record is not sent.
+    pub fn sending(&self, machine: &str) -> std::io::Result<()> {
+        self.append(&Entry::Sending {
+            machine: machine.to_string(),
+            at: now(),
+        })?;
+        self.sync()
+    }
+
+    /// Writes what was appended out to the disk.
+    pub fn sync(&self) -> std::io::Result<()> {
+        self.file.sync_data()
+    }
+
     /// Appends one line; it is in the file when this returns.
     pub fn append(&self, entry: &Entry) -> std::io::Result<()> {
         let mut value = serde_json::to_value(entry).map_err(std::io::Error::other)?;

@@ -22,7 +22,24 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    ExitCode::from(runtime.block_on(app::run(cli)))
+    ExitCode::from(runtime.block_on(async {
+        survive_file_size_limit();
+        app::run(cli).await
+    }))
+}
+
+/// A write past the file size limit (`RLIMIT_FSIZE`) then fails with EFBIG, as a write to a
+/// full disk fails with ENOSPC, instead of SIGXFSZ killing the process mid-run: the run stops
+/// on a local fault with its journal and output whole.
+fn survive_file_size_limit() {
+    #[cfg(any(target_os = "linux", target_os = "macos"))]
+    {
+        // SIGXFSZ is 25 on both.
+        let xfsz = tokio::signal::unix::SignalKind::from_raw(25);
+        if let Ok(mut signal) = tokio::signal::unix::signal(xfsz) {
+            tokio::spawn(async move { while signal.recv().await.is_some() {} });
+        }
+    }
 }
 
 /// Logs on stderr: what `RUST_LOG` asks for (`mde_client=trace`), or with `-v` each request

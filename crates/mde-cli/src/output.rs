@@ -240,14 +240,26 @@ pub fn table(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
 /// Counts by outcome, for the summary.
 pub fn summary(report: &Report) -> String {
     let count = |kind: Kind| report.outcomes.iter().filter(|o| o.outcome == kind).count();
-    let mut text = format!(
+    // Followed actions' ends first, when any was followed to one.
+    let mut text = String::new();
+    for (kind, what) in [
+        (Kind::Succeeded, "succeeded"),
+        (Kind::StillRunning, "still running"),
+    ] {
+        if count(kind) > 0 {
+            text.push_str(&format!("{what} {}, ", count(kind)));
+        }
+    }
+    text.push_str(&format!(
         "accepted {}, already running {}, not found {}, failed {}",
         count(Kind::Accepted),
         count(Kind::AlreadyRunning),
         count(Kind::NotFound),
         count(Kind::Failed)
-    );
+    ));
     for (n, what) in [
+        (count(Kind::Cancelled), "cancelled"),
+        (count(Kind::TimedOut), "timed out"),
         (count(Kind::Ambiguous), "ambiguous"),
         (count(Kind::Conflict), "conflict"),
         (count(Kind::Unknown), "unknown"),

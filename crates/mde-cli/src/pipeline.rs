@@ -299,6 +299,9 @@ pub struct Report {
     pub unreachable: Option<String>,
     /// Stopped by `stop` (Ctrl-C).
     pub interrupted: bool,
+    /// A local fault that stopped the run: the journal or the evidence folder could not be
+    /// written (a full disk, a read-only folder).
+    pub local: Option<String>,
     /// listMachineActions calls made to follow the collections.
     pub list_calls: usize,
 }
@@ -1260,21 +1263,20 @@ pub async fn run(
         }
         followed
     };
-    let (requests, followed) = tokio::join!(requests, follow);
-    let fleet = requests?;
+    let (fleet, followed) = tokio::join!(requests, follow);
     report.not_sent = pipeline.not_sent.clone();
     report.not_sent.extend(fleet.not_sent);
     report.fatal = fleet.fatal;
     report.unreachable = fleet.unreachable;
+    report.local = fleet.local;
     report.interrupted = stop.now_or_never().is_some();
     match followed {
         Ok(()) => {}
         // The journal or the evidence folder cannot be written: nothing more can be recorded.
         Err(Error::Io { path, source }) => {
-            return Err(std::io::Error::new(
-                source.kind(),
-                format!("{}: {source}", path.display()),
-            ));
+            report
+                .local
+                .get_or_insert_with(|| format!("cannot write {}: {source}", path.display()));
         }
         Err(e) => {
             report.fatal.get_or_insert_with(|| fatal(&e));

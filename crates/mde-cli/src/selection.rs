@@ -12,6 +12,7 @@ use crate::fleet::{Kind, Outcome};
 use crate::journal::{Entry, History, Journal, now};
 use crate::json::ErrorInfo;
 use crate::names::{self, Candidate, Resolved};
+use crate::output::escape;
 
 /// Above this many machines an action asks first.
 pub const ASK_ABOVE: usize = 10;
@@ -371,12 +372,62 @@ pub fn print_longest(
     )
 }
 
+/// One tenant's machines to send to, for the confirmation: its profile (none for a run of one
+/// connection) and each machine's id and name.
+pub type ToConfirm<'a> = (Option<&'a str>, Vec<(&'a str, Option<&'a str>)>);
+
+/// How many machines a confirmation names before "and N more".
+const SHOWN: usize = 5;
+
+/// The question a confirmation asks: the operation, the count per tenant, the first machines
+/// (name and id), and for an offboarding that it cannot be undone through the API.
+pub fn question(op: OperationId, parts: &[ToConfirm<'_>]) -> String {
+    let count: usize = parts.iter().map(|(_, m)| m.len()).sum();
+    let mut text = format!("mde: {op} on {count} machine(s)");
+    if !undoable(op) {
+        text.push_str(
+            " (it cannot be undone through the API: the device stops reporting, and onboarding it again is a local script)",
+        );
+    }
+    text.push(':');
+    for (profile, machines) in parts.iter().filter(|(_, m)| !m.is_empty()) {
+        let shown: Vec<String> = machines
+            .iter()
+            .take(SHOWN)
+            .map(|(id, name)| match name {
+                Some(name) => format!("{} ({})", escape(name), escape(id)),
+                None => escape(id),
+            })
+            .collect();
+        let more = machines.len().saturating_sub(SHOWN);
+        text.push_str(&format!(
+            "\n  {}{} machine(s): {}{}",
+            crate::output::of_tenant(*profile),
+            machines.len(),
+            shown.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ));
+    }
+    text.push_str("\nSend? [y/N] ");
+    text
+}
+
+/// Whether the operation's effect can be undone through the API: an offboarding stops the
+/// sensor.
+fn undoable(op: OperationId) -> bool {
+    op.creates_action() != Some(mde_client::types::MachineActionType::Offboard)
+}
+
 /// Asks before acting on more than [`ASK_ABOVE`] machines (before any offboarding), unless
 /// `yes`; without a terminal to ask on, refuses. `Err` holds why nothing is sent.
-pub fn confirm(op: OperationId, count: usize, yes: bool) -> Result<(), String> {
+pub fn confirm(op: OperationId, parts: &[ToConfirm<'_>], yes: bool) -> Result<(), String> {
+    let count: usize = parts.iter().map(|(_, m)| m.len()).sum();
     // An offboarding cannot be undone through the API (it stops the sensor): always asked.
-    let undoable = op.creates_action() != Some(mde_client::types::MachineActionType::Offboard);
-    if (count <= ASK_ABOVE && undoable) || yes || count == 0 {
+    if (count <= ASK_ABOVE && undoable(op)) || yes || count == 0 {
         return Ok(());
     }
     let stdin = std::io::stdin();
@@ -385,7 +436,7 @@ pub fn confirm(op: OperationId, count: usize, yes: bool) -> Result<(), String> {
             "{op} on {count} machines needs a confirmation, and stdin is not a terminal to ask on: add --yes to go ahead (--dry-run shows what would be sent); nothing was sent"
         ));
     }
-    eprint!("mde: send {op} to {count} machines? [y/N] ");
+    eprint!("{}", question(op, parts));
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     stdin
@@ -395,5 +446,44 @@ pub fn confirm(op: OperationId, count: usize, yes: bool) -> Result<(), String> {
     match answer.trim().to_ascii_lowercase().as_str() {
         "y" | "yes" => Ok(()),
         _ => Err("not confirmed; nothing was sent".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_question_counts_each_tenant_names_the_first_machines_and_warns_of_offboarding() {
+        let ids: Vec<String> = (0..7).map(|i| format!("{i:040x}")).collect();
+        let contoso: Vec<(&str, Option<&str>)> = ids
+            .iter()
+            .map(|id| (id.as_str(), Some("ws-0001.contoso.com")))
+            .collect();
+        let fabrikam = vec![(ids[0].as_str(), None)];
+        let parts = [(Some("contoso"), contoso), (Some("fabrikam"), fabrikam)];
+        let text = question(OperationId::OffboardMachine, &parts);
+        assert!(
+            text.starts_with(
+                "mde: offboardMachine on 8 machine(s) (it cannot be undone through the API"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "\n  contoso: 7 machine(s): ws-0001.contoso.com ({}), ",
+                ids[0]
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                " and 2 more\n  fabrikam: 1 machine(s): 0000000000000000000000000000000000000000\n"
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with("Send? [y/N] "));
+        let isolate = question(OperationId::IsolateMachine, &parts[1..]);
+        assert!(!isolate.contains("undone"), "{isolate}");
     }
 }

@@ -23,6 +23,10 @@ pub const PARTIAL: u8 = 1;
 pub const USAGE: u8 = 2;
 /// Credentials, permission or configuration: nothing can succeed until they are fixed.
 pub const AUTH: u8 = 3;
+/// Stopped on a local fault: the journal or the evidence folder could not be written (a full
+/// disk, a read-only folder). The requests in flight were answered and shown; resume once
+/// fixed.
+pub const LOCAL: u8 = 4;
 /// Stopped by Ctrl-C (SIGINT).
 pub const INTERRUPTED: u8 = 130;
 /// Stopped by SIGTERM, what SOAR runners, systemd and `kill` send.
@@ -71,11 +75,14 @@ pub(crate) async fn connect(
     let scale = time_scale(conn)?;
     let simulator = simulator(conn, scale, &[], names).await?;
     let client = client(conn, simulator.as_ref(), scale, |event: &WaitEvent| {
-        eprintln!(
-            "mde: waiting {} s for {:?}",
-            event.wait.as_secs(),
-            event.reason
-        );
+        // The documented pace is expected: a wait of it under a second is not worth a line.
+        if event.wait.as_secs() >= 1 || event.reason != mde_client::WaitReason::RateLimit {
+            eprintln!(
+                "mde: waiting {} s for {:?}",
+                event.wait.as_secs(),
+                event.reason
+            );
+        }
     })?;
     sign_in(&client).await?;
     Ok((simulator, client))
@@ -90,9 +97,10 @@ pub(crate) fn credentials_error() -> String {
 pub(crate) fn machines(
     targets: &Targets,
     op: OperationId,
+    scope: &[String],
 ) -> Result<(Vec<String>, Vec<String>), u8> {
     let (machines, repeated) =
-        targets::machine_ids(&targets.machines, targets.machines_file.as_deref())
+        targets::machine_ids(&targets.machines, targets.machines_file.as_deref(), scope)
             .map_err(|e| fail(USAGE, e))?;
     if !repeated.is_empty() {
         eprintln!(
@@ -116,8 +124,9 @@ pub(crate) fn machines(
             escaped(&odd)
         );
     }
-    let (names, repeated) = targets::machine_names(&targets.names, targets.names_file.as_deref())
-        .map_err(|e| fail(USAGE, e))?;
+    let (names, repeated) =
+        targets::machine_names(&targets.names, targets.names_file.as_deref(), scope)
+            .map_err(|e| fail(USAGE, e))?;
     if !repeated.is_empty() {
         eprintln!(
             "warning: {} machine name(s) given more than once, looked up once: {}",
@@ -453,8 +462,11 @@ fn open_journal(
 ) -> Result<(PathBuf, Journal), u8> {
     let cannot = |path: &std::path::Path, e: std::io::Error| {
         fail(
-            USAGE,
-            format!("cannot write the journal {}: {e}", path.display()),
+            LOCAL,
+            format!(
+                "cannot write the journal {}: {e}; nothing was sent",
+                path.display()
+            ),
         )
     };
     if let Some(path) = &journaling.resume {
@@ -484,10 +496,12 @@ fn open_journal(
             run: (*record).clone(),
             at: crate::journal::now(),
         };
-        journal
-            .of_profile(*profile)
-            .append(&entry)
-            .map_err(|e| cannot(&path, e))?;
+        let written = journal.of_profile(*profile).append(&entry);
+        if let Err(e) = written.and_then(|()| journal.sync()) {
+            // Nothing was sent: no journal of a run that never began is left behind.
+            let _ = std::fs::remove_file(&path);
+            return Err(cannot(&path, e));
+        }
     }
     eprintln!("mde: journal {}", path.display());
     Ok((path, journal))
@@ -504,17 +518,6 @@ pub(crate) struct Chosen {
     pub selection: Selection,
     /// With `--cancel-pending`: the opposite actions to cancel first (machine, action).
     pub to_cancel: Vec<(String, mde_client::types::MachineAction)>,
-}
-
-impl Chosen {
-    /// How many machines the run sends to: those `history` does not show as done.
-    pub fn to_send(&self, history: &History) -> usize {
-        let machines = &self.selection.machines;
-        machines
-            .iter()
-            .filter(|m| !history.done.contains_key(*m))
-            .count()
-    }
 }
 
 /// The machines of a part: the names and the tag resolved (or taken from the resumed
@@ -566,7 +569,7 @@ pub(crate) fn dry_run(
         let _ = plan.print(cli.run.output, &mut stdout);
         longest = longest.max(plan.shortest());
     }
-    if parts.len() > 1 || parts.iter().any(|(p, _)| p.is_some()) {
+    if parts.len() + stopped.len() > 1 {
         let _ =
             selection::print_longest(cli.run.output, parts.len(), stopped, longest, &mut stdout);
     }
@@ -578,16 +581,30 @@ pub(crate) fn dry_run(
     }
 }
 
-/// Asks before sending to `count` machines, when [`selection::confirm`] says to.
+/// Asks before sending to the parts' machines (those their history does not show as done),
+/// when [`selection::confirm`] says to.
 pub(crate) fn confirm(
     cli: &Cli,
     targets: &Targets,
     op: OperationId,
-    count: usize,
+    parts: &[(Option<&str>, &Chosen, &History)],
 ) -> Result<(), u8> {
     // A simulated run acts on nothing real: it never asks.
     let yes = targets.confirm.yes || cli.connection.simulate;
-    selection::confirm(op, count, yes).map_err(|e| fail(USAGE, e))
+    let asked: Vec<selection::ToConfirm<'_>> = parts
+        .iter()
+        .map(|(profile, chosen, history)| {
+            let selection = &chosen.selection;
+            let machines = selection
+                .machines
+                .iter()
+                .filter(|m| !history.done.contains_key(*m))
+                .map(|m| (m.as_str(), selection.names.get(m).map(String::as_str)))
+                .collect();
+            (*profile, machines)
+        })
+        .collect();
+    selection::confirm(op, &asked, yes).map_err(|e| fail(USAGE, e))
 }
 
 /// Cancels the pending opposite actions of `--cancel-pending` first; a machine whose action
@@ -723,37 +740,51 @@ pub(crate) fn start_journal(
     let records: Vec<_> = parts.iter().map(|(p, _, r)| (*p, *r)).collect();
     let (path, journal) = open_journal(&targets.journaling, &records)?;
     for (profile, selection, _) in parts {
-        if let Some(selection) = selection {
-            selection
-                .record(&journal.of_profile(*profile))
-                .map_err(|e| {
-                    fail(
-                        USAGE,
-                        format!("cannot write the journal {}: {e}", path.display()),
-                    )
-                })?;
+        if let Some(selection) = selection
+            && let Err(e) = selection.record(&journal.of_profile(*profile))
+        {
+            if targets.journaling.resume.is_none() {
+                let _ = std::fs::remove_file(&path);
+            }
+            return Err(fail(
+                LOCAL,
+                format!(
+                    "cannot write the journal {}: {e}; nothing was sent",
+                    path.display()
+                ),
+            ));
         }
     }
     Ok((path, journal))
 }
 
 /// The command line that resumes this run, quoted for the shell it runs in: the same, with
-/// `--resume JOURNAL` for `--journal`, and secrets given as flags left out (shown as
-/// `[secret]`, to be given again).
+/// `--resume JOURNAL` for `--journal`, and secrets given as flags left out (the line says which
+/// variable to set instead), so that it runs as pasted.
 pub(crate) fn resume_command(
     args: Vec<String>,
     journal: &std::path::Path,
     resuming: bool,
 ) -> String {
-    const SECRETS: [&str; 2] = ["--token", "--client-secret"];
+    // Each secret flag, and the variable that gives the same.
+    const SECRETS: [(&str, &str); 2] = [
+        ("--token", "MDE_TOKEN"),
+        ("--client-secret", "AZURE_CLIENT_SECRET"),
+    ];
     let mut out: Vec<String> = Vec::new();
+    let mut left_out: Vec<(&str, &str)> = Vec::new();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
-        if SECRETS.contains(&arg.as_str()) {
-            args.next();
-            out.extend([arg, "[secret]".into()]);
-        } else if let Some(flag) = SECRETS.iter().find(|s| arg.starts_with(&format!("{s}="))) {
-            out.push(format!("{flag}=[secret]"));
+        let secret = SECRETS
+            .iter()
+            .find(|(flag, _)| arg == *flag || arg.starts_with(&format!("{flag}=")));
+        if let Some(&(flag, variable)) = secret {
+            if arg == flag {
+                args.next();
+            }
+            if !left_out.contains(&(flag, variable)) {
+                left_out.push((flag, variable));
+            }
         } else if arg == "--journal" && !resuming {
             args.next();
         } else if resuming || !arg.starts_with("--journal=") {
@@ -764,10 +795,17 @@ pub(crate) fn resume_command(
         out.push("--resume".into());
         out.push(journal.display().to_string());
     }
-    out.iter()
+    let mut line = out
+        .iter()
         .map(|arg| shell_quote(arg))
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    for (flag, variable) in left_out {
+        line.push_str(&format!(
+            "\n  (with {variable} set: the secret given with {flag} is not repeated here)"
+        ));
+    }
+    line
 }
 
 /// `arg` as the shell takes it back: POSIX quoting (`shlex`), PowerShell's on Windows.
@@ -808,8 +846,9 @@ mod tests {
         );
         assert_eq!(
             resumed,
-            "mde --token '[secret]' '--client-secret=[secret]' package collect a --comment c --resume j.jsonl"
+            "mde package collect a --comment c --resume j.jsonl\n  (with MDE_TOKEN set: the secret given with --token is not repeated here)\n  (with AZURE_CLIENT_SECRET set: the secret given with --client-secret is not repeated here)"
         );
+        assert!(!resumed.contains("T0KEN") && !resumed.contains("S3CRET"));
         let again = resume_command(
             args("mde package collect a --comment c --resume j.jsonl"),
             journal,

@@ -37,27 +37,25 @@ pub(crate) fn qualified(item: &str) -> (Option<&str>, &str) {
     }
 }
 
-/// The parts of a run of `ids` and `names` (each maybe `PROFILE,MACHINE`). One part, of the
-/// command line's connection, unless the run names several profiles; then every machine names
-/// its profile, and a `--tag` goes to each. A usage error exits 2; a run of one profile that
-/// cannot sign in exits 3.
+/// The parts of a run of `ids` and `names` (each maybe `PROFILE,MACHINE`, already held to the
+/// run's scope by [`crate::targets`]). The profiles the command line or the environment gives
+/// are the run's scope and its parts; with none given, those the machines name, each machine
+/// then naming one. With no profile at all, one part of the command line's connection. A part
+/// of a profile is named (its tenant shown with each machine), even alone; a `--tag` goes to
+/// each. A usage error exits 2; a run of one profile that cannot sign in exits 3.
 pub(crate) fn split(
     cli: &Cli,
     targets: &Targets,
     (ids, names): (Vec<String>, Vec<String>),
 ) -> Result<Vec<Part>, u8> {
-    // Each profile once, in the order given: the flags', then those the machines name.
-    let mut profiles: Vec<String> = Vec::new();
-    let named = ids.iter().chain(&names).filter_map(|i| qualified(i).0);
-    for profile in cli
-        .connection
-        .profile
-        .iter()
-        .map(String::as_str)
-        .chain(named)
-    {
-        if !profiles.iter().any(|p| p == profile) {
-            profiles.push(profile.to_string());
+    let scope = &cli.connection.profile;
+    // Each profile once, in the order given: the scope's, else those the machines name.
+    let mut profiles: Vec<String> = scope.clone();
+    if scope.is_empty() {
+        for profile in ids.iter().chain(&names).filter_map(|i| qualified(i).0) {
+            if !profiles.iter().any(|p| p == profile) {
+                profiles.push(profile.to_string());
+            }
         }
     }
     if profiles.len() > 1 && cli.connection.simulate {
@@ -73,33 +71,13 @@ pub(crate) fn split(
             .map(|i| qualified(i).1.to_string())
             .collect()
     };
-    if profiles.len() <= 1 {
-        // The one profile was applied when the command line was read, unless only the
-        // machines named it.
-        let conn = match profiles.first() {
-            Some(name) if cli.connection.profile.is_empty() => {
-                let (conn, problem) = cli.connection_of(name).map_err(|e| fail(USAGE, e))?;
-                if let Some(problem) = problem {
-                    return Err(fail(AUTH, problem));
-                }
-                conn
-            }
-            _ => cli.connection.clone(),
-        };
-        return Ok(vec![Part {
-            profile: None,
-            conn,
-            problem: None,
-            ids: strip(&ids, None),
-            names: strip(&names, None),
-        }]);
-    }
     let bare: Vec<&String> = ids
         .iter()
         .chain(&names)
         .filter(|i| qualified(i).0.is_none())
         .collect();
-    if !bare.is_empty() {
+    // A bare machine is the scope's when it has one profile; otherwise nobody chose its tenant.
+    if !bare.is_empty() && (profiles.len() > 1 || (scope.is_empty() && !profiles.is_empty())) {
         let shown: Vec<String> = bare
             .iter()
             .take(5)
@@ -115,6 +93,16 @@ pub(crate) fn split(
             ),
         ));
     }
+    if profiles.is_empty() || (profiles.len() == 1 && cli.connection.simulate) {
+        return Ok(vec![Part {
+            profile: None,
+            conn: cli.connection.clone(),
+            problem: None,
+            ids: strip(&ids, None),
+            names: strip(&names, None),
+        }]);
+    }
+    let one = profiles.len() == 1;
     let mut parts = Vec::new();
     for profile in profiles {
         let (ids, names) = (strip(&ids, Some(&profile)), strip(&names, Some(&profile)));
@@ -122,7 +110,14 @@ pub(crate) fn split(
             eprintln!("warning: profile {profile} has no machine in this run; left out");
             continue;
         }
-        let (conn, problem) = cli.connection_of(&profile).map_err(|e| fail(USAGE, e))?;
+        // The one profile of the command line was applied when it was read.
+        let (conn, problem) = match &scope[..] {
+            [one] if *one == profile => (cli.connection.clone(), None),
+            _ => cli.connection_of(&profile).map_err(|e| fail(USAGE, e))?,
+        };
+        if let (Some(problem), true) = (&problem, one) {
+            return Err(fail(AUTH, problem));
+        }
         parts.push(Part {
             profile: Some(profile),
             conn,
@@ -130,6 +125,9 @@ pub(crate) fn split(
             ids,
             names,
         });
+    }
+    if parts.is_empty() {
+        return Err(fail(USAGE, "no profile of this run has a machine in it"));
     }
     Ok(parts)
 }

@@ -1,17 +1,19 @@
 //! `--wait` (`mde scan`, and the containment actions): every action of a run followed to its
-//! final status with one
-//! listMachineActions call per interval for the whole fleet, as the package pipeline follows
-//! its collections.
+//! final status with one listMachineActions call per interval for the whole fleet, as the
+//! package pipeline follows its collections. A followed machine's outcome is its action's
+//! end: `succeeded`, `failed` (with the action's error), `cancelled`, `timed_out`, or
+//! `still_running` when the wait ended first.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
 use mde_client::operations::{Answer, OperationId};
-use mde_client::types::MachineAction;
-use mde_client::{Client, Error, is_final};
+use mde_client::types::{MachineAction, MachineActionStatus};
+use mde_client::{Client, is_final};
 
 use crate::fleet::{Kind, Outcome, Report};
+use crate::json::ErrorInfo;
 
 /// The action an outcome created or found running.
 fn action_of(outcome: &Outcome) -> Option<&MachineAction> {
@@ -23,14 +25,85 @@ fn action_of(outcome: &Outcome) -> Option<&MachineAction> {
 pub struct Waited {
     /// listMachineActions calls made.
     pub list_calls: usize,
-    /// Stopped (Ctrl-C) before every scan was final: the ids still running.
-    pub interrupted: Option<Vec<String>>,
+    /// The action ids still running when the wait ended before they did.
+    pub left: Vec<String>,
+    /// Why the wait ended first: stopped (Ctrl-C), or the error that kept it from reading the
+    /// actions (an expired token, a permission, the service).
+    pub ended_early: Option<EndedEarly>,
 }
 
-/// Follows the scans of `report` until each is final, putting each final action in its
-/// machine's outcome and telling `ended` as each ends. Machines answered 400 "already in
-/// progress" have their running scan found first (one list call per 20 machines). Stops
-/// waiting when `stop` resolves.
+/// Why a wait ended before every action did.
+#[derive(Debug)]
+pub enum EndedEarly {
+    /// Ctrl-C or SIGTERM.
+    Stopped,
+    /// The actions could no longer be read: the error.
+    Lost(String),
+}
+
+/// A followed machine's outcome as its action stands: its end, or `still_running`. Outcomes
+/// with no action to follow are left as they are.
+pub fn settled(outcome: &Outcome) -> Outcome {
+    let mut outcome = outcome.clone();
+    if !matches!(outcome.outcome, Kind::Accepted | Kind::AlreadyRunning) {
+        return outcome;
+    }
+    let Some(action) = action_of(&outcome) else {
+        return outcome;
+    };
+    let id = action.id.clone().unwrap_or_default();
+    let (kind, error) = match &action.status {
+        Some(MachineActionStatus::Succeeded) => (Kind::Succeeded, None),
+        Some(MachineActionStatus::Failed) => {
+            let why = match (&action.error, action.error_h_result) {
+                (Some(error), _) => format!("the action {id} ended Failed: {error}"),
+                (None, Some(code)) if code != 0 => {
+                    format!(
+                        "the action {id} ended Failed (errorHResult {:#010x})",
+                        code as u32
+                    )
+                }
+                _ => format!("the action {id} ended Failed (the service gave no reason)"),
+            };
+            (Kind::Failed, Some(ErrorInfo::new("action_failed", why)))
+        }
+        Some(MachineActionStatus::Cancelled) => {
+            let by = match (&action.cancellation_requestor, &action.cancellation_comment) {
+                (Some(who), Some(why)) => format!(" by {who}: {why}"),
+                (Some(who), None) => format!(" by {who}"),
+                _ => String::new(),
+            };
+            let why = format!("the action {id} was cancelled{by}");
+            (Kind::Cancelled, Some(ErrorInfo::new("cancelled", why)))
+        }
+        Some(MachineActionStatus::TimeOut) => {
+            let why = format!("the action {id} timed out: the device did not complete it in time");
+            (Kind::TimedOut, Some(ErrorInfo::new("timed_out", why)))
+        }
+        // A final status the spec does not document: said as the service wrote it.
+        Some(other) if is_final(other) => (
+            Kind::Failed,
+            Some(ErrorInfo::new(
+                "action_ended",
+                format!("the action {id} ended {}", other.as_str()),
+            )),
+        ),
+        _ => (Kind::StillRunning, None),
+    };
+    // An already-running answer's error said why no new action was made; the end, known now,
+    // says what a reader acts on (the action in `result` says whose it was).
+    if kind != Kind::StillRunning {
+        outcome.error = error;
+    }
+    outcome.outcome = kind;
+    outcome
+}
+
+/// Follows the actions of `report` until each is final, settling every machine's outcome
+/// ([`settled`]) and telling `ended` as each ends. Machines answered 400 "already in progress"
+/// have their running action found first (one list call per 20 machines). Stops waiting when
+/// `stop` resolves or the actions cannot be read; either way every outcome is settled, those
+/// not ended `still_running`, and the reason is in [`Waited::ended_early`].
 pub async fn follow(
     client: &Client,
     op: OperationId,
@@ -38,9 +111,10 @@ pub async fn follow(
     interval: Duration,
     ended: &mut dyn FnMut(&Outcome),
     stop: impl Future<Output = ()>,
-) -> Result<Waited, Error> {
+) -> Waited {
     let mut waited = Waited::default();
-    // Already running, the service did not say which: the newest scan of the machine.
+    tokio::pin!(stop);
+    // Already running, the service did not say which: the newest action of the machine.
     let running: Vec<String> = report
         .outcomes
         .iter()
@@ -48,15 +122,31 @@ pub async fn follow(
         .map(|o| o.machine.clone())
         .collect();
     if let (false, Some(kind)) = (running.is_empty(), op.creates_action()) {
-        let (found, calls) = crate::pipeline::find_actions(client, kind, &running, None).await?;
-        waited.list_calls += calls;
-        for outcome in &mut report.outcomes {
-            if let Some(action) = found.get(&outcome.machine) {
-                outcome.result = Answer::of_action(op, action.clone()).or(outcome.result.take());
+        let find = crate::pipeline::find_actions(client, kind, &running, None);
+        let found = tokio::select! {
+            found = find => found,
+            () = &mut stop => {
+                waited.ended_early = Some(EndedEarly::Stopped);
+                return settle_all(report, waited);
+            }
+        };
+        match found {
+            Ok((found, calls)) => {
+                waited.list_calls += calls;
+                for outcome in &mut report.outcomes {
+                    if let Some(action) = found.get(&outcome.machine) {
+                        outcome.result =
+                            Answer::of_action(op, action.clone()).or(outcome.result.take());
+                    }
+                }
+            }
+            Err(e) => {
+                waited.ended_early = Some(EndedEarly::Lost(crate::output::error_text(&e)));
+                return settle_all(report, waited);
             }
         }
     }
-    // Each scan to follow: its outcome's index.
+    // Each action to follow: its outcome's index.
     let mut following: HashMap<String, usize> = HashMap::new();
     for (i, outcome) in report.outcomes.iter().enumerate() {
         match action_of(outcome) {
@@ -66,11 +156,11 @@ pub async fn follow(
                 }
             }
             // Final already, or nothing to follow: it has ended.
-            _ => ended(outcome),
+            _ => ended(&settled(outcome)),
         }
     }
     if following.is_empty() {
-        return Ok(waited);
+        return settle_all(report, waited);
     }
     let ids: Vec<String> = following.keys().cloned().collect();
     let since = report
@@ -94,53 +184,56 @@ pub async fn follow(
             {
                 let mut outcome = outcomes[i].clone();
                 outcome.result = Answer::of_action(op, action.clone()).or(outcome.result.take());
-                ended(&outcome);
+                ended(&settled(&outcome));
                 finals.insert(id.clone(), action.clone());
             }
         };
         tokio::select! {
-            followed = client.follow_actions(&ids, since, interval, None, seen) => Some(followed?),
-            () = stop => None,
+            followed = client.follow_actions(&ids, since, interval, None, seen) => Some(followed),
+            () = &mut stop => None,
         }
     };
-    if let Some(followed) = &followed {
-        waited.list_calls += followed.list_calls as usize;
-        // Given up: the service does not have them, and waiting would never end.
-        for id in &followed.unlisted {
-            if let Some(i) = following.remove(id) {
-                let outcome = &mut report.outcomes[i];
-                outcome.error = Some(crate::json::ErrorInfo::new(
-                    "unlisted",
-                    format!(
-                        "the service does not list the scan {id} ({} looks in a row): it is not in this tenant or at this host, or it was deleted",
-                        mde_client::UNLISTED_LOOKS
-                    ),
-                ));
-                ended(outcome);
+    match followed {
+        Some(Ok(followed)) => {
+            waited.list_calls += followed.list_calls as usize;
+            // Given up: the service does not have them, and waiting would never end.
+            for id in &followed.unlisted {
+                if let Some(i) = following.remove(id) {
+                    let outcome = &mut report.outcomes[i];
+                    outcome.outcome = Kind::Unknown;
+                    outcome.error = Some(ErrorInfo::new(
+                        "unlisted",
+                        format!(
+                            "the service does not list the action {id} ({} looks in a row): it is not in this tenant or at this host, or it was deleted",
+                            mde_client::UNLISTED_LOOKS
+                        ),
+                    ));
+                    ended(outcome);
+                }
             }
         }
+        Some(Err(e)) => waited.ended_early = Some(EndedEarly::Lost(crate::output::error_text(&e))),
+        None => waited.ended_early = Some(EndedEarly::Stopped),
     }
     for (id, action) in finals {
-        if let Some(&i) = following.get(&id) {
+        if let Some(i) = following.remove(&id) {
             let outcome = &mut report.outcomes[i];
             outcome.result = Answer::of_action(op, action).or(outcome.result.take());
-            following.remove(&id);
         }
     }
-    if followed.is_none() {
-        let mut left: Vec<String> = following.into_keys().collect();
-        left.sort();
-        waited.interrupted = Some(left);
-    }
-    Ok(waited)
+    settle_all(report, waited)
 }
 
-/// Whether every machine's scan ended `Succeeded`.
-pub fn all_succeeded(report: &Report) -> bool {
-    report.not_sent.is_empty()
-        && report.outcomes.iter().all(|o| {
-            action_of(o).is_some_and(|a| {
-                a.status == Some(mde_client::types::MachineActionStatus::Succeeded)
-            })
-        })
+/// Every outcome settled, and the ids of the actions still running.
+fn settle_all(report: &mut Report, mut waited: Waited) -> Waited {
+    for outcome in &mut report.outcomes {
+        *outcome = settled(outcome);
+        if outcome.outcome == Kind::StillRunning
+            && let Some(id) = action_of(outcome).and_then(|a| a.id.clone())
+        {
+            waited.left.push(id);
+        }
+    }
+    waited.left.sort();
+    waited
 }

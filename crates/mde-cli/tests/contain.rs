@@ -71,7 +71,8 @@ async fn test_isolate_sends_the_documented_request_and_waits() {
     let out = lines(&out.stdout);
     assert_eq!(out.len(), 2);
     for line in &out {
-        assert_eq!(line["outcome"], "accepted", "{line}");
+        // Followed with --wait, each outcome is its action's end.
+        assert_eq!(line["outcome"], "succeeded", "{line}");
         assert_eq!(line["status"], "Succeeded", "{line}");
     }
     let isolations: Vec<_> = sim
@@ -587,7 +588,9 @@ async fn test_platforms_the_pages_exclude_are_refused_and_offboarded_machines_go
     assert_eq!(selective[0], refused);
     let offboard = mde(&["offboard", "--yes", &mac[1], &windows[0], "--wait"]).await;
     let offboard = outcomes(&offboard.stdout, &[&mac[1], &windows[0]]);
-    assert_eq!(offboard, [refused, accepted]);
+    // Followed with --wait: the offboarding's end.
+    let succeeded = ("succeeded".to_string(), String::new());
+    assert_eq!(offboard, [refused, succeeded]);
     let mut show = against(dir.path(), &sim);
     show.args(["machine", "show", &windows[0]]);
     let shown = run_off(show).await;

@@ -68,6 +68,11 @@ async fn test_live_runs_one_session_per_machine_in_the_documented_order() {
     assert_eq!(listed[0]["description"], "triage");
     let again = run_off(mde(&["library", "upload", "collect.ps1"])).await;
     assert_ne!(again.code, 0, "a name taken without --overwrite");
+    assert!(
+        again.stderr.contains("give --overwrite to replace it"),
+        "{}",
+        again.stderr
+    );
 
     let live = |extra: &[&str]| {
         let mut command = mde(&["live", MACHINES[0], "--machine-name", "ws-0001"]);
@@ -101,7 +106,8 @@ async fn test_live_runs_one_session_per_machine_in_the_documented_order() {
     assert!(out.stderr.contains("same SHA-256"), "{}", out.stderr);
     assert_eq!(sim.calls(OperationId::UploadLibraryFile), uploads);
     for line in lines(&out.stdout) {
-        assert_eq!(line["outcome"], "accepted", "{line}");
+        // Followed with --wait, each outcome is its session's end.
+        assert_eq!(line["outcome"], "succeeded", "{line}");
         assert_eq!(line["status"], "Succeeded", "{line}");
     }
     let held = sessions(&sim);
@@ -127,15 +133,52 @@ async fn test_live_runs_one_session_per_machine_in_the_documented_order() {
         );
     }
 
-    // A changed script is uploaded again, replacing the library's.
+    // A changed script: the dry run names the file it would replace, with both SHA-256s; the
+    // run refuses to replace a file of other content (perhaps a colleague's) without
+    // --overwrite, and with it keeps the file's description.
     std::fs::write(dir.path().join("collect.ps1"), "Get-Service\n").unwrap();
     let dry = run_off(live(&["--ensure-script", "collect.ps1", "--dry-run"])).await;
     assert_eq!(dry.code, 0);
+    let ours = format!(
+        "{:x}",
+        <sha2::Sha256 as sha2::Digest>::digest(b"Get-Service\n")
+    );
+    assert!(
+        dry.stderr
+            .contains("would replace it with this file's (SHA-256")
+            && dry.stderr.contains(&ours),
+        "{}",
+        dry.stderr
+    );
+    let sessions_before = sim.calls(OperationId::RunLiveResponse);
+    let refused = run_off(live(&["--ensure-script", "collect.ps1", "--yes"])).await;
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("give --overwrite"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        sim.calls(OperationId::RunLiveResponse),
+        sessions_before,
+        "nothing sent"
+    );
     assert_eq!(
         sim.calls(OperationId::UploadLibraryFile),
         uploads,
-        "a dry run uploads nothing"
+        "neither run uploaded"
     );
+    let replaced = run_off(live(&[
+        "--ensure-script",
+        "collect.ps1",
+        "--overwrite",
+        "--yes",
+    ]))
+    .await;
+    assert_eq!(replaced.code, 0, "{}", replaced.stderr);
+    let listed = lines(&run_off(mde(&["library", "list"])).await.stdout);
+    assert_eq!(listed[0]["sha256"], ours.as_str());
+    assert_eq!(listed[0]["description"], "triage", "the description kept");
 
     let deleted = run_off(mde(&["library", "delete", "collect.ps1"])).await;
     assert_eq!(deleted.code, 0, "{}", deleted.stderr);

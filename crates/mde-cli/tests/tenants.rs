@@ -27,18 +27,7 @@ async fn simulator() -> Simulator {
 
 /// A profile for each tenant, its secret in `TENANT_SECRET`.
 fn config(dir: &std::path::Path, sim: &Simulator) {
-    let base = sim.base_url();
-    let profiles: String = TENANTS
-        .iter()
-        .map(|tenant| {
-            format!(
-                "[profiles.{tenant}]\ntenant = \"{tenant}\"\nclient_id = \"{client}\"\nauth = \"secret\"\nsecret_env = \"{upper}_SECRET\"\napi_url = \"{base}\"\nlogin_url = \"{base}\"\n\n",
-                client = mde_sim::DEFAULT_CLIENT_ID,
-                upper = tenant.to_uppercase(),
-            )
-        })
-        .collect();
-    std::fs::write(dir.join("config.toml"), profiles).unwrap();
+    common::profiles(dir, sim.base_url(), &TENANTS);
 }
 
 /// `mde` with the configuration file, each tenant's secret set (northwind's as given), on the

@@ -15,7 +15,8 @@ use crate::cli::{Cli, Targets};
 use crate::fleet::{self, Progress};
 use crate::json::{Lines, outcome_line};
 use crate::output;
-use crate::session::{USAGE, fail, failed, plan, resume_command, simulator, speed, stop_signal};
+use crate::session::{plan, resume_command, simulator, speed, stop_signal};
+use crate::wait::EndedEarly;
 
 use super::parts::{self, Begun, Ending, Going};
 
@@ -33,7 +34,7 @@ pub(crate) async fn run(
 ) -> Result<u8, u8> {
     let op = template.operation();
     let prepared = parts::prepare(cli, targets, template, None)?;
-    let (several, scale) = (prepared.several, prepared.scale);
+    let (several, named, scale) = (prepared.several, prepared.named, prepared.scale);
     let first = &prepared.parts[0];
     let simulator = simulator(&first.conn, scale, &first.ids, &first.names).await?;
 
@@ -101,7 +102,7 @@ pub(crate) async fn run(
     );
 
     let started = std::time::Instant::now();
-    let lines = Lines::of(cli.run.output).map(|l| l.with_tenant(several));
+    let lines = Lines::of(cli.run.output).map(|l| l.with_tenant(named));
     let json = lines.is_some();
     // JSON lines or CSV rows go out as each machine ends (with --wait, as its scan ends), so
     // that a pipe sees them live.
@@ -168,18 +169,14 @@ pub(crate) async fn run(
                 journal: &journal,
                 history: going.history.clone(),
             };
-            let mut report = fleet::run(&going.client, batch, &mut progress, stop_signal())
-                .await
-                .map_err(|e| {
-                    fail(
-                        USAGE,
-                        format!("cannot write the journal {}: {e}", path.display()),
-                    )
-                })?;
+            let mut report = fleet::run(&going.client, batch, &mut progress, stop_signal()).await;
             let stopped = report.fatal.is_some()
                 || report.unreachable.is_some()
+                || report.local.is_some()
                 || !report.not_sent.is_empty();
             let mut waited = None;
+            // The machines whose line is out: with --wait, each as its action ends.
+            let mut printed = std::collections::HashSet::new();
             if let Some(interval) = wait.filter(|_| !stopped) {
                 eprintln!(
                     "mde: {}following the actions to their final status: one listMachineActions call every {}",
@@ -187,6 +184,7 @@ pub(crate) async fn run(
                     output::duration(interval)
                 );
                 let mut ended = |outcome: &fleet::Outcome| {
+                    printed.insert(outcome.machine.clone());
                     let outcome = labelled(going, outcome);
                     if json {
                         print_json(&outcome);
@@ -196,9 +194,14 @@ pub(crate) async fn run(
                 };
                 let followed =
                     crate::wait::follow(&going.client, op, &mut report, interval, &mut ended, stop_signal())
-                        .await
-                        .map_err(failed("cannot follow the actions"))?;
+                        .await;
                 waited = Some(followed);
+            }
+            // Every machine's line, whatever ended the wait (or kept it from starting).
+            if json && wait.is_some() {
+                for outcome in report.outcomes.iter().filter(|o| !printed.contains(&o.machine)) {
+                    print_json(&labelled(going, outcome));
+                }
             }
             report.outcomes = report
                 .outcomes
@@ -278,19 +281,33 @@ pub(crate) async fn run(
     }
     let endings: Vec<Ending<'_>> = ended
         .iter()
-        .map(|(profile, report, waited)| Ending {
-            profile: *profile,
-            fatal: report.fatal.as_deref(),
-            unreachable: report.unreachable.as_deref(),
-            interrupted: !report.not_sent.is_empty(),
-            following: waited.as_ref().and_then(|w| w.interrupted.as_deref()),
-            all_ok: match waited {
-                Some(_) => crate::wait::all_succeeded(report),
-                None => report
-                    .outcomes
-                    .iter()
-                    .all(|o| o.outcome == fleet::Kind::Accepted),
-            },
+        .map(|(profile, report, waited)| {
+            let early = waited
+                .as_ref()
+                .and_then(|w| Some((w.ended_early.as_ref()?, &w.left[..])));
+            // Followed, a machine is done when its action succeeded; else when it was accepted.
+            let ok = if waited.is_some() {
+                fleet::Kind::Succeeded
+            } else {
+                fleet::Kind::Accepted
+            };
+            Ending {
+                profile: *profile,
+                fatal: report.fatal.as_deref(),
+                unreachable: report.unreachable.as_deref(),
+                local: report.local.as_deref(),
+                interrupted: !report.not_sent.is_empty(),
+                following: match early {
+                    Some((EndedEarly::Stopped, left)) => Some(left),
+                    _ => None,
+                },
+                lost: match early {
+                    Some((EndedEarly::Lost(why), left)) => Some((why.as_str(), left)),
+                    _ => None,
+                },
+                all_ok: report.not_sent.is_empty()
+                    && report.outcomes.iter().all(|o| o.outcome == ok),
+            }
         })
         .collect();
     let resume = resume_command(
@@ -347,7 +364,7 @@ fn errors(report: &fleet::Report) {
         report
             .outcomes
             .iter()
-            .filter(|o| o.outcome != fleet::Kind::Accepted)
+            .filter(|o| !matches!(o.outcome, fleet::Kind::Accepted | fleet::Kind::Succeeded))
             .filter_map(|o| Some((o.machine.as_str(), o.error.as_ref()?.message.as_str()))),
     );
     if !block.is_empty() {
@@ -374,7 +391,9 @@ pub(crate) fn wait_message(
     on_bar: bool,
 ) -> std::time::Instant {
     let real = Duration::from_secs_f64(event.wait.as_secs_f64() / scale);
-    if !on_bar {
+    // The documented pace is expected: a wait of it under a second is not worth a line.
+    let worth = real >= Duration::from_secs(1) || event.reason != WaitReason::RateLimit;
+    if !on_bar && worth {
         let until = chrono::Local::now() + chrono::Duration::from_std(real).unwrap_or_default();
         eprintln!(
             "mde: {prefix}waiting for {} until {} ({} s)",

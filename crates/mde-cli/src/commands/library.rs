@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::cli::{Cli, LibraryCommand};
 use crate::json::{Line, Lines};
 use crate::output;
-use crate::session::{OK, USAGE, connect, fail, failed};
+use crate::session::{OK, USAGE, code_of, connect, fail, failed};
 
 /// Runs a `mde library` command.
 pub(crate) async fn run(cli: &Cli, command: &LibraryCommand) -> Result<u8, u8> {
@@ -51,10 +51,15 @@ pub(crate) async fn run(cli: &Cli, command: &LibraryCommand) -> Result<u8, u8> {
             OK
         }
         (LibraryCommand::Upload { .. }, Some(upload)) => {
-            let file = client
-                .send(upload)
-                .await
-                .map_err(failed("cannot upload the file"))?;
+            let file = client.send(upload).await.map_err(|e| {
+                // The service's words name its form field; say the flag that sets it.
+                let text = output::error_text(&e);
+                let hint = match text.contains("OverrideIfExists") {
+                    true => "; give --overwrite to replace it",
+                    false => "",
+                };
+                fail(code_of(&e), format!("cannot upload the file: {text}{hint}"))
+            })?;
             print(lines.as_ref(), "uploaded", &file);
             OK
         }
@@ -143,34 +148,99 @@ pub(crate) fn read(path: &Path) -> Result<operations::UploadLibraryFile, u8> {
     Ok(operations::UploadLibraryFile::new(name, content))
 }
 
-/// Uploads the script when the library lacks it or holds another SHA-256; says which.
-pub(crate) async fn ensure(
+/// What `--ensure-script` does in one tenant's library.
+#[derive(Debug)]
+pub(crate) enum Ensure {
+    /// The library holds the same content under the name: nothing to send.
+    Same(String),
+    /// The library lacks the name: the script is uploaded.
+    Upload(operations::UploadLibraryFile),
+    /// The library holds other content under the name: replaced (with `--overwrite`), keeping
+    /// the held file's description and parameters; the held and the new SHA-256.
+    Replace(operations::UploadLibraryFile, String, String),
+}
+
+impl Ensure {
+    /// What it does (`would`: in a dry run), with `tenant: ` before it in a run of profiles.
+    pub fn say(&self, tenant: &str, would: bool) -> String {
+        let will = if would { "would " } else { "" };
+        match self {
+            Ensure::Same(name) => {
+                format!("mde: {tenant}the library holds {name} with the same SHA-256; not uploaded")
+            }
+            Ensure::Upload(script) => format!(
+                "mde: {tenant}the library lacks {}; {will}upload it",
+                script.file_name
+            ),
+            Ensure::Replace(script, held, ours) => format!(
+                "mde: {tenant}the library holds another {} (SHA-256 {held}); {will}replace it with this file's (SHA-256 {ours}), keeping its description and parameters",
+                script.file_name
+            ),
+        }
+    }
+}
+
+/// Reads the library and decides what `--ensure-script` does; a file of the same name and
+/// other content is replaced only when the script says so (`OverrideIfExists`, set by
+/// `--overwrite`), otherwise a usage error before anything is sent.
+pub(crate) async fn plan_ensure(
     client: &Client,
     mut script: operations::UploadLibraryFile,
-) -> Result<(), u8> {
+    tenant: &str,
+    dry_run: bool,
+) -> Result<Ensure, u8> {
     let sha256 = format!("{:x}", Sha256::digest(&script.content));
     let files = client
         .send(operations::ListLibraryFiles {})
         .await
         .map_err(failed("cannot list the library"))?;
-    let held = files.value.iter().find(|f| {
+    let held = files.value.into_iter().find(|f| {
         f.file_name
             .as_deref()
             .is_some_and(|n| n.eq_ignore_ascii_case(&script.file_name))
     });
+    let overwrite = script.override_if_exists == Some(true);
     let name = script.file_name.clone();
-    match held.and_then(|f| f.sha256.as_deref()) {
-        Some(held) if held.eq_ignore_ascii_case(&sha256) => {
-            eprintln!("mde: the library holds {name} with the same SHA-256; not uploaded");
-            return Ok(());
+    let ensure = match held {
+        None => {
+            script.override_if_exists = Some(false);
+            Ensure::Upload(script)
         }
-        Some(_) => eprintln!("mde: the library holds another {name}; replacing it"),
-        None => eprintln!("mde: the library lacks {name}; uploading it"),
+        Some(held) => {
+            let held_sha = held.sha256.clone().unwrap_or_default();
+            if held_sha.eq_ignore_ascii_case(&sha256) {
+                Ensure::Same(name.clone())
+            } else {
+                script.override_if_exists = Some(true);
+                script.description = script.description.or(held.description);
+                script.has_parameters = script.has_parameters.or(held.has_parameters);
+                script.parameters_description = script
+                    .parameters_description
+                    .or(held.parameters_description);
+                Ensure::Replace(script, held_sha, sha256)
+            }
+        }
+    };
+    if let (Ensure::Replace(_, held, ours), false, false) = (&ensure, overwrite, dry_run) {
+        return Err(fail(
+            USAGE,
+            format!(
+                "{tenant}the library holds another {name} (SHA-256 {held}; this file's is {ours}), perhaps a colleague's: give --overwrite to replace it (its description and parameters are kept), or rename your script; nothing was sent"
+            ),
+        ));
     }
-    script.override_if_exists = Some(held.is_some());
-    client
-        .send(script)
-        .await
-        .map_err(failed(&format!("cannot upload {name}")))?;
+    Ok(ensure)
+}
+
+/// Uploads what [`plan_ensure`] decided, saying what it does.
+pub(crate) async fn ensure(client: &Client, ensure: Ensure, tenant: &str) -> Result<(), u8> {
+    eprintln!("{}", ensure.say(tenant, false));
+    if let Ensure::Upload(script) | Ensure::Replace(script, ..) = ensure {
+        let name = script.file_name.clone();
+        client
+            .send(script)
+            .await
+            .map_err(failed(&format!("cannot upload {name}")))?;
+    }
     Ok(())
 }

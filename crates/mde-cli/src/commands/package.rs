@@ -318,12 +318,12 @@ pub(crate) async fn save_evidence(
             }
         }
     }
-    let several = prepared.several;
+    let (several, named) = (prepared.several, prepared.named);
     let first = &prepared.parts[0];
     let (scale, simulate) = (prepared.scale, first.conn.simulate);
     let simulator = simulator(&first.conn, scale, &first.ids, &first.names).await?;
     // Each tenant's evidence in a folder of its own: DIR/PROFILE, with its own manifest.
-    let folder_of = |profile: Option<&str>| match profile {
+    let folder_of = |profile: Option<&str>| match profile.filter(|_| several) {
         Some(profile) => settings.dir.join(profile),
         None => settings.dir.to_path_buf(),
     };
@@ -376,7 +376,7 @@ pub(crate) async fn save_evidence(
         journal,
     } = begun;
     // Names that came to no single machine end here, as their own lines.
-    let lines = Lines::of(cli.run.output).map(|l| l.with_tenant(several));
+    let lines = Lines::of(cli.run.output).map(|l| l.with_tenant(named));
     for going in &going {
         for outcome in &going.selection.unresolved {
             let outcome = fleet::Outcome {
@@ -579,14 +579,15 @@ pub(crate) async fn save_evidence(
             profile: *profile,
             fatal: report.fatal.as_deref(),
             unreachable: report.unreachable.as_deref(),
+            local: report.local.as_deref(),
             interrupted: report.interrupted,
-            following: None,
             all_ok: *resolved
                 && report.not_sent.is_empty()
                 && report
                     .packages
                     .iter()
                     .all(|p| p.stage == pipeline::Stage::Saved),
+            ..Ending::default()
         })
         .collect();
     let resume = match simulate {

@@ -14,8 +14,8 @@ use crate::journal::{History, Journal, RunRecord};
 use crate::output;
 use crate::selection::Selection;
 use crate::session::{
-    AUTH, Chosen, Intent, OK, PARTIAL, cancel_first, client_of, code_of, confirm, dry_run, fail,
-    history, machines, plan, recorded, resolve, run_record, sign_in_of, start_journal,
+    AUTH, Chosen, Intent, LOCAL, OK, PARTIAL, cancel_first, client_of, code_of, confirm, dry_run,
+    fail, history, machines, plan, recorded, resolve, run_record, sign_in_of, start_journal,
     stopped_code, tag, time_scale,
 };
 use crate::tenants::{self, Part};
@@ -25,8 +25,11 @@ pub(super) struct Prepared {
     pub parts: Vec<Part>,
     pub records: Vec<RunRecord>,
     pub histories: Vec<History>,
-    /// A run of several profiles: its parts are named.
+    /// A run of several profiles: a part that cannot start stops alone, each has a summary
+    /// and an evidence folder of its own.
     pub several: bool,
+    /// A run of profiles (one or several): each machine's tenant is shown.
+    pub named: bool,
     /// The simulated seconds per real second of the first part (the run's, against one
     /// simulator).
     pub scale: f64,
@@ -40,7 +43,8 @@ pub(super) fn prepare(
     template: &AnyRequest,
     download: Option<&std::path::Path>,
 ) -> Result<Prepared, u8> {
-    let parts = tenants::split(cli, targets, machines(targets, template.operation())?)?;
+    let given = machines(targets, template.operation(), &cli.connection.profile)?;
+    let parts = tenants::split(cli, targets, given)?;
     let profiles: Vec<&str> = parts.iter().filter_map(|p| p.profile.as_deref()).collect();
     let recorded = recorded(&parts[0].conn, targets, download.is_some(), &profiles)?;
     let mut records = Vec::new();
@@ -54,7 +58,8 @@ pub(super) fn prepare(
         records.push(record);
     }
     Ok(Prepared {
-        several: !profiles.is_empty(),
+        several: profiles.len() > 1,
+        named: !profiles.is_empty(),
         scale: time_scale(&parts[0].conn)?,
         parts,
         records,
@@ -147,7 +152,23 @@ where
             output::of_tenant(part.profile.as_deref())
         );
     }
+    let (check, script) = before;
+    // The library script each tenant needs, read before anything is sent (or said, dry).
+    let mut ensures = Vec::new();
+    for going in script
+        .iter()
+        .flat_map(|s| going.iter().map(move |g| (s, g)))
+    {
+        let (script, going) = going;
+        let tenant = output::of_tenant(going.profile());
+        let dry = targets.confirm.dry_run;
+        let ensure = super::library::plan_ensure(&going.client, script.clone(), &tenant, dry);
+        ensures.push((ensure.await?, tenant));
+    }
     if targets.confirm.dry_run {
+        for (ensure, tenant) in &ensures {
+            eprintln!("{}", ensure.say(tenant, true));
+        }
         let shown: Vec<_> = chosen.iter().map(|(p, c)| (*p, c)).collect();
         let names: Vec<&str> = stopped
             .iter()
@@ -159,21 +180,18 @@ where
             .map(|(_, (code, _))| *code)
             .fold(code, u8::max));
     }
-    let to_send = going
+    let asked: Vec<_> = going
         .iter()
         .zip(&chosen)
-        .map(|(g, (_, c))| c.to_send(&g.history))
-        .sum();
-    confirm(cli, targets, op, to_send)?;
+        .map(|(g, (profile, c))| (*profile, c, &g.history))
+        .collect();
+    confirm(cli, targets, op, &asked)?;
     for (going, (_, choice)) in going.iter_mut().zip(chosen) {
         going.selection = cancel_first(cli, &going.client, op, choice).await?;
     }
-    let (check, ensure) = before;
     check()?;
-    if let Some(script) = ensure {
-        for going in &going {
-            super::library::ensure(&going.client, script.clone()).await?;
-        }
+    for ((ensure, tenant), going) in ensures.into_iter().zip(&going) {
+        super::library::ensure(&going.client, ensure, &tenant).await?;
     }
     let journaled: Vec<_> = prepared
         .parts
@@ -244,10 +262,14 @@ pub(super) struct Ending<'a> {
     pub fatal: Option<&'a str>,
     /// The last error of the requests in a row that got no answer.
     pub unreachable: Option<&'a str>,
+    /// The local fault that stopped it (the journal or the evidence folder not writable).
+    pub local: Option<&'a str>,
     /// Stopped by a signal before every machine was done.
     pub interrupted: bool,
     /// Stopped waiting: the actions still going.
     pub following: Option<&'a [String]>,
+    /// Could no longer follow the actions: why, and the actions still going.
+    pub lost: Option<(&'a str, &'a [String])>,
     /// Every machine succeeded.
     pub all_ok: bool,
 }
@@ -261,9 +283,10 @@ pub(super) fn exit_code(
     interrupted: &str,
     resume: Result<String, &str>,
 ) -> u8 {
-    // 3 first, then a signal's 130 or 143, then 1.
+    // 3 first, then 4, then a signal's 130 or 143, then 1.
     let rank = |c: u8| match c {
-        AUTH => 3,
+        AUTH => 4,
+        LOCAL => 3,
         PARTIAL => 1,
         OK => 0,
         _ => 2,
@@ -285,6 +308,14 @@ pub(super) fn exit_code(
                 format!("stopped: {fatal}{portal}"),
                 Some("\nNo machine is journaled as failed; once fixed, resume with"),
             )
+        } else if let Some(local) = ending.local {
+            (
+                LOCAL,
+                format!(
+                    "stopped: {local}. Nothing more was sent; the requests in flight were answered and are shown above."
+                ),
+                Some("\nFree the space (or fix the folder), then resume with"),
+            )
         } else if let Some(last) = ending.unreachable {
             (
                 PARTIAL,
@@ -305,6 +336,17 @@ pub(super) fn exit_code(
             (
                 stopped_code(),
                 "stopped waiting; the actions go on.".to_string(),
+                None,
+            )
+        } else if let Some((why, left)) = ending.lost {
+            // The requests were accepted: not "nothing was sent" (3), whatever the cause.
+            follow.extend(left.iter().cloned());
+            (
+                PARTIAL,
+                format!(
+                    "could not follow the actions to their end ({} still running when it stopped): {why}; the actions go on.",
+                    left.len()
+                ),
                 None,
             )
         } else {

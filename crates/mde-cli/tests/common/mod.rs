@@ -102,3 +102,19 @@ pub async fn kill_at(mut command: Command, journal: &std::path::Path, stage: &st
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// A configuration file in `dir` with a profile for each of `tenants` of the simulator at
+/// `base`, its secret in `TENANT_SECRET`.
+pub fn profiles(dir: &std::path::Path, base: &str, tenants: &[&str]) {
+    let profiles: String = tenants
+        .iter()
+        .map(|tenant| {
+            format!(
+                "[profiles.{tenant}]\ntenant = \"{tenant}\"\nclient_id = \"{client}\"\nauth = \"secret\"\nsecret_env = \"{upper}_SECRET\"\napi_url = \"{base}\"\nlogin_url = \"{base}\"\n\n",
+                client = mde_sim::DEFAULT_CLIENT_ID,
+                upper = tenant.to_uppercase(),
+            )
+        })
+        .collect();
+    std::fs::write(dir.join("config.toml"), profiles).unwrap();
+}
