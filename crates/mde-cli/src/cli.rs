@@ -29,9 +29,12 @@ Machines are given by id (arguments, --machines-file) or by name (--machine-name
 on more than 10 machines asks first (--yes skips the question; without a terminal it is
 needed).
 
-Exit codes: 0 all succeeded, 1 some machines did not succeed (or the service looked
-unreachable), 2 usage error, 3 authentication, permission or configuration error (nothing
-is journaled as failed), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).";
+Exit codes: 0 all succeeded (with --wait, every action Succeeded), 1 some machines did not
+succeed (or the service looked unreachable, or --wait could not follow the actions to their
+end), 2 usage error, 3 authentication, permission or configuration error (nothing is
+journaled as failed), 4 a local fault (the journal or the evidence folder could not be
+written: nothing more was sent; resume once fixed), 130 interrupted (Ctrl-C), 143 terminated
+(SIGTERM).";
 
 /// Collect investigation packages, run antivirus scans, isolate, restrict, quarantine and
 /// offboard Microsoft Defender for Endpoint devices, by id or by name: one device or a fleet,

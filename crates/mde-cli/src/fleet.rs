@@ -37,6 +37,9 @@ pub enum Kind {
     /// The opposite action is pending on the machine (a release while an isolation is):
     /// not sent, see `--cancel-pending`.
     Conflict,
+    /// The pending opposite action on the machine, cancelled before this run's request
+    /// (`--cancel-pending`): a line of its own beside the machine's outcome.
+    CancelledPending,
     /// The service answered with a failure (or, followed, the action ended `Failed`).
     Failed,
     /// Sent, and no answer says what came of it (a timeout, a dropped connection, a 5xx, or
@@ -52,6 +55,7 @@ impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Accepted => "accepted",
+            Kind::CancelledPending => "cancelled_pending",
             Kind::Succeeded => "succeeded",
             Kind::Cancelled => "cancelled",
             Kind::TimedOut => "timed_out",

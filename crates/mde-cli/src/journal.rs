@@ -54,6 +54,26 @@ pub enum Entry {
         /// When, in UTC.
         at: String,
     },
+    /// A pending opposite action is about to be cancelled (`--cancel-pending`).
+    Cancelling {
+        /// The machine.
+        machine: String,
+        /// The action to cancel.
+        action: String,
+        /// When, in UTC.
+        at: String,
+    },
+    /// How a cancellation ended: `Cancelled`, or the status it reached first.
+    Cancelled {
+        /// The machine.
+        machine: String,
+        /// The action cancelled.
+        action: String,
+        /// Its status once final.
+        status: String,
+        /// When, in UTC.
+        at: String,
+    },
     /// A machine name resolved to its id (reused on resume, not looked up again).
     Resolved {
         /// The name as given.
@@ -363,7 +383,8 @@ impl Recorded {
                 Entry::Run { run, .. } => {
                     history.run.get_or_insert(run);
                 }
-                Entry::Resumed { .. } => {}
+                // Not repeated on resume: a cancelled action is no longer pending.
+                Entry::Resumed { .. } | Entry::Cancelling { .. } | Entry::Cancelled { .. } => {}
                 Entry::Sending { machine, .. } => sending.push(machine),
                 Entry::Done {
                     machine,

@@ -128,6 +128,25 @@ pub fn conflict(op: OperationId, machine: &str, action: &MachineAction) -> Outco
     }
 }
 
+/// The outcome of a machine whose pending opposite action this run cancelled first
+/// (`--cancel-pending`): what was cancelled, said beside the machine's own outcome.
+pub fn cancelled_first(op: OperationId, machine: &str, action: &MachineAction) -> Outcome {
+    let mut cancelled = action.clone();
+    cancelled.status = Some(MachineActionStatus::Cancelled);
+    Outcome {
+        machine: machine.to_string(),
+        name: None,
+        outcome: Kind::CancelledPending,
+        result: Answer::of_action(OperationId::CancelMachineAction, cancelled),
+        error: Some(ErrorInfo::new(
+            "cancelled_pending",
+            format!("cancelled {} before {op} (--cancel-pending)", named(action)),
+        )),
+        earlier: false,
+        tenant: None,
+    }
+}
+
 /// Cancels each action and follows them until final; the ids that did not end `Cancelled`
 /// (they completed first), with how they ended.
 pub async fn cancel(

@@ -1010,7 +1010,8 @@ impl<'a> Pipeline<'a> {
                 Ok(None)
             }
             Step::Link(Err(e)) | Step::Saved(Err(e)) => {
-                if fleet::holds_for_every_call(&e) {
+                // A full or read-only disk fails every machine alike: the run stops on it.
+                if fleet::holds_for_every_call(&e) || local_fault(&e) {
                     return Err(e);
                 }
                 let why = Note::failed(&e);
@@ -1102,6 +1103,16 @@ fn adopt_saved(
     let record = record(size, &sha256);
     evidence::append(dir, &record)?;
     Ok(Some(record))
+}
+
+/// Whether `e` is the evidence folder's, not the machine's: a full disk, a file too large for
+/// the limits, a read-only or over-quota file system.
+fn local_fault(e: &Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(e, Error::Io { source, .. } if matches!(
+        source.kind(),
+        K::StorageFull | K::FileTooLarge | K::ReadOnlyFilesystem | K::QuotaExceeded
+    ))
 }
 
 /// Runs the batch's plan (a collection) on its machines and takes each to a verified package

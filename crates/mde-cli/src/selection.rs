@@ -26,6 +26,9 @@ pub struct Selection {
     pub names: HashMap<String, String>,
     /// Names that came to no single machine, as their outcomes.
     pub unresolved: Vec<Outcome>,
+    /// The pending opposite actions cancelled first (`--cancel-pending`), as outcomes of
+    /// their machines.
+    pub cancelled: Vec<Outcome>,
     /// Names resolved by this run (the others came from the resumed journal).
     pub resolved_now: Vec<(String, Candidate)>,
     /// The machines the tag came to, when this run looked it up: (the tag, the machines).

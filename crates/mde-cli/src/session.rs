@@ -607,13 +607,15 @@ pub(crate) fn confirm(
     selection::confirm(op, &asked, yes).map_err(|e| fail(USAGE, e))
 }
 
-/// Cancels the pending opposite actions of `--cancel-pending` first; a machine whose action
-/// stays pending is a `conflict`, not sent to. The machines to send to.
+/// Cancels the pending opposite actions of `--cancel-pending` first, each journaled before
+/// it is sent and after it ends; a machine whose action stays pending is a `conflict`, not
+/// sent to. The machines to send to.
 pub(crate) async fn cancel_first(
     cli: &Cli,
     client: &Client,
     op: OperationId,
     chosen: Chosen,
+    journal: &Journal,
 ) -> Result<Selection, u8> {
     let Chosen {
         mut selection,
@@ -622,6 +624,23 @@ pub(crate) async fn cancel_first(
     if to_cancel.is_empty() {
         return Ok(selection);
     }
+    let cannot = |e: std::io::Error| {
+        let path = journal.path().display();
+        fail(
+            LOCAL,
+            format!("cannot write the journal {path}: {e}; nothing was sent"),
+        )
+    };
+    for (machine, action) in &to_cancel {
+        let action = action.id.clone().unwrap_or_default();
+        let entry = Entry::Cancelling {
+            machine: machine.clone(),
+            action,
+            at: crate::journal::now(),
+        };
+        journal.append(&entry).map_err(cannot)?;
+    }
+    journal.sync().map_err(cannot)?;
     let actions: Vec<_> = to_cancel.iter().map(|(_, a)| a.clone()).collect();
     let why = format!("Cancelled by mde before {op}: {}", comment_of(cli));
     eprintln!(
@@ -633,11 +652,24 @@ pub(crate) async fn cancel_first(
         .await
         .map_err(failed("cannot cancel the pending actions"))?;
     for (machine, action) in &to_cancel {
-        if stuck.iter().any(|(id, _)| action.id.as_deref() == Some(id)) {
+        let id = action.id.clone().unwrap_or_default();
+        let ended = stuck.iter().find(|(stuck, _)| *stuck == id);
+        let status = ended.map_or("Cancelled".to_string(), |(_, status)| status.clone());
+        let entry = Entry::Cancelled {
+            machine: machine.clone(),
+            action: id,
+            status,
+            at: crate::journal::now(),
+        };
+        journal.append(&entry).map_err(cannot)?;
+        if ended.is_some() {
             selection.machines.retain(|m| m != machine);
             selection
                 .unresolved
                 .push(crate::pending::conflict(op, machine, action));
+        } else {
+            let cancelled = crate::pending::cancelled_first(op, machine, action);
+            selection.cancelled.push(cancelled);
         }
     }
     Ok(selection)

@@ -291,9 +291,31 @@ async fn test_the_duplicate_action_race_is_read_before_sending() {
         "nothing released"
     );
 
-    let cancelled = mde(&["release", "--cancel-pending"]).await;
+    let cancelled = mde(&["release", "--cancel-pending", "--journal", "jc.jsonl"]).await;
     assert_eq!(cancelled.code, 0, "{}", cancelled.stderr);
-    assert_eq!(lines(&cancelled.stdout)[0]["outcome"], "accepted");
+    // The cancellation is told and journaled, beside the release.
+    let told = lines(&cancelled.stdout);
+    let outcomes: Vec<&str> = told
+        .iter()
+        .map(|l| l["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["cancelled_pending", "accepted"],
+        "{}",
+        cancelled.stdout
+    );
+    assert_eq!(told[0]["action_id"], pending.id.clone().unwrap().as_str());
+    let journal = std::fs::read_to_string(dir.path().join("jc.jsonl")).unwrap();
+    let id = pending.id.clone().unwrap();
+    for event in ["cancelling", "cancelled"] {
+        let line = journal
+            .lines()
+            .find(|l| l.contains(&format!(r#""event":"{event}""#)))
+            .unwrap_or_else(|| panic!("{event}: {journal}"));
+        assert!(line.contains(&id), "{line}");
+    }
+    assert!(journal.contains(r#""status":"Cancelled""#), "{journal}");
     let isolation = sim
         .actions()
         .into_iter()

@@ -259,3 +259,54 @@ async fn test_a_journal_that_cannot_be_written_stops_sending_and_loses_nothing()
     assert_eq!(tagged, n);
     sim.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_a_full_evidence_disk_stops_the_run_and_the_resume_finishes_it() {
+    let dir = scratch("evidence-full");
+    let n = 3;
+    let sim = Simulator::start(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        time_scale: 600.0,
+        package_size: 2_000_000,
+        ..Config::default().with_generated_machines(n)
+    })
+    .await
+    .unwrap();
+    let machines: Vec<String> = (0..n).map(generated_machine_id).collect();
+    let mut command = against(dir.path(), &sim);
+    command
+        .args(["package", "collect", "--comment", "c", "--download", "ev"])
+        .args(["--poll-interval", "60", "--journal", "j.jsonl"])
+        .args(&machines);
+    // No file may grow past 1 MB: every package fails to be written.
+    let out = run_off(with_file_size_limit(&command, 1_000_000)).await;
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert!(out.stderr.contains("Free the space"), "{}", out.stderr);
+    let resume = out
+        .stderr
+        .lines()
+        .skip_while(|l| !l.contains("then resume with"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("a resume line: {}", out.stderr))
+        .trim()
+        .to_string();
+    let args = shlex::split(&resume).unwrap();
+    let mut again = common::mde(dir.path());
+    again
+        .env("AZURE_TENANT_ID", mde_sim::DEFAULT_TENANT)
+        .env("AZURE_CLIENT_ID", mde_sim::DEFAULT_CLIENT_ID)
+        .env("AZURE_CLIENT_SECRET", mde_sim::DEFAULT_CLIENT_SECRET)
+        .args(&args[1..]);
+    let out = run_off(again).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        sim.calls(OperationId::CollectInvestigationPackage),
+        n,
+        "one collection each"
+    );
+    let mut verify = common::mde(dir.path());
+    verify.args(["package", "verify", "ev"]);
+    let verified = run_off(verify).await;
+    assert_eq!(verified.code, 0, "{}", verified.stdout);
+    sim.stop().await;
+}

@@ -113,7 +113,8 @@ pub(crate) async fn run(
     };
     let live = json && wait.is_none();
     for going in &going {
-        for outcome in &going.selection.unresolved {
+        let selection = &going.selection;
+        for outcome in selection.cancelled.iter().chain(&selection.unresolved) {
             print_json(&labelled(going, outcome));
         }
     }
@@ -207,6 +208,7 @@ pub(crate) async fn run(
                 .outcomes
                 .iter()
                 .chain(&going.selection.unresolved)
+                .chain(&going.selection.cancelled)
                 .map(|o| labelled(going, o))
                 .collect();
             Ok::<_, u8>((report, waited))
@@ -306,7 +308,10 @@ pub(crate) async fn run(
                     _ => None,
                 },
                 all_ok: report.not_sent.is_empty()
-                    && report.outcomes.iter().all(|o| o.outcome == ok),
+                    && report
+                        .outcomes
+                        .iter()
+                        .all(|o| o.outcome == ok || o.outcome == fleet::Kind::CancelledPending),
             }
         })
         .collect();
@@ -364,7 +369,12 @@ fn errors(report: &fleet::Report) {
         report
             .outcomes
             .iter()
-            .filter(|o| !matches!(o.outcome, fleet::Kind::Accepted | fleet::Kind::Succeeded))
+            .filter(|o| {
+                !matches!(
+                    o.outcome,
+                    fleet::Kind::Accepted | fleet::Kind::Succeeded | fleet::Kind::CancelledPending
+                )
+            })
             .filter_map(|o| Some((o.machine.as_str(), o.error.as_ref()?.message.as_str()))),
     );
     if !block.is_empty() {

@@ -186,9 +186,6 @@ where
         .map(|(g, (profile, c))| (*profile, c, &g.history))
         .collect();
     confirm(cli, targets, op, &asked)?;
-    for (going, (_, choice)) in going.iter_mut().zip(chosen) {
-        going.selection = cancel_first(cli, &going.client, op, choice).await?;
-    }
     check()?;
     for ((ensure, tenant), going) in ensures.into_iter().zip(&going) {
         super::library::ensure(&going.client, ensure, &tenant).await?;
@@ -198,14 +195,19 @@ where
         .iter()
         .zip(&prepared.records)
         .map(|(part, record)| {
-            let selection = going
+            let chosen = going
                 .iter()
-                .find(|g| std::ptr::eq(g.part, part))
-                .map(|g| &g.selection);
-            (part.profile.as_deref(), selection, record)
+                .zip(&chosen)
+                .find(|(g, _)| std::ptr::eq(g.part, part))
+                .map(|(_, (_, c))| &c.selection);
+            (part.profile.as_deref(), chosen, record)
         })
         .collect();
     let (path, journal) = start_journal(targets, &journaled)?;
+    for (going, (_, choice)) in going.iter_mut().zip(chosen) {
+        let journal = journal.of_profile(going.profile());
+        going.selection = cancel_first(cli, &going.client, op, choice, &journal).await?;
+    }
     Ok(Begun {
         going,
         stopped,
