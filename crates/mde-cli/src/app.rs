@@ -141,6 +141,7 @@ pub async fn run(cli: Cli) -> u8 {
                 confirm: confirm.clone(),
                 journaling: journaling.clone(),
                 cancel_pending: false,
+                skip_pending_check: false,
             };
             (OperationId::CancelMachineAction, targets, None)
         }

@@ -579,6 +579,9 @@ pub struct Targets {
     /// Cancel a pending opposite action first (set by the containment commands' flag).
     #[arg(skip)]
     pub cancel_pending: bool,
+    /// Send without reading the pending actions first (set by the containment commands' flag).
+    #[arg(skip)]
+    pub skip_pending_check: bool,
 }
 
 /// The machines of a containment command (isolate, release, restrict, unrestrict), read
@@ -589,8 +592,13 @@ pub struct Containment {
     pub targets: Targets,
     /// Where the opposite action is pending (a release while an isolation is), cancel it
     /// first and wait for the cancellation, instead of reporting a conflict.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "skip_pending_check")]
     pub cancel_pending: bool,
+    /// Send without first reading the tenant's pending actions (for an app without
+    /// Machine.Read.All). The risk: a duplicate or opposite action still pending is not seen,
+    /// and one that completes after this run's can undo it (#5903).
+    #[arg(long)]
+    pub skip_pending_check: bool,
     #[command(flatten)]
     pub wait: Wait,
 }
@@ -600,6 +608,7 @@ impl Containment {
     pub fn targets(&self) -> Targets {
         Targets {
             cancel_pending: self.cancel_pending,
+            skip_pending_check: self.skip_pending_check,
             ..self.targets.clone()
         }
     }
@@ -843,7 +852,13 @@ pub fn command() -> clap::Command {
     let mut command = Cli::command();
     for op in OperationId::ALL {
         if let Some(path) = command_of(op) {
-            command = at_path(command, path, |sub| sub.args(crate::body_flags::args(op)));
+            command = at_path(command, path, |sub| {
+                let help = match sub.get_after_help() {
+                    Some(help) => format!("{help}\n\n{}", permissions(op)),
+                    None => permissions(op),
+                };
+                sub.args(crate::body_flags::args(op)).after_help(help)
+            });
         }
     }
     // Global options reach every subcommand when the command is built; hide them after.
@@ -869,6 +884,37 @@ pub fn command() -> clap::Command {
     quiet.extend(["output".to_string(), "verbose".to_string()]);
     command = command.mut_subcommand("completions", hide(quiet));
     command.mut_subcommand("package", |p| p.mut_subcommand("verify", hide(local)))
+}
+
+/// The permissions a command needs, from the spec's `x-permissions`: its operation's, the
+/// pending-action check's before a containment, and the name and tag look-ups'.
+fn permissions(op: OperationId) -> String {
+    let any = |op: OperationId| {
+        let facts = op.facts();
+        let or = |p: &[&str]| p.join(" or ");
+        format!(
+            "{} (application), {} (delegated)",
+            or(facts.application_permissions),
+            or(facts.delegated_permissions)
+        )
+    };
+    let mut text = format!("Permissions: {}.", any(op));
+    let contains = op
+        .creates_action()
+        .is_some_and(|kind| crate::pending::opposite(&kind).is_some());
+    if contains {
+        text.push_str(&format!(
+            "\nBefore sending, the pending-action check reads the tenant's actions: {} (--skip-pending-check sends without it).",
+            any(OperationId::ListMachineActions)
+        ));
+    }
+    if crate::targets::on_machines(op) {
+        text.push_str(&format!(
+            "\nMachines by name (--machine-name, --names-file) or --tag are looked up with {}.",
+            any(OperationId::ListMachines)
+        ));
+    }
+    text
 }
 
 /// A `--since` time: a date (midnight UTC) or an RFC 3339 date-time, in UTC. Never sent as

@@ -529,11 +529,27 @@ pub(crate) async fn resolve(
     history: &History,
     (ids, names): (Vec<String>, Vec<String>),
     op: OperationId,
-) -> Result<Chosen, Error> {
+) -> Result<Chosen, (u8, String)> {
     let given = (&names[..], tag(targets));
-    let mut selection =
-        selection::select(client, ids, given, targets.pick.is_some(), history).await?;
-    let to_cancel = race(client, targets, op, &mut selection).await?;
+    let mut selection = selection::select(client, ids, given, targets.pick.is_some(), history)
+        .await
+        .map_err(|e| {
+            let text = crate::output::error_text(&e);
+            (code_of(&e), format!("cannot resolve the machines: {text}"))
+        })?;
+    let to_cancel = race(client, targets, op, &mut selection)
+        .await
+        .map_err(|e| {
+            let list = OperationId::ListMachineActions.facts();
+            (
+                code_of(&e),
+                format!(
+                    "cannot read the pending actions, the check against the duplicate-action race (#5903): {}. Give the app {} (application), or send without the check with --skip-pending-check: a duplicate or opposite action still pending is then not seen, and one that completes after this run's can undo it",
+                    crate::output::error_text(&e),
+                    list.application_permissions.join(" or ")
+                ),
+            )
+        })?;
     Ok(Chosen {
         selection,
         to_cancel,
@@ -684,6 +700,9 @@ async fn race(
     op: OperationId,
     selection: &mut Selection,
 ) -> Result<Vec<(String, mde_client::types::MachineAction)>, Error> {
+    if targets.skip_pending_check {
+        return Ok(Vec::new());
+    }
     let Some(pending) = crate::pending::read(client, op).await? else {
         return Ok(Vec::new());
     };

@@ -875,3 +875,71 @@ async fn test_each_command_by_tag_and_by_name_with_wait() {
     }
     sim.stop().await;
 }
+
+/// Least privilege: an app holding only `Machine.Isolate` cannot read the pending actions the
+/// race check needs; the run stops before sending and says which permission and which flag
+/// (with its risk); `--skip-pending-check` sends without the check. `--help` names each
+/// command's permissions, from the spec.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_least_privilege_isolation_needs_the_check_or_its_flag() {
+    let dir = scratch("least-privilege");
+    let isolator = mde_sim::App {
+        client_id: "isolator".into(),
+        permissions: vec!["Machine.Isolate".into()],
+        ..mde_sim::App::default_app()
+    };
+    let sim = Simulator::start(Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        time_scale: 60.0,
+        apps: vec![mde_sim::App::default_app(), isolator],
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let isolate = |extra: &[&str]| {
+        let mut command = against(dir.path(), &sim);
+        command
+            .env("AZURE_CLIENT_ID", "isolator")
+            .args(["isolate", MACHINES[0], "--comment", "c"])
+            .args(extra);
+        run_off(command)
+    };
+    let refused = isolate(&[]).await;
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
+    for said in [
+        "cannot read the pending actions",
+        "Machine.Read.All",
+        "--skip-pending-check",
+    ] {
+        assert!(refused.stderr.contains(said), "{said}: {}", refused.stderr);
+    }
+    assert_eq!(sim.calls(OperationId::IsolateMachine), 0, "nothing sent");
+    let sent = isolate(&["--skip-pending-check"]).await;
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    let isolations = sim
+        .actions()
+        .into_iter()
+        .filter(|a| a.type_ == Some(MachineActionType::Isolate))
+        .count();
+    assert_eq!(isolations, 1);
+
+    let help = run_off({
+        let mut command = against(dir.path(), &sim);
+        command.args(["isolate", "--help"]);
+        command
+    })
+    .await;
+    assert!(
+        help.stdout
+            .contains("Permissions: Machine.Isolate (application)"),
+        "{}",
+        help.stdout
+    );
+    assert!(
+        help.stdout
+            .contains("--skip-pending-check sends without it"),
+        "{}",
+        help.stdout
+    );
+    sim.stop().await;
+}

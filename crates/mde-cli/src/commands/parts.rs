@@ -14,8 +14,8 @@ use crate::journal::{History, Journal, RunRecord};
 use crate::output;
 use crate::selection::Selection;
 use crate::session::{
-    AUTH, Chosen, Intent, LOCAL, OK, PARTIAL, cancel_first, client_of, code_of, confirm, dry_run,
-    fail, history, machines, plan, recorded, resolve, run_record, sign_in_of, start_journal,
+    AUTH, Chosen, Intent, LOCAL, OK, PARTIAL, cancel_first, client_of, confirm, dry_run, fail,
+    history, machines, plan, recorded, resolve, run_record, sign_in_of, start_journal,
     stopped_code, tag, time_scale,
 };
 use crate::tenants::{self, Part};
@@ -249,10 +249,7 @@ async fn ready<'a>(
             },
             chosen,
         ))),
-        Err(e) => stopped((
-            code_of(&e),
-            format!("cannot resolve the machines: {}", output::error_text(&e)),
-        )),
+        Err(e) => stopped(e),
     }
 }
 
