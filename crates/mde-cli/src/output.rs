@@ -60,11 +60,7 @@ pub fn error_text(e: &dyn std::error::Error) -> String {
 pub fn error_block<'a>(errors: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<String> {
     let mut counts: Vec<(String, usize)> = Vec::new();
     for (machine, error) in errors {
-        let text = if machine.is_empty() {
-            error.to_string()
-        } else {
-            error.replace(machine, "{machine}")
-        };
+        let text = whole_word(error, machine, "{machine}");
         match counts.iter_mut().find(|(known, _)| *known == text) {
             Some((_, n)) => *n += 1,
             None => counts.push((text, 1)),
@@ -75,6 +71,26 @@ pub fn error_block<'a>(errors: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<
         .into_iter()
         .map(|(text, n)| format!("  {n} machine(s): {text}"))
         .collect()
+}
+
+/// `text` with each whole occurrence of `word` (not a part of a longer id or name, such as
+/// `ws-0001` in `ws-0001.contoso.com`) replaced by `with`.
+fn whole_word(text: &str, word: &str, with: &str) -> String {
+    if word.is_empty() {
+        return text.to_string();
+    }
+    let part = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || "-._".contains(c));
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(word) {
+        let (before, after) = (&rest[..at], &rest[at + word.len()..]);
+        out.push_str(before);
+        let whole = !part(out.chars().next_back()) && !part(after.chars().next());
+        out.push_str(if whole { with } else { word });
+        rest = after;
+    }
+    out.push_str(rest);
+    out
 }
 
 fn action(a: &types::MachineAction) -> String {
@@ -489,6 +505,27 @@ mod tests {
             "120.1/s · ~1m 5s left · waiting 42s for the documented rate limit"
         );
         assert_eq!(pace(0, Duration::ZERO, secs(0), None), "0.0/s · ~0s left");
+    }
+
+    #[test]
+    fn a_machine_is_named_in_its_error_only_where_it_stands_alone() {
+        let block = error_block(
+            [
+                (
+                    "ws-0001",
+                    "no machine ws-0001 (ws-0001.contoso.com is another)",
+                ),
+                ("ab12", "machine ab12 not found"),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(
+            block,
+            [
+                "  1 machine(s): no machine {machine} (ws-0001.contoso.com is another)",
+                "  1 machine(s): machine {machine} not found"
+            ]
+        );
     }
 
     #[test]

@@ -1679,16 +1679,7 @@ async fn test_scan_wait_follows_every_scan_to_its_final_status() {
     let dir = scratch("wait");
     let n = 6;
     let machines: Vec<String> = (0..n).map(generated_machine_id).collect();
-    // A seed that fails some scans and not others.
-    let seed = (0..)
-        .find(|s| {
-            let failed = machines
-                .iter()
-                .filter(|m| mde_sim::dice(*s, &[m.as_str(), "scan", "0"]) < 0.3)
-                .count();
-            failed == 2
-        })
-        .unwrap();
+    let seed = common::seed_failing(&machines, 0.3, 2);
     let sim = Simulator::start(Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         time_scale: 600.0,

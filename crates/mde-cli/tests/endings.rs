@@ -44,21 +44,31 @@ fn with_file_size_limit(command: &Command, bytes: u64) -> Command {
     limited
 }
 
+/// The resume line a stopped run printed after "then resume with", as a command run in `dir`
+/// signing in as the simulator's default app.
+fn resumed(dir: &std::path::Path, stderr: &str) -> Command {
+    let line = stderr
+        .lines()
+        .skip_while(|l| !l.contains("then resume with"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("a resume line: {stderr}"));
+    let args = shlex::split(line.trim()).unwrap();
+    assert!(args.iter().any(|a| a == "--resume"), "{line}");
+    let mut command = common::mde(dir);
+    command
+        .env("AZURE_TENANT_ID", mde_sim::DEFAULT_TENANT)
+        .env("AZURE_CLIENT_ID", mde_sim::DEFAULT_CLIENT_ID)
+        .env("AZURE_CLIENT_SECRET", mde_sim::DEFAULT_CLIENT_SECRET)
+        .args(&args[1..]);
+    command
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_wait_reports_each_action_as_it_ended() {
     let dir = scratch("wait-ends");
     let n = 6;
     let machines: Vec<String> = (0..n).map(generated_machine_id).collect();
-    // A seed that fails some scans and not others.
-    let seed = (0..)
-        .find(|s| {
-            let failed = machines
-                .iter()
-                .filter(|m| mde_sim::dice(*s, &[m.as_str(), "scan", "0"]) < 0.5)
-                .count();
-            failed == 2
-        })
-        .unwrap();
+    let seed = common::seed_failing(&machines, 0.5, 2);
     for output in ["csv", "json"] {
         let sim = Simulator::start(Config {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -226,25 +236,8 @@ async fn test_a_journal_that_cannot_be_written_stops_sending_and_loses_nothing()
         sending >= tagged,
         "{sending} sending lines, {tagged} tagged"
     );
-    let resume = out
-        .stderr
-        .lines()
-        .skip_while(|l| !l.contains("then resume with"))
-        .nth(1)
-        .unwrap_or_else(|| panic!("a resume line: {}", out.stderr))
-        .trim()
-        .to_string();
-    assert!(resume.contains("--resume"), "{resume}");
-
     // Space freed: the resume line, as printed, sends to the rest only.
-    let args = shlex::split(&resume).unwrap();
-    let mut again = common::mde(dir.path());
-    again
-        .env("AZURE_TENANT_ID", mde_sim::DEFAULT_TENANT)
-        .env("AZURE_CLIENT_ID", mde_sim::DEFAULT_CLIENT_ID)
-        .env("AZURE_CLIENT_SECRET", mde_sim::DEFAULT_CLIENT_SECRET)
-        .args(&args[1..]);
-    let out = run_off(again).await;
+    let out = run_off(resumed(dir.path(), &out.stderr)).await;
     assert!(matches!(out.code, 0 | 1), "{}", out.stderr);
     assert_eq!(
         sim.calls(OperationId::SetMachineTag),
@@ -282,22 +275,7 @@ async fn test_a_full_evidence_disk_stops_the_run_and_the_resume_finishes_it() {
     let out = run_off(with_file_size_limit(&command, 1_000_000)).await;
     assert_eq!(out.code, 4, "{}", out.stderr);
     assert!(out.stderr.contains("Free the space"), "{}", out.stderr);
-    let resume = out
-        .stderr
-        .lines()
-        .skip_while(|l| !l.contains("then resume with"))
-        .nth(1)
-        .unwrap_or_else(|| panic!("a resume line: {}", out.stderr))
-        .trim()
-        .to_string();
-    let args = shlex::split(&resume).unwrap();
-    let mut again = common::mde(dir.path());
-    again
-        .env("AZURE_TENANT_ID", mde_sim::DEFAULT_TENANT)
-        .env("AZURE_CLIENT_ID", mde_sim::DEFAULT_CLIENT_ID)
-        .env("AZURE_CLIENT_SECRET", mde_sim::DEFAULT_CLIENT_SECRET)
-        .args(&args[1..]);
-    let out = run_off(again).await;
+    let out = run_off(resumed(dir.path(), &out.stderr)).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(
         sim.calls(OperationId::CollectInvestigationPackage),

@@ -76,7 +76,7 @@ pub enum Error {
     #[error("authentication failed: {0}")]
     Authentication(String),
     /// 403: the token lacks the permission the operation needs.
-    #[error("permission denied ({error}); the operation needs one of: {}", required.join(", "))]
+    #[error("{}", permission_text(error, required))]
     Permission {
         /// The permissions or roles the spec documents for the operation, any one of which
         /// would do.
@@ -362,6 +362,20 @@ impl Error {
                 excerpt: service.to_string(),
             },
         }
+    }
+}
+
+/// A 403 as a person reads it: the service's words, then the permissions that would do,
+/// unless the service's words name them already.
+fn permission_text(error: &ServiceError, required: &[&str]) -> String {
+    let said = error.to_string();
+    if !required.is_empty() && required.iter().all(|p| said.contains(p)) {
+        format!("permission denied ({said})")
+    } else {
+        format!(
+            "permission denied ({said}); the operation needs one of: {}",
+            required.join(", ")
+        )
     }
 }
 

@@ -226,7 +226,8 @@ async fn main() -> ExitCode {
             }
         }
     }
-    let machines = config.machines.len();
+    // Those given by id and by name (each tenant has as many).
+    let machines = config.machines.len() + config.names.len();
     let sim = match Simulator::start(config).await {
         Ok(sim) => sim,
         Err(e) => {

@@ -30,7 +30,7 @@ pub(crate) fn action_filter(
             .map(|m| format!("machineId eq {}", quoted(m))),
         status
             .as_deref()
-            .map(|s| format!("status eq {}", quoted(s))),
+            .map(|s| format!("status eq {}", quoted(documented_status(s)))),
         kind.as_deref().map(|t| format!("type eq {}", quoted(t))),
         since.map(mde_client::since_filter),
     ]
@@ -38,6 +38,17 @@ pub(crate) fn action_filter(
     .flatten()
     .collect();
     (!parts.is_empty()).then(|| parts.join(" and "))
+}
+
+/// A status as the service writes it (`pending` is `Pending`): the documented value of that
+/// spelling in any case, else as given.
+fn documented_status(status: &str) -> &str {
+    let documented = mde_client::types::MachineActionStatus::DOCUMENTED;
+    documented
+        .iter()
+        .find(|d| d.eq_ignore_ascii_case(status))
+        .copied()
+        .unwrap_or(status)
 }
 
 /// `mde action list`: one filtered call, newest first (and one to resolve a machine name).
@@ -184,5 +195,10 @@ mod tests {
             )
         );
         assert_eq!(action_filter(&None, &None, &None, None), None);
+        // A status in another case is sent as the service writes it.
+        let pending = action_filter(&None, &Some("pending".into()), &None, None);
+        assert_eq!(pending.as_deref(), Some("status eq 'Pending'"));
+        let other = action_filter(&None, &Some("Queued".into()), &None, None);
+        assert_eq!(other.as_deref(), Some("status eq 'Queued'"));
     }
 }

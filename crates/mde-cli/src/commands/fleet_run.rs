@@ -238,14 +238,17 @@ pub(crate) async fn run(
         all.outcomes.extend(report.outcomes.iter().cloned());
         match profile {
             // The table and the summary show the tenant of every machine not sent to.
-            Some(_) => all
-                .outcomes
-                .extend(report.not_sent.iter().map(|m| not_sent(*profile, m))),
+            Some(_) => all.outcomes.extend(
+                report
+                    .not_sent
+                    .iter()
+                    .map(|m| not_sent(*profile, m, report)),
+            ),
             None => all.not_sent.extend(report.not_sent.iter().cloned()),
         }
         if let Some(lines) = &lines {
             for machine in &report.not_sent {
-                lines.write(&outcome_line(&not_sent(*profile, machine)));
+                lines.write(&outcome_line(&not_sent(*profile, machine, report)));
             }
         }
     }
@@ -336,13 +339,19 @@ fn labelled(going: &Going<'_>, outcome: &fleet::Outcome) -> fleet::Outcome {
 }
 
 /// A machine a run did not send to, as an outcome of its tenant.
-fn not_sent(profile: Option<&str>, machine: &str) -> fleet::Outcome {
+/// The reason is what stopped its part (credentials, a local fault, an unreachable service),
+/// else the run stopping before it.
+fn not_sent(profile: Option<&str>, machine: &str, report: &fleet::Report) -> fleet::Outcome {
+    let why = (report.fatal.as_deref())
+        .or(report.local.as_deref())
+        .or(report.unreachable.as_deref())
+        .unwrap_or("the run stopped before it; resume to send it");
     fleet::Outcome {
         machine: machine.to_string(),
         name: None,
         outcome: fleet::Kind::NotSent,
         result: None,
-        error: None,
+        error: Some(crate::json::ErrorInfo::new("not_sent", why)),
         earlier: false,
         tenant: profile.map(str::to_string),
     }

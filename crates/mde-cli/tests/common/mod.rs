@@ -118,3 +118,17 @@ pub fn profiles(dir: &std::path::Path, base: &str, tenants: &[&str]) {
         .collect();
     std::fs::write(dir.join("config.toml"), profiles).unwrap();
 }
+
+/// A simulator seed under which `--scan-failures share` fails the first scan of exactly
+/// `failed` of the machines: some scans fail and others not.
+pub fn seed_failing(machines: &[String], share: f64, failed: usize) -> u64 {
+    (0..)
+        .find(|s| {
+            let n = machines
+                .iter()
+                .filter(|m| mde_sim::dice(*s, &[m.as_str(), "scan", "0"]) < share)
+                .count();
+            n == failed
+        })
+        .unwrap()
+}
