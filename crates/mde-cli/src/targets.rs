@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// Reads the ids of the arguments and the file (`-`: stdin), skipping blank lines and `#`
 /// comments, keeping the first of each id; returns them and the repeated ones. `scope`: the
-/// profiles the command line (or `MDE_PROFILE`) gives, see [`in_scope`].
+/// profiles the command line (or `MDE_PROFILE`) gives: a machine naming another is refused.
 pub fn machine_ids(
     arguments: &[String],
     file: Option<&Path>,
