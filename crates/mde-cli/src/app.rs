@@ -145,8 +145,8 @@ pub async fn run(cli: Cli) -> u8 {
             };
             (OperationId::CancelMachineAction, targets, None)
         }
-        Command::Machine(MachineCommand::Show { ids }) => {
-            return done(machine::show(&cli, ids).await);
+        Command::Machine(MachineCommand::Show { ids, names }) => {
+            return done(machine::show(&cli, ids, names).await);
         }
         Command::Machine(MachineCommand::List {
             isolated,

@@ -462,13 +462,20 @@ pub enum PackageCommand {
 
 #[derive(Clone, Debug, Subcommand)]
 pub enum MachineCommand {
-    /// Shows machines by id: name, health, tags, and whether each is isolated or restricted
-    /// now (its latest completed isolate or release, restrict or unrestrict).
-    #[command(after_help = "Example:\n  mde machine show 1e5bc9d7e413ddd7902c2932e418702b84d0cc07")]
+    /// Shows machines by id or by name: name, health, tags, and whether each is isolated or
+    /// restricted now (its latest completed isolate or release, restrict or unrestrict) or
+    /// becoming so (isolating, releasing, restricting, unrestricting: the action pending).
+    #[command(
+        after_help = "Examples:\n  mde machine show 1e5bc9d7e413ddd7902c2932e418702b84d0cc07\n  mde machine show --machine-name ws-0001"
+    )]
     Show {
         /// Machine ids.
-        #[arg(value_name = "MACHINE_ID", required = true)]
+        #[arg(value_name = "MACHINE_ID", required_unless_present = "names")]
         ids: Vec<String>,
+        /// Machine names (a short name or the fully qualified one), as every command takes
+        /// them.
+        #[arg(long = "machine-name", value_name = "NAME")]
+        names: Vec<String>,
     },
     /// Lists the machines with their containment now: the service has no field for it, so it
     /// is read from the completed containment actions (one listMachineActions call a page).
@@ -476,10 +483,11 @@ pub enum MachineCommand {
         after_help = "Examples:\n  mde machine list --isolated\n  mde machine list --tag Contained --tag-prefix"
     )]
     List {
-        /// Only the machines isolated now.
+        /// Only the machines isolated now, or with an isolation or release pending.
         #[arg(long)]
         isolated: bool,
-        /// Only the machines whose applications are restricted now.
+        /// Only the machines whose applications are restricted now, or with a restriction or
+        /// its undoing pending.
         #[arg(long)]
         restricted: bool,
         /// Only the machines with this tag (findMachinesByTag).

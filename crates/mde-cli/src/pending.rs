@@ -187,50 +187,72 @@ pub async fn cancel(
     Ok(not_cancelled)
 }
 
-/// A machine's containment now, from its latest completed containment actions.
+/// A machine's containment now, from its latest completed containment actions, and the
+/// containment actions still pending on it.
 #[derive(Debug, Default, Clone)]
 pub struct Containment {
     /// The isolation in force, when the latest completed of isolate and release is an isolate.
     pub isolated: Option<MachineAction>,
     /// The restriction in force, likewise.
     pub restricted: Option<MachineAction>,
+    /// The newest isolate or release still pending (`Pending`, `InProgress`).
+    pub isolation_pending: Option<MachineAction>,
+    /// The newest restrict or unrestrict still pending.
+    pub restriction_pending: Option<MachineAction>,
 }
 
-/// Each machine's containment, from the `Succeeded` containment actions of the tenant: one
-/// listMachineActions call a page of 10,000, whatever the fleet size. Of a pair (isolate and
-/// release, restrict and unrestrict) the one that completed last is in force: a duplicate
-/// isolate that completed after a later release (#5903) leaves the machine isolated.
+/// What a pending containment action is doing, for people: `isolating`, `releasing`,
+/// `restricting`, `unrestricting`.
+pub fn doing(action: &MachineAction) -> &'static str {
+    use MachineActionType as T;
+    match action.type_ {
+        Some(T::Isolate) => "isolating",
+        Some(T::Unisolate) => "releasing",
+        Some(T::RestrictCodeExecution) => "restricting",
+        Some(T::UnrestrictCodeExecution) => "unrestricting",
+        _ => "pending",
+    }
+}
+
+/// Each machine's containment, from the `Succeeded`, `Pending` and `InProgress` containment
+/// actions of the tenant: one listMachineActions call a page of 10,000, whatever the fleet
+/// size. Of a pair (isolate and release, restrict and unrestrict) the one that completed last
+/// is in force: a duplicate isolate that completed after a later release (#5903) leaves the
+/// machine isolated. The newest pending one of each pair is what is under way.
 pub async fn containment(client: &Client) -> Result<HashMap<String, Containment>, Error> {
     use MachineActionType as T;
-    let filter = "status eq 'Succeeded' and (type eq 'Isolate' or type eq 'Unisolate' or type eq 'RestrictCodeExecution' or type eq 'UnrestrictCodeExecution')";
-    let completed = |a: &MachineAction| {
+    let filter = "(status eq 'Succeeded' or status eq 'Pending' or status eq 'InProgress') and (type eq 'Isolate' or type eq 'Unisolate' or type eq 'RestrictCodeExecution' or type eq 'UnrestrictCodeExecution')";
+    let when = |a: &MachineAction| {
         a.last_update_date_time_utc
             .as_ref()
             .or(a.last_update_time_utc.as_ref())
             .or(a.creation_date_time_utc.as_ref())
             .map(|t| t.instant())
     };
-    // The latest completed action of each pair, by machine.
-    let mut latest: HashMap<(String, bool), MachineAction> = HashMap::new();
+    // The latest action of each pair, completed and pending apart, by machine.
+    let mut latest: HashMap<(String, bool, bool), MachineAction> = HashMap::new();
     for action in client.list_actions(Some(filter.to_string())).await? {
         let (Some(machine), Some(kind)) = (action.machine_id.clone(), action.type_.clone()) else {
             continue;
         };
         let isolation = matches!(kind, T::Isolate | T::Unisolate);
-        let key = (machine, isolation);
+        let pending = action.status != Some(MachineActionStatus::Succeeded);
+        let key = (machine, isolation, pending);
         if latest
             .get(&key)
-            .is_none_or(|known| completed(&action) > completed(known))
+            .is_none_or(|known| when(&action) > when(known))
         {
             latest.insert(key, action);
         }
     }
     let mut state: HashMap<String, Containment> = HashMap::new();
-    for ((machine, _), action) in latest {
+    for ((machine, isolation, pending), action) in latest {
         let entry = state.entry(machine).or_default();
-        match action.type_ {
-            Some(T::Isolate) => entry.isolated = Some(action),
-            Some(T::RestrictCodeExecution) => entry.restricted = Some(action),
+        match (pending, isolation, &action.type_) {
+            (true, true, _) => entry.isolation_pending = Some(action),
+            (true, false, _) => entry.restriction_pending = Some(action),
+            (false, _, Some(T::Isolate)) => entry.isolated = Some(action),
+            (false, _, Some(T::RestrictCodeExecution)) => entry.restricted = Some(action),
             _ => {}
         }
     }

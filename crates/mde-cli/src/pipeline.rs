@@ -188,7 +188,7 @@ impl Stage {
         }
     }
 
-    fn is_final(self) -> bool {
+    pub(crate) fn is_final(self) -> bool {
         matches!(self, Stage::Saved | Stage::Failed)
     }
 }

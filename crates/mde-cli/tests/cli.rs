@@ -1272,11 +1272,11 @@ async fn test_ctrl_c_during_collect_download_then_resume() {
         resume_line.contains("--resume j.jsonl") && !resume_line.contains("--journal"),
         "{resume_line}"
     );
-    let saved_first = by_machine(&String::from_utf8(out.stdout).unwrap())
-        .values()
-        .filter(|l| l["outcome"] == "saved")
-        .count();
+    let told = by_machine(&String::from_utf8(out.stdout).unwrap());
+    let saved_first = told.values().filter(|l| l["outcome"] == "saved").count();
     assert!(saved_first < n, "interrupted too late to test anything");
+    // Every machine has its line, those still on their way too.
+    assert_eq!(told.len(), n, "{told:?}");
 
     let mut resume = collect_download(dir.path(), &sim, &machines, &["--resume", "j.jsonl"]);
     let resumed = tokio::task::spawn_blocking(move || run(&mut resume))

@@ -9,7 +9,7 @@ use mde_client::{Error, operations};
 use crate::cli::Cli;
 use crate::json::{ErrorInfo, Line, Lines};
 use crate::output::{self, error_text};
-use crate::pending::{Containment, containment};
+use crate::pending::{Containment, containment, doing};
 use crate::session::{AUTH, OK, PARTIAL, code_of, connect, fail};
 
 /// What `mde machine list` keeps.
@@ -39,6 +39,21 @@ fn since(action: Option<&MachineAction>) -> String {
     })
 }
 
+/// A column of containment: what is in force, then what is under way (`isolating (ACTION)`).
+fn column(in_force: Option<&MachineAction>, pending: Option<&MachineAction>) -> String {
+    let held = since(in_force);
+    match pending {
+        None => held,
+        Some(p) => {
+            let doing = format!("{} ({})", doing(p), p.id.as_deref().unwrap_or("?"));
+            match in_force {
+                Some(_) => format!("{held}; {doing}"),
+                None => doing,
+            }
+        }
+    }
+}
+
 /// A containment action in force, for JSON.
 fn held(action: Option<&MachineAction>) -> serde_json::Value {
     action.map_or(serde_json::Value::Null, |a| {
@@ -46,6 +61,18 @@ fn held(action: Option<&MachineAction>) -> serde_json::Value {
             "action_id": a.id,
             "scope": a.scope,
             "since": a.last_update_date_time_utc.as_ref().or(a.creation_date_time_utc.as_ref()),
+        })
+    })
+}
+
+/// A containment action pending, for JSON: what it is doing, and the action.
+fn under_way(action: Option<&MachineAction>) -> serde_json::Value {
+    action.map_or(serde_json::Value::Null, |a| {
+        serde_json::json!({
+            "state": doing(a),
+            "action_id": a.id,
+            "status": a.status,
+            "since": a.creation_date_time_utc,
         })
     })
 }
@@ -64,7 +91,15 @@ fn print(lines: Option<&Lines>, machine: &Machine, state: &Containment) {
             .with("os_platform", &machine.os_platform)
             .with("tags", &tags)
             .with("isolated", held(state.isolated.as_ref()))
-            .with("restricted", held(state.restricted.as_ref())),
+            .with("restricted", held(state.restricted.as_ref()))
+            .with(
+                "isolation_pending",
+                under_way(state.isolation_pending.as_ref()),
+            )
+            .with(
+                "restriction_pending",
+                under_way(state.restriction_pending.as_ref()),
+            ),
         ),
         None => println!(
             "{:<40}  {:<30}  {:<8}  {:<44}  {:<44}  {}",
@@ -74,8 +109,11 @@ fn print(lines: Option<&Lines>, machine: &Machine, state: &Containment) {
                 .health_status
                 .as_ref()
                 .map_or("-".to_string(), ToString::to_string),
-            since(state.isolated.as_ref()),
-            since(state.restricted.as_ref()),
+            column(state.isolated.as_ref(), state.isolation_pending.as_ref()),
+            column(
+                state.restricted.as_ref(),
+                state.restriction_pending.as_ref()
+            ),
             output::escape(&tags.join(", "))
         ),
     }
@@ -91,8 +129,11 @@ async fn states(client: &mde_client::Client) -> Result<HashMap<String, Containme
     })
 }
 
-/// `mde machine show`: each machine by id, with its containment now.
-pub(crate) async fn show(cli: &Cli, ids: &[String]) -> Result<u8, u8> {
+/// `mde machine show`: each machine by id or by name, with its containment now.
+pub(crate) async fn show(cli: &Cli, ids: &[String], names: &[String]) -> Result<u8, u8> {
+    for name in names {
+        crate::names::check(name).map_err(|e| fail(crate::session::USAGE, e))?;
+    }
     let (simulator, client) = connect(cli, &[]).await?;
     let state = states(&client).await?;
     let lines = Lines::of(cli.run.output);
@@ -100,7 +141,47 @@ pub(crate) async fn show(cli: &Cli, ids: &[String]) -> Result<u8, u8> {
         println!("{HEADER}");
     }
     let mut code = OK;
-    for id in ids {
+    let mut ids = ids.to_vec();
+    if !names.is_empty() {
+        let resolution = crate::names::resolve(&client, names, false)
+            .await
+            .map_err(|e| fail(code_of(&e), error_text(&e)))?;
+        for (name, resolved) in resolution.names {
+            let (outcome, why) = match resolved {
+                crate::names::Resolved::Machine(machine) => {
+                    ids.push(machine.id);
+                    continue;
+                }
+                crate::names::Resolved::NotFound => {
+                    ("not_found", format!("no machine is named {name}"))
+                }
+                crate::names::Resolved::Ambiguous(found) => {
+                    let list: Vec<String> = found
+                        .iter()
+                        .map(|c| format!("{} ({})", c.id, c.name))
+                        .collect();
+                    (
+                        "ambiguous",
+                        format!(
+                            "{} machines are named {name}: {}",
+                            found.len(),
+                            list.join(", ")
+                        ),
+                    )
+                }
+            };
+            code = PARTIAL;
+            match &lines {
+                Some(lines) => lines.write(&Line {
+                    name: Some(name.clone()),
+                    error: Some(ErrorInfo::new(outcome, &why)),
+                    ..Line::new(outcome)
+                }),
+                None => println!("{}  {}", output::escape(&name), output::escape(&why)),
+            }
+        }
+    }
+    for id in &ids {
         match client.send(operations::GetMachine { id: id.clone() }).await {
             Ok(machine) => {
                 let held = state.get(id).cloned().unwrap_or_default();
@@ -158,9 +239,9 @@ pub(crate) async fn list(cli: &Cli, only: Only<'_>) -> Result<u8, u8> {
             .and_then(|id| state.get(id))
             .cloned()
             .unwrap_or_default();
-        if (only.isolated && held.isolated.is_none())
-            || (only.restricted && held.restricted.is_none())
-        {
+        let isolated = held.isolated.is_some() || held.isolation_pending.is_some();
+        let restricted = held.restricted.is_some() || held.restriction_pending.is_some();
+        if (only.isolated && !isolated) || (only.restricted && !restricted) {
             continue;
         }
         shown += 1;

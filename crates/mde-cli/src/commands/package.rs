@@ -535,6 +535,11 @@ pub(crate) async fn save_evidence(
                 None => m.clone(),
             }));
         if let Some(lines) = &lines {
+            // Those still on their way when the run stopped (a signal, a local fault): a line
+            // each, as the table has; the final ones were written as they ended.
+            for package in report.packages.iter().filter(|p| !p.stage.is_final()) {
+                lines.write(&package.line());
+            }
             for machine in &report.not_sent {
                 let line = crate::json::not_sent_line(machine).with_some("tenant", *profile);
                 lines.write(&line);
