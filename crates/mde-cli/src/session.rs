@@ -443,13 +443,16 @@ pub(crate) async fn sign_in(client: &Client) -> Result<(), u8> {
 /// [`sign_in`], its error its exit code and what to say.
 pub(crate) async fn sign_in_of(client: &Client) -> Result<(), (u8, String)> {
     client.sign_in().await.map_err(|e| {
-        (
-            AUTH,
-            format!(
-                "cannot sign in, nothing was sent: {}",
-                crate::output::error_text(&e)
-            ),
-        )
+        let text = crate::output::error_text(&e);
+        // rustls's words for a host whose certificate no trusted CA signed.
+        let untrusted = ["UnknownIssuer", "invalid peer certificate", "self-signed"]
+            .iter()
+            .any(|t| text.contains(t));
+        let fix = match untrusted {
+            true => "\nThe sign-in host's TLS certificate is not trusted: give its CA with --ca-cert FILE (or a profile's ca_cert).",
+            false => "",
+        };
+        (AUTH, format!("cannot sign in, nothing was sent: {text}{fix}"))
     })
 }
 

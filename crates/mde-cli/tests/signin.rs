@@ -181,7 +181,48 @@ async fn test_a_client_certificate_signs_in_and_a_bad_one_is_refused() {
     assert!(out.stderr.contains("AADSTS700027"), "{}", out.stderr);
     let wrong = run_off(collect(&p12, Some("not-it"))).await;
     assert_eq!(wrong.code, 3, "{}", wrong.stderr);
-    assert!(wrong.stderr.contains("PKCS#12"), "{}", wrong.stderr);
+    assert!(
+        wrong.stderr.contains("does not open this PKCS#12 archive"),
+        "{}",
+        wrong.stderr
+    );
+    // No password at all: the variable to set is named, not the MAC that did not match.
+    let none = run_off(collect(&p12, None)).await;
+    assert_eq!(none.code, 3, "{}", none.stderr);
+    assert!(
+        none.stderr
+            .contains("set AZURE_CLIENT_CERTIFICATE_PASSWORD"),
+        "{}",
+        none.stderr
+    );
+    // A sign-in host whose CA is not trusted: the certificate error and its fix, not only
+    // the retry policy's end.
+    let mut untrusted = collect(&pem, None);
+    untrusted.env("MDE_CONFIG", dir.path().join("none.toml"));
+    let args: Vec<std::ffi::OsString> = untrusted
+        .get_args()
+        .filter(|a| *a != "--ca-cert" && *a != "ca.pem")
+        .map(|a| a.to_os_string())
+        .collect();
+    let mut untrusted = mde(dir.path());
+    untrusted
+        .args(args)
+        .env("AZURE_TENANT_ID", mde_sim::DEFAULT_TENANT)
+        .env("AZURE_CLIENT_ID", mde_sim::DEFAULT_CLIENT_ID)
+        .env("MDE_CONFIG", dir.path().join("none.toml"));
+    let out = run_off(untrusted).await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    // The cause from the chain (rustls's words), then the fix.
+    assert!(
+        out.stderr.contains("invalid peer certificate") || out.stderr.contains("UnknownIssuer"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("give its CA with --ca-cert"),
+        "{}",
+        out.stderr
+    );
     #[cfg(unix)]
     {
         let open = private_copy(&dir.path().join(""), "app-cert.pem", 0o644);

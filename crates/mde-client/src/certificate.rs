@@ -54,7 +54,14 @@ impl ClientCertificate {
         if bytes.starts_with(b"-----") || bytes.iter().take(64).all(|b| b.is_ascii()) {
             ClientCertificate::from_pem(&bytes)
         } else {
-            ClientCertificate::from_pkcs12(&bytes, password.unwrap_or_default())
+            ClientCertificate::from_pkcs12(&bytes, password.unwrap_or_default()).map_err(|e| {
+                // A MAC that does not match is, nearly always, the password: say which fix.
+                let fix = match password {
+                    None => "it is a PKCS#12 archive and no password was given: set AZURE_CLIENT_CERTIFICATE_PASSWORD to its password",
+                    Some(_) => "the password given (AZURE_CLIENT_CERTIFICATE_PASSWORD) does not open this PKCS#12 archive",
+                };
+                unusable(format_args!("{}: {fix} ({e})", path.display()))
+            })
         }
     }
 

@@ -68,8 +68,18 @@ impl IdentityCredential {
     /// A token for `scope`, and how long it lives from now.
     async fn token(&self, scope: &str) -> Result<AccessToken, Error> {
         let token = self.0.get_token(&[scope], None).await.map_err(|e| {
-            // The identity library's errors name the credential and the cause, never a secret.
-            Error::Authentication(format!("signing in: {e}"))
+            // The identity library's errors name the credential and the cause, never a secret;
+            // the cause is in the chain (a retry policy's end wraps the transport's error).
+            let mut said = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                let text = cause.to_string();
+                if !said.contains(&text) {
+                    said.push_str(&format!(": {text}"));
+                }
+                source = cause.source();
+            }
+            Error::Authentication(format!("signing in: {said}"))
         })?;
         let left = token.expires_on - azure_core::time::OffsetDateTime::now_utc();
         Ok(AccessToken {
