@@ -142,6 +142,7 @@ pub async fn run(cli: Cli) -> u8 {
                 journaling: journaling.clone(),
                 cancel_pending: false,
                 skip_pending_check: false,
+                again: false,
             };
             (OperationId::CancelMachineAction, targets, None)
         }

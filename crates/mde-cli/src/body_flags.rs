@@ -49,7 +49,15 @@ fn length(flag: &str, text: &str, min: Option<u64>, max: Option<u64>) -> Result<
     match (min, max) {
         (Some(1), _) if text.trim().is_empty() => Err(format!("--{flag} must not be empty")),
         (Some(min), Some(max)) if min == max && n != min => {
-            Err(format!("--{flag} must be {min} characters, not {n}"))
+            // A hash of another kind is the likely slip (a SHA-256 for a SHA-1): say which.
+            let hex = text.bytes().all(|b| b.is_ascii_hexdigit());
+            let kind = match n {
+                32 if hex => " (that is an MD5's length)",
+                40 if hex => " (that is a SHA-1's length)",
+                64 if hex => " (that is a SHA-256's length)",
+                _ => "",
+            };
+            Err(format!("--{flag} must be {min} characters, not {n}{kind}"))
         }
         (Some(min), _) if n < min => Err(format!("--{flag} must be at least {min} characters")),
         (_, Some(max)) if n > max => Err(format!("--{flag} must be at most {max} characters")),
@@ -164,6 +172,15 @@ mod tests {
         assert!(
             short.contains("--sha1 must be 40 characters, not 3"),
             "{short}"
+        );
+        let sha256 = "a".repeat(64);
+        let long = error(
+            OperationId::StopAndQuarantineFile,
+            &["--comment", "c", "--sha1", &sha256],
+        );
+        assert!(
+            long.contains("not 64 (that is a SHA-256's length)"),
+            "{long}"
         );
         assert!(error(OperationId::RunAntiVirusScan, &["--comment", "c"]).contains("--type"));
     }

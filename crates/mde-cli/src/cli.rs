@@ -363,7 +363,8 @@ pub enum LibraryCommand {
     /// Lists the library's files.
     #[command(after_help = "Example:\n  mde library list -o json")]
     List,
-    /// Uploads a file (20 MiB at most) under its file name: letters, digits, -, _ and .
+    /// Uploads a file (20 MiB at most) under its file name, of letters, digits, hyphens,
+    /// underscores and dots
     #[command(
         after_help = "Example:\n  mde library upload ./collect.ps1 --description \"Triage collector\" --parameters-description \"-Fast: skip the memory dump\" --overwrite"
     )]
@@ -590,6 +591,9 @@ pub struct Targets {
     /// Send without reading the pending actions first (set by the containment commands' flag).
     #[arg(skip)]
     pub skip_pending_check: bool,
+    /// Send where the action is in effect already (set by the containment commands' flag).
+    #[arg(skip)]
+    pub again: bool,
 }
 
 /// The machines of a containment command (isolate, release, restrict, unrestrict), read
@@ -607,6 +611,11 @@ pub struct Containment {
     /// and one that completes after this run's can undo it (#5903).
     #[arg(long)]
     pub skip_pending_check: bool,
+    /// Send also to machines where the action is in effect already (isolated, for an
+    /// isolate), which are otherwise reported already_in_effect and not sent: a duplicate is
+    /// how a stale isolation starts (#5903).
+    #[arg(long)]
+    pub again: bool,
     #[command(flatten)]
     pub wait: Wait,
 }
@@ -617,6 +626,7 @@ impl Containment {
         Targets {
             cancel_pending: self.cancel_pending,
             skip_pending_check: self.skip_pending_check,
+            again: self.again,
             ..self.targets.clone()
         }
     }

@@ -30,6 +30,9 @@ pub enum Kind {
     StillRunning,
     /// The same kind of action was already running there.
     AlreadyRunning,
+    /// The containment asked for is in effect already (the machine is isolated): not sent
+    /// (`--again` sends it).
+    AlreadyInEffect,
     /// The service does not know the machine (or no machine has the name).
     NotFound,
     /// Several machines have the name given (see `--pick`).
@@ -51,6 +54,13 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Whether the machine needs nothing more from this run, though nothing was sent: the
+    /// containment asked for is in effect already, or the line tells of a cancellation made
+    /// first. Neither counts against the exit code.
+    pub fn is_done_before(self) -> bool {
+        matches!(self, Kind::AlreadyInEffect | Kind::CancelledPending)
+    }
+
     /// The name used in the journal and the JSON output.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -61,6 +71,7 @@ impl Kind {
             Kind::TimedOut => "timed_out",
             Kind::StillRunning => "still_running",
             Kind::AlreadyRunning => "already_running",
+            Kind::AlreadyInEffect => "already_in_effect",
             Kind::NotFound => "not_found",
             Kind::Ambiguous => "ambiguous",
             Kind::Conflict => "conflict",

@@ -180,23 +180,28 @@ fn csv_field(value: &str) -> String {
 }
 
 impl Line {
-    /// The line as a CSV row of [`CSV_HEADER`]'s columns (and a `tenant` column after them,
-    /// in a run of several profiles).
-    pub fn csv(&self, tenant: bool) -> String {
+    /// The line as a CSV row of [`CSV_HEADER`]'s columns, then those of `more` (keys the
+    /// command adds: `tenant` in a run of profiles, an action's `type` and times).
+    pub fn csv(&self, more: &[&str]) -> String {
         let error = self.error.as_ref();
+        let added = more.iter().map(|key| match self.more.get(*key) {
+            Some(serde_json::Value::String(text)) => Some(text.clone()),
+            Some(serde_json::Value::Null) | None => None,
+            Some(other) => Some(other.to_string()),
+        });
         [
-            self.machine.as_deref(),
-            self.name.as_deref(),
-            self.action_id.as_deref(),
-            self.status.as_deref(),
-            Some(self.outcome.as_str()),
-            error.map(|e| e.code.as_str()),
-            error.map(|e| e.message.as_str()),
-            error.and_then(|e| e.correlation_id.as_deref()),
+            self.machine.clone(),
+            self.name.clone(),
+            self.action_id.clone(),
+            self.status.clone(),
+            Some(self.outcome.clone()),
+            error.map(|e| e.code.clone()),
+            error.map(|e| e.message.clone()),
+            error.and_then(|e| e.correlation_id.clone()),
         ]
         .into_iter()
-        .chain(tenant.then(|| self.more.get("tenant").and_then(|t| t.as_str())))
-        .map(|v| csv_field(v.unwrap_or_default()))
+        .chain(added)
+        .map(|v| csv_field(&v.unwrap_or_default()))
         .collect::<Vec<_>>()
         .join(",")
     }
@@ -207,7 +212,8 @@ impl Line {
 pub struct Lines {
     csv: bool,
     header: std::cell::Cell<bool>,
-    tenant: bool,
+    /// The CSV columns after [`CSV_HEADER`]'s: keys of the lines' added fields.
+    more: Vec<&'static str>,
 }
 
 impl Lines {
@@ -219,19 +225,28 @@ impl Lines {
             Output::Json => Some(Lines {
                 csv: false,
                 header: std::cell::Cell::new(true),
-                tenant: false,
+                more: Vec::new(),
             }),
             Output::Csv => Some(Lines {
                 csv: true,
                 header: std::cell::Cell::new(false),
-                tenant: false,
+                more: Vec::new(),
             }),
         }
     }
 
-    /// With a `tenant` column after the others, in CSV (a run of several profiles).
+    /// With a `tenant` column after the others, in CSV (a run of profiles).
     pub fn with_tenant(self, tenant: bool) -> Lines {
-        Lines { tenant, ..self }
+        match tenant {
+            true => self.with_columns(&["tenant"]),
+            false => self,
+        }
+    }
+
+    /// With these columns after the others, in CSV: keys of the lines' added fields.
+    pub fn with_columns(mut self, keys: &[&'static str]) -> Lines {
+        self.more.extend(keys);
+        self
     }
 
     /// Writes one line.
@@ -239,11 +254,11 @@ impl Lines {
         use std::io::Write;
         let mut stdout = std::io::stdout().lock();
         if !self.header.replace(true) {
-            let tenant = if self.tenant { ",tenant" } else { "" };
-            let _ = writeln!(stdout, "{CSV_HEADER}{tenant}");
+            let more: String = self.more.iter().map(|key| format!(",{key}")).collect();
+            let _ = writeln!(stdout, "{CSV_HEADER}{more}");
         }
         let text = if self.csv {
-            line.csv(self.tenant)
+            line.csv(&self.more)
         } else {
             line.text()
         };

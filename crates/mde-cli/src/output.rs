@@ -276,6 +276,7 @@ pub fn summary(report: &Report) -> String {
     for (n, what) in [
         (count(Kind::Cancelled), "cancelled"),
         (count(Kind::CancelledPending), "cancelled pending"),
+        (count(Kind::AlreadyInEffect), "already in effect"),
         (count(Kind::TimedOut), "timed out"),
         (count(Kind::Ambiguous), "ambiguous"),
         (count(Kind::Conflict), "conflict"),

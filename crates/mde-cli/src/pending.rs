@@ -4,7 +4,10 @@
 //! sends anything, it reads the pending containment actions of the tenant, with one
 //! filtered listMachineActions call whatever the fleet size: a machine whose same action is
 //! pending is `already_running` with it, one whose opposite action is pending is a
-//! `conflict` (or, asked, that action is cancelled first).
+//! `conflict` (or, asked, that action is cancelled first). The same call reads what is in
+//! effect: a machine whose latest completed action of the pair is the one asked for (already
+//! isolated) is `already_in_effect`, not sent again unless asked (`--again`): a duplicate is
+//! how the stale isolation starts.
 
 use std::collections::HashMap;
 
@@ -35,9 +38,21 @@ pub struct Pending {
     pub same: HashMap<String, MachineAction>,
     /// Machines where the opposite action is pending, with it.
     pub opposite: HashMap<String, MachineAction>,
+    /// Machines whose latest completed action of the pair is the one asked for, with it.
+    pub in_effect: HashMap<String, MachineAction>,
 }
 
-/// Reads the pending (`Pending` or `InProgress`) actions of `kind` and its opposite; `None`
+/// When an action completed (or last changed): what orders the completed actions of a pair.
+fn when(a: &MachineAction) -> Option<chrono::DateTime<chrono::Utc>> {
+    a.last_update_date_time_utc
+        .as_ref()
+        .or(a.last_update_time_utc.as_ref())
+        .or(a.creation_date_time_utc.as_ref())
+        .map(|t| t.instant())
+}
+
+/// Reads the pending (`Pending` or `InProgress`) actions of `kind` and its opposite, and the
+/// machines where `kind` is in effect (its latest completed of the pair); `None`
 /// when `op` is no containment action.
 pub async fn read(client: &Client, op: OperationId) -> Result<Option<Pending>, Error> {
     let Some(kind) = op.creates_action() else {
@@ -47,16 +62,27 @@ pub async fn read(client: &Client, op: OperationId) -> Result<Option<Pending>, E
         return Ok(None);
     };
     let filter = format!(
-        "(status eq 'Pending' or status eq 'InProgress') and (type eq '{}' or type eq '{}')",
+        "(status eq 'Pending' or status eq 'InProgress' or status eq 'Succeeded') and (type eq '{}' or type eq '{}')",
         kind.as_str(),
         undo.as_str()
     );
     let mut pending = Pending::default();
+    // The latest completed of the pair, by machine.
+    let mut completed: HashMap<String, MachineAction> = HashMap::new();
     // Newest first: the first of each machine is its newest.
     for action in client.list_actions(Some(filter)).await? {
         let (Some(machine), Some(type_)) = (action.machine_id.clone(), action.type_.clone()) else {
             continue;
         };
+        if action.status == Some(MachineActionStatus::Succeeded) {
+            if completed
+                .get(&machine)
+                .is_none_or(|known| when(&action) > when(known))
+            {
+                completed.insert(machine, action);
+            }
+            continue;
+        }
         let bucket = if type_ == kind {
             &mut pending.same
         } else {
@@ -64,6 +90,10 @@ pub async fn read(client: &Client, op: OperationId) -> Result<Option<Pending>, E
         };
         bucket.entry(machine).or_insert(action);
     }
+    pending.in_effect = completed
+        .into_iter()
+        .filter(|(_, action)| action.type_.as_ref() == Some(&kind))
+        .collect();
     Ok(Some(pending))
 }
 
@@ -102,6 +132,35 @@ pub fn already_running(op: OperationId, machine: &str, action: &MachineAction) -
             format!(
                 "{} is already pending on the machine; not sent again",
                 named(action)
+            ),
+        )),
+        earlier: false,
+        tenant: None,
+    }
+}
+
+/// The outcome of a machine where the action asked for is in effect already (its latest
+/// completed of the pair): not sent, unless asked (`--again`).
+pub fn already_in_effect(op: OperationId, machine: &str, action: &MachineAction) -> Outcome {
+    use MachineActionType as T;
+    let state = match action.type_ {
+        Some(T::Isolate) => "isolated",
+        Some(T::Unisolate) => "released",
+        Some(T::RestrictCodeExecution) => "restricted",
+        Some(T::UnrestrictCodeExecution) => "unrestricted",
+        _ => "so",
+    };
+    let since = when(action).map_or("?".to_string(), |t| t.to_rfc3339());
+    Outcome {
+        machine: machine.to_string(),
+        name: None,
+        outcome: Kind::AlreadyInEffect,
+        result: Answer::of_action(op, action.clone()),
+        error: Some(ErrorInfo::new(
+            "already_in_effect",
+            format!(
+                "already {state} since {since} (action {}); not sent (--again sends it anyway)",
+                action.id.as_deref().unwrap_or("?")
             ),
         )),
         earlier: false,
@@ -222,13 +281,6 @@ pub fn doing(action: &MachineAction) -> &'static str {
 pub async fn containment(client: &Client) -> Result<HashMap<String, Containment>, Error> {
     use MachineActionType as T;
     let filter = "(status eq 'Succeeded' or status eq 'Pending' or status eq 'InProgress') and (type eq 'Isolate' or type eq 'Unisolate' or type eq 'RestrictCodeExecution' or type eq 'UnrestrictCodeExecution')";
-    let when = |a: &MachineAction| {
-        a.last_update_date_time_utc
-            .as_ref()
-            .or(a.last_update_time_utc.as_ref())
-            .or(a.creation_date_time_utc.as_ref())
-            .map(|t| t.instant())
-    };
     // The latest action of each pair, completed and pending apart, by machine.
     let mut latest: HashMap<(String, bool, bool), MachineAction> = HashMap::new();
     for action in client.list_actions(Some(filter.to_string())).await? {

@@ -716,6 +716,10 @@ async fn race(
             outcomes.push(crate::pending::already_running(op, machine, action));
             return false;
         }
+        if let (Some(action), false) = (pending.in_effect.get(machine), targets.again) {
+            outcomes.push(crate::pending::already_in_effect(op, machine, action));
+            return false;
+        }
         match pending.opposite.get(machine) {
             Some(action) if targets.cancel_pending => {
                 to_cancel.push((machine.clone(), action.clone()));

@@ -95,6 +95,19 @@ async fn test_isolate_sends_the_documented_request_and_waits() {
         other.stderr
     );
     assert_eq!(sim.calls(OperationId::IsolateMachine), 2);
+
+    // Isolated already: said so, with since when, and not sent unless asked.
+    let again = run_off(isolate(&[])).await;
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    for line in lines(&again.stdout) {
+        assert_eq!(line["outcome"], "already_in_effect", "{line}");
+        let said = line["error"]["message"].as_str().unwrap();
+        assert!(said.starts_with("already isolated since "), "{said}");
+    }
+    assert_eq!(sim.calls(OperationId::IsolateMachine), 2, "not sent");
+    let forced = run_off(isolate(&["--again"])).await;
+    assert_eq!(forced.code, 0, "{}", forced.stderr);
+    assert_eq!(sim.calls(OperationId::IsolateMachine), 4, "sent when asked");
     sim.stop().await;
 }
 

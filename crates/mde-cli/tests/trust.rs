@@ -1004,5 +1004,17 @@ async fn test_csv_output_has_a_row_per_machine() {
     let rows: Vec<&str> = listed.stdout.lines().collect();
     assert_eq!(rows.len(), 2, "{}", listed.stdout);
     assert!(rows[1].contains(",listed,"), "{}", rows[1]);
+    // The type and the times the table shows, in columns of their own.
+    assert_eq!(
+        rows[0],
+        format!("{},type,created,updated", mde_cli::json::CSV_HEADER)
+    );
+    let cells: Vec<&str> = rows[1].split(',').collect();
+    assert_eq!(cells[8], "CollectInvestigationPackage", "{}", rows[1]);
+    assert!(
+        cells[9].ends_with('Z') && cells[10].ends_with('Z'),
+        "{}",
+        rows[1]
+    );
     sim.stop().await;
 }

@@ -116,15 +116,24 @@ pub(crate) async fn list(
         })
         .await;
     let page = page.map_err(|e| fail(code_of(&e), error_text(&e)))?;
-    let lines = Lines::of(cli.run.output);
+    // CSV rows carry what the table shows: the type and the times.
+    let lines = Lines::of(cli.run.output).map(|l| l.with_columns(&["type", "created", "updated"]));
     if lines.is_none() {
         println!("{}", output::ACTION_HEADER);
     }
     for action in &page.value {
         let id = action.id.as_deref().unwrap_or_default();
+        let updated =
+            (action.last_update_date_time_utc.as_ref()).or(action.last_update_time_utc.as_ref());
         match &lines {
             None => println!("{}", output::action_row(id, action)),
-            Some(lines) => lines.write(&Line::of_action("listed", action).with("action", action)),
+            Some(lines) => lines.write(
+                &Line::of_action("listed", action)
+                    .with("type", &action.type_)
+                    .with("created", &action.creation_date_time_utc)
+                    .with("updated", updated)
+                    .with("action", action),
+            ),
         }
     }
     eprintln!("mde: {} action(s)", page.value.len());

@@ -314,7 +314,7 @@ pub(crate) async fn run(
                     && report
                         .outcomes
                         .iter()
-                        .all(|o| o.outcome == ok || o.outcome == fleet::Kind::CancelledPending),
+                        .all(|o| o.outcome == ok || o.outcome.is_done_before()),
             }
         })
         .collect();
@@ -381,7 +381,10 @@ fn errors(report: &fleet::Report) {
             .filter(|o| {
                 !matches!(
                     o.outcome,
-                    fleet::Kind::Accepted | fleet::Kind::Succeeded | fleet::Kind::CancelledPending
+                    fleet::Kind::Accepted
+                        | fleet::Kind::Succeeded
+                        | fleet::Kind::CancelledPending
+                        | fleet::Kind::AlreadyInEffect
                 )
             })
             .filter_map(|o| Some((o.machine.as_str(), o.error.as_ref()?.message.as_str()))),

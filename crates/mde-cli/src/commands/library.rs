@@ -39,12 +39,7 @@ pub(crate) async fn run(cli: &Cli, command: &LibraryCommand) -> Result<u8, u8> {
                 .send(operations::ListLibraryFiles {})
                 .await
                 .map_err(failed("cannot list the library"))?;
-            if lines.is_none() {
-                println!(
-                    "{:<32}  {:<64}  {:<28}  {:<20}  PARAMETERS  DESCRIPTION",
-                    "NAME", "SHA256", "UPDATED", "BY"
-                );
-            }
+            header(lines.as_ref());
             for file in &files.value {
                 print(lines.as_ref(), "listed", file);
             }
@@ -60,6 +55,7 @@ pub(crate) async fn run(cli: &Cli, command: &LibraryCommand) -> Result<u8, u8> {
                 };
                 fail(code_of(&e), format!("cannot upload the file: {text}{hint}"))
             })?;
+            header(lines.as_ref());
             print(lines.as_ref(), "uploaded", &file);
             OK
         }
@@ -82,6 +78,16 @@ pub(crate) async fn run(cli: &Cli, command: &LibraryCommand) -> Result<u8, u8> {
         sim.stop().await;
     }
     Ok(done)
+}
+
+/// The table's header, when the output is a table.
+fn header(lines: Option<&Lines>) {
+    if lines.is_none() {
+        println!(
+            "{:<32}  {:<64}  {:<28}  {:<20}  PARAMETERS  DESCRIPTION",
+            "NAME", "SHA256", "UPDATED", "BY"
+        );
+    }
 }
 
 fn print(lines: Option<&Lines>, outcome: &str, file: &LibraryFile) {
