@@ -239,6 +239,9 @@ async fn test_a_journal_that_cannot_be_written_stops_sending_and_loses_nothing()
     // Space freed: the resume line, as printed, sends to the rest only.
     let out = run_off(resumed(dir.path(), &out.stderr)).await;
     assert!(matches!(out.code, 0 | 1), "{}", out.stderr);
+    // Paced by the documented limit (a minute's wait is 0.1 s here): no line says a wait of
+    // under a second.
+    assert!(!out.stderr.contains("(0 s)"), "{}", out.stderr);
     assert_eq!(
         sim.calls(OperationId::SetMachineTag),
         n,
