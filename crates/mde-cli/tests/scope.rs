@@ -26,14 +26,7 @@ async fn simulator() -> Simulator {
 /// `mde` with a profile for each tenant, both secrets set, no `MDE_PROFILE`.
 fn with_profiles(dir: &std::path::Path, sim: &Simulator) -> std::process::Command {
     common::profiles(dir, sim.base_url(), &TENANTS);
-    let mut command = mde(dir);
-    command
-        .env("MDE_CONFIG", dir.join("config.toml"))
-        .env_remove("MDE_PROFILE")
-        .env("CONTOSO_SECRET", mde_sim::DEFAULT_CLIENT_SECRET)
-        .env("FABRIKAM_SECRET", mde_sim::DEFAULT_CLIENT_SECRET)
-        .args(["--time-scale", &sim.clock().scale().to_string()]);
-    command
+    common::with_profiles(dir, sim, &TENANTS)
 }
 
 /// The names of `tenant`'s machines that carry `tag`, in the simulator's record.

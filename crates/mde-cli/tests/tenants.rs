@@ -33,14 +33,8 @@ fn config(dir: &std::path::Path, sim: &Simulator) {
 /// `mde` with the configuration file, each tenant's secret set (northwind's as given), on the
 /// simulator's clock.
 fn with_secrets(dir: &std::path::Path, sim: &Simulator, northwind: &str) -> std::process::Command {
-    let mut command = mde(dir);
-    command
-        .env("MDE_CONFIG", dir.join("config.toml"))
-        .env_remove("MDE_PROFILE")
-        .env("CONTOSO_SECRET", mde_sim::DEFAULT_CLIENT_SECRET)
-        .env("FABRIKAM_SECRET", mde_sim::DEFAULT_CLIENT_SECRET)
-        .env("NORTHWIND_SECRET", northwind)
-        .args(["--time-scale", &sim.clock().scale().to_string()]);
+    let mut command = common::with_profiles(dir, sim, &TENANTS);
+    command.env("NORTHWIND_SECRET", northwind);
     command
 }
 

@@ -132,3 +132,18 @@ pub fn seed_failing(machines: &[String], share: f64, failed: usize) -> u64 {
         })
         .unwrap()
 }
+
+/// `mde` with the configuration file of [`profiles`] for `tenants`, each secret set as the
+/// simulator's default app has it, no `MDE_PROFILE`, on the simulator's clock.
+pub fn with_profiles(dir: &std::path::Path, sim: &Simulator, tenants: &[&str]) -> Command {
+    let mut command = mde(dir);
+    command
+        .env("MDE_CONFIG", dir.join("config.toml"))
+        .env_remove("MDE_PROFILE")
+        .args(["--time-scale", &sim.clock().scale().to_string()]);
+    for tenant in tenants {
+        let variable = format!("{}_SECRET", tenant.to_uppercase());
+        command.env(variable, mde_sim::DEFAULT_CLIENT_SECRET);
+    }
+    command
+}
