@@ -9,8 +9,9 @@ mod common;
 
 use std::sync::atomic::Ordering;
 
-use mde_cli::fleet::{self, Kind, Plan};
+use mde_cli::fleet::{self, Plan};
 use mde_cli::journal::Journal;
+use mde_cli::vocabulary::Kind;
 use mde_client::operations::{self, AnyRequest};
 use mde_client::{OperationId, minimum_duration, types};
 use mde_sim::{Config, generated_machine_id};

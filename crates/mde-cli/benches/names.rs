@@ -10,7 +10,7 @@ mod common;
 use std::sync::atomic::Ordering;
 
 use mde_cli::names::{self, Resolved};
-use mde_cli::output::duration;
+use mde_cli::vocabulary::duration;
 use mde_client::{OperationId, minimum_duration};
 use mde_sim::Config;
 

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use mde_cli::fleet::{self, Plan};
 use mde_cli::journal::Journal;
-use mde_cli::pipeline::{self, Settings, Stage};
+use mde_cli::pipeline::{self, Settings};
+use mde_cli::vocabulary::Stage;
 use mde_client::operations::{self, AnyRequest};
 use mde_client::{OperationId, minimum_duration, types};
 use mde_sim::{Config, generated_machine_id};

@@ -12,7 +12,7 @@ use crate::cli::{
 };
 use crate::commands::{action, fleet_run, library, machine, package, profile};
 use crate::pipeline;
-use crate::session::{USAGE, fail};
+use crate::vocabulary::{USAGE, fail};
 
 /// Runs a command (not `completions`); returns the exit code.
 #[allow(deprecated)] // the retired and deprecated operations stay reachable

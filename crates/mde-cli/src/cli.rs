@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::vocabulary::Output;
 use clap::builder::TypedValueParser;
 use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 use mde_client::operations::OperationId;
@@ -171,18 +172,6 @@ pub struct Journaling {
     /// collection where one ended Failed or TimeOut.
     #[arg(long, requires = "resume", help_heading = JOURNAL)]
     pub retry_failed: bool,
-}
-
-/// Output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    /// A table for people.
-    Table,
-    /// One JSON object per machine, a line each.
-    Json,
-    /// One CSV row per machine after a header (machine, name, action_id, status, outcome,
-    /// error_code, error_message, correlation_id), for a ticket or a spreadsheet.
-    Csv,
 }
 
 #[derive(Clone, Debug, Subcommand)]

@@ -8,103 +8,9 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use mde_client::operations::{Answer, AnyRequest, OperationId, Request, RequestVisitor};
 use mde_client::{Call, Client, Delivery, Error};
-use serde::{Deserialize, Serialize};
 
 use crate::journal::{Entry, History, Journal, now};
-use crate::json::ErrorInfo;
-
-/// How a machine fared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// The service accepted the request: the action was created (it is `Pending`).
-    Accepted,
-    /// Followed (`--wait`): the action ended `Succeeded`.
-    Succeeded,
-    /// Followed: the action ended `Cancelled`.
-    Cancelled,
-    /// Followed: the action ended `TimeOut` (a device that never picked it up).
-    TimedOut,
-    /// Followed: the action had not ended when the wait did (interrupted, or its status
-    /// could no longer be read).
-    StillRunning,
-    /// The same kind of action was already running there.
-    AlreadyRunning,
-    /// The containment asked for is in effect already (the machine is isolated): not sent
-    /// (`--again` sends it).
-    AlreadyInEffect,
-    /// The service does not know the machine (or no machine has the name).
-    NotFound,
-    /// Several machines have the name given (see `--pick`).
-    Ambiguous,
-    /// The opposite action is pending on the machine (a release while an isolation is):
-    /// not sent, see `--cancel-pending`.
-    Conflict,
-    /// The pending opposite action on the machine, cancelled before this run's request
-    /// (`--cancel-pending`): a line of its own beside the machine's outcome.
-    CancelledPending,
-    /// The service answered with a failure (or, followed, the action ended `Failed`).
-    Failed,
-    /// Sent, and no answer says what came of it (a timeout, a dropped connection, a 5xx, or
-    /// an earlier run that ended before the answer): the action may or may not exist.
-    Unknown,
-    /// The request never reached the service (no connection, no token, a refusal that
-    /// holds for every machine): sent again on resume.
-    NotSent,
-}
-
-impl Kind {
-    /// Whether the machine needs nothing more from this run, though nothing was sent: the
-    /// containment asked for is in effect already, or the line tells of a cancellation made
-    /// first. Neither counts against the exit code.
-    pub fn is_done_before(self) -> bool {
-        matches!(self, Kind::AlreadyInEffect | Kind::CancelledPending)
-    }
-
-    /// The name used in the journal and the JSON output.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Accepted => "accepted",
-            Kind::CancelledPending => "cancelled_pending",
-            Kind::Succeeded => "succeeded",
-            Kind::Cancelled => "cancelled",
-            Kind::TimedOut => "timed_out",
-            Kind::StillRunning => "still_running",
-            Kind::AlreadyRunning => "already_running",
-            Kind::AlreadyInEffect => "already_in_effect",
-            Kind::NotFound => "not_found",
-            Kind::Ambiguous => "ambiguous",
-            Kind::Conflict => "conflict",
-            Kind::Failed => "failed",
-            Kind::Unknown => "unknown",
-            Kind::NotSent => "not_sent",
-        }
-    }
-}
-
-/// One machine's outcome, as the journal records it and the JSON output writes it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Outcome {
-    /// The machine id (the name as given, for a name that came to no single machine).
-    pub machine: String,
-    /// The machine's fully qualified name, when it was given by name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// How it fared.
-    pub outcome: Kind,
-    /// The service's answer, tagged with its operation, when it succeeded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<Answer>,
-    /// What went wrong, when it did not.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<ErrorInfo>,
-    /// Recorded by an earlier run (resumed), not sent now.
-    #[serde(default)]
-    pub earlier: bool,
-    /// The profile whose tenant the machine is in, in a run of several profiles.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tenant: Option<String>,
-}
+use crate::vocabulary::{ErrorInfo, Kind, Outcome, holds_for_every_call};
 
 /// How a run ended.
 #[derive(Debug, Default)]
@@ -219,15 +125,6 @@ fn outcome(
         tenant: None,
     };
     (outcome, fatal)
-}
-
-/// Whether an error holds for every machine (credentials, permission, configuration): the run
-/// stops, and the command exits 3.
-pub fn holds_for_every_call(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::Authentication(_) | Error::Permission { .. } | Error::Configuration(_)
-    )
 }
 
 /// What a run does: the request each machine gets, its id set to the machine's.

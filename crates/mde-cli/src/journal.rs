@@ -7,11 +7,10 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::vocabulary::{Kind, Outcome};
 use mde_client::operations::{Answer, OperationId};
 use mde_client::types::MachineActionStatus;
 use serde::{Deserialize, Serialize};
-
-use crate::fleet::{Kind, Outcome};
 
 /// One line of the journal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,7 +49,7 @@ pub enum Entry {
         result: Option<Answer>,
         /// What went wrong, when it did not.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        error: Option<crate::json::ErrorInfo>,
+        error: Option<crate::vocabulary::ErrorInfo>,
         /// When, in UTC.
         at: String,
     },
@@ -79,7 +78,7 @@ pub enum Entry {
         /// The name as given.
         name: String,
         /// The machine it came to.
-        machine: crate::names::Candidate,
+        machine: crate::vocabulary::Candidate,
         /// When, in UTC.
         at: String,
     },
@@ -88,7 +87,7 @@ pub enum Entry {
         /// The tag as given (`--tag`), with `*` after it for `--tag-prefix`.
         tag: String,
         /// The machines that carried it.
-        machines: Vec<crate::names::Candidate>,
+        machines: Vec<crate::vocabulary::Candidate>,
         /// When, in UTC.
         at: String,
     },
@@ -99,7 +98,7 @@ pub enum Entry {
         /// Its collection's machine action id.
         action: String,
         /// The stage.
-        stage: crate::pipeline::Stage,
+        stage: crate::vocabulary::Stage,
         /// The collection's status, when the stage came from it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         status: Option<MachineActionStatus>,
@@ -177,8 +176,11 @@ impl RunRecord {
             let added: Vec<&String> = given.iter().filter(|m| !recorded.contains(m)).collect();
             let dropped: Vec<&String> = recorded.iter().filter(|m| !given.contains(m)).collect();
             let list = |v: &[&String]| {
-                let shown: Vec<String> =
-                    v.iter().take(5).map(|m| crate::output::escape(m)).collect();
+                let shown: Vec<String> = v
+                    .iter()
+                    .take(5)
+                    .map(|m| crate::vocabulary::escape(m))
+                    .collect();
                 let more = v.len().saturating_sub(5);
                 format!(
                     "{}{}",
@@ -219,9 +221,9 @@ pub struct History {
     /// Machines sent to with no outcome recorded: the request may or may not have arrived.
     pub unknown: Vec<String>,
     /// Names resolved, by the name as given in lower case.
-    pub names: HashMap<String, crate::names::Candidate>,
+    pub names: HashMap<String, crate::vocabulary::Candidate>,
     /// The machines the run's tag came to, once looked up.
-    pub tagged: Option<Vec<crate::names::Candidate>>,
+    pub tagged: Option<Vec<crate::vocabulary::Candidate>>,
     /// Machines whose collection the service ended `Failed` or `TimeOut` (`--download`).
     pub collections_failed: Vec<String>,
 }

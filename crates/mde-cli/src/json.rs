@@ -4,67 +4,11 @@
 //! `message`, `correlation_id`) always, `null` where they do not apply, then what the
 //! command adds (`earlier`, `result`, `record`, `file`, `action`).
 
-use mde_client::Error;
 use mde_client::operations::Answer;
 use mde_client::types::MachineAction;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-/// What went wrong, as a program matches on it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorInfo {
-    /// The service's error code (`ResourceNotFound`, `ActiveRequestAlreadyExists`), or what
-    /// kind of failure it was when the service said nothing (`transport`, `timeout`,
-    /// `authentication`, `not_found`, `ambiguous`, `failed`, ...).
-    pub code: String,
-    /// The whole message, its cause first.
-    pub message: String,
-    /// The correlation id to quote to Microsoft support (the error's `target`).
-    #[serde(default)]
-    pub correlation_id: Option<String>,
-}
-
-impl ErrorInfo {
-    /// An error of mde's own.
-    pub fn new(code: &str, message: impl Into<String>) -> ErrorInfo {
-        ErrorInfo {
-            code: code.to_string(),
-            message: message.into(),
-            correlation_id: None,
-        }
-    }
-
-    /// A client error: the service's code when it gave one.
-    pub fn of(e: &Error) -> ErrorInfo {
-        let code = match e.service_error() {
-            Some(service) => service.code.clone(),
-            None => match e {
-                Error::InvalidInput(_) => "invalid_input",
-                Error::Configuration(_) => "configuration",
-                Error::Transport { timeout: true, .. } => "timeout",
-                Error::Transport { .. } => "transport",
-                Error::Authentication(_) => "authentication",
-                Error::AlreadyPending(_) => "already_pending",
-                Error::RateLimited { .. } => "rate_limited",
-                Error::Io { .. } => "io",
-                Error::Download(_) => "download",
-                Error::UnexpectedResponse { .. } => "unexpected_response",
-                _ => "error",
-            }
-            .to_string(),
-        };
-        ErrorInfo {
-            code,
-            message: crate::output::error_text(e),
-            correlation_id: e.correlation_id().map(str::to_string),
-        }
-    }
-}
-
-impl std::fmt::Display for ErrorInfo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
+use crate::vocabulary::ErrorInfo;
 
 /// One machine's line.
 #[derive(Debug, Serialize)]
@@ -136,7 +80,7 @@ impl Line {
 }
 
 /// The line of a fleet run's machine.
-pub fn outcome_line(o: &crate::fleet::Outcome) -> Line {
+pub fn outcome_line(o: &crate::vocabulary::Outcome) -> Line {
     let action = o.result.as_ref().and_then(Answer::machine_action);
     Line {
         machine: Some(o.machine.clone()),
@@ -218,8 +162,8 @@ pub struct Lines {
 
 impl Lines {
     /// The writer of `output`; `None` for a table.
-    pub fn of(output: crate::cli::Output) -> Option<Lines> {
-        use crate::cli::Output;
+    pub fn of(output: crate::vocabulary::Output) -> Option<Lines> {
+        use crate::vocabulary::Output;
         match output {
             Output::Table => None,
             Output::Json => Some(Lines {

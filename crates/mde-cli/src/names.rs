@@ -12,27 +12,12 @@
 
 use std::collections::HashMap;
 
+use crate::vocabulary::Candidate;
 use mde_client::types::Machine;
-use mde_client::{Client, Error, Timestamp};
-use serde::{Deserialize, Serialize};
+use mde_client::{Client, Error};
 
 /// Up to this many names are looked up one filtered call each; more, with the whole listing.
 pub const FEW: usize = 10;
-
-/// A machine a name may mean.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Candidate {
-    /// Its id.
-    pub id: String,
-    /// Its fully qualified name.
-    pub name: String,
-    /// When it last sent a full report.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_seen: Option<Timestamp>,
-    /// Its health.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health: Option<String>,
-}
 
 /// The machines that carry `tag` (or, with `prefix`, a tag that starts with it): one call.
 pub async fn tagged(client: &Client, tag: &str, prefix: bool) -> Result<Vec<Candidate>, Error> {
@@ -48,17 +33,6 @@ impl Candidate {
             last_seen: machine.last_seen.clone(),
             health: machine.health_status.as_ref().map(ToString::to_string),
         })
-    }
-
-    /// `id (name, last seen …, Active)`, for the ambiguity error.
-    pub fn describe(&self) -> String {
-        format!(
-            "{} ({}, last seen {}, {})",
-            self.id,
-            self.name,
-            self.last_seen.as_ref().map_or("never", Timestamp::as_str),
-            self.health.as_deref().unwrap_or("health unknown")
-        )
     }
 }
 
@@ -195,6 +169,7 @@ pub async fn resolve(client: &Client, names: &[String], latest: bool) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mde_client::Timestamp;
 
     fn candidate(id: &str, name: &str, seen: &str) -> Candidate {
         Candidate {

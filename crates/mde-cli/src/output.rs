@@ -6,53 +6,9 @@ use mde_client::operations::Answer;
 use mde_client::types;
 use mde_client::workspace::shorten;
 
-use crate::fleet::{Kind, Outcome, Report};
-use crate::pipeline::{self, Board, Stage};
-
-/// `text` with its control characters escaped (`\u{1b}`), so that an id or a name cannot
-/// move the cursor, set the terminal's title or hide what follows.
-pub fn escape(text: &str) -> String {
-    if !text.chars().any(char::is_control) {
-        return text.to_string();
-    }
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
-
-/// An error as a person acts on it: the deepest cause first ("Connection refused", "No space
-/// left on device"), then what failed with the causes between; nothing cut, the correlation
-/// id whole; control characters escaped.
-pub fn error_text(e: &dyn std::error::Error) -> String {
-    let mut chain = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(cause) = source {
-        chain.push(cause.to_string());
-        source = cause.source();
-    }
-    let root = chain.pop().unwrap_or_default();
-    // What failed, each step once, without the cause it repeats.
-    let mut context: Vec<String> = Vec::new();
-    for text in chain {
-        let step = text.replace(&format!(": {root}"), "").replace(&root, "");
-        let step = step.trim().trim_end_matches(':').trim().to_string();
-        if !step.is_empty() && !context.iter().any(|known| known.contains(&step)) {
-            context.push(step);
-        }
-    }
-    let text = if context.is_empty() {
-        root
-    } else {
-        format!("{root} — {}", context.join(": "))
-    };
-    escape(&text)
-}
+use crate::fleet::Report;
+use crate::pipeline::{self, Board};
+use crate::vocabulary::{Kind, Outcome, Stage, duration, escape};
 
 /// The distinct errors of a run, each in full with how many machines had it (a machine's
 /// own id in its error is written `{machine}`), most frequent first: the block that ends a
@@ -331,16 +287,6 @@ pub fn pace(
     text
 }
 
-/// A duration for people: `8h 19m`, `4m 30s`, `12s`.
-pub fn duration(d: std::time::Duration) -> String {
-    let s = d.as_secs();
-    match (s / 3600, s % 3600 / 60, s % 60) {
-        (0, 0, s) => format!("{s}s"),
-        (0, m, s) => format!("{m}m {s}s"),
-        (h, m, _) => format!("{h}h {m}m"),
-    }
-}
-
 /// How many machines are at each stage, for the progress bar.
 pub fn stages(board: &Board) -> String {
     Stage::ALL
@@ -369,7 +315,7 @@ pub fn packages_table(report: &pipeline::Report, out: &mut impl Write) -> std::i
     let not_sent: Vec<(Option<&str>, &str)> = report
         .not_sent
         .iter()
-        .map(|m| crate::tenants::qualified(m))
+        .map(|m| crate::vocabulary::qualified(m))
         .collect();
     let width = report
         .packages
@@ -489,6 +435,7 @@ pub fn packages_summary(report: &pipeline::Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vocabulary::error_text;
     use std::time::Duration;
 
     #[test]

@@ -15,8 +15,7 @@ use mde_client::operations::{Answer, OperationId};
 use mde_client::types::{MachineAction, MachineActionStatus, MachineActionType};
 use mde_client::{Client, Error};
 
-use crate::fleet::{Kind, Outcome};
-use crate::json::ErrorInfo;
+use crate::vocabulary::{ErrorInfo, Kind, Outcome};
 
 /// The action that undoes `kind`, for the containment actions (the pages' pairs: isolate and
 /// release, restrict and remove the restriction); `None` for the others.

@@ -26,12 +26,13 @@ use mde_client::types::{
     MachineActionType,
 };
 use mde_client::{Client, Downloaded, Error, OperationId, PackageLink};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::evidence::{self, Record, Verdict};
-use crate::fleet::{self, Batch, Kind, Outcome, Plan};
+use crate::fleet::{self, Batch, Plan};
 use crate::journal::{Entry, History, Journal, now};
-use crate::json::{ErrorInfo, Line};
+use crate::json::Line;
+use crate::vocabulary::{self, ErrorInfo, Kind, Outcome, Stage};
 
 /// What a run saves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -145,52 +146,6 @@ fn has_result(command: &LiveResponseCommandResult) -> bool {
             .command
             .as_ref()
             .is_some_and(|c| matches!(c.type_, Type::RunScript | Type::GetFile))
-}
-
-/// Where a machine's evidence is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    /// The collection was asked for; the device has not picked it up (`Pending`).
-    Requested,
-    /// The device is collecting (`InProgress`, or a status the spec does not know).
-    Collecting,
-    /// The package is complete, waiting for its link.
-    Ready,
-    /// The link was given; the package is on its way.
-    Downloading,
-    /// Saved, verified and recorded in the manifest.
-    Saved,
-    /// The collection or the download failed.
-    Failed,
-}
-
-impl Stage {
-    /// Every stage, in the order a package goes through them.
-    pub const ALL: [Stage; 6] = [
-        Stage::Requested,
-        Stage::Collecting,
-        Stage::Ready,
-        Stage::Downloading,
-        Stage::Saved,
-        Stage::Failed,
-    ];
-
-    /// Its name in the journal, the output and on the progress bar.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Requested => "requested",
-            Stage::Collecting => "collecting",
-            Stage::Ready => "ready",
-            Stage::Downloading => "downloading",
-            Stage::Saved => "saved",
-            Stage::Failed => "failed",
-        }
-    }
-
-    pub(crate) fn is_final(self) -> bool {
-        matches!(self, Stage::Saved | Stage::Failed)
-    }
 }
 
 /// One machine's evidence, as it ended (or stood when the run stopped).
@@ -1011,7 +966,7 @@ impl<'a> Pipeline<'a> {
             }
             Step::Link(Err(e)) | Step::Saved(Err(e)) => {
                 // A full or read-only disk fails every machine alike: the run stops on it.
-                if fleet::holds_for_every_call(&e) || local_fault(&e) {
+                if vocabulary::holds_for_every_call(&e) || local_fault(&e) {
                     return Err(e);
                 }
                 let why = Note::failed(&e);
@@ -1166,7 +1121,7 @@ pub async fn run(
         recorded,
         list_calls: 0,
     };
-    let fatal = |e: &Error| crate::output::error_text(e);
+    let fatal = |e: &Error| crate::vocabulary::error_text(e);
     match settle_unknown(client, journal, &mut history, (op, &plan.comment())).await {
         Ok(calls) => pipeline.list_calls += calls,
         Err(e) => {

@@ -7,12 +7,11 @@ use std::io::{BufRead, IsTerminal, Write};
 use mde_client::operations::OperationId;
 use mde_client::{Client, Error};
 
-use crate::cli::Output;
-use crate::fleet::{Kind, Outcome};
 use crate::journal::{Entry, History, Journal, now};
-use crate::json::ErrorInfo;
-use crate::names::{self, Candidate, Resolved};
-use crate::output::escape;
+use crate::names::{self, Resolved};
+use crate::vocabulary::ErrorInfo;
+use crate::vocabulary::escape;
+use crate::vocabulary::{Candidate, Kind, Outcome, Output};
 
 /// Above this many machines an action asks first.
 pub const ASK_ABOVE: usize = 10;
@@ -320,14 +319,14 @@ impl DryRun<'_> {
             out,
             "Requests:  {n} {}, at least {} at the documented limits ({})",
             self.op,
-            crate::output::duration(shortest),
+            crate::vocabulary::duration(shortest),
             limits(self.op)
         )?;
         if let Some((op, d)) = then {
             writeln!(
                 out,
                 "Then:      {n} {op}, at least {} at the documented limits ({})",
-                crate::output::duration(d),
+                crate::vocabulary::duration(d),
                 limits(op)
             )?;
         }
@@ -367,7 +366,7 @@ pub fn print_longest(
     writeln!(
         out,
         "Run:       {tenants} tenant(s) at once, each within its own limits: at least {} (the longest tenant's, not the sum){}",
-        crate::output::duration(longest),
+        crate::vocabulary::duration(longest),
         match stopped {
             [] => String::new(),
             _ => format!("; stopped before sending: {}", stopped.join(", ")),

@@ -14,50 +14,12 @@ use crate::fleet;
 use crate::journal::{Entry, History, Journal, Recorded, RunRecord};
 use crate::selection::{self, Selection};
 use crate::targets;
-
-/// Every machine succeeded.
-pub const OK: u8 = 0;
-/// Some machines did not succeed (or were not sent to).
-pub const PARTIAL: u8 = 1;
-/// The command line or an input file is wrong.
-pub const USAGE: u8 = 2;
-/// Credentials, permission or configuration: nothing can succeed until they are fixed.
-pub const AUTH: u8 = 3;
-/// Stopped on a local fault: the journal or the evidence folder could not be written (a full
-/// disk, a read-only folder). The requests in flight were answered and shown; resume once
-/// fixed.
-pub const LOCAL: u8 = 4;
-/// Stopped by Ctrl-C (SIGINT).
-pub const INTERRUPTED: u8 = 130;
-/// Stopped by SIGTERM, what SOAR runners, systemd and `kill` send.
-pub const TERMINATED: u8 = 143;
+use crate::vocabulary::{
+    AUTH, INTERRUPTED, LOCAL, OK, PARTIAL, TERMINATED, USAGE, code_of, fail, failed,
+};
 
 /// The simulator's speed when `--simulate` is given without `--time-scale`.
 const DEFAULT_TIME_SCALE: f64 = 60.0;
-
-pub(crate) fn fail(code: u8, message: impl std::fmt::Display) -> u8 {
-    eprintln!("mde: {message}");
-    code
-}
-
-/// Ends a command on `e`: its exit code, and `what` went wrong with the error's chain.
-pub(crate) fn failed(what: &str) -> impl Fn(Error) -> u8 + '_ {
-    move |e| {
-        fail(
-            code_of(&e),
-            format!("{what}: {}", crate::output::error_text(&e)),
-        )
-    }
-}
-
-/// The exit code of an error that ends a command: 3 for what holds for every call.
-pub(crate) fn code_of(e: &Error) -> u8 {
-    if fleet::holds_for_every_call(e) {
-        AUTH
-    } else {
-        PARTIAL
-    }
-}
 
 /// The client of a command that is not a fleet run (and the simulator of `--simulate`, empty):
 /// every wait for a limit is said on stderr.
@@ -113,7 +75,7 @@ pub(crate) fn machines(
     let odd: Vec<&str> = machines
         .iter()
         .filter(|id| {
-            targets::on_machines(op) && !targets::well_formed(crate::tenants::qualified(id).1)
+            targets::on_machines(op) && !targets::well_formed(crate::vocabulary::qualified(id).1)
         })
         .map(String::as_str)
         .collect();
@@ -135,7 +97,7 @@ pub(crate) fn machines(
         );
     }
     for name in &names {
-        crate::names::check(crate::tenants::qualified(name).1).map_err(|e| fail(USAGE, e))?;
+        crate::names::check(crate::vocabulary::qualified(name).1).map_err(|e| fail(USAGE, e))?;
     }
     if machines.is_empty() && names.is_empty() && targets.tag.is_none() {
         return Err(fail(
@@ -155,7 +117,7 @@ pub(crate) fn tag(targets: &Targets) -> selection::Tag<'_> {
 fn escaped(items: &[impl AsRef<str>]) -> String {
     items
         .iter()
-        .map(|i| crate::output::escape(i.as_ref()))
+        .map(|i| crate::vocabulary::escape(i.as_ref()))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -416,8 +378,8 @@ pub(crate) fn client_of(
                     };
                     eprintln!(
                         "mde: signing in as client {} of tenant {} with the secret of {from}",
-                        crate::output::escape(client),
-                        crate::output::escape(tenant)
+                        crate::vocabulary::escape(client),
+                        crate::vocabulary::escape(tenant)
                     );
                     builder.client_credentials(tenant, client, secret)
                 }
@@ -443,7 +405,7 @@ pub(crate) async fn sign_in(client: &Client) -> Result<(), u8> {
 /// [`sign_in`], its error its exit code and what to say.
 pub(crate) async fn sign_in_of(client: &Client) -> Result<(), (u8, String)> {
     client.sign_in().await.map_err(|e| {
-        let text = crate::output::error_text(&e);
+        let text = crate::vocabulary::error_text(&e);
         // rustls's words for a host whose certificate no trusted CA signed.
         let untrusted = ["UnknownIssuer", "invalid peer certificate", "self-signed"]
             .iter()
@@ -537,7 +499,7 @@ pub(crate) async fn resolve(
     let mut selection = selection::select(client, ids, given, targets.pick.is_some(), history)
         .await
         .map_err(|e| {
-            let text = crate::output::error_text(&e);
+            let text = crate::vocabulary::error_text(&e);
             (code_of(&e), format!("cannot resolve the machines: {text}"))
         })?;
     let to_cancel = race(client, targets, op, &mut selection)
@@ -548,7 +510,7 @@ pub(crate) async fn resolve(
                 code_of(&e),
                 format!(
                     "cannot read the pending actions, the check against the duplicate-action race (#5903): {}. Give the app {} (application), or send without the check with --skip-pending-check: a duplicate or opposite action still pending is then not seen, and one that completes after this run's can undo it",
-                    crate::output::error_text(&e),
+                    crate::vocabulary::error_text(&e),
                     list.application_permissions.join(" or ")
                 ),
             )

@@ -51,7 +51,10 @@ fn read(
     let mut all: Vec<Given> = Vec::new();
     for argument in arguments {
         let text = one_value(argument.trim()).map_err(|e| format!("the argument {e}"))?;
-        let origin = format!("the argument {}", crate::output::escape(argument.trim()));
+        let origin = format!(
+            "the argument {}",
+            crate::vocabulary::escape(argument.trim())
+        );
         all.push(Given { text, origin });
     }
     if let Some(path) = file {
@@ -80,7 +83,7 @@ fn read(
     let mut seen = std::collections::HashSet::new();
     let (mut unique, mut repeated) = (Vec::new(), Vec::new());
     for Given { text: item, .. } in all {
-        let key = match crate::tenants::qualified(&item) {
+        let key = match crate::vocabulary::qualified(&item) {
             (Some(profile), machine) => format!("{profile},{}", key(machine)),
             (None, machine) => key(machine),
         };
@@ -101,23 +104,23 @@ fn read(
 fn in_scope(all: &[Given], scope: &[String]) -> Result<(), String> {
     let named = all
         .iter()
-        .any(|g| crate::tenants::qualified(&g.text).0.is_some());
+        .any(|g| crate::vocabulary::qualified(&g.text).0.is_some());
     let mut refused = Vec::new();
     for given in all {
-        match crate::tenants::qualified(&given.text).0 {
+        match crate::vocabulary::qualified(&given.text).0 {
             Some(profile) if !scope.is_empty() && !scope.iter().any(|s| s == profile) => {
                 refused.push(format!(
                     "{}: {} names the profile {}, outside this run's --profile {}",
                     given.origin,
-                    crate::output::escape(&given.text),
-                    crate::output::escape(profile),
+                    crate::vocabulary::escape(&given.text),
+                    crate::vocabulary::escape(profile),
                     scope.join(", ")
                 ));
             }
             None if named => refused.push(format!(
                 "{}: {} names no profile, while other machines do: write PROFILE,{1}",
                 given.origin,
-                crate::output::escape(&given.text)
+                crate::vocabulary::escape(&given.text)
             )),
             _ => {}
         }
@@ -166,7 +169,7 @@ fn one_value(text: &str) -> Result<String, String> {
         }
         _ => Err(format!(
             "holds more than one value ({}): give one id or name a line (PROFILE,MACHINE for a machine of a profile's tenant), or an argument each",
-            crate::output::escape(text)
+            crate::vocabulary::escape(text)
         )),
     }
 }

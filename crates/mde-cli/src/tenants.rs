@@ -4,7 +4,7 @@
 //! connection.
 
 use crate::cli::{Cli, Connection, Targets};
-use crate::session::{AUTH, USAGE, fail};
+use crate::vocabulary::{AUTH, USAGE, fail, qualified};
 
 /// One tenant's part of a run.
 #[derive(Debug)]
@@ -26,14 +26,6 @@ impl Part {
     /// send to.
     pub fn given(&self) -> Vec<String> {
         self.ids.iter().chain(&self.names).cloned().collect()
-    }
-}
-
-/// The profile a machine is given with (`PROFILE,MACHINE`), and the machine.
-pub(crate) fn qualified(item: &str) -> (Option<&str>, &str) {
-    match item.split_once(',') {
-        Some((profile, machine)) => (Some(profile), machine),
-        None => (None, item),
     }
 }
 
@@ -81,7 +73,7 @@ pub(crate) fn split(
         let shown: Vec<String> = bare
             .iter()
             .take(5)
-            .map(|m| crate::output::escape(m))
+            .map(|m| crate::vocabulary::escape(m))
             .collect();
         return Err(fail(
             USAGE,

@@ -12,8 +12,8 @@ use mde_client::operations::{Answer, OperationId};
 use mde_client::types::{MachineAction, MachineActionStatus};
 use mde_client::{Client, is_final};
 
-use crate::fleet::{Kind, Outcome, Report};
-use crate::json::ErrorInfo;
+use crate::fleet::Report;
+use crate::vocabulary::{ErrorInfo, Kind, Outcome};
 
 /// The action an outcome created or found running.
 fn action_of(outcome: &Outcome) -> Option<&MachineAction> {
@@ -141,7 +141,7 @@ pub async fn follow(
                 }
             }
             Err(e) => {
-                waited.ended_early = Some(EndedEarly::Lost(crate::output::error_text(&e)));
+                waited.ended_early = Some(EndedEarly::Lost(crate::vocabulary::error_text(&e)));
                 return settle_all(report, waited);
             }
         }
@@ -212,7 +212,9 @@ pub async fn follow(
                 }
             }
         }
-        Some(Err(e)) => waited.ended_early = Some(EndedEarly::Lost(crate::output::error_text(&e))),
+        Some(Err(e)) => {
+            waited.ended_early = Some(EndedEarly::Lost(crate::vocabulary::error_text(&e)))
+        }
         None => waited.ended_early = Some(EndedEarly::Stopped),
     }
     for (id, action) in finals {

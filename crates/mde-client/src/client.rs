@@ -330,36 +330,6 @@ fn answer_date(date: &reqwest::header::HeaderValue) -> Option<chrono::DateTime<c
         .map(|d| d.to_utc())
 }
 
-/// The ids of the actions a client was given, the latest [`Created::KEPT`]: an id given again
-/// is an action already pending, not a new one.
-#[derive(Debug, Default)]
-pub(crate) struct Created(
-    std::sync::Mutex<(
-        std::collections::HashSet<String>,
-        std::collections::VecDeque<String>,
-    )>,
-);
-
-impl Created {
-    const KEPT: usize = 100_000;
-
-    /// Remembers `id`; `false` when it was already known.
-    fn remember(&self, id: &str) -> bool {
-        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let (set, order) = &mut *guard;
-        if !set.insert(id.to_string()) {
-            return false;
-        }
-        order.push_back(id.to_string());
-        if order.len() > Self::KEPT
-            && let Some(oldest) = order.pop_front()
-        {
-            set.remove(&oldest);
-        }
-        true
-    }
-}
-
 /// A path parameter the service could look up: not empty, not a path step, no control
 /// characters, not absurdly long. Anything else is percent-encoded and left to the service.
 fn check_path_parameter(name: &str, value: &str) -> Result<(), Error> {
@@ -412,7 +382,7 @@ impl<'a, R: Request> IntoFuture for Call<'a, R> {
                     }
                     Err(e) => match state.error.take() {
                         Some(error) => error,
-                        None => Error::from_generated(e, R::ID, &state),
+                        None => Error::from_generated(e, R::ID, (state.status, state.retry_after)),
                     },
                 };
                 // The 50 sessions running at once: wait for one to end, not a fixed time.

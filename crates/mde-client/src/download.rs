@@ -259,7 +259,7 @@ impl Client {
                 }
             }
             let declared = response.content_length();
-            let (body, complete) = match crate::hooks::read_capped(response, TRANSCRIPT_LIMIT).await
+            let (body, complete) = match crate::body::read_capped(response, TRANSCRIPT_LIMIT).await
             {
                 Ok(read) => read,
                 Err(e) => {

@@ -4,7 +4,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::hooks::CallState;
 use crate::operations::OperationId;
 use crate::{generated, types};
 
@@ -279,15 +278,14 @@ impl Error {
         }
     }
 
-    /// The error for what the generated client returned; `call` holds what the hooks saw of
-    /// the answer (progenitor drops the status of a body it could not decode).
+    /// The error for what the generated client returned; `(status, retry_after)` is what the
+    /// hooks saw of the answer (progenitor drops the status of a body it could not decode).
     pub(crate) fn from_generated(
         e: generated::Error<types::Error>,
         op: OperationId,
-        call: &CallState,
+        (status, retry_after): (Option<u16>, Option<Duration>),
     ) -> Error {
         use generated::Error as G;
-        let status = call.status;
         match e {
             G::ErrorResponse(response) => {
                 let retry_after = parse_retry_after(response.headers());
@@ -316,7 +314,7 @@ impl Error {
             }
             // A 429 is a 429 whatever its body: waiting for it is safe.
             G::InvalidResponsePayload(..) if status == Some(429) => Error::RateLimited {
-                retry_after: call.retry_after,
+                retry_after,
                 error: None,
             },
             G::InvalidResponsePayload(bytes, e) => Error::UnexpectedResponse {

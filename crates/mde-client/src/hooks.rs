@@ -10,6 +10,7 @@ use std::time::Duration;
 use progenitor_client::{ClientHooks, ClientInfo, OperationInfo};
 use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH};
 
+use crate::body::read_capped;
 use crate::error::Error;
 use crate::generated;
 use crate::operations::OperationId;
@@ -54,7 +55,7 @@ pub struct Runtime {
     pub(crate) body_limit: usize,
     pub(crate) on_wait: Option<WaitHook>,
     /// The actions this client was given (see `Error::AlreadyPending`).
-    pub(crate) created: crate::client::Created,
+    pub(crate) created: Created,
 }
 
 impl fmt::Debug for Runtime {
@@ -175,23 +176,34 @@ fn body_cap(op: Option<OperationId>, limit: usize) -> usize {
 #[derive(Clone, Copy, Debug)]
 struct OverCap(usize);
 
-/// Reads at most `limit` bytes of a body; `false` when there was more.
-pub(crate) async fn read_capped(
-    mut response: reqwest::Response,
-    limit: usize,
-) -> reqwest::Result<(Vec<u8>, bool)> {
-    let length = response.content_length();
-    if length.is_some_and(|n| n > limit as u64) {
-        return Ok((Vec::new(), false));
-    }
-    let mut body = Vec::with_capacity(length.unwrap_or(0) as usize);
-    while let Some(chunk) = response.chunk().await? {
-        if body.len() + chunk.len() > limit {
-            return Ok((Vec::new(), false));
+/// The ids of the actions a client was given, the latest [`Created::KEPT`]: an id given again
+/// is an action already pending, not a new one.
+#[derive(Debug, Default)]
+pub(crate) struct Created(
+    std::sync::Mutex<(
+        std::collections::HashSet<String>,
+        std::collections::VecDeque<String>,
+    )>,
+);
+
+impl Created {
+    const KEPT: usize = 100_000;
+
+    /// Remembers `id`; `false` when it was already known.
+    pub(crate) fn remember(&self, id: &str) -> bool {
+        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (set, order) = &mut *guard;
+        if !set.insert(id.to_string()) {
+            return false;
         }
-        body.extend_from_slice(&chunk);
+        order.push_back(id.to_string());
+        if order.len() > Self::KEPT
+            && let Some(oldest) = order.pop_front()
+        {
+            set.remove(&oldest);
+        }
+        true
     }
-    Ok((body, true))
 }
 
 impl ClientHooks<Inner> for generated::Client {

@@ -46,6 +46,19 @@
 //! The service retired manual investigations on 2026-09-01, so the investigation calls are
 //! `#[deprecated]`; so is the Graph variant.
 //!
+//! # Layers
+//!
+//! Imports run down this table, never up and never in a circle (the workspace's
+//! `tests/layers.rs` holds it; the generated module's own imports are the generator's):
+//!
+//! | layer | modules |
+//! |---|---|
+//! | the client and what it sends | `client`, `download`, `live_response`, `certificate` |
+//! | each call's path: limits, token, body cap, typed errors | `hooks`, `multipart` |
+//! | sign-in and pace | `token`, `rate_limit` |
+//! | vocabulary | `error`, `timestamp`, `secret`, `cloud`, `body` |
+//! | the generated client and operation model | `generated` |
+//!
 //! # Example
 //!
 //! Against the workspace's simulator (`mde-sim`); for the real service leave out
@@ -78,6 +91,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod body;
 #[cfg(feature = "azure-identity")]
 mod certificate;
 mod client;

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::body::read_capped;
 use crate::error::Error;
-use crate::hooks::read_capped;
 use crate::rate_limit::Clock;
 use crate::secret::Secret;
 use reqwest::header::HeaderValue;

@@ -13,12 +13,11 @@ use axum::routing::{MethodFilter, on, post};
 use mde_client::operations::OperationId;
 use mde_client::workspace::shorten;
 use mde_client::{LIBRARY_FILE_LIMIT, types};
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::Shared;
 use crate::auth::authorize;
-use crate::error::ApiError;
+use crate::error::{ApiError, json};
 use crate::library::Upload;
 use crate::odata::Query;
 use crate::state::{ActionAt, Asked};
@@ -217,24 +216,6 @@ async fn dated(State(s): State<Arc<Shared>>, mut response: Response) -> Response
         response.headers_mut().insert(header::DATE, value);
     }
     response
-}
-
-/// `value` as a JSON answer with `status`.
-pub(crate) fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
-    match serde_json::to_vec(value) {
-        Ok(body) => (
-            status,
-            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
-            body,
-        )
-            .into_response(),
-        Err(e) => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalServerError",
-            e.to_string(),
-        )
-        .into_response(),
-    }
 }
 
 /// Checks in the order the service would: a readable body, then who calls (401), what they

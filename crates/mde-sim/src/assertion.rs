@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use sha1::{Digest, Sha1};
 
-use crate::auth::AadError;
+use crate::error::AadError;
 
 /// A certificate registered with an app.
 #[derive(Clone)]

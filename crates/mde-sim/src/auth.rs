@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::clock::Clock;
 use crate::config::App;
-use crate::error::ApiError;
+use crate::error::{AadError, ApiError};
 
 /// What a token grants.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,60 +37,6 @@ pub struct Tokens {
     lifetime: Duration,
     issued: Mutex<HashMap<String, Grant>>,
     count: std::sync::atomic::AtomicUsize,
-}
-
-/// An Azure AD error answer: `{"error", "error_description", "error_codes", …}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AadError {
-    status: StatusCode,
-    error: &'static str,
-    code: u32,
-    description: String,
-}
-
-impl AadError {
-    pub(crate) fn new(
-        status: StatusCode,
-        error: &'static str,
-        code: u32,
-        description: String,
-    ) -> AadError {
-        AadError {
-            status,
-            error,
-            code,
-            description,
-        }
-    }
-
-    fn missing(parameter: &str) -> AadError {
-        AadError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            900144,
-            format!("The request body must contain the following parameter: '{parameter}'."),
-        )
-    }
-}
-
-impl IntoResponse for AadError {
-    fn into_response(self) -> Response {
-        let body = json!({
-            "error": self.error,
-            "error_description": format!("AADSTS{}: {}", self.code, self.description),
-            "error_codes": [self.code],
-            "timestamp": chrono::Utc::now().format("%Y-%m-%d %H:%M:%SZ").to_string(),
-            "trace_id": uuid::Uuid::new_v4().to_string(),
-            "correlation_id": uuid::Uuid::new_v4().to_string(),
-            "error_uri": format!("https://login.microsoftonline.com/error?code={}", self.code),
-        });
-        (
-            self.status,
-            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
-            body.to_string(),
-        )
-            .into_response()
-    }
 }
 
 impl Tokens {

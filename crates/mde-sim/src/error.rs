@@ -1,8 +1,12 @@
-//! The API's error body (`{"error": {"code", "message", "target"}}`) as a response.
+//! The simulator's answers below every route: a JSON body, the API's error body
+//! (`{"error": {"code", "message", "target"}}`) and Azure AD's (`{"error",
+//! "error_description", "error_codes", …}`), each as a response.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mde_client::types;
+use serde::Serialize;
+use serde_json::json;
 
 /// An error answer of the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,5 +88,77 @@ impl IntoResponse for ApiError {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
+    }
+}
+
+/// `value` as a JSON answer with `status`.
+pub(crate) fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => (
+            status,
+            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+            body,
+        )
+            .into_response(),
+        Err(e) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            e.to_string(),
+        )
+        .into_response(),
+    }
+}
+
+/// An Azure AD error answer: `{"error", "error_description", "error_codes", …}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AadError {
+    status: StatusCode,
+    error: &'static str,
+    code: u32,
+    description: String,
+}
+
+impl AadError {
+    pub(crate) fn new(
+        status: StatusCode,
+        error: &'static str,
+        code: u32,
+        description: String,
+    ) -> AadError {
+        AadError {
+            status,
+            error,
+            code,
+            description,
+        }
+    }
+
+    pub(crate) fn missing(parameter: &str) -> AadError {
+        AadError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900144,
+            format!("The request body must contain the following parameter: '{parameter}'."),
+        )
+    }
+}
+
+impl IntoResponse for AadError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "error": self.error,
+            "error_description": format!("AADSTS{}: {}", self.code, self.description),
+            "error_codes": [self.code],
+            "timestamp": chrono::Utc::now().format("%Y-%m-%d %H:%M:%SZ").to_string(),
+            "trace_id": uuid::Uuid::new_v4().to_string(),
+            "correlation_id": uuid::Uuid::new_v4().to_string(),
+            "error_uri": format!("https://login.microsoftonline.com/error?code={}", self.code),
+        });
+        (
+            self.status,
+            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+            body.to_string(),
+        )
+            .into_response()
     }
 }

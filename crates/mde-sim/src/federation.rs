@@ -8,7 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::AadError;
+use crate::error::AadError;
 
 /// Where the issuer is on the simulator.
 pub const PATH: &str = "/federation";

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
 use crate::Shared;
-use crate::api::json;
+use crate::error::json;
 
 /// The endpoint's path on the simulator.
 pub const PATH: &str = "/msi/token";

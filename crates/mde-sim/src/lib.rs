@@ -17,6 +17,18 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Layers
+//!
+//! Imports run down this table, never up and never in a circle (the workspace's
+//! `tests/layers.rs` holds it):
+//!
+//! | layer | modules |
+//! |---|---|
+//! | the routes: the API, Azure AD's token endpoint, the managed identity endpoint | `api`, `identity` |
+//! | what answers them: sign-in and the tenants' state | `auth`, `state` |
+//! | the tenants' records: machines, library, packages, certificates, the federation issuer | `inventory`, `library`, `package`, `assertion`, `federation`, `config` |
+//! | vocabulary: answers and errors, OData, the clock, limits, TLS | `error`, `odata`, `clock`, `rate_limit`, `tls` |
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

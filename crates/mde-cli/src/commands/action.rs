@@ -3,10 +3,10 @@
 use mde_client::{operations, types};
 
 use crate::cli::Cli;
-use crate::json::{ErrorInfo, Line, Lines};
+use crate::json::{Line, Lines};
 use crate::output;
-use crate::output::error_text;
-use crate::session::{AUTH, OK, PARTIAL, USAGE, code_of, connect, fail};
+use crate::session::connect;
+use crate::vocabulary::{self, AUTH, ErrorInfo, OK, PARTIAL, USAGE, code_of, error_text, fail};
 
 /// The machine of `mde action list`.
 pub(crate) enum MachineBy {
@@ -160,7 +160,7 @@ pub(crate) async fn show(cli: &Cli, ids: &[String]) -> Result<u8, u8> {
             (Ok(action), Some(lines)) => {
                 lines.write(&Line::of_action("found", action).with("action", action))
             }
-            (Err(e), None) => println!("{}  {}", output::escape(id), error_text(e)),
+            (Err(e), None) => println!("{}  {}", vocabulary::escape(id), error_text(e)),
             (Err(e), Some(lines)) => lines.write(&Line {
                 action_id: Some(id.clone()),
                 error: Some(ErrorInfo::of(e)),

@@ -19,6 +19,7 @@ use crate::session::{plan, resume_command, simulator, speed, stop_signal};
 use crate::wait::EndedEarly;
 
 use super::parts::{self, Begun, Ending, Going};
+use crate::vocabulary;
 
 /// Sends the template to every machine of `targets`, each with its id, journaled, and
 /// reports; with `wait`, follows every scan to its final status, looking every `wait`.
@@ -106,7 +107,7 @@ pub(crate) async fn run(
     let json = lines.is_some();
     // JSON lines or CSV rows go out as each machine ends (with --wait, as its scan ends), so
     // that a pipe sees them live.
-    let print_json = |outcome: &fleet::Outcome| {
+    let print_json = |outcome: &vocabulary::Outcome| {
         if let Some(lines) = &lines {
             lines.write(&outcome_line(outcome));
         }
@@ -157,7 +158,7 @@ pub(crate) async fn run(
         let print_json = &print_json;
         async move {
             let mut progress = |event: Progress<'_>| {
-                let labelled = |o: &fleet::Outcome| labelled(going, o);
+                let labelled = |o: &vocabulary::Outcome| labelled(going, o);
                 match event {
                     Progress::Start(n) => show(going, Progress::Start(n)),
                     Progress::Done(o) => show(going, Progress::Done(&labelled(o))),
@@ -182,9 +183,9 @@ pub(crate) async fn run(
                 eprintln!(
                     "mde: {}following the actions to their final status: one listMachineActions call every {}",
                     output::of_tenant(going.profile()),
-                    output::duration(interval)
+                    vocabulary::duration(interval)
                 );
-                let mut ended = |outcome: &fleet::Outcome| {
+                let mut ended = |outcome: &vocabulary::Outcome| {
                     printed.insert(outcome.machine.clone());
                     let outcome = labelled(going, outcome);
                     if json {
@@ -292,9 +293,9 @@ pub(crate) async fn run(
                 .and_then(|w| Some((w.ended_early.as_ref()?, &w.left[..])));
             // Followed, a machine is done when its action succeeded; else when it was accepted.
             let ok = if waited.is_some() {
-                fleet::Kind::Succeeded
+                vocabulary::Kind::Succeeded
             } else {
-                fleet::Kind::Accepted
+                vocabulary::Kind::Accepted
             };
             Ending {
                 profile: *profile,
@@ -331,8 +332,8 @@ pub(crate) async fn run(
 }
 
 /// `outcome` of `going`'s part: with its machine's name, and its tenant in a run of several.
-fn labelled(going: &Going<'_>, outcome: &fleet::Outcome) -> fleet::Outcome {
-    fleet::Outcome {
+fn labelled(going: &Going<'_>, outcome: &vocabulary::Outcome) -> vocabulary::Outcome {
+    vocabulary::Outcome {
         tenant: going.part.profile.clone(),
         ..going.selection.named(outcome)
     }
@@ -341,17 +342,17 @@ fn labelled(going: &Going<'_>, outcome: &fleet::Outcome) -> fleet::Outcome {
 /// A machine a run did not send to, as an outcome of its tenant.
 /// The reason is what stopped its part (credentials, a local fault, an unreachable service),
 /// else the run stopping before it.
-fn not_sent(profile: Option<&str>, machine: &str, report: &fleet::Report) -> fleet::Outcome {
+fn not_sent(profile: Option<&str>, machine: &str, report: &fleet::Report) -> vocabulary::Outcome {
     let why = (report.fatal.as_deref())
         .or(report.local.as_deref())
         .or(report.unreachable.as_deref())
         .unwrap_or("the run stopped before it; resume to send it");
-    fleet::Outcome {
+    vocabulary::Outcome {
         machine: machine.to_string(),
         name: None,
-        outcome: fleet::Kind::NotSent,
+        outcome: vocabulary::Kind::NotSent,
         result: None,
-        error: Some(crate::json::ErrorInfo::new("not_sent", why)),
+        error: Some(crate::vocabulary::ErrorInfo::new("not_sent", why)),
         earlier: false,
         tenant: profile.map(str::to_string),
     }
@@ -381,10 +382,10 @@ fn errors(report: &fleet::Report) {
             .filter(|o| {
                 !matches!(
                     o.outcome,
-                    fleet::Kind::Accepted
-                        | fleet::Kind::Succeeded
-                        | fleet::Kind::CancelledPending
-                        | fleet::Kind::AlreadyInEffect
+                    vocabulary::Kind::Accepted
+                        | vocabulary::Kind::Succeeded
+                        | vocabulary::Kind::CancelledPending
+                        | vocabulary::Kind::AlreadyInEffect
                 )
             })
             .filter_map(|o| Some((o.machine.as_str(), o.error.as_ref()?.message.as_str()))),

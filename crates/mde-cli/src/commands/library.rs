@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256};
 
 use crate::cli::{Cli, LibraryCommand};
 use crate::json::{Line, Lines};
-use crate::output;
-use crate::session::{OK, USAGE, code_of, connect, fail, failed};
+use crate::session::connect;
+use crate::vocabulary::{self, OK, USAGE, code_of, fail, failed};
 
 /// Runs a `mde library` command.
 pub(crate) async fn run(cli: &Cli, command: &LibraryCommand) -> Result<u8, u8> {
@@ -48,7 +48,7 @@ pub(crate) async fn run(cli: &Cli, command: &LibraryCommand) -> Result<u8, u8> {
         (LibraryCommand::Upload { .. }, Some(upload)) => {
             let file = client.send(upload).await.map_err(|e| {
                 // The service's words name its form field; say the flag that sets it.
-                let text = output::error_text(&e);
+                let text = vocabulary::error_text(&e);
                 let hint = match text.contains("OverrideIfExists") {
                     true => "; give --overwrite to replace it",
                     false => "",
@@ -69,7 +69,7 @@ pub(crate) async fn run(cli: &Cli, command: &LibraryCommand) -> Result<u8, u8> {
                 .map_err(failed(&format!("cannot delete {name}")))?;
             match &lines {
                 Some(lines) => lines.write(&Line::new("deleted").with("file_name", name)),
-                None => println!("deleted {}", output::escape(name)),
+                None => println!("deleted {}", vocabulary::escape(name)),
             }
             OK
         }
@@ -105,18 +105,18 @@ fn print(lines: Option<&Lines>, outcome: &str, file: &LibraryFile) {
         ),
         None => println!(
             "{:<32}  {:<64}  {:<28}  {:<20}  {:<10}  {}",
-            output::escape(file.file_name.as_deref().unwrap_or("-")),
+            vocabulary::escape(file.file_name.as_deref().unwrap_or("-")),
             file.sha256.as_deref().unwrap_or("-"),
             file.last_updated_time
                 .as_ref()
                 .map_or("-".into(), ToString::to_string),
-            output::escape(file.created_by.as_deref().unwrap_or("-")),
+            vocabulary::escape(file.created_by.as_deref().unwrap_or("-")),
             if file.has_parameters == Some(true) {
                 "yes"
             } else {
                 "no"
             },
-            output::escape(file.description.as_deref().unwrap_or(""))
+            vocabulary::escape(file.description.as_deref().unwrap_or(""))
         ),
     }
 }

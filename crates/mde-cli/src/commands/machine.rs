@@ -7,10 +7,10 @@ use mde_client::types::{Machine, MachineAction};
 use mde_client::{Error, operations};
 
 use crate::cli::Cli;
-use crate::json::{ErrorInfo, Line, Lines};
-use crate::output::{self, error_text};
+use crate::json::{Line, Lines};
 use crate::pending::{Containment, containment, doing};
-use crate::session::{AUTH, OK, PARTIAL, code_of, connect, fail};
+use crate::session::connect;
+use crate::vocabulary::{self, AUTH, ErrorInfo, OK, PARTIAL, code_of, error_text, fail};
 
 /// What `mde machine list` keeps.
 pub(crate) struct Only<'a> {
@@ -103,8 +103,8 @@ fn print(lines: Option<&Lines>, machine: &Machine, state: &Containment) {
         ),
         None => println!(
             "{:<40}  {:<30}  {:<8}  {:<44}  {:<44}  {}",
-            output::escape(&id),
-            output::escape(machine.computer_dns_name.as_deref().unwrap_or("-")),
+            vocabulary::escape(&id),
+            vocabulary::escape(machine.computer_dns_name.as_deref().unwrap_or("-")),
             machine
                 .health_status
                 .as_ref()
@@ -114,7 +114,7 @@ fn print(lines: Option<&Lines>, machine: &Machine, state: &Containment) {
                 state.restricted.as_ref(),
                 state.restriction_pending.as_ref()
             ),
-            output::escape(&tags.join(", "))
+            vocabulary::escape(&tags.join(", "))
         ),
     }
 }
@@ -132,7 +132,7 @@ async fn states(client: &mde_client::Client) -> Result<HashMap<String, Containme
 /// `mde machine show`: each machine by id or by name, with its containment now.
 pub(crate) async fn show(cli: &Cli, ids: &[String], names: &[String]) -> Result<u8, u8> {
     for name in names {
-        crate::names::check(name).map_err(|e| fail(crate::session::USAGE, e))?;
+        crate::names::check(name).map_err(|e| fail(crate::vocabulary::USAGE, e))?;
     }
     let (simulator, client) = connect(cli, &[]).await?;
     let state = states(&client).await?;
@@ -177,7 +177,11 @@ pub(crate) async fn show(cli: &Cli, ids: &[String], names: &[String]) -> Result<
                     error: Some(ErrorInfo::new(outcome, &why)),
                     ..Line::new(outcome)
                 }),
-                None => println!("{}  {}", output::escape(&name), output::escape(&why)),
+                None => println!(
+                    "{}  {}",
+                    vocabulary::escape(&name),
+                    vocabulary::escape(&why)
+                ),
             }
         }
     }
@@ -201,7 +205,7 @@ pub(crate) async fn show(cli: &Cli, ids: &[String], names: &[String]) -> Result<
                         error: Some(ErrorInfo::of(&e)),
                         ..Line::new(outcome)
                     }),
-                    None => println!("{}  {}", output::escape(id), error_text(&e)),
+                    None => println!("{}  {}", vocabulary::escape(id), error_text(&e)),
                 }
             }
         }

@@ -11,12 +11,11 @@ use mde_client::{WaitEvent, types};
 
 use crate::body_flags;
 use crate::cli::{Cli, Targets};
-use crate::json::{ErrorInfo, Line, Lines};
-use crate::output::error_text;
+use crate::json::{Line, Lines};
 use crate::session::{
-    AUTH, OK, PARTIAL, SIMULATED_DOWNLOAD, USAGE, code_of, connect, fail, plan, resume_command,
-    simulator, speed, stop_signal,
+    SIMULATED_DOWNLOAD, connect, plan, resume_command, simulator, speed, stop_signal,
 };
+use crate::vocabulary::{self, AUTH, ErrorInfo, OK, PARTIAL, USAGE, code_of, error_text, fail};
 use crate::{fleet, output, pipeline};
 
 use super::parts::{self, Begun, Ending};
@@ -44,9 +43,9 @@ pub(crate) async fn download(cli: &Cli, ids: &[String], out: &std::path::Path) -
         Some(lines) => lines.write(&line),
         None => println!(
             "{:<36}  {:<13}  {}",
-            crate::output::escape(line.action_id.as_deref().unwrap_or_default()),
+            crate::vocabulary::escape(line.action_id.as_deref().unwrap_or_default()),
             line.outcome,
-            crate::output::escape(detail)
+            crate::vocabulary::escape(detail)
         ),
     };
     let of_id = |outcome: &str, id: &str| Line {
@@ -211,7 +210,7 @@ pub(crate) fn verify(cli: &Cli, dir: &std::path::Path) -> Result<u8, u8> {
                 "verified" => verdict.to_string(),
                 _ => verdict.to_uppercase(),
             };
-            let line = format!("{shown:<11} {}{detail}", crate::output::escape(file));
+            let line = format!("{shown:<11} {}{detail}", crate::vocabulary::escape(file));
             let _ = writeln!(stdout, "{line}");
         }
     };
@@ -253,7 +252,7 @@ pub(crate) fn verify(cli: &Cli, dir: &std::path::Path) -> Result<u8, u8> {
     for (line, start) in &manifest.unreadable {
         let detail = format!(
             " line {line} is not a record: {}",
-            crate::output::escape(start)
+            crate::vocabulary::escape(start)
         );
         say("unreadable", evidence::MANIFEST, None, detail);
     }
@@ -379,7 +378,7 @@ pub(crate) async fn save_evidence(
     let lines = Lines::of(cli.run.output).map(|l| l.with_tenant(named));
     for going in &going {
         for outcome in &going.selection.unresolved {
-            let outcome = fleet::Outcome {
+            let outcome = vocabulary::Outcome {
                 tenant: going.part.profile.clone(),
                 ..outcome.clone()
             };
@@ -410,7 +409,7 @@ pub(crate) async fn save_evidence(
     let total: usize = going.iter().map(|g| g.selection.machines.len()).sum();
     eprintln!(
         "mde: {total} {}{}{}",
-        limits.replace("{}", &output::duration(shortest)),
+        limits.replace("{}", &vocabulary::duration(shortest)),
         if several {
             format!(
                 " (the largest of {} tenants' parts, each at its own limits)",
@@ -424,7 +423,7 @@ pub(crate) async fn save_evidence(
         } else {
             format!(
                 "; {} here at time x{real}",
-                output::duration(in_real(shortest))
+                vocabulary::duration(in_real(shortest))
             )
         }
     );
@@ -464,14 +463,14 @@ pub(crate) async fn save_evidence(
                     }
                 }
                 // A floor, not an estimate: the collections' own minutes are not documented.
-                let left = output::duration(in_real(board.shortest_left()));
+                let left = vocabulary::duration(in_real(board.shortest_left()));
                 let text = format!(
                     "{}{} · at least {left} left",
                     output::of_tenant(going.profile()),
                     output::stages(board)
                 );
-                ended.borrow_mut()[i] = (board.count(pipeline::Stage::Saved)
-                    + board.count(pipeline::Stage::Failed))
+                ended.borrow_mut()[i] = (board.count(vocabulary::Stage::Saved)
+                    + board.count(vocabulary::Stage::Failed))
                     as u64;
                 match bar {
                     Some(bar) => {
@@ -591,7 +590,7 @@ pub(crate) async fn save_evidence(
                 && report
                     .packages
                     .iter()
-                    .all(|p| p.stage == pipeline::Stage::Saved),
+                    .all(|p| p.stage == vocabulary::Stage::Saved),
             ..Ending::default()
         })
         .collect();

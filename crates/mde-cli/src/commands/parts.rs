@@ -14,11 +14,11 @@ use crate::journal::{History, Journal, RunRecord};
 use crate::output;
 use crate::selection::Selection;
 use crate::session::{
-    AUTH, Chosen, Intent, LOCAL, OK, PARTIAL, cancel_first, client_of, confirm, dry_run, fail,
-    history, machines, plan, recorded, resolve, run_record, sign_in_of, start_journal,
-    stopped_code, tag, time_scale,
+    Chosen, Intent, cancel_first, client_of, confirm, dry_run, history, machines, plan, recorded,
+    resolve, run_record, sign_in_of, start_journal, stopped_code, tag, time_scale,
 };
 use crate::tenants::{self, Part};
+use crate::vocabulary::{AUTH, LOCAL, OK, PARTIAL, fail};
 
 /// A run's parts, each with its record and what the resumed journal holds of it.
 pub(super) struct Prepared {

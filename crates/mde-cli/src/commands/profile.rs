@@ -3,9 +3,8 @@
 
 use crate::cli::{Cli, ProfileCommand};
 use crate::json::{Line, Lines};
-use crate::output::escape;
 use crate::profiles::{Profile, Profiles};
-use crate::session::{OK, USAGE, fail};
+use crate::vocabulary::{OK, USAGE, escape, fail};
 
 /// Runs a `mde profile` command.
 pub(crate) fn run(cli: &Cli, command: &ProfileCommand) -> Result<u8, u8> {
