@@ -556,20 +556,18 @@ pub(crate) async fn save_evidence(
             .iter()
             .filter_map(|p| Some((p.machine.as_str(), p.error.as_ref()?.message.as_str()))),
     );
-    if !block.is_empty() {
-        eprintln!("mde: errors:\n{}", block.join("\n"));
-    }
-    if several {
-        for (profile, report, _) in &ended {
-            eprintln!(
-                "mde: {}{}",
+    let summaries = ended
+        .iter()
+        .map(|(profile, report, _)| {
+            format!(
+                "{}{}",
                 output::of_tenant(*profile),
                 output::packages_summary(report)
-            );
-        }
-    }
-    eprintln!(
-        "mde: {} in {:.1} s; {} listMachineActions call(s) followed them",
+            )
+        })
+        .collect();
+    let total = format!(
+        "{} in {:.1} s; {} listMachineActions call(s) followed them",
         output::packages_summary(&all),
         started.elapsed().as_secs_f64(),
         all.list_calls
@@ -602,7 +600,8 @@ pub(crate) async fn save_evidence(
             targets.journaling.resume.is_some(),
         )),
     };
-    Ok(parts::exit_code(
+    Ok(parts::finish(
+        (block, summaries, total),
         &endings,
         "interrupted; every stage reached is journaled.",
         resume,

@@ -273,15 +273,32 @@ pub(super) struct Ending<'a> {
     pub all_ok: bool,
 }
 
-/// Says how each part ended that did not end well, then once how to go on (`resume`: the
-/// command line that resumes, or why the run cannot be); `interrupted` says what an
-/// interruption kept. The most pressing part sets the code: 3 when one needs its credentials
-/// or permission fixed, then a signal's, then 1.
-pub(super) fn exit_code(
+/// The end of a run of parts, after its table, the same for every command: the distinct
+/// errors, each tenant's summary in a run of several, the run's summary line; then how each
+/// part ended and the exit code ([`exit_code`]).
+pub(super) fn finish(
+    (block, summaries, total): (Vec<String>, Vec<String>, String),
     endings: &[Ending<'_>],
     interrupted: &str,
     resume: Result<String, &str>,
 ) -> u8 {
+    if !block.is_empty() {
+        eprintln!("mde: errors:\n{}", block.join("\n"));
+    }
+    if summaries.len() > 1 {
+        for summary in summaries {
+            eprintln!("mde: {summary}");
+        }
+    }
+    eprintln!("mde: {total}");
+    exit_code(endings, interrupted, resume)
+}
+
+/// Says how each part ended that did not end well, then once how to go on (`resume`: the
+/// command line that resumes, or why the run cannot be); `interrupted` says what an
+/// interruption kept. The most pressing part sets the code: 3 when one needs its credentials
+/// or permission fixed, then a signal's, then 1.
+fn exit_code(endings: &[Ending<'_>], interrupted: &str, resume: Result<String, &str>) -> u8 {
     // 3 first, then 4, then a signal's 130 or 143, then 1.
     let rank = |c: u8| match c {
         AUTH => 4,
