@@ -10,7 +10,7 @@ use crate::cli::{
     ActionCommand, Cli, Command, InvestigationCommand, MachineCommand, PackageCommand, TagCommand,
     Targets,
 };
-use crate::commands::{action, fleet_run, library, machine, package, profile};
+use crate::commands::{action, evidence_run, fleet_run, library, machine, package, profile};
 use crate::pipeline;
 use crate::vocabulary::{USAGE, fail};
 
@@ -228,7 +228,7 @@ async fn live_run(cli: &Cli, live: &crate::cli::Live) -> Result<u8, u8> {
                 interval: Duration::from_secs(live.wait.poll_interval),
                 parallel: usize::from(live.parallel),
             };
-            package::save_evidence(&cli, &live.targets, &template, settings, ensure).await
+            evidence_run::run(&cli, &live.targets, &template, settings, ensure).await
         }
         None => fleet_run::run(&cli, &template, &live.targets, live.wait.every(), ensure).await,
     }
