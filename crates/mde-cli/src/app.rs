@@ -46,15 +46,8 @@ pub async fn run(cli: Cli) -> u8 {
             c.wait.every(),
         ),
         Command::Quarantine { targets, wait } => {
-            // The spec states the length; every character hex is the service's check
-            // (InvalidHashValue), made here before anything is sent.
-            let sha1 = cli
-                .body
-                .get("Sha1")
-                .and_then(|v| v.as_str())
-                .unwrap_or_default();
-            if !sha1.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return fail(USAGE, "--sha1 must be a SHA-1: 40 hex characters");
+            if let Err(code) = sha1_checked(&cli) {
+                return code;
             }
             (
                 OperationId::StopAndQuarantineFile,
@@ -63,10 +56,7 @@ pub async fn run(cli: Cli) -> u8 {
             )
         }
         Command::Tag(tagging) => {
-            let (action, tagging) = match tagging {
-                TagCommand::Add(t) => ("Add", t),
-                TagCommand::Remove(t) => ("Remove", t),
-            };
+            let (tagging, action) = tagged(tagging);
             body = serde_json::json!({ "Value": tagging.value, "Action": action })
                 .as_object()
                 .cloned()
@@ -86,11 +76,7 @@ pub async fn run(cli: Cli) -> u8 {
             poll_interval,
             ..
         }) => {
-            let settings = pipeline::Settings {
-                dir,
-                interval: Duration::from_secs(*poll_interval),
-                parallel: usize::from(*parallel),
-            };
+            let settings = settings(dir, *poll_interval, *parallel);
             return done(package::collect_download(&cli, targets, settings).await);
         }
         Command::Package(PackageCommand::Collect { targets, graph, .. }) => {
@@ -130,20 +116,7 @@ pub async fn run(cli: Cli) -> u8 {
             confirm,
             journaling,
         }) => {
-            let targets = Targets {
-                machines: ids.clone(),
-                machines_file: None,
-                names: Vec::new(),
-                names_file: None,
-                pick: None,
-                tag: None,
-                tag_prefix: false,
-                confirm: confirm.clone(),
-                journaling: journaling.clone(),
-                cancel_pending: false,
-                skip_pending_check: false,
-                again: false,
-            };
+            let targets = Targets::of_actions(ids, confirm, journaling);
             (OperationId::CancelMachineAction, targets, None)
         }
         Command::Machine(MachineCommand::Show { ids, names }) => {
@@ -171,6 +144,12 @@ pub async fn run(cli: Cli) -> u8 {
         Ok(template) => template,
         Err(e) => return fail(USAGE, e),
     };
+    warn_if_retired(op);
+    done(fleet_run::run(&cli, &template, &targets, wait, None).await)
+}
+
+/// Says when the operation is retired or deprecated, and what to use instead.
+fn warn_if_retired(op: OperationId) {
     let facts = op.facts();
     if let Some(date) = facts.retired {
         eprintln!(
@@ -181,7 +160,37 @@ pub async fn run(cli: Cli) -> u8 {
             "warning: --graph uses {op}, a deprecated Graph endpoint; use `mde package collect` without --graph"
         );
     }
-    done(fleet_run::run(&cli, &template, &targets, wait, None).await)
+}
+
+/// The spec states `Sha1`'s length; that every character is hex is the service's check
+/// (`InvalidHashValue`), made here before anything is sent.
+fn sha1_checked(cli: &Cli) -> Result<(), u8> {
+    let sha1 = cli.body.get("Sha1").and_then(|v| v.as_str());
+    match sha1
+        .unwrap_or_default()
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit())
+    {
+        true => Ok(()),
+        false => Err(fail(USAGE, "--sha1 must be a SHA-1: 40 hex characters")),
+    }
+}
+
+/// A tag command's tag and machines, and the body's `Action`.
+fn tagged(tagging: &TagCommand) -> (&crate::cli::Tagging, &'static str) {
+    match tagging {
+        TagCommand::Add(t) => (t, "Add"),
+        TagCommand::Remove(t) => (t, "Remove"),
+    }
+}
+
+/// An evidence run's settings: its folder, how often it looks, how many transfers at once.
+fn settings(dir: &std::path::Path, poll_interval: u64, parallel: u16) -> pipeline::Settings<'_> {
+    pipeline::Settings {
+        dir,
+        interval: Duration::from_secs(poll_interval),
+        parallel: usize::from(parallel),
+    }
 }
 
 /// `mde live`: the session's request, made with the typed builder (refused here, before
@@ -223,11 +232,7 @@ async fn live_run(cli: &Cli, live: &crate::cli::Live) -> Result<u8, u8> {
     match &live.out {
         // Followed to the end, whether --wait is given or not: the results come after it.
         Some(dir) => {
-            let settings = pipeline::Settings {
-                dir,
-                interval: Duration::from_secs(live.wait.poll_interval),
-                parallel: usize::from(live.parallel),
-            };
+            let settings = settings(dir, live.wait.poll_interval, live.parallel);
             evidence_run::run(&cli, &live.targets, &template, settings, ensure).await
         }
         None => fleet_run::run(&cli, &template, &live.targets, live.wait.every(), ensure).await,

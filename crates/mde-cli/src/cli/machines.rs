@@ -71,6 +71,26 @@ pub struct Containment {
     pub wait: Wait,
 }
 
+impl Targets {
+    /// The "machines" of `action cancel`: action ids, with the run's confirmation and journal.
+    pub fn of_actions(ids: &[String], confirm: &Confirm, journaling: &Journaling) -> Targets {
+        Targets {
+            machines: ids.to_vec(),
+            machines_file: None,
+            names: Vec::new(),
+            names_file: None,
+            pick: None,
+            tag: None,
+            tag_prefix: false,
+            confirm: confirm.clone(),
+            journaling: journaling.clone(),
+            cancel_pending: false,
+            skip_pending_check: false,
+            again: false,
+        }
+    }
+}
+
 impl Containment {
     /// The machines, with whether to cancel a pending opposite action first.
     pub fn targets(&self) -> Targets {
