@@ -173,6 +173,80 @@ pub struct Batch<'a> {
     pub history: History,
 }
 
+/// Takes a request's outcome into the report, the journal and the progress; `true` when the
+/// run must stop sending now: an error that holds for every machine, a journal that cannot
+/// be written, or [`UNREACHABLE`] requests in a row with no answer (`unanswered` counts
+/// them; `stopping`, the run stops already).
+fn take_answer(
+    report: &mut Report,
+    journal: &Journal,
+    (outcome, fatal): (Outcome, Option<String>),
+    (unanswered, stopping): (&mut usize, bool),
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> bool {
+    let mut stop = false;
+    let no_answer = fatal.is_none() && matches!(outcome.outcome, Kind::NotSent | Kind::Unknown);
+    *unanswered = if no_answer { *unanswered + 1 } else { 0 };
+    if *unanswered >= UNREACHABLE && !stopping {
+        report.unreachable = outcome.error.as_ref().map(|e| e.message.clone());
+        stop = true;
+    }
+    if let Err(e) = journal.done(&outcome) {
+        // Reported all the same; a resume reads the machine as sent, unanswered.
+        if report.local.is_none() {
+            let path = journal.path().display();
+            report.local = Some(format!("cannot write the journal {path}: {e}"));
+            stop = true;
+        }
+    }
+    progress(Progress::Done(&outcome));
+    report.outcomes.push(outcome);
+    if fatal.is_some() && report.fatal.is_none() {
+        report.fatal = fatal;
+        stop = true;
+    }
+    stop
+}
+
+/// The machines of a run, sorted out by what the resumed journal recorded: those done by an
+/// earlier run (or sent without an answer, not to be sent again) as their outcomes, and the
+/// machines to send to.
+fn sort_out(
+    plan: &Plan<'_>,
+    machines: Vec<String>,
+    history: &History,
+) -> (Vec<Outcome>, Vec<String>) {
+    let (mut earlier, mut queue) = (Vec::new(), Vec::new());
+    for machine in machines {
+        let done = history
+            .done
+            .get(&machine)
+            .filter(|d| !(plan.retry_failed && d.outcome == Kind::Failed));
+        if let Some(done) = done {
+            earlier.push(Outcome {
+                earlier: true,
+                ..done.clone()
+            });
+        } else if history.unknown.contains(&machine) && !plan.retry_unknown {
+            earlier.push(Outcome {
+                machine,
+                name: None,
+                outcome: Kind::Unknown,
+                result: None,
+                error: Some(ErrorInfo::new(
+                    "unknown",
+                    "sent by an earlier run that ended before the answer; not sent again (--retry-unknown sends it)",
+                )),
+                earlier: true,
+                tenant: None,
+            });
+        } else {
+            queue.push(machine);
+        }
+    }
+    (earlier, queue)
+}
+
 /// Runs the plan on the batch's machines, journaling each request. Machines `history` shows
 /// as done are reported as they were and not sent again; those it shows as sent without an
 /// outcome are reported unknown, and sent again only with `retry_unknown`. Stops sending
@@ -191,11 +265,6 @@ pub async fn run(
         journal,
         history,
     } = batch;
-    let Plan {
-        retry_unknown,
-        retry_failed,
-        ..
-    } = plan;
     let op = plan.op();
     let mut report = Report::default();
     let order: std::collections::HashMap<String, usize> = machines
@@ -203,37 +272,10 @@ pub async fn run(
         .enumerate()
         .map(|(i, m)| (m.clone(), i))
         .collect();
-    let mut queue = Vec::new();
-    for machine in machines {
-        let done = history
-            .done
-            .get(&machine)
-            .filter(|d| !(retry_failed && d.outcome == Kind::Failed));
-        if let Some(done) = done {
-            let earlier = Outcome {
-                earlier: true,
-                ..done.clone()
-            };
-            progress(Progress::Earlier(&earlier));
-            report.outcomes.push(earlier);
-        } else if history.unknown.contains(&machine) && !retry_unknown {
-            let unknown = Outcome {
-                machine,
-                name: None,
-                outcome: Kind::Unknown,
-                result: None,
-                error: Some(ErrorInfo::new(
-                    "unknown",
-                    "sent by an earlier run that ended before the answer; not sent again (--retry-unknown sends it)",
-                )),
-                earlier: true,
-                tenant: None,
-            };
-            progress(Progress::Earlier(&unknown));
-            report.outcomes.push(unknown);
-        } else {
-            queue.push(machine);
-        }
+    let (earlier, queue) = sort_out(&plan, machines, &history);
+    for outcome in earlier {
+        progress(Progress::Earlier(&outcome));
+        report.outcomes.push(outcome);
     }
     let cannot =
         |e: std::io::Error| format!("cannot write the journal {}: {e}", journal.path().display());
@@ -285,26 +327,9 @@ pub async fn run(
                 }
             }
             Some((machine, answer)) = in_flight.next(), if !in_flight.is_empty() => {
-                let (outcome, fatal) = outcome(op, machine, answer);
-                let no_answer = fatal.is_none() && matches!(outcome.outcome, Kind::NotSent | Kind::Unknown);
-                unanswered = if no_answer { unanswered + 1 } else { 0 };
-                if unanswered >= UNREACHABLE && !stopping {
-                    report.unreachable = outcome.error.as_ref().map(|e| e.message.clone());
-                    stopping = true;
-                    report.not_sent.extend(next.take().map(|(machine, _)| machine));
-                }
-                if let Err(e) = journal.done(&outcome) {
-                    // Reported all the same; a resume reads the machine as sent, unanswered.
-                    if report.local.is_none() {
-                        report.local = Some(cannot(e));
-                        stopping = true;
-                        report.not_sent.extend(next.take().map(|(machine, _)| machine));
-                    }
-                }
-                progress(Progress::Done(&outcome));
-                report.outcomes.push(outcome);
-                if fatal.is_some() && report.fatal.is_none() {
-                    report.fatal = fatal;
+                let answered = outcome(op, machine, answer);
+                let tally = (&mut unanswered, stopping);
+                if take_answer(&mut report, journal, answered, tally, progress) {
                     stopping = true;
                     report.not_sent.extend(next.take().map(|(machine, _)| machine));
                 }

@@ -114,36 +114,15 @@ pub async fn follow(
 ) -> Waited {
     let mut waited = Waited::default();
     tokio::pin!(stop);
-    // Already running, the service did not say which: the newest action of the machine.
-    let running: Vec<String> = report
-        .outcomes
-        .iter()
-        .filter(|o| o.outcome == Kind::AlreadyRunning && action_of(o).is_none())
-        .map(|o| o.machine.clone())
-        .collect();
-    if let (false, Some(kind)) = (running.is_empty(), op.creates_action()) {
-        let find = crate::pipeline::find_actions(client, kind, &running, None);
-        let found = tokio::select! {
-            found = find => found,
-            () = &mut stop => {
-                waited.ended_early = Some(EndedEarly::Stopped);
-                return settle_all(report, waited);
-            }
-        };
-        match found {
-            Ok((found, calls)) => {
-                waited.list_calls += calls;
-                for outcome in &mut report.outcomes {
-                    if let Some(action) = found.get(&outcome.machine) {
-                        outcome.result =
-                            Answer::of_action(op, action.clone()).or(outcome.result.take());
-                    }
-                }
-            }
-            Err(e) => {
-                waited.ended_early = Some(EndedEarly::Lost(crate::vocabulary::error_text(&e)));
-                return settle_all(report, waited);
-            }
+    let found = tokio::select! {
+        found = find_running(client, op, report) => found,
+        () = &mut stop => Err(EndedEarly::Stopped),
+    };
+    match found {
+        Ok(calls) => waited.list_calls += calls,
+        Err(early) => {
+            waited.ended_early = Some(early);
+            return settle_all(report, waited);
         }
     }
     // Each action to follow: its outcome's index.
@@ -224,6 +203,33 @@ pub async fn follow(
         }
     }
     settle_all(report, waited)
+}
+
+/// Machines answered "already running" without the action: each one's newest action of the
+/// kind found (one list call per 20 machines) and put in its outcome; the list calls made.
+async fn find_running(
+    client: &Client,
+    op: OperationId,
+    report: &mut Report,
+) -> Result<usize, EndedEarly> {
+    let running: Vec<String> = report
+        .outcomes
+        .iter()
+        .filter(|o| o.outcome == Kind::AlreadyRunning && action_of(o).is_none())
+        .map(|o| o.machine.clone())
+        .collect();
+    let (false, Some(kind)) = (running.is_empty(), op.creates_action()) else {
+        return Ok(0);
+    };
+    let (found, calls) = crate::pipeline::find_actions(client, kind, &running, None)
+        .await
+        .map_err(|e| EndedEarly::Lost(crate::vocabulary::error_text(&e)))?;
+    for outcome in &mut report.outcomes {
+        if let Some(action) = found.get(&outcome.machine) {
+            outcome.result = Answer::of_action(op, action.clone()).or(outcome.result.take());
+        }
+    }
+    Ok(calls)
 }
 
 /// Every outcome settled, and the ids of the actions still running.
