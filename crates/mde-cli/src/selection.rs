@@ -100,61 +100,12 @@ pub async fn select(
     selection.machines = ids;
     for name in names {
         let key = name.to_ascii_lowercase();
-        let resolved = match history.names.get(&key) {
-            Some(machine) => Resolved::Machine(machine.clone()),
-            None => found.remove(&key).unwrap_or(Resolved::NotFound),
-        };
-        match resolved {
-            Resolved::Machine(machine) => {
-                if !history.names.contains_key(&key) {
-                    selection
-                        .resolved_now
-                        .push((name.clone(), machine.clone()));
-                }
-                selection
-                    .names
-                    .insert(machine.id.clone(), machine.name.clone());
-                if seen.insert(machine.id.clone()) {
-                    selection.machines.push(machine.id);
-                } else {
-                    eprintln!(
-                        "warning: {name} is machine {}, given already; acted on once",
-                        machine.id
-                    );
-                }
-            }
-            Resolved::NotFound => selection.unresolved.push(Outcome {
-                machine: name.clone(),
-                name: None,
-                outcome: Kind::NotFound,
-                result: None,
-                error: Some(ErrorInfo::new(
-                    "not_found",
-                    format!("no machine is named {name} (its fully qualified name, or the first label of it)"),
-                )),
-                earlier: false,
-                tenant: None,
-            }),
-            Resolved::Ambiguous(candidates) => selection.unresolved.push(Outcome {
-                machine: name.clone(),
-                name: None,
-                outcome: Kind::Ambiguous,
-                result: None,
-                error: Some(ErrorInfo::new(
-                    "ambiguous",
-                    format!(
-                        "{} machines are named {name}: {}; give the id, or --pick latest",
-                        candidates.len(),
-                        candidates
-                            .iter()
-                            .map(Candidate::describe)
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    ),
-                )),
-                earlier: false,
-                tenant: None,
-            }),
+        match history.names.get(&key) {
+            Some(machine) => selection.add_named(name, machine.clone(), false, &mut seen),
+            None => match found.remove(&key).unwrap_or(Resolved::NotFound) {
+                Resolved::Machine(machine) => selection.add_named(name, machine, true, &mut seen),
+                other => selection.unresolved.push(unresolved(name, other)),
+            },
         }
     }
     if let Some((text, prefix)) = tag {
@@ -168,23 +119,7 @@ pub async fn select(
             }
         };
         if machines.is_empty() {
-            let which = if prefix {
-                "a tag that starts with"
-            } else {
-                "the tag"
-            };
-            selection.unresolved.push(Outcome {
-                machine: format!("tag:{text}"),
-                name: None,
-                outcome: Kind::NotFound,
-                result: None,
-                error: Some(ErrorInfo::new(
-                    "not_found",
-                    format!("no machine carries {which} {text}"),
-                )),
-                earlier: false,
-                tenant: None,
-            });
+            selection.unresolved.push(untagged(text, prefix));
         }
         for machine in machines {
             selection.names.insert(machine.id.clone(), machine.name);
@@ -194,6 +129,80 @@ pub async fn select(
         }
     }
     Ok(selection)
+}
+
+impl Selection {
+    /// Adds the machine a name came to, once (`now`: resolved by this run, to be journaled).
+    fn add_named(&mut self, name: &str, machine: Candidate, now: bool, seen: &mut HashSet<String>) {
+        if now {
+            self.resolved_now.push((name.to_string(), machine.clone()));
+        }
+        self.names.insert(machine.id.clone(), machine.name.clone());
+        if seen.insert(machine.id.clone()) {
+            self.machines.push(machine.id);
+        } else {
+            eprintln!(
+                "warning: {name} is machine {}, given already; acted on once",
+                machine.id
+            );
+        }
+    }
+}
+
+/// The outcome of a name that came to no single machine: none has it, or several do.
+fn unresolved(name: &str, resolved: Resolved) -> Outcome {
+    let (kind, code, message) = match resolved {
+        Resolved::Ambiguous(candidates) => (
+            Kind::Ambiguous,
+            "ambiguous",
+            format!(
+                "{} machines are named {name}: {}; give the id, or --pick latest",
+                candidates.len(),
+                candidates
+                    .iter()
+                    .map(Candidate::describe)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        ),
+        Resolved::NotFound | Resolved::Machine(_) => (
+            Kind::NotFound,
+            "not_found",
+            format!(
+                "no machine is named {name} (its fully qualified name, or the first label of it)"
+            ),
+        ),
+    };
+    Outcome {
+        machine: name.to_string(),
+        name: None,
+        outcome: kind,
+        result: None,
+        error: Some(ErrorInfo::new(code, message)),
+        earlier: false,
+        tenant: None,
+    }
+}
+
+/// The outcome of a tag no machine carries.
+fn untagged(text: &str, prefix: bool) -> Outcome {
+    let which = if prefix {
+        "a tag that starts with"
+    } else {
+        "the tag"
+    };
+    Outcome {
+        machine: format!("tag:{text}"),
+        name: None,
+        outcome: Kind::NotFound,
+        result: None,
+        error: Some(ErrorInfo::new(
+            "not_found",
+            format!("no machine carries {which} {text}"),
+        )),
+        earlier: false,
+        tenant: None,
+    }
 }
 
 /// The documented limits of `op`, for people: `100 a minute, 1500 an hour`.

@@ -294,6 +294,75 @@ pub(super) fn finish(
     exit_code(endings, interrupted, resume)
 }
 
+/// What is said of a part that did not end well: its exit code, the sentence, what comes
+/// before the resume line (when it can be resumed), and the actions still going; `None` for
+/// a part that ended (well or with failures of single machines).
+fn sentence<'a>(
+    ending: &Ending<'a>,
+    interrupted: &str,
+) -> Option<(u8, String, Option<&'static str>, &'a [String])> {
+    Some(if let Some(fatal) = ending.fatal {
+        // #6054: the device's group has no automation level; only the portal changes that.
+        let portal = if fatal.contains("DisallowedOperation") {
+            "\nIn the Microsoft Defender portal, give the device's group an automation level (Settings > Endpoints > Device groups: at least the minimum remediation level)."
+        } else {
+            ""
+        };
+        (
+            AUTH,
+            format!("stopped: {fatal}{portal}"),
+            Some("\nNo machine is journaled as failed; once fixed, resume with"),
+            &[],
+        )
+    } else if let Some(local) = ending.local {
+        (
+            LOCAL,
+            format!(
+                "stopped: {local}. Nothing more was sent; the requests in flight were answered and are shown above."
+            ),
+            Some("\nFree the space (or fix the folder), then resume with"),
+            &[],
+        )
+    } else if let Some(last) = ending.unreachable {
+        (
+            PARTIAL,
+            format!(
+                "stopped sending: the service looks unreachable ({} requests in a row got no answer; the last: {last}).",
+                crate::fleet::UNREACHABLE
+            ),
+            Some(" Once it answers, resume with"),
+            &[],
+        )
+    } else if ending.interrupted {
+        (
+            stopped_code(),
+            interrupted.to_string(),
+            Some(" Resume with"),
+            &[],
+        )
+    } else if let Some(left) = ending.following {
+        (
+            stopped_code(),
+            "stopped waiting; the actions go on.".to_string(),
+            None,
+            left,
+        )
+    } else if let Some((why, left)) = ending.lost {
+        // The requests were accepted: not "nothing was sent" (3), whatever the cause.
+        (
+            PARTIAL,
+            format!(
+                "could not follow the actions to their end ({} still running when it stopped): {why}; the actions go on.",
+                left.len()
+            ),
+            None,
+            left,
+        )
+    } else {
+        return None;
+    })
+}
+
 /// Says how each part ended that did not end well, then once how to go on (`resume`: the
 /// command line that resumes, or why the run cannot be); `interrupted` says what an
 /// interruption kept. The most pressing part sets the code: 3 when one needs its credentials
@@ -312,63 +381,11 @@ fn exit_code(endings: &[Ending<'_>], interrupted: &str, resume: Result<String, &
     let mut follow: Vec<String> = Vec::new();
     let mut said = Vec::new();
     for ending in endings {
-        let (part_code, sentence, then) = if let Some(fatal) = ending.fatal {
-            // #6054: the device's group has no automation level; only the portal changes that.
-            let portal = if fatal.contains("DisallowedOperation") {
-                "\nIn the Microsoft Defender portal, give the device's group an automation level (Settings > Endpoints > Device groups: at least the minimum remediation level)."
-            } else {
-                ""
-            };
-            (
-                AUTH,
-                format!("stopped: {fatal}{portal}"),
-                Some("\nNo machine is journaled as failed; once fixed, resume with"),
-            )
-        } else if let Some(local) = ending.local {
-            (
-                LOCAL,
-                format!(
-                    "stopped: {local}. Nothing more was sent; the requests in flight were answered and are shown above."
-                ),
-                Some("\nFree the space (or fix the folder), then resume with"),
-            )
-        } else if let Some(last) = ending.unreachable {
-            (
-                PARTIAL,
-                format!(
-                    "stopped sending: the service looks unreachable ({} requests in a row got no answer; the last: {last}).",
-                    crate::fleet::UNREACHABLE
-                ),
-                Some(" Once it answers, resume with"),
-            )
-        } else if ending.interrupted {
-            (
-                stopped_code(),
-                interrupted.to_string(),
-                Some(" Resume with"),
-            )
-        } else if let Some(left) = ending.following {
-            follow.extend(left.iter().cloned());
-            (
-                stopped_code(),
-                "stopped waiting; the actions go on.".to_string(),
-                None,
-            )
-        } else if let Some((why, left)) = ending.lost {
-            // The requests were accepted: not "nothing was sent" (3), whatever the cause.
-            follow.extend(left.iter().cloned());
-            (
-                PARTIAL,
-                format!(
-                    "could not follow the actions to their end ({} still running when it stopped): {why}; the actions go on.",
-                    left.len()
-                ),
-                None,
-            )
-        } else {
+        let Some((part_code, sentence, then, left)) = sentence(ending, interrupted) else {
             code = code.max(if ending.all_ok { OK } else { PARTIAL });
             continue;
         };
+        follow.extend(left.iter().cloned());
         if rank(part_code) > rank(code) {
             code = part_code;
         }
