@@ -153,18 +153,7 @@ where
         );
     }
     let (check, script) = before;
-    // The library script each tenant needs, read before anything is sent (or said, dry).
-    let mut ensures = Vec::new();
-    for going in script
-        .iter()
-        .flat_map(|s| going.iter().map(move |g| (s, g)))
-    {
-        let (script, going) = going;
-        let tenant = output::of_tenant(going.profile());
-        let dry = targets.confirm.dry_run;
-        let ensure = super::library::plan_ensure(&going.client, script.clone(), &tenant, dry);
-        ensures.push((ensure.await?, tenant));
-    }
+    let ensures = plan_ensures(&going, script.as_ref(), targets.confirm.dry_run).await?;
     if targets.confirm.dry_run {
         for (ensure, tenant) in &ensures {
             eprintln!("{}", ensure.say(tenant, true));
@@ -190,17 +179,16 @@ where
     for ((ensure, tenant), going) in ensures.into_iter().zip(&going) {
         super::library::ensure(&going.client, ensure, &tenant).await?;
     }
-    let journaled: Vec<_> = prepared
-        .parts
-        .iter()
-        .zip(&prepared.records)
+    // Each part's record, with the machines its names resolved to (none for a stopped part).
+    let journaled: Vec<_> = (prepared.parts.iter().zip(&prepared.records))
         .map(|(part, record)| {
-            let chosen = going
-                .iter()
-                .zip(&chosen)
-                .find(|(g, _)| std::ptr::eq(g.part, part))
-                .map(|(_, (_, c))| &c.selection);
-            (part.profile.as_deref(), chosen, record)
+            let mut of_part = going.iter().zip(&chosen);
+            let chosen = of_part.find(|(g, _)| std::ptr::eq(g.part, part));
+            (
+                part.profile.as_deref(),
+                chosen.map(|(_, (_, c))| &c.selection),
+                record,
+            )
         })
         .collect();
     let (path, journal) = start_journal(targets, &journaled)?;
@@ -214,6 +202,26 @@ where
         path,
         journal,
     })
+}
+
+/// What `--ensure-script` does in each tenant's library, read before anything is sent (or
+/// said, in a dry run), with each tenant's prefix.
+async fn plan_ensures(
+    going: &[Going<'_>],
+    script: Option<&UploadLibraryFile>,
+    dry_run: bool,
+) -> Result<Vec<(super::library::Ensure, String)>, u8> {
+    let mut ensures = Vec::new();
+    for going in script
+        .into_iter()
+        .flat_map(|s| going.iter().map(move |g| (s, g)))
+    {
+        let (script, going) = going;
+        let tenant = output::of_tenant(going.profile());
+        let ensure = super::library::plan_ensure(&going.client, script.clone(), &tenant, dry_run);
+        ensures.push((ensure.await?, tenant));
+    }
+    Ok(ensures)
 }
 
 /// Signs one part in and resolves its machines; in a run of several, an error stops the part
