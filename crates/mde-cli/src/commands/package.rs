@@ -147,7 +147,7 @@ pub(crate) async fn download(cli: &Cli, ids: &[String], out: &std::path::Path) -
 /// `mde package verify`: every record's file re-hashed, every line of the manifest read,
 /// every file of the folder accounted for; exit 0 only when all is as recorded.
 pub(crate) fn verify(cli: &Cli, dir: &std::path::Path) -> Result<u8, u8> {
-    use crate::evidence::{self, Verdict};
+    use crate::evidence;
     let cannot = |e: std::io::Error| {
         fail(
             PARTIAL,
@@ -156,26 +156,7 @@ pub(crate) fn verify(cli: &Cli, dir: &std::path::Path) -> Result<u8, u8> {
     };
     let manifest = evidence::manifest(dir).map_err(cannot)?;
     if !manifest.exists {
-        // A run of several profiles keeps each tenant's evidence in a folder of its own.
-        let mut tenants: Vec<String> = std::fs::read_dir(dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.path().join(evidence::MANIFEST).is_file())
-            .map(|e| e.path().display().to_string())
-            .collect();
-        tenants.sort();
-        let hint = match &tenants[..] {
-            [] => String::new(),
-            _ => format!(
-                "; each tenant's folder has its own, verify each: {}",
-                tenants.join(", ")
-            ),
-        };
-        return Err(fail(
-            PARTIAL,
-            format!("no {} in {}{hint}", evidence::MANIFEST, dir.display()),
-        ));
+        return Err(no_manifest(dir));
     }
     if manifest.torn_last {
         eprintln!(
@@ -217,29 +198,9 @@ pub(crate) fn verify(cli: &Cli, dir: &std::path::Path) -> Result<u8, u8> {
         }
     };
     for record in &manifest.records {
-        let action = Some(record);
-        match evidence::verify(dir, record) {
-            Ok(Verdict::Verified) => {
-                count("verified");
-                say("verified", &record.file, action, String::new());
-            }
-            Ok(Verdict::Missing) => {
-                count("missing");
-                say("missing", &record.file, action, String::new());
-            }
-            Ok(Verdict::Mismatch { size, sha256 }) => {
-                count("changed");
-                let detail = format!(
-                    " ({size} bytes, sha256 {sha256}; recorded {} bytes, sha256 {})",
-                    record.size, record.sha256
-                );
-                say("changed", &record.file, action, detail);
-            }
-            Err(e) => {
-                count("unreadable");
-                say("unreadable", &record.file, action, format!(" ({e})"));
-            }
-        }
+        let (verdict, detail) = verdict(dir, record);
+        count(verdict);
+        say(verdict, &record.file, Some(record), detail);
     }
     let unreadable_lines = manifest.unreadable.len();
     for (line, start) in &manifest.unreadable {
@@ -273,6 +234,48 @@ pub(crate) fn verify(cli: &Cli, dir: &std::path::Path) -> Result<u8, u8> {
         && unreadable_lines == 0
         && !manifest.records.is_empty();
     Ok(if all_verified { OK } else { PARTIAL })
+}
+
+/// The end of `mde package verify` on a folder without a manifest; a run of several profiles
+/// keeps each tenant's evidence in a folder of its own, named then.
+fn no_manifest(dir: &std::path::Path) -> u8 {
+    use crate::evidence;
+    let mut tenants: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().join(evidence::MANIFEST).is_file())
+        .map(|e| e.path().display().to_string())
+        .collect();
+    tenants.sort();
+    let hint = match &tenants[..] {
+        [] => String::new(),
+        _ => format!(
+            "; each tenant's folder has its own, verify each: {}",
+            tenants.join(", ")
+        ),
+    };
+    fail(
+        PARTIAL,
+        format!("no {} in {}{hint}", evidence::MANIFEST, dir.display()),
+    )
+}
+
+/// A record's verdict (`verified`, `missing`, `changed`, `unreadable`) and what to add to it.
+fn verdict(dir: &std::path::Path, record: &crate::evidence::Record) -> (&'static str, String) {
+    use crate::evidence::Verdict;
+    match crate::evidence::verify(dir, record) {
+        Ok(Verdict::Verified) => ("verified", String::new()),
+        Ok(Verdict::Missing) => ("missing", String::new()),
+        Ok(Verdict::Mismatch { size, sha256 }) => (
+            "changed",
+            format!(
+                " ({size} bytes, sha256 {sha256}; recorded {} bytes, sha256 {})",
+                record.size, record.sha256
+            ),
+        ),
+        Err(e) => ("unreadable", format!(" ({e})")),
+    }
 }
 
 /// `mde package collect --download`: each machine from its collection to a verified package
