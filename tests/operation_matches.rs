@@ -1,4 +1,4 @@
-//! The README's "Adding an operation" names every hand-written place that matches on each
+//! The book's "Adding an operation" names every hand-written place that matches on each
 //! operation: the places are found here in the sources (a `match` whose arms name every
 //! `OperationId` or `Answer` variant), and the list must be exactly them.
 
@@ -99,17 +99,9 @@ fn places() -> BTreeSet<String> {
     places
 }
 
-/// The places the README's "Adding an operation" lists: its lines "- `PATH` (`FUNCTION`)".
+/// The places the book's "Adding an operation" lists: its lines "- `PATH` (`FUNCTION`)".
 fn listed() -> BTreeSet<String> {
-    let readme = include_str!("../README.md");
-    let section = readme
-        .split("## Adding an operation")
-        .nth(1)
-        .unwrap()
-        .split("\n## ")
-        .next()
-        .unwrap();
-    section
+    include_str!("../docs/src/contributing/adding-an-operation.md")
         .lines()
         .filter_map(|line| {
             let rest = line.trim().strip_prefix("- `")?;
@@ -121,7 +113,7 @@ fn listed() -> BTreeSet<String> {
 }
 
 #[test]
-fn the_readme_lists_every_hand_written_match_over_the_operations() {
+fn the_book_lists_every_hand_written_match_over_the_operations() {
     let (found, listed) = (places(), listed());
     assert!(
         !found.is_empty(),
@@ -129,6 +121,6 @@ fn the_readme_lists_every_hand_written_match_over_the_operations() {
     );
     assert_eq!(
         found, listed,
-        "the README's \"Adding an operation\" must list exactly the hand-written matches over every operation"
+        "the book's \"Adding an operation\" must list exactly the hand-written matches over every operation"
     );
 }

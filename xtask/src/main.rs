@@ -1,6 +1,6 @@
 //! The workspace's tasks: `cargo xtask generate` writes the client's generated module from
-//! `spec/openapi.yaml`; `cargo xtask check` fails when the spec is unsound or that module
-//! is stale.
+//! `spec/openapi.yaml`, then the command line's reference; `cargo xtask check` fails when
+//! the spec is unsound or either is stale.
 
 mod build_cost;
 mod codegen;
@@ -17,8 +17,9 @@ use mde_spec::Spec;
 const GENERATED: &str = "crates/mde-client/src/generated.rs";
 
 const USAGE: &str = "usage: cargo xtask <command>
-  generate                             regenerate crates/mde-client/src/generated.rs from spec/openapi.yaml
-  check                                fail if the spec is unsound or the generated code is stale
+  generate                             regenerate crates/mde-client/src/generated.rs from spec/openapi.yaml,
+                                       then the command line's reference (docs/src/reference/cli.md, docs/man)
+  check                                fail if the spec is unsound or the generated code or reference is stale
   diff --base <git-ref> [--allow-breaking]
                                        Markdown report of the spec's changes since <git-ref>; fails on
                                        breaking ones unless --allow-breaking
@@ -31,8 +32,8 @@ fn main() -> ExitCode {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let root = workspace_root();
     let result = match args.as_slice() {
-        ["generate"] => generate(&root, false),
-        ["check"] => generate(&root, true),
+        ["generate"] => generate(&root, false).and_then(|m| Ok(m + &cli_reference(&root, false)?)),
+        ["check"] => generate(&root, true).and_then(|m| Ok(m + &cli_reference(&root, true)?)),
         ["docs"] => write_docs(&root),
         ["build-cost"] => build_cost::run(&root, 2),
         ["build-cost", "--pairs", n] => match n.parse::<usize>() {
@@ -139,6 +140,36 @@ fn generate(root: &Path, check: bool) -> Result<String, String> {
     }
     std::fs::write(&path, code).map_err(|e| format!("cannot write {GENERATED}: {e}"))?;
     Ok(format!("{GENERATED}: regenerated from spec/openapi.yaml"))
+}
+
+/// Writes (or with `check`, holds to) the command line's reference in `docs/`, rendered from
+/// `mde`'s clap definition by mde-cli's `reference` example: it needs the client built, so
+/// it runs after the client is generated, in a cargo of its own.
+fn cli_reference(root: &Path, check: bool) -> Result<String, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = std::process::Command::new(cargo);
+    command.current_dir(root);
+    command.args([
+        "run",
+        "--quiet",
+        "-p",
+        "mde-cli",
+        "--example",
+        "reference",
+        "--",
+    ]);
+    if check {
+        command.arg("--check");
+    }
+    let status = command
+        .arg(root.join("docs"))
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    match (status.success(), check) {
+        (true, true) => Ok("\ndocs/src/reference/cli.md and docs/man: up to date with mde".into()),
+        (true, false) => Ok("\ndocs/src/reference/cli.md and docs/man: written from mde".into()),
+        (false, _) => Err("the command line's reference: see above".into()),
+    }
 }
 
 /// What `cargo xtask generate` would change, as a unified diff cut after `MAX_LINES` lines.

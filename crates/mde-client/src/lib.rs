@@ -151,8 +151,8 @@ pub mod workspace {
 /// and naming another major version gives types that do not fit.
 pub use reqwest;
 
-/// The workspace README's examples, compiled as doctests so they stay true.
-#[doc = include_str!("../../../README.md")]
+/// The book's page on this client, its examples compiled as doctests so they stay true.
+#[doc = include_str!("../../../docs/src/library.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 

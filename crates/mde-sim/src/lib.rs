@@ -25,6 +25,7 @@
 //!
 //! | layer | modules |
 //! |---|---|
+//! | the command line: `mde-sim`'s flags and serving as they say | `serve` |
 //! | the routes: the API, Azure AD's token endpoint, the managed identity endpoint | `api`, `identity` |
 //! | what answers them: sign-in and the tenants' state | `auth`, `state` |
 //! | the tenants' records: machines, library, packages, certificates, the federation issuer | `inventory`, `library`, `package`, `assertion`, `federation`, `config` |
@@ -45,6 +46,7 @@ mod library;
 mod odata;
 mod package;
 mod rate_limit;
+pub mod serve;
 mod state;
 mod tls;
 
