@@ -71,7 +71,7 @@ async fn run(what: &str, template: AnyRequest) {
     let accepted = report
         .outcomes
         .iter()
-        .filter(|o| o.outcome == Kind::Accepted)
+        .filter(|o| o.kind == Kind::Accepted)
         .count();
     let required = minimum_duration(op, MACHINES);
     println!(

@@ -342,21 +342,28 @@ pub enum Verdict {
     },
 }
 
-/// Re-hashes a record's file.
-pub fn verify(dir: &Path, record: &Record) -> std::io::Result<Verdict> {
-    let path: PathBuf = dir.join(&record.file);
-    let mut file = match std::fs::File::open(&path) {
+/// A file's size and SHA-256 (lower-case hex); `None` when there is no such file.
+pub fn sha256_of_file(path: &Path) -> std::io::Result<Option<(u64, String)>> {
+    let mut file = match std::fs::File::open(path) {
         Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Verdict::Missing),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
     let mut hasher = Sha256::new();
     let size = std::io::copy(&mut file, &mut hasher)?;
-    let sha256: String = hasher
+    let sha256 = hasher
         .finalize()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
+    Ok(Some((size, sha256)))
+}
+
+/// Re-hashes a record's file.
+pub fn verify(dir: &Path, record: &Record) -> std::io::Result<Verdict> {
+    let Some((size, sha256)) = sha256_of_file(&dir.join(&record.file))? else {
+        return Ok(Verdict::Missing);
+    };
     Ok(if size == record.size && sha256 == record.sha256 {
         Verdict::Verified
     } else {

@@ -14,7 +14,7 @@ use crate::vocabulary::{ErrorInfo, Kind, Outcome, holds_for_every_call};
 
 /// How a run ended.
 #[derive(Debug, Default)]
-pub struct Report {
+pub struct FleetReport {
     /// Every machine's outcome, in the order the machines were given.
     pub outcomes: Vec<Outcome>,
     /// Machines not sent to: the run was stopped (Ctrl-C, or `fatal`) before them.
@@ -36,7 +36,7 @@ pub const UNREACHABLE: usize = 10;
 
 /// Something to show while the run goes.
 #[derive(Debug)]
-pub enum Progress<'a> {
+pub enum FleetEvent<'a> {
     /// This many machines are to be sent to.
     Start(usize),
     /// One more ended.
@@ -118,7 +118,7 @@ fn outcome(
     let outcome = Outcome {
         machine,
         name: None,
-        outcome: kind,
+        kind,
         result,
         error,
         earlier: false,
@@ -178,14 +178,14 @@ pub struct Batch<'a> {
 /// be written, or [`UNREACHABLE`] requests in a row with no answer (`unanswered` counts
 /// them; `stopping`, the run stops already).
 fn take_answer(
-    report: &mut Report,
+    report: &mut FleetReport,
     journal: &Journal,
     (outcome, fatal): (Outcome, Option<String>),
     (unanswered, stopping): (&mut usize, bool),
-    progress: &mut dyn FnMut(Progress<'_>),
+    progress: &mut dyn FnMut(FleetEvent<'_>),
 ) -> bool {
     let mut stop = false;
-    let no_answer = fatal.is_none() && matches!(outcome.outcome, Kind::NotSent | Kind::Unknown);
+    let no_answer = fatal.is_none() && matches!(outcome.kind, Kind::NotSent | Kind::Unknown);
     *unanswered = if no_answer { *unanswered + 1 } else { 0 };
     if *unanswered >= UNREACHABLE && !stopping {
         report.unreachable = outcome.error.as_ref().map(|e| e.message.clone());
@@ -199,7 +199,7 @@ fn take_answer(
             stop = true;
         }
     }
-    progress(Progress::Done(&outcome));
+    progress(FleetEvent::Done(&outcome));
     report.outcomes.push(outcome);
     if fatal.is_some() && report.fatal.is_none() {
         report.fatal = fatal;
@@ -221,7 +221,7 @@ fn sort_out(
         let done = history
             .done
             .get(&machine)
-            .filter(|d| !(plan.retry_failed && d.outcome == Kind::Failed));
+            .filter(|d| !(plan.retry_failed && d.kind == Kind::Failed));
         if let Some(done) = done {
             earlier.push(Outcome {
                 earlier: true,
@@ -231,7 +231,7 @@ fn sort_out(
             earlier.push(Outcome {
                 machine,
                 name: None,
-                outcome: Kind::Unknown,
+                kind: Kind::Unknown,
                 result: None,
                 error: Some(ErrorInfo::new(
                     "unknown",
@@ -252,13 +252,13 @@ fn sort_out(
 /// outcome are reported unknown, and sent again only with `retry_unknown`. Stops sending
 /// when `stop` resolves, and lets the requests in flight end. A request is sent only once its
 /// journal line is on disk: when the journal cannot be written, sending stops at once, the
-/// requests in flight are answered and reported, and [`Report::local`] says why.
+/// requests in flight are answered and reported, and [`FleetReport::local`] says why.
 pub async fn run(
     client: &Client,
     batch: Batch<'_>,
-    progress: &mut dyn FnMut(Progress<'_>),
+    progress: &mut dyn FnMut(FleetEvent<'_>),
     stop: impl Future<Output = ()>,
-) -> Report {
+) -> FleetReport {
     let Batch {
         plan,
         machines,
@@ -266,7 +266,7 @@ pub async fn run(
         history,
     } = batch;
     let op = plan.op();
-    let mut report = Report::default();
+    let mut report = FleetReport::default();
     let order: std::collections::HashMap<String, usize> = machines
         .iter()
         .enumerate()
@@ -274,7 +274,7 @@ pub async fn run(
         .collect();
     let (earlier, queue) = sort_out(&plan, machines, &history);
     for outcome in earlier {
-        progress(Progress::Earlier(&outcome));
+        progress(FleetEvent::Earlier(&outcome));
         report.outcomes.push(outcome);
     }
     let cannot =
@@ -290,7 +290,7 @@ pub async fn run(
             return report;
         }
     }
-    progress(Progress::Start(queue.len()));
+    progress(FleetEvent::Start(queue.len()));
 
     let mut queue = queue.into_iter();
     // The next machine, waiting for room in the rate limit.

@@ -288,7 +288,7 @@ impl Journal {
     pub fn done(&self, outcome: &Outcome) -> std::io::Result<()> {
         self.append(&Entry::Done {
             machine: outcome.machine.clone(),
-            outcome: outcome.outcome,
+            outcome: outcome.kind,
             result: outcome.result.clone(),
             error: outcome.error.clone(),
             at: now(),
@@ -406,7 +406,7 @@ impl Recorded {
                             let outcome = Outcome {
                                 machine: machine.clone(),
                                 name: None,
-                                outcome,
+                                kind: outcome,
                                 result,
                                 error,
                                 earlier: true,
@@ -495,7 +495,7 @@ mod tests {
         let done = Outcome {
             machine: "a".into(),
             name: None,
-            outcome: Kind::Accepted,
+            kind: Kind::Accepted,
             result: Some(answer.clone()),
             error: None,
             earlier: false,

@@ -88,7 +88,7 @@ pub fn outcome_line(o: &crate::vocabulary::Outcome) -> Line {
         action_id: action.and_then(|a| a.id.clone()),
         status: action.and_then(|a| a.status.as_ref().map(ToString::to_string)),
         error: o.error.clone(),
-        ..Line::new(o.outcome.as_str())
+        ..Line::new(o.kind.as_str())
     }
     .with("earlier", o.earlier)
     .with("result", &o.result)

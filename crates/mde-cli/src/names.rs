@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use crate::vocabulary::Candidate;
+use crate::vocabulary::{Candidate, Kind};
 use mde_client::types::Machine;
 use mde_client::{Client, Error};
 
@@ -45,6 +45,29 @@ pub enum Resolved {
     NotFound,
     /// Several have it; their ids, names, last report times and health.
     Ambiguous(Vec<Candidate>),
+}
+
+impl Resolved {
+    /// Why `name` came to no single machine, as an outcome's kind, its error code and
+    /// message (each command adds its own remedy); `None` when it came to one.
+    pub fn refusal(&self, name: &str) -> Option<(Kind, &'static str, String)> {
+        match self {
+            Resolved::Machine(_) => None,
+            Resolved::NotFound => Some((
+                Kind::NotFound,
+                "not_found",
+                format!(
+                    "no machine is named {name} (its fully qualified name, or the first label of it)"
+                ),
+            )),
+            Resolved::Ambiguous(candidates) => {
+                let each: Vec<String> = candidates.iter().map(Candidate::describe).collect();
+                let n = candidates.len();
+                let message = format!("{n} machines are named {name}: {}", each.join("; "));
+                Some((Kind::Ambiguous, "ambiguous", message))
+            }
+        }
+    }
 }
 
 /// Every name's resolution, in the order given, and the listMachines calls it took.
@@ -94,11 +117,11 @@ pub fn is_named(given: &str, fqdn: &str) -> bool {
 /// The `$filter` of one name: `eq` for a full name; for a short one, `startswith`, which the
 /// exact match then narrows.
 fn filter(given: &str) -> String {
-    let quoted = given.replace('\'', "''");
+    let quoted = crate::vocabulary::odata_text(given);
     if given.contains('.') {
-        format!("computerDnsName eq '{quoted}'")
+        format!("computerDnsName eq {quoted}")
     } else {
-        format!("startswith(computerDnsName,'{quoted}')")
+        format!("startswith(computerDnsName,{quoted})")
     }
 }
 

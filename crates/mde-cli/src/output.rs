@@ -6,7 +6,7 @@ use mde_client::operations::Answer;
 use mde_client::types;
 use mde_client::workspace::shorten;
 
-use crate::fleet::Report;
+use crate::fleet::FleetReport;
 use crate::pipeline::{self, Board};
 use crate::vocabulary::{Kind, Outcome, Stage, duration, escape};
 
@@ -164,7 +164,7 @@ impl NameColumn {
 
 /// The outcomes as a table; a TENANT column in a run of several profiles, a NAME column when
 /// some machines were given by name.
-pub fn table(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
+pub fn table(report: &FleetReport, out: &mut impl Write) -> std::io::Result<()> {
     let width = report
         .outcomes
         .iter()
@@ -192,7 +192,7 @@ pub fn table(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
             tenant.cell(outcome.tenant.as_deref()),
             escape(&outcome.machine),
             name.cell(outcome.name.as_deref()),
-            outcome.outcome.as_str(),
+            outcome.kind.as_str(),
             detail(outcome)
         )?;
     }
@@ -210,8 +210,8 @@ pub fn table(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
 }
 
 /// Counts by outcome, for the summary.
-pub fn summary(report: &Report) -> String {
-    let count = |kind: Kind| report.outcomes.iter().filter(|o| o.outcome == kind).count();
+pub fn summary(report: &FleetReport) -> String {
+    let count = |kind: Kind| report.outcomes.iter().filter(|o| o.kind == kind).count();
     // Followed actions' ends first, when any was followed to one.
     let mut text = String::new();
     for (kind, what) in [
@@ -253,7 +253,7 @@ pub fn line(outcome: &Outcome) -> String {
         of_tenant(outcome.tenant.as_deref()),
         escape(&outcome.machine),
         in_brackets(outcome.name.as_deref()),
-        outcome.outcome.as_str(),
+        outcome.kind.as_str(),
         detail(outcome)
     )
 }
@@ -311,7 +311,10 @@ pub fn package_line(p: &pipeline::Package) -> String {
 
 /// The packages as a table; a TENANT column in a run of several profiles (its machines not
 /// sent to given as `PROFILE,MACHINE`).
-pub fn packages_table(report: &pipeline::Report, out: &mut impl Write) -> std::io::Result<()> {
+pub fn packages_table(
+    report: &pipeline::EvidenceReport,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
     let not_sent: Vec<(Option<&str>, &str)> = report
         .not_sent
         .iter()
@@ -365,7 +368,10 @@ pub fn packages_table(report: &pipeline::Report, out: &mut impl Write) -> std::i
 
 /// Each live response session's commands, after the machines' table: status, a script's
 /// exit code and the first line of its output, the file saved. Nothing for packages.
-pub fn commands_table(report: &pipeline::Report, out: &mut impl Write) -> std::io::Result<()> {
+pub fn commands_table(
+    report: &pipeline::EvidenceReport,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
     let rows: Vec<(&str, &pipeline::CommandResult)> = report
         .packages
         .iter()
@@ -409,7 +415,7 @@ pub fn commands_table(report: &pipeline::Report, out: &mut impl Write) -> std::i
 }
 
 /// Counts by final stage, for the summary.
-pub fn packages_summary(report: &pipeline::Report) -> String {
+pub fn packages_summary(report: &pipeline::EvidenceReport) -> String {
     let count = |stage: Stage| report.packages.iter().filter(|p| p.stage == stage).count();
     let mut text = format!(
         "saved {}, failed {}",

@@ -124,7 +124,7 @@ pub fn already_running(op: OperationId, machine: &str, action: &MachineAction) -
     Outcome {
         machine: machine.to_string(),
         name: None,
-        outcome: Kind::AlreadyRunning,
+        kind: Kind::AlreadyRunning,
         result: Answer::of_action(op, action.clone()),
         error: Some(ErrorInfo::new(
             "already_pending",
@@ -153,7 +153,7 @@ pub fn already_in_effect(op: OperationId, machine: &str, action: &MachineAction)
     Outcome {
         machine: machine.to_string(),
         name: None,
-        outcome: Kind::AlreadyInEffect,
+        kind: Kind::AlreadyInEffect,
         result: Answer::of_action(op, action.clone()),
         error: Some(ErrorInfo::new(
             "already_in_effect",
@@ -172,7 +172,7 @@ pub fn conflict(op: OperationId, machine: &str, action: &MachineAction) -> Outco
     Outcome {
         machine: machine.to_string(),
         name: None,
-        outcome: Kind::Conflict,
+        kind: Kind::Conflict,
         result: None,
         error: Some(ErrorInfo::new(
             "conflict",
@@ -194,7 +194,7 @@ pub fn cancelled_first(op: OperationId, machine: &str, action: &MachineAction) -
     Outcome {
         machine: machine.to_string(),
         name: None,
-        outcome: Kind::CancelledPending,
+        kind: Kind::CancelledPending,
         result: Answer::of_action(OperationId::CancelMachineAction, cancelled),
         error: Some(ErrorInfo::new(
             "cancelled_pending",
@@ -248,7 +248,7 @@ pub async fn cancel(
 /// A machine's containment now, from its latest completed containment actions, and the
 /// containment actions still pending on it.
 #[derive(Debug, Default, Clone)]
-pub struct Containment {
+pub struct ContainmentState {
     /// The isolation in force, when the latest completed of isolate and release is an isolate.
     pub isolated: Option<MachineAction>,
     /// The restriction in force, likewise.
@@ -277,7 +277,7 @@ pub fn doing(action: &MachineAction) -> &'static str {
 /// size. Of a pair (isolate and release, restrict and unrestrict) the one that completed last
 /// is in force: a duplicate isolate that completed after a later release (#5903) leaves the
 /// machine isolated. The newest pending one of each pair is what is under way.
-pub async fn containment(client: &Client) -> Result<HashMap<String, Containment>, Error> {
+pub async fn containment(client: &Client) -> Result<HashMap<String, ContainmentState>, Error> {
     use MachineActionType as T;
     let filter = "(status eq 'Succeeded' or status eq 'Pending' or status eq 'InProgress') and (type eq 'Isolate' or type eq 'Unisolate' or type eq 'RestrictCodeExecution' or type eq 'UnrestrictCodeExecution')";
     // The latest action of each pair, completed and pending apart, by machine.
@@ -296,7 +296,7 @@ pub async fn containment(client: &Client) -> Result<HashMap<String, Containment>
             latest.insert(key, action);
         }
     }
-    let mut state: HashMap<String, Containment> = HashMap::new();
+    let mut state: HashMap<String, ContainmentState> = HashMap::new();
     for ((machine, isolation, pending), action) in latest {
         let entry = state.entry(machine).or_default();
         match (pending, isolation, &action.type_) {

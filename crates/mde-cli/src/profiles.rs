@@ -11,8 +11,6 @@ use serde::{Deserialize, Serialize};
 
 /// The variable that names a configuration file other than the platform's.
 pub const CONFIG_ENV: &str = "MDE_CONFIG";
-/// The variable that chooses a profile when `--profile` is not given.
-pub const PROFILE_ENV: &str = "MDE_PROFILE";
 
 /// How a profile, or `--auth`, signs in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

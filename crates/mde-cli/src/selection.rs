@@ -151,32 +151,16 @@ impl Selection {
 
 /// The outcome of a name that came to no single machine: none has it, or several do.
 fn unresolved(name: &str, resolved: Resolved) -> Outcome {
-    let (kind, code, message) = match resolved {
-        Resolved::Ambiguous(candidates) => (
-            Kind::Ambiguous,
-            "ambiguous",
-            format!(
-                "{} machines are named {name}: {}; give the id, or --pick latest",
-                candidates.len(),
-                candidates
-                    .iter()
-                    .map(Candidate::describe)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ),
-        ),
-        Resolved::NotFound | Resolved::Machine(_) => (
-            Kind::NotFound,
-            "not_found",
-            format!(
-                "no machine is named {name} (its fully qualified name, or the first label of it)"
-            ),
-        ),
-    };
+    let (kind, code, mut message) = resolved
+        .refusal(name)
+        .unwrap_or_else(|| Resolved::NotFound.refusal(name).unwrap());
+    if kind == Kind::Ambiguous {
+        message.push_str("; give the id, or --pick latest");
+    }
     Outcome {
         machine: name.to_string(),
         name: None,
-        outcome: kind,
+        kind,
         result: None,
         error: Some(ErrorInfo::new(code, message)),
         earlier: false,
@@ -194,7 +178,7 @@ fn untagged(text: &str, prefix: bool) -> Outcome {
     Outcome {
         machine: format!("tag:{text}"),
         name: None,
-        outcome: Kind::NotFound,
+        kind: Kind::NotFound,
         result: None,
         error: Some(ErrorInfo::new(
             "not_found",
@@ -316,7 +300,7 @@ impl DryRun<'_> {
                     out,
                     "  {}  {}  {}",
                     o.machine,
-                    o.outcome.as_str(),
+                    o.kind.as_str(),
                     o.error
                         .as_ref()
                         .map(|e| e.message.as_str())

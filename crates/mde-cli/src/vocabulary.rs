@@ -130,8 +130,9 @@ pub struct Outcome {
     /// The machine's fully qualified name, when it was given by name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// How it fared.
-    pub outcome: Kind,
+    /// How it fared (`outcome` in the journal and the JSON lines).
+    #[serde(rename = "outcome")]
+    pub kind: Kind,
     /// The service's answer, tagged with its operation, when it succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Answer>,
@@ -144,6 +145,32 @@ pub struct Outcome {
     /// The profile whose tenant the machine is in, in a run of several profiles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+}
+
+impl Outcome {
+    /// The action the request created or found running, if any.
+    pub fn action(&self) -> Option<&mde_client::types::MachineAction> {
+        self.result.as_ref()?.machine_action()
+    }
+}
+
+/// Where a listing of actions starts so that it holds every one of `created` (their creation
+/// times): the oldest, or a day back when one has none (or there are none).
+pub(crate) fn listed_since<'a>(
+    created: impl IntoIterator<Item = Option<&'a Timestamp>>,
+) -> chrono::DateTime<chrono::Utc> {
+    let day_back = || chrono::Utc::now() - chrono::Duration::days(1);
+    created
+        .into_iter()
+        .map(|t| t.map(Timestamp::instant))
+        .min()
+        .flatten()
+        .unwrap_or_else(day_back)
+}
+
+/// A text value in an OData `$filter`: in single quotes, a quote in it doubled.
+pub(crate) fn odata_text(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
 }
 
 /// What went wrong, as a program matches on it.

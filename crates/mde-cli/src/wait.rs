@@ -12,13 +12,8 @@ use mde_client::operations::{Answer, OperationId};
 use mde_client::types::{MachineAction, MachineActionStatus};
 use mde_client::{Client, is_final};
 
-use crate::fleet::Report;
+use crate::fleet::FleetReport;
 use crate::vocabulary::{ErrorInfo, Kind, Outcome};
-
-/// The action an outcome created or found running.
-fn action_of(outcome: &Outcome) -> Option<&MachineAction> {
-    outcome.result.as_ref().and_then(Answer::machine_action)
-}
 
 /// How the wait ended.
 #[derive(Debug, Default)]
@@ -45,10 +40,10 @@ pub enum EndedEarly {
 /// with no action to follow are left as they are.
 pub fn settled(outcome: &Outcome) -> Outcome {
     let mut outcome = outcome.clone();
-    if !matches!(outcome.outcome, Kind::Accepted | Kind::AlreadyRunning) {
+    if !matches!(outcome.kind, Kind::Accepted | Kind::AlreadyRunning) {
         return outcome;
     }
-    let Some(action) = action_of(&outcome) else {
+    let Some(action) = outcome.action() else {
         return outcome;
     };
     let id = action.id.clone().unwrap_or_default();
@@ -95,7 +90,7 @@ pub fn settled(outcome: &Outcome) -> Outcome {
     if kind != Kind::StillRunning {
         outcome.error = error;
     }
-    outcome.outcome = kind;
+    outcome.kind = kind;
     outcome
 }
 
@@ -107,7 +102,7 @@ pub fn settled(outcome: &Outcome) -> Outcome {
 pub async fn follow(
     client: &Client,
     op: OperationId,
-    report: &mut Report,
+    report: &mut FleetReport,
     interval: Duration,
     ended: &mut dyn FnMut(&Outcome),
     stop: impl Future<Output = ()>,
@@ -128,7 +123,7 @@ pub async fn follow(
     // Each action to follow: its outcome's index.
     let mut following: HashMap<String, usize> = HashMap::new();
     for (i, outcome) in report.outcomes.iter().enumerate() {
-        match action_of(outcome) {
+        match outcome.action() {
             Some(action) if !action.status.as_ref().is_some_and(is_final) => {
                 if let Some(id) = &action.id {
                     following.insert(id.clone(), i);
@@ -142,14 +137,11 @@ pub async fn follow(
         return settle_all(report, waited);
     }
     let ids: Vec<String> = following.keys().cloned().collect();
-    let since = report
-        .outcomes
-        .iter()
-        .filter_map(action_of)
-        .filter_map(|a| a.creation_date_time_utc.as_ref().map(|t| t.instant()))
-        .min()
-        // An action without a creation time: a day back covers it.
-        .unwrap_or_else(|| chrono::Utc::now() - chrono::Duration::days(1));
+    let since = crate::vocabulary::listed_since(
+        (report.outcomes.iter())
+            .filter_map(Outcome::action)
+            .map(|a| a.creation_date_time_utc.as_ref()),
+    );
     let outcomes = &report.outcomes;
     let mut finals: HashMap<String, MachineAction> = HashMap::new();
     let followed = {
@@ -179,7 +171,7 @@ pub async fn follow(
             for id in &followed.unlisted {
                 if let Some(i) = following.remove(id) {
                     let outcome = &mut report.outcomes[i];
-                    outcome.outcome = Kind::Unknown;
+                    outcome.kind = Kind::Unknown;
                     outcome.error = Some(ErrorInfo::new(
                         "unlisted",
                         format!(
@@ -210,12 +202,12 @@ pub async fn follow(
 async fn find_running(
     client: &Client,
     op: OperationId,
-    report: &mut Report,
+    report: &mut FleetReport,
 ) -> Result<usize, EndedEarly> {
     let running: Vec<String> = report
         .outcomes
         .iter()
-        .filter(|o| o.outcome == Kind::AlreadyRunning && action_of(o).is_none())
+        .filter(|o| o.kind == Kind::AlreadyRunning && o.action().is_none())
         .map(|o| o.machine.clone())
         .collect();
     let (false, Some(kind)) = (running.is_empty(), op.creates_action()) else {
@@ -233,11 +225,11 @@ async fn find_running(
 }
 
 /// Every outcome settled, and the ids of the actions still running.
-fn settle_all(report: &mut Report, mut waited: Waited) -> Waited {
+fn settle_all(report: &mut FleetReport, mut waited: Waited) -> Waited {
     for outcome in &mut report.outcomes {
         *outcome = settled(outcome);
-        if outcome.outcome == Kind::StillRunning
-            && let Some(id) = action_of(outcome).and_then(|a| a.id.clone())
+        if outcome.kind == Kind::StillRunning
+            && let Some(id) = outcome.action().and_then(|a| a.id.clone())
         {
             waited.left.push(id);
         }

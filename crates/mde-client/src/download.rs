@@ -651,8 +651,7 @@ impl Client {
     {
         let ids: Vec<String> = ids.into_iter().map(|id| id.as_ref().to_string()).collect();
         let ends = deadline.map(|d| self.clock().now() + d);
-        let mut looks_missing: std::collections::HashMap<&str, u32> =
-            ids.iter().map(|id| (id.as_str(), 0)).collect();
+        let mut unlisted = Unlisted::default();
         let mut followed = Followed::default();
         let filter = since_filter(since);
         loop {
@@ -660,11 +659,7 @@ impl Client {
             followed.list_calls += list_calls(listed.len()) as u32;
             let mut shown = std::collections::HashSet::new();
             for action in listed {
-                let Some(id) = action
-                    .id
-                    .clone()
-                    .filter(|id| looks_missing.contains_key(id.as_str()))
-                else {
+                let Some(id) = action.id.clone().filter(|id| ids.contains(id)) else {
                     continue;
                 };
                 let changed = followed
@@ -677,9 +672,7 @@ impl Client {
                 shown.insert(id.clone());
                 followed.actions.insert(id, action);
             }
-            for (id, missing) in &mut looks_missing {
-                *missing = if shown.contains(*id) { 0 } else { *missing + 1 };
-            }
+            let gone = unlisted.look(ids.iter().map(String::as_str), &shown);
             let is_done = |id: &String| {
                 followed
                     .actions
@@ -688,9 +681,8 @@ impl Client {
                     .is_some_and(is_final)
             };
             let open: Vec<&String> = ids.iter().filter(|id| !is_done(id)).collect();
-            let (unlisted, running): (Vec<&String>, Vec<&String>) = open
-                .into_iter()
-                .partition(|id| looks_missing[id.as_str()] >= UNLISTED_LOOKS);
+            let (unlisted, running): (Vec<&String>, Vec<&String>) =
+                open.into_iter().partition(|id| gone.contains(id));
             let late = ends.is_some_and(|end| self.clock().now() + interval > end);
             if running.is_empty() || late {
                 followed.unlisted = unlisted.into_iter().cloned().collect();
@@ -706,6 +698,35 @@ impl Client {
 /// given up: an action is listed from its creation on, so this only covers a list that
 /// lags behind its writes.
 pub const UNLISTED_LOOKS: u32 = 3;
+
+/// The rule for giving up on an action the list does not show: [`UNLISTED_LOOKS`] looks in a
+/// row without it. [`Client::follow_actions`] follows it, and so may a caller that lists the
+/// actions itself.
+#[derive(Debug, Default)]
+pub struct Unlisted {
+    looks: std::collections::HashMap<String, u32>,
+}
+
+impl Unlisted {
+    /// One more look: of `followed`, those `listed` (their ids) does not show are missing
+    /// once more, the others not at all; returns those missing [`UNLISTED_LOOKS`] times in
+    /// a row, to give up on.
+    pub fn look<'a>(
+        &mut self,
+        followed: impl IntoIterator<Item = &'a str>,
+        listed: &std::collections::HashSet<String>,
+    ) -> Vec<String> {
+        let mut gone = Vec::new();
+        for id in followed {
+            let missing = self.looks.entry(id.to_string()).or_insert(0);
+            *missing = if listed.contains(id) { 0 } else { *missing + 1 };
+            if *missing >= UNLISTED_LOOKS {
+                gone.push(id.to_string());
+            }
+        }
+        gone
+    }
+}
 
 /// The `$filter` of the actions created at or after `since` (to the second, rounded down).
 pub fn since_filter(since: chrono::DateTime<chrono::Utc>) -> String {

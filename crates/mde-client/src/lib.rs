@@ -116,7 +116,9 @@ pub mod generated;
 pub use certificate::ClientCertificate;
 pub use client::{Call, Client, ClientBuilder, install_crypto_provider};
 pub use cloud::{Cloud, Endpoints, Region};
-pub use download::{Downloaded, Followed, PackageLink, UNLISTED_LOOKS, is_final, since_filter};
+pub use download::{
+    Downloaded, Followed, PackageLink, UNLISTED_LOOKS, Unlisted, is_final, since_filter,
+};
 pub use error::{Delivery, Error, ServiceError};
 pub use generated::{ResponseValue, operations, types};
 pub use hooks::{WaitEvent, WaitReason};

@@ -43,7 +43,7 @@ pub struct Live {
     #[command(flatten)]
     pub wait: Wait,
     #[command(flatten)]
-    pub session: Session,
+    pub session: LiveSession,
     /// The --args of each --run (None where a --run has none), read from the command line's
     /// order by `parse`.
     #[arg(skip)]
@@ -53,7 +53,7 @@ pub struct Live {
 /// A live response session's commands and comment, sent to each machine.
 #[derive(Clone, Debug, Args)]
 #[command(next_help_heading = "Session (sent to each machine)")]
-pub struct Session {
+pub struct LiveSession {
     /// Puts a library file on each device (PutFile, no result); repeatable.
     #[arg(long = "put", value_name = "NAME")]
     pub put: Vec<String>,

@@ -50,7 +50,7 @@ pub struct Targets {
 /// The machines of a containment command (isolate, release, restrict, unrestrict), read
 /// for the duplicate-action race before anything is sent.
 #[derive(Clone, Debug, Args)]
-pub struct Containment {
+pub struct ContainmentTargets {
     #[command(flatten)]
     pub targets: Targets,
     /// Where the opposite action is pending (a release while an isolation is), cancel it
@@ -91,7 +91,7 @@ impl Targets {
     }
 }
 
-impl Containment {
+impl ContainmentTargets {
     /// The machines, with whether to cancel a pending opposite action first.
     pub fn targets(&self) -> Targets {
         Targets {

@@ -98,23 +98,23 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  mde isolate 1e5bc9d7e413ddd7902c2932e418702b84d0cc07 --type full --comment \"Isolate machine due to alert 1234\"\n  mde isolate --machine-name ws-0001 --type selective --comment \"Case 42\" --wait\n\nFull isolation: Windows 10 1703 or later, Windows 11, Linux; selective: Windows 10 1709 or\nlater, Windows 11; unmanaged contains an unmanaged device. A machine where an isolation is\nalready pending reports already_running (the service answers the pending action or 400\n\"Action is already in progress\")."
     )]
-    Isolate(Containment),
+    Isolate(ContainmentTargets),
     /// Releases each machine from isolation.
     #[command(
         after_help = "Example:\n  mde release 1e5bc9d7e413ddd7902c2932e418702b84d0cc07 --comment \"Unisolate machine since it was clean and validated\""
     )]
-    Release(Containment),
+    Release(ContainmentTargets),
     /// Restricts each machine to a predefined set of applications (Windows 10 1709 or later,
     /// with Microsoft Defender Antivirus); `mde unrestrict` undoes it.
     #[command(
         after_help = "Example:\n  mde restrict 1e5bc9d7e413ddd7902c2932e418702b84d0cc07 --comment \"Restrict code execution due to alert 1234\""
     )]
-    Restrict(Containment),
+    Restrict(ContainmentTargets),
     /// Removes the application restriction of each machine.
     #[command(
         after_help = "Example:\n  mde unrestrict 1e5bc9d7e413ddd7902c2932e418702b84d0cc07 --comment \"Unrestrict code execution since machine was cleaned and validated\""
     )]
-    Unrestrict(Containment),
+    Unrestrict(ContainmentTargets),
     /// Stops a file's processes on each machine and quarantines the file, named by its SHA-1.
     #[command(
         after_help = "Example:\n  mde quarantine --sha1 87662bc3d60e4200ceaf7aae249d1c343f4b83c9 1e5bc9d7e413ddd7902c2932e418702b84d0cc07 --comment \"Stop and quarantine file on machine due to alert 441688558380765161_2136280442\""

@@ -22,8 +22,7 @@ pub(crate) fn action_filter(
     kind: &Option<String>,
     since: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Option<String> {
-    // OData quotes a quote by doubling it.
-    let quoted = |v: &str| format!("'{}'", v.replace('\'', "''"));
+    let quoted = crate::vocabulary::odata_text;
     let parts: Vec<String> = [
         machine
             .as_deref()

@@ -19,7 +19,7 @@ use crate::session::{SIMULATED_DOWNLOAD, plan, resume_command, simulator, speed,
 use crate::vocabulary::{self, Stage, USAGE, fail};
 use crate::{fleet, output};
 
-use super::parts::{self, Begun, Ending, Going};
+use super::parts::{self, Ending, ReadyPart, RunStart};
 
 /// Each machine from the template's request (a collection, a live response session) to
 /// verified evidence in the folder, journaled at every stage; `ensure`, a library script
@@ -68,7 +68,7 @@ pub(crate) async fn run(
         intent,
         before,
     );
-    let Begun {
+    let RunStart {
         going,
         stopped,
         path,
@@ -108,7 +108,7 @@ pub(crate) async fn run(
     if let Some(bar) = &stages.bar {
         bar.finish_and_clear();
     }
-    let mut ended: Vec<(Option<&str>, pipeline::Report, bool)> = Vec::new();
+    let mut ended: Vec<(Option<&str>, pipeline::EvidenceReport, bool)> = Vec::new();
     for (going, report) in going.iter().zip(reports) {
         let mut report = report?;
         report.packages = report.packages.iter().map(|p| named(going, p)).collect();
@@ -117,10 +117,10 @@ pub(crate) async fn run(
     }
     // A part stopped before sending: every machine given not sent, the reason its error.
     for (part, (_, why)) in &stopped {
-        let report = pipeline::Report {
+        let report = pipeline::EvidenceReport {
             fatal: Some(why.clone()),
             not_sent: part.given(),
-            ..pipeline::Report::default()
+            ..pipeline::EvidenceReport::default()
         };
         ended.push((part.profile.as_deref(), report, true));
     }
@@ -168,7 +168,13 @@ fn make_folders(folders: &[PathBuf]) -> Result<(), u8> {
 
 /// Says the shortest the run can take at the documented limits: its longest part's, the
 /// parts running at once, each at its own limits.
-fn say_floor(evidence: Evidence, op: OperationId, going: &[Going<'_>], several: bool, real: f64) {
+fn say_floor(
+    evidence: Evidence,
+    op: OperationId,
+    going: &[ReadyPart<'_>],
+    several: bool,
+    real: f64,
+) {
     let longest = going
         .iter()
         .map(|g| g.selection.machines.len())
@@ -204,7 +210,7 @@ fn say_floor(evidence: Evidence, op: OperationId, going: &[Going<'_>], several: 
 }
 
 /// A package of `going`'s part, with its machine's name and its tenant.
-fn named(going: &Going<'_>, package: &Package) -> Package {
+fn named(going: &ReadyPart<'_>, package: &Package) -> Package {
     Package {
         name: going.selection.names.get(&package.machine).cloned(),
         tenant: going.part.profile.clone(),
@@ -223,7 +229,12 @@ struct Part<'a> {
 
 impl Part<'_> {
     /// One tenant's part, the `i`th: its machines to verified evidence in `dir`.
-    async fn run(&self, i: usize, going: &Going<'_>, dir: &Path) -> Result<pipeline::Report, u8> {
+    async fn run(
+        &self,
+        i: usize,
+        going: &ReadyPart<'_>,
+        dir: &Path,
+    ) -> Result<pipeline::EvidenceReport, u8> {
         let journal = self.journal.of_profile(going.profile());
         let mut progress = |board: &Board, done: Option<&Package>| {
             self.stages.show(i, going, board, done);
@@ -259,7 +270,7 @@ struct Stages<'a> {
 }
 
 impl<'a> Stages<'a> {
-    fn new(going: &[Going<'_>], lines: Option<&'a Lines>, real: f64) -> Stages<'a> {
+    fn new(going: &[ReadyPart<'_>], lines: Option<&'a Lines>, real: f64) -> Stages<'a> {
         let total: usize = going.iter().map(|g| g.selection.machines.len()).sum();
         let bar = (std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new(total as u64);
@@ -281,7 +292,7 @@ impl<'a> Stages<'a> {
     }
 
     /// The `i`th part's board moved; `done`, a machine that reached its final stage.
-    fn show(&self, i: usize, going: &Going<'_>, board: &Board, done: Option<&Package>) {
+    fn show(&self, i: usize, going: &ReadyPart<'_>, board: &Board, done: Option<&Package>) {
         if let Some(package) = done.map(|p| named(going, p)).as_ref() {
             if let Some(lines) = self.lines {
                 lines.write(&package.line());
@@ -320,11 +331,11 @@ impl<'a> Stages<'a> {
 /// Shows what the run saved: the tables (or the lines of the machines still on their way and
 /// not sent to), and returns what [`parts::finish`] says after it.
 fn show_end(
-    ended: &[(Option<&str>, pipeline::Report, bool)],
+    ended: &[(Option<&str>, pipeline::EvidenceReport, bool)],
     lines: Option<&Lines>,
     started: Instant,
 ) -> (Vec<String>, Vec<String>, String) {
-    let mut all = pipeline::Report::default();
+    let mut all = pipeline::EvidenceReport::default();
     for (profile, report, _) in ended {
         all.packages.extend(report.packages.iter().cloned());
         all.list_calls += report.list_calls;
@@ -378,7 +389,7 @@ fn show_end(
 
 /// How a part ended, for the exit code and what is said of it.
 fn ending<'a>(
-    (profile, report, resolved): &'a (Option<&'a str>, pipeline::Report, bool),
+    (profile, report, resolved): &'a (Option<&'a str>, pipeline::EvidenceReport, bool),
 ) -> Ending<'a> {
     Ending {
         profile: *profile,

@@ -12,14 +12,14 @@ use mde_client::operations::AnyRequest;
 use mde_client::{WaitEvent, WaitReason};
 
 use crate::cli::{Cli, Targets};
-use crate::fleet::{self, Progress};
+use crate::fleet::{self, FleetEvent};
 use crate::json::{Lines, outcome_line};
 use crate::output;
 use crate::session::{plan, resume_command, simulator, speed, stop_signal};
 use crate::vocabulary::{self, Kind, Outcome};
 use crate::wait::{EndedEarly, Waited};
 
-use super::parts::{self, Begun, Ending, Going};
+use super::parts::{self, Ending, ReadyPart, RunStart};
 
 /// Sends the template to every machine of `targets`, each with its id, journaled, and
 /// reports; with `wait`, follows every action to its final status, looking every `wait`.
@@ -50,7 +50,7 @@ pub(crate) async fn run(
         intent,
         before,
     );
-    let Begun {
+    let RunStart {
         going,
         stopped,
         path,
@@ -85,17 +85,17 @@ pub(crate) async fn run(
     if let Some(bar) = &pacing.bar {
         bar.finish_and_clear();
     }
-    let mut ended: Vec<(Option<&str>, fleet::Report, Option<Waited>)> = going
+    let mut ended: Vec<(Option<&str>, fleet::FleetReport, Option<Waited>)> = going
         .iter()
         .zip(ran)
         .map(|(going, (report, waited))| (going.profile(), report, waited))
         .collect();
     // A part stopped before sending: every machine given not sent, the reason its error.
     for (part, (_, why)) in &stopped {
-        let report = fleet::Report {
+        let report = fleet::FleetReport {
             fatal: Some(why.clone()),
             not_sent: part.given(),
-            ..fleet::Report::default()
+            ..fleet::FleetReport::default()
         };
         ended.push((part.profile.as_deref(), report, None));
     }
@@ -127,14 +127,14 @@ struct Part<'a> {
 impl Part<'_> {
     /// One tenant's part: its requests sent, then (with `--wait`) its actions followed; every
     /// machine's line written whatever ended the wait.
-    async fn run(&self, going: &Going<'_>) -> (fleet::Report, Option<Waited>) {
+    async fn run(&self, going: &ReadyPart<'_>) -> (fleet::FleetReport, Option<Waited>) {
         let journal = self.journal.of_profile(going.profile());
-        let mut progress = |event: Progress<'_>| {
+        let mut progress = |event: FleetEvent<'_>| {
             let labelled = |o: &Outcome| labelled(going, o);
             match event {
-                Progress::Start(n) => self.sink.event(going, Progress::Start(n)),
-                Progress::Done(o) => self.sink.event(going, Progress::Done(&labelled(o))),
-                Progress::Earlier(o) => self.sink.event(going, Progress::Earlier(&labelled(o))),
+                FleetEvent::Start(n) => self.sink.event(going, FleetEvent::Start(n)),
+                FleetEvent::Done(o) => self.sink.event(going, FleetEvent::Done(&labelled(o))),
+                FleetEvent::Earlier(o) => self.sink.event(going, FleetEvent::Earlier(&labelled(o))),
             }
         };
         let batch = fleet::Batch {
@@ -219,20 +219,20 @@ impl Sink<'_> {
     }
 
     /// The parts' events, one at a time: the bar counts every part's machines.
-    fn event(&self, going: &Going<'_>, event: Progress<'_>) {
+    fn event(&self, going: &ReadyPart<'_>, event: FleetEvent<'_>) {
         match (event, self.bar) {
-            (Progress::Earlier(outcome), _) => {
+            (FleetEvent::Earlier(outcome), _) => {
                 if self.live {
                     self.line(outcome);
                 }
             }
-            (Progress::Start(n), Some(bar)) => {
+            (FleetEvent::Start(n), Some(bar)) => {
                 bar.inc_length(n as u64);
                 bar.set_draw_target(ProgressDrawTarget::stderr());
                 // Ticks every second, so that a wait for the limits counts down.
                 bar.enable_steady_tick(Duration::from_secs(1));
             }
-            (Progress::Start(n), None) => {
+            (FleetEvent::Start(n), None) => {
                 let total = going.selection.machines.len();
                 if n < total {
                     eprintln!(
@@ -242,7 +242,7 @@ impl Sink<'_> {
                     );
                 }
             }
-            (Progress::Done(outcome), bar) => {
+            (FleetEvent::Done(outcome), bar) => {
                 if self.live {
                     self.line(outcome);
                 }
@@ -259,11 +259,11 @@ impl Sink<'_> {
 /// what [`parts::finish`] says after it: the distinct errors, each tenant's summary in a run of
 /// several, and the run's.
 fn show_end(
-    ended: &[(Option<&str>, fleet::Report, Option<Waited>)],
+    ended: &[(Option<&str>, fleet::FleetReport, Option<Waited>)],
     lines: Option<&Lines>,
     started: Instant,
 ) -> (Vec<String>, Vec<String>, String) {
-    let mut all = fleet::Report::default();
+    let mut all = fleet::FleetReport::default();
     for (profile, report, _) in ended {
         all.outcomes.extend(report.outcomes.iter().cloned());
         match profile {
@@ -288,7 +288,7 @@ fn show_end(
         let _ = output::table(&all, &mut stdout).and_then(|()| stdout.flush());
     }
     let done = |o: &&Outcome| {
-        !matches!(o.outcome, Kind::Accepted | Kind::Succeeded) && !o.outcome.is_done_before()
+        !matches!(o.kind, Kind::Accepted | Kind::Succeeded) && !o.kind.is_done_before()
     };
     let block = output::error_block(
         (all.outcomes.iter().filter(done))
@@ -316,7 +316,7 @@ fn show_end(
 
 /// How a part ended, for the exit code and what is said of it.
 fn ending<'a>(
-    (profile, report, waited): &'a (Option<&'a str>, fleet::Report, Option<Waited>),
+    (profile, report, waited): &'a (Option<&'a str>, fleet::FleetReport, Option<Waited>),
 ) -> Ending<'a> {
     let early = waited
         .as_ref()
@@ -341,7 +341,7 @@ fn ending<'a>(
             _ => None,
         },
         all_ok: report.not_sent.is_empty()
-            && (report.outcomes.iter()).all(|o| o.outcome == ok || o.outcome.is_done_before()),
+            && (report.outcomes.iter()).all(|o| o.kind == ok || o.kind.is_done_before()),
     }
 }
 
@@ -404,7 +404,7 @@ impl Pacing {
 }
 
 /// `outcome` of `going`'s part: with its machine's name, and its tenant in a run of several.
-fn labelled(going: &Going<'_>, outcome: &vocabulary::Outcome) -> vocabulary::Outcome {
+fn labelled(going: &ReadyPart<'_>, outcome: &vocabulary::Outcome) -> vocabulary::Outcome {
     vocabulary::Outcome {
         tenant: going.part.profile.clone(),
         ..going.selection.named(outcome)
@@ -414,7 +414,11 @@ fn labelled(going: &Going<'_>, outcome: &vocabulary::Outcome) -> vocabulary::Out
 /// A machine a run did not send to, as an outcome of its tenant.
 /// The reason is what stopped its part (credentials, a local fault, an unreachable service),
 /// else the run stopping before it.
-fn not_sent(profile: Option<&str>, machine: &str, report: &fleet::Report) -> vocabulary::Outcome {
+fn not_sent(
+    profile: Option<&str>,
+    machine: &str,
+    report: &fleet::FleetReport,
+) -> vocabulary::Outcome {
     let why = (report.fatal.as_deref())
         .or(report.local.as_deref())
         .or(report.unreachable.as_deref())
@@ -422,7 +426,7 @@ fn not_sent(profile: Option<&str>, machine: &str, report: &fleet::Report) -> voc
     vocabulary::Outcome {
         machine: machine.to_string(),
         name: None,
-        outcome: vocabulary::Kind::NotSent,
+        kind: vocabulary::Kind::NotSent,
         result: None,
         error: Some(crate::vocabulary::ErrorInfo::new("not_sent", why)),
         earlier: false,

@@ -8,7 +8,7 @@ use mde_client::{Error, operations};
 
 use crate::cli::Cli;
 use crate::json::{Line, Lines};
-use crate::pending::{Containment, containment, doing};
+use crate::pending::{ContainmentState, containment, doing};
 use crate::session::connect;
 use crate::vocabulary::{self, AUTH, ErrorInfo, OK, PARTIAL, code_of, error_text, fail};
 
@@ -77,7 +77,7 @@ fn under_way(action: Option<&MachineAction>) -> serde_json::Value {
     })
 }
 
-fn print(lines: Option<&Lines>, machine: &Machine, state: &Containment) {
+fn print(lines: Option<&Lines>, machine: &Machine, state: &ContainmentState) {
     let id = machine.id.clone().unwrap_or_default();
     let tags = machine.machine_tags.clone().unwrap_or_default();
     match lines {
@@ -120,7 +120,7 @@ fn print(lines: Option<&Lines>, machine: &Machine, state: &Containment) {
 }
 
 /// The containment of every machine, or the command's end.
-async fn states(client: &mde_client::Client) -> Result<HashMap<String, Containment>, u8> {
+async fn states(client: &mde_client::Client) -> Result<HashMap<String, ContainmentState>, u8> {
     containment(client).await.map_err(|e| {
         fail(
             code_of(&e),
@@ -147,28 +147,11 @@ pub(crate) async fn show(cli: &Cli, ids: &[String], names: &[String]) -> Result<
             .await
             .map_err(|e| fail(code_of(&e), error_text(&e)))?;
         for (name, resolved) in resolution.names {
-            let (outcome, why) = match resolved {
-                crate::names::Resolved::Machine(machine) => {
+            let Some((_, outcome, why)) = resolved.refusal(&name) else {
+                if let crate::names::Resolved::Machine(machine) = resolved {
                     ids.push(machine.id);
-                    continue;
                 }
-                crate::names::Resolved::NotFound => {
-                    ("not_found", format!("no machine is named {name}"))
-                }
-                crate::names::Resolved::Ambiguous(found) => {
-                    let list: Vec<String> = found
-                        .iter()
-                        .map(|c| format!("{} ({})", c.id, c.name))
-                        .collect();
-                    (
-                        "ambiguous",
-                        format!(
-                            "{} machines are named {name}: {}",
-                            found.len(),
-                            list.join(", ")
-                        ),
-                    )
-                }
+                continue;
             };
             code = PARTIAL;
             match &lines {
@@ -225,7 +208,7 @@ pub(crate) async fn list(cli: &Cli, only: Only<'_>) -> Result<u8, u8> {
         None => {
             let filter = only
                 .health
-                .map(|h| format!("healthStatus eq '{}'", h.replace('\'', "''")));
+                .map(|h| format!("healthStatus eq {}", crate::vocabulary::odata_text(h)));
             client.list_machines(filter).await
         }
     };

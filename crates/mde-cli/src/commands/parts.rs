@@ -14,14 +14,14 @@ use crate::journal::{History, Journal, RunRecord};
 use crate::output;
 use crate::selection::Selection;
 use crate::session::{
-    Chosen, Intent, cancel_first, client_of, confirm, dry_run, history, machines, plan, recorded,
-    resolve, run_record, sign_in_of, start_journal, stopped_code, tag, time_scale,
+    Intent, PartMachines, cancel_first, confirm, dry_run, history, machines, plan, recorded,
+    resolve, run_record, start_journal, stopped_code, tag, time_scale, try_client, try_sign_in,
 };
 use crate::tenants::{self, Part};
 use crate::vocabulary::{AUTH, LOCAL, OK, PARTIAL, fail};
 
 /// A run's parts, each with its record and what the resumed journal holds of it.
-pub(super) struct Prepared {
+pub(super) struct PlannedParts {
     pub parts: Vec<Part>,
     pub records: Vec<RunRecord>,
     pub histories: Vec<History>,
@@ -42,7 +42,7 @@ pub(super) fn prepare(
     targets: &Targets,
     template: &AnyRequest,
     download: Option<&std::path::Path>,
-) -> Result<Prepared, u8> {
+) -> Result<PlannedParts, u8> {
     let given = machines(targets, template.operation(), &cli.connection.profile)?;
     let parts = tenants::split(cli, targets, given)?;
     let profiles: Vec<&str> = parts.iter().filter_map(|p| p.profile.as_deref()).collect();
@@ -57,7 +57,7 @@ pub(super) fn prepare(
         histories.push(history(targets, &record, of)?);
         records.push(record);
     }
-    Ok(Prepared {
+    Ok(PlannedParts {
         several: profiles.len() > 1,
         named: !profiles.is_empty(),
         scale: time_scale(&parts[0].conn)?,
@@ -68,14 +68,14 @@ pub(super) fn prepare(
 }
 
 /// One tenant's part of the run, signed in and its machines resolved.
-pub(super) struct Going<'a> {
+pub(super) struct ReadyPart<'a> {
     pub part: &'a Part,
     pub client: Client,
     pub history: History,
     pub selection: Selection,
 }
 
-impl Going<'_> {
+impl ReadyPart<'_> {
     /// The profile, in a run of several.
     pub fn profile(&self) -> Option<&str> {
         self.part.profile.as_deref()
@@ -86,14 +86,14 @@ impl Going<'_> {
 type Stopped = (u8, String);
 
 /// How one part readied: signed in and its machines resolved, or stopped.
-enum Readied<'a> {
-    Going(Box<(Going<'a>, Chosen)>),
+enum PartStart<'a> {
+    ReadyPart(Box<(ReadyPart<'a>, PartMachines)>),
     Stopped(&'a Part, Stopped),
 }
 
 /// A run begun: its parts sending, those stopped before, and its journal.
-pub(super) struct Begun<'a> {
-    pub going: Vec<Going<'a>>,
+pub(super) struct RunStart<'a> {
+    pub going: Vec<ReadyPart<'a>>,
     pub stopped: Vec<(&'a Part, Stopped)>,
     pub path: PathBuf,
     pub journal: Journal,
@@ -107,12 +107,12 @@ pub(super) struct Begun<'a> {
 pub(super) async fn begin<'a, W>(
     cli: &Cli,
     targets: &Targets,
-    prepared: &'a Prepared,
+    prepared: &'a PlannedParts,
     simulator: Option<&mde_sim::Simulator>,
     on_wait: impl Fn(Option<&str>) -> W,
     intent: Intent,
     before: (impl FnOnce() -> Result<(), u8>, Option<UploadLibraryFile>),
-) -> Result<Begun<'a>, u8>
+) -> Result<RunStart<'a>, u8>
 where
     W: Fn(&WaitEvent) + Send + Sync + 'static,
 {
@@ -137,13 +137,13 @@ where
     let mut chosen = Vec::new();
     for readied in readied {
         match readied {
-            Readied::Going(part) => {
+            PartStart::ReadyPart(part) => {
                 let (part, choice) = *part;
                 chosen.push((part.part.profile.as_deref(), choice));
                 going.push(part);
             }
-            Readied::Stopped(_, (code, why)) if !prepared.several => return Err(fail(code, why)),
-            Readied::Stopped(part, why) => stopped.push((part, why)),
+            PartStart::Stopped(_, (code, why)) if !prepared.several => return Err(fail(code, why)),
+            PartStart::Stopped(part, why) => stopped.push((part, why)),
         }
     }
     for (part, (_, why)) in &stopped {
@@ -196,7 +196,7 @@ where
         let journal = journal.of_profile(going.profile());
         going.selection = cancel_first(cli, &going.client, op, choice, &journal).await?;
     }
-    Ok(Begun {
+    Ok(RunStart {
         going,
         stopped,
         path,
@@ -207,7 +207,7 @@ where
 /// What `--ensure-script` does in each tenant's library, read before anything is sent (or
 /// said, in a dry run), with each tenant's prefix.
 async fn plan_ensures(
-    going: &[Going<'_>],
+    going: &[ReadyPart<'_>],
     script: Option<&UploadLibraryFile>,
     dry_run: bool,
 ) -> Result<Vec<(super::library::Ensure, String)>, u8> {
@@ -234,22 +234,22 @@ async fn ready<'a>(
     on_wait: impl Fn(&WaitEvent) + Send + Sync + 'static,
     targets: &Targets,
     op: mde_client::OperationId,
-) -> Readied<'a> {
-    let stopped = |stopped: Stopped| Readied::Stopped(part, stopped);
+) -> PartStart<'a> {
+    let stopped = |stopped: Stopped| PartStart::Stopped(part, stopped);
     if let Some(problem) = &part.problem {
         return stopped((AUTH, problem.clone()));
     }
-    let client = match client_of(&part.conn, simulator, scale, on_wait) {
+    let client = match try_client(&part.conn, simulator, scale, on_wait) {
         Ok(client) => client,
         Err(e) => return stopped(e),
     };
-    if let Err(e) = sign_in_of(&client).await {
+    if let Err(e) = try_sign_in(&client).await {
         return stopped(e);
     }
     let given = (part.ids.clone(), part.names.clone());
     match resolve(targets, &client, history, given, op).await {
-        Ok(chosen) => Readied::Going(Box::new((
-            Going {
+        Ok(chosen) => PartStart::ReadyPart(Box::new((
+            ReadyPart {
                 part,
                 client,
                 history: history.clone(),

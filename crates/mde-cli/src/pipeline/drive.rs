@@ -11,7 +11,7 @@ impl<'a> Pipeline<'a> {
         &mut self,
         mut rx: tokio::sync::mpsc::UnboundedReceiver<Outcome>,
         stop: impl Future<Output = ()>,
-        progress: Progress<'_>,
+        progress: OnBoard<'_>,
     ) -> Result<(), Error> {
         let mut open = true;
         let mut stopping = false;
@@ -56,7 +56,7 @@ impl<'a> Pipeline<'a> {
     fn start_ready(
         &mut self,
         work: &mut FuturesUnordered<Work<'a>>,
-        progress: Progress<'_>,
+        progress: OnBoard<'_>,
     ) -> Result<(), Error> {
         while work.len() < self.settings.parallel {
             let Some(item) = self.ready.pop_front() else {

@@ -41,7 +41,7 @@ impl<'a> Pipeline<'a> {
         item: &Item,
         record: Record,
         (took, earlier): (Option<&Downloaded>, bool),
-        progress: Progress<'_>,
+        progress: OnBoard<'_>,
     ) -> Result<(), Error> {
         let machine = self.actions[&item.action].0.clone();
         self.recorded
@@ -101,20 +101,9 @@ pub(super) fn adopt_saved(
     file: &str,
     record: impl FnOnce(u64, &str) -> Record,
 ) -> std::io::Result<Option<Record>> {
-    use sha2::{Digest, Sha256};
-    let path = dir.join(file);
-    let mut f = match std::fs::File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
+    let Some((size, sha256)) = evidence::sha256_of_file(&dir.join(file))? else {
+        return Ok(None);
     };
-    let mut hasher = Sha256::new();
-    let size = std::io::copy(&mut f, &mut hasher)?;
-    let sha256: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
     let record = record(size, &sha256);
     evidence::append(dir, &record)?;
     Ok(Some(record))

@@ -2,11 +2,7 @@
 //! a killed run sent to without an answer.
 
 use super::*;
-
-/// The action `outcome` created or found, if any.
-pub(super) fn action_of(outcome: &Outcome) -> Option<MachineAction> {
-    outcome.result.as_ref()?.machine_action().cloned()
-}
+use crate::vocabulary::odata_text;
 
 /// Of `machines`, the newest action of type `kind` each has (with `comment`, when given),
 /// found with one listMachineActions call per 20 machines; and the list calls it took.
@@ -21,7 +17,7 @@ pub(crate) async fn find_actions(
     for chunk in machines.chunks(20) {
         let either = chunk
             .iter()
-            .map(|m| format!("machineId eq '{}'", m.replace('\'', "''")))
+            .map(|m| format!("machineId eq {}", odata_text(m)))
             .collect::<Vec<_>>()
             .join(" or ");
         let filter = format!("type eq '{}' and ({either})", kind.as_str());
@@ -58,7 +54,7 @@ pub(super) async fn settle_unknown(
             let outcome = Outcome {
                 machine: machine.clone(),
                 name: None,
-                outcome: Kind::Accepted,
+                kind: Kind::Accepted,
                 result: Answer::of_action(op, action.clone()),
                 error: None,
                 earlier: true,

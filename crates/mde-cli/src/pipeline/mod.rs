@@ -46,7 +46,7 @@ use files::adopt_saved;
 use kinds::has_result;
 pub use kinds::{Board, CommandResult, Evidence, Package};
 pub(crate) use lookup::find_actions;
-use lookup::{action_of, settle_unknown};
+use lookup::settle_unknown;
 
 /// How the pipeline runs.
 #[derive(Clone, Copy, Debug)]
@@ -61,14 +61,14 @@ pub struct Settings<'a> {
 
 /// How a run ended.
 #[derive(Debug, Default)]
-pub struct Report {
+pub struct EvidenceReport {
     /// Every machine's package, in the order the machines were given.
     pub packages: Vec<Package>,
     /// Machines not sent to: the run was stopped before them.
     pub not_sent: Vec<String>,
     /// An error that stopped the run: it holds for every machine.
     pub fatal: Option<String>,
-    /// Why the run stopped sending: the service looked unreachable (see [`fleet::Report`]).
+    /// Why the run stopped sending: the service looked unreachable (see [`fleet::FleetReport`]).
     pub unreachable: Option<String>,
     /// Stopped by `stop` (Ctrl-C).
     pub interrupted: bool,
@@ -80,7 +80,7 @@ pub struct Report {
 }
 
 /// Something to show: the board changed; `ended` is a machine that reached its final stage.
-pub type Progress<'a> = &'a mut dyn FnMut(&Board, Option<&Package>);
+pub type OnBoard<'a> = &'a mut dyn FnMut(&Board, Option<&Package>);
 
 /// What goes with a stage: the status or what went wrong, and the record once saved.
 #[derive(Default)]
@@ -132,7 +132,7 @@ struct Pipeline<'a> {
     /// Machines whose request never reached the service: sent again on resume.
     not_sent: Vec<String>,
     /// How many looks in a row each followed action was missing from the list.
-    unlisted: HashMap<String, u32>,
+    unlisted: mde_client::Unlisted,
     /// Manifest records by [`evidence::key`].
     recorded: HashMap<String, Record>,
     list_calls: usize,
@@ -159,16 +159,16 @@ pub async fn run(
     client: &Client,
     batch: Batch<'_>,
     settings: Settings<'_>,
-    progress: Progress<'_>,
+    progress: OnBoard<'_>,
     stop: impl Future<Output = ()>,
-) -> std::io::Result<Report> {
+) -> std::io::Result<EvidenceReport> {
     let Batch {
         plan,
         machines,
         journal,
         mut history,
     } = batch;
-    let mut report = Report::default();
+    let mut report = EvidenceReport::default();
     let order: HashMap<String, usize> = machines
         .iter()
         .enumerate()
@@ -225,12 +225,12 @@ async fn requests(
     batch: Batch<'_>,
     tx: tokio::sync::mpsc::UnboundedSender<Outcome>,
     stop: impl Future<Output = ()>,
-) -> fleet::Report {
-    let mut forward = |event: fleet::Progress<'_>| match event {
-        fleet::Progress::Done(o) | fleet::Progress::Earlier(o) => {
+) -> fleet::FleetReport {
+    let mut forward = |event: fleet::FleetEvent<'_>| match event {
+        fleet::FleetEvent::Done(o) | fleet::FleetEvent::Earlier(o) => {
             let _ = tx.send(o.clone());
         }
-        fleet::Progress::Start(_) => {}
+        fleet::FleetEvent::Start(_) => {}
     };
     fleet::run(client, batch, &mut forward, stop).await
 }
@@ -267,7 +267,7 @@ impl<'a> Pipeline<'a> {
             outstanding: HashMap::new(),
             to_find: Vec::new(),
             not_sent: Vec::new(),
-            unlisted: HashMap::new(),
+            unlisted: mde_client::Unlisted::default(),
             recorded,
             list_calls: 0,
         })
@@ -277,11 +277,11 @@ impl<'a> Pipeline<'a> {
     /// order the machines were given.
     fn report(
         self,
-        mut report: Report,
-        fleet: fleet::Report,
+        mut report: EvidenceReport,
+        fleet: fleet::FleetReport,
         followed: Result<(), Error>,
         order: &HashMap<String, usize>,
-    ) -> Report {
+    ) -> EvidenceReport {
         report.not_sent = self.not_sent.clone();
         report.not_sent.extend(fleet.not_sent);
         report.fatal = fleet.fatal;

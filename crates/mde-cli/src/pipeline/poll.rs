@@ -18,7 +18,7 @@ impl<'a> Pipeline<'a> {
 
     /// One look at every action of the run: a listMachineActions call (a page per 10,000)
     /// for those created since the oldest followed.
-    pub(super) async fn poll(&mut self, progress: Progress<'_>) -> Result<(), Error> {
+    pub(super) async fn poll(&mut self, progress: OnBoard<'_>) -> Result<(), Error> {
         if !self.to_find.is_empty() {
             let machines = std::mem::take(&mut self.to_find);
             let kind = self.evidence.action_type();
@@ -39,15 +39,11 @@ impl<'a> Pipeline<'a> {
         }
         // Asked too early: asked again now.
         self.ready.extend(self.retry.drain(..));
-        let oldest = self
-            .following()
-            .map(|a| a.creation_date_time_utc.as_ref().map(|t| t.instant()))
-            .min();
-        let Some(oldest) = oldest else {
+        if self.following().next().is_none() {
             return Ok(());
-        };
-        // An action without a creation time: a day back covers it.
-        let since = oldest.unwrap_or_else(|| chrono::Utc::now() - chrono::Duration::days(1));
+        }
+        let created = self.following().map(|a| a.creation_date_time_utc.as_ref());
+        let since = crate::vocabulary::listed_since(created);
         let mut listed = self
             .client
             .list_actions(Some(mde_client::since_filter(since)))
@@ -80,31 +76,24 @@ impl<'a> Pipeline<'a> {
     pub(super) fn give_up_unlisted(
         &mut self,
         listed: &[MachineAction],
-        progress: Progress<'_>,
+        progress: OnBoard<'_>,
     ) -> Result<(), Error> {
-        let shown: std::collections::HashSet<&str> =
-            listed.iter().filter_map(|a| a.id.as_deref()).collect();
-        let followed: Vec<(String, String)> = self
-            .following()
-            .filter_map(|a| a.id.clone())
-            .map(|id| (self.actions[&id].0.clone(), id))
-            .collect();
-        for (machine, id) in followed {
-            let looks = self.unlisted.entry(id.clone()).or_insert(0);
-            *looks = if shown.contains(id.as_str()) {
-                0
-            } else {
-                *looks + 1
+        let shown: std::collections::HashSet<String> =
+            listed.iter().filter_map(|a| a.id.clone()).collect();
+        let followed: Vec<String> = self.following().filter_map(|a| a.id.clone()).collect();
+        for id in self
+            .unlisted
+            .look(followed.iter().map(String::as_str), &shown)
+        {
+            let Some((machine, _)) = self.actions.remove(&id) else {
+                continue;
             };
-            if *looks >= mde_client::UNLISTED_LOOKS {
-                let why = Note::says(format!(
-                    "the service does not list the {} {id} ({} looks in a row): it is not in this tenant or at this host, or it was deleted",
-                    self.evidence.action_noun(),
-                    mde_client::UNLISTED_LOOKS
-                ));
-                self.actions.remove(&id);
-                self.set(&machine, Some(&id), Stage::Failed, why, progress)?;
-            }
+            let why = Note::says(format!(
+                "the service does not list the {} {id} ({} looks in a row): it is not in this tenant or at this host, or it was deleted",
+                self.evidence.action_noun(),
+                mde_client::UNLISTED_LOOKS
+            ));
+            self.set(&machine, Some(&id), Stage::Failed, why, progress)?;
         }
         Ok(())
     }

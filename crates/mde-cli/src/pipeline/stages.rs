@@ -53,7 +53,7 @@ impl<'a> Pipeline<'a> {
         action: Option<&str>,
         stage: Stage,
         note: Note,
-        progress: Progress<'_>,
+        progress: OnBoard<'_>,
     ) -> Result<(), Error> {
         let before = self.packages.get(machine).map(|p| p.stage);
         if let Some(before) = before {
@@ -122,10 +122,10 @@ impl<'a> Pipeline<'a> {
     }
 
     /// A machine whose request ended (now or in an earlier run).
-    pub(super) fn admit(&mut self, outcome: Outcome, progress: Progress<'_>) -> Result<(), Error> {
+    pub(super) fn admit(&mut self, outcome: Outcome, progress: OnBoard<'_>) -> Result<(), Error> {
         let machine = outcome.machine.clone();
-        let Some(action) = action_of(&outcome) else {
-            return match outcome.outcome {
+        let Some(action) = outcome.action().cloned() else {
+            return match outcome.kind {
                 Kind::AlreadyRunning => {
                     self.to_find.push(machine);
                     Ok(())
@@ -138,10 +138,7 @@ impl<'a> Pipeline<'a> {
                 }
                 _ => {
                     let error = outcome.error.unwrap_or_else(|| {
-                        ErrorInfo::new(
-                            "failed",
-                            format!("the request {}", outcome.outcome.as_str()),
-                        )
+                        ErrorInfo::new("failed", format!("the request {}", outcome.kind.as_str()))
                     });
                     let why = Note {
                         detail: Some(error.message.clone()),
@@ -160,7 +157,7 @@ impl<'a> Pipeline<'a> {
         &mut self,
         machine: String,
         action: MachineAction,
-        progress: Progress<'_>,
+        progress: OnBoard<'_>,
     ) -> Result<(), Error> {
         let id = action.id.clone().unwrap_or_default();
         if id.is_empty() {
@@ -178,7 +175,7 @@ impl<'a> Pipeline<'a> {
         &mut self,
         machine: String,
         action: MachineAction,
-        progress: Progress<'_>,
+        progress: OnBoard<'_>,
     ) -> Result<(), Error> {
         let id = action.id.clone().unwrap_or_default();
         let stage = stage_of(self.evidence, &action);
@@ -208,7 +205,7 @@ impl<'a> Pipeline<'a> {
 
     /// A complete action: each of its files is recorded already (and still verified), or
     /// queued for its link.
-    pub(super) fn complete(&mut self, id: &str, progress: Progress<'_>) -> Result<(), Error> {
+    pub(super) fn complete(&mut self, id: &str, progress: OnBoard<'_>) -> Result<(), Error> {
         let (machine, action) = self.actions[id].clone();
         let items: Vec<Item> = match self.evidence {
             Evidence::Package => vec![Item {
@@ -259,7 +256,7 @@ impl<'a> Pipeline<'a> {
         &mut self,
         id: &str,
         note: Option<Note>,
-        progress: Progress<'_>,
+        progress: OnBoard<'_>,
     ) -> Result<(), Error> {
         let (machine, action) = self.actions[id].clone();
         if self
@@ -409,7 +406,7 @@ mod tests {
                     let outcome = Outcome {
                         machine: "m1".into(),
                         name: None,
-                        outcome: Kind::Accepted,
+                        kind: Kind::Accepted,
                         result: answer,
                         error: None,
                         earlier: false,
@@ -421,7 +418,7 @@ mod tests {
                     let outcome = Outcome {
                         machine: "m1".into(),
                         name: None,
-                        outcome: Kind::Failed,
+                        kind: Kind::Failed,
                         result: None,
                         error: Some(ErrorInfo::new("InvalidRequest", "refused")),
                         earlier: false,

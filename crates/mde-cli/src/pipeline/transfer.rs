@@ -42,7 +42,7 @@ impl<'a> Pipeline<'a> {
         &mut self,
         item: Item,
         step: Step,
-        progress: Progress<'_>,
+        progress: OnBoard<'_>,
     ) -> Result<Option<Work<'a>>, Error> {
         let id = item.action.clone();
         let machine = self.actions[&id].0.clone();

@@ -88,7 +88,7 @@ pub(crate) type Intent = (OperationId, Option<String>, Option<OperationId>);
 
 /// The machines of one tenant's part of a run, before anything is sent.
 #[derive(Debug)]
-pub(crate) struct Chosen {
+pub(crate) struct PartMachines {
     /// The machines: those given by id, by name, by tag.
     pub selection: Selection,
     /// With `--cancel-pending`: the opposite actions to cancel first (machine, action).
@@ -104,7 +104,7 @@ pub(crate) async fn resolve(
     history: &History,
     (ids, names): (Vec<String>, Vec<String>),
     op: OperationId,
-) -> Result<Chosen, (u8, String)> {
+) -> Result<PartMachines, (u8, String)> {
     let given = (&names[..], tag(targets));
     let mut selection = selection::select(client, ids, given, targets.pick.is_some(), history)
         .await
@@ -125,7 +125,7 @@ pub(crate) async fn resolve(
                 ),
             )
         })?;
-    Ok(Chosen {
+    Ok(PartMachines {
         selection,
         to_cancel,
     })
@@ -135,7 +135,7 @@ pub(crate) async fn resolve(
 /// the run's shortest time (its longest part's: they run at once); returns the exit code.
 pub(crate) fn dry_run(
     cli: &Cli,
-    parts: &[(Option<&str>, &Chosen)],
+    parts: &[(Option<&str>, &PartMachines)],
     stopped: &[&str],
     (op, detail, then): Intent,
 ) -> u8 {
@@ -178,7 +178,7 @@ pub(crate) fn confirm(
     cli: &Cli,
     targets: &Targets,
     op: OperationId,
-    parts: &[(Option<&str>, &Chosen, &History)],
+    parts: &[(Option<&str>, &PartMachines, &History)],
 ) -> Result<(), u8> {
     // A simulated run acts on nothing real: it never asks.
     let yes = targets.confirm.yes || cli.connection.simulate;
@@ -205,10 +205,10 @@ pub(crate) async fn cancel_first(
     cli: &Cli,
     client: &Client,
     op: OperationId,
-    chosen: Chosen,
+    chosen: PartMachines,
     journal: &Journal,
 ) -> Result<Selection, u8> {
-    let Chosen {
+    let PartMachines {
         mut selection,
         to_cancel,
     } = chosen;

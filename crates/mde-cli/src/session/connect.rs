@@ -112,11 +112,11 @@ pub(crate) fn client(
     scale: f64,
     on_wait: impl Fn(&WaitEvent) + Send + Sync + 'static,
 ) -> Result<Client, u8> {
-    client_of(conn, simulator, scale, on_wait).map_err(|(code, why)| fail(code, why))
+    try_client(conn, simulator, scale, on_wait).map_err(|(code, why)| fail(code, why))
 }
 
 /// [`client`], its error its exit code and what to say.
-pub(crate) fn client_of(
+pub(crate) fn try_client(
     conn: &Connection,
     simulator: Option<&mde_sim::Simulator>,
     scale: f64,
@@ -196,13 +196,13 @@ pub(crate) fn client_of(
 /// Gets a token before the first request: wrong credentials or an unreachable sign-in
 /// host end the command (exit 3) before anything is sent or journaled.
 pub(crate) async fn sign_in(client: &Client) -> Result<(), u8> {
-    sign_in_of(client)
+    try_sign_in(client)
         .await
         .map_err(|(code, why)| fail(code, why))
 }
 
 /// [`sign_in`], its error its exit code and what to say.
-pub(crate) async fn sign_in_of(client: &Client) -> Result<(), (u8, String)> {
+pub(crate) async fn try_sign_in(client: &Client) -> Result<(), (u8, String)> {
     client.sign_in().await.map_err(|e| {
         let text = crate::vocabulary::error_text(&e);
         // rustls's words for a host whose certificate no trusted CA signed.
