@@ -219,3 +219,16 @@ fn a_post_answering_a_machine_action_without_its_action_type() {
         "not a POST answering a MachineAction",
     );
 }
+
+#[test]
+fn an_x_cli_command_that_is_not_words_is_reported() {
+    let problems = problems_after(
+        "x-cli-command: package collect",
+        "x-cli-command: Package  Collect",
+    );
+    assert_reported(
+        &problems,
+        "collectInvestigationPackage",
+        "x-cli-command must be the words",
+    );
+}

@@ -183,6 +183,7 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut variant_docs, mut answers, mut action_answers) = (Vec::new(), Vec::new(), Vec::new());
     let (mut with_ids, mut bodies, mut from_bodies) = (Vec::new(), Vec::new(), Vec::new());
+    let mut answer_bodies: Vec<(syn::Ident, syn::Type)> = Vec::new();
     for op in spec.operations() {
         let id = op
             .operation_id
@@ -237,6 +238,23 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
         };
         let page = spec.answers_page(&op);
         let comment = spec.needs_comment(&op);
+        let command = match op.cli_command().map_err(located)? {
+            Some(words) => quote!(Some(&[#(#words),*])),
+            None => quote!(None),
+        };
+        let (undone_by, irreversible) = match op.undone_by(spec).map_err(located)? {
+            Some(Some(other)) => {
+                let other = format_ident!("{}", other.to_upper_camel_case());
+                (quote!(Some(OperationId::#other)), false)
+            }
+            Some(None) => (quote!(None), true),
+            None => (quote!(None), false),
+        };
+        let evidence = match op.evidence().map_err(located)?.as_deref() {
+            Some("package") => quote!(Some(Evidence::Package)),
+            Some(_) => quote!(Some(Evidence::LiveResponseResults)),
+            None => quote!(None),
+        };
         let creates = match op.machine_action_type(spec).map_err(located)? {
             Some(kind) => quote!(Some(#kind)),
             None => quote!(None),
@@ -284,6 +302,10 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
                 answers_page: #page,
                 creates_action: #creates,
                 needs_comment: #comment,
+                cli_command: #command,
+                undone_by: #undone_by,
+                irreversible: #irreversible,
+                evidence: #evidence,
                 body: &[#(#body_fields),*],
             };
         });
@@ -421,10 +443,12 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
             #variant(#response)
         });
         variant_docs.push(variant_doc);
+        answer_bodies.push((variant.clone(), response.clone()));
         variants.push(variant);
         ids.push(id);
         methods.push(method_name);
     }
+    let answer_body = answer_body(&answer_bodies);
     let credentials = spec.client_credentials().map_err(located)?;
     let (token_url, token_scopes) = (&credentials.token_url, &credentials.scopes);
     let machine_ids = documented_machine_ids(spec);
@@ -501,6 +525,15 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
                 pub creates_action: ::std::option::Option<&'static str>,
                 /// Whether its body requires a `Comment`.
                 pub needs_comment: bool,
+                /// The words of the `mde` command that sends it, its request made from its
+                /// body's flags (`x-cli-command`); `None` when no command sends it that way.
+                pub cli_command: ::std::option::Option<&'static [&'static str]>,
+                /// The operation that undoes it (`x-undone-by`): a release undoes an isolation.
+                pub undone_by: ::std::option::Option<OperationId>,
+                /// No operation of the API undoes it (`x-undone-by: false`): an offboarding.
+                pub irreversible: bool,
+                /// What a run of it saves (`x-evidence`), when it saves anything.
+                pub evidence: ::std::option::Option<Evidence>,
                 /// The members of its JSON body, as a command line takes them (empty without
                 /// one).
                 pub body: &'static [BodyField],
@@ -554,6 +587,15 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
                 /// The name typed for it, e.g. `unmanaged` (`x-cli-values`, or the value in
                 /// lower case).
                 pub typed: &'static str,
+            }
+
+            /// What a run of an operation saves (`x-evidence`).
+            #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+            pub enum Evidence {
+                /// The investigation package of a collection (`package`).
+                Package,
+                /// The results of a live response session's commands (`live-response-results`).
+                LiveResponseResults,
             }
 
             /// What the id in an operation's path names.
@@ -707,6 +749,8 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
                 }
             }
 
+            #answer_body
+
             /// Any operation's request, for a program that holds one without naming its type:
             /// a fleet run's template, sent to each machine with its id set.
             #[derive(Clone, Debug, PartialEq)]
@@ -789,6 +833,55 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
             pub const DOCUMENTED_MACHINE_IDS: &[&str] = &[#(#machine_ids),*];
         }
     })
+}
+
+/// `AnswerBody`: an answer by the type of its body, one variant a type (`Empty` for none), and
+/// `Answer::body`, so that code which treats the operations answering one type alike (an
+/// output, a MachineAction's line) matches on the types and a new operation costs it nothing.
+fn answer_body(answers: &[(syn::Ident, syn::Type)]) -> proc_macro2::TokenStream {
+    let mut kinds: Vec<(String, proc_macro2::TokenStream)> = Vec::new();
+    let arms = answers.iter().map(|(variant, ty)| {
+        let key = ty.to_token_stream().to_string().replace(' ', "");
+        let name = key.rsplit("::").next().unwrap_or_default().to_string();
+        let (name, unit) = if key == "()" {
+            ("Empty".to_string(), true)
+        } else {
+            (name, false)
+        };
+        let kind = format_ident!("{name}");
+        if !kinds.iter().any(|(k, _)| *k == name) {
+            let doc = format!("The answer of every operation whose body is `{key}`.");
+            let item = match unit {
+                true => quote! { #[doc = #doc] #kind },
+                false => quote! { #[doc = #doc] #kind(&'a #ty) },
+            };
+            kinds.push((name, item));
+        }
+        match unit {
+            true => quote! { Answer::#variant(()) => AnswerBody::#kind },
+            false => quote! { Answer::#variant(body) => AnswerBody::#kind(body) },
+        }
+    });
+    let arms: Vec<_> = arms.collect();
+    let items = kinds.iter().map(|(_, item)| item);
+    quote! {
+        /// An answer by the type of its body: what code that treats every operation answering
+        /// one type alike matches on, so that a new operation answering a known type costs it
+        /// nothing.
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub enum AnswerBody<'a> {
+            #(#items,)*
+        }
+
+        impl Answer {
+            /// The answer by the type of its body.
+            pub fn body(&self) -> AnswerBody<'_> {
+                match self {
+                    #(#arms,)*
+                }
+            }
+        }
+    }
 }
 
 /// The success type `T` of the builder `builder_name`'s `send`, from progenitor's output:

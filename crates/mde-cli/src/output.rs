@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use mde_client::operations::Answer;
+use mde_client::operations::{Answer, AnswerBody};
 use mde_client::types;
 use mde_client::workspace::shorten;
 
@@ -81,8 +81,10 @@ pub fn action_row(id: &str, a: &types::MachineAction) -> String {
 
 /// The answer in a few words. The one place that decides how each operation's answer reads.
 pub fn answer(answer: &Answer) -> String {
-    match answer {
-        Answer::StartInvestigation(i) => format!(
+    // By the body's type: a new operation answering a known type reads like the others.
+    match answer.body() {
+        AnswerBody::MachineAction(a) => action(a),
+        AnswerBody::Investigation(i) => format!(
             "investigation {} {}",
             i.id.as_deref().unwrap_or_default(),
             i.state
@@ -90,40 +92,25 @@ pub fn answer(answer: &Answer) -> String {
                 .map(ToString::to_string)
                 .unwrap_or_default()
         ),
-        Answer::InitiateInvestigation(id) => format!("investigation {}", id.value),
-        Answer::CollectInvestigationPackage(a)
-        | Answer::CollectInvestigationPackageGraph(a)
-        | Answer::RunAntiVirusScan(a)
-        | Answer::GetMachineAction(a)
-        | Answer::CancelMachineAction(a)
-        | Answer::IsolateMachine(a)
-        | Answer::UnisolateMachine(a)
-        | Answer::RestrictCodeExecution(a)
-        | Answer::UnrestrictCodeExecution(a)
-        | Answer::StopAndQuarantineFile(a)
-        | Answer::OffboardMachine(a)
-        | Answer::RunLiveResponse(a) => action(a),
-        Answer::GetMachine(m) | Answer::SetMachineTag(m) => format!(
+        AnswerBody::ODataInt64(id) => format!("investigation {}", id.value),
+        AnswerBody::Machine(m) => format!(
             "machine {} tags {}",
             m.computer_dns_name.as_deref().unwrap_or_default(),
             m.machine_tags.as_deref().unwrap_or_default().join(", ")
         ),
-        Answer::ListMachineActions(page) => format!("{} actions", page.value.len()),
-        Answer::ListMachines(page) | Answer::FindMachinesByTag(page) => {
-            format!("{} machines", page.value.len())
+        AnswerBody::MachineActionCollection(page) => format!("{} actions", page.value.len()),
+        AnswerBody::MachineCollection(page) => format!("{} machines", page.value.len()),
+        // A link carries its own token: never shown.
+        AnswerBody::ODataString(_) => "link (not shown: it carries a token)".into(),
+        AnswerBody::LibraryFileCollection(library) => {
+            format!("{} library files", library.value.len())
         }
-        // The link carries its own token: never shown.
-        Answer::GetPackageUri(_) => "package link (not shown: it carries a token)".into(),
-        Answer::GetLiveResponseResultDownloadLink(_) => {
-            "result link (not shown: it carries a token)".into()
-        }
-        Answer::ListLibraryFiles(library) => format!("{} library files", library.value.len()),
-        Answer::UploadLibraryFile(file) => format!(
+        AnswerBody::LibraryFile(file) => format!(
             "library file {} sha256 {}",
             file.file_name.as_deref().unwrap_or_default(),
             file.sha256.as_deref().unwrap_or_default()
         ),
-        Answer::DeleteLibraryFile(()) => "library file deleted".into(),
+        AnswerBody::Empty => "done".into(),
     }
 }
 

@@ -20,14 +20,10 @@ use crate::vocabulary::{ErrorInfo, Kind, Outcome};
 /// The action that undoes `kind`, for the containment actions (the pages' pairs: isolate and
 /// release, restrict and remove the restriction); `None` for the others.
 pub fn opposite(kind: &MachineActionType) -> Option<MachineActionType> {
-    use MachineActionType as T;
-    match kind {
-        T::Isolate => Some(T::Unisolate),
-        T::Unisolate => Some(T::Isolate),
-        T::RestrictCodeExecution => Some(T::UnrestrictCodeExecution),
-        T::UnrestrictCodeExecution => Some(T::RestrictCodeExecution),
-        _ => None,
-    }
+    // The spec's `x-undone-by`: the operation that creates `kind`, then the one that undoes it.
+    let creates = |op: &OperationId| op.creates_action().as_ref() == Some(kind);
+    let op = OperationId::ALL.into_iter().find(creates)?;
+    op.facts().undone_by?.creates_action()
 }
 
 /// The pending containment actions of a run's machines.

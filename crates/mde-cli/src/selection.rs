@@ -411,10 +411,10 @@ pub fn question(op: OperationId, parts: &[ToConfirm<'_>]) -> String {
     text
 }
 
-/// Whether the operation's effect can be undone through the API: an offboarding stops the
-/// sensor.
+/// Whether the operation's effect can be undone through the API (the spec's `x-undone-by`):
+/// an offboarding stops the sensor, and no operation onboards a device again.
 fn undoable(op: OperationId) -> bool {
-    op.creates_action() != Some(mde_client::types::MachineActionType::Offboard)
+    !op.facts().irreversible
 }
 
 /// Asks before acting on more than [`ASK_ABOVE`] machines (before any offboarding), unless

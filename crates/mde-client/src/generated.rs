@@ -9330,6 +9330,15 @@ pub mod operations {
         pub creates_action: ::std::option::Option<&'static str>,
         /// Whether its body requires a `Comment`.
         pub needs_comment: bool,
+        /// The words of the `mde` command that sends it, its request made from its
+        /// body's flags (`x-cli-command`); `None` when no command sends it that way.
+        pub cli_command: ::std::option::Option<&'static [&'static str]>,
+        /// The operation that undoes it (`x-undone-by`): a release undoes an isolation.
+        pub undone_by: ::std::option::Option<OperationId>,
+        /// No operation of the API undoes it (`x-undone-by: false`): an offboarding.
+        pub irreversible: bool,
+        /// What a run of it saves (`x-evidence`), when it saves anything.
+        pub evidence: ::std::option::Option<Evidence>,
         /// The members of its JSON body, as a command line takes them (empty without
         /// one).
         pub body: &'static [BodyField],
@@ -9380,6 +9389,14 @@ pub mod operations {
         /// The name typed for it, e.g. `unmanaged` (`x-cli-values`, or the value in
         /// lower case).
         pub typed: &'static str,
+    }
+    /// What a run of an operation saves (`x-evidence`).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum Evidence {
+        /// The investigation package of a collection (`package`).
+        Package,
+        /// The results of a live response session's commands (`live-response-results`).
+        LiveResponseResults,
     }
     /// What the id in an operation's path names.
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -10712,6 +10729,71 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
             }
         }
     }
+    /// An answer by the type of its body: what code that treats every operation answering
+    /// one type alike matches on, so that a new operation answering a known type costs it
+    /// nothing.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    pub enum AnswerBody<'a> {
+        ///The answer of every operation whose body is `types::Investigation`.
+        Investigation(&'a types::Investigation),
+        ///The answer of every operation whose body is `types::ODataInt64`.
+        ODataInt64(&'a types::ODataInt64),
+        ///The answer of every operation whose body is `types::MachineAction`.
+        MachineAction(&'a types::MachineAction),
+        ///The answer of every operation whose body is `types::MachineCollection`.
+        MachineCollection(&'a types::MachineCollection),
+        ///The answer of every operation whose body is `types::MachineActionCollection`.
+        MachineActionCollection(&'a types::MachineActionCollection),
+        ///The answer of every operation whose body is `types::ODataString`.
+        ODataString(&'a types::ODataString),
+        ///The answer of every operation whose body is `types::Machine`.
+        Machine(&'a types::Machine),
+        ///The answer of every operation whose body is `types::LibraryFileCollection`.
+        LibraryFileCollection(&'a types::LibraryFileCollection),
+        ///The answer of every operation whose body is `types::LibraryFile`.
+        LibraryFile(&'a types::LibraryFile),
+        ///The answer of every operation whose body is `()`.
+        Empty,
+    }
+    impl Answer {
+        /// The answer by the type of its body.
+        pub fn body(&self) -> AnswerBody<'_> {
+            match self {
+                Answer::StartInvestigation(body) => AnswerBody::Investigation(body),
+                Answer::InitiateInvestigation(body) => AnswerBody::ODataInt64(body),
+                Answer::CollectInvestigationPackage(body) => {
+                    AnswerBody::MachineAction(body)
+                }
+                Answer::RunAntiVirusScan(body) => AnswerBody::MachineAction(body),
+                Answer::CollectInvestigationPackageGraph(body) => {
+                    AnswerBody::MachineAction(body)
+                }
+                Answer::ListMachines(body) => AnswerBody::MachineCollection(body),
+                Answer::ListMachineActions(body) => {
+                    AnswerBody::MachineActionCollection(body)
+                }
+                Answer::GetMachineAction(body) => AnswerBody::MachineAction(body),
+                Answer::GetPackageUri(body) => AnswerBody::ODataString(body),
+                Answer::CancelMachineAction(body) => AnswerBody::MachineAction(body),
+                Answer::IsolateMachine(body) => AnswerBody::MachineAction(body),
+                Answer::UnisolateMachine(body) => AnswerBody::MachineAction(body),
+                Answer::RestrictCodeExecution(body) => AnswerBody::MachineAction(body),
+                Answer::UnrestrictCodeExecution(body) => AnswerBody::MachineAction(body),
+                Answer::StopAndQuarantineFile(body) => AnswerBody::MachineAction(body),
+                Answer::OffboardMachine(body) => AnswerBody::MachineAction(body),
+                Answer::GetMachine(body) => AnswerBody::Machine(body),
+                Answer::FindMachinesByTag(body) => AnswerBody::MachineCollection(body),
+                Answer::SetMachineTag(body) => AnswerBody::Machine(body),
+                Answer::RunLiveResponse(body) => AnswerBody::MachineAction(body),
+                Answer::GetLiveResponseResultDownloadLink(body) => {
+                    AnswerBody::ODataString(body)
+                }
+                Answer::ListLibraryFiles(body) => AnswerBody::LibraryFileCollection(body),
+                Answer::UploadLibraryFile(body) => AnswerBody::LibraryFile(body),
+                Answer::DeleteLibraryFile(()) => AnswerBody::Empty,
+            }
+        }
+    }
     /// Any operation's request, for a program that holds one without naming its type:
     /// a fleet run's template, sent to each machine with its id set.
     #[derive(Clone, Debug, PartialEq)]
@@ -11181,6 +11263,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: None,
         needs_comment: true,
+        cli_command: Some(&["investigation", "start"]),
+        undone_by: None,
+        irreversible: false,
+        evidence: None,
         body: &[
             BodyField {
                 name: "Comment",
@@ -11226,6 +11312,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: None,
         needs_comment: true,
+        cli_command: Some(&["investigation", "initiate"]),
+        undone_by: None,
+        irreversible: false,
+        evidence: None,
         body: &[
             BodyField {
                 name: "Comment",
@@ -11265,6 +11355,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: Some("CollectInvestigationPackage"),
         needs_comment: true,
+        cli_command: Some(&["package", "collect"]),
+        undone_by: None,
+        irreversible: false,
+        evidence: Some(Evidence::Package),
         body: &[
             BodyField {
                 name: "Comment",
@@ -11304,6 +11398,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: Some("RunAntiVirusScan"),
         needs_comment: true,
+        cli_command: Some(&["scan"]),
+        undone_by: None,
+        irreversible: false,
+        evidence: None,
         body: &[
             BodyField {
                 name: "Comment",
@@ -11362,6 +11460,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: Some("CollectInvestigationPackage"),
         needs_comment: true,
+        cli_command: None,
+        undone_by: None,
+        irreversible: false,
+        evidence: None,
         body: &[
             BodyField {
                 name: "Comment",
@@ -11401,6 +11503,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: true,
         creates_action: None,
         needs_comment: false,
+        cli_command: None,
+        undone_by: None,
+        irreversible: false,
+        evidence: None,
         body: &[],
     };
     ///`GET /api/machineactions`: List machine actions, filtered with OData.
@@ -11429,6 +11535,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: true,
         creates_action: None,
         needs_comment: false,
+        cli_command: None,
+        undone_by: None,
+        irreversible: false,
+        evidence: None,
         body: &[],
     };
     ///`GET /api/machineactions/{id}`: Get a machine action by its id.
@@ -11457,6 +11567,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: None,
         needs_comment: false,
+        cli_command: None,
+        undone_by: None,
+        irreversible: false,
+        evidence: None,
         body: &[],
     };
     ///`GET /api/machineactions/{id}/getPackageUri`: Get the download link of a collected investigation package.
@@ -11485,6 +11599,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: None,
         needs_comment: false,
+        cli_command: None,
+        undone_by: None,
+        irreversible: false,
+        evidence: None,
         body: &[],
     };
     ///`POST /api/machineactions/{id}/cancel`: Cancel a machine action that is not final yet (prerelease).
@@ -11529,6 +11647,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: None,
         needs_comment: true,
+        cli_command: Some(&["action", "cancel"]),
+        undone_by: None,
+        irreversible: false,
+        evidence: None,
         body: &[
             BodyField {
                 name: "Comment",
@@ -11568,6 +11690,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: Some("Isolate"),
         needs_comment: true,
+        cli_command: Some(&["isolate"]),
+        undone_by: Some(OperationId::UnisolateMachine),
+        irreversible: false,
+        evidence: None,
         body: &[
             BodyField {
                 name: "Comment",
@@ -11629,6 +11755,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: Some("Unisolate"),
         needs_comment: true,
+        cli_command: Some(&["release"]),
+        undone_by: Some(OperationId::IsolateMachine),
+        irreversible: false,
+        evidence: None,
         body: &[
             BodyField {
                 name: "Comment",
@@ -11668,6 +11798,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: Some("RestrictCodeExecution"),
         needs_comment: true,
+        cli_command: Some(&["restrict"]),
+        undone_by: Some(OperationId::UnrestrictCodeExecution),
+        irreversible: false,
+        evidence: None,
         body: &[
             BodyField {
                 name: "Comment",
@@ -11707,6 +11841,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: Some("UnrestrictCodeExecution"),
         needs_comment: true,
+        cli_command: Some(&["unrestrict"]),
+        undone_by: Some(OperationId::RestrictCodeExecution),
+        irreversible: false,
+        evidence: None,
         body: &[
             BodyField {
                 name: "Comment",
@@ -11750,6 +11888,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: Some("StopAndQuarantineFile"),
         needs_comment: true,
+        cli_command: Some(&["quarantine"]),
+        undone_by: None,
+        irreversible: false,
+        evidence: None,
         body: &[
             BodyField {
                 name: "Comment",
@@ -11799,6 +11941,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: Some("Offboard"),
         needs_comment: true,
+        cli_command: Some(&["offboard"]),
+        undone_by: None,
+        irreversible: true,
+        evidence: None,
         body: &[
             BodyField {
                 name: "Comment",
@@ -11838,6 +11984,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: None,
         needs_comment: false,
+        cli_command: None,
+        undone_by: None,
+        irreversible: false,
+        evidence: None,
         body: &[],
     };
     ///`GET /api/machines/findbytag`: The devices that carry a tag.
@@ -11866,6 +12016,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: true,
         creates_action: None,
         needs_comment: false,
+        cli_command: None,
+        undone_by: None,
+        irreversible: false,
+        evidence: None,
         body: &[],
     };
     ///`POST /api/machines/{id}/tags`: Add a tag to a device, or remove one.
@@ -11894,6 +12048,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: None,
         needs_comment: false,
+        cli_command: None,
+        undone_by: None,
+        irreversible: false,
+        evidence: None,
         body: &[
             BodyField {
                 name: "Value",
@@ -11947,6 +12105,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: Some("LiveResponse"),
         needs_comment: true,
+        cli_command: None,
+        undone_by: None,
+        irreversible: false,
+        evidence: Some(Evidence::LiveResponseResults),
         body: &[
             BodyField {
                 name: "Commands",
@@ -11993,6 +12155,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: None,
         needs_comment: false,
+        cli_command: None,
+        undone_by: None,
+        irreversible: false,
+        evidence: None,
         body: &[],
     };
     ///`GET /api/libraryfiles`: List the files of the live response library.
@@ -12021,6 +12187,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: true,
         creates_action: None,
         needs_comment: false,
+        cli_command: None,
+        undone_by: None,
+        irreversible: false,
+        evidence: None,
         body: &[],
     };
     ///`POST /api/libraryfiles`: Upload a file to the live response library.
@@ -12049,6 +12219,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: None,
         needs_comment: false,
+        cli_command: None,
+        undone_by: None,
+        irreversible: false,
+        evidence: None,
         body: &[],
     };
     ///`DELETE /api/libraryfiles/{fileName}`: Delete a file from the live response library.
@@ -12077,6 +12251,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         answers_page: false,
         creates_action: None,
         needs_comment: false,
+        cli_command: None,
+        undone_by: None,
+        irreversible: false,
+        evidence: None,
         body: &[],
     };
     /// Every operation's facts, in the spec's order.

@@ -25,7 +25,8 @@ impl Spec {
     /// Everything that keeps the spec from being a sound source for the client: an
     /// OpenAPI version progenitor cannot read, an operation without a camelCase
     /// `operationId`, an extension its typed reader refuses (`x-rate-limit`, `x-permissions`,
-    /// `x-deprecation`, `x-machine-action-type`, a server's `x-cloud`/`x-region`/`x-authority`,
+    /// `x-deprecation`, `x-machine-action-type`, `x-cli-command`, `x-undone-by`, `x-evidence`,
+    /// a server's `x-cloud`/`x-region`/`x-authority`,
     /// `x-extensible-enum`, `x-secret`),
     /// no client-credentials flow, an error response without the common `Error` body, an
     /// example that does not match its schema. Empty when the spec is sound.
@@ -64,8 +65,11 @@ impl Spec {
                 ),
                 Some(_) => {}
             }
-            let refused: [Option<ExtensionError>; 5] = [
+            let refused: [Option<ExtensionError>; 8] = [
                 op.rate_limits().err(),
+                op.cli_command().err(),
+                op.undone_by(self).err(),
+                op.evidence().err(),
                 op.machine_action_type(self).err(),
                 op.permissions().err(),
                 op.deprecation().err(),

@@ -7,43 +7,16 @@ use mde_client::operations::OperationId;
 
 use super::*;
 
-/// The command that sends each operation, its request made from its body's flags: the one
-/// line each operation costs the command line (the rest is generated from the spec).
+/// The command that sends `op`, its request made from its body's flags: the spec's
+/// `x-cli-command` (`package collect --graph` and `tag`, `live` and `library` take their
+/// bodies from their own words, and the rest are read by the commands that show and follow).
 pub fn command_of(op: OperationId) -> Option<&'static [&'static str]> {
-    match op {
-        OperationId::StartInvestigation => Some(&["investigation", "start"]),
-        OperationId::InitiateInvestigation => Some(&["investigation", "initiate"]),
-        OperationId::CollectInvestigationPackage => Some(&["package", "collect"]),
-        OperationId::RunAntiVirusScan => Some(&["scan"]),
-        OperationId::CancelMachineAction => Some(&["action", "cancel"]),
-        OperationId::IsolateMachine => Some(&["isolate"]),
-        OperationId::UnisolateMachine => Some(&["release"]),
-        OperationId::RestrictCodeExecution => Some(&["restrict"]),
-        OperationId::UnrestrictCodeExecution => Some(&["unrestrict"]),
-        OperationId::StopAndQuarantineFile => Some(&["quarantine"]),
-        OperationId::OffboardMachine => Some(&["offboard"]),
-        // `package collect --graph`: the body of `package collect`.
-        OperationId::CollectInvestigationPackageGraph
-        // `tag add|remove TAG`: the body is the command's own words.
-        | OperationId::SetMachineTag
-        // Live response (issue 20) gets a command of its own, its body from its words.
-        | OperationId::RunLiveResponse
-        // Read by the commands that show and follow, with no body.
-        | OperationId::ListMachines
-        | OperationId::ListMachineActions
-        | OperationId::GetMachineAction
-        | OperationId::GetPackageUri
-        | OperationId::GetLiveResponseResultDownloadLink
-        | OperationId::GetMachine
-        | OperationId::FindMachinesByTag
-        // `library list|upload|delete`: a form and a name, not a fleet's body.
-        | OperationId::ListLibraryFiles
-        | OperationId::UploadLibraryFile
-        | OperationId::DeleteLibraryFile => None,
-    }
+    op.facts().cli_command
 }
 
-/// The subcommand at `path` of `command`, changed by `change`.
+/// The subcommand at `path` of `command`, changed by `change`. A path `mde` lacks (a wrong
+/// `x-cli-command`) fails `cargo xtask check` and `tests/reference.rs`, which render the
+/// command line before anyone runs it.
 fn at_path(
     command: clap::Command,
     path: &[&str],
@@ -51,7 +24,15 @@ fn at_path(
 ) -> clap::Command {
     match path {
         [] => change(command),
-        [first, rest @ ..] => command.mut_subcommand(*first, |sub| at_path(sub, rest, change)),
+        [first, rest @ ..] => {
+            let known = command.find_subcommand(first).is_some();
+            assert!(
+                known,
+                "x-cli-command: `{}` has no command `{first}`",
+                command.get_name()
+            );
+            command.mut_subcommand(*first, |sub| at_path(sub, rest, change))
+        }
     }
 }
 

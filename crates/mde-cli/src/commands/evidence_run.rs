@@ -182,19 +182,24 @@ fn say_floor(
         .unwrap_or(0);
     let shortest = mde_client::minimum_duration(evidence.link_operation(), longest)
         .max(mde_client::minimum_duration(op, longest));
+    // The limits as the spec states them (`x-rate-limit`).
+    let (link, at) = (evidence.link_operation(), vocabulary::duration(shortest));
     let limits = match evidence {
-        Evidence::Package => {
-            "package(s) need at least {} at getPackageUri's documented limits (2 a minute, 120 an hour)"
-        }
-        Evidence::LiveResponse => {
-            "session(s) need at least {} at the documented limits (runLiveResponse 10 a minute, 50 running at once; result links 100 a minute)"
-        }
+        Evidence::Package => format!(
+            "package(s) need at least {at} at {link}'s documented limits ({})",
+            crate::selection::limits(link)
+        ),
+        Evidence::LiveResponse => format!(
+            "session(s) need at least {at} at the documented limits ({op} {}, 50 running at once; result links {})",
+            crate::selection::limits(op),
+            crate::selection::limits(link)
+        ),
     };
     let total: usize = going.iter().map(|g| g.selection.machines.len()).sum();
     let in_real = Duration::from_secs_f64(shortest.as_secs_f64() / real);
     eprintln!(
         "mde: {total} {}{}{}",
-        limits.replace("{}", &vocabulary::duration(shortest)),
+        limits,
         match several {
             true => format!(
                 " (the largest of {} tenants' parts, each at its own limits)",

@@ -16,11 +16,11 @@ pub enum Evidence {
 impl Evidence {
     /// What the run of `op` saves, when it saves anything.
     pub fn of(op: OperationId) -> Option<Evidence> {
-        match op {
-            OperationId::CollectInvestigationPackage => Some(Evidence::Package),
-            OperationId::RunLiveResponse => Some(Evidence::LiveResponse),
-            _ => None,
-        }
+        // The spec's `x-evidence`.
+        Some(match op.facts().evidence? {
+            mde_client::operations::Evidence::Package => Evidence::Package,
+            mde_client::operations::Evidence::LiveResponseResults => Evidence::LiveResponse,
+        })
     }
 
     /// The `type` of the actions it follows.
