@@ -7,8 +7,8 @@ use mde_client::operations::OperationId;
 
 use crate::body_flags;
 use crate::cli::{
-    ActionCommand, Cli, Command, InvestigationCommand, MachineCommand, PackageCommand, TagCommand,
-    Targets,
+    ActionCommand, ActionList, Cli, Command, InvestigationCommand, MachineCommand, MachineList,
+    PackageCommand, TagCommand, Targets,
 };
 use crate::commands::{action, evidence_run, fleet_run, library, machine, package, profile};
 use crate::pipeline;
@@ -17,11 +17,14 @@ use crate::vocabulary::{USAGE, fail};
 /// Runs a command (not `completions`); returns the exit code.
 #[allow(deprecated)] // the retired and deprecated operations stay reachable
 pub async fn run(cli: Cli) -> u8 {
-    let done = |result: Result<u8, u8>| match result {
+    match dispatch(cli).await {
         Ok(code) | Err(code) => code,
-    };
-    // Each action command's operation; its request, made from the body's flags with the id
-    // left to set per machine, is the run's template.
+    }
+}
+
+/// Each command to what runs it; an action command's request, made from the body's flags
+/// with the id left to set per machine, is its fleet run's template.
+async fn dispatch(cli: Cli) -> Result<u8, u8> {
     let mut body = cli.body.clone();
     let (op, targets, wait) = match &cli.command {
         Command::Investigation(InvestigationCommand::Start(t)) => {
@@ -46,9 +49,7 @@ pub async fn run(cli: Cli) -> u8 {
             c.wait.every(),
         ),
         Command::Quarantine { targets, wait } => {
-            if let Err(code) = sha1_checked(&cli) {
-                return code;
-            }
+            sha1_checked(&cli)?;
             (
                 OperationId::StopAndQuarantineFile,
                 targets.clone(),
@@ -57,15 +58,12 @@ pub async fn run(cli: Cli) -> u8 {
         }
         Command::Tag(tagging) => {
             let (tagging, action) = tagged(tagging);
-            body = serde_json::json!({ "Value": tagging.value, "Action": action })
-                .as_object()
-                .cloned()
-                .unwrap_or_default();
+            body = tag_body(&tagging.value, action);
             (OperationId::SetMachineTag, tagging.targets.clone(), None)
         }
-        Command::Live(live) => return done(live_run(&cli, live).await),
-        Command::Library(command) => return done(library::run(&cli, command).await),
-        Command::Profile(command) => return done(profile::run(&cli, command)),
+        Command::Live(live) => return live_run(&cli, live).await,
+        Command::Library(command) => return library::run(&cli, command).await,
+        Command::Profile(command) => return profile::run(&cli, command),
         Command::Offboard { targets, wait } => {
             (OperationId::OffboardMachine, targets.clone(), wait.every())
         }
@@ -77,39 +75,31 @@ pub async fn run(cli: Cli) -> u8 {
             ..
         }) => {
             let settings = settings(dir, *poll_interval, *parallel);
-            return done(package::collect_download(&cli, targets, settings).await);
+            return package::collect_download(&cli, targets, settings).await;
         }
-        Command::Package(PackageCommand::Collect { targets, graph, .. }) => {
-            let op = if *graph {
-                OperationId::CollectInvestigationPackageGraph
-            } else {
-                OperationId::CollectInvestigationPackage
-            };
-            (op, targets.clone(), None)
-        }
+        Command::Package(PackageCommand::Collect { targets, graph, .. }) => match graph {
+            true => (
+                OperationId::CollectInvestigationPackageGraph,
+                targets.clone(),
+                None,
+            ),
+            false => (
+                OperationId::CollectInvestigationPackage,
+                targets.clone(),
+                None,
+            ),
+        },
         Command::Package(PackageCommand::Download { ids, out }) => {
-            return done(package::download(&cli, ids, out).await);
+            return package::download(&cli, ids, out).await;
         }
         Command::Package(PackageCommand::Verify { dir }) => {
-            return done(package::verify(&cli, dir));
+            return package::verify(&cli, dir);
         }
         Command::Action(ActionCommand::Show { ids }) => {
-            return done(action::show(&cli, ids).await);
+            return action::show(&cli, ids).await;
         }
-        Command::Action(ActionCommand::List {
-            machine,
-            name,
-            pick,
-            status,
-            kind,
-            since,
-        }) => {
-            let by = match (machine, name) {
-                (Some(id), _) => Some(action::MachineBy::Id(id.clone())),
-                (None, Some(name)) => Some(action::MachineBy::Name(name.clone(), pick.is_some())),
-                (None, None) => None,
-            };
-            return done(action::list(&cli, by, status, kind, *since).await);
+        Command::Action(ActionCommand::List(list)) => {
+            return action_list(&cli, list).await;
         }
         Command::Action(ActionCommand::Cancel {
             ids,
@@ -120,32 +110,44 @@ pub async fn run(cli: Cli) -> u8 {
             (OperationId::CancelMachineAction, targets, None)
         }
         Command::Machine(MachineCommand::Show { ids, names }) => {
-            return done(machine::show(&cli, ids, names).await);
+            return machine::show(&cli, ids, names).await;
         }
-        Command::Machine(MachineCommand::List {
-            isolated,
-            restricted,
-            tag,
-            tag_prefix,
-            health,
-        }) => {
-            let only = machine::Only {
-                isolated: *isolated,
-                restricted: *restricted,
-                tag: tag.as_deref(),
-                tag_prefix: *tag_prefix,
-                health: health.as_deref(),
-            };
-            return done(machine::list(&cli, only).await);
+        Command::Machine(MachineCommand::List(list)) => {
+            return machine_list(&cli, list).await;
         }
         Command::Completions { .. } => unreachable!("handled before a runtime starts"),
     };
-    let template = match body_flags::template(op, &body) {
-        Ok(template) => template,
-        Err(e) => return fail(USAGE, e),
-    };
+    let template = body_flags::template(op, &body).map_err(|e| fail(USAGE, e))?;
     warn_if_retired(op);
-    done(fleet_run::run(&cli, &template, &targets, wait, None).await)
+    fleet_run::run(&cli, &template, &targets, wait, None).await
+}
+
+/// setMachineTag's body: the tag, added or removed.
+fn tag_body(value: &str, action: &str) -> serde_json::Map<String, serde_json::Value> {
+    let body = serde_json::json!({ "Value": value, "Action": action });
+    body.as_object().cloned().unwrap_or_default()
+}
+
+/// `mde action list`, its filters as given.
+async fn action_list(cli: &Cli, list: &ActionList) -> Result<u8, u8> {
+    let by = match (&list.machine, &list.name) {
+        (Some(id), _) => Some(action::MachineBy::Id(id.clone())),
+        (None, Some(name)) => Some(action::MachineBy::Name(name.clone(), list.pick.is_some())),
+        (None, None) => None,
+    };
+    action::list(cli, by, &list.status, &list.kind, list.since).await
+}
+
+/// `mde machine list`, its filters as given.
+async fn machine_list(cli: &Cli, list: &MachineList) -> Result<u8, u8> {
+    let only = machine::Only {
+        isolated: list.isolated,
+        restricted: list.restricted,
+        tag: list.tag.as_deref(),
+        tag_prefix: list.tag_prefix,
+        health: list.health.as_deref(),
+    };
+    machine::list(cli, only).await
 }
 
 /// Says when the operation is retired or deprecated, and what to use instead.

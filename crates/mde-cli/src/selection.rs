@@ -231,44 +231,53 @@ impl DryRun<'_> {
         mde_client::minimum_duration(self.op, n).max(then.unwrap_or_default())
     }
 
-    /// Prints the plan; nothing is sent.
-    pub fn print(&self, output: Output, out: &mut impl Write) -> std::io::Result<()> {
+    /// The plan as one JSON object.
+    fn json(&self) -> serde_json::Value {
         let n = self.selection.machines.len();
         let facts = self.op.facts();
         let shortest = mde_client::minimum_duration(self.op, n);
         let then = self
             .then
             .map(|op| (op, mde_client::minimum_duration(op, n)));
-        if output == Output::Json {
-            let machines: Vec<_> = self
-                .selection
-                .machines
-                .iter()
-                .map(
-                    |id| serde_json::json!({ "machine": id, "name": self.selection.names.get(id) }),
-                )
-                .collect();
-            let mut line = serde_json::json!({
-                "dry_run": true,
-                "operation": self.op.as_str(),
-                "method": facts.method,
-                "path": facts.path,
-                "detail": self.detail,
-                "comment": self.comment,
-                "machines": machines,
-                "unresolved": self.selection.unresolved,
-                "requests": n,
-                "shortest_seconds": shortest.as_secs(),
-                "then": then.map(|(op, d)| serde_json::json!({
-                    "operation": op.as_str(), "requests": n, "shortest_seconds": d.as_secs()
-                })),
-                "name_lookups": self.selection.calls,
-            });
-            if let Some(tenant) = self.tenant {
-                line["tenant"] = tenant.into();
-            }
-            return writeln!(out, "{line}");
+        let machines: Vec<_> = self
+            .selection
+            .machines
+            .iter()
+            .map(|id| serde_json::json!({ "machine": id, "name": self.selection.names.get(id) }))
+            .collect();
+        let mut line = serde_json::json!({
+            "dry_run": true,
+            "operation": self.op.as_str(),
+            "method": facts.method,
+            "path": facts.path,
+            "detail": self.detail,
+            "comment": self.comment,
+            "machines": machines,
+            "unresolved": self.selection.unresolved,
+            "requests": n,
+            "shortest_seconds": shortest.as_secs(),
+            "then": then.map(|(op, d)| serde_json::json!({
+                "operation": op.as_str(), "requests": n, "shortest_seconds": d.as_secs()
+            })),
+            "name_lookups": self.selection.calls,
+        });
+        if let Some(tenant) = self.tenant {
+            line["tenant"] = tenant.into();
         }
+        line
+    }
+
+    /// Prints the plan; nothing is sent.
+    pub fn print(&self, output: Output, out: &mut impl Write) -> std::io::Result<()> {
+        if output == Output::Json {
+            return writeln!(out, "{}", self.json());
+        }
+        let n = self.selection.machines.len();
+        let facts = self.op.facts();
+        let shortest = mde_client::minimum_duration(self.op, n);
+        let then = self
+            .then
+            .map(|op| (op, mde_client::minimum_duration(op, n)));
         writeln!(out, "Dry run: no action is sent.")?;
         if let Some(tenant) = self.tenant {
             writeln!(out, "Tenant:    {tenant} (profile)")?;

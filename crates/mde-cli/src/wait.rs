@@ -120,19 +120,7 @@ pub async fn follow(
             return settle_all(report, waited);
         }
     }
-    // Each action to follow: its outcome's index.
-    let mut following: HashMap<String, usize> = HashMap::new();
-    for (i, outcome) in report.outcomes.iter().enumerate() {
-        match outcome.action() {
-            Some(action) if !action.status.as_ref().is_some_and(is_final) => {
-                if let Some(id) = &action.id {
-                    following.insert(id.clone(), i);
-                }
-            }
-            // Final already, or nothing to follow: it has ended.
-            _ => ended(&settled(outcome)),
-        }
-    }
+    let mut following = to_follow(report, ended);
     if following.is_empty() {
         return settle_all(report, waited);
     }
@@ -170,16 +158,7 @@ pub async fn follow(
             // Given up: the service does not have them, and waiting would never end.
             for id in &followed.unlisted {
                 if let Some(i) = following.remove(id) {
-                    let outcome = &mut report.outcomes[i];
-                    outcome.kind = Kind::Unknown;
-                    outcome.error = Some(ErrorInfo::new(
-                        "unlisted",
-                        format!(
-                            "the service does not list the action {id} ({} looks in a row): it is not in this tenant or at this host, or it was deleted",
-                            mde_client::UNLISTED_LOOKS
-                        ),
-                    ));
-                    ended(outcome);
+                    ended(unlisted(&mut report.outcomes[i], id));
                 }
             }
         }
@@ -195,6 +174,36 @@ pub async fn follow(
         }
     }
     settle_all(report, waited)
+}
+
+/// Each action to follow, with its outcome's index; an outcome whose action is final already,
+/// or that has none, has ended and is told so.
+fn to_follow(report: &FleetReport, ended: &mut dyn FnMut(&Outcome)) -> HashMap<String, usize> {
+    let mut following = HashMap::new();
+    for (i, outcome) in report.outcomes.iter().enumerate() {
+        match outcome.action() {
+            Some(action) if !action.status.as_ref().is_some_and(is_final) => {
+                if let Some(id) = &action.id {
+                    following.insert(id.clone(), i);
+                }
+            }
+            _ => ended(&settled(outcome)),
+        }
+    }
+    following
+}
+
+/// `outcome`, whose action `id` the service does not list: given up as unknown.
+fn unlisted<'a>(outcome: &'a mut Outcome, id: &str) -> &'a Outcome {
+    outcome.kind = Kind::Unknown;
+    outcome.error = Some(ErrorInfo::new(
+        "unlisted",
+        format!(
+            "the service does not list the action {id} ({} looks in a row): it is not in this tenant or at this host, or it was deleted",
+            mde_client::UNLISTED_LOOKS
+        ),
+    ));
+    outcome
 }
 
 /// Machines answered "already running" without the action: each one's newest action of the

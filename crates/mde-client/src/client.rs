@@ -3,18 +3,14 @@
 
 use std::cell::RefCell;
 use std::future::{Future, IntoFuture};
-use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cloud::{Cloud, Endpoints, Region, host_for};
 use crate::error::Error;
-use crate::hooks::{CALL, CallState, Runtime, WaitEvent, WaitHook, WaitReason};
+use crate::hooks::{CALL, CallState, Runtime, WaitReason};
 use crate::operations::{self, OperationId, Request};
-use crate::rate_limit::{Clock, RateLimiter, SystemClock, Ticket};
-use crate::secret::Secret;
-use crate::token::{Credentials, TokenSource};
+use crate::rate_limit::{Clock, Ticket};
 use crate::{generated, types};
 
 /// A client of the Defender for Endpoint machine-investigation API.
@@ -30,7 +26,7 @@ use crate::{generated, types};
 /// These operations *start* things: an investigation, a package collection. After a timeout
 /// or a 5xx the action may exist already, and sending again can start a second one. So the
 /// client retries only what the service refused without acting on it: a 429 (after waiting
-/// `Retry-After`, at most [`ClientBuilder::max_retry_after`]) and a 401 with a cached token
+/// `Retry-After`, at most [`ClientBuilder::max_retry_after`](crate::ClientBuilder::max_retry_after)) and a 401 with a cached token
 /// (once, with a new token). A caller that prefers a possible duplicate to a missed action
 /// opts in per call with [`Call::retry_transient`].
 #[derive(Clone, Debug)]
@@ -38,46 +34,11 @@ pub struct Client {
     pub(crate) runtime: Arc<Runtime>,
     /// One generated client per operation (indexed by [`OperationId::index`]), pointed at the
     /// host it is documented on.
-    raw: Vec<Result<generated::Client, String>>,
+    pub(crate) raw: Vec<Result<generated::Client, String>>,
     /// For package downloads: another host, no bearer token, no whole-request timeout.
-    downloads: reqwest::Client,
-    max_retry_after: Duration,
-    retries_on_429: u32,
-}
-
-/// Builds a [`Client`]. Defaults: commercial cloud, global host, 30 s timeout, the
-/// documented rate limits enforced.
-#[must_use]
-pub struct ClientBuilder {
-    cloud: Cloud,
-    region: Region,
-    base_url: Option<String>,
-    login_url: Option<String>,
-    credentials: Option<Credentials>,
-    timeout: Duration,
-    connect_timeout: Duration,
-    user_agent: String,
-    clock: Option<Arc<dyn Clock>>,
-    enforce_rate_limits: bool,
-    rate_limit_margin: Duration,
-    max_retry_after: Duration,
-    retries_on_429: u32,
-    body_limit: usize,
-    on_wait: Option<WaitHook>,
-    /// Extra trust anchors (PEM), besides the platform's.
-    roots: Vec<Vec<u8>>,
-}
-
-impl std::fmt::Debug for ClientBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientBuilder")
-            .field("cloud", &self.cloud)
-            .field("region", &self.region)
-            .field("base_url", &self.base_url)
-            .field("login_url", &self.login_url)
-            .field("credentials", &self.credentials)
-            .finish_non_exhaustive()
-    }
+    pub(crate) downloads: reqwest::Client,
+    pub(crate) max_retry_after: Duration,
+    pub(crate) retries_on_429: u32,
 }
 
 /// The request body of the operations that take only a `Comment`.
@@ -88,28 +49,6 @@ fn comment_body(comment: &str) -> Result<types::CommentRequest, Error> {
 }
 
 impl Client {
-    /// A builder with the defaults.
-    pub fn builder() -> ClientBuilder {
-        ClientBuilder {
-            cloud: Cloud::default(),
-            region: Region::default(),
-            base_url: None,
-            login_url: None,
-            credentials: None,
-            timeout: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(10),
-            user_agent: format!("mde-client/{}", env!("CARGO_PKG_VERSION")),
-            clock: None,
-            enforce_rate_limits: true,
-            rate_limit_margin: Duration::from_millis(100),
-            max_retry_after: Duration::from_secs(15 * 60),
-            retries_on_429: 3,
-            body_limit: 1 << 20,
-            on_wait: None,
-            roots: Vec::new(),
-        }
-    }
-
     /// The generated client for `op`, pointed at the host the operation is documented on, for
     /// full control over a call (it still gets the rate limits, the token and the body cap).
     pub fn raw(&self, op: OperationId) -> Result<&generated::Client, Error> {
@@ -438,292 +377,10 @@ impl<'a, R: Request> IntoFuture for Call<'a, R> {
     }
 }
 
-/// `builder`, also trusting the certificates of each PEM of `roots`.
-fn trusting(
-    builder: reqwest::ClientBuilder,
-    roots: &[Vec<u8>],
-) -> Result<reqwest::ClientBuilder, Error> {
-    if roots.is_empty() {
-        return Ok(builder);
-    }
-    #[cfg(feature = "rustls")]
-    {
-        let mut builder = builder;
-        for pem in roots {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| Error::Configuration(format!("the CA certificate is not PEM: {e}")))?;
-            if certs.is_empty() {
-                return Err(Error::Configuration(
-                    "the CA certificate file holds no certificate".into(),
-                ));
-            }
-            builder = builder.tls_certs_merge(certs);
-        }
-        Ok(builder)
-    }
-    #[cfg(not(feature = "rustls"))]
-    {
-        let _ = builder;
-        Err(Error::Configuration(
-            "a CA certificate needs TLS: build mde-client with its `rustls` feature".into(),
-        ))
-    }
-}
-
-/// Makes `ring` the process's rustls crypto provider, unless the program chose one. The
-/// client does this when it is built; call it first when the program builds a `reqwest`
-/// client of its own before any [`Client`] (reqwest, compiled without a provider of its
-/// own, panics without one). Without the `rustls` feature it does nothing.
-pub fn install_crypto_provider() {
-    #[cfg(feature = "rustls")]
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        // Err: another thread installed one meanwhile, which serves as well.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
-}
-
-pub(crate) fn is_loopback(url: &reqwest::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => false,
-    }
-}
-
-/// A base URL without its trailing `/`; plain `http://` only on loopback.
-fn checked_url(what: &str, url: &str) -> Result<String, Error> {
-    let parsed = reqwest::Url::parse(url)
-        .map_err(|e| Error::Configuration(format!("{what} {url:?} is not a URL: {e}")))?;
-    match parsed.scheme() {
-        "https" => {}
-        "http" if is_loopback(&parsed) => {}
-        "http" => {
-            return Err(Error::Configuration(format!(
-                "{what} {url} is plain http: tokens and answers would cross the network unencrypted; use https (http is allowed on loopback only)"
-            )));
-        }
-        other => {
-            return Err(Error::Configuration(format!(
-                "{what} {url}: unsupported scheme {other}"
-            )));
-        }
-    }
-    Ok(url.trim_end_matches('/').to_string())
-}
-
-impl ClientBuilder {
-    /// The cloud (commercial by default).
-    pub fn cloud(mut self, cloud: Cloud) -> Self {
-        self.cloud = cloud;
-        self
-    }
-
-    /// The region, for the commercial cloud (global by default).
-    pub fn region(mut self, region: Region) -> Self {
-        self.region = region;
-        self
-    }
-
-    /// Sends every operation to this base URL instead of its documented host (the simulator,
-    /// a proxy). Plain `http://` is refused unless the host is loopback.
-    pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = Some(url.into());
-        self
-    }
-
-    /// Signs in at this Azure AD authority instead of the cloud's
-    /// (`{login_url}/{tenant}/oauth2/v2.0/token`).
-    pub fn login_url(mut self, url: impl Into<String>) -> Self {
-        self.login_url = Some(url.into());
-        self
-    }
-
-    /// A bearer token obtained elsewhere.
-    pub fn bearer_token(mut self, token: impl Into<Secret>) -> Self {
-        self.credentials = Some(Credentials::BearerToken(token.into()));
-        self
-    }
-
-    /// Azure AD's client-credentials grant: tokens are asked for, cached and renewed.
-    pub fn client_credentials(
-        mut self,
-        tenant_id: impl Into<String>,
-        client_id: impl Into<String>,
-        client_secret: impl Into<Secret>,
-    ) -> Self {
-        self.credentials = Some(Credentials::ClientSecret {
-            tenant_id: tenant_id.into(),
-            client_id: client_id.into(),
-            client_secret: client_secret.into(),
-        });
-        self
-    }
-
-    /// Signs in through a credential of the Azure SDK's identity library (feature
-    /// `azure-identity`): its tokens are cached and renewed before they expire.
-    #[cfg(feature = "azure-identity")]
-    pub fn token_credential(
-        mut self,
-        credential: Arc<dyn azure_core::credentials::TokenCredential>,
-    ) -> Self {
-        self.credentials = Some(Credentials::Identity(crate::IdentityCredential(credential)));
-        self
-    }
-
-    /// Any [`Credentials`].
-    pub fn credentials(mut self, credentials: Credentials) -> Self {
-        self.credentials = Some(credentials);
-        self
-    }
-
-    /// How long a whole request may take (30 s by default).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// How long connecting may take (10 s by default).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// The `User-Agent` header.
-    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
-        self.user_agent = user_agent.into();
-        self
-    }
-
-    /// The clock of the rate limits and the token cache (the system's by default).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = Some(clock);
-        self
-    }
-
-    /// Whether calls wait for the documented rate limits (yes by default).
-    pub fn enforce_rate_limits(mut self, enforce: bool) -> Self {
-        self.enforce_rate_limits = enforce;
-        self
-    }
-
-    /// Added to every rate-limit window (100 ms by default). A call already counts until its
-    /// answer arrives, so this only covers clocks that drift.
-    pub fn rate_limit_margin(mut self, margin: Duration) -> Self {
-        self.rate_limit_margin = margin;
-        self
-    }
-
-    /// The longest `Retry-After` the client waits for on its own (15 minutes by default);
-    /// a longer one is returned as [`Error::RateLimited`].
-    pub fn max_retry_after(mut self, wait: Duration) -> Self {
-        self.max_retry_after = wait;
-        self
-    }
-
-    /// How many 429s in a row a call waits out (3 by default).
-    pub fn retries_on_429(mut self, times: u32) -> Self {
-        self.retries_on_429 = times;
-        self
-    }
-
-    /// Also trusts the certificate(s) of this PEM, besides the platform's: the CA of a local
-    /// simulator (`mde-sim --tls --tls-ca-out FILE`) or of a TLS-intercepting proxy.
-    /// Verification is never turned off. Needs the `rustls` feature (`build` says so).
-    pub fn add_root_certificate(mut self, pem: impl AsRef<[u8]>) -> Self {
-        self.roots.push(pem.as_ref().to_vec());
-        self
-    }
-
-    /// The largest answer body read (1 MiB by default; a list page, up to 10,000 entities, may
-    /// take 64 MiB); a larger one is an [`Error::UnexpectedResponse`], and memory stays
-    /// bounded.
-    pub fn body_limit(mut self, bytes: usize) -> Self {
-        self.body_limit = bytes;
-        self
-    }
-
-    /// Called each time a call is about to wait (rate limit, `Retry-After`, backoff).
-    pub fn on_wait(mut self, hook: impl Fn(&WaitEvent) + Send + Sync + 'static) -> Self {
-        self.on_wait = Some(Arc::new(hook));
-        self
-    }
-
-    /// An HTTP client from `builder` with the settings every request shares: the connect
-    /// timeout, the user agent, and the extra CA certificates.
-    fn http(&self, builder: reqwest::ClientBuilder) -> Result<reqwest::Client, Error> {
-        let builder = builder
-            .connect_timeout(self.connect_timeout)
-            .user_agent(&self.user_agent);
-        trusting(builder, &self.roots)?
-            .build()
-            .map_err(|e| Error::Configuration(format!("cannot set up HTTP: {e}")))
-    }
-
-    /// The client, or what is wrong with the settings.
-    pub fn build(mut self) -> Result<Client, Error> {
-        let credentials = self.credentials.take().ok_or_else(|| {
-            Error::Configuration("no credentials: give a bearer token or client credentials".into())
-        })?;
-        let endpoints = Endpoints::of(self.cloud, self.region).map_err(Error::Configuration)?;
-        let base_url = self
-            .base_url
-            .as_deref()
-            .map(|u| checked_url("base URL", u))
-            .transpose()?;
-        let login_url = checked_url(
-            "login URL",
-            self.login_url.as_deref().unwrap_or(&endpoints.authority),
-        )?;
-        let api = checked_url("API host", &endpoints.api)?;
-        install_crypto_provider();
-        let http = self.http(reqwest::Client::builder().timeout(self.timeout))?;
-        // A package is large: no bound on the whole transfer, only on each read.
-        let downloads = self.http(reqwest::Client::builder().read_timeout(self.timeout))?;
-        let clock = self
-            .clock
-            .unwrap_or_else(|| Arc::new(SystemClock::default()));
-        let tokens = TokenSource::new(
-            credentials,
-            http.clone(),
-            &login_url,
-            endpoints.token_scope.clone(),
-            clock.clone(),
-            self.body_limit,
-        );
-        let runtime = Arc::new(Runtime {
-            tokens,
-            limiter: self
-                .enforce_rate_limits
-                .then(|| RateLimiter::new(self.rate_limit_margin)),
-            clock,
-            body_limit: self.body_limit,
-            on_wait: self.on_wait,
-            created: Default::default(),
-        });
-        let raw = OperationId::ALL
-            .iter()
-            .map(|op| {
-                let host = match &base_url {
-                    Some(url) => Ok(url.as_str()),
-                    None => host_for(op.facts(), self.cloud, &api),
-                };
-                host.map(|h| generated::Client::new_with_client(h, http.clone(), runtime.clone()))
-            })
-            .collect();
-        Ok(Client {
-            runtime,
-            raw,
-            downloads,
-            max_retry_after: self.max_retry_after,
-            retries_on_429: self.retries_on_429,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cloud::{Cloud, Region};
 
     #[test]
     fn plain_http_only_on_loopback() {

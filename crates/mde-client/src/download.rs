@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::client::Client;
 use crate::error::Error;
-use crate::operations::{self, Request};
+use crate::operations;
 
 /// The download link of a completed collection, as getPackageUri answers it (the URL in
 /// literal quotes, stripped here). `Debug` and `Display` show it without its query.
@@ -27,8 +27,8 @@ impl PackageLink {
             status: Some(200),
             excerpt: format!("the package link is not a URL: {e}"),
         })?;
-        let secure =
-            url.scheme() == "https" || (url.scheme() == "http" && crate::client::is_loopback(&url));
+        let secure = url.scheme() == "https"
+            || (url.scheme() == "http" && crate::builder::is_loopback(&url));
         if !secure {
             return Err(Error::UnexpectedResponse {
                 status: Some(200),
@@ -284,41 +284,42 @@ impl Client {
         }
     }
 
+    /// One transfer of `link`'s body, from `offset` on (a `Range` past the start).
+    async fn transfer(
+        &self,
+        link: &PackageLink,
+        offset: u64,
+    ) -> reqwest::Result<reqwest::Response> {
+        let request = self.downloads().get(link.expose().clone());
+        match offset {
+            0 => request,
+            _ => request.header(reqwest::header::RANGE, format!("bytes={offset}-")),
+        }
+        .send()
+        .await
+    }
+
     async fn download(
         &self,
         blob: Blob<'_>,
         link: Option<PackageLink>,
         dest: &Path,
     ) -> Result<Downloaded, Error> {
-        if dest.exists() {
-            return Err(Error::InvalidInput(format!(
-                "{} exists; a package is never overwritten",
-                dest.display()
-            )));
-        }
-        let mut part = dest.as_os_str().to_owned();
-        part.push(".part");
-        let part = PathBuf::from(part);
+        let part = part_of(dest)?;
         let mut link = match link {
             Some(link) => link,
             None => blob.link(self).await?,
         };
-        let (mut resumed, mut new_links, mut refetched) = (0, 0, false);
-        let mut transfers = 0;
+        let (mut resumed, mut new_links, mut refetched, mut transfers) = (0, 0, false, 0);
         // What an earlier run left in the `.part` is hashed once, here; from then on the hash
         // and the offset follow every byte written, across resumed transfers.
-        let (mut hasher, mut offset) = if part.exists() {
-            hash_of(&part)?
-        } else {
-            (Sha256::new(), 0)
+        let (mut hasher, mut offset) = match part.exists() {
+            true => hash_of(&part)?,
+            false => (Sha256::new(), 0),
         };
         loop {
             transfers += 1;
-            let mut request = self.downloads().get(link.expose().clone());
-            if offset > 0 {
-                request = request.header(reqwest::header::RANGE, format!("bytes={offset}-"));
-            }
-            let mut response = match request.send().await {
+            let mut response = match self.transfer(&link, offset).await {
                 Ok(response) => response,
                 Err(e) if transfers < TRANSFERS => {
                     tracing::info!(error = %transport(e), "mde-client: package transfer failed; resuming");
@@ -328,93 +329,36 @@ impl Client {
                 Err(e) => return Err(transport(e)),
             };
             let status = response.status().as_u16();
-            let total = match status {
-                200 => {
-                    if offset > 0 {
-                        // The range was not honoured: start again (the `.part` is truncated
-                        // when opened below).
-                        hasher = Sha256::new();
-                        offset = 0;
-                    }
-                    response.content_length()
+            let total = match reply(&response, offset) {
+                // A range asked for and not honoured: start again (the `.part` is truncated
+                // when opened below).
+                Reply::Whole(total) if offset > 0 => {
+                    (hasher, offset) = (Sha256::new(), 0);
+                    total
                 }
-                206 => {
-                    let range = response
-                        .headers()
-                        .get(reqwest::header::CONTENT_RANGE)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.strip_prefix("bytes "))
-                        .and_then(|v| v.split_once('/'))
-                        .and_then(|(span, total)| {
-                            let start = span.split('-').next()?.parse::<u64>().ok()?;
-                            Some((start, total.parse::<u64>().ok()))
-                        });
-                    match range {
-                        Some((start, total)) if start == offset => total,
-                        _ => {
-                            // Not the part asked for: start again from nothing.
-                            std::fs::remove_file(&part).map_err(|e| io(&part, e))?;
-                            (hasher, offset) = (Sha256::new(), 0);
-                            continue;
-                        }
-                    }
+                Reply::Whole(total) => total,
+                Reply::Rest(total) => total,
+                Reply::Restart => {
+                    // Not the part asked for, or asked past the end: what the `.part` holds is
+                    // not this package; start again from nothing.
+                    std::fs::remove_file(&part).map_err(|e| io(&part, e))?;
+                    (hasher, offset) = (Sha256::new(), 0);
+                    continue;
                 }
-                403 | 404 if new_links == 0 => {
+                Reply::Expired if new_links == 0 => {
                     tracing::info!(%link, status, "mde-client: the link expired; asking for a new one");
                     link = blob.link(self).await?;
                     new_links += 1;
                     continue;
                 }
-                416 => {
-                    // Asked past the end: what the .part holds is not this package.
-                    std::fs::remove_file(&part).map_err(|e| io(&part, e))?;
-                    (hasher, offset) = (Sha256::new(), 0);
-                    continue;
-                }
-                _ => {
+                Reply::Expired | Reply::Other => {
                     return Err(Error::UnexpectedResponse {
                         status: Some(status),
                         excerpt: format!("the download host ({link}) answered {status}"),
                     });
                 }
             };
-            let mut file = open_part(&part, offset == 0)?;
-            let mut cut = None;
-            // The disk is flushed as the body arrives, on a blocking thread, a few MiB at a
-            // time: the sync that ends the transfer then waits for the last few only.
-            let mut flushing: Option<tokio::task::JoinHandle<std::io::Result<()>>> = None;
-            let mut unflushed = 0usize;
-            loop {
-                match response.chunk().await {
-                    Ok(Some(chunk)) => {
-                        file.write_all(&chunk).map_err(|e| io(&part, e))?;
-                        hasher.update(&chunk);
-                        offset += chunk.len() as u64;
-                        unflushed += chunk.len();
-                        if unflushed >= FLUSH_EVERY
-                            && flushing.as_ref().is_none_or(|f| f.is_finished())
-                        {
-                            if let Some(done) = flushing.take() {
-                                finish_flush(done, &part).await?;
-                            }
-                            let copy = file.try_clone().map_err(|e| io(&part, e))?;
-                            flushing = Some(tokio::task::spawn_blocking(move || copy.sync_data()));
-                            unflushed = 0;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        cut = Some(transport(e));
-                        break;
-                    }
-                }
-            }
-            if let Some(done) = flushing.take() {
-                finish_flush(done, &part).await?;
-            }
-            file.flush().map_err(|e| io(&part, e))?;
-            // The data and the length: what reading the file back needs (fdatasync).
-            file.sync_data().map_err(|e| io(&part, e))?;
+            let cut = stream(&mut response, &part, (&mut hasher, &mut offset)).await?;
             let short = total.is_some_and(|t| offset < t);
             if cut.is_some() || short {
                 if transfers >= TRANSFERS {
@@ -433,37 +377,135 @@ impl Client {
                 std::fs::remove_file(&part).map_err(|e| io(&part, e))?;
                 (hasher, offset) = (Sha256::new(), 0);
                 if refetched {
-                    let what = if zip {
-                        "not a zip archive"
-                    } else {
-                        "longer than its declared length"
+                    let what = match zip {
+                        true => "not a zip archive",
+                        false => "longer than its declared length",
                     };
                     return Err(Error::Download(format!("{blob} is {what}, twice")));
                 }
                 refetched = true;
                 continue;
             }
-            std::fs::rename(&part, dest).map_err(|e| io(dest, e))?;
-            if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
-                // The rename itself survives a power cut once the folder is synced.
-                if let Ok(dir) = std::fs::File::open(dir) {
-                    let _ = dir.sync_all();
-                }
-            }
-            let sha256 = hasher
-                .finalize()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
+            rename_synced(&part, dest)?;
+            let digest = hasher.finalize();
             return Ok(Downloaded {
                 path: dest.to_path_buf(),
                 size: offset,
-                sha256,
+                sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
                 resumed,
                 new_links,
             });
         }
     }
+}
+
+/// The `.part` beside `dest`, where a transfer goes until it is whole; `dest` itself must not
+/// exist: a package is never overwritten.
+fn part_of(dest: &Path) -> Result<PathBuf, Error> {
+    if dest.exists() {
+        let why = format!("{} exists; a package is never overwritten", dest.display());
+        return Err(Error::InvalidInput(why));
+    }
+    let mut part = dest.as_os_str().to_owned();
+    part.push(".part");
+    Ok(PathBuf::from(part))
+}
+
+/// What the download host's answer means for a transfer from `offset`.
+enum Reply {
+    /// The whole body (200), of this length when given.
+    Whole(Option<u64>),
+    /// The rest from `offset` (206), of a whole of this length when given.
+    Rest(Option<u64>),
+    /// Another part than asked for, or a range past the end (416): start again.
+    Restart,
+    /// The link expired (403, 404).
+    Expired,
+    /// Anything else.
+    Other,
+}
+
+fn reply(response: &reqwest::Response, offset: u64) -> Reply {
+    match response.status().as_u16() {
+        200 => Reply::Whole(response.content_length()),
+        206 => match content_range(response) {
+            Some((start, total)) if start == offset => Reply::Rest(total),
+            _ => Reply::Restart,
+        },
+        403 | 404 => Reply::Expired,
+        416 => Reply::Restart,
+        _ => Reply::Other,
+    }
+}
+
+/// A 206's `Content-Range`: where the part starts, and the whole length when given.
+fn content_range(response: &reqwest::Response) -> Option<(u64, Option<u64>)> {
+    let range = response.headers().get(reqwest::header::CONTENT_RANGE)?;
+    let (span, total) = range
+        .to_str()
+        .ok()?
+        .strip_prefix("bytes ")?
+        .split_once('/')?;
+    let start = span.split('-').next()?.parse::<u64>().ok()?;
+    Some((start, total.parse::<u64>().ok()))
+}
+
+/// Writes the body into the `.part` (truncated first when nothing of it counts), the hash
+/// and the offset following every byte, flushed to disk as it arrives and synced at its end;
+/// the transport error that cut it, if one did.
+async fn stream(
+    response: &mut reqwest::Response,
+    part: &Path,
+    (hasher, offset): (&mut Sha256, &mut u64),
+) -> Result<Option<Error>, Error> {
+    let mut file = open_part(part, *offset == 0)?;
+    let mut cut = None;
+    // The disk is flushed as the body arrives, on a blocking thread, a few MiB at a time:
+    // the sync that ends the transfer then waits for the last few only.
+    let mut flushing: Option<tokio::task::JoinHandle<std::io::Result<()>>> = None;
+    let mut unflushed = 0usize;
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                file.write_all(&chunk).map_err(|e| io(part, e))?;
+                hasher.update(&chunk);
+                *offset += chunk.len() as u64;
+                unflushed += chunk.len();
+                if unflushed >= FLUSH_EVERY && flushing.as_ref().is_none_or(|f| f.is_finished()) {
+                    if let Some(done) = flushing.take() {
+                        finish_flush(done, part).await?;
+                    }
+                    let copy = file.try_clone().map_err(|e| io(part, e))?;
+                    flushing = Some(tokio::task::spawn_blocking(move || copy.sync_data()));
+                    unflushed = 0;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                cut = Some(transport(e));
+                break;
+            }
+        }
+    }
+    if let Some(done) = flushing.take() {
+        finish_flush(done, part).await?;
+    }
+    file.flush().map_err(|e| io(part, e))?;
+    // The data and the length: what reading the file back needs (fdatasync).
+    file.sync_data().map_err(|e| io(part, e))?;
+    Ok(cut)
+}
+
+/// Renames the whole `.part` to `dest`, then syncs the folder: the rename itself survives a
+/// power cut.
+fn rename_synced(part: &Path, dest: &Path) -> Result<(), Error> {
+    std::fs::rename(part, dest).map_err(|e| io(dest, e))?;
+    if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Ok(dir) = std::fs::File::open(dir)
+    {
+        let _ = dir.sync_all();
+    }
+    Ok(())
 }
 
 /// The most a transcript read into memory may hold.
@@ -520,218 +562,4 @@ mod tests {
         assert!(!plain.to_string().contains("secret"), "{plain}");
         assert!(PackageLink::parse("http://127.0.0.1:9/p.zip?token=t").is_ok());
     }
-}
-
-/// Whether a machine action's status is final. A status the spec does not know is not: it is
-/// shown as it is, and followed until it turns into a known final one.
-pub fn is_final(status: &crate::types::MachineActionStatus) -> bool {
-    use crate::types::MachineActionStatus as S;
-    match status {
-        S::Succeeded | S::Failed | S::TimeOut | S::Cancelled => true,
-        S::Pending | S::InProgress | S::Other(_) => false,
-    }
-}
-
-/// The most entities a list page holds (reference: get-machines.md,
-/// get-machineactions-collection.md); the list operations ask for pages this size.
-pub const PAGE: usize = 10_000;
-
-/// The list calls that read `items` entities a [`PAGE`] at a time: each full page, and the
-/// last one, short or empty.
-pub fn list_calls(items: usize) -> usize {
-    1 + items / PAGE
-}
-
-/// What [`Client::follow_actions`] saw.
-#[derive(Clone, Debug, Default)]
-pub struct Followed {
-    /// Each action as last seen, by id.
-    pub actions: std::collections::HashMap<String, crate::types::MachineAction>,
-    /// The list calls it took.
-    pub list_calls: u32,
-    /// Ids the list stopped showing, or never showed: given up, not final.
-    pub unlisted: Vec<String>,
-    /// Ids still not final when the deadline passed.
-    pub running: Vec<String>,
-}
-
-impl Client {
-    /// Every entity of a list operation, a page of [`PAGE`] at a time (`request` makes the
-    /// request for a `$top` and a `$skip`), the next page only when one is full. With
-    /// `none_if_404`, a 404 for the first page is no entity.
-    async fn all_pages<R: Request, T>(
-        &self,
-        request: impl Fn(Option<i32>, Option<i32>) -> R,
-        value: impl Fn(R::Response) -> Vec<T>,
-        none_if_404: bool,
-    ) -> Result<Vec<T>, Error> {
-        let mut all = Vec::new();
-        loop {
-            let skip = (!all.is_empty()).then_some(all.len() as i32);
-            let page = match self.send(request(Some(PAGE as i32), skip)).await {
-                Ok(page) => value(page),
-                Err(Error::NotFound(_)) if none_if_404 && all.is_empty() => return Ok(all),
-                Err(e) => return Err(e),
-            };
-            let full = page.len() >= PAGE;
-            all.extend(page);
-            if !full {
-                return Ok(all);
-            }
-        }
-    }
-
-    /// Every machine action `filter` selects (an OData `$filter`, or all), newest first: one
-    /// listMachineActions call per 10,000 (the next page only when one is full).
-    pub async fn list_actions(
-        &self,
-        filter: Option<String>,
-    ) -> Result<Vec<crate::types::MachineAction>, Error> {
-        let request = |top, skip| operations::ListMachineActions {
-            filter: filter.clone(),
-            top,
-            skip,
-        };
-        self.all_pages(request, |page| page.value, false).await
-    }
-
-    /// Every machine `filter` selects (an OData `$filter`, or all), in the service's order: one
-    /// listMachines call per 10,000 (the next page only when one is full). The service's 404
-    /// for a tenant with no recent machines (get-machines.md) is an empty list.
-    pub async fn list_machines(
-        &self,
-        filter: Option<String>,
-    ) -> Result<Vec<crate::types::Machine>, Error> {
-        let request = |top, skip| operations::ListMachines {
-            filter: filter.clone(),
-            top,
-            skip,
-        };
-        self.all_pages(request, |page| page.value, true).await
-    }
-
-    /// The machines that carry `tag` (findMachinesByTag: one call; with `starts_with`, a tag
-    /// that starts with it). An empty tag is [`Error::InvalidInput`], never sent.
-    pub async fn find_machines_by_tag(
-        &self,
-        tag: &str,
-        starts_with: bool,
-    ) -> Result<Vec<crate::types::Machine>, Error> {
-        let tag = tag
-            .try_into()
-            .map_err(|e| Error::InvalidInput(format!("the tag: {e}")))?;
-        let find = operations::FindMachinesByTag {
-            tag,
-            use_starts_with_filter: starts_with.then_some(true),
-        };
-        Ok(self.send(find).await?.value)
-    }
-
-    /// Follows `ids` to their final statuses with listMachineActions: one call per `interval`
-    /// sees every action created since `since` (10,000 a page, the next page only when one
-    /// is full), never one call per action. `seen` is told each action whose status changed.
-    ///
-    /// Returns when every id has a final status ([`is_final`]), or has gone unlisted: an id
-    /// the list does not show in [`UNLISTED_LOOKS`] looks in a row (an action of another
-    /// tenant or host, one the service no longer has, or `since` after its creation) is
-    /// given up and named in [`Followed::unlisted`]. With a `deadline` (the client's clock
-    /// time from now), it also returns when the deadline passes, with the ids still running
-    /// in [`Followed::running`].
-    pub async fn follow_actions<I>(
-        &self,
-        ids: I,
-        since: chrono::DateTime<chrono::Utc>,
-        interval: std::time::Duration,
-        deadline: Option<std::time::Duration>,
-        mut seen: impl FnMut(&crate::types::MachineAction),
-    ) -> Result<Followed, Error>
-    where
-        I: IntoIterator,
-        I::Item: AsRef<str>,
-    {
-        let ids: Vec<String> = ids.into_iter().map(|id| id.as_ref().to_string()).collect();
-        let ends = deadline.map(|d| self.clock().now() + d);
-        let mut unlisted = Unlisted::default();
-        let mut followed = Followed::default();
-        let filter = since_filter(since);
-        loop {
-            let listed = self.list_actions(Some(filter.clone())).await?;
-            followed.list_calls += list_calls(listed.len()) as u32;
-            let mut shown = std::collections::HashSet::new();
-            for action in listed {
-                let Some(id) = action.id.clone().filter(|id| ids.contains(id)) else {
-                    continue;
-                };
-                let changed = followed
-                    .actions
-                    .get(&id)
-                    .is_none_or(|before| before.status != action.status);
-                if changed {
-                    seen(&action);
-                }
-                shown.insert(id.clone());
-                followed.actions.insert(id, action);
-            }
-            let gone = unlisted.look(ids.iter().map(String::as_str), &shown);
-            let is_done = |id: &String| {
-                followed
-                    .actions
-                    .get(id)
-                    .and_then(|a| a.status.as_ref())
-                    .is_some_and(is_final)
-            };
-            let open: Vec<&String> = ids.iter().filter(|id| !is_done(id)).collect();
-            let (unlisted, running): (Vec<&String>, Vec<&String>) =
-                open.into_iter().partition(|id| gone.contains(id));
-            let late = ends.is_some_and(|end| self.clock().now() + interval > end);
-            if running.is_empty() || late {
-                followed.unlisted = unlisted.into_iter().cloned().collect();
-                followed.running = running.into_iter().cloned().collect();
-                return Ok(followed);
-            }
-            self.clock().sleep(interval).await;
-        }
-    }
-}
-
-/// How many looks in a row an action followed may be missing from the list before it is
-/// given up: an action is listed from its creation on, so this only covers a list that
-/// lags behind its writes.
-pub const UNLISTED_LOOKS: u32 = 3;
-
-/// The rule for giving up on an action the list does not show: [`UNLISTED_LOOKS`] looks in a
-/// row without it. [`Client::follow_actions`] follows it, and so may a caller that lists the
-/// actions itself.
-#[derive(Debug, Default)]
-pub struct Unlisted {
-    looks: std::collections::HashMap<String, u32>,
-}
-
-impl Unlisted {
-    /// One more look: of `followed`, those `listed` (their ids) does not show are missing
-    /// once more, the others not at all; returns those missing [`UNLISTED_LOOKS`] times in
-    /// a row, to give up on.
-    pub fn look<'a>(
-        &mut self,
-        followed: impl IntoIterator<Item = &'a str>,
-        listed: &std::collections::HashSet<String>,
-    ) -> Vec<String> {
-        let mut gone = Vec::new();
-        for id in followed {
-            let missing = self.looks.entry(id.to_string()).or_insert(0);
-            *missing = if listed.contains(id) { 0 } else { *missing + 1 };
-            if *missing >= UNLISTED_LOOKS {
-                gone.push(id.to_string());
-            }
-        }
-        gone
-    }
-}
-
-/// The `$filter` of the actions created at or after `since` (to the second, rounded down).
-pub fn since_filter(since: chrono::DateTime<chrono::Utc>) -> String {
-    format!(
-        "creationDateTimeUtc ge {}",
-        since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-    )
 }

@@ -53,7 +53,7 @@
 //!
 //! | layer | modules |
 //! |---|---|
-//! | the client and what it sends | `client`, `download`, `live_response`, `certificate` |
+//! | the client and what it sends | `client`, `builder`, `download`, `listing`, `live_response`, `certificate` |
 //! | each call's path: limits, token, body cap, typed errors | `hooks`, `multipart` |
 //! | sign-in and pace | `token`, `rate_limit` |
 //! | vocabulary | `error`, `timestamp`, `secret`, `cloud`, `body` |
@@ -92,6 +92,7 @@
 #![deny(missing_docs)]
 
 mod body;
+mod builder;
 #[cfg(feature = "azure-identity")]
 mod certificate;
 mod client;
@@ -99,6 +100,7 @@ mod cloud;
 mod download;
 mod error;
 mod hooks;
+mod listing;
 mod live_response;
 mod multipart;
 pub mod rate_limit;
@@ -112,16 +114,16 @@ mod token;
 #[rustfmt::skip]
 pub mod generated;
 
+pub use builder::{ClientBuilder, install_crypto_provider};
 #[cfg(feature = "azure-identity")]
 pub use certificate::ClientCertificate;
-pub use client::{Call, Client, ClientBuilder, install_crypto_provider};
+pub use client::{Call, Client};
 pub use cloud::{Cloud, Endpoints, Region};
-pub use download::{
-    Downloaded, Followed, PackageLink, UNLISTED_LOOKS, Unlisted, is_final, since_filter,
-};
+pub use download::{Downloaded, PackageLink};
 pub use error::{Delivery, Error, ServiceError};
 pub use generated::{ResponseValue, operations, types};
 pub use hooks::{WaitEvent, WaitReason};
+pub use listing::{Followed, UNLISTED_LOOKS, Unlisted, is_final, since_filter};
 pub use live_response::{LiveResponse, SESSIONS, check_commands};
 pub use multipart::{LIBRARY_FILE_LIMIT, is_library_name};
 pub use operations::{Answer, OperationId, Request};
@@ -144,8 +146,8 @@ pub use chrono;
 /// it may change in any release.
 #[doc(hidden)]
 pub mod workspace {
-    pub use crate::download::{PAGE, list_calls};
     pub use crate::error::shorten;
+    pub use crate::listing::{PAGE, list_calls};
     pub use crate::token::token_path;
 }
 

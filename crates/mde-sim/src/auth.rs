@@ -85,6 +85,28 @@ impl Tokens {
         }
     }
 
+    /// A client assertion: a token of the simulator's own issuer for a subject the app trusts
+    /// (workload identity), or one signed with a certificate registered with the app.
+    fn check_assertion(
+        &self,
+        (base_url, tenant): (&str, &str),
+        client_id: &str,
+        assertion: &str,
+    ) -> Result<(), AadError> {
+        if self.issuer.claims_to_be_ours(assertion) {
+            let subjects: Vec<&str> = self
+                .federated
+                .iter()
+                .filter(|(t, c, _)| t == tenant && c == client_id)
+                .map(|(_, _, subject)| subject.as_str())
+                .collect();
+            self.issuer.check(assertion, &subjects)
+        } else {
+            let audience = mde_client::token_url(base_url, tenant);
+            crate::assertion::check(&self.certs, (tenant, client_id), &audience, assertion)
+        }
+    }
+
     fn issue(
         &self,
         (base_url, tenant): (&str, &str),
@@ -92,22 +114,7 @@ impl Tokens {
         body: &[u8],
         clock: &Clock,
     ) -> Result<serde_json::Value, AadError> {
-        if !content_type.is_some_and(|c| c.starts_with("application/x-www-form-urlencoded")) {
-            return Err(AadError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                900144,
-                "The request body must be form-encoded (application/x-www-form-urlencoded).".into(),
-            ));
-        }
-        let form: HashMap<String, String> = serde_urlencoded::from_bytes(body).map_err(|_| {
-            AadError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                900144,
-                "The request body is not a valid form.".into(),
-            )
-        })?;
+        let form = read_form(content_type, body)?;
         let field = |name: &str| form.get(name).map(String::as_str).filter(|v| !v.is_empty());
         let grant_type = field("grant_type").ok_or_else(|| AadError::missing("grant_type"))?;
         if grant_type != "client_credentials" {
@@ -160,19 +167,7 @@ impl Tokens {
                     format!("client_assertion_type must be {JWT_BEARER}."),
                 ));
             }
-            if self.issuer.claims_to_be_ours(assertion) {
-                // Workload identity: the simulator's own issuer vouches for the subject.
-                let subjects: Vec<&str> = self
-                    .federated
-                    .iter()
-                    .filter(|(t, c, _)| t == tenant && c == client_id)
-                    .map(|(_, _, subject)| subject.as_str())
-                    .collect();
-                self.issuer.check(assertion, &subjects)?;
-            } else {
-                let audience = mde_client::token_url(base_url, tenant);
-                crate::assertion::check(&self.certs, (tenant, client_id), &audience, assertion)?;
-            }
+            self.check_assertion((base_url, tenant), client_id, assertion)?;
         } else if secret != Some(app.secret.as_str()) {
             return Err(AadError::new(
                 StatusCode::UNAUTHORIZED,
@@ -316,4 +311,24 @@ pub fn openid_configuration(base_url: &str, tenant: &str) -> axum::Json<serde_js
         "tenant_region_scope": "NA",
         "cloud_instance_name": "microsoftonline.com",
     }))
+}
+
+/// A token request's form: form-encoded, as Azure AD requires (AADSTS900144 otherwise).
+fn read_form(content_type: Option<&str>, body: &[u8]) -> Result<HashMap<String, String>, AadError> {
+    if !content_type.is_some_and(|c| c.starts_with("application/x-www-form-urlencoded")) {
+        return Err(AadError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900144,
+            "The request body must be form-encoded (application/x-www-form-urlencoded).".into(),
+        ));
+    }
+    serde_urlencoded::from_bytes(body).map_err(|_| {
+        AadError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900144,
+            "The request body is not a valid form.".into(),
+        )
+    })
 }

@@ -262,187 +262,240 @@ pub fn diff(base: &Spec, head: &Spec) -> Report {
             );
             continue;
         };
-        if (old.method.as_str(), old.path.as_str()) != (op.method.as_str(), op.path.as_str()) {
-            report.add(
-                true,
-                &name,
-                format!(
-                    "moved from {} {} to {} {}",
-                    old.method, old.path, op.method, op.path
-                ),
-            );
-        }
-        if op.deprecated() && !old.deprecated() {
-            report.add(false, &name, "deprecated");
-        }
-        // Parameters.
-        let params = |spec: &Spec, op: &crate::Operation| -> Vec<Value> {
-            let list = op
-                .value
-                .get("parameters")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            list.iter().map(|p| spec.resolve(p).clone()).collect()
-        };
-        let (bp, hp) = (params(base, old), params(head, op));
-        let id = |p: &Value| {
+        compare_operation(&mut report, (base, head), &name, (old, op));
+    }
+    compare_schemas(&mut report, base, head);
+    report
+}
+
+/// What changed of an operation both versions have, named `name`: its method and path, its
+/// deprecation, parameters, body, responses, permissions and limits.
+fn compare_operation(
+    report: &mut Report,
+    (base, head): (&Spec, &Spec),
+    name: &str,
+    (old, op): (&crate::Operation, &crate::Operation),
+) {
+    if (old.method.as_str(), old.path.as_str()) != (op.method.as_str(), op.path.as_str()) {
+        report.add(
+            true,
+            name,
             format!(
-                "{} {}",
-                p.get("in").map(text).unwrap_or_default(),
-                p.get("name").map(text).unwrap_or_default()
-            )
-        };
-        for p in &bp {
-            match hp.iter().find(|h| id(h) == id(p)) {
-                None => report.add(
+                "moved from {} {} to {} {}",
+                old.method, old.path, op.method, op.path
+            ),
+        );
+    }
+    if op.deprecated() && !old.deprecated() {
+        report.add(false, name, "deprecated");
+    }
+    compare_parameters(report, (base, head), name, (old, op));
+    compare_body(report, (base, head), name, (old, op));
+    compare_responses(report, (base, head), name, (old, op));
+    compare_access(report, (base, head), name, (old, op));
+}
+
+/// What changed of an operation both versions have: its parameters, by name and place.
+fn compare_parameters(
+    report: &mut Report,
+    (base, head): (&Spec, &Spec),
+    name: &str,
+    (old, op): (&crate::Operation, &crate::Operation),
+) {
+    let params = |spec: &Spec, op: &crate::Operation| -> Vec<Value> {
+        let list = op
+            .value
+            .get("parameters")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        list.iter().map(|p| spec.resolve(p).clone()).collect()
+    };
+    let (bp, hp) = (params(base, old), params(head, op));
+    let id = |p: &Value| {
+        format!(
+            "{} {}",
+            p.get("in").map(text).unwrap_or_default(),
+            p.get("name").map(text).unwrap_or_default()
+        )
+    };
+    for p in &bp {
+        match hp.iter().find(|h| id(h) == id(p)) {
+            None => report.add(
+                true,
+                format!("{name} › parameter {}", id(p)),
+                "parameter removed",
+            ),
+            Some(h) => {
+                let empty = Value::Null;
+                compare_schema(
+                    report,
+                    &format!("{name} › parameter {}", id(p)),
+                    p.get("schema").unwrap_or(&empty),
+                    h.get("schema").unwrap_or(&empty),
                     true,
-                    format!("{name} › parameter {}", id(p)),
-                    "parameter removed",
-                ),
-                Some(h) => {
-                    let empty = Value::Null;
-                    compare_schema(
-                        &mut report,
-                        &format!("{name} › parameter {}", id(p)),
-                        p.get("schema").unwrap_or(&empty),
-                        h.get("schema").unwrap_or(&empty),
-                        true,
-                    )
-                }
+                )
             }
-        }
-        for h in hp.iter().filter(|h| !bp.iter().any(|p| id(p) == id(h))) {
-            let required = h.get("required").and_then(Value::as_bool).unwrap_or(false);
-            report.add(
-                required,
-                format!("{name} › parameter {}", id(h)),
-                if required {
-                    "required parameter added"
-                } else {
-                    "optional parameter added"
-                },
-            );
-        }
-        // Request body: its top-level schema; component schemas are compared once, below.
-        let body = |spec: &Spec, op: &crate::Operation| {
-            op.value.get("requestBody").map(|b| spec.resolve(b).clone())
-        };
-        match (body(base, old), body(head, op)) {
-            (Some(b), Some(h)) => {
-                let schema = |v: &Value| {
-                    v.pointer("/content/application~1json/schema")
-                        .cloned()
-                        .unwrap_or(Value::Null)
-                };
-                let (bs, hs) = (schema(&b), schema(&h));
-                if type_of(&bs) != type_of(&hs) {
-                    report.add(
-                        true,
-                        format!("{name} › request"),
-                        format!("type changed from {} to {}", type_of(&bs), type_of(&hs)),
-                    );
-                }
-                if h.get("required") == Some(&Value::Bool(true))
-                    && b.get("required") != Some(&Value::Bool(true))
-                {
-                    report.add(true, format!("{name} › request"), "body now required");
-                }
-            }
-            (None, Some(h)) => {
-                let required = h.get("required") == Some(&Value::Bool(true));
-                report.add(required, format!("{name} › request"), "body added");
-            }
-            (Some(_), None) => report.add(true, format!("{name} › request"), "body removed"),
-            (None, None) => {}
-        }
-        // Responses.
-        let (br, hr) = (responses(base, &old.value), responses(head, &op.value));
-        for (status, schema) in &br {
-            let success = status.starts_with('2');
-            match hr.iter().find(|(s, _)| s == status) {
-                None => report.add(
-                    success,
-                    format!("{name} › response {status}"),
-                    if success {
-                        "success status removed"
-                    } else {
-                        "error status removed"
-                    },
-                ),
-                Some((_, new)) => {
-                    let (b, h) = (schema.as_ref().map(type_of), new.as_ref().map(type_of));
-                    if b != h {
-                        let show = |t: Option<String>| t.unwrap_or_else(|| "no body".into());
-                        report.add(
-                            true,
-                            format!("{name} › response {status}"),
-                            format!("type changed from {} to {}", show(b), show(h)),
-                        );
-                    }
-                }
-            }
-        }
-        for (status, _) in hr.iter().filter(|(s, _)| !br.iter().any(|(b, _)| b == s)) {
-            report.add(false, format!("{name} › response {status}"), "status added");
-        }
-        // Hosts, permissions, rate limits.
-        let (bs, hs) = (servers(base, old), servers(head, op));
-        for host in bs.difference(&hs) {
-            report.add(true, format!("{name} › hosts"), format!("{host} removed"));
-        }
-        for host in hs.difference(&bs) {
-            report.add(false, format!("{name} › hosts"), format!("{host} added"));
-        }
-        let (bp, hp) = (old.permissions(), op.permissions());
-        if bp != hp {
-            let show = |p: Result<crate::Permissions, crate::ExtensionError>| {
-                p.map_or_else(|e| e.message, |p| p.to_string())
-            };
-            report.add(
-                false,
-                format!("{name} › permissions"),
-                format!("{} → {}", show(bp), show(hp)),
-            );
-        }
-        let kind = |spec: &Spec, op: &crate::Operation| {
-            op.machine_action_type(spec).map_or_else(
-                |_| "not stated".into(),
-                |k| k.unwrap_or_else(|| "none".into()),
-            )
-        };
-        if kind(base, old) != kind(head, op) {
-            report.add(
-                false,
-                format!("{name} › machine action type"),
-                format!("{} → {}", kind(base, old), kind(head, op)),
-            );
-        }
-        let limits = |op: &crate::Operation| {
-            op.rate_limits()
-                .map(|ws| {
-                    ws.iter()
-                        .map(|w| format!("{}/{}s", w.calls, w.seconds))
-                        .collect::<Vec<_>>()
-                        .join(" and ")
-                })
-                .unwrap_or_default()
-        };
-        if limits(old) != limits(op) {
-            let show = |s: String| {
-                if s.is_empty() {
-                    "none documented".to_string()
-                } else {
-                    s
-                }
-            };
-            report.add(
-                false,
-                format!("{name} › rate limit"),
-                format!("{} → {}", show(limits(old)), show(limits(op))),
-            );
         }
     }
+    for h in hp.iter().filter(|h| !bp.iter().any(|p| id(p) == id(h))) {
+        let required = h.get("required").and_then(Value::as_bool).unwrap_or(false);
+        report.add(
+            required,
+            format!("{name} › parameter {}", id(h)),
+            if required {
+                "required parameter added"
+            } else {
+                "optional parameter added"
+            },
+        );
+    }
+}
+
+/// What changed of an operation both versions have: its request body: the top-level schema (component schemas are compared once).
+fn compare_body(
+    report: &mut Report,
+    (base, head): (&Spec, &Spec),
+    name: &str,
+    (old, op): (&crate::Operation, &crate::Operation),
+) {
+    let body = |spec: &Spec, op: &crate::Operation| {
+        op.value.get("requestBody").map(|b| spec.resolve(b).clone())
+    };
+    match (body(base, old), body(head, op)) {
+        (Some(b), Some(h)) => {
+            let schema = |v: &Value| {
+                v.pointer("/content/application~1json/schema")
+                    .cloned()
+                    .unwrap_or(Value::Null)
+            };
+            let (bs, hs) = (schema(&b), schema(&h));
+            if type_of(&bs) != type_of(&hs) {
+                report.add(
+                    true,
+                    format!("{name} › request"),
+                    format!("type changed from {} to {}", type_of(&bs), type_of(&hs)),
+                );
+            }
+            if h.get("required") == Some(&Value::Bool(true))
+                && b.get("required") != Some(&Value::Bool(true))
+            {
+                report.add(true, format!("{name} › request"), "body now required");
+            }
+        }
+        (None, Some(h)) => {
+            let required = h.get("required") == Some(&Value::Bool(true));
+            report.add(required, format!("{name} › request"), "body added");
+        }
+        (Some(_), None) => report.add(true, format!("{name} › request"), "body removed"),
+        (None, None) => {}
+    }
+}
+
+/// What changed of an operation both versions have: its responses, by status.
+fn compare_responses(
+    report: &mut Report,
+    (base, head): (&Spec, &Spec),
+    name: &str,
+    (old, op): (&crate::Operation, &crate::Operation),
+) {
+    let (br, hr) = (responses(base, &old.value), responses(head, &op.value));
+    for (status, schema) in &br {
+        let success = status.starts_with('2');
+        match hr.iter().find(|(s, _)| s == status) {
+            None => report.add(
+                success,
+                format!("{name} › response {status}"),
+                if success {
+                    "success status removed"
+                } else {
+                    "error status removed"
+                },
+            ),
+            Some((_, new)) => {
+                let (b, h) = (schema.as_ref().map(type_of), new.as_ref().map(type_of));
+                if b != h {
+                    let show = |t: Option<String>| t.unwrap_or_else(|| "no body".into());
+                    report.add(
+                        true,
+                        format!("{name} › response {status}"),
+                        format!("type changed from {} to {}", show(b), show(h)),
+                    );
+                }
+            }
+        }
+    }
+    for (status, _) in hr.iter().filter(|(s, _)| !br.iter().any(|(b, _)| b == s)) {
+        report.add(false, format!("{name} › response {status}"), "status added");
+    }
+}
+
+/// What changed of an operation both versions have: its hosts, permissions, the action it creates and its rate limits.
+fn compare_access(
+    report: &mut Report,
+    (base, head): (&Spec, &Spec),
+    name: &str,
+    (old, op): (&crate::Operation, &crate::Operation),
+) {
+    let (bs, hs) = (servers(base, old), servers(head, op));
+    for host in bs.difference(&hs) {
+        report.add(true, format!("{name} › hosts"), format!("{host} removed"));
+    }
+    for host in hs.difference(&bs) {
+        report.add(false, format!("{name} › hosts"), format!("{host} added"));
+    }
+    let (bp, hp) = (old.permissions(), op.permissions());
+    if bp != hp {
+        let show = |p: Result<crate::Permissions, crate::ExtensionError>| {
+            p.map_or_else(|e| e.message, |p| p.to_string())
+        };
+        report.add(
+            false,
+            format!("{name} › permissions"),
+            format!("{} → {}", show(bp), show(hp)),
+        );
+    }
+    let kind = |spec: &Spec, op: &crate::Operation| {
+        op.machine_action_type(spec).map_or_else(
+            |_| "not stated".into(),
+            |k| k.unwrap_or_else(|| "none".into()),
+        )
+    };
+    if kind(base, old) != kind(head, op) {
+        report.add(
+            false,
+            format!("{name} › machine action type"),
+            format!("{} → {}", kind(base, old), kind(head, op)),
+        );
+    }
+    let limits = |op: &crate::Operation| {
+        op.rate_limits()
+            .map(|ws| {
+                ws.iter()
+                    .map(|w| format!("{}/{}s", w.calls, w.seconds))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            })
+            .unwrap_or_default()
+    };
+    if limits(old) != limits(op) {
+        let show = |s: String| {
+            if s.is_empty() {
+                "none documented".to_string()
+            } else {
+                s
+            }
+        };
+        report.add(
+            false,
+            format!("{name} › rate limit"),
+            format!("{} → {}", show(limits(old)), show(limits(op))),
+        );
+    }
+}
+
+/// What changed of the component schemas, each once.
+fn compare_schemas(report: &mut Report, base: &Spec, head: &Spec) {
     // Component schemas, once each.
     let requests = request_schemas(head);
     let schemas = |spec: &Spec| {
@@ -454,11 +507,10 @@ pub fn diff(base: &Spec, head: &Spec) -> Report {
     for (name, schema) in &bs {
         match hs.get(name) {
             None => report.add(true, name, "schema removed"),
-            Some(new) => compare_schema(&mut report, name, schema, new, requests.contains(name)),
+            Some(new) => compare_schema(report, name, schema, new, requests.contains(name)),
         }
     }
     for name in hs.keys().filter(|n| !bs.contains_key(*n)) {
         report.add(false, name, "schema added");
     }
-    report
 }

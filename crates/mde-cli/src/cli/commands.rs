@@ -211,24 +211,7 @@ pub enum MachineCommand {
     #[command(
         after_help = "Examples:\n  mde machine list --isolated\n  mde machine list --tag Contained --tag-prefix"
     )]
-    List {
-        /// Only the machines isolated now, or with an isolation or release pending.
-        #[arg(long)]
-        isolated: bool,
-        /// Only the machines whose applications are restricted now, or with a restriction or
-        /// its undoing pending.
-        #[arg(long)]
-        restricted: bool,
-        /// Only the machines with this tag (findMachinesByTag).
-        #[arg(long, value_name = "TAG", conflicts_with = "health")]
-        tag: Option<String>,
-        /// With --tag: the machines with a tag that starts with it.
-        #[arg(long, requires = "tag")]
-        tag_prefix: bool,
-        /// Only the machines of this health status, e.g. Active.
-        #[arg(long, value_name = "STATUS")]
-        health: Option<String>,
-    },
+    List(MachineList),
 }
 
 #[derive(Clone, Debug, Subcommand)]
@@ -246,27 +229,7 @@ pub enum ActionCommand {
     #[command(
         after_help = "Example:\n  mde action list --type CollectInvestigationPackage --status Succeeded --since 2026-11-01"
     )]
-    List {
-        /// Only the actions of this machine id.
-        #[arg(long, value_name = "ID")]
-        machine: Option<String>,
-        /// Only the actions of the machine with this name (see `mde scan --help`).
-        #[arg(long = "machine-name", value_name = "NAME", conflicts_with = "machine")]
-        name: Option<String>,
-        /// With --machine-name: where several machines have the name, the one seen last.
-        #[arg(long, value_enum, value_name = "WHICH", requires = "name")]
-        pick: Option<Pick>,
-        /// Only actions with this status: Pending, InProgress, Succeeded, Failed, TimeOut, Cancelled.
-        #[arg(long, value_name = "S")]
-        status: Option<String>,
-        /// Only actions of this type, e.g. CollectInvestigationPackage.
-        #[arg(long = "type", value_name = "T")]
-        kind: Option<String>,
-        /// Only actions created at or after this time (2026-11-01, midnight UTC, or an RFC 3339
-        /// date-time).
-        #[arg(long, value_name = "TIME", value_parser = since)]
-        since: Option<chrono::DateTime<chrono::Utc>>,
-    },
+    List(ActionList),
     /// Cancels machine actions that are not final yet (prerelease operation).
     #[command(
         after_help = "Example:\n  mde action cancel 988cc94e-7a8f-4b28-ab65-54970c5d5018 --comment \"Machine action was canceled by automation\""
@@ -294,4 +257,49 @@ fn since(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
         .map_err(|_| {
             format!("{text:?} is not a date (2026-11-01) or an RFC 3339 date-time (2026-11-01T08:00:00Z)")
         })
+}
+
+/// `mde machine list`: which machines to show.
+#[derive(Clone, Debug, Args)]
+pub struct MachineList {
+    /// Only the machines isolated now, or with an isolation or release pending.
+    #[arg(long)]
+    pub isolated: bool,
+    /// Only the machines whose applications are restricted now, or with a restriction or
+    /// its undoing pending.
+    #[arg(long)]
+    pub restricted: bool,
+    /// Only the machines with this tag (findMachinesByTag).
+    #[arg(long, value_name = "TAG", conflicts_with = "health")]
+    pub tag: Option<String>,
+    /// With --tag: the machines with a tag that starts with it.
+    #[arg(long, requires = "tag")]
+    pub tag_prefix: bool,
+    /// Only the machines of this health status, e.g. Active.
+    #[arg(long, value_name = "STATUS")]
+    pub health: Option<String>,
+}
+
+/// `mde action list`: which actions to show.
+#[derive(Clone, Debug, Args)]
+pub struct ActionList {
+    /// Only the actions of this machine id.
+    #[arg(long, value_name = "ID")]
+    pub machine: Option<String>,
+    /// Only the actions of the machine with this name (see `mde scan --help`).
+    #[arg(long = "machine-name", value_name = "NAME", conflicts_with = "machine")]
+    pub name: Option<String>,
+    /// With --machine-name: where several machines have the name, the one seen last.
+    #[arg(long, value_enum, value_name = "WHICH", requires = "name")]
+    pub pick: Option<Pick>,
+    /// Only actions with this status: Pending, InProgress, Succeeded, Failed, TimeOut, Cancelled.
+    #[arg(long, value_name = "S")]
+    pub status: Option<String>,
+    /// Only actions of this type, e.g. CollectInvestigationPackage.
+    #[arg(long = "type", value_name = "T")]
+    pub kind: Option<String>,
+    /// Only actions created at or after this time (2026-11-01, midnight UTC, or an RFC 3339
+    /// date-time).
+    #[arg(long, value_name = "TIME", value_parser = since)]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
 }

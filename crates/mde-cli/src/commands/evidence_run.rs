@@ -17,7 +17,7 @@ use crate::json::Lines;
 use crate::pipeline::{self, Board, Evidence, Package};
 use crate::session::{SIMULATED_DOWNLOAD, plan, resume_command, simulator, speed, stop_signal};
 use crate::vocabulary::{self, Stage, USAGE, fail};
-use crate::{fleet, output};
+use crate::{fleet, output, tenants};
 
 use super::parts::{self, Ending, ReadyPart, RunStart};
 
@@ -74,20 +74,8 @@ pub(crate) async fn run(
         path,
         journal,
     } = begun.await?;
-    // Names that came to no single machine end here, as their own lines.
     let lines = Lines::of(cli.run.output).map(|l| l.with_tenant(prepared.named));
-    for going in &going {
-        for outcome in &going.selection.unresolved {
-            let outcome = vocabulary::Outcome {
-                tenant: going.part.profile.clone(),
-                ..outcome.clone()
-            };
-            match &lines {
-                Some(lines) => lines.write(&crate::json::outcome_line(&outcome)),
-                None => eprintln!("{}", output::line(&outcome)),
-            }
-        }
-    }
+    show_unresolved(&going, lines.as_ref());
     let real = speed(&first.conn, scale);
     say_floor(evidence, op, &going, several, real);
     let started = Instant::now();
@@ -108,22 +96,7 @@ pub(crate) async fn run(
     if let Some(bar) = &stages.bar {
         bar.finish_and_clear();
     }
-    let mut ended: Vec<(Option<&str>, pipeline::EvidenceReport, bool)> = Vec::new();
-    for (going, report) in going.iter().zip(reports) {
-        let mut report = report?;
-        report.packages = report.packages.iter().map(|p| named(going, p)).collect();
-        let resolved = going.selection.unresolved.is_empty();
-        ended.push((going.profile(), report, resolved));
-    }
-    // A part stopped before sending: every machine given not sent, the reason its error.
-    for (part, (_, why)) in &stopped {
-        let report = pipeline::EvidenceReport {
-            fatal: Some(why.clone()),
-            not_sent: part.given(),
-            ..pipeline::EvidenceReport::default()
-        };
-        ended.push((part.profile.as_deref(), report, true));
-    }
+    let ended = ended_parts(&going, reports, &stopped)?;
     let said = show_end(&ended, lines.as_ref(), started);
     if let Some(sim) = simulator {
         sim.stop().await;
@@ -164,6 +137,50 @@ fn make_folders(folders: &[PathBuf]) -> Result<(), u8> {
         }
     }
     Ok(())
+}
+
+/// Names that came to no single machine end here, as their own lines.
+fn show_unresolved(going: &[ReadyPart<'_>], lines: Option<&Lines>) {
+    for going in going {
+        for outcome in &going.selection.unresolved {
+            let outcome = vocabulary::Outcome {
+                tenant: going.part.profile.clone(),
+                ..outcome.clone()
+            };
+            match lines {
+                Some(lines) => lines.write(&crate::json::outcome_line(&outcome)),
+                None => eprintln!("{}", output::line(&outcome)),
+            }
+        }
+    }
+}
+
+/// A part's end: its profile, its report, and whether its names all resolved.
+type Ended<'a> = (Option<&'a str>, pipeline::EvidenceReport, bool);
+
+/// How each part ended: its report (its packages named), and whether its names all resolved;
+/// a part stopped before sending has every machine given not sent, the reason its error.
+fn ended_parts<'a>(
+    going: &'a [ReadyPart<'a>],
+    reports: Vec<Result<pipeline::EvidenceReport, u8>>,
+    stopped: &'a [(&'a tenants::Part, parts::Stopped)],
+) -> Result<Vec<Ended<'a>>, u8> {
+    let mut ended = Vec::new();
+    for (going, report) in going.iter().zip(reports) {
+        let mut report = report?;
+        report.packages = report.packages.iter().map(|p| named(going, p)).collect();
+        let resolved = going.selection.unresolved.is_empty();
+        ended.push((going.profile(), report, resolved));
+    }
+    for (part, (_, why)) in stopped {
+        let report = pipeline::EvidenceReport {
+            fatal: Some(why.clone()),
+            not_sent: part.given(),
+            ..pipeline::EvidenceReport::default()
+        };
+        ended.push((part.profile.as_deref(), report, true));
+    }
+    Ok(ended)
 }
 
 /// Says the shortest the run can take at the documented limits: its longest part's, the

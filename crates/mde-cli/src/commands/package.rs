@@ -41,107 +41,115 @@ pub(crate) async fn download(cli: &Cli, ids: &[String], out: &std::path::Path) -
             crate::vocabulary::escape(detail)
         ),
     };
-    let of_id = |outcome: &str, id: &str| Line {
-        action_id: Some(id.to_string()),
-        ..Line::new(outcome)
-    };
     for id in ids {
-        if let Some(record) = recorded.iter().rev().find(|r| r.action_id == *id) {
-            match evidence::verify(out, record) {
-                Ok(evidence::Verdict::Verified) => {
-                    let line = Line {
-                        machine: Some(record.machine.clone()),
-                        name: record.name.clone(),
-                        ..of_id("already_saved", id)
-                    };
-                    say(line.with("record", record), &record.file);
-                    continue;
-                }
-                verdict => {
-                    code = PARTIAL;
-                    let why = format!(
-                        "{} is recorded but not as recorded ({verdict:?}); not replaced",
-                        record.file
-                    );
-                    let line = Line {
-                        error: Some(ErrorInfo::new("recorded_differs", why.clone())),
-                        ..of_id("failed", id)
-                    };
-                    say(line, &why);
-                    continue;
-                }
-            }
-        }
-        let action = match client
-            .send(operations::GetMachineAction { id: id.clone() })
-            .await
-        {
-            Ok(action) => action,
-            // What holds for every call ends the command.
-            Err(e) if code_of(&e) == AUTH => return Err(fail(AUTH, error_text(&e))),
-            Err(e) => {
-                code = PARTIAL;
-                let error = ErrorInfo::of(&e);
-                let why = error.message.clone();
-                say(
-                    Line {
-                        error: Some(error),
-                        ..of_id("failed", id)
-                    },
-                    &why,
-                );
-                continue;
-            }
+        let (line, detail, ok) = match recorded.iter().rev().find(|r| r.action_id == *id) {
+            Some(record) => recorded_again(out, record, id),
+            None => fetch(&client, out, id).await?,
         };
-        if action.status != Some(types::MachineActionStatus::Succeeded) {
+        if !ok {
             code = PARTIAL;
-            let status = action
-                .status
-                .as_ref()
-                .map(ToString::to_string)
-                .unwrap_or_default();
-            say(
-                Line::of_action("not_ready", &action),
-                &format!("the collection is {status}"),
-            );
-            continue;
         }
-        let machine = action.machine_id.clone().unwrap_or_default();
-        let file = evidence::file_name(&machine, id);
-        match client.download_package(id, None, &out.join(&file)).await {
-            Ok(saved) => {
-                let downloaded = client.clock().now_utc();
-                let record =
-                    evidence::Record::new(&action, &file, (saved.size, &saved.sha256), downloaded);
-                evidence::append(out, &record).map_err(|e| {
-                    fail(
-                        USAGE,
-                        format!("cannot write the manifest in {}: {e}", out.display()),
-                    )
-                })?;
-                say(
-                    Line::of_action("saved", &action).with("record", &record),
-                    &format!("{file} {} bytes sha256 {}", saved.size, saved.sha256),
-                );
-            }
-            Err(e) => {
-                code = PARTIAL;
-                let error = ErrorInfo::of(&e);
-                let why = error.message.clone();
-                say(
-                    Line {
-                        error: Some(error),
-                        ..Line::of_action("failed", &action)
-                    },
-                    &why,
-                );
-            }
-        }
+        say(line, &detail);
     }
     if let Some(sim) = simulator {
         sim.stop().await;
     }
     Ok(code)
+}
+
+/// What one line of `package download` says: its line, its detail, and whether it went well.
+type Said = (Line, String, bool);
+
+/// A line of `package download` for the action `id`.
+fn of_id(outcome: &str, id: &str) -> Line {
+    Line {
+        action_id: Some(id.to_string()),
+        ..Line::new(outcome)
+    }
+}
+
+/// An action the manifest records already: not fetched again, whether it still verifies or
+/// not (a file that differs is never replaced).
+fn recorded_again(out: &std::path::Path, record: &crate::evidence::Record, id: &str) -> Said {
+    match crate::evidence::verify(out, record) {
+        Ok(crate::evidence::Verdict::Verified) => {
+            let line = Line {
+                machine: Some(record.machine.clone()),
+                name: record.name.clone(),
+                ..of_id("already_saved", id)
+            };
+            (line.with("record", record), record.file.clone(), true)
+        }
+        verdict => {
+            let why = format!(
+                "{} is recorded but not as recorded ({verdict:?}); not replaced",
+                record.file
+            );
+            let line = Line {
+                error: Some(ErrorInfo::new("recorded_differs", why.clone())),
+                ..of_id("failed", id)
+            };
+            (line, why, false)
+        }
+    }
+}
+
+/// The action `id`, read, then its package saved and recorded when it is complete; `Err` when
+/// what went wrong holds for every call (sign-in, permission) or the manifest cannot be
+/// written.
+async fn fetch(client: &mde_client::Client, out: &std::path::Path, id: &str) -> Result<Said, u8> {
+    use crate::evidence;
+    let failed = |line: Line, error: ErrorInfo| {
+        let why = error.message.clone();
+        (
+            Line {
+                error: Some(error),
+                ..line
+            },
+            why,
+            false,
+        )
+    };
+    let action = match client
+        .send(operations::GetMachineAction { id: id.to_string() })
+        .await
+    {
+        Ok(action) => action,
+        Err(e) if code_of(&e) == AUTH => return Err(fail(AUTH, error_text(&e))),
+        Err(e) => return Ok(failed(of_id("failed", id), ErrorInfo::of(&e))),
+    };
+    if action.status != Some(types::MachineActionStatus::Succeeded) {
+        let status = action
+            .status
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let why = format!("the collection is {status}");
+        return Ok((Line::of_action("not_ready", &action), why, false));
+    }
+    let machine = action.machine_id.clone().unwrap_or_default();
+    let file = evidence::file_name(&machine, id);
+    let saved = match client.download_package(id, None, &out.join(&file)).await {
+        Ok(saved) => saved,
+        Err(e) => {
+            return Ok(failed(
+                Line::of_action("failed", &action),
+                ErrorInfo::of(&e),
+            ));
+        }
+    };
+    let downloaded = client.clock().now_utc();
+    let record = evidence::Record::new(&action, &file, (saved.size, &saved.sha256), downloaded);
+    evidence::append(out, &record).map_err(|e| {
+        let why = format!("cannot write the manifest in {}: {e}", out.display());
+        fail(USAGE, why)
+    })?;
+    let detail = format!("{file} {} bytes sha256 {}", saved.size, saved.sha256);
+    Ok((
+        Line::of_action("saved", &action).with("record", &record),
+        detail,
+        true,
+    ))
 }
 
 /// `mde package verify`: every record's file re-hashed, every line of the manifest read,

@@ -83,7 +83,7 @@ impl ReadyPart<'_> {
 }
 
 /// A part that stopped before sending: its exit code and why.
-type Stopped = (u8, String);
+pub(super) type Stopped = (u8, String);
 
 /// How one part readied: signed in and its machines resolved, or stopped.
 enum PartStart<'a> {
@@ -155,19 +155,7 @@ where
     let (check, script) = before;
     let ensures = plan_ensures(&going, script.as_ref(), targets.confirm.dry_run).await?;
     if targets.confirm.dry_run {
-        for (ensure, tenant) in &ensures {
-            eprintln!("{}", ensure.say(tenant, true));
-        }
-        let shown: Vec<_> = chosen.iter().map(|(p, c)| (*p, c)).collect();
-        let names: Vec<&str> = stopped
-            .iter()
-            .filter_map(|(part, _)| part.profile.as_deref())
-            .collect();
-        let code = dry_run(cli, &shown, &names, intent);
-        return Err(stopped
-            .iter()
-            .map(|(_, (code, _))| *code)
-            .fold(code, u8::max));
+        return Err(show_dry_run(cli, &ensures, &chosen, &stopped, intent));
     }
     let asked: Vec<_> = going
         .iter()
@@ -202,6 +190,30 @@ where
         path,
         journal,
     })
+}
+
+/// The dry run of every part (and what `--ensure-script` would do); its exit code, the most
+/// pressing of the parts'.
+fn show_dry_run(
+    cli: &Cli,
+    ensures: &[(super::library::Ensure, String)],
+    chosen: &[(Option<&str>, PartMachines)],
+    stopped: &[(&Part, Stopped)],
+    intent: Intent,
+) -> u8 {
+    for (ensure, tenant) in ensures {
+        eprintln!("{}", ensure.say(tenant, true));
+    }
+    let shown: Vec<_> = chosen.iter().map(|(p, c)| (*p, c)).collect();
+    let names: Vec<&str> = stopped
+        .iter()
+        .filter_map(|(part, _)| part.profile.as_deref())
+        .collect();
+    let code = dry_run(cli, &shown, &names, intent);
+    stopped
+        .iter()
+        .map(|(_, (code, _))| *code)
+        .fold(code, u8::max)
 }
 
 /// What `--ensure-script` does in each tenant's library, read before anything is sent (or

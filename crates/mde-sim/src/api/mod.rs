@@ -22,6 +22,10 @@ use crate::library::Upload;
 use crate::odata::Query;
 use crate::state::{ActionAt, Asked};
 
+mod bodies;
+
+use bodies::*;
+
 /// Longest piece of caller input echoed in a message.
 const ECHO: usize = 100;
 
@@ -82,6 +86,35 @@ struct Incoming {
 
 /// The router: every operation of the spec on its method and path.
 pub(crate) fn router(shared: Arc<Shared>) -> Result<Router, String> {
+    // The download host: no bearer token, the link's own token in the query.
+    let download = |State(s): State<Arc<Shared>>, RawQuery(query): RawQuery, headers: HeaderMap| async move {
+        s.packages
+            .serve(query.as_deref(), &headers, s.clock.elapsed())
+            .await
+    };
+    let limit = shared.config.body_limit;
+    Ok(sign_in_routes(operation_routes()?)
+        .route(crate::package::PATH, axum::routing::get(download))
+        .fallback(|uri: Uri| async move {
+            ApiError::not_found(format!("No resource at {}", echo(uri.path())))
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                "This resource does not take that method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::map_response_with_state(
+            shared.clone(),
+            dated,
+        ))
+        .with_state(shared))
+}
+
+/// A route for each operation of the spec, checked and answered as [`perform`] says.
+fn operation_routes() -> Result<Router<Arc<Shared>>, String> {
     let mut router = Router::new();
     for op in OperationId::ALL {
         let facts = op.facts();
@@ -121,6 +154,12 @@ pub(crate) fn router(shared: Arc<Shared>) -> Result<Router, String> {
         }
         router = router.route(&route, route_of_op);
     }
+    Ok(router)
+}
+
+/// The sign-in routes beside the API: the token endpoint, OpenID Connect discovery and
+/// keys, App Service's managed identity endpoint, and the simulator's own issuer.
+fn sign_in_routes(router: Router<Arc<Shared>>) -> Router<Arc<Shared>> {
     // The token URL's path, e.g. `/{tenant}/oauth2/v2.0/token`.
     let token_path = mde_client::workspace::token_path();
     let token = |State(s): State<Arc<Shared>>,
@@ -135,12 +174,6 @@ pub(crate) fn router(shared: Arc<Shared>) -> Result<Router, String> {
             .and_then(|v| v.to_str().ok());
         s.tokens
             .token_endpoint((&s.base_url, &tenant), content_type, &body, &s.clock)
-    };
-    // The download host: no bearer token, the link's own token in the query.
-    let download = |State(s): State<Arc<Shared>>, RawQuery(query): RawQuery, headers: HeaderMap| async move {
-        s.packages
-            .serve(query.as_deref(), &headers, s.clock.elapsed())
-            .await
     };
     // What MSAL and azure-identity read before a client-credentials grant (OpenID Connect
     // discovery), and the signing keys it points at: none, since tokens are opaque here.
@@ -165,15 +198,13 @@ pub(crate) fn router(shared: Arc<Shared>) -> Result<Router, String> {
         |State(s): State<Arc<Shared>>| async move { axum::Json(s.tokens.issuer().discovery()) };
     let issuer_keys =
         |State(s): State<Arc<Shared>>| async move { axum::Json(s.tokens.issuer().keys()) };
-    let limit = shared.config.body_limit;
-    Ok(router
+    router
         .route(
             "/{tenant}/v2.0/.well-known/openid-configuration",
             axum::routing::get(discovery),
         )
         .route("/{tenant}/discovery/v2.0/keys", axum::routing::get(keys))
         .route(token_path, post(token))
-        .route(crate::package::PATH, axum::routing::get(download))
         .route(crate::identity::PATH, axum::routing::get(identity))
         .route(
             &format!(
@@ -186,22 +217,6 @@ pub(crate) fn router(shared: Arc<Shared>) -> Result<Router, String> {
             &format!("{}/keys", crate::federation::PATH),
             axum::routing::get(issuer_keys),
         )
-        .fallback(|uri: Uri| async move {
-            ApiError::not_found(format!("No resource at {}", echo(uri.path())))
-        })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "MethodNotAllowed",
-                "This resource does not take that method",
-            )
-        })
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::map_response_with_state(
-            shared.clone(),
-            dated,
-        ))
-        .with_state(shared))
 }
 
 /// Every answer's `Date` is the simulator's clock, as the service's is its own: a client that
@@ -506,273 +521,4 @@ fn perform(s: &Shared, op: OperationId, request: Incoming) -> Result<Response, A
             json(StatusCode::OK, &action.entity(now, &s.base_url))
         }
     })
-}
-
-/// The request's `Comment`, or the 400 naming what is wrong with the body.
-/// The body of runAntiVirusScan: its comment and scan type.
-fn scan_request(headers: &HeaderMap, body: &[u8]) -> Result<(String, types::ScanType), ApiError> {
-    let value = object(headers, body, &["Comment", "ScanType"])?;
-    let comment = comment_of(&value)?;
-    let scan_type = match value.get("ScanType") {
-        None => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "MissingRequiredParameter",
-            "ScanType is required",
-        )),
-        Some(Value::String(t)) => t.parse::<types::ScanType>().map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "InvalidInput",
-                format!("ScanType must be Quick or Full, not {}", echo(t)),
-            )
-        }),
-        Some(_) => Err(ApiError::invalid_body("ScanType must be a string")),
-    }?;
-    Ok((comment, scan_type))
-}
-
-/// The body of a response action: its comment, the action's `scope` (an isolation's type,
-/// `Full` when not given) and a stop-and-quarantine's SHA-1 (40 hex characters, else the
-/// documented `InvalidHashValue`).
-fn response_request(
-    op: OperationId,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(String, Option<String>, Option<String>), ApiError> {
-    match op {
-        OperationId::IsolateMachine => {
-            let value = object(headers, body, &["Comment", "IsolationType"])?;
-            let kind = match value.get("IsolationType") {
-                None => "Full".to_string(),
-                Some(Value::String(t))
-                    if ["Full", "Selective", "UnManagedDevice"].contains(&t.as_str()) =>
-                {
-                    t.clone()
-                }
-                Some(other) => {
-                    return Err(ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "InvalidInput",
-                        format!(
-                            "IsolationType must be Full, Selective or UnManagedDevice, not {}",
-                            echo(&other.to_string())
-                        ),
-                    ));
-                }
-            };
-            Ok((comment_of(&value)?, Some(kind), None))
-        }
-        OperationId::StopAndQuarantineFile => {
-            let value = object(headers, body, &["Comment", "Sha1"])?;
-            let comment = comment_of(&value)?;
-            match value.get("Sha1") {
-                None => Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "MissingRequiredParameter",
-                    "Sha1 is required",
-                )),
-                Some(Value::String(h))
-                    if h.len() == 40 && h.bytes().all(|b| b.is_ascii_hexdigit()) =>
-                {
-                    Ok((comment, None, Some(h.to_ascii_lowercase())))
-                }
-                Some(other) => Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "InvalidHashValue",
-                    format!(
-                        "{} is not a SHA-1 (40 hex characters)",
-                        echo(&other.to_string())
-                    ),
-                )),
-            }
-        }
-        _ => Ok((comment(headers, body)?, None, None)),
-    }
-}
-
-/// runLiveResponse's body: its comment and its commands, each with the parameters its type
-/// documents, in the documented order (every PutFile, then every RunScript, then every
-/// GetFile); anything else is a 400.
-fn live_response_request(
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(String, Vec<types::LiveResponseCommand>), ApiError> {
-    use types::LiveResponseCommandType as Type;
-    let value = object(headers, body, &["Commands", "Comment"])?;
-    let comment = comment_of(&value)?;
-    let commands = value.get("Commands").ok_or_else(|| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "MissingRequiredParameter",
-            "Commands is required",
-        )
-    })?;
-    let commands: Vec<types::LiveResponseCommand> = serde_json::from_value(commands.clone())
-        .map_err(|e| ApiError::invalid_body(format!("Commands: {e}")))?;
-    if commands.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "InvalidInput",
-            "Commands must hold at least one command",
-        ));
-    }
-    let mut last = 0;
-    for command in &commands {
-        let (rank, needed) = match &command.type_ {
-            Type::PutFile => (0, "FileName"),
-            Type::RunScript => (1, "ScriptName"),
-            Type::GetFile => (2, "Path"),
-            Type::Other(other) => {
-                return Err(ApiError::invalid_body(format!(
-                    "Unknown command type {}: PutFile, RunScript or GetFile",
-                    echo(other)
-                )));
-            }
-        };
-        if rank < last {
-            return Err(ApiError::invalid_body(
-                "Commands must be in the order PutFile, RunScript, GetFile",
-            ));
-        }
-        last = rank;
-        if !command
-            .params
-            .iter()
-            .any(|p| p.key == needed && !p.value.is_empty())
-        {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "MissingRequiredParameter",
-                format!("{} needs the parameter {needed}", command.type_),
-            ));
-        }
-    }
-    Ok((comment, commands))
-}
-
-/// findbytag's query: the tag (required) and `useStartsWithFilter` (false by default).
-fn tag_query(query: Option<&str>) -> Result<(String, bool), ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or_default())
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "InvalidInput",
-                format!("The query is not valid: {e}"),
-            )
-        })?;
-    let get = |name: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let tag = get("tag").filter(|t| !t.is_empty()).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "MissingRequiredParameter",
-            "tag is required",
-        )
-    })?;
-    let starts_with = match get("useStartsWithFilter") {
-        None => false,
-        Some(v) if v.eq_ignore_ascii_case("true") => true,
-        Some(v) if v.eq_ignore_ascii_case("false") => false,
-        Some(v) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "InvalidInput",
-                format!("useStartsWithFilter must be true or false, not {}", echo(v)),
-            ));
-        }
-    };
-    Ok((tag.to_string(), starts_with))
-}
-
-/// setMachineTag's body: the tag, and whether to add it (`Action`: `Add` or `Remove`).
-fn tag_request(headers: &HeaderMap, body: &[u8]) -> Result<(String, bool), ApiError> {
-    let value = object(headers, body, &["Value", "Action"])?;
-    let tag = match value.get("Value") {
-        Some(Value::String(t)) if !t.is_empty() => t.clone(),
-        _ => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "MissingRequiredParameter",
-                "Value is required: the tag name",
-            ));
-        }
-    };
-    let add = match value.get("Action").and_then(Value::as_str) {
-        Some("Add") => true,
-        Some("Remove") => false,
-        _ => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "InvalidInput",
-                "Action must be Add or Remove",
-            ));
-        }
-    };
-    Ok((tag, add))
-}
-
-/// A request body that takes only a `Comment`: the comment.
-fn comment(headers: &HeaderMap, body: &[u8]) -> Result<String, ApiError> {
-    comment_of(&object(headers, body, &["Comment"])?)
-}
-
-/// A JSON object body with no member but `names`.
-fn object(headers: &HeaderMap, body: &[u8], names: &[&str]) -> Result<Value, ApiError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap_or("<not text>"));
-    let essence = content_type
-        .and_then(|c| c.split(';').next())
-        .map(str::trim);
-    if !essence.is_some_and(|e| e.eq_ignore_ascii_case("application/json")) {
-        return Err(ApiError::invalid_body(format!(
-            "Content-Type must be application/json, not {}",
-            content_type.map_or("absent".to_string(), echo)
-        )));
-    }
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid_body(format!("The request body is not valid JSON: {e}")))?;
-    let object = value.as_object().ok_or_else(|| {
-        ApiError::invalid_body("The request body must be a JSON object with a Comment")
-    })?;
-    if let Some(unknown) = object.keys().find(|k| !names.contains(&k.as_str())) {
-        let hint = match names.iter().find(|n| unknown.eq_ignore_ascii_case(n)) {
-            Some(name) => format!(" (names are case-sensitive: {name})"),
-            None => String::new(),
-        };
-        return Err(ApiError::invalid_body(format!(
-            "Unknown parameter '{}'{hint}",
-            echo(unknown)
-        )));
-    }
-    Ok(value)
-}
-
-/// The `Comment` of a body [`object`] read.
-fn comment_of(value: &Value) -> Result<String, ApiError> {
-    match value.get("Comment") {
-        None => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "MissingRequiredParameter",
-            "Comment is required",
-        )),
-        Some(Value::String(c)) if c.is_empty() => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "InvalidInput",
-            "Comment must not be empty",
-        )),
-        Some(Value::String(_)) => {
-            // The generated type has the last word on what the spec accepts.
-            let mut only = serde_json::Map::new();
-            only.insert("Comment".into(), value["Comment"].clone());
-            let request: types::CommentRequest = serde_json::from_value(Value::Object(only))
-                .map_err(|e| ApiError::invalid_body(e.to_string()))?;
-            Ok(String::from(request.comment))
-        }
-        Some(_) => Err(ApiError::invalid_body("Comment must be a string")),
-    }
 }
