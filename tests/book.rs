@@ -152,30 +152,3 @@ fn a_broken_link_is_found() {
         "following-actions-with---wait"
     );
 }
-
-/// The operations table of `mde-client`'s crate docs is the spec's: one row an operation, its
-/// method, path and request type, nothing else (a new operation without its row fails here).
-#[test]
-fn the_client_docs_table_lists_every_operation_of_the_spec() {
-    let lib = std::fs::read_to_string(root().join("crates/mde-client/src/lib.rs")).unwrap();
-    let rows: BTreeSet<(String, String, String)> = lib
-        .lines()
-        .filter_map(|l| l.strip_prefix("//! | `"))
-        .filter_map(|row| {
-            let (method_path, rest) = row.split_once('`')?;
-            let (method, path) = method_path.split_once(' ')?;
-            let request = rest.split("[`operations::").nth(1)?.split('`').next()?;
-            Some((method.to_string(), path.to_string(), request.to_string()))
-        })
-        .collect();
-    let pascal = |id: &str| id[..1].to_uppercase() + &id[1..];
-    let spec: BTreeSet<(String, String, String)> = mde_tests::spec()
-        .operations()
-        .into_iter()
-        .map(|op| (op.method, op.path, pascal(&op.operation_id.unwrap())))
-        .collect();
-    assert_eq!(
-        rows, spec,
-        "crates/mde-client/src/lib.rs's operations table and the spec differ"
-    );
-}

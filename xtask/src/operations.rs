@@ -184,6 +184,12 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
     let (mut variant_docs, mut answers, mut action_answers) = (Vec::new(), Vec::new(), Vec::new());
     let (mut with_ids, mut bodies, mut from_bodies) = (Vec::new(), Vec::new(), Vec::new());
     let mut answer_bodies: Vec<(syn::Ident, syn::Type)> = Vec::new();
+    // The crate docs' table of every operation: a row each.
+    let mut table = vec![
+        String::new(),
+        " | operation | request for [`Client::send`](crate::Client::send) | success |".to_string(),
+        " |---|---|---|".to_string(),
+    ];
     for op in spec.operations() {
         let id = op
             .operation_id
@@ -444,6 +450,16 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
         });
         variant_docs.push(variant_doc);
         answer_bodies.push((variant.clone(), response.clone()));
+        let success = response.to_token_stream().to_string().replace(' ', "");
+        let success = match success.as_str() {
+            "()" => "`()`".to_string(),
+            ty => format!("[`{ty}`]"),
+        };
+        // Outer docs of a module resolve their links in the module's parent.
+        let request = format!("[`{variant}`](operations::{variant})");
+        table.push(format!(
+            " | `{http_method} {path}` | {request} | {success} |"
+        ));
         variants.push(variant);
         ids.push(id);
         methods.push(method_name);
@@ -463,6 +479,7 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
         /// ([`Operation`](operations::Operation): hosts, permissions from `x-permissions`, rate
         /// limits from `x-rate-limit`, deprecation from `x-deprecation`), and one
         /// [`Request`](operations::Request) type per operation.
+        #(#[doc = #table])*
         pub mod operations {
             use super::{types, Error, ResponseValue};
 

@@ -9271,6 +9271,33 @@ pub mod prelude {
 /// ([`Operation`](operations::Operation): hosts, permissions from `x-permissions`, rate
 /// limits from `x-rate-limit`, deprecation from `x-deprecation`), and one
 /// [`Request`](operations::Request) type per operation.
+///
+/// | operation | request for [`Client::send`](crate::Client::send) | success |
+/// |---|---|---|
+/// | `POST /api/machines/{id}/startInvestigation` | [`StartInvestigation`](operations::StartInvestigation) | [`types::Investigation`] |
+/// | `POST /api/machines/{id}/InitiateInvestigation` | [`InitiateInvestigation`](operations::InitiateInvestigation) | [`types::ODataInt64`] |
+/// | `POST /api/machines/{id}/collectInvestigationPackage` | [`CollectInvestigationPackage`](operations::CollectInvestigationPackage) | [`types::MachineAction`] |
+/// | `POST /api/machines/{id}/runAntiVirusScan` | [`RunAntiVirusScan`](operations::RunAntiVirusScan) | [`types::MachineAction`] |
+/// | `POST /testwdatppreview/machines/{id}/collectInvestigationPackage` | [`CollectInvestigationPackageGraph`](operations::CollectInvestigationPackageGraph) | [`types::MachineAction`] |
+/// | `GET /api/machines` | [`ListMachines`](operations::ListMachines) | [`types::MachineCollection`] |
+/// | `GET /api/machineactions` | [`ListMachineActions`](operations::ListMachineActions) | [`types::MachineActionCollection`] |
+/// | `GET /api/machineactions/{id}` | [`GetMachineAction`](operations::GetMachineAction) | [`types::MachineAction`] |
+/// | `GET /api/machineactions/{id}/getPackageUri` | [`GetPackageUri`](operations::GetPackageUri) | [`types::ODataString`] |
+/// | `POST /api/machineactions/{id}/cancel` | [`CancelMachineAction`](operations::CancelMachineAction) | [`types::MachineAction`] |
+/// | `POST /api/machines/{id}/isolate` | [`IsolateMachine`](operations::IsolateMachine) | [`types::MachineAction`] |
+/// | `POST /api/machines/{id}/unisolate` | [`UnisolateMachine`](operations::UnisolateMachine) | [`types::MachineAction`] |
+/// | `POST /api/machines/{id}/restrictCodeExecution` | [`RestrictCodeExecution`](operations::RestrictCodeExecution) | [`types::MachineAction`] |
+/// | `POST /api/machines/{id}/unrestrictCodeExecution` | [`UnrestrictCodeExecution`](operations::UnrestrictCodeExecution) | [`types::MachineAction`] |
+/// | `POST /api/machines/{id}/StopAndQuarantineFile` | [`StopAndQuarantineFile`](operations::StopAndQuarantineFile) | [`types::MachineAction`] |
+/// | `POST /api/machines/{id}/offboard` | [`OffboardMachine`](operations::OffboardMachine) | [`types::MachineAction`] |
+/// | `GET /api/machines/{id}` | [`GetMachine`](operations::GetMachine) | [`types::Machine`] |
+/// | `GET /api/machines/findbytag` | [`FindMachinesByTag`](operations::FindMachinesByTag) | [`types::MachineCollection`] |
+/// | `POST /api/machines/{id}/tags` | [`SetMachineTag`](operations::SetMachineTag) | [`types::Machine`] |
+/// | `POST /api/machines/{id}/runliveresponse` | [`RunLiveResponse`](operations::RunLiveResponse) | [`types::MachineAction`] |
+/// | `GET /api/machineactions/{id}/GetLiveResponseResultDownloadLink(index={index})` | [`GetLiveResponseResultDownloadLink`](operations::GetLiveResponseResultDownloadLink) | [`types::ODataString`] |
+/// | `GET /api/libraryfiles` | [`ListLibraryFiles`](operations::ListLibraryFiles) | [`types::LibraryFileCollection`] |
+/// | `POST /api/libraryfiles` | [`UploadLibraryFile`](operations::UploadLibraryFile) | [`types::LibraryFile`] |
+/// | `DELETE /api/libraryfiles/{fileName}` | [`DeleteLibraryFile`](operations::DeleteLibraryFile) | `()` |
 pub mod operations {
     use super::{types, Error, ResponseValue};
     /// One window of a rate limit: at most `calls` per `seconds`. All windows of an

@@ -16,32 +16,16 @@
 //!   variant, objects keep unknown fields in `extra`, and [`Timestamp`]s keep the text the
 //!   service wrote, so what the service adds later does not break a caller.
 //!
-//! | operation | request for [`Client::send`] | shorthand | success |
-//! |---|---|---|---|
-//! | `POST /api/machines/{id}/startInvestigation` | [`operations::StartInvestigation`] | [`Client::start_investigation`] (retired) | [`types::Investigation`] |
-//! | `POST /api/machines/{id}/InitiateInvestigation` | [`operations::InitiateInvestigation`] | [`Client::initiate_investigation`] (preview, retired) | [`types::ODataInt64`] |
-//! | `POST /api/machines/{id}/collectInvestigationPackage` | [`operations::CollectInvestigationPackage`] | [`Client::collect_investigation_package`] | [`types::MachineAction`] |
-//! | `POST /api/machines/{id}/runAntiVirusScan` | [`operations::RunAntiVirusScan`] | [`Client::run_antivirus_scan`] | [`types::MachineAction`] |
-//! | `POST /testwdatppreview/machines/{id}/collectInvestigationPackage` | [`operations::CollectInvestigationPackageGraph`] | [`Client::collect_investigation_package_graph`] (deprecated) | [`types::MachineAction`] |
-//! | `GET /api/machines` | [`operations::ListMachines`] | [`Client::list_machines`] (every page) | [`types::MachineCollection`] |
-//! | `GET /api/machineactions` | [`operations::ListMachineActions`] | [`Client::list_actions`], [`Client::follow_actions`] | [`types::MachineActionCollection`] |
-//! | `GET /api/machineactions/{id}` | [`operations::GetMachineAction`] | | [`types::MachineAction`] |
-//! | `GET /api/machineactions/{id}/getPackageUri` | [`operations::GetPackageUri`] | [`Client::package_link`], [`Client::download_package`] | [`types::ODataString`] |
-//! | `POST /api/machineactions/{id}/cancel` | [`operations::CancelMachineAction`] | [`Client::cancel_machine_action`] | [`types::MachineAction`] |
-//! | `POST /api/machines/{id}/isolate` | [`operations::IsolateMachine`] | | [`types::MachineAction`] |
-//! | `POST /api/machines/{id}/unisolate` | [`operations::UnisolateMachine`] | | [`types::MachineAction`] |
-//! | `POST /api/machines/{id}/restrictCodeExecution` | [`operations::RestrictCodeExecution`] | | [`types::MachineAction`] |
-//! | `POST /api/machines/{id}/unrestrictCodeExecution` | [`operations::UnrestrictCodeExecution`] | | [`types::MachineAction`] |
-//! | `POST /api/machines/{id}/StopAndQuarantineFile` | [`operations::StopAndQuarantineFile`] | | [`types::MachineAction`] |
-//! | `POST /api/machines/{id}/offboard` | [`operations::OffboardMachine`] | | [`types::MachineAction`] (200 or 201) |
-//! | `GET /api/machines/{id}` | [`operations::GetMachine`] | | [`types::Machine`] |
-//! | `GET /api/machines/findbytag` | [`operations::FindMachinesByTag`] | [`Client::find_machines_by_tag`] | [`types::MachineCollection`] |
-//! | `POST /api/machines/{id}/tags` | [`operations::SetMachineTag`] | | [`types::Machine`] |
-//! | `POST /api/machines/{id}/runliveresponse` | [`operations::RunLiveResponse`] (its body built by [`LiveResponse`]) | | [`types::MachineAction`] (201, or 200 as older pages show) |
-//! | `GET /api/machineactions/{id}/GetLiveResponseResultDownloadLink(index={index})` | [`operations::GetLiveResponseResultDownloadLink`] | [`Client::live_response_result_link`], [`Client::download_live_response_result`], [`Client::run_script_transcript`] | [`types::ODataString`] (a RunScript's link downloads a [`types::RunScriptTranscript`]) |
-//! | `GET /api/libraryfiles` | [`operations::ListLibraryFiles`] | | [`types::LibraryFileCollection`] |
-//! | `POST /api/libraryfiles` (`multipart/form-data`, written by hand) | [`operations::UploadLibraryFile`] | | [`types::LibraryFile`] |
-//! | `DELETE /api/libraryfiles/{fileName}` | [`operations::DeleteLibraryFile`] | | `()` (204) |
+//! [`operations`] lists every operation of the spec with its request type and success
+//! (generated, so it holds each new one). The typed shorthands for [`Client::send`]:
+//! [`Client::start_investigation`], [`Client::initiate_investigation`] (retired),
+//! [`Client::collect_investigation_package`], [`Client::run_antivirus_scan`],
+//! [`Client::collect_investigation_package_graph`] (deprecated), [`Client::list_machines`] and
+//! [`Client::list_actions`] (every page), [`Client::follow_actions`],
+//! [`Client::package_link`] and [`Client::download_package`],
+//! [`Client::cancel_machine_action`], [`Client::find_machines_by_tag`],
+//! [`Client::live_response_result_link`], [`Client::download_live_response_result`],
+//! [`Client::run_script_transcript`]; [`LiveResponse`] builds a live response session's body.
 //!
 //! The service retired manual investigations on 2026-09-01, so the investigation calls are
 //! `#[deprecated]`; so is the Graph variant.
