@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, IsTerminal, Write};
+use std::time::Duration;
 
 use mde_client::operations::OperationId;
 use mde_client::{Client, Error};
@@ -104,7 +105,7 @@ pub async fn select(
             Some(machine) => selection.add_named(name, machine.clone(), false, &mut seen),
             None => match found.remove(&key).unwrap_or(Resolved::NotFound) {
                 Resolved::Machine(machine) => selection.add_named(name, machine, true, &mut seen),
-                other => selection.unresolved.push(unresolved(name, other)),
+                other => selection.unresolved.extend(unresolved(name, &other)),
             },
         }
     }
@@ -149,15 +150,14 @@ impl Selection {
     }
 }
 
-/// The outcome of a name that came to no single machine: none has it, or several do.
-fn unresolved(name: &str, resolved: Resolved) -> Outcome {
-    let (kind, code, mut message) = resolved
-        .refusal(name)
-        .unwrap_or_else(|| Resolved::NotFound.refusal(name).unwrap());
+/// The outcome of a name that came to no single machine (none has it, or several do); `None`
+/// for a name that came to one.
+fn unresolved(name: &str, resolved: &Resolved) -> Option<Outcome> {
+    let (kind, code, mut message) = resolved.refusal(name)?;
     if kind == Kind::Ambiguous {
         message.push_str("; give the id, or --pick latest");
     }
-    Outcome {
+    Some(Outcome {
         machine: name.to_string(),
         name: None,
         kind,
@@ -165,7 +165,7 @@ fn unresolved(name: &str, resolved: Resolved) -> Outcome {
         error: Some(ErrorInfo::new(code, message)),
         earlier: false,
         tenant: None,
-    }
+    })
 }
 
 /// The outcome of a tag no machine carries.
@@ -225,20 +225,25 @@ pub struct DryRun<'a> {
 
 impl DryRun<'_> {
     /// The shortest time the documented limits allow for the requests (and those that follow).
-    pub fn shortest(&self) -> std::time::Duration {
+    pub fn shortest(&self) -> Duration {
+        let (_, shortest, then) = self.figures();
+        shortest.max(then.map(|(_, d)| d).unwrap_or_default())
+    }
+
+    /// The plan's figures: its requests, the shortest time the limits allow for them, and
+    /// the calls that follow each with their own shortest time.
+    fn figures(&self) -> (usize, Duration, Option<(OperationId, Duration)>) {
         let n = self.selection.machines.len();
-        let then = self.then.map(|op| mde_client::minimum_duration(op, n));
-        mde_client::minimum_duration(self.op, n).max(then.unwrap_or_default())
+        let then = self
+            .then
+            .map(|op| (op, mde_client::minimum_duration(op, n)));
+        (n, mde_client::minimum_duration(self.op, n), then)
     }
 
     /// The plan as one JSON object.
     fn json(&self) -> serde_json::Value {
-        let n = self.selection.machines.len();
+        let (n, shortest, then) = self.figures();
         let facts = self.op.facts();
-        let shortest = mde_client::minimum_duration(self.op, n);
-        let then = self
-            .then
-            .map(|op| (op, mde_client::minimum_duration(op, n)));
         let machines: Vec<_> = self
             .selection
             .machines
@@ -272,12 +277,8 @@ impl DryRun<'_> {
         if output == Output::Json {
             return writeln!(out, "{}", self.json());
         }
-        let n = self.selection.machines.len();
+        let (n, shortest, then) = self.figures();
         let facts = self.op.facts();
-        let shortest = mde_client::minimum_duration(self.op, n);
-        let then = self
-            .then
-            .map(|op| (op, mde_client::minimum_duration(op, n)));
         writeln!(out, "Dry run: no action is sent.")?;
         if let Some(tenant) = self.tenant {
             writeln!(out, "Tenant:    {tenant} (profile)")?;
