@@ -1,8 +1,7 @@
 //! Helpers shared by the workspace tests.
 
-use mde_client::operations::{self, OperationId, Request};
-use mde_client::types;
-use serde_json::Value;
+use mde_client::operations::{self, AnyRequest, OperationId, Request, RequestVisitor};
+use serde_json::{Map, Value};
 
 /// The workspace's spec; the tests derive their cases from it.
 pub fn spec() -> mde_spec::Spec {
@@ -66,185 +65,81 @@ where
     }
 }
 
-/// Calls an operation of the spec through the generated client with the path's `id` and, where
-/// the operation takes one, the `comment`. The one place that builds each operation's request
-/// from a test's input.
-#[allow(deprecated)] // the retired and deprecated operations are still part of the client
+/// Calls an operation through the generated client with its documented request: the
+/// spec's example of each parameter and of the body, the path's first parameter set to `id`
+/// and the body's `Comment`, where it has one, to `comment`. A new operation costs it nothing.
 pub async fn call(client: &mde_client::Client, op: OperationId, id: &str, comment: &str) -> Answer {
-    let id = id.to_string();
-    let body = || types::CommentRequest::builder().comment(comment);
-    // A comment the type refuses is sent as the builder has it: the generated client refuses
-    // it before sending, as status 0.
-    let body = || match types::CommentRequest::try_from(body()) {
-        Ok(body) => Ok(body),
-        Err(e) => Err((0, Value::String(e.to_string()))),
+    let parameters = documented_parameters(op, id, comment);
+    let request = match AnyRequest::from_parameters(op, &parameters) {
+        Some(Ok(request)) => request,
+        // A value the types refuse (an empty comment) is refused before sending: status 0.
+        Some(Err(e)) => return Err((0, Value::String(e.to_string()))),
+        // The one request written by hand, the multipart upload: its documented form.
+        None => AnyRequest::UploadLibraryFile(documented_upload(&parameters["body"])),
     };
-    match op {
-        OperationId::StartInvestigation => {
-            send(client, operations::StartInvestigation { id, body: body()? }).await
+    request.visit(Sender(client)).await
+}
+
+/// `op`'s parameters and body (`body`) as the spec's examples show them, with `id` and
+/// `comment` in place.
+fn documented_parameters(op: OperationId, id: &str, comment: &str) -> Map<String, Value> {
+    static SPEC: std::sync::OnceLock<(mde_spec::Spec, Vec<mde_spec::Example>)> =
+        std::sync::OnceLock::new();
+    let (spec, examples) = SPEC.get_or_init(|| {
+        let spec = spec();
+        let examples = spec.examples();
+        (spec, examples)
+    });
+    let example = |place: &str| {
+        let shown = |e: &&mde_spec::Example| {
+            (e.uses.iter()).any(|u| u.operation == op.as_str() && u.place == place)
+        };
+        examples.iter().find(shown).map(|e| e.value.clone())
+    };
+    let operation = spec
+        .operation(op.as_str())
+        .expect("the operation is in the spec");
+    let mut parameters = Map::new();
+    let declared = operation.value["parameters"].as_array().cloned();
+    for (i, parameter) in declared.into_iter().flatten().enumerate() {
+        let parameter = spec.resolve(&parameter);
+        let name = parameter["name"].as_str().unwrap_or_default();
+        let value = if i == 0 && parameter["in"] == "path" {
+            Some(Value::String(id.to_string()))
+        } else {
+            example(&format!("parameter {name}"))
+        };
+        parameters.extend(value.map(|v| (name.to_string(), v)));
+    }
+    if let Some(mut body) = example("request") {
+        if let Some(said) = body.get_mut("Comment") {
+            *said = Value::String(comment.to_string());
         }
-        OperationId::InitiateInvestigation => {
-            send(
-                client,
-                operations::InitiateInvestigation { id, body: body()? },
-            )
-            .await
-        }
-        OperationId::CollectInvestigationPackage => {
-            send(
-                client,
-                operations::CollectInvestigationPackage { id, body: body()? },
-            )
-            .await
-        }
-        OperationId::CollectInvestigationPackageGraph => {
-            send(
-                client,
-                operations::CollectInvestigationPackageGraph { id, body: body()? },
-            )
-            .await
-        }
-        OperationId::RunAntiVirusScan => {
-            // The documented scan type; the comment as the other operations take it.
-            let body = types::RunAntiVirusScanRequest::builder()
-                .comment(comment)
-                .scan_type(types::ScanType::Full);
-            let body = types::RunAntiVirusScanRequest::try_from(body)
-                .map_err(|e| (0, Value::String(e.to_string())))?;
-            send(client, operations::RunAntiVirusScan { id, body }).await
-        }
-        OperationId::GetMachineAction => send(client, operations::GetMachineAction { id }).await,
-        OperationId::ListMachines => {
-            let filter = Some(format!("id eq '{id}'"));
-            let list = operations::ListMachines {
-                filter,
-                top: None,
-                skip: None,
-            };
-            send(client, list).await
-        }
-        OperationId::ListMachineActions => {
-            let filter = Some(format!("machineId eq '{id}'"));
-            let list = operations::ListMachineActions {
-                filter,
-                top: None,
-                skip: None,
-            };
-            send(client, list).await
-        }
-        OperationId::GetPackageUri => send(client, operations::GetPackageUri { id }).await,
-        // The page's `{command-index}`: the first command.
-        OperationId::GetLiveResponseResultDownloadLink => {
-            let request = operations::GetLiveResponseResultDownloadLink { id, index: 0 };
-            send(client, request).await
-        }
-        // The documented values of each page's example; the comment as the others take it.
-        OperationId::IsolateMachine => {
-            let body = types::IsolateRequest::builder()
-                .comment(comment)
-                .isolation_type(Some(types::IsolationType::Full));
-            let body = types::IsolateRequest::try_from(body)
-                .map_err(|e| (0, Value::String(e.to_string())))?;
-            send(client, operations::IsolateMachine { id, body }).await
-        }
-        OperationId::UnisolateMachine => {
-            send(client, operations::UnisolateMachine { id, body: body()? }).await
-        }
-        OperationId::RestrictCodeExecution => {
-            send(
-                client,
-                operations::RestrictCodeExecution { id, body: body()? },
-            )
-            .await
-        }
-        OperationId::UnrestrictCodeExecution => {
-            send(
-                client,
-                operations::UnrestrictCodeExecution { id, body: body()? },
-            )
-            .await
-        }
-        OperationId::StopAndQuarantineFile => {
-            let body = types::StopAndQuarantineFileRequest::builder()
-                .comment(comment)
-                .sha1("87662bc3d60e4200ceaf7aae249d1c343f4b83c9");
-            let body = types::StopAndQuarantineFileRequest::try_from(body)
-                .map_err(|e| (0, Value::String(e.to_string())))?;
-            send(client, operations::StopAndQuarantineFile { id, body }).await
-        }
-        OperationId::OffboardMachine => {
-            send(client, operations::OffboardMachine { id, body: body()? }).await
-        }
-        OperationId::GetMachine => send(client, operations::GetMachine { id }).await,
-        OperationId::FindMachinesByTag => {
-            let find = operations::FindMachinesByTag {
-                tag: "testTag"
-                    .try_into()
-                    .map_err(|e: types::error::ConversionError| {
-                        (0, Value::String(e.to_string()))
-                    })?,
-                use_starts_with_filter: Some(true),
-            };
-            send(client, find).await
-        }
-        OperationId::SetMachineTag => {
-            let body = types::MachineTagRequest::builder()
-                .value("test Tag 2")
-                .action(types::MachineTagAction::Add);
-            let body = types::MachineTagRequest::try_from(body)
-                .map_err(|e| (0, Value::String(e.to_string())))?;
-            send(client, operations::SetMachineTag { id, body }).await
-        }
-        OperationId::RunLiveResponse => {
-            // The page's example: a script, then the file it wrote.
-            let command = |kind, params: &[(&str, &str)]| types::LiveResponseCommand {
-                type_: kind,
-                params: params
-                    .iter()
-                    .map(|(key, value)| types::LiveResponseParam {
-                        key: key.to_string(),
-                        value: value.to_string(),
-                    })
-                    .collect(),
-            };
-            let body = types::LiveResponseRequest::builder()
-                .comment(comment)
-                .commands(vec![
-                    command(
-                        types::LiveResponseCommandType::RunScript,
-                        &[("ScriptName", "minidump.ps1"), ("Args", "OfficeClickToRun")],
-                    ),
-                    command(
-                        types::LiveResponseCommandType::GetFile,
-                        &[("Path", r"C:\windows\TEMP\OfficeClickToRun.dmp.zip")],
-                    ),
-                ]);
-            let body = types::LiveResponseRequest::try_from(body)
-                .map_err(|e| (0, Value::String(e.to_string())))?;
-            send(client, operations::RunLiveResponse { id, body }).await
-        }
-        OperationId::CancelMachineAction => {
-            send(
-                client,
-                operations::CancelMachineAction { id, body: body()? },
-            )
-            .await
-        }
-        OperationId::ListLibraryFiles => send(client, operations::ListLibraryFiles {}).await,
-        // The form of upload-library.md's curl example (`id` names no library file).
-        OperationId::UploadLibraryFile => {
-            let upload = operations::UploadLibraryFile {
-                description: Some("test description".into()),
-                parameters_description: Some("test".into()),
-                has_parameters: Some(true),
-                override_if_exists: Some(true),
-                ..operations::UploadLibraryFile::new("mdatp1.png", "(the content of mdatp1.png)")
-            };
-            send(client, upload).await
-        }
-        OperationId::DeleteLibraryFile => {
-            send(client, operations::DeleteLibraryFile { file_name: id }).await
-        }
+        parameters.insert("body".to_string(), body);
+    }
+    parameters
+}
+
+/// upload-library.md's curl example, whose form sends the file `mdatp1.png`.
+fn documented_upload(form: &Value) -> operations::UploadLibraryFile {
+    let text = |name: &str| form[name].as_str().map(str::to_string);
+    operations::UploadLibraryFile {
+        description: text("Description"),
+        parameters_description: text("ParametersDescription"),
+        has_parameters: form["HasParameters"].as_bool(),
+        override_if_exists: form["OverrideIfExists"].as_bool(),
+        ..operations::UploadLibraryFile::new("mdatp1.png", text("file").unwrap_or_default())
+    }
+}
+
+/// Sends a request of any operation, its type known.
+struct Sender<'a>(&'a mde_client::Client);
+
+impl<'a> RequestVisitor for Sender<'a> {
+    type Output = std::pin::Pin<Box<dyn std::future::Future<Output = Answer> + Send + 'a>>;
+
+    fn visit<R: Request>(self, request: R) -> Self::Output {
+        Box::pin(send(self.0, request))
     }
 }
 

@@ -88,7 +88,6 @@ const STILL_OVER: &[(&str, usize)] = &[
         "tests/download.rs live_response_results_are_saved_like_packages",
         122,
     ),
-    ("tests/lib.rs call", 181),
     ("tests/public_api.rs summary", 118),
     (
         "tests/simulator/answers.rs every_operation_succeeds_as_documented",

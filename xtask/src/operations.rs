@@ -40,6 +40,8 @@ struct Field {
     optional: bool,
     /// A path parameter: its name in the spec.
     path_name: Option<String>,
+    /// Its name in the spec (`body` for the body): its key in `AnyRequest::from_parameters`.
+    spec_name: String,
     doc: String,
 }
 
@@ -92,7 +94,7 @@ fn request_fields(
         let held = result_ok(&field.ty)
             .ok_or_else(|| format!("builder::{name}.{ident} is not a Result"))?;
         let text = held.to_token_stream().to_string().replace(' ', "");
-        let (ty, doc, path_name) = if ident == "body" {
+        let (ty, doc, path_name, spec_name) = if ident == "body" {
             let body = text
                 .strip_prefix("types::builder::")
                 .ok_or_else(|| format!("{id}: a body that is not a schema of the spec ({text})"))?;
@@ -104,7 +106,7 @@ fn request_fields(
                 .and_then(Value::as_str)
                 .unwrap_or("The request body.")
                 .to_string();
-            (ty, doc, None)
+            (ty, doc, None, "body".to_string())
         } else {
             let param = params
                 .iter()
@@ -127,13 +129,14 @@ fn request_fields(
                 .unwrap_or_default();
             let doc = format!("`{spec_name}` ({place}): {description}");
             let path_name = (place == "path").then(|| spec_name.to_string());
-            (held.clone(), doc, path_name)
+            (held.clone(), doc, path_name, spec_name.to_string())
         };
         fields.push(Field {
             name: ident,
             optional: is_option(&ty),
             ty,
             path_name,
+            spec_name,
             doc,
         });
     }
@@ -183,6 +186,7 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut variant_docs, mut answers, mut action_answers) = (Vec::new(), Vec::new(), Vec::new());
     let (mut with_ids, mut bodies, mut from_bodies) = (Vec::new(), Vec::new(), Vec::new());
+    let mut from_parameters = Vec::new();
     let mut answer_bodies: Vec<(syn::Ident, syn::Type)> = Vec::new();
     // The crate docs' table of every operation: a row each.
     let mut table = vec![
@@ -296,6 +300,7 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
                 id: OperationId::#variant,
                 method: #http_method,
                 path: #path,
+                summary: #summary,
                 deprecated: #deprecated,
                 deprecation: #note,
                 retired: #retired,
@@ -434,6 +439,16 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
             },
             _ => quote! { OperationId::#variant => None },
         });
+        let keys = fields.iter().map(|f| &f.spec_name);
+        from_parameters.push(if by_hand {
+            quote! { OperationId::#variant => None }
+        } else {
+            quote! {
+                OperationId::#variant => Some((|| -> ::std::result::Result<AnyRequest, ::serde_json::Error> {
+                    Ok(AnyRequest::#variant(#variant { #( #field_names: parameter(parameters, #keys)?, )* }))
+                })())
+            }
+        });
         bodies.push(if fields.iter().any(|f| f.name == "body") {
             quote! { AnyRequest::#variant(r) => ::serde_json::to_value(&r.body).ok() }
         } else {
@@ -517,6 +532,8 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
                 pub method: &'static str,
                 /// Path template, e.g. `/api/machines/{id}/startInvestigation`.
                 pub path: &'static str,
+                /// The spec's `summary`: what it does, in a line.
+                pub summary: &'static str,
                 /// Marked `deprecated: true`.
                 pub deprecated: bool,
                 /// Why it is deprecated, with the date and the source (`x-deprecation`).
@@ -814,6 +831,19 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
                 pub fn from_body(op: OperationId, body: ::serde_json::Value) -> ::std::option::Option<::std::result::Result<AnyRequest, ::serde_json::Error>> {
                     match op {
                         #(#from_bodies,)*
+                    }
+                }
+
+                /// `op`'s request from its parameters by their names in the spec (`id`,
+                /// `$filter`, …) and its body as `body`, each as JSON (an absent optional one
+                /// is `None`); `None` for an operation whose request is written by hand.
+                #[allow(clippy::redundant_closure_call)] // a closure per operation, for `?`
+                pub fn from_parameters(op: OperationId, parameters: &::serde_json::Map<::std::string::String, ::serde_json::Value>) -> ::std::option::Option<::std::result::Result<AnyRequest, ::serde_json::Error>> {
+                    fn parameter<T: ::serde::de::DeserializeOwned>(parameters: &::serde_json::Map<::std::string::String, ::serde_json::Value>, name: &str) -> ::std::result::Result<T, ::serde_json::Error> {
+                        ::serde_json::from_value(parameters.get(name).cloned().unwrap_or(::serde_json::Value::Null))
+                    }
+                    match op {
+                        #(#from_parameters,)*
                     }
                 }
 

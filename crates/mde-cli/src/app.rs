@@ -115,6 +115,7 @@ async fn dispatch(cli: Cli) -> Result<u8, u8> {
         Command::Machine(MachineCommand::List(list)) => {
             return machine_list(&cli, list).await;
         }
+        Command::FromSpec { op, targets, wait } => (*op, targets.clone(), *wait),
         Command::Completions { .. } => unreachable!("handled before a runtime starts"),
     };
     let template = body_flags::template(op, &body).map_err(|e| fail(USAGE, e))?;

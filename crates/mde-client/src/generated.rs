@@ -9332,6 +9332,8 @@ pub mod operations {
         pub method: &'static str,
         /// Path template, e.g. `/api/machines/{id}/startInvestigation`.
         pub path: &'static str,
+        /// The spec's `summary`: what it does, in a line.
+        pub summary: &'static str,
         /// Marked `deprecated: true`.
         pub deprecated: bool,
         /// Why it is deprecated, with the date and the source (`x-deprecation`).
@@ -11230,6 +11232,303 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 OperationId::DeleteLibraryFile => None,
             }
         }
+        /// `op`'s request from its parameters by their names in the spec (`id`,
+        /// `$filter`, …) and its body as `body`, each as JSON (an absent optional one
+        /// is `None`); `None` for an operation whose request is written by hand.
+        #[allow(clippy::redundant_closure_call)]
+        pub fn from_parameters(
+            op: OperationId,
+            parameters: &::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ) -> ::std::option::Option<
+            ::std::result::Result<AnyRequest, ::serde_json::Error>,
+        > {
+            fn parameter<T: ::serde::de::DeserializeOwned>(
+                parameters: &::serde_json::Map<
+                    ::std::string::String,
+                    ::serde_json::Value,
+                >,
+                name: &str,
+            ) -> ::std::result::Result<T, ::serde_json::Error> {
+                ::serde_json::from_value(
+                    parameters.get(name).cloned().unwrap_or(::serde_json::Value::Null),
+                )
+            }
+            match op {
+                OperationId::StartInvestigation => {
+                    Some(
+                        (|| -> ::std::result::Result<AnyRequest, ::serde_json::Error> {
+                            Ok(
+                                AnyRequest::StartInvestigation(StartInvestigation {
+                                    id: parameter(parameters, "id")?,
+                                    body: parameter(parameters, "body")?,
+                                }),
+                            )
+                        })(),
+                    )
+                }
+                OperationId::InitiateInvestigation => {
+                    Some(
+                        (|| -> ::std::result::Result<AnyRequest, ::serde_json::Error> {
+                            Ok(
+                                AnyRequest::InitiateInvestigation(InitiateInvestigation {
+                                    id: parameter(parameters, "id")?,
+                                    body: parameter(parameters, "body")?,
+                                }),
+                            )
+                        })(),
+                    )
+                }
+                OperationId::CollectInvestigationPackage => {
+                    Some(
+                        (|| -> ::std::result::Result<AnyRequest, ::serde_json::Error> {
+                            Ok(
+                                AnyRequest::CollectInvestigationPackage(CollectInvestigationPackage {
+                                    id: parameter(parameters, "id")?,
+                                    body: parameter(parameters, "body")?,
+                                }),
+                            )
+                        })(),
+                    )
+                }
+                OperationId::RunAntiVirusScan => {
+                    Some(
+                        (|| -> ::std::result::Result<AnyRequest, ::serde_json::Error> {
+                            Ok(
+                                AnyRequest::RunAntiVirusScan(RunAntiVirusScan {
+                                    id: parameter(parameters, "id")?,
+                                    body: parameter(parameters, "body")?,
+                                }),
+                            )
+                        })(),
+                    )
+                }
+                OperationId::CollectInvestigationPackageGraph => {
+                    Some(
+                        (|| -> ::std::result::Result<AnyRequest, ::serde_json::Error> {
+                            Ok(
+                                AnyRequest::CollectInvestigationPackageGraph(CollectInvestigationPackageGraph {
+                                    id: parameter(parameters, "id")?,
+                                    body: parameter(parameters, "body")?,
+                                }),
+                            )
+                        })(),
+                    )
+                }
+                OperationId::ListMachines => {
+                    Some(
+                        (|| -> ::std::result::Result<AnyRequest, ::serde_json::Error> {
+                            Ok(
+                                AnyRequest::ListMachines(ListMachines {
+                                    filter: parameter(parameters, "$filter")?,
+                                    skip: parameter(parameters, "$skip")?,
+                                    top: parameter(parameters, "$top")?,
+                                }),
+                            )
+                        })(),
+                    )
+                }
+                OperationId::ListMachineActions => {
+                    Some(
+                        (|| -> ::std::result::Result<AnyRequest, ::serde_json::Error> {
+                            Ok(
+                                AnyRequest::ListMachineActions(ListMachineActions {
+                                    filter: parameter(parameters, "$filter")?,
+                                    skip: parameter(parameters, "$skip")?,
+                                    top: parameter(parameters, "$top")?,
+                                }),
+                            )
+                        })(),
+                    )
+                }
+                OperationId::GetMachineAction => {
+                    Some(
+                        (|| -> ::std::result::Result<AnyRequest, ::serde_json::Error> {
+                            Ok(
+                                AnyRequest::GetMachineAction(GetMachineAction {
+                                    id: parameter(parameters, "id")?,
+                                }),
+                            )
+                        })(),
+                    )
+                }
+                OperationId::GetPackageUri => {
+                    Some(
+                        (|| -> ::std::result::Result<AnyRequest, ::serde_json::Error> {
+                            Ok(
+                                AnyRequest::GetPackageUri(GetPackageUri {
+                                    id: parameter(parameters, "id")?,
+                                }),
+                            )
+                        })(),
+                    )
+                }
+                OperationId::CancelMachineAction => {
+                    Some(
+                        (|| -> ::std::result::Result<AnyRequest, ::serde_json::Error> {
+                            Ok(
+                                AnyRequest::CancelMachineAction(CancelMachineAction {
+                                    id: parameter(parameters, "id")?,
+                                    body: parameter(parameters, "body")?,
+                                }),
+                            )
+                        })(),
+                    )
+                }
+                OperationId::IsolateMachine => {
+                    Some(
+                        (|| -> ::std::result::Result<AnyRequest, ::serde_json::Error> {
+                            Ok(
+                                AnyRequest::IsolateMachine(IsolateMachine {
+                                    id: parameter(parameters, "id")?,
+                                    body: parameter(parameters, "body")?,
+                                }),
+                            )
+                        })(),
+                    )
+                }
+                OperationId::UnisolateMachine => {
+                    Some(
+                        (|| -> ::std::result::Result<AnyRequest, ::serde_json::Error> {
+                            Ok(
+                                AnyRequest::UnisolateMachine(UnisolateMachine {
+                                    id: parameter(parameters, "id")?,
+                                    body: parameter(parameters, "body")?,
+                                }),
+                            )
+                        })(),
+                    )
+                }
+                OperationId::RestrictCodeExecution => {
+                    Some(
+                        (|| -> ::std::result::Result<AnyRequest, ::serde_json::Error> {
+                            Ok(
+                                AnyRequest::RestrictCodeExecution(RestrictCodeExecution {
+                                    id: parameter(parameters, "id")?,
+                                    body: parameter(parameters, "body")?,
+                                }),
+                            )
+                        })(),
+                    )
+                }
+                OperationId::UnrestrictCodeExecution => {
+                    Some(
+                        (|| -> ::std::result::Result<AnyRequest, ::serde_json::Error> {
+                            Ok(
+                                AnyRequest::UnrestrictCodeExecution(UnrestrictCodeExecution {
+                                    id: parameter(parameters, "id")?,
+                                    body: parameter(parameters, "body")?,
+                                }),
+                            )
+                        })(),
+                    )
+                }
+                OperationId::StopAndQuarantineFile => {
+                    Some(
+                        (|| -> ::std::result::Result<AnyRequest, ::serde_json::Error> {
+                            Ok(
+                                AnyRequest::StopAndQuarantineFile(StopAndQuarantineFile {
+                                    id: parameter(parameters, "id")?,
+                                    body: parameter(parameters, "body")?,
+                                }),
+                            )
+                        })(),
+                    )
+                }
+                OperationId::OffboardMachine => {
+                    Some(
+                        (|| -> ::std::result::Result<AnyRequest, ::serde_json::Error> {
+                            Ok(
+                                AnyRequest::OffboardMachine(OffboardMachine {
+                                    id: parameter(parameters, "id")?,
+                                    body: parameter(parameters, "body")?,
+                                }),
+                            )
+                        })(),
+                    )
+                }
+                OperationId::GetMachine => {
+                    Some(
+                        (|| -> ::std::result::Result<AnyRequest, ::serde_json::Error> {
+                            Ok(
+                                AnyRequest::GetMachine(GetMachine {
+                                    id: parameter(parameters, "id")?,
+                                }),
+                            )
+                        })(),
+                    )
+                }
+                OperationId::FindMachinesByTag => {
+                    Some(
+                        (|| -> ::std::result::Result<AnyRequest, ::serde_json::Error> {
+                            Ok(
+                                AnyRequest::FindMachinesByTag(FindMachinesByTag {
+                                    tag: parameter(parameters, "tag")?,
+                                    use_starts_with_filter: parameter(
+                                        parameters,
+                                        "useStartsWithFilter",
+                                    )?,
+                                }),
+                            )
+                        })(),
+                    )
+                }
+                OperationId::SetMachineTag => {
+                    Some(
+                        (|| -> ::std::result::Result<AnyRequest, ::serde_json::Error> {
+                            Ok(
+                                AnyRequest::SetMachineTag(SetMachineTag {
+                                    id: parameter(parameters, "id")?,
+                                    body: parameter(parameters, "body")?,
+                                }),
+                            )
+                        })(),
+                    )
+                }
+                OperationId::RunLiveResponse => {
+                    Some(
+                        (|| -> ::std::result::Result<AnyRequest, ::serde_json::Error> {
+                            Ok(
+                                AnyRequest::RunLiveResponse(RunLiveResponse {
+                                    id: parameter(parameters, "id")?,
+                                    body: parameter(parameters, "body")?,
+                                }),
+                            )
+                        })(),
+                    )
+                }
+                OperationId::GetLiveResponseResultDownloadLink => {
+                    Some(
+                        (|| -> ::std::result::Result<AnyRequest, ::serde_json::Error> {
+                            Ok(
+                                AnyRequest::GetLiveResponseResultDownloadLink(GetLiveResponseResultDownloadLink {
+                                    id: parameter(parameters, "id")?,
+                                    index: parameter(parameters, "index")?,
+                                }),
+                            )
+                        })(),
+                    )
+                }
+                OperationId::ListLibraryFiles => {
+                    Some(
+                        (|| -> ::std::result::Result<AnyRequest, ::serde_json::Error> {
+                            Ok(AnyRequest::ListLibraryFiles(ListLibraryFiles {}))
+                        })(),
+                    )
+                }
+                OperationId::UploadLibraryFile => None,
+                OperationId::DeleteLibraryFile => {
+                    Some(
+                        (|| -> ::std::result::Result<AnyRequest, ::serde_json::Error> {
+                            Ok(
+                                AnyRequest::DeleteLibraryFile(DeleteLibraryFile {
+                                    file_name: parameter(parameters, "fileName")?,
+                                }),
+                            )
+                        })(),
+                    )
+                }
+            }
+        }
         /// Hands the typed request to `visitor`.
         pub fn visit<V: RequestVisitor>(self, visitor: V) -> V::Output {
             match self {
@@ -11271,6 +11570,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         id: OperationId::StartInvestigation,
         method: "POST",
         path: "/api/machines/{id}/startInvestigation",
+        summary: "Start an automated investigation on a device.",
         deprecated: true,
         deprecation: Some(
             "Automated investigations can no longer be started by hand; what the service answers now is undocumented. Microsoft names a full antivirus scan (runAntiVirusScan, ScanType Full) as the on-demand replacement. Retired by the service on 2026-09-01. Source: defender-endpoint-air-deprecation.md; MC1411577.",
@@ -11312,6 +11612,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         id: OperationId::InitiateInvestigation,
         method: "POST",
         path: "/api/machines/{id}/InitiateInvestigation",
+        summary: "Initiate an automated investigation on a machine (preview).",
         deprecated: true,
         deprecation: Some(
             "Automated investigations can no longer be started by hand; what the service answers now is undocumented. Microsoft names a full antivirus scan (runAntiVirusScan, ScanType Full) as the on-demand replacement. Retired by the service on 2026-09-01. Source: defender-endpoint-air-deprecation.md; MC1411577.",
@@ -11361,6 +11662,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         id: OperationId::CollectInvestigationPackage,
         method: "POST",
         path: "/api/machines/{id}/collectInvestigationPackage",
+        summary: "Collect the investigation package from a device.",
         deprecated: false,
         deprecation: None,
         retired: None,
@@ -11404,6 +11706,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         id: OperationId::RunAntiVirusScan,
         method: "POST",
         path: "/api/machines/{id}/runAntiVirusScan",
+        summary: "Run a Microsoft Defender Antivirus scan on a device.",
         deprecated: false,
         deprecation: None,
         retired: None,
@@ -11465,6 +11768,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         id: OperationId::CollectInvestigationPackageGraph,
         method: "POST",
         path: "/testwdatppreview/machines/{id}/collectInvestigationPackage",
+        summary: "Collect the investigation package through the deprecated Graph endpoint.",
         deprecated: true,
         deprecation: Some(
             "The Graph preview endpoint is deprecated; use collectInvestigationPackage. Source: 004_570bf575d5329650.txt.",
@@ -11509,6 +11813,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         id: OperationId::ListMachines,
         method: "GET",
         path: "/api/machines",
+        summary: "List machines, filtered with OData.",
         deprecated: false,
         deprecation: None,
         retired: None,
@@ -11541,6 +11846,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         id: OperationId::ListMachineActions,
         method: "GET",
         path: "/api/machineactions",
+        summary: "List machine actions, filtered with OData.",
         deprecated: false,
         deprecation: None,
         retired: None,
@@ -11573,6 +11879,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         id: OperationId::GetMachineAction,
         method: "GET",
         path: "/api/machineactions/{id}",
+        summary: "Get a machine action by its id.",
         deprecated: false,
         deprecation: None,
         retired: None,
@@ -11605,6 +11912,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         id: OperationId::GetPackageUri,
         method: "GET",
         path: "/api/machineactions/{id}/getPackageUri",
+        summary: "Get the download link of a collected investigation package.",
         deprecated: false,
         deprecation: None,
         retired: None,
@@ -11637,6 +11945,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         id: OperationId::CancelMachineAction,
         method: "POST",
         path: "/api/machineactions/{id}/cancel",
+        summary: "Cancel a machine action that is not final yet (prerelease).",
         deprecated: false,
         deprecation: None,
         retired: None,
@@ -11696,6 +12005,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         id: OperationId::IsolateMachine,
         method: "POST",
         path: "/api/machines/{id}/isolate",
+        summary: "Isolate a device from the network.",
         deprecated: false,
         deprecation: None,
         retired: None,
@@ -11761,6 +12071,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         id: OperationId::UnisolateMachine,
         method: "POST",
         path: "/api/machines/{id}/unisolate",
+        summary: "Release a device from isolation.",
         deprecated: false,
         deprecation: None,
         retired: None,
@@ -11804,6 +12115,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         id: OperationId::RestrictCodeExecution,
         method: "POST",
         path: "/api/machines/{id}/restrictCodeExecution",
+        summary: "Restrict the applications a device may run.",
         deprecated: false,
         deprecation: None,
         retired: None,
@@ -11847,6 +12159,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         id: OperationId::UnrestrictCodeExecution,
         method: "POST",
         path: "/api/machines/{id}/unrestrictCodeExecution",
+        summary: "Remove the restriction of the applications a device may run.",
         deprecated: false,
         deprecation: None,
         retired: None,
@@ -11890,6 +12203,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         id: OperationId::StopAndQuarantineFile,
         method: "POST",
         path: "/api/machines/{id}/StopAndQuarantineFile",
+        summary: "Stop a file's processes on a device and quarantine the file.",
         deprecated: false,
         deprecation: None,
         retired: None,
@@ -11947,6 +12261,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         id: OperationId::OffboardMachine,
         method: "POST",
         path: "/api/machines/{id}/offboard",
+        summary: "Offboard a device from Microsoft Defender for Endpoint.",
         deprecated: false,
         deprecation: None,
         retired: None,
@@ -11990,6 +12305,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         id: OperationId::GetMachine,
         method: "GET",
         path: "/api/machines/{id}",
+        summary: "A device by its id.",
         deprecated: false,
         deprecation: None,
         retired: None,
@@ -12022,6 +12338,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         id: OperationId::FindMachinesByTag,
         method: "GET",
         path: "/api/machines/findbytag",
+        summary: "The devices that carry a tag.",
         deprecated: false,
         deprecation: None,
         retired: None,
@@ -12054,6 +12371,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         id: OperationId::SetMachineTag,
         method: "POST",
         path: "/api/machines/{id}/tags",
+        summary: "Add a tag to a device, or remove one.",
         deprecated: false,
         deprecation: None,
         retired: None,
@@ -12115,6 +12433,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         id: OperationId::RunLiveResponse,
         method: "POST",
         path: "/api/machines/{id}/runliveresponse",
+        summary: "Run live response commands on a device.",
         deprecated: false,
         deprecation: None,
         retired: None,
@@ -12161,6 +12480,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         id: OperationId::GetLiveResponseResultDownloadLink,
         method: "GET",
         path: "/api/machineactions/{id}/GetLiveResponseResultDownloadLink(index={index})",
+        summary: "Get the download link of a live response command's result.",
         deprecated: false,
         deprecation: None,
         retired: None,
@@ -12193,6 +12513,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         id: OperationId::ListLibraryFiles,
         method: "GET",
         path: "/api/libraryfiles",
+        summary: "List the files of the live response library.",
         deprecated: false,
         deprecation: None,
         retired: None,
@@ -12225,6 +12546,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         id: OperationId::UploadLibraryFile,
         method: "POST",
         path: "/api/libraryfiles",
+        summary: "Upload a file to the live response library.",
         deprecated: false,
         deprecation: None,
         retired: None,
@@ -12257,6 +12579,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         id: OperationId::DeleteLibraryFile,
         method: "DELETE",
         path: "/api/libraryfiles/{fileName}",
+        summary: "Delete a file from the live response library.",
         deprecated: false,
         deprecation: None,
         retired: None,

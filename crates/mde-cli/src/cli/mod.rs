@@ -158,6 +158,16 @@ pub enum Command {
     /// The profiles of the configuration file (never a secret).
     #[command(subcommand)]
     Profile(ProfileCommand),
+    /// An action command made from the spec alone: its words the operation's
+    /// `x-cli-command`, its flags the machines', `--wait` (for an operation that creates a
+    /// machine action) and its body's. An action that needs no words of its own costs the
+    /// command line nothing.
+    #[command(skip)]
+    FromSpec {
+        op: mde_client::OperationId,
+        targets: Targets,
+        wait: Option<std::time::Duration>,
+    },
     /// Prints a shell completion script.
     #[command(
         after_help = "Example:\n  mde completions bash > ~/.local/share/bash-completion/completions/mde"

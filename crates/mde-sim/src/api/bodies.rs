@@ -1,6 +1,8 @@
 //! The checks of each request body, in the order the service answers them: its type, JSON,
 //! its members and their values.
 
+use mde_client::operations::AnyRequest;
+
 use super::*;
 
 /// The request's `Comment`, or the 400 naming what is wrong with the body.
@@ -84,7 +86,7 @@ pub(super) fn response_request(
                 )),
             }
         }
-        _ => Ok((comment(headers, body)?, None, None)),
+        _ => Ok((checked(op, headers, body)?.0, None, None)),
     }
 }
 
@@ -213,9 +215,36 @@ pub(super) fn tag_request(headers: &HeaderMap, body: &[u8]) -> Result<(String, b
     Ok((tag, add))
 }
 
-/// A request body that takes only a `Comment`: the comment.
-pub(super) fn comment(headers: &HeaderMap, body: &[u8]) -> Result<String, ApiError> {
-    comment_of(&object(headers, body, &["Comment"])?)
+/// `op`'s JSON body checked against its schema, in the service's order: a JSON object of
+/// the schema's members only, its `Comment` not empty, each required member there, then
+/// every value as the generated type reads it. Its comment, and the body. An operation whose
+/// body has nothing more to check costs this file nothing.
+pub(super) fn checked(
+    op: OperationId,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(String, Value), ApiError> {
+    let fields = op.facts().body;
+    let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
+    let value = object(headers, body, &names)?;
+    let comment = match names.contains(&"Comment") {
+        true => comment_of(&value)?,
+        false => String::new(),
+    };
+    if let Some(missing) = fields
+        .iter()
+        .find(|f| f.required && value.get(f.name).is_none())
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "MissingRequiredParameter",
+            format!("{} is required", missing.name),
+        ));
+    }
+    match AnyRequest::from_body(op, value.clone()) {
+        Some(Err(e)) => Err(ApiError::invalid_body(e.to_string())),
+        _ => Ok((comment, value)),
+    }
 }
 
 /// A JSON object body with no member but `names`.

@@ -317,7 +317,7 @@ fn perform(s: &Shared, op: OperationId, request: Incoming) -> Result<Response, A
     // The one place that decides what the simulator does for each operation of the spec.
     Ok(match op {
         OperationId::StartInvestigation | OperationId::InitiateInvestigation => {
-            comment(headers, &body)?;
+            checked(op, headers, &body)?;
             let record =
                 records.start_investigation(&id, now, now_utc, s.config.investigation_time)?;
             if op == OperationId::StartInvestigation {
@@ -334,7 +334,7 @@ fn perform(s: &Shared, op: OperationId, request: Incoming) -> Result<Response, A
         }
         OperationId::CollectInvestigationPackage
         | OperationId::CollectInvestigationPackageGraph => {
-            let comment = comment(headers, &body)?;
+            let (comment, _) = checked(op, headers, &body)?;
             let graph = op == OperationId::CollectInvestigationPackageGraph;
             let record = records.collect(&id, asked(&comment), graph, &s.config)?;
             json(StatusCode::CREATED, &record.entity(now, &s.base_url))
@@ -516,7 +516,7 @@ fn perform(s: &Shared, op: OperationId, request: Incoming) -> Result<Response, A
             json(StatusCode::OK, &answer)
         }
         OperationId::CancelMachineAction => {
-            let comment = comment(headers, &body)?;
+            let (comment, _) = checked(op, headers, &body)?;
             let action = records.cancel(&id, asked(&comment))?;
             json(StatusCode::OK, &action.entity(now, &s.base_url))
         }
