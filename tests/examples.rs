@@ -5,7 +5,7 @@
 
 use std::fmt::Debug;
 
-use mde_client::operations::{self, Answer, AnswerBody};
+use mde_client::operations::{self, OperationId, TypeVisitor};
 use mde_client::types;
 use mde_spec::{Example, check_json_schema};
 use mde_tests::{spec, without_nulls};
@@ -74,53 +74,33 @@ fn every_example_round_trips_through_its_generated_type() {
     }
 }
 
-/// Holds an example against the type of the place that shows it: an operation's success
-/// type comes from the operation model (the example read as the operation's [`Answer`], then
-/// held against the type of its body), the request body, the error body and the parameters
-/// from their schemas.
-#[allow(deprecated)] // the retired operations' examples are checked too
+/// Holds `example` against the type `visit` is given.
+struct Check<'a>(&'a Example);
+
+impl TypeVisitor for Check<'_> {
+    type Output = ();
+
+    fn visit<T: DeserializeOwned + Serialize + Debug + JsonSchema>(self) {
+        check::<T>(self.0)
+    }
+}
+
+/// Holds an example against the type of the place that shows it: an operation's request body
+/// and success as the operation model types them (a new operation costs nothing here), the
+/// error body and the parameters from their schemas.
 fn check_use(example: &Example, operation: &str, place: &str) {
+    let op: OperationId = operation.parse().unwrap();
     let status = place.strip_prefix("response ");
     if status.is_some_and(|s| s.starts_with('2')) {
-        let tagged = serde_json::json!({"operation": operation, "answer": example.value});
-        let answer: Answer = serde_json::from_value(tagged).unwrap_or_else(|e| {
-            panic!("example {} is not {operation}'s success: {e}", example.name)
-        });
-        // By the type: a new operation answering a known type costs nothing here.
-        return match answer.body() {
-            AnswerBody::Investigation(_) => check::<types::Investigation>(example),
-            AnswerBody::ODataInt64(_) => check::<types::ODataInt64>(example),
-            AnswerBody::MachineAction(_) => check::<types::MachineAction>(example),
-            AnswerBody::MachineCollection(_) => check::<types::MachineCollection>(example),
-            AnswerBody::MachineActionCollection(_) => {
-                check::<types::MachineActionCollection>(example)
-            }
-            AnswerBody::ODataString(_) => check::<types::ODataString>(example),
-            AnswerBody::Machine(_) => check::<types::Machine>(example),
-            AnswerBody::LibraryFileCollection(_) => check::<types::LibraryFileCollection>(example),
-            AnswerBody::LibraryFile(_) => check::<types::LibraryFile>(example),
-            AnswerBody::Empty => panic!("example {}: {operation} answers no body", example.name),
-        };
+        return op.visit_success(Check(example));
+    }
+    if place == "request" {
+        // A multipart form as JSON: what each part holds (the client sends it as parts).
+        return op
+            .visit_body(Check(example))
+            .unwrap_or_else(|| panic!("example {}: {operation} takes no body", example.name));
     }
     match example.schema_name.as_deref() {
-        Some("CommentRequest") if place == "request" => check::<types::CommentRequest>(example),
-        Some("RunAntiVirusScanRequest") if place == "request" => {
-            check::<types::RunAntiVirusScanRequest>(example)
-        }
-        Some("IsolateRequest") if place == "request" => check::<types::IsolateRequest>(example),
-        Some("StopAndQuarantineFileRequest") if place == "request" => {
-            check::<types::StopAndQuarantineFileRequest>(example)
-        }
-        Some("MachineTagRequest") if place == "request" => {
-            check::<types::MachineTagRequest>(example)
-        }
-        Some("LiveResponseRequest") if place == "request" => {
-            check::<types::LiveResponseRequest>(example)
-        }
-        // The form as JSON: what each part holds (the client sends it as multipart).
-        Some("LibraryFileUpload") if place == "request" => {
-            check::<types::LibraryFileUpload>(example)
-        }
         Some("Error") if status.is_some() => check::<types::Error>(example),
         None if example.schema.get("type") == Some(&Value::from("string")) => {
             check::<String>(example)

@@ -90,10 +90,6 @@ const STILL_OVER: &[(&str, usize)] = &[
     ),
     ("tests/public_api.rs summary", 118),
     (
-        "tests/simulator/answers.rs every_operation_succeeds_as_documented",
-        207,
-    ),
-    (
         "tests/simulator/answers.rs documented_errors_reach_the_client_with_their_status_and_body",
         109,
     ),

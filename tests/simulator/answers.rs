@@ -1,46 +1,49 @@
 //! The simulator against the spec: answers.
 
+use mde_client::types::MachineAction;
+
 use super::*;
 
-#[tokio::test]
-async fn every_operation_succeeds_as_documented() {
-    let spec = spec();
-    let sim = simulator(Config::default().with_generated_machines(operations::ALL.len())).await;
-    let token = sign_in(&sim, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).await;
-    let client = client(sim.base_url(), &token);
-    // A collection completed before the others start: its package can be linked.
-    let done = sim
-        .client_builder()
-        .build()
-        .unwrap()
-        .collect_investigation_package(&generated_machine_id(7), "done")
-        .await
-        .unwrap()
-        .id
-        .unwrap();
-    // And a live response session: its first command's result can be linked (its script in
-    // the library first).
-    let script = operations::UploadLibraryFile::new("minidump.ps1", "Get-Process | Out-File");
-    client.send(script).await.unwrap();
-    let session = call(
-        &client,
-        OperationId::RunLiveResponse,
-        &generated_machine_id(8),
-        "done",
-    )
-    .await
-    .unwrap();
-    let session = session["id"].as_str().unwrap().to_string();
-    let config = Config::default();
-    sim.clock()
-        .advance(config.collection_time.max(config.scan_time));
-    // Operations on a machine action take the completed one (its package, its result) or the
-    // newest, still running (to read or cancel); the others a machine id.
-    let target = |op: &operations::Operation, machine: String| {
+/// What the operations on a machine action act on: a completed collection (its package can
+/// be linked) and a completed live response session (its first result can be linked).
+struct Done {
+    collection: String,
+    session: String,
+}
+
+impl Done {
+    async fn on(sim: &Simulator, client: &mde_client::Client) -> Done {
+        let collection = sim
+            .client_builder()
+            .build()
+            .unwrap()
+            .collect_investigation_package(&generated_machine_id(7), "done")
+            .await
+            .unwrap()
+            .id
+            .unwrap();
+        // The session's script in the library first.
+        let script = operations::UploadLibraryFile::new("minidump.ps1", "Get-Process | Out-File");
+        client.send(script).await.unwrap();
+        let op = OperationId::RunLiveResponse;
+        let session = call(client, op, &generated_machine_id(8), "done").await;
+        let session = session.unwrap()["id"].as_str().unwrap().to_string();
+        let config = Config::default();
+        sim.clock()
+            .advance(config.collection_time.max(config.scan_time));
+        Done {
+            collection,
+            session,
+        }
+    }
+
+    /// What `op` acts on: the completed one (its package, its result) or the newest action,
+    /// still running (to read or cancel); the others `machine`.
+    fn target(&self, sim: &Simulator, op: &operations::Operation, machine: String) -> String {
         if op.path.ends_with("/getPackageUri") {
-            done.clone()
+            self.collection.clone()
         } else if op.id == OperationId::GetLiveResponseResultDownloadLink {
-            session.clone()
+            self.session.clone()
         } else if op.id == OperationId::DeleteLibraryFile {
             // The file `call` uploads.
             "mdatp1.png".to_string()
@@ -49,10 +52,19 @@ async fn every_operation_succeeds_as_documented() {
         } else {
             machine
         }
-    };
+    }
+}
+
+#[tokio::test]
+async fn every_operation_succeeds_as_documented() {
+    let spec = spec();
+    let sim = simulator(Config::default().with_generated_machines(operations::ALL.len())).await;
+    let token = sign_in(&sim, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).await;
+    let client = client(sim.base_url(), &token);
+    let done = Done::on(&sim, &client).await;
     let documented = operations::DOCUMENTED_MACHINE_IDS;
     for (i, op) in operations::ALL.iter().enumerate() {
-        let machine = &target(op, documented[i % documented.len()].to_string());
+        let machine = &done.target(&sim, op, documented[i % documented.len()].to_string());
         let answer = call(&client, op.id, machine, "Test investigation").await;
         let body = answer.unwrap_or_else(|e| panic!("{}: {e:?}", op.id));
         let success = spec.operation(op.id.as_str()).unwrap().value["responses"]
@@ -65,12 +77,25 @@ async fn every_operation_succeeds_as_documented() {
             .unwrap();
         assert_conforms(&spec, op.method, &path_of(op.id, machine), success, &body);
     }
-    // The same, answered to a plain HTTP client: each raw body matches the spec's schema for
-    // its status (`raw` checks it).
+    each_operation_answers_a_plain_client(&spec, &sim, &token, &done).await;
+    let (collections, responses) = actions_of_the_loops(&sim, &done);
+    each_response_action_is_pending_as_documented(&responses);
+    collections_are_kept_in_their_generations(&sim, &collections);
+    sim.stop().await;
+}
+
+/// Each operation answered to a plain HTTP client: each raw body matches the spec's schema
+/// for its status (`raw` checks it).
+async fn each_operation_answers_a_plain_client(
+    spec: &Spec,
+    sim: &Simulator,
+    token: &str,
+    done: &Done,
+) {
     let base = sim.base_url().to_string();
     let examples = spec.examples();
     for (i, op) in operations::ALL.iter().enumerate() {
-        let path = path_of(op.id, &target(op, generated_machine_id(i)));
+        let path = path_of(op.id, &done.target(sim, op, generated_machine_id(i)));
         // The required query parameters, with their documented examples.
         let query: Vec<String> = spec.operation(op.id.as_str()).unwrap().value["parameters"]
             .as_array()
@@ -107,47 +132,59 @@ async fn every_operation_succeeds_as_documented() {
                 serde_json::to_vec(&body).unwrap(),
             )
         };
-        let answer = raw(&spec, &base, &path, Some(&token), Some(&content_type), body).await;
+        let answer = raw(spec, &base, &path, Some(token), Some(&content_type), body).await;
         assert!(
             [200, 201, 204].contains(&answer.status),
             "{}: {answer:?}",
             op.id
         );
     }
-    // One scan each loop, as documented: type and scope.
+}
+
+/// The actions the two loops created: the collections (the completed one first), and the
+/// response actions but the session started before them. One scan each loop, as documented:
+/// type and scope.
+fn actions_of_the_loops(sim: &Simulator, done: &Done) -> (Vec<MachineAction>, Vec<MachineAction>) {
     use mde_client::types::MachineActionStatus as Status;
+    use mde_client::types::MachineActionType as Type;
     let (scans, actions): (Vec<_>, Vec<_>) = sim
         .actions()
         .into_iter()
-        .partition(|a| a.type_ == Some(mde_client::types::MachineActionType::RunAntiVirusScan));
+        .partition(|a| a.type_ == Some(Type::RunAntiVirusScan));
     assert_eq!(scans.len(), 2);
     for scan in &scans {
         assert_eq!(scan.scope.as_deref(), Some("Full"));
         assert_eq!(scan.status, Some(Status::Pending));
     }
-    use mde_client::types::MachineActionType as Type;
-    let (actions, responses): (Vec<_>, Vec<_>) = actions
+    let (collections, responses): (Vec<_>, Vec<_>) = actions
         .into_iter()
         .partition(|a| a.type_ == Some(Type::CollectInvestigationPackage));
-    // The session started first, completed, is not one of the loops'.
-    let responses: Vec<_> = responses
+    let responses = responses
         .into_iter()
-        .filter(|a| a.id.as_deref() != Some(session.as_str()))
+        .filter(|a| a.id.as_deref() != Some(done.session.as_str()))
         .collect();
-    // One response action of each type each loop, pending, as documented: an isolation's
-    // scope its type, a quarantine's file in relatedFileInfo.
-    for kind in [
-        Type::Isolate,
-        Type::Unisolate,
-        Type::RestrictCodeExecution,
-        Type::UnrestrictCodeExecution,
-        Type::StopAndQuarantineFile,
-        Type::Offboard,
-        Type::LiveResponse,
-    ] {
+    (collections, responses)
+}
+
+/// One response action of each type each loop, pending, as documented: an isolation's scope
+/// its type, a quarantine's file in relatedFileInfo. The types: those the spec's operations
+/// create, but the scan's and the collections'.
+fn each_response_action_is_pending_as_documented(responses: &[MachineAction]) {
+    use mde_client::types::MachineActionStatus as Status;
+    use mde_client::types::MachineActionType as Type;
+    let mut kinds: Vec<Type> = (operations::ALL.iter())
+        .filter_map(|op| op.id.creates_action())
+        .collect();
+    kinds.retain(|k| ![Type::RunAntiVirusScan, Type::CollectInvestigationPackage].contains(k));
+    kinds.dedup();
+    assert!(
+        kinds.contains(&Type::Isolate) && kinds.contains(&Type::LiveResponse),
+        "{kinds:?}"
+    );
+    for kind in &kinds {
         let of_kind: Vec<_> = responses
             .iter()
-            .filter(|a| a.type_.as_ref() == Some(&kind))
+            .filter(|a| a.type_.as_ref() == Some(kind))
             .collect();
         assert_eq!(of_kind.len(), 2, "{kind}");
         for action in of_kind {
@@ -174,8 +211,14 @@ async fn every_operation_succeeds_as_documented() {
             }
         }
     }
-    assert_eq!(responses.len(), 14);
-    // The completed one, then two collections of each loop (the second of each cancelled).
+    assert_eq!(responses.len(), 2 * kinds.len());
+}
+
+/// The completed collection, then two of each loop (the second of each cancelled), every one
+/// kept; the Graph variant answers the older shape; a collection succeeds once its time has
+/// passed and a cancelled one stays cancelled.
+fn collections_are_kept_in_their_generations(sim: &Simulator, actions: &[MachineAction]) {
+    use mde_client::types::MachineActionStatus as Status;
     let statuses: Vec<_> = actions.iter().map(|a| a.status.clone().unwrap()).collect();
     assert_eq!(
         statuses,
@@ -192,13 +235,10 @@ async fn every_operation_succeeds_as_documented() {
         Some("Test investigation")
     );
     assert_eq!(sim.investigations().len(), 4);
-
-    // The documented generations: the Graph variant answers the older shape.
     let graph = &actions[2];
     assert_eq!(actions.len(), 5, "every collection is kept");
     assert!(graph.last_update_time_utc.is_some() && graph.last_update_date_time_utc.is_none());
     assert_eq!(graph.error.as_deref(), Some("None"));
-    // A collection succeeds once its time has passed; a cancelled one stays cancelled.
     let config = Config::default();
     sim.clock()
         .advance(config.collection_time.max(config.scan_time));
@@ -207,7 +247,6 @@ async fn every_operation_succeeds_as_documented() {
             .iter()
             .all(|a| matches!(a.status, Some(Status::Succeeded | Status::Cancelled)))
     );
-    sim.stop().await;
 }
 
 #[tokio::test]

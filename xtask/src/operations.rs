@@ -167,6 +167,17 @@ fn documented_success(op: &Operation) -> Result<syn::Type, String> {
     syn::parse_str(&format!("types::{schema}")).map_err(|e| e.to_string())
 }
 
+/// The schema of a multipart request's form, e.g. `types::LibraryFileUpload`.
+fn documented_form(op: &Operation) -> Result<syn::Type, String> {
+    let schema = op
+        .value
+        .pointer("/requestBody/content/multipart~1form-data/schema/$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+        .ok_or_else(|| format!("{}: no multipart form of a named schema", op.path))?;
+    syn::parse_str(&format!("types::{schema}")).map_err(|e| e.to_string())
+}
+
 /// The module's tokens; `file` is progenitor's output (its builders name each request's fields).
 pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, String> {
     // progenitor's `mod builder`: one builder per operation, named after it.
@@ -186,7 +197,8 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut variant_docs, mut answers, mut action_answers) = (Vec::new(), Vec::new(), Vec::new());
     let (mut with_ids, mut bodies, mut from_bodies) = (Vec::new(), Vec::new(), Vec::new());
-    let mut from_parameters = Vec::new();
+    let (mut from_parameters, mut body_types, mut success_types) =
+        (Vec::new(), Vec::new(), Vec::new());
     let mut answer_bodies: Vec<(syn::Ident, syn::Type)> = Vec::new();
     // The crate docs' table of every operation: a row each.
     let mut table = vec![
@@ -439,6 +451,19 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
             },
             _ => quote! { OperationId::#variant => None },
         });
+        // The types of its body and success, for code generic over them (the examples' test).
+        let body_type = match by_hand {
+            true => Some(documented_form(&op)?),
+            false => fields
+                .iter()
+                .find(|f| f.name == "body")
+                .map(|f| f.ty.clone()),
+        };
+        body_types.push(match body_type {
+            Some(ty) => quote! { OperationId::#variant => Some(visitor.visit::<#ty>()) },
+            None => quote! { OperationId::#variant => None },
+        });
+        success_types.push(quote! { OperationId::#variant => visitor.visit::<#response>() });
         let keys = fields.iter().map(|f| &f.spec_name);
         from_parameters.push(if by_hand {
             quote! { OperationId::#variant => None }
@@ -859,6 +884,36 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
                 /// The machine action type it creates (`x-machine-action-type`), if any.
                 pub fn creates_action(self) -> ::std::option::Option<types::MachineActionType> {
                     self.facts().creates_action.map(types::MachineActionType::from)
+                }
+            }
+
+            /// Something done with a type of the spec, known inside: [`OperationId::visit_body`]
+            /// and [`OperationId::visit_success`] call it with an operation's body or success
+            /// type, so that code generic over them (the examples' test) names no type.
+            #[cfg(feature = "schemars")]
+            pub trait TypeVisitor {
+                /// What the visit gives.
+                type Output;
+                /// The visit, with the type.
+                fn visit<T: ::serde::Serialize + ::serde::de::DeserializeOwned + ::std::fmt::Debug + ::schemars::JsonSchema>(self) -> Self::Output;
+            }
+
+            #[cfg(feature = "schemars")]
+            #[allow(deprecated)]
+            impl OperationId {
+                /// Visits the type of its request body (the form's, for a multipart one);
+                /// `None` when it takes none.
+                pub fn visit_body<V: TypeVisitor>(self, visitor: V) -> ::std::option::Option<V::Output> {
+                    match self {
+                        #(#body_types,)*
+                    }
+                }
+
+                /// Visits the type of its success body (`()` for none).
+                pub fn visit_success<V: TypeVisitor>(self, visitor: V) -> V::Output {
+                    match self {
+                        #(#success_types,)*
+                    }
                 }
             }
 

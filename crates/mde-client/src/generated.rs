@@ -11565,6 +11565,139 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
             self.facts().creates_action.map(types::MachineActionType::from)
         }
     }
+    /// Something done with a type of the spec, known inside: [`OperationId::visit_body`]
+    /// and [`OperationId::visit_success`] call it with an operation's body or success
+    /// type, so that code generic over them (the examples' test) names no type.
+    #[cfg(feature = "schemars")]
+    pub trait TypeVisitor {
+        /// What the visit gives.
+        type Output;
+        /// The visit, with the type.
+        fn visit<
+            T: ::serde::Serialize + ::serde::de::DeserializeOwned + ::std::fmt::Debug
+                + ::schemars::JsonSchema,
+        >(self) -> Self::Output;
+    }
+    #[cfg(feature = "schemars")]
+    #[allow(deprecated)]
+    impl OperationId {
+        /// Visits the type of its request body (the form's, for a multipart one);
+        /// `None` when it takes none.
+        pub fn visit_body<V: TypeVisitor>(
+            self,
+            visitor: V,
+        ) -> ::std::option::Option<V::Output> {
+            match self {
+                OperationId::StartInvestigation => {
+                    Some(visitor.visit::<types::CommentRequest>())
+                }
+                OperationId::InitiateInvestigation => {
+                    Some(visitor.visit::<types::CommentRequest>())
+                }
+                OperationId::CollectInvestigationPackage => {
+                    Some(visitor.visit::<types::CommentRequest>())
+                }
+                OperationId::RunAntiVirusScan => {
+                    Some(visitor.visit::<types::RunAntiVirusScanRequest>())
+                }
+                OperationId::CollectInvestigationPackageGraph => {
+                    Some(visitor.visit::<types::CommentRequest>())
+                }
+                OperationId::ListMachines => None,
+                OperationId::ListMachineActions => None,
+                OperationId::GetMachineAction => None,
+                OperationId::GetPackageUri => None,
+                OperationId::CancelMachineAction => {
+                    Some(visitor.visit::<types::CommentRequest>())
+                }
+                OperationId::IsolateMachine => {
+                    Some(visitor.visit::<types::IsolateRequest>())
+                }
+                OperationId::UnisolateMachine => {
+                    Some(visitor.visit::<types::CommentRequest>())
+                }
+                OperationId::RestrictCodeExecution => {
+                    Some(visitor.visit::<types::CommentRequest>())
+                }
+                OperationId::UnrestrictCodeExecution => {
+                    Some(visitor.visit::<types::CommentRequest>())
+                }
+                OperationId::StopAndQuarantineFile => {
+                    Some(visitor.visit::<types::StopAndQuarantineFileRequest>())
+                }
+                OperationId::OffboardMachine => {
+                    Some(visitor.visit::<types::CommentRequest>())
+                }
+                OperationId::GetMachine => None,
+                OperationId::FindMachinesByTag => None,
+                OperationId::SetMachineTag => {
+                    Some(visitor.visit::<types::MachineTagRequest>())
+                }
+                OperationId::RunLiveResponse => {
+                    Some(visitor.visit::<types::LiveResponseRequest>())
+                }
+                OperationId::GetLiveResponseResultDownloadLink => None,
+                OperationId::ListLibraryFiles => None,
+                OperationId::UploadLibraryFile => {
+                    Some(visitor.visit::<types::LibraryFileUpload>())
+                }
+                OperationId::DeleteLibraryFile => None,
+            }
+        }
+        /// Visits the type of its success body (`()` for none).
+        pub fn visit_success<V: TypeVisitor>(self, visitor: V) -> V::Output {
+            match self {
+                OperationId::StartInvestigation => {
+                    visitor.visit::<types::Investigation>()
+                }
+                OperationId::InitiateInvestigation => {
+                    visitor.visit::<types::ODataInt64>()
+                }
+                OperationId::CollectInvestigationPackage => {
+                    visitor.visit::<types::MachineAction>()
+                }
+                OperationId::RunAntiVirusScan => visitor.visit::<types::MachineAction>(),
+                OperationId::CollectInvestigationPackageGraph => {
+                    visitor.visit::<types::MachineAction>()
+                }
+                OperationId::ListMachines => visitor.visit::<types::MachineCollection>(),
+                OperationId::ListMachineActions => {
+                    visitor.visit::<types::MachineActionCollection>()
+                }
+                OperationId::GetMachineAction => visitor.visit::<types::MachineAction>(),
+                OperationId::GetPackageUri => visitor.visit::<types::ODataString>(),
+                OperationId::CancelMachineAction => {
+                    visitor.visit::<types::MachineAction>()
+                }
+                OperationId::IsolateMachine => visitor.visit::<types::MachineAction>(),
+                OperationId::UnisolateMachine => visitor.visit::<types::MachineAction>(),
+                OperationId::RestrictCodeExecution => {
+                    visitor.visit::<types::MachineAction>()
+                }
+                OperationId::UnrestrictCodeExecution => {
+                    visitor.visit::<types::MachineAction>()
+                }
+                OperationId::StopAndQuarantineFile => {
+                    visitor.visit::<types::MachineAction>()
+                }
+                OperationId::OffboardMachine => visitor.visit::<types::MachineAction>(),
+                OperationId::GetMachine => visitor.visit::<types::Machine>(),
+                OperationId::FindMachinesByTag => {
+                    visitor.visit::<types::MachineCollection>()
+                }
+                OperationId::SetMachineTag => visitor.visit::<types::Machine>(),
+                OperationId::RunLiveResponse => visitor.visit::<types::MachineAction>(),
+                OperationId::GetLiveResponseResultDownloadLink => {
+                    visitor.visit::<types::ODataString>()
+                }
+                OperationId::ListLibraryFiles => {
+                    visitor.visit::<types::LibraryFileCollection>()
+                }
+                OperationId::UploadLibraryFile => visitor.visit::<types::LibraryFile>(),
+                OperationId::DeleteLibraryFile => visitor.visit::<()>(),
+            }
+        }
+    }
     ///`POST /api/machines/{id}/startInvestigation`: Start an automated investigation on a device.
     pub const START_INVESTIGATION: Operation = Operation {
         id: OperationId::StartInvestigation,
