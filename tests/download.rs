@@ -449,13 +449,24 @@ async fn live_response_results_are_saved_like_packages() {
     }
     assert!(resumed > 0, "the seed cuts some transfers");
 
+    late_links_and_refusals(&sim, &client, dir.path(), &actions).await;
+    sim.stop().await;
+}
+
+/// A link left to expire, a command without a result, and sessions the builder refuses.
+async fn late_links_and_refusals(
+    sim: &mde_sim::Simulator,
+    client: &mde_client::Client,
+    dir: &std::path::Path,
+    actions: &[String],
+) {
     // A link asked for, then left 31 minutes: replaced once, the file still whole.
     let link = client
         .live_response_result_link(&actions[0], 1)
         .await
         .unwrap();
     sim.clock().advance(Duration::from_secs(31 * 60));
-    let late = dir.path().join("late.bin");
+    let late = dir.join("late.bin");
     let saved = client
         .download_live_response_result(&actions[0], 1, Some(link), &late)
         .await
@@ -463,10 +474,10 @@ async fn live_response_results_are_saved_like_packages() {
     assert_eq!(saved.new_links, 1);
     assert_eq!(
         std::fs::read(&late).unwrap(),
-        std::fs::read(dir.path().join("0.bin")).unwrap()
+        std::fs::read(dir.join("0.bin")).unwrap()
     );
     // A PutFile has no result: a clear NotFound, nothing on disk.
-    let none = dir.path().join("none.bin");
+    let none = dir.join("none.bin");
     let body = mde_client::LiveResponse::new()
         .put_file("collect.ps1")
         .build("p")
@@ -502,5 +513,4 @@ async fn live_response_results_are_saved_like_packages() {
         assert!(matches!(e, Error::InvalidInput(_)), "{e:?}");
     }
     assert_eq!(sim.calls(mde_client::OperationId::RunLiveResponse), sent);
-    sim.stop().await;
 }

@@ -146,6 +146,13 @@ fn summary(file: &syn::File) -> String {
             }
         }
     }
+    out.push_str(&types_summary(file));
+    out
+}
+
+/// The `types` module: each struct's fields (and their JSON names), each enum's variants.
+fn types_summary(file: &syn::File) -> String {
+    let mut out = String::new();
     writeln!(out, "\n# Types").unwrap();
     for item in module(&file.items, "types") {
         match item {

@@ -496,6 +496,11 @@ async fn hostile_answers_are_bounded_errors() {
         );
     }
 
+    streams_limits_and_refusals_are_typed().await;
+}
+
+/// An endless stream, a bare 429 and a documented 400: each its typed error.
+async fn streams_limits_and_refusals_are_typed() {
     // 50 MB streamed without a length: reading stops at the cap.
     let (base, _) = hostile(|| {
         let chunks = futures_util::stream::iter(

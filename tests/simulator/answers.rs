@@ -302,6 +302,12 @@ async fn documented_errors_reach_the_client_with_their_status_and_body() {
             .is_ok()
     );
 
+    not_found_limited_and_expired(&sim, &client).await;
+    sim.stop().await;
+}
+
+/// The documented 404, 429 and 401 of an expired token.
+async fn not_found_limited_and_expired(sim: &Simulator, client: &mde_client::Client) {
     // 404: an unknown machine or action, for every operation with one in its path that
     // documents it (listMachines' 404 means no recent machines at all).
     let spec = spec();
@@ -312,7 +318,7 @@ async fn documented_errors_reach_the_client_with_their_status_and_body() {
                 .is_some()
     }) {
         let answer = call(
-            &client,
+            client,
             op.id,
             "0000000000000000000000000000000000000000",
             "c",
@@ -324,7 +330,7 @@ async fn documented_errors_reach_the_client_with_their_status_and_body() {
     // 429: the documented 50 starts an hour, counted per app.
     let starter = mde_tests::client(
         sim.base_url(),
-        &sign_in(&sim, "starter", "starter-secret").await,
+        &sign_in(sim, "starter", "starter-secret").await,
     );
     let limit = operations::START_INVESTIGATION.rate_limits[0].calls as usize;
     for i in 2..2 + limit {
@@ -339,7 +345,7 @@ async fn documented_errors_reach_the_client_with_their_status_and_body() {
 
     // 401 again once the token has expired; an hour also refills the rate limit.
     sim.clock().advance(Duration::from_secs(3600));
-    let expired = call(&client, START, &generated_machine_id(59), "c").await;
+    let expired = call(client, START, &generated_machine_id(59), "c").await;
     assert_eq!(code(&expired), (401, "Unauthorized".into()));
     assert!(
         expired.unwrap_err().1["error"]["message"]
@@ -349,14 +355,13 @@ async fn documented_errors_reach_the_client_with_their_status_and_body() {
     );
     let renewed = mde_tests::client(
         sim.base_url(),
-        &sign_in(&sim, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).await,
+        &sign_in(sim, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).await,
     );
     assert!(
         call(&renewed, START, &generated_machine_id(59), "c")
             .await
             .is_ok()
     );
-    sim.stop().await;
 }
 
 #[tokio::test]

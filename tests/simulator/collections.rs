@@ -11,54 +11,82 @@ async fn bad_input_gets_a_clear_4xx_and_the_server_keeps_serving() {
     let token = sign_in(&sim, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).await;
     let client = client(sim.base_url(), &token);
     let base = sim.base_url().to_string();
-    let long = "x".repeat(100_000);
-    let ids = [
-        "a/b",
-        "a?b",
-        "a#b",
-        "a%b",
-        "..",
-        ".",
-        "a b",
-        "ünïcødé-機械",
-        "\u{202e}",
-        long.as_str(),
-        "",
-    ];
-
-    for id in ids {
-        // Through the generated client: a 4xx from the server, or refused before sending.
-        let answer = call(&client, COLLECT, id, "c").await;
-        let status = code(&answer).0;
-        assert!(
-            status == 0 || (400..500).contains(&status),
-            "{:.40?}: {answer:.200?}",
-            id
-        );
-
-        // Over a bare TCP connection: the id percent-encoded byte by byte, however long.
-        let encoded: String = id.bytes().map(|b| format!("%{b:02X}")).collect();
-        let status = tcp_post(&base, &path_of(COLLECT, &encoded), &token).await;
-        assert!((400..500).contains(&status), "{:.40?}: {status}", id);
-    }
-    for literal in ["%ZZ", "%FF", "%00", "..%2F..", "%2e%2e"] {
-        let answer = raw(
-            &spec,
-            &base,
-            &path_of(COLLECT, literal),
-            Some(&token),
-            Some("application/json"),
-            br#"{"Comment":"c"}"#.to_vec(),
-        )
-        .await;
-        assert!((400..500).contains(&answer.status), "{literal}: {answer:?}");
-    }
-
+    bad_ids_are_refused(&spec, &client, &base, &token).await;
     let machine = path_of(COLLECT, &generated_machine_id(0));
     let json = Some("application/json");
-    // (what, content type, body, status, error code)
-    type Case<'a> = (&'a str, Option<&'a str>, Vec<u8>, u16, &'a str);
-    let bodies: Vec<Case> = vec![
+    bad_bodies_are_refused(&spec, &base, &machine, &token).await;
+    // Wrong methods and unknown paths get the error body too.
+    let get = http().get(format!("{base}{machine}")).send().await.unwrap();
+    assert_eq!(get.status(), 405);
+    assert_conforms(&spec, "GET", &machine, 405, &get.json().await.unwrap());
+    let nowhere = raw(
+        &spec,
+        &base,
+        "/api/nowhere",
+        Some(&token),
+        json,
+        b"{}".to_vec(),
+    )
+    .await;
+    assert_eq!(nowhere.status, 404);
+
+    // Still serving: the first well-formed request succeeds.
+    let ok = raw(
+        &spec,
+        &base,
+        &machine,
+        Some(&token),
+        json,
+        br#"{"Comment":"c"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(ok.status, 201, "{ok:?}");
+    sim.stop().await;
+}
+
+/// Bodies the service refuses, each with its documented status and code.
+async fn bad_bodies_are_refused(spec: &Spec, base: &str, machine: &str, token: &str) {
+    let json = Some("application/json");
+    for (what, content_type, body, status, code) in bad_bodies() {
+        let answer = raw(spec, base, machine, Some(token), content_type, body).await;
+        assert_eq!(
+            (answer.status, answer.body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{what}: {answer:?}"
+        );
+    }
+    let message = raw(
+        spec,
+        base,
+        machine,
+        Some(token),
+        json,
+        br#"{"comment": "c"}"#.to_vec(),
+    )
+    .await;
+    assert!(
+        message.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("case-sensitive"),
+        "{message:?}"
+    );
+}
+
+/// A body the service refuses: what it is, its content type, the body, the status and the
+/// error code.
+type Case = (
+    &'static str,
+    Option<&'static str>,
+    Vec<u8>,
+    u16,
+    &'static str,
+);
+
+/// Bodies the service refuses, each with its documented status and code.
+fn bad_bodies() -> Vec<Case> {
+    let json = Some("application/json");
+    vec![
         (
             "text content type",
             Some("text/plain"),
@@ -144,59 +172,53 @@ async fn bad_input_gets_a_clear_4xx_and_the_server_keeps_serving() {
             413,
             "RequestEntityTooLarge",
         ),
+    ]
+}
+
+/// Ids no machine has, however written: a 4xx, or refused before sending.
+async fn bad_ids_are_refused(spec: &Spec, client: &mde_client::Client, base: &str, token: &str) {
+    let long = "x".repeat(100_000);
+    let ids = [
+        "a/b",
+        "a?b",
+        "a#b",
+        "a%b",
+        "..",
+        ".",
+        "a b",
+        "ünïcødé-機械",
+        "\u{202e}",
+        long.as_str(),
+        "",
     ];
-    for (what, content_type, body, status, code) in bodies {
-        let answer = raw(&spec, &base, &machine, Some(&token), content_type, body).await;
-        assert_eq!(
-            (answer.status, answer.body["error"]["code"].as_str()),
-            (status, Some(code)),
-            "{what}: {answer:?}"
+
+    for id in ids {
+        // Through the generated client: a 4xx from the server, or refused before sending.
+        let answer = call(client, COLLECT, id, "c").await;
+        let status = code(&answer).0;
+        assert!(
+            status == 0 || (400..500).contains(&status),
+            "{:.40?}: {answer:.200?}",
+            id
         );
+
+        // Over a bare TCP connection: the id percent-encoded byte by byte, however long.
+        let encoded: String = id.bytes().map(|b| format!("%{b:02X}")).collect();
+        let status = tcp_post(base, &path_of(COLLECT, &encoded), token).await;
+        assert!((400..500).contains(&status), "{:.40?}: {status}", id);
     }
-    let message = raw(
-        &spec,
-        &base,
-        &machine,
-        Some(&token),
-        json,
-        br#"{"comment": "c"}"#.to_vec(),
-    )
-    .await;
-    assert!(
-        message.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("case-sensitive"),
-        "{message:?}"
-    );
-
-    // Wrong methods and unknown paths get the error body too.
-    let get = http().get(format!("{base}{machine}")).send().await.unwrap();
-    assert_eq!(get.status(), 405);
-    assert_conforms(&spec, "GET", &machine, 405, &get.json().await.unwrap());
-    let nowhere = raw(
-        &spec,
-        &base,
-        "/api/nowhere",
-        Some(&token),
-        json,
-        b"{}".to_vec(),
-    )
-    .await;
-    assert_eq!(nowhere.status, 404);
-
-    // Still serving: the first well-formed request succeeds.
-    let ok = raw(
-        &spec,
-        &base,
-        &machine,
-        Some(&token),
-        json,
-        br#"{"Comment":"c"}"#.to_vec(),
-    )
-    .await;
-    assert_eq!(ok.status, 201, "{ok:?}");
-    sim.stop().await;
+    for literal in ["%ZZ", "%FF", "%00", "..%2F..", "%2e%2e"] {
+        let answer = raw(
+            spec,
+            base,
+            &path_of(COLLECT, literal),
+            Some(token),
+            Some("application/json"),
+            br#"{"Comment":"c"}"#.to_vec(),
+        )
+        .await;
+        assert!((400..500).contains(&answer.status), "{literal}: {answer:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -312,7 +334,6 @@ async fn a_collection_reads_pending_then_in_progress_then_succeeded() {
 #[tokio::test]
 async fn list_package_link_and_cancel_follow_the_documents() {
     use mde_client::Error;
-    use mde_client::types::MachineActionStatus as Status;
     let sim = simulator(Config::default().with_generated_machines(10)).await;
     let client = sim.client_builder().build().unwrap();
     let start = sim.clock().now_utc();
@@ -390,6 +411,15 @@ async fn list_package_link_and_cancel_follow_the_documents() {
         "not rate limited"
     );
 
+    cancel_follows_the_documents(&client, &ids).await;
+    sim.stop().await;
+}
+
+/// Cancel: a running collection becomes Cancelled, and frees the machine for another; a
+/// final one is refused; an unknown one is 404.
+async fn cancel_follows_the_documents(client: &mde_client::Client, ids: &[String]) {
+    use mde_client::Error;
+    use mde_client::types::MachineActionStatus as Status;
     // Cancel: a running collection becomes Cancelled, and frees the machine for another; a
     // final one is refused; an unknown one is 404.
     let running = client
@@ -422,5 +452,4 @@ async fn list_package_link_and_cancel_follow_the_documents() {
         .cancel_machine_action("00000000-0000-0000-0000-000000000000", "x")
         .await;
     assert!(matches!(unknown, Err(Error::NotFound(_))));
-    sim.stop().await;
 }

@@ -79,6 +79,14 @@ async fn the_download_host_serves_real_archives_with_ranges_expiry_and_faults() 
     );
     sim.stop().await;
 
+    faults_are_seeded_and_cut_short(http()).await;
+    a_slow_body_arrives_whole(http()).await;
+}
+
+/// Every download dropped halfway; a seeded half of the collections failing, the same with
+/// the same seed.
+async fn faults_are_seeded_and_cut_short(http: &reqwest::Client) {
+    let http = || http;
     // Every download dropped halfway; a seeded half of the collections failing.
     let faulty = Config {
         package_size: 200_000,
@@ -165,7 +173,11 @@ async fn the_download_host_serves_real_archives_with_ranges_expiry_and_faults() 
     assert_eq!(statuses(again.actions()), statuses(sim.actions()));
     sim.stop().await;
     again.stop().await;
+}
 
+/// A slow body still arrives whole, 50 ms (real) a 64 KiB chunk.
+async fn a_slow_body_arrives_whole(http: &reqwest::Client) {
+    let http = || http;
     // A slow body still arrives whole, 50 ms (real) a 64 KiB chunk.
     let slow = simulator(Config {
         package_size: 200_000,
@@ -278,6 +290,14 @@ async fn response_actions_and_machine_tags_follow_the_pages() {
     assert_eq!(offboarded.status, 200, "{offboarded:?}");
     assert_eq!(offboarded.body["type"], "Offboard");
 
+    machine_tags_follow_the_pages(&client, &machine).await;
+    sim.stop().await;
+}
+
+/// setMachineTag, getMachine and findMachinesByTag, as their pages show them.
+async fn machine_tags_follow_the_pages(client: &mde_client::Client, machine: &str) {
+    use mde_client::types;
+    let machine = machine.to_string();
     let tag = |id: &str, value: &str, action| operations::SetMachineTag {
         id: id.to_string(),
         body: types::MachineTagRequest {
@@ -328,7 +348,6 @@ async fn response_actions_and_machine_tags_follow_the_pages() {
         matches!(unknown, Err(mde_client::Error::NotFound(_))),
         "{unknown:?}"
     );
-    sim.stop().await;
 }
 
 /// Permissions are enforced per operation, as the spec's `x-permissions` name them: an app
@@ -382,37 +401,8 @@ async fn live_response_sessions_follow_the_documented_limits() {
     // The script the sessions put and run, in the library first.
     let script = operations::UploadLibraryFile::new("collect.ps1", "Get-ChildItem C:\\");
     client_of(&sim, &token).send(script).await.unwrap();
-    let run = async |machine: &str, body: Value| {
-        let path = path_of(OperationId::RunLiveResponse, machine);
-        let body = serde_json::to_vec(&body).unwrap();
-        raw(
-            &spec,
-            &base,
-            &path,
-            Some(&token),
-            Some("application/json"),
-            body,
-        )
-        .await
-    };
-    let command = |kind: &str, params: &[(&str, &str)]| {
-        let params: Vec<Value> = params
-            .iter()
-            .map(|(k, v)| json!({ "key": k, "value": v }))
-            .collect();
-        json!({ "type": kind, "params": params })
-    };
-    let session = |commands: Vec<Value>| json!({ "Commands": commands, "Comment": "triage" });
-    let triage = || {
-        session(vec![
-            command("PutFile", &[("FileName", "collect.ps1")]),
-            command(
-                "RunScript",
-                &[("ScriptName", "collect.ps1"), ("Args", "-Fast")],
-            ),
-            command("GetFile", &[("Path", "C:\\triage.zip")]),
-        ])
-    };
+    let run =
+        async |machine: &str, body: Value| run_session(&spec, &base, &token, machine, body).await;
 
     let first = run(&generated_machine_id(0), triage()).await;
     assert_eq!(first.status, 201, "{:?}", first.body);
@@ -430,35 +420,7 @@ async fn live_response_sessions_follow_the_documented_limits() {
         (400, Some("ActiveRequestAlreadyExists"))
     );
 
-    for (body, code) in [
-        (session(vec![]), "InvalidInput"),
-        (
-            session(vec![
-                command("GetFile", &[("Path", "a")]),
-                command("PutFile", &[("FileName", "b")]),
-            ]),
-            "InvalidRequestBody",
-        ),
-        (
-            session(vec![command("RunScript", &[("Args", "x")])]),
-            "MissingRequiredParameter",
-        ),
-        (
-            session(vec![command("Launch", &[("Path", "a")])]),
-            "InvalidRequestBody",
-        ),
-        (
-            json!({ "Commands": [command("GetFile", &[("Path", "a")])] }),
-            "MissingRequiredParameter",
-        ),
-    ] {
-        let refused = run(&generated_machine_id(1), body.clone()).await;
-        assert_eq!(
-            (refused.status, refused.body["error"]["code"].as_str()),
-            (400, Some(code)),
-            "{body}"
-        );
-    }
+    malformed_sessions_are_refused(&spec, &base, &token).await;
 
     // The session's time passes: every command ran, in order, each with its times.
     sim.clock().advance(pickup + command_time * 3);
@@ -495,4 +457,79 @@ async fn live_response_sessions_follow_the_documented_limits() {
     assert_eq!(over.status, 429, "{:?}", over.body);
     assert!(over.retry_after.unwrap() > 60, "{:?}", over.retry_after);
     sim.stop().await;
+}
+
+/// A live response command of the run-live-response.md form.
+fn command(kind: &str, params: &[(&str, &str)]) -> Value {
+    let params: Vec<Value> = params
+        .iter()
+        .map(|(k, v)| json!({ "key": k, "value": v }))
+        .collect();
+    json!({ "type": kind, "params": params })
+}
+
+/// A session's body: its commands and a comment.
+fn session(commands: Vec<Value>) -> Value {
+    json!({ "Commands": commands, "Comment": "triage" })
+}
+
+/// The session of the tests: put the script, run it, get its archive.
+fn triage() -> Value {
+    session(vec![
+        command("PutFile", &[("FileName", "collect.ps1")]),
+        command(
+            "RunScript",
+            &[("ScriptName", "collect.ps1"), ("Args", "-Fast")],
+        ),
+        command("GetFile", &[("Path", "C:\\triage.zip")]),
+    ])
+}
+
+/// Starts a session on `machine` as a plain HTTP client would.
+async fn run_session(spec: &Spec, base: &str, token: &str, machine: &str, body: Value) -> Raw {
+    let path = path_of(OperationId::RunLiveResponse, machine);
+    let body = serde_json::to_vec(&body).unwrap();
+    raw(
+        spec,
+        base,
+        &path,
+        Some(token),
+        Some("application/json"),
+        body,
+    )
+    .await
+}
+
+/// A session with no command, out of order, without a command's parameter, of an unknown
+/// command or without a comment: the documented 400s.
+async fn malformed_sessions_are_refused(spec: &Spec, base: &str, token: &str) {
+    for (body, code) in [
+        (session(vec![]), "InvalidInput"),
+        (
+            session(vec![
+                command("GetFile", &[("Path", "a")]),
+                command("PutFile", &[("FileName", "b")]),
+            ]),
+            "InvalidRequestBody",
+        ),
+        (
+            session(vec![command("RunScript", &[("Args", "x")])]),
+            "MissingRequiredParameter",
+        ),
+        (
+            session(vec![command("Launch", &[("Path", "a")])]),
+            "InvalidRequestBody",
+        ),
+        (
+            json!({ "Commands": [command("GetFile", &[("Path", "a")])] }),
+            "MissingRequiredParameter",
+        ),
+    ] {
+        let refused = run_session(spec, base, token, &generated_machine_id(1), body.clone()).await;
+        assert_eq!(
+            (refused.status, refused.body["error"]["code"].as_str()),
+            (400, Some(code)),
+            "{body}"
+        );
+    }
 }

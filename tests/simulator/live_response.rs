@@ -207,20 +207,6 @@ async fn live_response_sessions_fail_queue_and_refuse_as_devices_do() {
     .await;
     let token = sign_in(&sim, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).await;
     let client = client_of(&sim, &token);
-    let command = |kind: &str, key: &str, value: &str| mde_client::types::LiveResponseCommand {
-        type_: kind.parse().unwrap(),
-        params: vec![mde_client::types::LiveResponseParam {
-            key: key.into(),
-            value: value.into(),
-        }],
-    };
-    let session = |machine: usize, commands| operations::RunLiveResponse {
-        id: generated_machine_id(machine),
-        body: mde_client::types::LiveResponseRequest {
-            commands,
-            comment: "triage".try_into().unwrap(),
-        },
-    };
     let denied = client
         .send(session(0, vec![command("GetFile", "Path", "C:\\a")]))
         .await
@@ -255,6 +241,12 @@ async fn live_response_sessions_fail_queue_and_refuse_as_devices_do() {
     );
     sim.stop().await;
 
+    the_first_failure_stops_a_session().await;
+}
+
+/// Online devices, one file that does not exist: the first failure stops the session.
+async fn the_first_failure_stops_a_session() {
+    use mde_client::types::{LiveResponseCommandStatus as Command, MachineActionStatus as Status};
     // Online devices, one file that does not exist: the first failure stops the session.
     let sim = simulator(Config {
         missing_files: 1.0,
@@ -308,6 +300,31 @@ async fn live_response_sessions_fail_queue_and_refuse_as_devices_do() {
         assert_eq!(commands[1].start_time, None);
     }
     sim.stop().await;
+}
+
+/// A live response command of one parameter.
+fn command(kind: &str, key: &str, value: &str) -> mde_client::types::LiveResponseCommand {
+    mde_client::types::LiveResponseCommand {
+        type_: kind.parse().unwrap(),
+        params: vec![mde_client::types::LiveResponseParam {
+            key: key.into(),
+            value: value.into(),
+        }],
+    }
+}
+
+/// A session of `commands` on the generated machine `machine`.
+fn session(
+    machine: usize,
+    commands: Vec<mde_client::types::LiveResponseCommand>,
+) -> operations::RunLiveResponse {
+    operations::RunLiveResponse {
+        id: generated_machine_id(machine),
+        body: mde_client::types::LiveResponseRequest {
+            commands,
+            comment: "triage".try_into().unwrap(),
+        },
+    }
 }
 
 /// Several tenants: each has its own inventory (other machine ids), its own actions and its

@@ -104,6 +104,15 @@ fn operation(spec: &Spec, op: &mde_spec::Operation) -> String {
         )
         .unwrap(),
     }
+    out.push_str(&facts(spec, op));
+    out.push_str(&responses(spec, v));
+    out.push_str("</table>\n</section>\n");
+    out
+}
+
+/// An operation's hosts, rate limit, permissions, parameters and request body.
+fn facts(spec: &Spec, op: &mde_spec::Operation) -> String {
+    let (v, mut out) = (&op.value, String::new());
     let hosts = match op.servers(spec) {
         Ok(servers) => servers
             .iter()
@@ -157,6 +166,12 @@ fn operation(spec: &Spec, op: &mde_spec::Operation) -> String {
         )
         .unwrap();
     }
+    out
+}
+
+/// An operation's table of responses, without its closing tag.
+fn responses(spec: &Spec, v: &Value) -> String {
+    let mut out = String::new();
     out.push_str("<table><tr><th>Status</th><th>Body</th><th>Description</th></tr>\n");
     for (status, r) in v
         .get("responses")
@@ -186,7 +201,6 @@ fn operation(spec: &Spec, op: &mde_spec::Operation) -> String {
         )
         .unwrap();
     }
-    out.push_str("</table>\n</section>\n");
     out
 }
 

@@ -53,7 +53,12 @@ async fn bench(sim: &Simulator) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("fleet.txt"), machines.join("\n")).unwrap();
 
-    // 1. Peak memory of the whole pipeline.
+    peak_memory(sim, dir.path()).await;
+    throughput(sim, dir.path()).await;
+}
+
+/// 1. Peak memory of the whole pipeline.
+async fn peak_memory(sim: &Simulator, dir: &std::path::Path) {
     let scale = SCALE.to_string();
     let mut run = Command::new("/usr/bin/time");
     run.arg("-v")
@@ -65,7 +70,7 @@ async fn bench(sim: &Simulator) {
         .env("AZURE_TENANT_ID", mde_sim::DEFAULT_TENANT)
         .env("AZURE_CLIENT_ID", mde_sim::DEFAULT_CLIENT_ID)
         .env("AZURE_CLIENT_SECRET", mde_sim::DEFAULT_CLIENT_SECRET)
-        .current_dir(dir.path());
+        .current_dir(dir);
     let started = Instant::now();
     let out = tokio::task::spawn_blocking(move || run.output().unwrap())
         .await
@@ -86,9 +91,11 @@ async fn bench(sim: &Simulator) {
         rss_kb as f64 / 1024.0,
         took.as_secs_f64()
     );
-    std::fs::remove_dir_all(dir.path().join("evidence")).unwrap();
+    std::fs::remove_dir_all(dir.join("evidence")).unwrap();
+}
 
-    // 2. Throughput, on the same (already written) packages: the client, then curl.
+/// 2. Throughput, on the same (already written) packages: the client, then curl.
+async fn throughput(sim: &Simulator, dir: &std::path::Path) {
     let client = sim.client_builder().build().unwrap();
     let mut links = Vec::new();
     for action in sim.actions() {
@@ -100,7 +107,7 @@ async fn bench(sim: &Simulator) {
     // favours neither.
     let urls: Vec<String> = links.iter().map(|(_, l)| l.expose().to_string()).collect();
     let curl_pass = |name: &'static str| {
-        let into = dir.path().join(name);
+        let into = dir.join(name);
         let urls = urls.clone();
         async move {
             std::fs::create_dir(&into).unwrap();
@@ -128,7 +135,7 @@ async fn bench(sim: &Simulator) {
     // One at a time, as curl; then four at once, as `--download` does by default.
     let mut ours = Vec::new();
     for parallel in [1, 4] {
-        let into = dir.path().join(format!("client-{parallel}"));
+        let into = dir.join(format!("client-{parallel}"));
         std::fs::create_dir(&into).unwrap();
         let started = Instant::now();
         futures_util::stream::iter(links.iter().enumerate())
