@@ -160,7 +160,21 @@ fn test_package_collect_graph_warns_it_is_deprecated() {
 #[test]
 fn test_bad_input_exit_codes() {
     let dir = scratch("bad");
-    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+    for (args, code, says) in bad_inputs() {
+        let out = run(mde(dir.path()).args(&args));
+        assert_eq!(out.code, code, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(says),
+            "{args:?} should say {says:?}: {}",
+            out.stderr
+        );
+        assert!(out.stdout.is_empty(), "{args:?}: {}", out.stdout);
+    }
+}
+
+/// Command lines `mde` refuses: the arguments, the exit code and what stderr says.
+fn bad_inputs() -> Vec<(Vec<&'static str>, i32, &'static str)> {
+    vec![
         (
             vec![
                 "--simulate",
@@ -254,17 +268,7 @@ fn test_bad_input_exit_codes() {
             2,
             "/nonexistent/journal",
         ),
-    ];
-    for (args, code, says) in cases {
-        let out = run(mde(dir.path()).args(&args));
-        assert_eq!(out.code, code, "{args:?}: {}", out.stderr);
-        assert!(
-            out.stderr.contains(says),
-            "{args:?} should say {says:?}: {}",
-            out.stderr
-        );
-        assert!(out.stdout.is_empty(), "{args:?}: {}", out.stdout);
-    }
+    ]
 }
 
 #[test]
@@ -458,6 +462,13 @@ async fn test_resume_after_kill_sends_nothing_twice_and_skips_nothing() {
         .collect();
     assert_eq!(lines.len(), n, "every machine reported once");
 
+    nothing_sent_twice_nothing_skipped(&sim, &lines, n);
+    sim.stop().await;
+}
+
+/// One action a machine at most; each line accepted with its action, or unknown (in flight
+/// when killed) and journaled earlier; no machine skipped.
+fn nothing_sent_twice_nothing_skipped(sim: &Simulator, lines: &[Value], n: usize) {
     let mut actions: Vec<String> = sim
         .actions()
         .iter()
@@ -467,7 +478,7 @@ async fn test_resume_after_kill_sends_nothing_twice_and_skips_nothing() {
     let before = actions.len();
     actions.dedup();
     assert_eq!(actions.len(), before, "a machine got two actions");
-    for line in &lines {
+    for line in lines {
         let machine = line["machine"].as_str().unwrap().to_string();
         match line["outcome"].as_str().unwrap() {
             "accepted" => assert!(
@@ -490,5 +501,4 @@ async fn test_resume_after_kill_sends_nothing_twice_and_skips_nothing() {
         "{} actions + {unknown} unknown < {n}",
         actions.len()
     );
-    sim.stop().await;
 }

@@ -165,39 +165,76 @@ async fn test_package_download_manifest_and_verify() {
         .unwrap()
         .id
         .unwrap();
-    let base = sim.base_url().to_string();
-    let mde_at = move |dir: &std::path::Path, args: Vec<String>| {
-        let mut command = mde(dir);
+    let at = At {
+        base: sim.base_url().to_string(),
+        dir: dir.path().to_path_buf(),
+    };
+    collections_are_listed(&at).await;
+    let record = packages_are_saved_once(&at, &ids, &running).await;
+    let evidence = dir.path().join("evidence");
+    let verified = at.go(&["package", "verify", "evidence"]).await;
+    assert_eq!(verified.code, 0, "{}{}", verified.stdout, verified.stderr);
+    assert_eq!(verified.stdout.matches("verified").count(), 3);
+    let file = evidence.join(record["file"].as_str().unwrap());
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&file, bytes).unwrap();
+    let changed = at.go(&["package", "verify", "evidence"]).await;
+    assert_eq!(changed.code, 1);
+    assert!(changed.stdout.contains("CHANGED"), "{}", changed.stdout);
+
+    let comment = "Machine action was canceled by automation";
+    let cancel = [
+        "--output",
+        "json",
+        "action",
+        "cancel",
+        &running,
+        "--comment",
+        comment,
+    ];
+    let cancel = at.go(&cancel).await;
+    assert_eq!(cancel.code, 0, "{}", cancel.stderr);
+    // An action id is a GUID, not a machine id: no hint about names.
+    assert!(!cancel.stderr.contains("warning"), "{}", cancel.stderr);
+    let line: Value = serde_json::from_str(cancel.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(line["result"]["answer"]["status"], "Cancelled", "{line}");
+    sim.stop().await;
+}
+
+/// `mde` signing in to a simulator at `base`, a minute 0.1 s, run in `dir`.
+struct At {
+    base: String,
+    dir: std::path::PathBuf,
+}
+
+impl At {
+    async fn go(&self, args: &[&str]) -> common::Run {
+        let mut command = mde(&self.dir);
         command
-            .args([
-                "--api-url",
-                &base,
-                "--login-url",
-                &base,
-                "--time-scale",
-                "600",
-            ])
+            .args(["--api-url", &self.base, "--login-url", &self.base])
+            .args(["--time-scale", "600"])
             .args(args)
             .env("AZURE_TENANT_ID", mde_sim::DEFAULT_TENANT)
             .env("AZURE_CLIENT_ID", mde_sim::DEFAULT_CLIENT_ID)
             .env("AZURE_CLIENT_SECRET", mde_sim::DEFAULT_CLIENT_SECRET);
-        command
-    };
-    let path = dir.path().to_path_buf();
-    let go = move |args: Vec<String>| {
-        let mut command = mde_at(&path, args);
         tokio::task::spawn_blocking(move || run(&mut command))
-    };
-    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+            .await
+            .unwrap()
+    }
 
-    // The collections, as JSON, with `extra` options.
-    let list = |extra: &[&str]| {
-        let mut args = strings(&["--output", "json", "action", "list"]);
-        args.extend(strings(&["--type", "CollectInvestigationPackage"]));
-        args.extend(strings(extra));
-        go(args)
-    };
-    let listed = list(&["--status", "Succeeded"]).await.unwrap();
+    /// The collections, as JSON, with `extra` options.
+    async fn collections(&self, extra: &[&str]) -> common::Run {
+        let mut args = vec!["--output", "json", "action", "list"];
+        args.extend(["--type", "CollectInvestigationPackage"]);
+        args.extend(extra);
+        self.go(&args).await
+    }
+}
+
+/// `action list` by status and `--since`, a status the spec does not document, a bad time.
+async fn collections_are_listed(at: &At) {
+    let listed = at.collections(&["--status", "Succeeded"]).await;
     assert_eq!(listed.code, 0, "{}", listed.stderr);
     let found: Vec<Value> = listed
         .stdout
@@ -206,16 +243,17 @@ async fn test_package_download_manifest_and_verify() {
         .collect();
     assert_eq!(found.len(), 3, "{}", listed.stdout);
     // `--since` is read as a time and sent in one form; the simulator applies it.
-    let since = |at: &str| list(&["--since", at]);
     // The three that succeeded and the one still running.
-    let all = since("2000-01-01").await.unwrap();
+    let all = at.collections(&["--since", "2000-01-01"]).await;
     assert_eq!(
         (all.code, all.stdout.lines().count()),
         (0, 4),
         "{}",
         all.stderr
     );
-    let none = since("2999-01-01T00:00:00+02:00").await.unwrap();
+    let none = at
+        .collections(&["--since", "2999-01-01T00:00:00+02:00"])
+        .await;
     assert_eq!(
         (none.code, none.stdout.lines().count()),
         (0, 0),
@@ -223,9 +261,7 @@ async fn test_package_download_manifest_and_verify() {
         none.stderr
     );
     // A status the spec does not document is sent, with a warning that names those it does.
-    let typo = go(strings(&["action", "list", "--status", "Suceeded"]))
-        .await
-        .unwrap();
+    let typo = at.go(&["action", "list", "--status", "Suceeded"]).await;
     assert_eq!(typo.code, 0, "{}", typo.stderr);
     assert!(
         typo.stderr.contains(
@@ -235,105 +271,15 @@ async fn test_package_download_manifest_and_verify() {
         typo.stderr
     );
     assert!(!all.stderr.contains("warning"), "{}", all.stderr);
-    let bad = since("yesterday' or status eq 'x").await.unwrap();
+    let bad = at
+        .collections(&["--since", "yesterday' or status eq 'x"])
+        .await;
     assert_eq!(bad.code, 2, "{}", bad.stderr);
     assert!(
         bad.stderr.contains("is not a date (2026-11-01)"),
         "{}",
         bad.stderr
     );
-
-    let mut download = strings(&["package", "download", "--out", "evidence"]);
-    download.extend(ids.iter().cloned());
-    download.push(running.clone());
-    let first = go(download.clone()).await.unwrap();
-    assert_eq!(
-        first.code, 1,
-        "the running one is not ready: {}",
-        first.stderr
-    );
-    assert_eq!(
-        first.stdout.matches(" saved ").count(),
-        3,
-        "{}",
-        first.stdout
-    );
-    assert!(first.stdout.contains("not_ready"), "{}", first.stdout);
-    let evidence = dir.path().join("evidence");
-    let manifest = std::fs::read_to_string(evidence.join("manifest.jsonl")).unwrap();
-    assert_eq!(manifest.lines().count(), 3);
-    let record: Value = serde_json::from_str(manifest.lines().next().unwrap()).unwrap();
-    assert_eq!(record["comment"], "case 42");
-    assert_eq!(record["requestor"], mde_sim::DEFAULT_CLIENT_ID);
-    for field in [
-        "machine",
-        "name",
-        "action_id",
-        "created",
-        "completed",
-        "downloaded",
-        "file",
-        "size",
-        "sha256",
-    ] {
-        assert!(!record[field].is_null(), "{field}: {record}");
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode(&evidence), 0o700);
-        assert_eq!(
-            mode(&evidence.join(record["file"].as_str().unwrap())),
-            0o600
-        );
-    }
-
-    // Again: nothing fetched twice.
-    let second = go(download[..ids.len() + 4].to_vec()).await.unwrap();
-    assert_eq!(
-        second.stdout.matches("already_saved").count(),
-        3,
-        "{}",
-        second.stdout
-    );
-    assert_eq!(
-        std::fs::read_to_string(evidence.join("manifest.jsonl")).unwrap(),
-        manifest
-    );
-
-    let verified = go(strings(&["package", "verify", "evidence"]))
-        .await
-        .unwrap();
-    assert_eq!(verified.code, 0, "{}{}", verified.stdout, verified.stderr);
-    assert_eq!(verified.stdout.matches("verified").count(), 3);
-    let file = evidence.join(record["file"].as_str().unwrap());
-    let mut bytes = std::fs::read(&file).unwrap();
-    bytes[100] ^= 0xff;
-    std::fs::write(&file, bytes).unwrap();
-    let changed = go(strings(&["package", "verify", "evidence"]))
-        .await
-        .unwrap();
-    assert_eq!(changed.code, 1);
-    assert!(changed.stdout.contains("CHANGED"), "{}", changed.stdout);
-
-    let cancel = go(strings(&[
-        "--output",
-        "json",
-        "action",
-        "cancel",
-        &running,
-        "--comment",
-        "Machine action was canceled by automation",
-    ]))
-    .await
-    .unwrap();
-    assert_eq!(cancel.code, 0, "{}", cancel.stderr);
-    // An action id is a GUID, not a machine id: no hint about names.
-    assert!(!cancel.stderr.contains("warning"), "{}", cancel.stderr);
-    let line: Value = serde_json::from_str(cancel.stdout.lines().next().unwrap()).unwrap();
-    assert_eq!(line["result"]["answer"]["status"], "Cancelled", "{line}");
-    sim.stop().await;
 }
 
 /// The second demo: `package collect --download` takes each machine to a verified package and
@@ -428,4 +374,68 @@ fn test_collect_download_names_the_machines_given_by_name() {
         "{}",
         json.stdout
     );
+}
+
+/// The packages of the completed collections saved, recorded and kept private, the running
+/// one not ready; again, nothing fetched twice. The first record.
+async fn packages_are_saved_once(at: &At, ids: &[String], running: &str) -> Value {
+    let mut download = vec!["package", "download", "--out", "evidence"];
+    download.extend(ids.iter().map(String::as_str));
+    download.push(running);
+    let first = at.go(&download).await;
+    assert_eq!(
+        first.code, 1,
+        "the running one is not ready: {}",
+        first.stderr
+    );
+    assert_eq!(
+        first.stdout.matches(" saved ").count(),
+        3,
+        "{}",
+        first.stdout
+    );
+    assert!(first.stdout.contains("not_ready"), "{}", first.stdout);
+    let evidence = at.dir.join("evidence");
+    let manifest = std::fs::read_to_string(evidence.join("manifest.jsonl")).unwrap();
+    assert_eq!(manifest.lines().count(), 3);
+    let record: Value = serde_json::from_str(manifest.lines().next().unwrap()).unwrap();
+    assert_eq!(record["comment"], "case 42");
+    assert_eq!(record["requestor"], mde_sim::DEFAULT_CLIENT_ID);
+    for field in [
+        "machine",
+        "name",
+        "action_id",
+        "created",
+        "completed",
+        "downloaded",
+        "file",
+        "size",
+        "sha256",
+    ] {
+        assert!(!record[field].is_null(), "{field}: {record}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&evidence), 0o700);
+        assert_eq!(
+            mode(&evidence.join(record["file"].as_str().unwrap())),
+            0o600
+        );
+    }
+
+    // Again: nothing fetched twice.
+    let second = at.go(&download[..ids.len() + 4]).await;
+    assert_eq!(
+        second.stdout.matches("already_saved").count(),
+        3,
+        "{}",
+        second.stdout
+    );
+    assert_eq!(
+        std::fs::read_to_string(evidence.join("manifest.jsonl")).unwrap(),
+        manifest
+    );
+    record
 }

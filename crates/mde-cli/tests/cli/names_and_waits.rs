@@ -82,8 +82,14 @@ async fn test_scan_by_name_exact_short_ambiguous_unknown_and_ids() {
         ],
     );
 
+    pick_latest_takes_the_newest(dir.path(), &sim).await;
+    sim.stop().await;
+}
+
+/// --pick latest: the machine whose last report is the newest.
+async fn pick_latest_takes_the_newest(dir: &std::path::Path, sim: &Simulator) {
     // --pick latest: the machine whose last report is the newest.
-    let mut command = against(dir.path(), &sim);
+    let mut command = against(dir, sim);
     command
         .args(["--output", "json", "scan", "--type", "full"])
         .args([
@@ -106,7 +112,6 @@ async fn test_scan_by_name_exact_short_ambiguous_unknown_and_ids() {
         .max_by_key(|m| m.last_seen.as_ref().map(|t| t.instant()))
         .unwrap();
     assert_eq!(line["machine"].as_str(), newest.id.as_deref());
-    sim.stop().await;
 }
 
 /// `--dry-run` resolves the names (a read call each), prints the plan and sends no action;

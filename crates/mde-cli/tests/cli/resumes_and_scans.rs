@@ -69,58 +69,9 @@ async fn test_collect_download_failures_end_clearly_and_resume() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let lines = by_machine(&String::from_utf8(out.stdout).unwrap());
     assert_eq!(lines.len(), n, "{stderr}");
-    let final_status: std::collections::HashMap<String, String> = sim
-        .actions()
-        .into_iter()
-        .map(|a| (a.machine_id.unwrap(), a.status.unwrap().to_string()))
-        .collect();
-    for machine in &machines {
-        let line = &lines[machine];
-        let status = &final_status[machine];
-        let detail = line["detail"].as_str().unwrap_or_default();
-        if machine == &blocked {
-            assert_eq!(line["outcome"], "failed", "{line}");
-            assert!(detail.contains(".part"), "{line}");
-        } else if status == "Succeeded" {
-            assert_eq!(line["outcome"], "saved", "{line}");
-            assert!(line["record"]["sha256"].is_string(), "{line}");
-        } else {
-            assert_eq!(line["outcome"], "failed", "{line}");
-            assert_eq!(detail, format!("the collection ended {status}"), "{line}");
-        }
-    }
-    // Seed 7 fails machines 1, 6 (Failed) and 7 (TimeOut); the blocked one succeeds.
-    assert_eq!(final_status[&cancelled], "Cancelled");
-    assert_eq!(final_status[&blocked], "Succeeded");
-    assert_eq!(final_status[&machines[1]], "Failed");
-    assert_eq!(final_status[&machines[7]], "TimeOut");
-    assert!(
-        lines
-            .values()
-            .any(|l| l["detail"].as_str().unwrap_or_default().contains("resumed")),
-        "no cut transfer was resumed: {lines:?}"
-    );
-    assert!(
-        final_status
-            .values()
-            .any(|s| s == "Failed" || s == "TimeOut"),
-        "{final_status:?}"
-    );
-    // Nothing looks complete that is not: every zip in the folder is recorded and verifies.
-    let verified = run(mde(dir.path()).args(["package", "verify", "evidence"]));
-    assert_eq!(verified.code, 0, "{}", verified.stdout);
-    let zips = std::fs::read_dir(&evidence)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "zip")
-        })
-        .count();
-    assert_eq!(zips, verified.stdout.matches("verified").count());
-
+    let final_status =
+        each_line_says_how_its_machine_ended(&sim, &lines, &machines, (&cancelled, &blocked));
+    every_zip_is_recorded_and_verifies(dir.path(), &evidence);
     // Unblocked and resumed: the blocked package is saved; nothing is collected again.
     std::fs::remove_dir(&blocked_part).unwrap();
     let mut again = collect_download(dir.path(), &sim, &machines, &["--resume", "j.jsonl"]);
@@ -144,6 +95,72 @@ async fn test_collect_download_failures_end_clearly_and_resume() {
     let verified = run(mde(dir.path()).args(["package", "verify", "evidence"]));
     assert_eq!(verified.code, 0, "{}", verified.stdout);
     sim.stop().await;
+}
+
+/// Nothing looks complete that is not: every zip in the folder is recorded and verifies.
+fn every_zip_is_recorded_and_verifies(dir: &std::path::Path, evidence: &std::path::Path) {
+    // Nothing looks complete that is not: every zip in the folder is recorded and verifies.
+    let verified = run(mde(dir).args(["package", "verify", "evidence"]));
+    assert_eq!(verified.code, 0, "{}", verified.stdout);
+    let zips = std::fs::read_dir(evidence)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "zip")
+        })
+        .count();
+    assert_eq!(zips, verified.stdout.matches("verified").count());
+}
+
+/// Each machine's line says how it ended: saved, its collection's end, or the blocked
+/// file's failure. The final status of each machine's action.
+fn each_line_says_how_its_machine_ended(
+    sim: &Simulator,
+    lines: &std::collections::HashMap<String, Value>,
+    machines: &[String],
+    (cancelled, blocked): (&String, &String),
+) -> std::collections::HashMap<String, String> {
+    let final_status: std::collections::HashMap<String, String> = sim
+        .actions()
+        .into_iter()
+        .map(|a| (a.machine_id.unwrap(), a.status.unwrap().to_string()))
+        .collect();
+    for machine in machines {
+        let line = &lines[machine];
+        let status = &final_status[machine];
+        let detail = line["detail"].as_str().unwrap_or_default();
+        if machine == blocked {
+            assert_eq!(line["outcome"], "failed", "{line}");
+            assert!(detail.contains(".part"), "{line}");
+        } else if status == "Succeeded" {
+            assert_eq!(line["outcome"], "saved", "{line}");
+            assert!(line["record"]["sha256"].is_string(), "{line}");
+        } else {
+            assert_eq!(line["outcome"], "failed", "{line}");
+            assert_eq!(detail, format!("the collection ended {status}"), "{line}");
+        }
+    }
+    // Seed 7 fails machines 1, 6 (Failed) and 7 (TimeOut); the blocked one succeeds.
+    assert_eq!(final_status[cancelled], "Cancelled");
+    assert_eq!(final_status[blocked], "Succeeded");
+    assert_eq!(final_status[&machines[1]], "Failed");
+    assert_eq!(final_status[&machines[7]], "TimeOut");
+    assert!(
+        lines
+            .values()
+            .any(|l| l["detail"].as_str().unwrap_or_default().contains("resumed")),
+        "no cut transfer was resumed: {lines:?}"
+    );
+    assert!(
+        final_status
+            .values()
+            .any(|s| s == "Failed" || s == "TimeOut"),
+        "{final_status:?}"
+    );
+    final_status
 }
 
 /// `kill -9` at each stage of `package collect --download`, then `--resume`: every machine

@@ -7,6 +7,12 @@ use std::process::{Command, Stdio};
 use assert_cmd::cargo::CommandCargoExt;
 use mde_sim::Simulator;
 
+/// A command line's words, split at spaces (for arguments without one): a line a reader
+/// can take in at once, instead of one word a line.
+pub fn words(line: &str) -> Vec<&str> {
+    line.split(' ').collect()
+}
+
 /// A scratch directory of the test's own.
 pub fn scratch(name: &str) -> tempfile::TempDir {
     tempfile::Builder::new()

@@ -238,15 +238,7 @@ async fn test_the_duplicate_action_race_is_read_before_sending() {
         })
         .await
         .unwrap();
-    let mde = |args: &[&str]| {
-        let mut command = against(dir.path(), &sim);
-        command
-            .arg("-o")
-            .arg("json")
-            .args(args)
-            .args([MACHINES[0], "--comment", "c"]);
-        run_off(command)
-    };
+    let mde = |args: &[&str]| run_off(on_first_machine(dir.path(), &sim, args));
     let lists = || sim.calls(OperationId::ListMachineActions);
 
     let again = mde(&["isolate"]).await;
@@ -280,7 +272,24 @@ async fn test_the_duplicate_action_race_is_read_before_sending() {
         "nothing released"
     );
 
-    let cancelled = mde(&["release", "--cancel-pending", "--journal", "jc.jsonl"]).await;
+    a_cancelled_pending_action_is_told_and_journaled(
+        dir.path(),
+        &sim,
+        pending.id.as_deref().unwrap(),
+    )
+    .await;
+    sim.stop().await;
+}
+
+/// `release --cancel-pending`: the pending isolation cancelled, told and journaled beside the
+/// release.
+async fn a_cancelled_pending_action_is_told_and_journaled(
+    dir: &std::path::Path,
+    sim: &Simulator,
+    pending: &str,
+) {
+    let args = ["release", "--cancel-pending", "--journal", "jc.jsonl"];
+    let cancelled = run_off(on_first_machine(dir, sim, &args)).await;
     assert_eq!(cancelled.code, 0, "{}", cancelled.stderr);
     // The cancellation is told and journaled, beside the release.
     let told = lines(&cancelled.stdout);
@@ -294,25 +303,38 @@ async fn test_the_duplicate_action_race_is_read_before_sending() {
         "{}",
         cancelled.stdout
     );
-    assert_eq!(told[0]["action_id"], pending.id.clone().unwrap().as_str());
-    let journal = std::fs::read_to_string(dir.path().join("jc.jsonl")).unwrap();
-    let id = pending.id.clone().unwrap();
+    assert_eq!(told[0]["action_id"], pending);
+    let journal = std::fs::read_to_string(dir.join("jc.jsonl")).unwrap();
     for event in ["cancelling", "cancelled"] {
         let line = journal
             .lines()
             .find(|l| l.contains(&format!(r#""event":"{event}""#)))
             .unwrap_or_else(|| panic!("{event}: {journal}"));
-        assert!(line.contains(&id), "{line}");
+        assert!(line.contains(pending), "{line}");
     }
     assert!(journal.contains(r#""status":"Cancelled""#), "{journal}");
     let isolation = sim
         .actions()
         .into_iter()
-        .find(|a| a.id == pending.id)
+        .find(|a| a.id.as_deref() == Some(pending))
         .unwrap();
     assert_eq!(isolation.status, Some(MachineActionStatus::Cancelled));
     assert_eq!(sim.calls(OperationId::UnisolateMachine), 1);
-    sim.stop().await;
+}
+
+/// `mde -o json ARGS` on the first machine, with a comment.
+fn on_first_machine(
+    dir: &std::path::Path,
+    sim: &Simulator,
+    args: &[&str],
+) -> std::process::Command {
+    let mut command = against(dir, sim);
+    command
+        .arg("-o")
+        .arg("json")
+        .args(args)
+        .args([MACHINES[0], "--comment", "c"]);
+    command
 }
 
 /// The README's containment demo on one simulator: a machine given by name is isolated, the
@@ -391,6 +413,17 @@ async fn test_machine_list_shows_what_contains_each_machine() {
     );
     assert_ne!(shown[0]["isolated"], Value::Null, "{:?}", shown);
 
+    released_then_listed_by_tag(dir.path(), &sim, &isolated_id).await;
+    sim.stop().await;
+}
+
+/// Released, the machine is no longer listed as isolated; tagged, it is listed by its tag.
+async fn released_then_listed_by_tag(dir: &std::path::Path, sim: &Simulator, isolated_id: &str) {
+    let mde = |args: &[&str]| {
+        let mut command = against(dir, sim);
+        command.args(args);
+        run_off(command)
+    };
     let release = mde(&[
         "release",
         "--machine-name",
@@ -407,7 +440,7 @@ async fn test_machine_list_shows_what_contains_each_machine() {
     let client = sim.client_builder().build().unwrap();
     client
         .send(mde_client::operations::SetMachineTag {
-            id: isolated_id.clone(),
+            id: isolated_id.to_string(),
             body: mde_client::types::MachineTagRequest {
                 value: "Contained".try_into().unwrap(),
                 action: mde_client::types::MachineTagAction::Add,
@@ -430,5 +463,4 @@ async fn test_machine_list_shows_what_contains_each_machine() {
     );
     assert_eq!(tagged.len(), 1);
     assert_eq!(tagged[0]["tags"][0], "Contained");
-    sim.stop().await;
 }

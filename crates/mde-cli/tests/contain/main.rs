@@ -9,7 +9,7 @@ use serde_json::Value;
 
 #[path = "../common/mod.rs"]
 mod common;
-use common::{against, lines, run_off, scratch};
+use common::{against, lines, run_off, scratch, words};
 
 const MACHINES: [&str; 2] = [
     "1e5bc9d7e413ddd7902c2932e418702b84d0cc07",

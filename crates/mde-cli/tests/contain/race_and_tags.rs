@@ -19,42 +19,15 @@ async fn test_the_stale_duplicate_isolation_is_reproduced_then_avoided() {
     .await
     .unwrap();
     let client = sim.client_builder().build().unwrap();
-    let isolate_twice = async |machine: &str| {
-        let mut ids = Vec::new();
-        for comment in ["first", "again"] {
-            let request = mde_client::operations::IsolateMachine {
-                id: machine.into(),
-                body: mde_client::types::IsolateRequest {
-                    comment: comment.try_into().unwrap(),
-                    isolation_type: None,
-                },
-            };
-            ids.push(client.send(request).await.unwrap().id.unwrap());
-        }
-        assert_ne!(ids[0], ids[1], "the duplicate is a new action");
-        ids
-    };
-    let status = |id: &str| {
-        sim.actions()
-            .into_iter()
-            .find(|a| a.id.as_deref() == Some(id))
-            .and_then(|a| a.status)
-            .unwrap()
-    };
+    let isolate_twice = async |machine: &str| isolate_twice(&client, machine).await;
+    let status = |id: &str| status_of(&sim, id);
     let settle = || tokio::time::sleep(std::time::Duration::from_millis(700));
     let mde = |args: &[&str]| {
         let mut command = against(dir.path(), &sim);
         command.arg("-o").arg("json").args(args);
         run_off(command)
     };
-    let isolated = async || {
-        let out = mde(&["machine", "list", "--isolated"]).await;
-        assert_eq!(out.code, 0, "{}", out.stderr);
-        lines(&out.stdout)
-            .iter()
-            .map(|l| l["machine"].as_str().unwrap().to_string())
-            .collect::<Vec<_>>()
-    };
+    let isolated = async || isolated(dir.path(), &sim).await;
 
     // Reproduced: released by hand, isolated again by the duplicate.
     let ids = isolate_twice(MACHINES[0]).await;
@@ -110,6 +83,44 @@ async fn test_the_stale_duplicate_isolation_is_reproduced_then_avoided() {
         "the second machine is released"
     );
     sim.stop().await;
+}
+
+/// Isolates `machine` twice: the two actions' ids, the duplicate a new action.
+async fn isolate_twice(client: &mde_client::Client, machine: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    for comment in ["first", "again"] {
+        let request = mde_client::operations::IsolateMachine {
+            id: machine.into(),
+            body: mde_client::types::IsolateRequest {
+                comment: comment.try_into().unwrap(),
+                isolation_type: None,
+            },
+        };
+        ids.push(client.send(request).await.unwrap().id.unwrap());
+    }
+    assert_ne!(ids[0], ids[1], "the duplicate is a new action");
+    ids
+}
+
+/// The status of the simulator's action `id`.
+fn status_of(sim: &Simulator, id: &str) -> MachineActionStatus {
+    sim.actions()
+        .into_iter()
+        .find(|a| a.id.as_deref() == Some(id))
+        .and_then(|a| a.status)
+        .unwrap()
+}
+
+/// The machines `mde machine list --isolated` lists.
+async fn isolated(dir: &std::path::Path, sim: &Simulator) -> Vec<String> {
+    let mut command = against(dir, sim);
+    command.args(["-o", "json", "machine", "list", "--isolated"]);
+    let out = run_off(command).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    lines(&out.stdout)
+        .iter()
+        .map(|l| l["machine"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// The platform notes of the pages: no isolation of macOS, selective isolation and
@@ -215,17 +226,9 @@ async fn test_tags_are_set_and_select_the_machines_of_a_run() {
             .and_then(|m| m.machine_tags)
             .unwrap_or_default()
     };
-    let added = mde(&[
-        "-o",
-        "json",
-        "tag",
-        "add",
-        "Contained",
-        "--machine-name",
-        "ws-0001",
-        "--machine-name",
-        "ws-0002",
-    ])
+    let added = mde(&words(
+        "-o json tag add Contained --machine-name ws-0001 --machine-name ws-0002",
+    ))
     .await;
     assert_eq!(added.code, 0, "{}", added.stderr);
     assert_eq!(lines(&added.stdout).len(), 2);
@@ -234,15 +237,7 @@ async fn test_tags_are_set_and_select_the_machines_of_a_run() {
     assert_eq!(sim.calls(OperationId::SetMachineTag), 2);
 
     let finds = || sim.calls(OperationId::FindMachinesByTag);
-    let dry = mde(&[
-        "isolate",
-        "--tag",
-        "Contained",
-        "--comment",
-        "c",
-        "--dry-run",
-    ])
-    .await;
+    let dry = mde(&words("isolate --tag Contained --comment c --dry-run")).await;
     assert_eq!(dry.code, 0, "{}", dry.stderr);
     assert!(
         dry.stdout.contains("ws-0001.contoso.com") && dry.stdout.contains("ws-0002.contoso.com"),
@@ -256,16 +251,7 @@ async fn test_tags_are_set_and_select_the_machines_of_a_run() {
     );
     assert_eq!((finds(), sim.calls(OperationId::IsolateMachine)), (1, 0));
 
-    let isolate = [
-        "-o",
-        "json",
-        "isolate",
-        "--tag",
-        "contain",
-        "--tag-prefix",
-        "--comment",
-        "c",
-    ];
+    let isolate = words("-o json isolate --tag contain --tag-prefix --comment c");
     let out = mde(&[&isolate[..], &["--journal", "j.jsonl", "--wait"]].concat()).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let mut named: Vec<String> = lines(&out.stdout)
@@ -282,15 +268,9 @@ async fn test_tags_are_set_and_select_the_machines_of_a_run() {
     let resumed = mde(&[&isolate[..], &["--resume", "j.jsonl"]].concat()).await;
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
     assert_eq!((finds(), sim.calls(OperationId::IsolateMachine)), (2, 2));
-    let other = mde(&[
-        "isolate",
-        "--tag",
-        "Contained",
-        "--comment",
-        "c",
-        "--resume",
-        "j.jsonl",
-    ])
+    let other = mde(&words(
+        "isolate --tag Contained --comment c --resume j.jsonl",
+    ))
     .await;
     assert_eq!(other.code, 2, "{}", other.stderr);
     assert!(
@@ -301,16 +281,7 @@ async fn test_tags_are_set_and_select_the_machines_of_a_run() {
         other.stderr
     );
 
-    let removed = mde(&[
-        "-o",
-        "csv",
-        "tag",
-        "remove",
-        "Contained",
-        "--tag",
-        "Contained",
-    ])
-    .await;
+    let removed = mde(&words("-o csv tag remove Contained --tag Contained")).await;
     assert_eq!(removed.code, 0, "{}", removed.stderr);
     assert_eq!(
         removed.stdout.lines().count(),
@@ -319,16 +290,7 @@ async fn test_tags_are_set_and_select_the_machines_of_a_run() {
     );
     assert!(tags_of("ws-0001.contoso.com").is_empty());
 
-    let none = mde(&[
-        "-o",
-        "json",
-        "restrict",
-        "--tag",
-        "Contained",
-        "--comment",
-        "c",
-    ])
-    .await;
+    let none = mde(&words("-o json restrict --tag Contained --comment c")).await;
     assert_eq!(none.code, 1, "{}", none.stderr);
     let line = &lines(&none.stdout)[0];
     assert_eq!(line["machine"], "tag:Contained");

@@ -9,7 +9,7 @@ use mde_sim::{Config, Simulator};
 
 #[path = "../common/mod.rs"]
 mod common;
-use common::{against, kill_at, lines, run_off, scratch};
+use common::{against, kill_at, lines, run_off, scratch, words};
 
 const MACHINES: [&str; 2] = [
     "1e5bc9d7e413ddd7902c2932e418702b84d0cc07",

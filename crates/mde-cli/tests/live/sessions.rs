@@ -15,13 +15,9 @@ async fn test_live_runs_one_session_per_machine_in_the_documented_order() {
         command.args(["-o", "json"]).args(args);
         command
     };
-    let up = run_off(mde(&[
-        "library",
-        "upload",
-        "collect.ps1",
-        "--description",
-        "triage",
-    ]))
+    let up = run_off(mde(&words(
+        "library upload collect.ps1 --description triage",
+    )))
     .await;
     assert_eq!(up.code, 0, "{}", up.stderr);
     let listed = run_off(mde(&["library", "list"])).await;
@@ -29,7 +25,7 @@ async fn test_live_runs_one_session_per_machine_in_the_documented_order() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["file_name"], "collect.ps1");
     assert_eq!(listed[0]["description"], "triage");
-    let again = run_off(mde(&["library", "upload", "collect.ps1"])).await;
+    let again = run_off(mde(&words("library upload collect.ps1"))).await;
     assert_ne!(again.code, 0, "a name taken without --overwrite");
     assert!(
         again.stderr.contains("give --overwrite to replace it"),
@@ -57,13 +53,9 @@ async fn test_live_runs_one_session_per_machine_in_the_documented_order() {
 
     // The same script again: the library holds it, nothing is uploaded.
     let uploads = sim.calls(OperationId::UploadLibraryFile);
-    let out = run_off(live(&[
-        "--ensure-script",
-        "collect.ps1",
-        "--wait",
-        "--poll-interval",
-        "10",
-    ]))
+    let out = run_off(live(&words(
+        "--ensure-script collect.ps1 --wait --poll-interval 10",
+    )))
     .await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stderr.contains("same SHA-256"), "{}", out.stderr);
@@ -73,7 +65,62 @@ async fn test_live_runs_one_session_per_machine_in_the_documented_order() {
         assert_eq!(line["outcome"], "succeeded", "{line}");
         assert_eq!(line["status"], "Succeeded", "{line}");
     }
-    let held = sessions(&sim);
+    one_session_a_machine_in_the_documented_order(&sim);
+    // A changed script: the dry run names the file it would replace, with both SHA-256s; the
+    // run refuses to replace a file of other content (perhaps a colleague's) without
+    // --overwrite, and with it keeps the file's description.
+    std::fs::write(dir.path().join("collect.ps1"), "Get-Service\n").unwrap();
+    let dry = run_off(live(&words("--ensure-script collect.ps1 --dry-run"))).await;
+    assert_eq!(dry.code, 0);
+    let ours = format!(
+        "{:x}",
+        <sha2::Sha256 as sha2::Digest>::digest(b"Get-Service\n")
+    );
+    assert!(
+        dry.stderr
+            .contains("would replace it with this file's (SHA-256")
+            && dry.stderr.contains(&ours),
+        "{}",
+        dry.stderr
+    );
+    let sessions_before = sim.calls(OperationId::RunLiveResponse);
+    let refused = run_off(live(&words("--ensure-script collect.ps1 --yes"))).await;
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("give --overwrite"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        sim.calls(OperationId::RunLiveResponse),
+        sessions_before,
+        "nothing sent"
+    );
+    assert_eq!(
+        sim.calls(OperationId::UploadLibraryFile),
+        uploads,
+        "neither run uploaded"
+    );
+    let replaced = run_off(live(&words(
+        "--ensure-script collect.ps1 --overwrite --yes",
+    )))
+    .await;
+    assert_eq!(replaced.code, 0, "{}", replaced.stderr);
+    let listed = lines(&run_off(mde(&["library", "list"])).await.stdout);
+    assert_eq!(listed[0]["sha256"], ours.as_str());
+    assert_eq!(listed[0]["description"], "triage", "the description kept");
+
+    let deleted = run_off(mde(&words("library delete collect.ps1"))).await;
+    assert_eq!(deleted.code, 0, "{}", deleted.stderr);
+    let gone = run_off(mde(&words("library delete collect.ps1"))).await;
+    assert_ne!(gone.code, 0);
+    sim.stop().await;
+}
+
+/// One session a machine, its commands in the documented order, the --args of its --run and
+/// its comment.
+fn one_session_a_machine_in_the_documented_order(sim: &Simulator) {
+    let held = sessions(sim);
     assert_eq!(held.len(), 2, "one session per machine");
     for session in &held {
         let kinds: Vec<_> = session
@@ -95,59 +142,6 @@ async fn test_live_runs_one_session_per_machine_in_the_documented_order() {
             Some("Triage for incident 42")
         );
     }
-
-    // A changed script: the dry run names the file it would replace, with both SHA-256s; the
-    // run refuses to replace a file of other content (perhaps a colleague's) without
-    // --overwrite, and with it keeps the file's description.
-    std::fs::write(dir.path().join("collect.ps1"), "Get-Service\n").unwrap();
-    let dry = run_off(live(&["--ensure-script", "collect.ps1", "--dry-run"])).await;
-    assert_eq!(dry.code, 0);
-    let ours = format!(
-        "{:x}",
-        <sha2::Sha256 as sha2::Digest>::digest(b"Get-Service\n")
-    );
-    assert!(
-        dry.stderr
-            .contains("would replace it with this file's (SHA-256")
-            && dry.stderr.contains(&ours),
-        "{}",
-        dry.stderr
-    );
-    let sessions_before = sim.calls(OperationId::RunLiveResponse);
-    let refused = run_off(live(&["--ensure-script", "collect.ps1", "--yes"])).await;
-    assert_eq!(refused.code, 2, "{}", refused.stderr);
-    assert!(
-        refused.stderr.contains("give --overwrite"),
-        "{}",
-        refused.stderr
-    );
-    assert_eq!(
-        sim.calls(OperationId::RunLiveResponse),
-        sessions_before,
-        "nothing sent"
-    );
-    assert_eq!(
-        sim.calls(OperationId::UploadLibraryFile),
-        uploads,
-        "neither run uploaded"
-    );
-    let replaced = run_off(live(&[
-        "--ensure-script",
-        "collect.ps1",
-        "--overwrite",
-        "--yes",
-    ]))
-    .await;
-    assert_eq!(replaced.code, 0, "{}", replaced.stderr);
-    let listed = lines(&run_off(mde(&["library", "list"])).await.stdout);
-    assert_eq!(listed[0]["sha256"], ours.as_str());
-    assert_eq!(listed[0]["description"], "triage", "the description kept");
-
-    let deleted = run_off(mde(&["library", "delete", "collect.ps1"])).await;
-    assert_eq!(deleted.code, 0, "{}", deleted.stderr);
-    let gone = run_off(mde(&["library", "delete", "collect.ps1"])).await;
-    assert_ne!(gone.code, 0);
-    sim.stop().await;
 }
 
 /// What the service would refuse is refused before anything is sent; a machine with a
