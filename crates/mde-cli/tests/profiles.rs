@@ -103,8 +103,15 @@ login_url = "{base}"
         .env("HOME_SECRET", secret);
     assert_eq!(run_off(overridden).await.code, 3);
 
+    profiles_are_shown_without_the_secret(dir.path(), secret).await;
+    what_to_fix_is_said(dir.path()).await;
+    sim.stop().await;
+}
+
+/// Listed and shown: the variable's name and whether it is set, never the secret.
+async fn profiles_are_shown_without_the_secret(dir: &std::path::Path, secret: &str) {
     // Listed and shown: the variable's name and whether it is set, never the secret.
-    let mut shown = with_config(dir.path());
+    let mut shown = with_config(dir);
     shown
         .args(["profile", "show", "contoso"])
         .env("CONTOSO_SECRET", secret);
@@ -120,7 +127,7 @@ login_url = "{base}"
         "{}",
         out.stdout
     );
-    let mut listed = with_config(dir.path());
+    let mut listed = with_config(dir);
     listed
         .args(["profile", "list"])
         .env("CONTOSO_SECRET", secret);
@@ -133,9 +140,13 @@ login_url = "{base}"
     for text in [&out.stdout, &out.stderr] {
         assert!(!text.contains(secret), "{text}");
     }
+}
 
+/// What to fix: an unset variable (exit 3), an unknown profile (exit 2, the known ones), a
+/// secret kept in the file (refused, saying where a secret goes).
+async fn what_to_fix_is_said(dir: &std::path::Path) {
     // What to fix: an unset variable (exit 3), an unknown profile (exit 2, the known ones).
-    let mut unset = with_config(dir.path());
+    let mut unset = with_config(dir);
     unset.args(["--profile", "contoso", "machine", "list"]);
     let out = run_off(unset).await;
     assert_eq!(out.code, 3);
@@ -144,7 +155,7 @@ login_url = "{base}"
         "{}",
         out.stderr
     );
-    let mut unknown = with_config(dir.path());
+    let mut unknown = with_config(dir);
     unknown.args(["--profile", "fabrikam", "machine", "list"]);
     let out = run_off(unknown).await;
     assert_eq!(out.code, 2);
@@ -154,13 +165,12 @@ login_url = "{base}"
         out.stderr
     );
 
-    // A secret kept in the file is refused, saying where a secret goes.
     std::fs::write(
-        dir.path().join("config.toml"),
+        dir.join("config.toml"),
         "[profiles.x]\ntenant = \"t\"\nclient_id = \"c\"\nsecret = \"hunter2\"\n",
     )
     .unwrap();
-    let mut kept = with_config(dir.path());
+    let mut kept = with_config(dir);
     kept.args(["profile", "list"]);
     let out = run_off(kept).await;
     assert_eq!(out.code, 2);
@@ -169,5 +179,4 @@ login_url = "{base}"
         "{}",
         out.stderr
     );
-    sim.stop().await;
 }

@@ -139,22 +139,8 @@ async fn test_a_client_certificate_signs_in_and_a_bad_one_is_refused() {
     .await
     .unwrap();
     std::fs::write(dir.path().join("ca.pem"), sim.ca_pem().unwrap()).unwrap();
-    let collect = |certificate: &std::path::Path, password: Option<&str>| {
-        let mut command = mde(dir.path());
-        command
-            .args(["--api-url", sim.base_url(), "--login-url", sim.base_url()])
-            .args(["--ca-cert", "ca.pem", "--auth", "certificate", "-o", "json"])
-            .arg("--certificate")
-            .arg(certificate)
-            .env("AZURE_TENANT_ID", mde_sim::DEFAULT_TENANT)
-            .env("AZURE_CLIENT_ID", mde_sim::DEFAULT_CLIENT_ID)
-            .env("MDE_CONFIG", dir.path().join("none.toml"))
-            .args(["package", "collect", "fb9ab6be3965095a09c057be7c90f0a2"])
-            .args(["--comment", "Collect forensics due to alert 1234"]);
-        if let Some(password) = password {
-            command.env("AZURE_CLIENT_CERTIFICATE_PASSWORD", password);
-        }
-        command
+    let collect = |certificate: &std::path::Path, password| {
+        collect_with(dir.path(), &sim, certificate, password)
     };
     let pem = private_copy(dir.path(), "app-cert.pem", 0o600);
     let out = run_off(collect(&pem, None)).await;
@@ -195,34 +181,7 @@ async fn test_a_client_certificate_signs_in_and_a_bad_one_is_refused() {
         "{}",
         none.stderr
     );
-    // A sign-in host whose CA is not trusted: the certificate error and its fix, not only
-    // the retry policy's end.
-    let mut untrusted = collect(&pem, None);
-    untrusted.env("MDE_CONFIG", dir.path().join("none.toml"));
-    let args: Vec<std::ffi::OsString> = untrusted
-        .get_args()
-        .filter(|a| *a != "--ca-cert" && *a != "ca.pem")
-        .map(|a| a.to_os_string())
-        .collect();
-    let mut untrusted = mde(dir.path());
-    untrusted
-        .args(args)
-        .env("AZURE_TENANT_ID", mde_sim::DEFAULT_TENANT)
-        .env("AZURE_CLIENT_ID", mde_sim::DEFAULT_CLIENT_ID)
-        .env("MDE_CONFIG", dir.path().join("none.toml"));
-    let out = run_off(untrusted).await;
-    assert_eq!(out.code, 3, "{}", out.stderr);
-    // The cause from the chain (rustls's words), then the fix.
-    assert!(
-        out.stderr.contains("invalid peer certificate") || out.stderr.contains("UnknownIssuer"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr.contains("give its CA with --ca-cert"),
-        "{}",
-        out.stderr
-    );
+    let out = an_untrusted_host_names_its_fix(dir.path(), &sim, &pem).await;
     #[cfg(unix)]
     {
         let open = private_copy(&dir.path().join(""), "app-cert.pem", 0o644);
@@ -242,6 +201,67 @@ async fn test_a_client_certificate_signs_in_and_a_bad_one_is_refused() {
         "refused ones send nothing"
     );
     sim.stop().await;
+}
+
+/// A sign-in host whose CA is not trusted: the certificate error and its fix, not only the
+/// retry policy's end. Its run.
+async fn an_untrusted_host_names_its_fix(
+    dir: &std::path::Path,
+    sim: &Simulator,
+    pem: &std::path::Path,
+) -> common::Run {
+    let mut untrusted = collect_with(dir, sim, pem, None);
+    untrusted.env("MDE_CONFIG", dir.join("none.toml"));
+    let args: Vec<std::ffi::OsString> = untrusted
+        .get_args()
+        .filter(|a| *a != "--ca-cert" && *a != "ca.pem")
+        .map(|a| a.to_os_string())
+        .collect();
+    let mut untrusted = mde(dir);
+    untrusted
+        .args(args)
+        .env("AZURE_TENANT_ID", mde_sim::DEFAULT_TENANT)
+        .env("AZURE_CLIENT_ID", mde_sim::DEFAULT_CLIENT_ID)
+        .env("MDE_CONFIG", dir.join("none.toml"));
+    let out = run_off(untrusted).await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    // The cause from the chain (rustls's words), then the fix.
+    assert!(
+        out.stderr.contains("invalid peer certificate") || out.stderr.contains("UnknownIssuer"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("give its CA with --ca-cert"),
+        "{}",
+        out.stderr
+    );
+    out
+}
+
+/// `mde package collect` signing in with `certificate` (its password in the environment,
+/// when given), trusting the simulator's CA.
+fn collect_with(
+    dir: &std::path::Path,
+    sim: &Simulator,
+    certificate: &std::path::Path,
+    password: Option<&str>,
+) -> std::process::Command {
+    let mut command = mde(dir);
+    command
+        .args(["--api-url", sim.base_url(), "--login-url", sim.base_url()])
+        .args(["--ca-cert", "ca.pem", "--auth", "certificate", "-o", "json"])
+        .arg("--certificate")
+        .arg(certificate)
+        .env("AZURE_TENANT_ID", mde_sim::DEFAULT_TENANT)
+        .env("AZURE_CLIENT_ID", mde_sim::DEFAULT_CLIENT_ID)
+        .env("MDE_CONFIG", dir.join("none.toml"))
+        .args(["package", "collect", "fb9ab6be3965095a09c057be7c90f0a2"])
+        .args(["--comment", "Collect forensics due to alert 1234"]);
+    if let Some(password) = password {
+        command.env("AZURE_CLIENT_CERTIFICATE_PASSWORD", password);
+    }
+    command
 }
 
 /// Workload identity federation: the token a workload holds (the simulator's own issuer, the

@@ -69,52 +69,10 @@ async fn test_three_tenants_run_at_once_and_a_wrong_secret_stops_only_its_own() 
     config(dir.path(), &sim);
     let given = machines_file(dir.path());
     let journal = dir.path().join("j.jsonl");
-    let scan = |command: &mut std::process::Command| {
-        command.args([
-            "-o",
-            "json",
-            "scan",
-            "--type",
-            "quick",
-            "--machines-file",
-            "fleet.txt",
-            "--machine-name",
-            "fabrikam,ws-0001",
-            "--comment",
-            "Incident 42",
-            "--yes",
-        ]);
-    };
-
-    // The dry run: each tenant's plan, then the run's shortest time, its longest part's.
-    let mut dry = with_secrets(dir.path(), &sim, mde_sim::DEFAULT_CLIENT_SECRET);
-    scan(&mut dry);
-    dry.arg("--dry-run");
-    let out = run_off(dry).await;
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let plans = lines(&out.stdout);
-    let planned: Vec<(&str, usize)> = plans
-        .iter()
-        .filter_map(|p| Some((p["tenant"].as_str()?, p["requests"].as_u64()? as usize)))
-        .collect();
-    assert_eq!(
-        planned,
-        [
-            ("contoso", PER_TENANT),
-            ("fabrikam", PER_TENANT + 1),
-            ("northwind", PER_TENANT)
-        ]
-    );
-    let longest = plans.last().unwrap();
-    assert_eq!(longest["tenants"], 3);
-    let fabrikam =
-        mde_client::minimum_duration(mde_client::OperationId::RunAntiVirusScan, PER_TENANT + 1);
-    assert_eq!(longest["shortest_seconds"], fabrikam.as_secs());
-    assert!(TENANTS.iter().all(|t| acted_on(&sim, t).is_empty()));
-
+    each_tenant_plans_its_part(dir.path(), &sim).await;
     // Northwind's secret is wrong: contoso and fabrikam finish, northwind is named.
     let mut first = with_secrets(dir.path(), &sim, "not-the-secret");
-    scan(&mut first);
+    scan_fleet(&mut first);
     first.args(["--journal", "j.jsonl"]);
     let out = run_off(first).await;
     assert_eq!(out.code, 3, "{}", out.stderr);
@@ -172,8 +130,31 @@ async fn test_three_tenants_run_at_once_and_a_wrong_secret_stops_only_its_own() 
         "{text}"
     );
 
+    another_set_of_profiles_cannot_resume(dir.path(), &sim).await;
+    // Fixed, the resume sends northwind's scans only: no second scan anywhere.
+    let mut resumed = with_secrets(dir.path(), &sim, mde_sim::DEFAULT_CLIENT_SECRET);
+    scan_fleet(&mut resumed);
+    resumed.args(["--resume", "j.jsonl"]);
+    let out = run_off(resumed).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(acted_on(&sim, "contoso").len(), PER_TENANT);
+    assert_eq!(acted_on(&sim, "fabrikam").len(), PER_TENANT + 1);
+    assert_eq!(acted_on(&sim, "northwind").len(), PER_TENANT);
+    let outcomes = lines(&out.stdout);
+    let earlier = outcomes.iter().filter(|l| l["earlier"] == true).count();
+    assert_eq!(earlier, 2 * PER_TENANT + 1, "{}", out.stdout);
+    assert!(
+        outcomes
+            .iter()
+            .all(|l| l["outcome"] == "accepted" && l["tenant"].is_string())
+    );
+    sim.stop().await;
+}
+
+/// A resume of another set of profiles is refused, sending nothing.
+async fn another_set_of_profiles_cannot_resume(dir: &std::path::Path, sim: &Simulator) {
     // A resume of another set of profiles is refused, sending nothing.
-    let mut two = with_secrets(dir.path(), &sim, mde_sim::DEFAULT_CLIENT_SECRET);
+    let mut two = with_secrets(dir, sim, mde_sim::DEFAULT_CLIENT_SECRET);
     two.args([
         "-o",
         "json",
@@ -197,25 +178,56 @@ async fn test_three_tenants_run_at_once_and_a_wrong_secret_stops_only_its_own() 
         "{}",
         out.stderr
     );
+}
 
-    // Fixed, the resume sends northwind's scans only: no second scan anywhere.
-    let mut resumed = with_secrets(dir.path(), &sim, mde_sim::DEFAULT_CLIENT_SECRET);
-    scan(&mut resumed);
-    resumed.args(["--resume", "j.jsonl"]);
-    let out = run_off(resumed).await;
+/// The dry run: each tenant's plan, then the run's shortest time, its longest part's.
+async fn each_tenant_plans_its_part(dir: &std::path::Path, sim: &Simulator) {
+    // The dry run: each tenant's plan, then the run's shortest time, its longest part's.
+    let mut dry = with_secrets(dir, sim, mde_sim::DEFAULT_CLIENT_SECRET);
+    scan_fleet(&mut dry);
+    dry.arg("--dry-run");
+    let out = run_off(dry).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(acted_on(&sim, "contoso").len(), PER_TENANT);
-    assert_eq!(acted_on(&sim, "fabrikam").len(), PER_TENANT + 1);
-    assert_eq!(acted_on(&sim, "northwind").len(), PER_TENANT);
-    let outcomes = lines(&out.stdout);
-    let earlier = outcomes.iter().filter(|l| l["earlier"] == true).count();
-    assert_eq!(earlier, 2 * PER_TENANT + 1, "{}", out.stdout);
-    assert!(
-        outcomes
-            .iter()
-            .all(|l| l["outcome"] == "accepted" && l["tenant"].is_string())
+    let plans = lines(&out.stdout);
+    let planned: Vec<(&str, usize)> = plans
+        .iter()
+        .filter_map(|p| Some((p["tenant"].as_str()?, p["requests"].as_u64()? as usize)))
+        .collect();
+    assert_eq!(
+        planned,
+        [
+            ("contoso", PER_TENANT),
+            ("fabrikam", PER_TENANT + 1),
+            ("northwind", PER_TENANT)
+        ]
     );
-    sim.stop().await;
+    let longest = plans.last().unwrap();
+    assert_eq!(longest["tenants"], 3);
+    let fabrikam =
+        mde_client::minimum_duration(mde_client::OperationId::RunAntiVirusScan, PER_TENANT + 1);
+    assert_eq!(longest["shortest_seconds"], fabrikam.as_secs());
+    assert!(TENANTS.iter().all(|t| acted_on(sim, t).is_empty()));
+}
+
+/// The run of the test: a quick scan of the fleet file and fabrikam's ws-0001, as JSON.
+fn scan_fleet(command: &mut std::process::Command) {
+    command
+        .args([
+            "-o",
+            "json",
+            "scan",
+            "--type",
+            "quick",
+            "--machines-file",
+            "fleet.txt",
+        ])
+        .args([
+            "--machine-name",
+            "fabrikam,ws-0001",
+            "--comment",
+            "Incident 42",
+            "--yes",
+        ]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,11 +10,7 @@ async fn test_live_runs_one_session_per_machine_in_the_documented_order() {
     let dir = scratch("live");
     let sim = simulator(Config::default()).await;
     std::fs::write(dir.path().join("collect.ps1"), "Get-Process\n").unwrap();
-    let mde = |args: &[&str]| {
-        let mut command = against(dir.path(), &sim);
-        command.args(["-o", "json"]).args(args);
-        command
-    };
+    let mde = |args: &[&str]| json_mde(dir.path(), &sim, args);
     let up = run_off(mde(&words(
         "library upload collect.ps1 --description triage",
     )))
@@ -33,20 +29,7 @@ async fn test_live_runs_one_session_per_machine_in_the_documented_order() {
         again.stderr
     );
 
-    let live = |extra: &[&str]| {
-        let mut command = mde(&["live", MACHINES[0], "--machine-name", "ws-0001"]);
-        command
-            .args(["--get", r"C:\windows\TEMP\triage.zip"])
-            .args(["--run", "collect.ps1", "--args", "-Fast"])
-            .args([
-                "--put",
-                "collect.ps1",
-                "--comment",
-                "Triage for incident 42",
-            ])
-            .args(extra);
-        command
-    };
+    let live = |extra: &[&str]| triage(dir.path(), &sim, extra);
     let dry = run_off(live(&["--dry-run"])).await;
     assert_eq!(dry.code, 0, "{}", dry.stderr);
     assert_eq!(sim.calls(OperationId::RunLiveResponse), 0);
@@ -66,10 +49,28 @@ async fn test_live_runs_one_session_per_machine_in_the_documented_order() {
         assert_eq!(line["status"], "Succeeded", "{line}");
     }
     one_session_a_machine_in_the_documented_order(&sim);
+    a_changed_script_is_replaced_only_when_asked(dir.path(), &sim, uploads).await;
+    let deleted = run_off(mde(&words("library delete collect.ps1"))).await;
+    assert_eq!(deleted.code, 0, "{}", deleted.stderr);
+    let gone = run_off(mde(&words("library delete collect.ps1"))).await;
+    assert_ne!(gone.code, 0);
+    sim.stop().await;
+}
+
+/// A changed script: the dry run names the file it would replace, with both SHA-256s; the
+/// run refuses to replace a file of other content (perhaps a colleague's) without
+/// --overwrite, and with it keeps the file's description.
+async fn a_changed_script_is_replaced_only_when_asked(
+    dir: &std::path::Path,
+    sim: &Simulator,
+    uploads: usize,
+) {
+    let mde = |args: &[&str]| json_mde(dir, sim, args);
+    let live = |extra: &[&str]| triage(dir, sim, extra);
     // A changed script: the dry run names the file it would replace, with both SHA-256s; the
     // run refuses to replace a file of other content (perhaps a colleague's) without
     // --overwrite, and with it keeps the file's description.
-    std::fs::write(dir.path().join("collect.ps1"), "Get-Service\n").unwrap();
+    std::fs::write(dir.join("collect.ps1"), "Get-Service\n").unwrap();
     let dry = run_off(live(&words("--ensure-script collect.ps1 --dry-run"))).await;
     assert_eq!(dry.code, 0);
     let ours = format!(
@@ -109,12 +110,33 @@ async fn test_live_runs_one_session_per_machine_in_the_documented_order() {
     let listed = lines(&run_off(mde(&["library", "list"])).await.stdout);
     assert_eq!(listed[0]["sha256"], ours.as_str());
     assert_eq!(listed[0]["description"], "triage", "the description kept");
+}
 
-    let deleted = run_off(mde(&words("library delete collect.ps1"))).await;
-    assert_eq!(deleted.code, 0, "{}", deleted.stderr);
-    let gone = run_off(mde(&words("library delete collect.ps1"))).await;
-    assert_ne!(gone.code, 0);
-    sim.stop().await;
+/// `mde -o json ARGS` against the simulator.
+fn json_mde(dir: &std::path::Path, sim: &Simulator, args: &[&str]) -> std::process::Command {
+    let mut command = against(dir, sim);
+    command.args(["-o", "json"]).args(args);
+    command
+}
+
+/// The triage session on the first machine and ws-0001: put, run with arguments, get.
+fn triage(dir: &std::path::Path, sim: &Simulator, extra: &[&str]) -> std::process::Command {
+    let mut command = json_mde(
+        dir,
+        sim,
+        &["live", MACHINES[0], "--machine-name", "ws-0001"],
+    );
+    command
+        .args(["--get", r"C:\windows\TEMP\triage.zip"])
+        .args(["--run", "collect.ps1", "--args", "-Fast"])
+        .args([
+            "--put",
+            "collect.ps1",
+            "--comment",
+            "Triage for incident 42",
+        ])
+        .args(extra);
+    command
 }
 
 /// One session a machine, its commands in the documented order, the --args of its --run and

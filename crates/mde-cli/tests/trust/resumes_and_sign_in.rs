@@ -484,6 +484,15 @@ fn test_package_verify_fails_on_any_doubt() {
     );
     std::fs::write(&manifest_path, &manifest).unwrap();
 
+    unrecorded_missing_and_absent_files_fail(dir.path(), &manifest);
+}
+
+/// A second copy of a zip and a file of another kind: unrecorded; a package gone: missing;
+/// an empty manifest, and none: nothing recorded.
+fn unrecorded_missing_and_absent_files_fail(dir: &std::path::Path, manifest: &str) {
+    let evidence = dir.join("evidence");
+    let manifest_path = evidence.join("manifest.jsonl");
+    let verify = || run(mde(dir).args(["package", "verify", "evidence"]));
     // A second copy of a zip and a file of another kind: unrecorded.
     let first: Value = serde_json::from_str(manifest.lines().next().unwrap()).unwrap();
     let zip = evidence.join(first["file"].as_str().unwrap());
