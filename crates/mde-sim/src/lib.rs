@@ -27,7 +27,7 @@
 //! |---|---|
 //! | the command line: `mde-sim`'s flags and serving as they say | `serve` |
 //! | the routes: the API, Azure AD's token endpoint, the managed identity endpoint | `api`, `identity` |
-//! | what answers them: sign-in and the tenants' state | `auth`, `state` |
+//! | what answers them: sign-in, the tenants' state, advanced hunting | `auth`, `state`, `hunting` |
 //! | the tenants' records: machines, library, packages, certificates, the federation issuer | `inventory`, `library`, `package`, `assertion`, `federation`, `config` |
 //! | vocabulary: answers and errors, OData, the clock, limits, TLS | `error`, `odata`, `clock`, `rate_limit`, `tls` |
 #![deny(missing_docs)]
@@ -40,6 +40,7 @@ mod clock;
 mod config;
 mod error;
 mod federation;
+pub mod hunting;
 mod identity;
 mod inventory;
 mod library;
