@@ -110,6 +110,8 @@ pub fn answer(answer: &Answer) -> String {
             file.file_name.as_deref().unwrap_or_default(),
             file.sha256.as_deref().unwrap_or_default()
         ),
+        AnswerBody::HuntingQueryResults(table) => format!("{} rows", table.results.len()),
+        AnswerBody::AdvancedQueryResponse(table) => format!("{} rows", table.results.len()),
         AnswerBody::Empty => "done".into(),
     }
 }

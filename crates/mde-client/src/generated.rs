@@ -8,6 +8,162 @@ use progenitor_client::{encode_path, ClientHooks, OperationInfo, RequestBuilderE
 /// Types used as operation parameters and responses.
 #[allow(clippy::all)]
 pub mod types {
+    ///A column of runAdvancedQuery's answer.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct AdvancedQueryColumn {
+        ///The `name` property.
+        #[serde(rename = "Name")]
+        pub name: ::std::string::String,
+        ///The column's type: DateTime, String, Int32, Int64, Double, Boolean, Object, Dynamic, …
+        #[serde(rename = "Type")]
+        pub type_: ::std::string::String,
+        ///Properties the service sent beyond the spec, kept as they came.
+        #[serde(flatten)]
+        pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    }
+    impl AdvancedQueryColumn {
+        ///A builder of this value, one field at a time.
+        pub fn builder() -> builder::AdvancedQueryColumn {
+            Default::default()
+        }
+    }
+    ///runAdvancedQuery's body: the query alone (reference: run-advanced-query-api.md).
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct AdvancedQueryRequest {
+        ///The KQL query. Line breaks inside it are sent as `\n` (the older pages' example breaks the JSON string across raw lines, which JSON forbids).
+        #[serde(rename = "Query")]
+        pub query: AdvancedQueryRequestQuery,
+    }
+    impl AdvancedQueryRequest {
+        ///A builder of this value, one field at a time.
+        pub fn builder() -> builder::AdvancedQueryRequest {
+            Default::default()
+        }
+    }
+    ///The KQL query. Line breaks inside it are sent as `\n` (the older pages' example breaks the JSON string across raw lines, which JSON forbids).
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct AdvancedQueryRequestQuery(::std::string::String);
+    impl ::std::ops::Deref for AdvancedQueryRequestQuery {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<AdvancedQueryRequestQuery> for ::std::string::String {
+        fn from(value: AdvancedQueryRequestQuery) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for AdvancedQueryRequestQuery {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for AdvancedQueryRequestQuery {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for AdvancedQueryRequestQuery {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for AdvancedQueryRequestQuery {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///runAdvancedQuery's answer, QueryResponse (reference: run-advanced-query-api.md; `Stats` from defender-xdr/api-advanced-hunting.md only).
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct AdvancedQueryResponse {
+        ///The `results` property.
+        #[serde(rename = "Results")]
+        pub results: ::std::vec::Vec<HuntingRowResult>,
+        ///The `schema` property.
+        #[serde(rename = "Schema")]
+        pub schema: ::std::vec::Vec<AdvancedQueryColumn>,
+        ///Query performance statistics (the XDR page only); mixed key styles, kept as they are.
+        #[serde(
+            rename = "Stats",
+            default,
+            skip_serializing_if = "::serde_json::Map::is_empty"
+        )]
+        pub stats: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ///Properties the service sent beyond the spec, kept as they came.
+        #[serde(flatten)]
+        pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    }
+    impl AdvancedQueryResponse {
+        ///A builder of this value, one field at a time.
+        pub fn builder() -> builder::AdvancedQueryResponse {
+            Default::default()
+        }
+    }
+    ///A column as the final example and the resource page write it.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct ColumnCapitalised {
+        ///The `name` property.
+        #[serde(rename = "Name")]
+        pub name: ::std::string::String,
+        ///The `type_` property.
+        #[serde(rename = "Type")]
+        pub type_: ::std::string::String,
+        ///Properties the service sent beyond the spec, kept as they came.
+        #[serde(flatten)]
+        pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    }
+    impl ColumnCapitalised {
+        ///A builder of this value, one field at a time.
+        pub fn builder() -> builder::ColumnCapitalised {
+            Default::default()
+        }
+    }
+    ///A column as examples 1 and 2 write it.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct ColumnLowerCase {
+        ///The `name` property.
+        pub name: ::std::string::String,
+        ///The `type_` property.
+        #[serde(rename = "type")]
+        pub type_: ::std::string::String,
+        ///Properties the service sent beyond the spec, kept as they came.
+        #[serde(flatten)]
+        pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    }
+    impl ColumnLowerCase {
+        ///A builder of this value, one field at a time.
+        pub fn builder() -> builder::ColumnLowerCase {
+            Default::default()
+        }
+    }
     /**The body every operation takes (seeds 000-004). Names are case-sensitive: `comment`
 is not `Comment` (reference: common-errors.md).
 */
@@ -103,6 +259,13 @@ DisallowedOperation (403); NotFound, ResourceNotFound (404); TooManyRequests (42
 InternalServerError (500).
 */
         pub code: ::std::string::String,
+        ///Microsoft Graph's correlation: `date`, `request-id`, `client-request-id` (reference: hunting-indicators-alerts.md §2.6); Graph sends no `target`.
+        #[serde(
+            rename = "innerError",
+            default,
+            skip_serializing_if = "::serde_json::Map::is_empty"
+        )]
+        pub inner_error: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
         ///Free text; it may change, so never match on it.
         pub message: ::std::string::String,
         ///Correlation id to quote to support.
@@ -171,6 +334,196 @@ InternalServerError (500).
                 .map_err(|e: self::error::ConversionError| {
                     <D::Error as ::serde::de::Error>::custom(e.to_string())
                 })
+        }
+    }
+    ///runHuntingQuery's body (reference: security-security-runhuntingquery.md v1.0).
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct HuntingQueryRequest {
+        ///The KQL query.
+        #[serde(rename = "Query")]
+        pub query: HuntingQueryRequestQuery,
+        /**The query's time window, ISO 8601: `START/END`, `DURATION/END`, `START/DURATION`,
+`DURATION` (back from now) or `START` (to now); 30 days when absent.
+*/
+        #[serde(
+            rename = "Timespan",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub timespan: ::std::option::Option<HuntingQueryRequestTimespan>,
+    }
+    impl HuntingQueryRequest {
+        ///A builder of this value, one field at a time.
+        pub fn builder() -> builder::HuntingQueryRequest {
+            Default::default()
+        }
+    }
+    ///The KQL query.
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct HuntingQueryRequestQuery(::std::string::String);
+    impl ::std::ops::Deref for HuntingQueryRequestQuery {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<HuntingQueryRequestQuery> for ::std::string::String {
+        fn from(value: HuntingQueryRequestQuery) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for HuntingQueryRequestQuery {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for HuntingQueryRequestQuery {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for HuntingQueryRequestQuery {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for HuntingQueryRequestQuery {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    /**The query's time window, ISO 8601: `START/END`, `DURATION/END`, `START/DURATION`,
+`DURATION` (back from now) or `START` (to now); 30 days when absent.
+*/
+    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+    #[serde(transparent)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct HuntingQueryRequestTimespan(::std::string::String);
+    impl ::std::ops::Deref for HuntingQueryRequestTimespan {
+        type Target = ::std::string::String;
+        fn deref(&self) -> &::std::string::String {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<HuntingQueryRequestTimespan> for ::std::string::String {
+        fn from(value: HuntingQueryRequestTimespan) -> Self {
+            value.0
+        }
+    }
+    impl ::std::str::FromStr for HuntingQueryRequestTimespan {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            if value.chars().count() < 1usize {
+                return Err("shorter than 1 characters".into());
+            }
+            Ok(Self(value.to_string()))
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for HuntingQueryRequestTimespan {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for HuntingQueryRequestTimespan {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl<'de> ::serde::Deserialize<'de> for HuntingQueryRequestTimespan {
+        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+        where
+            D: ::serde::Deserializer<'de>,
+        {
+            ::std::string::String::deserialize(deserializer)?
+                .parse()
+                .map_err(|e: self::error::ConversionError| {
+                    <D::Error as ::serde::de::Error>::custom(e.to_string())
+                })
+        }
+    }
+    ///runHuntingQuery's answer, huntingQueryResults (reference: security-huntingqueryresults.md).
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct HuntingQueryResults {
+        ///The `odata_context` property.
+        #[serde(
+            rename = "@odata.context",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub odata_context: ::std::option::Option<::std::string::String>,
+        ///One open object a row, keyed by column name.
+        pub results: ::std::vec::Vec<HuntingRowResult>,
+        ///Each column, in order.
+        pub schema: ::std::vec::Vec<SinglePropertySchema>,
+        ///Properties the service sent beyond the spec, kept as they came.
+        #[serde(flatten)]
+        pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    }
+    impl HuntingQueryResults {
+        ///A builder of this value, one field at a time.
+        pub fn builder() -> builder::HuntingQueryResults {
+            Default::default()
+        }
+    }
+    ///One row: an open type (huntingRowResult, `openType: true`), its members the query's columns.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[serde(transparent)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub struct HuntingRowResult(
+        ///The value.
+        pub ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    );
+    impl ::std::ops::Deref for HuntingRowResult {
+        type Target = ::serde_json::Map<::std::string::String, ::serde_json::Value>;
+        fn deref(
+            &self,
+        ) -> &::serde_json::Map<::std::string::String, ::serde_json::Value> {
+            &self.0
+        }
+    }
+    impl ::std::convert::From<HuntingRowResult>
+    for ::serde_json::Map<::std::string::String, ::serde_json::Value> {
+        fn from(value: HuntingRowResult) -> Self {
+            value.0
+        }
+    }
+    impl ::std::convert::From<
+        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    > for HuntingRowResult {
+        fn from(
+            value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        ) -> Self {
+            Self(value)
         }
     }
     /**An automated investigation (reference: investigation.md). Every property is
@@ -1421,6 +1774,29 @@ string; it is the escape `\n` here, as the rest of the string writes its line br
             value.parse()
         }
     }
+    /**A column: its name and type (singlePropertySchema). Examples 1 and 2 write `name` and
+`type`; the final example and the resource page's JSON representation `Name` and
+`Type`: a client reads either.
+*/
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[serde(untagged)]
+    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
+    pub enum SinglePropertySchema {
+        ///`LowerCase`.
+        LowerCase(ColumnLowerCase),
+        ///`Capitalised`.
+        Capitalised(ColumnCapitalised),
+    }
+    impl ::std::convert::From<ColumnLowerCase> for SinglePropertySchema {
+        fn from(value: ColumnLowerCase) -> Self {
+            Self::LowerCase(value)
+        }
+    }
+    impl ::std::convert::From<ColumnCapitalised> for SinglePropertySchema {
+        fn from(value: ColumnCapitalised) -> Self {
+            Self::Capitalised(value)
+        }
+    }
     /**The body of stopAndQuarantineFile (reference: stop-and-quarantine-file.md): both
 members required; the file is named by its SHA-1 (40 hex characters) only.
 */
@@ -1568,6 +1944,413 @@ the service (400 `InvalidHashValue`, common-errors.md) and by `mde`, not with a
     }
     /// Types for composing complex structures.
     pub mod builder {
+        ///`AdvancedQueryColumn`, built one field at a time (each setter checks its value).
+        #[derive(Clone, Debug)]
+        pub struct AdvancedQueryColumn {
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+            type_: ::std::result::Result<::std::string::String, ::std::string::String>,
+            extra: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for AdvancedQueryColumn {
+            fn default() -> Self {
+                Self {
+                    name: Err("no value supplied for name".to_string()),
+                    type_: Err("no value supplied for type_".to_string()),
+                    extra: Err("no value supplied for extra".to_string()),
+                }
+            }
+        }
+        impl AdvancedQueryColumn {
+            ///Sets `name`.
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+            ///Sets `type_`.
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for type_: {e}")
+                    });
+                self
+            }
+            ///Sets `extra`.
+            pub fn extra<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.extra = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for extra: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<AdvancedQueryColumn>
+        for super::AdvancedQueryColumn {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: AdvancedQueryColumn,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    name: value.name?,
+                    type_: value.type_?,
+                    extra: value.extra?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::AdvancedQueryColumn> for AdvancedQueryColumn {
+            fn from(value: super::AdvancedQueryColumn) -> Self {
+                Self {
+                    name: Ok(value.name),
+                    type_: Ok(value.type_),
+                    extra: Ok(value.extra),
+                }
+            }
+        }
+        ///`AdvancedQueryRequest`, built one field at a time (each setter checks its value).
+        #[derive(Clone, Debug)]
+        pub struct AdvancedQueryRequest {
+            query: ::std::result::Result<
+                super::AdvancedQueryRequestQuery,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for AdvancedQueryRequest {
+            fn default() -> Self {
+                Self {
+                    query: Err("no value supplied for query".to_string()),
+                }
+            }
+        }
+        impl AdvancedQueryRequest {
+            ///Sets `query`.
+            pub fn query<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::AdvancedQueryRequestQuery>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.query = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for query: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<AdvancedQueryRequest>
+        for super::AdvancedQueryRequest {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: AdvancedQueryRequest,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self { query: value.query? })
+            }
+        }
+        impl ::std::convert::From<super::AdvancedQueryRequest> for AdvancedQueryRequest {
+            fn from(value: super::AdvancedQueryRequest) -> Self {
+                Self { query: Ok(value.query) }
+            }
+        }
+        ///`AdvancedQueryResponse`, built one field at a time (each setter checks its value).
+        #[derive(Clone, Debug)]
+        pub struct AdvancedQueryResponse {
+            results: ::std::result::Result<
+                ::std::vec::Vec<super::HuntingRowResult>,
+                ::std::string::String,
+            >,
+            schema: ::std::result::Result<
+                ::std::vec::Vec<super::AdvancedQueryColumn>,
+                ::std::string::String,
+            >,
+            stats: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
+            extra: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for AdvancedQueryResponse {
+            fn default() -> Self {
+                Self {
+                    results: Err("no value supplied for results".to_string()),
+                    schema: Err("no value supplied for schema".to_string()),
+                    stats: Ok(Default::default()),
+                    extra: Err("no value supplied for extra".to_string()),
+                }
+            }
+        }
+        impl AdvancedQueryResponse {
+            ///Sets `results`.
+            pub fn results<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::HuntingRowResult>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.results = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for results: {e}")
+                    });
+                self
+            }
+            ///Sets `schema`.
+            pub fn schema<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::AdvancedQueryColumn>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.schema = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for schema: {e}")
+                    });
+                self
+            }
+            ///Sets `stats`.
+            pub fn stats<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.stats = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for stats: {e}")
+                    });
+                self
+            }
+            ///Sets `extra`.
+            pub fn extra<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.extra = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for extra: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<AdvancedQueryResponse>
+        for super::AdvancedQueryResponse {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: AdvancedQueryResponse,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    results: value.results?,
+                    schema: value.schema?,
+                    stats: value.stats?,
+                    extra: value.extra?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::AdvancedQueryResponse>
+        for AdvancedQueryResponse {
+            fn from(value: super::AdvancedQueryResponse) -> Self {
+                Self {
+                    results: Ok(value.results),
+                    schema: Ok(value.schema),
+                    stats: Ok(value.stats),
+                    extra: Ok(value.extra),
+                }
+            }
+        }
+        ///`ColumnCapitalised`, built one field at a time (each setter checks its value).
+        #[derive(Clone, Debug)]
+        pub struct ColumnCapitalised {
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+            type_: ::std::result::Result<::std::string::String, ::std::string::String>,
+            extra: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ColumnCapitalised {
+            fn default() -> Self {
+                Self {
+                    name: Err("no value supplied for name".to_string()),
+                    type_: Err("no value supplied for type_".to_string()),
+                    extra: Err("no value supplied for extra".to_string()),
+                }
+            }
+        }
+        impl ColumnCapitalised {
+            ///Sets `name`.
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+            ///Sets `type_`.
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for type_: {e}")
+                    });
+                self
+            }
+            ///Sets `extra`.
+            pub fn extra<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.extra = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for extra: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ColumnCapitalised> for super::ColumnCapitalised {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ColumnCapitalised,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    name: value.name?,
+                    type_: value.type_?,
+                    extra: value.extra?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ColumnCapitalised> for ColumnCapitalised {
+            fn from(value: super::ColumnCapitalised) -> Self {
+                Self {
+                    name: Ok(value.name),
+                    type_: Ok(value.type_),
+                    extra: Ok(value.extra),
+                }
+            }
+        }
+        ///`ColumnLowerCase`, built one field at a time (each setter checks its value).
+        #[derive(Clone, Debug)]
+        pub struct ColumnLowerCase {
+            name: ::std::result::Result<::std::string::String, ::std::string::String>,
+            type_: ::std::result::Result<::std::string::String, ::std::string::String>,
+            extra: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for ColumnLowerCase {
+            fn default() -> Self {
+                Self {
+                    name: Err("no value supplied for name".to_string()),
+                    type_: Err("no value supplied for type_".to_string()),
+                    extra: Err("no value supplied for extra".to_string()),
+                }
+            }
+        }
+        impl ColumnLowerCase {
+            ///Sets `name`.
+            pub fn name<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.name = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for name: {e}")
+                    });
+                self
+            }
+            ///Sets `type_`.
+            pub fn type_<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::string::String>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.type_ = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for type_: {e}")
+                    });
+                self
+            }
+            ///Sets `extra`.
+            pub fn extra<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.extra = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for extra: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<ColumnLowerCase> for super::ColumnLowerCase {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: ColumnLowerCase,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    name: value.name?,
+                    type_: value.type_?,
+                    extra: value.extra?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::ColumnLowerCase> for ColumnLowerCase {
+            fn from(value: super::ColumnLowerCase) -> Self {
+                Self {
+                    name: Ok(value.name),
+                    type_: Ok(value.type_),
+                    extra: Ok(value.extra),
+                }
+            }
+        }
         ///`CommentRequest`, built one field at a time (each setter checks its value).
         #[derive(Clone, Debug)]
         pub struct CommentRequest {
@@ -1655,6 +2438,10 @@ the service (400 `InvalidHashValue`, common-errors.md) and by `mde`, not with a
         #[derive(Clone, Debug)]
         pub struct ErrorDetail {
             code: ::std::result::Result<::std::string::String, ::std::string::String>,
+            inner_error: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
             message: ::std::result::Result<::std::string::String, ::std::string::String>,
             target: ::std::result::Result<
                 ::std::option::Option<::std::string::String>,
@@ -1669,6 +2456,7 @@ the service (400 `InvalidHashValue`, common-errors.md) and by `mde`, not with a
             fn default() -> Self {
                 Self {
                     code: Err("no value supplied for code".to_string()),
+                    inner_error: Ok(Default::default()),
                     message: Err("no value supplied for message".to_string()),
                     target: Ok(Default::default()),
                     extra: Err("no value supplied for extra".to_string()),
@@ -1686,6 +2474,21 @@ the service (400 `InvalidHashValue`, common-errors.md) and by `mde`, not with a
                     .try_into()
                     .map_err(|e| {
                         format!("error converting supplied value for code: {e}")
+                    });
+                self
+            }
+            ///Sets `inner_error`.
+            pub fn inner_error<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.inner_error = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for inner_error: {e}")
                     });
                 self
             }
@@ -1738,6 +2541,7 @@ the service (400 `InvalidHashValue`, common-errors.md) and by `mde`, not with a
             ) -> ::std::result::Result<Self, super::error::ConversionError> {
                 Ok(Self {
                     code: value.code?,
+                    inner_error: value.inner_error?,
                     message: value.message?,
                     target: value.target?,
                     extra: value.extra?,
@@ -1748,8 +2552,189 @@ the service (400 `InvalidHashValue`, common-errors.md) and by `mde`, not with a
             fn from(value: super::ErrorDetail) -> Self {
                 Self {
                     code: Ok(value.code),
+                    inner_error: Ok(value.inner_error),
                     message: Ok(value.message),
                     target: Ok(value.target),
+                    extra: Ok(value.extra),
+                }
+            }
+        }
+        ///`HuntingQueryRequest`, built one field at a time (each setter checks its value).
+        #[derive(Clone, Debug)]
+        pub struct HuntingQueryRequest {
+            query: ::std::result::Result<
+                super::HuntingQueryRequestQuery,
+                ::std::string::String,
+            >,
+            timespan: ::std::result::Result<
+                ::std::option::Option<super::HuntingQueryRequestTimespan>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for HuntingQueryRequest {
+            fn default() -> Self {
+                Self {
+                    query: Err("no value supplied for query".to_string()),
+                    timespan: Ok(Default::default()),
+                }
+            }
+        }
+        impl HuntingQueryRequest {
+            ///Sets `query`.
+            pub fn query<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<super::HuntingQueryRequestQuery>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.query = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for query: {e}")
+                    });
+                self
+            }
+            ///Sets `timespan`.
+            pub fn timespan<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::std::option::Option<super::HuntingQueryRequestTimespan>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.timespan = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for timespan: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<HuntingQueryRequest>
+        for super::HuntingQueryRequest {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: HuntingQueryRequest,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    query: value.query?,
+                    timespan: value.timespan?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::HuntingQueryRequest> for HuntingQueryRequest {
+            fn from(value: super::HuntingQueryRequest) -> Self {
+                Self {
+                    query: Ok(value.query),
+                    timespan: Ok(value.timespan),
+                }
+            }
+        }
+        ///`HuntingQueryResults`, built one field at a time (each setter checks its value).
+        #[derive(Clone, Debug)]
+        pub struct HuntingQueryResults {
+            odata_context: ::std::result::Result<
+                ::std::option::Option<::std::string::String>,
+                ::std::string::String,
+            >,
+            results: ::std::result::Result<
+                ::std::vec::Vec<super::HuntingRowResult>,
+                ::std::string::String,
+            >,
+            schema: ::std::result::Result<
+                ::std::vec::Vec<super::SinglePropertySchema>,
+                ::std::string::String,
+            >,
+            extra: ::std::result::Result<
+                ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                ::std::string::String,
+            >,
+        }
+        impl ::std::default::Default for HuntingQueryResults {
+            fn default() -> Self {
+                Self {
+                    odata_context: Ok(Default::default()),
+                    results: Err("no value supplied for results".to_string()),
+                    schema: Err("no value supplied for schema".to_string()),
+                    extra: Err("no value supplied for extra".to_string()),
+                }
+            }
+        }
+        impl HuntingQueryResults {
+            ///Sets `odata_context`.
+            pub fn odata_context<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::option::Option<::std::string::String>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.odata_context = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for odata_context: {e}")
+                    });
+                self
+            }
+            ///Sets `results`.
+            pub fn results<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::HuntingRowResult>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.results = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for results: {e}")
+                    });
+                self
+            }
+            ///Sets `schema`.
+            pub fn schema<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<::std::vec::Vec<super::SinglePropertySchema>>,
+                T::Error: ::std::fmt::Display,
+            {
+                self.schema = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for schema: {e}")
+                    });
+                self
+            }
+            ///Sets `extra`.
+            pub fn extra<T>(mut self, value: T) -> Self
+            where
+                T: ::std::convert::TryInto<
+                    ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                >,
+                T::Error: ::std::fmt::Display,
+            {
+                self.extra = value
+                    .try_into()
+                    .map_err(|e| {
+                        format!("error converting supplied value for extra: {e}")
+                    });
+                self
+            }
+        }
+        impl ::std::convert::TryFrom<HuntingQueryResults>
+        for super::HuntingQueryResults {
+            type Error = super::error::ConversionError;
+            fn try_from(
+                value: HuntingQueryResults,
+            ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                Ok(Self {
+                    odata_context: value.odata_context?,
+                    results: value.results?,
+                    schema: value.schema?,
+                    extra: value.extra?,
+                })
+            }
+        }
+        impl ::std::convert::From<super::HuntingQueryResults> for HuntingQueryResults {
+            fn from(value: super::HuntingQueryResults) -> Self {
+                Self {
+                    odata_context: Ok(value.odata_context),
+                    results: Ok(value.results),
+                    schema: Ok(value.schema),
                     extra: Ok(value.extra),
                 }
             }
@@ -6179,6 +7164,92 @@ let response = client.delete_library_file()
     pub fn delete_library_file(&self) -> builder::DeleteLibraryFile<'_> {
         builder::DeleteLibraryFile::new(self)
     }
+    /**Run an advanced hunting query (Microsoft Graph)
+
+Runs a KQL query over the advanced hunting tables (reference:
+hunting-indicators-alerts.md §2, security-security-runhuntingquery.md GRAPH 0172b0b
+v1.0, security-api-overview.md GRAPH 028b8e3). The body is `Query` and an optional
+ISO 8601 `Timespan` in one of five forms: `2024-02-01T08:00:00Z/2024-02-15T08:00:00Z`,
+`P30D/2024-02-15T08:00:00Z`, `2024-02-01T08:00:00Z/P30D`, `P30D` (back from now) and
+`2024-02-01T08:00:00Z` (to now); without one, 30 days. The beta page (GRAPH 02b4cba)
+writes the body's key `query` in lower case; Graph's JSON binding is usually
+case-insensitive, no page says so, and this spec writes v1.0's `Query`.
+
+Limits (security-api-overview.md): the past 30 days of data; up to 100,000 rows;
+"up to at least 45 calls per minute per tenant", the figure varying with the tenant's
+size; CPU allocated per tenant by size, and at 100% of it queries are blocked "until
+after the next 15-minute cycle"; a request running more than three minutes times out.
+A 429 means the allocation was reached, by request count or running time: read its
+body. The page's own example 2 sends `P90D` while its prose says 60 days and the
+overview says 30: no page states the largest `Timespan`. No hourly call cap and no
+result-size cap appear on the current Graph page (PR #21554 replaced the older
+200 s and 124 MB text).
+
+The answer's `schema` lists each column's `name` and `type`; examples 1 and 2 write
+them in lower case, the page's final example (and the resource page's JSON
+representation) `Name`/`Type`: both are accepted. `results` holds one open object a
+row. Errors are Graph's envelope: `innerError` with `date`, `request-id` and
+`client-request-id`, no `target` (caller reports #19084, #19954: a 500 and a 504
+`UnknownError` with an empty message; OpenAEV #3983: the preemption 400).
+
+
+Sends a `POST` request to `/v1.0/security/runHuntingQuery`
+
+Arguments:
+- `body`: The query and its time window (reference: security-security-runhuntingquery.md).
+```ignore
+let response = client.run_hunting_query()
+    .body(body)
+    .send()
+    .await;
+```*/
+    pub fn run_hunting_query(&self) -> builder::RunHuntingQuery<'_> {
+        builder::RunHuntingQuery::new(self)
+    }
+    /**Run an advanced hunting query (the Defender API, retiring)
+
+Runs a KQL query over the advanced hunting tables (reference:
+hunting-indicators-alerts.md §1, run-advanced-query-api.md LEARN 2026-07-28, DD
+0596477, DD eef8411, M365 0820d16). The body is `Query` alone: unlike Graph's, there
+is no time window.
+
+Limits, per tenant: data of the last 30 days; 100,000 rows; 45 calls a minute and
+1,500 an hour; CPU ("execution time") 10 minutes an hour and 3 hours a day, where the
+XDR api-terms page (M365 680e710) says 4 hours a day (both stated; the client budgets
+the smaller); a single request 200 seconds (M365 0820d16: 10 minutes); a result of 50
+MB (LEARN 2026-07-28; DD and M365: 124 MB), over which the service answers 400 "Query
+execution has exceeded the allowed result size. Optimize your query by limiting the
+number of results and try again". A 429 is either quota: read its body, whose `code`
+is the string "429" and whose message names the window as a .NET TimeSpan ("API calls
+quota exceeded! maximum allowed 45 per 00:01:00", #4616).
+
+The answer is `Schema` (`Name`, `Type`), `Results` (an open object a row) and, on the
+XDR page only, `Stats` (accepted and ignored).
+
+Retirement (MC1220762), and where the pages disagree: LEARN 2026-07-28 says the
+retirement "began in January 2026"; the message, as mirrored by third parties, starts
+it on 2026-02-06, says the API stops working after 2027-02-01 and asks to migrate by
+2027-01-31. The message's own text names the whole Defender (MDE and XDR) API, while the
+Learn pages that cite it attach it to the advanced hunting APIs only, and the machine
+action pages carry no notice (see the servers). Use runHuntingQuery.
+
+
+Sends a `POST` request to `/api/advancedqueries/run`
+
+Arguments:
+- `body`: The query (reference: run-advanced-query-api.md).
+```ignore
+let response = client.run_advanced_query()
+    .body(body)
+    .send()
+    .await;
+```*/
+    #[deprecated(
+        note = "The Defender API's advanced hunting is retiring in favour of Microsoft Graph's runHuntingQuery: it stops working after 2027-02-01 (MC1220762; LEARN 2026-07-28 says the retirement began in January 2026, the message starts it on 2026-02-06 and asks to migrate by 2027-01-31). Source: run-advanced-query-api.md (LEARN 2026-07-28); MC1220762 as mirrored (hunting-indicators-alerts.md §1.2)."
+    )]
+    pub fn run_advanced_query(&self) -> builder::RunAdvancedQuery<'_> {
+        builder::RunAdvancedQuery::new(self)
+    }
 }
 /// Types for composing operation parameters.
 #[allow(clippy::all)]
@@ -9261,6 +10332,255 @@ pub mod builder {
             }
         }
     }
+    /**Builder for [`Client::run_hunting_query`]
+
+[`Client::run_hunting_query`]: super::Client::run_hunting_query*/
+    #[derive(Debug, Clone)]
+    pub struct RunHuntingQuery<'a> {
+        client: &'a super::Client,
+        body: Result<types::builder::HuntingQueryRequest, String>,
+    }
+    impl<'a> RunHuntingQuery<'a> {
+        ///A builder of this request, for `client`.
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        ///Sets `body`.
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::HuntingQueryRequest>,
+            <V as std::convert::TryInto<
+                types::HuntingQueryRequest,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!("conversion to `HuntingQueryRequest` for body failed: {}", s)
+                });
+            self
+        }
+        ///Changes the request body with `f`.
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::HuntingQueryRequest,
+            ) -> types::builder::HuntingQueryRequest,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/v1.0/security/runHuntingQuery`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::HuntingQueryResults>, Error<types::Error>> {
+            let Self { client, body } = self;
+            let body = body
+                .and_then(|v| {
+                    types::HuntingQueryRequest::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/v1.0/security/runHuntingQuery", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "run_hunting_query",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                504u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
+    /**Builder for [`Client::run_advanced_query`]
+
+[`Client::run_advanced_query`]: super::Client::run_advanced_query*/
+    #[derive(Debug, Clone)]
+    pub struct RunAdvancedQuery<'a> {
+        client: &'a super::Client,
+        body: Result<types::builder::AdvancedQueryRequest, String>,
+    }
+    impl<'a> RunAdvancedQuery<'a> {
+        ///A builder of this request, for `client`.
+        pub fn new(client: &'a super::Client) -> Self {
+            Self {
+                client: client,
+                body: Ok(::std::default::Default::default()),
+            }
+        }
+        ///Sets `body`.
+        pub fn body<V>(mut self, value: V) -> Self
+        where
+            V: std::convert::TryInto<types::AdvancedQueryRequest>,
+            <V as std::convert::TryInto<
+                types::AdvancedQueryRequest,
+            >>::Error: std::fmt::Display,
+        {
+            self.body = value
+                .try_into()
+                .map(From::from)
+                .map_err(|s| {
+                    format!(
+                        "conversion to `AdvancedQueryRequest` for body failed: {}", s
+                    )
+                });
+            self
+        }
+        ///Changes the request body with `f`.
+        pub fn body_map<F>(mut self, f: F) -> Self
+        where
+            F: std::ops::FnOnce(
+                types::builder::AdvancedQueryRequest,
+            ) -> types::builder::AdvancedQueryRequest,
+        {
+            self.body = self.body.map(f);
+            self
+        }
+        ///Sends a `POST` request to `/api/advancedqueries/run`
+        pub async fn send(
+            self,
+        ) -> Result<ResponseValue<types::AdvancedQueryResponse>, Error<types::Error>> {
+            let Self { client, body } = self;
+            let body = body
+                .and_then(|v| {
+                    types::AdvancedQueryRequest::try_from(v).map_err(|e| e.to_string())
+                })
+                .map_err(Error::InvalidRequest)?;
+            let url = format!("{}/api/advancedqueries/run", client.baseurl,);
+            let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+            header_map
+                .append(
+                    ::reqwest::header::HeaderName::from_static("api-version"),
+                    ::reqwest::header::HeaderValue::from_static(
+                        super::Client::api_version(),
+                    ),
+                );
+            #[allow(unused_mut)]
+            let mut request = client
+                .client
+                .post(url)
+                .header(
+                    ::reqwest::header::ACCEPT,
+                    ::reqwest::header::HeaderValue::from_static("application/json"),
+                )
+                .json(&body)
+                .headers(header_map)
+                .build()?;
+            let info = OperationInfo {
+                operation_id: "run_advanced_query",
+            };
+            client.pre(&mut request, &info).await?;
+            let result = client.exec(request, &info).await;
+            client.post(&result, &info).await?;
+            let response = result?;
+            match response.status().as_u16() {
+                200u16 => ResponseValue::from_response(response).await,
+                400u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                401u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                403u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                429u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                500u16 => {
+                    Err(
+                        Error::ErrorResponse(
+                            ResponseValue::from_response(response).await?,
+                        ),
+                    )
+                }
+                _ => Err(Error::UnexpectedResponse(response)),
+            }
+        }
+    }
 }
 /// Items consumers will typically use such as the Client.
 pub mod prelude {
@@ -9298,6 +10618,8 @@ pub mod prelude {
 /// | `GET /api/libraryfiles` | [`ListLibraryFiles`](operations::ListLibraryFiles) | [`types::LibraryFileCollection`] |
 /// | `POST /api/libraryfiles` | [`UploadLibraryFile`](operations::UploadLibraryFile) | [`types::LibraryFile`] |
 /// | `DELETE /api/libraryfiles/{fileName}` | [`DeleteLibraryFile`](operations::DeleteLibraryFile) | `()` |
+/// | `POST /v1.0/security/runHuntingQuery` | [`RunHuntingQuery`](operations::RunHuntingQuery) | [`types::HuntingQueryResults`] |
+/// | `POST /api/advancedqueries/run` | [`RunAdvancedQuery`](operations::RunAdvancedQuery) | [`types::AdvancedQueryResponse`] |
 pub mod operations {
     use super::{types, Error, ResponseValue};
     /// One window of a rate limit: at most `calls` per `seconds`. All windows of an
@@ -9489,10 +10811,14 @@ pub mod operations {
         UploadLibraryFile,
         ///`deleteLibraryFile`: Delete a file from the live response library.
         DeleteLibraryFile,
+        ///`runHuntingQuery`: Run an advanced hunting query (Microsoft Graph).
+        RunHuntingQuery,
+        ///`runAdvancedQuery`: Run an advanced hunting query (the Defender API, retiring).
+        RunAdvancedQuery,
     }
     impl OperationId {
         /// Every operation, in the spec's order.
-        pub const ALL: [OperationId; 24usize] = [
+        pub const ALL: [OperationId; 26usize] = [
             OperationId::StartInvestigation,
             OperationId::InitiateInvestigation,
             OperationId::CollectInvestigationPackage,
@@ -9517,6 +10843,8 @@ pub mod operations {
             OperationId::ListLibraryFiles,
             OperationId::UploadLibraryFile,
             OperationId::DeleteLibraryFile,
+            OperationId::RunHuntingQuery,
+            OperationId::RunAdvancedQuery,
         ];
         /// The spec's facts of the operation.
         pub const fn facts(self) -> &'static Operation {
@@ -9551,6 +10879,8 @@ pub mod operations {
                 OperationId::ListLibraryFiles => &LIST_LIBRARY_FILES,
                 OperationId::UploadLibraryFile => &UPLOAD_LIBRARY_FILE,
                 OperationId::DeleteLibraryFile => &DELETE_LIBRARY_FILE,
+                OperationId::RunHuntingQuery => &RUN_HUNTING_QUERY,
+                OperationId::RunAdvancedQuery => &RUN_ADVANCED_QUERY,
             }
         }
         /// The spec's `operationId`.
@@ -9584,6 +10914,8 @@ pub mod operations {
                 OperationId::ListLibraryFiles => "listLibraryFiles",
                 OperationId::UploadLibraryFile => "uploadLibraryFile",
                 OperationId::DeleteLibraryFile => "deleteLibraryFile",
+                OperationId::RunHuntingQuery => "runHuntingQuery",
+                OperationId::RunAdvancedQuery => "runAdvancedQuery",
             }
         }
         /// The operation whose generated method (progenitor's
@@ -9620,6 +10952,8 @@ pub mod operations {
                 "list_library_files" => Some(OperationId::ListLibraryFiles),
                 "upload_library_file" => Some(OperationId::UploadLibraryFile),
                 "delete_library_file" => Some(OperationId::DeleteLibraryFile),
+                "run_hunting_query" => Some(OperationId::RunHuntingQuery),
+                "run_advanced_query" => Some(OperationId::RunAdvancedQuery),
                 _ => None,
             }
         }
@@ -9676,6 +11010,8 @@ pub mod operations {
                 "listLibraryFiles" => Ok(OperationId::ListLibraryFiles),
                 "uploadLibraryFile" => Ok(OperationId::UploadLibraryFile),
                 "deleteLibraryFile" => Ok(OperationId::DeleteLibraryFile),
+                "runHuntingQuery" => Ok(OperationId::RunHuntingQuery),
+                "runAdvancedQuery" => Ok(OperationId::RunAdvancedQuery),
                 other => Err(UnknownOperation(other.to_string())),
             }
         }
@@ -10587,6 +11923,79 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
             }
         }
     }
+    /**The request of `runHuntingQuery`: `POST /v1.0/security/runHuntingQuery`: Run an advanced hunting query (Microsoft Graph).
+
+Send it with `Client::send` of `mde_client`, or through the generated [`super::Client::run_hunting_query`].*/
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct RunHuntingQuery {
+        ///The query and its time window (reference: security-security-runhuntingquery.md).
+        pub body: types::HuntingQueryRequest,
+    }
+    #[allow(deprecated)]
+    impl Request for RunHuntingQuery {
+        const ID: OperationId = OperationId::RunHuntingQuery;
+        type Response = types::HuntingQueryResults;
+        fn path_parameters(&self) -> ::std::vec::Vec<(&'static str, &str)> {
+            vec![]
+        }
+        fn send(
+            self,
+            client: &super::Client,
+        ) -> impl ::std::future::Future<Output = Sent<Self::Response>> + Send + '_ {
+            let mut builder = client.run_hunting_query();
+            builder = builder.body(self.body);
+            builder.send()
+        }
+        fn answer(response: Self::Response) -> Answer {
+            Answer::RunHuntingQuery(response)
+        }
+        fn created_action(
+            response: &Self::Response,
+        ) -> ::std::option::Option<&types::MachineAction> {
+            {
+                let _ = response;
+                None
+            }
+        }
+    }
+    /**The request of `runAdvancedQuery`: `POST /api/advancedqueries/run`: Run an advanced hunting query (the Defender API, retiring).
+
+Send it with `Client::send` of `mde_client`, or through the generated [`super::Client::run_advanced_query`].*/
+    #[deprecated(
+        note = "The Defender API's advanced hunting is retiring in favour of Microsoft Graph's runHuntingQuery: it stops working after 2027-02-01 (MC1220762; LEARN 2026-07-28 says the retirement began in January 2026, the message starts it on 2026-02-06 and asks to migrate by 2027-01-31). Source: run-advanced-query-api.md (LEARN 2026-07-28); MC1220762 as mirrored (hunting-indicators-alerts.md §1.2)."
+    )]
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct RunAdvancedQuery {
+        ///The query (reference: run-advanced-query-api.md).
+        pub body: types::AdvancedQueryRequest,
+    }
+    #[allow(deprecated)]
+    impl Request for RunAdvancedQuery {
+        const ID: OperationId = OperationId::RunAdvancedQuery;
+        type Response = types::AdvancedQueryResponse;
+        fn path_parameters(&self) -> ::std::vec::Vec<(&'static str, &str)> {
+            vec![]
+        }
+        fn send(
+            self,
+            client: &super::Client,
+        ) -> impl ::std::future::Future<Output = Sent<Self::Response>> + Send + '_ {
+            let mut builder = client.run_advanced_query();
+            builder = builder.body(self.body);
+            builder.send()
+        }
+        fn answer(response: Self::Response) -> Answer {
+            Answer::RunAdvancedQuery(response)
+        }
+        fn created_action(
+            response: &Self::Response,
+        ) -> ::std::option::Option<&types::MachineAction> {
+            {
+                let _ = response;
+                None
+            }
+        }
+    }
     /// The success of any operation, tagged with its `operationId`: what a journal keeps
     /// and an output shows, read back by its tag, never guessed from its fields.
     #[derive(Clone, Debug, PartialEq, ::serde::Serialize, ::serde::Deserialize)]
@@ -10665,6 +12074,12 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         ///`deleteLibraryFile`: Delete a file from the live response library.
         #[serde(rename = "deleteLibraryFile")]
         DeleteLibraryFile(()),
+        ///`runHuntingQuery`: Run an advanced hunting query (Microsoft Graph).
+        #[serde(rename = "runHuntingQuery")]
+        RunHuntingQuery(types::HuntingQueryResults),
+        ///`runAdvancedQuery`: Run an advanced hunting query (the Defender API, retiring).
+        #[serde(rename = "runAdvancedQuery")]
+        RunAdvancedQuery(types::AdvancedQueryResponse),
     }
     impl Answer {
         /// The operation that answered.
@@ -10702,6 +12117,8 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 Answer::ListLibraryFiles(_) => OperationId::ListLibraryFiles,
                 Answer::UploadLibraryFile(_) => OperationId::UploadLibraryFile,
                 Answer::DeleteLibraryFile(_) => OperationId::DeleteLibraryFile,
+                Answer::RunHuntingQuery(_) => OperationId::RunHuntingQuery,
+                Answer::RunAdvancedQuery(_) => OperationId::RunAdvancedQuery,
             }
         }
         /// The machine action the answer is, for the operations that answer one.
@@ -10783,6 +12200,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         LibraryFile(&'a types::LibraryFile),
         ///The answer of every operation whose body is `()`.
         Empty,
+        ///The answer of every operation whose body is `types::HuntingQueryResults`.
+        HuntingQueryResults(&'a types::HuntingQueryResults),
+        ///The answer of every operation whose body is `types::AdvancedQueryResponse`.
+        AdvancedQueryResponse(&'a types::AdvancedQueryResponse),
     }
     impl Answer {
         /// The answer by the type of its body.
@@ -10820,6 +12241,8 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 Answer::ListLibraryFiles(body) => AnswerBody::LibraryFileCollection(body),
                 Answer::UploadLibraryFile(body) => AnswerBody::LibraryFile(body),
                 Answer::DeleteLibraryFile(()) => AnswerBody::Empty,
+                Answer::RunHuntingQuery(body) => AnswerBody::HuntingQueryResults(body),
+                Answer::RunAdvancedQuery(body) => AnswerBody::AdvancedQueryResponse(body),
             }
         }
     }
@@ -10876,6 +12299,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         UploadLibraryFile(UploadLibraryFile),
         ///`deleteLibraryFile`: Delete a file from the live response library.
         DeleteLibraryFile(DeleteLibraryFile),
+        ///`runHuntingQuery`: Run an advanced hunting query (Microsoft Graph).
+        RunHuntingQuery(RunHuntingQuery),
+        ///`runAdvancedQuery`: Run an advanced hunting query (the Defender API, retiring).
+        RunAdvancedQuery(RunAdvancedQuery),
     }
     /// Something done with a request of any operation, its type known inside:
     /// [`AnyRequest::visit`] calls [`RequestVisitor::visit`] with the typed request.
@@ -10928,6 +12355,8 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 AnyRequest::ListLibraryFiles(_) => OperationId::ListLibraryFiles,
                 AnyRequest::UploadLibraryFile(_) => OperationId::UploadLibraryFile,
                 AnyRequest::DeleteLibraryFile(_) => OperationId::DeleteLibraryFile,
+                AnyRequest::RunHuntingQuery(_) => OperationId::RunHuntingQuery,
+                AnyRequest::RunAdvancedQuery(_) => OperationId::RunAdvancedQuery,
             }
         }
         /// The same request with `id` as its path's id (a request without one, as it is).
@@ -11039,6 +12468,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 AnyRequest::DeleteLibraryFile(r) => {
                     AnyRequest::DeleteLibraryFile(r.clone())
                 }
+                AnyRequest::RunHuntingQuery(r) => AnyRequest::RunHuntingQuery(r.clone()),
+                AnyRequest::RunAdvancedQuery(r) => {
+                    AnyRequest::RunAdvancedQuery(r.clone())
+                }
             }
         }
         /// Its body as the wire has it, when it has one.
@@ -11082,6 +12515,8 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 AnyRequest::ListLibraryFiles(_) => None,
                 AnyRequest::UploadLibraryFile(_) => None,
                 AnyRequest::DeleteLibraryFile(_) => None,
+                AnyRequest::RunHuntingQuery(r) => ::serde_json::to_value(&r.body).ok(),
+                AnyRequest::RunAdvancedQuery(r) => ::serde_json::to_value(&r.body).ok(),
             }
         }
         /// `op`'s request, its path's id left empty (a template: see
@@ -11230,6 +12665,22 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 OperationId::ListLibraryFiles => None,
                 OperationId::UploadLibraryFile => None,
                 OperationId::DeleteLibraryFile => None,
+                OperationId::RunHuntingQuery => {
+                    Some(
+                        ::serde_json::from_value(body)
+                            .map(|body| AnyRequest::RunHuntingQuery(RunHuntingQuery {
+                                body,
+                            })),
+                    )
+                }
+                OperationId::RunAdvancedQuery => {
+                    Some(
+                        ::serde_json::from_value(body)
+                            .map(|body| AnyRequest::RunAdvancedQuery(RunAdvancedQuery {
+                                body,
+                            })),
+                    )
+                }
             }
         }
         /// `op`'s request from its parameters by their names in the spec (`id`,
@@ -11527,6 +12978,28 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                         })(),
                     )
                 }
+                OperationId::RunHuntingQuery => {
+                    Some(
+                        (|| -> ::std::result::Result<AnyRequest, ::serde_json::Error> {
+                            Ok(
+                                AnyRequest::RunHuntingQuery(RunHuntingQuery {
+                                    body: parameter(parameters, "body")?,
+                                }),
+                            )
+                        })(),
+                    )
+                }
+                OperationId::RunAdvancedQuery => {
+                    Some(
+                        (|| -> ::std::result::Result<AnyRequest, ::serde_json::Error> {
+                            Ok(
+                                AnyRequest::RunAdvancedQuery(RunAdvancedQuery {
+                                    body: parameter(parameters, "body")?,
+                                }),
+                            )
+                        })(),
+                    )
+                }
             }
         }
         /// Hands the typed request to `visitor`.
@@ -11556,6 +13029,8 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 AnyRequest::ListLibraryFiles(r) => visitor.visit(r),
                 AnyRequest::UploadLibraryFile(r) => visitor.visit(r),
                 AnyRequest::DeleteLibraryFile(r) => visitor.visit(r),
+                AnyRequest::RunHuntingQuery(r) => visitor.visit(r),
+                AnyRequest::RunAdvancedQuery(r) => visitor.visit(r),
             }
         }
     }
@@ -11642,6 +13117,12 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                     Some(visitor.visit::<types::LibraryFileUpload>())
                 }
                 OperationId::DeleteLibraryFile => None,
+                OperationId::RunHuntingQuery => {
+                    Some(visitor.visit::<types::HuntingQueryRequest>())
+                }
+                OperationId::RunAdvancedQuery => {
+                    Some(visitor.visit::<types::AdvancedQueryRequest>())
+                }
             }
         }
         /// Visits the type of its success body (`()` for none).
@@ -11695,6 +13176,12 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 }
                 OperationId::UploadLibraryFile => visitor.visit::<types::LibraryFile>(),
                 OperationId::DeleteLibraryFile => visitor.visit::<()>(),
+                OperationId::RunHuntingQuery => {
+                    visitor.visit::<types::HuntingQueryResults>()
+                }
+                OperationId::RunAdvancedQuery => {
+                    visitor.visit::<types::AdvancedQueryResponse>()
+                }
             }
         }
     }
@@ -12740,6 +14227,124 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         evidence: None,
         body: &[],
     };
+    ///`POST /v1.0/security/runHuntingQuery`: Run an advanced hunting query (Microsoft Graph).
+    pub const RUN_HUNTING_QUERY: Operation = Operation {
+        id: OperationId::RunHuntingQuery,
+        method: "POST",
+        path: "/v1.0/security/runHuntingQuery",
+        summary: "Run an advanced hunting query (Microsoft Graph).",
+        deprecated: false,
+        deprecation: None,
+        retired: None,
+        rate_limits: &[
+            RateWindow {
+                calls: 45u32,
+                seconds: 60u64,
+            },
+        ],
+        application_permissions: &["ThreatHunting.Read.All"],
+        delegated_permissions: &["ThreatHunting.Read.All"],
+        directory_roles: &[],
+        servers: &[
+            Server {
+                url: "https://graph.microsoft.com",
+                clouds: &["commercial", "gcc"],
+                region: "global",
+                authority: "https://login.microsoftonline.com",
+                token_scope: Some("https://graph.microsoft.com/.default"),
+            },
+            Server {
+                url: "https://graph.microsoft.us",
+                clouds: &["gcc-high"],
+                region: "global",
+                authority: "https://login.microsoftonline.us",
+                token_scope: Some("https://graph.microsoft.us/.default"),
+            },
+            Server {
+                url: "https://dod-graph.microsoft.us",
+                clouds: &["dod"],
+                region: "global",
+                authority: "https://login.microsoftonline.us",
+                token_scope: Some("https://dod-graph.microsoft.us/.default"),
+            },
+        ],
+        target: Target::None,
+        answers_page: false,
+        creates_action: None,
+        needs_comment: false,
+        cli_command: None,
+        undone_by: None,
+        irreversible: false,
+        evidence: None,
+        body: &[
+            BodyField {
+                name: "Query",
+                flag: "query",
+                help: "The KQL query",
+                required: true,
+                kind: FieldKind::Text {
+                    min: Some(1u64),
+                    max: None,
+                },
+            },
+            BodyField {
+                name: "Timespan",
+                flag: "timespan",
+                help: "The query's time window, ISO 8601",
+                required: false,
+                kind: FieldKind::Text {
+                    min: Some(1u64),
+                    max: None,
+                },
+            },
+        ],
+    };
+    ///`POST /api/advancedqueries/run`: Run an advanced hunting query (the Defender API, retiring).
+    pub const RUN_ADVANCED_QUERY: Operation = Operation {
+        id: OperationId::RunAdvancedQuery,
+        method: "POST",
+        path: "/api/advancedqueries/run",
+        summary: "Run an advanced hunting query (the Defender API, retiring).",
+        deprecated: true,
+        deprecation: Some(
+            "The Defender API's advanced hunting is retiring in favour of Microsoft Graph's runHuntingQuery: it stops working after 2027-02-01 (MC1220762; LEARN 2026-07-28 says the retirement began in January 2026, the message starts it on 2026-02-06 and asks to migrate by 2027-01-31). Source: run-advanced-query-api.md (LEARN 2026-07-28); MC1220762 as mirrored (hunting-indicators-alerts.md §1.2).",
+        ),
+        retired: None,
+        rate_limits: &[
+            RateWindow {
+                calls: 45u32,
+                seconds: 60u64,
+            },
+            RateWindow {
+                calls: 1500u32,
+                seconds: 3600u64,
+            },
+        ],
+        application_permissions: &["AdvancedQuery.Read.All"],
+        delegated_permissions: &["AdvancedQuery.Read"],
+        directory_roles: &[],
+        servers: SERVERS,
+        target: Target::None,
+        answers_page: false,
+        creates_action: None,
+        needs_comment: false,
+        cli_command: None,
+        undone_by: None,
+        irreversible: false,
+        evidence: None,
+        body: &[
+            BodyField {
+                name: "Query",
+                flag: "query",
+                help: "The KQL query",
+                required: true,
+                kind: FieldKind::Text {
+                    min: Some(1u64),
+                    max: None,
+                },
+            },
+        ],
+    };
     /// Every operation's facts, in the spec's order.
     pub const ALL: &[Operation] = &[
         START_INVESTIGATION,
@@ -12766,6 +14371,8 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         LIST_LIBRARY_FILES,
         UPLOAD_LIBRARY_FILE,
         DELETE_LIBRARY_FILE,
+        RUN_HUNTING_QUERY,
+        RUN_ADVANCED_QUERY,
     ];
     /// The hosts of the `/api/...` operations (the spec's top-level `servers`).
     pub const SERVERS: &[Server] = &[

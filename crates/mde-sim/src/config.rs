@@ -178,6 +178,8 @@ pub struct Config {
     pub stale_duplicates: bool,
     /// The shares of the inventory on macOS and Linux; the rest runs Windows.
     pub platforms: crate::Platforms,
+    /// Rows each machine has a day in each advanced hunting event table (30 days of them).
+    pub hunting_rows: u32,
     /// Faults of the download host, each on a share of downloads.
     pub download_faults: crate::package::Faults,
     /// Seeds every roll of the dice (failures, faults): the same seed, the same run.
@@ -222,6 +224,7 @@ impl Default for Config {
             nonzero_exits: 0.0,
             stale_duplicates: false,
             platforms: Default::default(),
+            hunting_rows: 20,
             download_faults: Default::default(),
             seed: 0,
             body_limit: 64 * 1024,

@@ -70,6 +70,7 @@ pub fn body(code: &str, message: &str) -> types::Error {
             message: message.to_string(),
             // A correlation id, as the service quotes one for support.
             target: Some(uuid::Uuid::new_v4().to_string()),
+            inner_error: Default::default(),
             extra: Default::default(),
         },
     }

@@ -515,6 +515,25 @@ fn perform(s: &Shared, op: OperationId, request: Incoming) -> Result<Response, A
             };
             json(StatusCode::OK, &answer)
         }
+        OperationId::RunHuntingQuery | OperationId::RunAdvancedQuery => {
+            let graph = op == OperationId::RunHuntingQuery;
+            let (_, body) = checked(op, headers, &body)?;
+            let window = crate::hunting::window(body["Timespan"].as_str(), now_utc)
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "BadRequest", e))?;
+            let source = crate::hunting::Source {
+                machines: records.inventory().all(),
+                seed: s.config.seed,
+                events_a_day: s.config.hunting_rows,
+            };
+            let query = body["Query"].as_str().unwrap_or_default();
+            let answer = crate::hunting::hunt(query, &source, window, now_utc)
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "BadRequest", e.0))?;
+            let context = format!(
+                "{}/v1.0/$metadata#microsoft.graph.security.huntingQueryResults",
+                s.base_url
+            );
+            (StatusCode::OK, axum::Json(answer.json(graph, &context))).into_response()
+        }
         OperationId::CancelMachineAction => {
             let (comment, _) = checked(op, headers, &body)?;
             let action = records.cancel(&id, asked(&comment))?;
