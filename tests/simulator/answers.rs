@@ -59,8 +59,7 @@ impl Done {
 async fn every_operation_succeeds_as_documented() {
     let spec = spec();
     let sim = simulator(Config::default().with_generated_machines(operations::ALL.len())).await;
-    let token = sign_in(&sim, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET).await;
-    let client = client(sim.base_url(), &token);
+    let client = app_client(&sim, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET);
     let done = Done::on(&sim, &client).await;
     let documented = operations::DOCUMENTED_MACHINE_IDS;
     for (i, op) in operations::ALL.iter().enumerate() {
@@ -77,7 +76,7 @@ async fn every_operation_succeeds_as_documented() {
             .unwrap();
         assert_conforms(&spec, op.method, &path_of(op.id, machine), success, &body);
     }
-    each_operation_answers_a_plain_client(&spec, &sim, &token, &done).await;
+    each_operation_answers_a_plain_client(&spec, &sim, &done).await;
     let (collections, responses) = actions_of_the_loops(&sim, &done);
     each_response_action_is_pending_as_documented(&responses);
     collections_are_kept_in_their_generations(&sim, &collections);
@@ -86,12 +85,7 @@ async fn every_operation_succeeds_as_documented() {
 
 /// Each operation answered to a plain HTTP client: each raw body matches the spec's schema
 /// for its status (`raw` checks it).
-async fn each_operation_answers_a_plain_client(
-    spec: &Spec,
-    sim: &Simulator,
-    token: &str,
-    done: &Done,
-) {
+async fn each_operation_answers_a_plain_client(spec: &Spec, sim: &Simulator, done: &Done) {
     let base = sim.base_url().to_string();
     let examples = spec.examples();
     for (i, op) in operations::ALL.iter().enumerate() {
@@ -132,7 +126,8 @@ async fn each_operation_answers_a_plain_client(
                 serde_json::to_vec(&body).unwrap(),
             )
         };
-        let answer = raw(spec, &base, &path, Some(token), Some(&content_type), body).await;
+        let token = token_for(sim, op).await;
+        let answer = raw(spec, &base, &path, Some(&token), Some(&content_type), body).await;
         assert!(
             [200, 201, 204].contains(&answer.status),
             "{}: {answer:?}",

@@ -359,10 +359,7 @@ async fn every_operation_refuses_an_app_without_its_permissions() {
     let mut config = Config::default().with_generated_machines(1);
     config.apps.push(app("nobody", ""));
     let sim = simulator(config).await;
-    let nobody = client(
-        sim.base_url(),
-        &sign_in(&sim, "nobody", "nobody-secret").await,
-    );
+    let nobody = app_client(&sim, "nobody", "nobody-secret");
     for op in operations::ALL {
         let answer = call(&nobody, op.id, &generated_machine_id(0), "c").await;
         assert_eq!(code(&answer), (403, "Forbidden".into()), "{}", op.id);

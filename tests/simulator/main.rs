@@ -240,6 +240,7 @@ fn code(answer: &Answer) -> (u16, String) {
 mod answers;
 mod collections;
 mod downloads;
+mod hunting;
 mod live_response;
 
 /// Collects on 100 machines with `per_machine` concurrent requests each, spread over `apps`
@@ -285,6 +286,26 @@ fn tally(answers: &[(String, u16)]) -> HashMap<u16, usize> {
         *counts.entry(*status).or_default() += 1;
     }
     counts
+}
+
+/// A client of the app `client_id` signing in at the simulator, a token for each audience its
+/// operations need (the API's, Microsoft Graph's); it sends at once and does not retry 429s.
+fn app_client(sim: &Simulator, client_id: &str, secret: &str) -> mde_client::Client {
+    sim.client_builder()
+        .client_credentials(DEFAULT_TENANT, client_id, secret)
+        .enforce_rate_limits(false)
+        .retries_on_429(0)
+        .build()
+        .unwrap()
+}
+
+/// A token of the default app for `op`'s audience, by the client's own sign-in.
+async fn token_for(sim: &Simulator, op: &operations::Operation) -> String {
+    let app = (DEFAULT_TENANT, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET);
+    let scope = mde_sim::scope_of(op);
+    mde_sim::sign_in_for(sim.base_url(), app, &scope)
+        .await
+        .unwrap()
 }
 
 /// A client that sends at once and does not retry 429s: it meets the service's own limits.

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::client::Client;
-use crate::cloud::{Cloud, Endpoints, Region, host_for};
+use crate::cloud::{Cloud, Endpoints, Region, host_for, scope_for};
 use crate::error::Error;
 use crate::generated;
 use crate::hooks::{Runtime, WaitEvent, WaitHook};
 use crate::operations::OperationId;
 use crate::rate_limit::{Clock, RateLimiter, SystemClock};
 use crate::secret::Secret;
-use crate::token::{Credentials, TokenSource};
+use crate::token::{Credentials, TokenSource, Tokens};
 
 /// Builds a [`Client`]. Defaults: commercial cloud, global host, 30 s timeout, the
 /// documented rate limits enforced.
@@ -295,14 +295,20 @@ impl ClientBuilder {
         let clock = self
             .clock
             .unwrap_or_else(|| Arc::new(SystemClock::default()));
-        let tokens = TokenSource::new(
-            credentials,
-            http.clone(),
-            &login_url,
-            endpoints.token_scope.clone(),
-            clock.clone(),
-            self.body_limit,
-        );
+        let scopes = OperationId::ALL
+            .iter()
+            .map(|op| scope_for(op.facts(), self.cloud, &endpoints.token_scope))
+            .collect();
+        let tokens = Tokens::new(endpoints.token_scope.clone(), scopes, |scope| {
+            TokenSource::new(
+                credentials.clone(),
+                http.clone(),
+                &login_url,
+                scope,
+                clock.clone(),
+                self.body_limit,
+            )
+        });
         let runtime = Arc::new(Runtime {
             tokens,
             limiter: self

@@ -77,7 +77,7 @@ impl Client {
     /// credentials or an unreachable sign-in host before its first request. A bearer token
     /// given as is cannot be checked without a call: it passes.
     pub async fn sign_in(&self) -> Result<(), Error> {
-        self.runtime.tokens.authorization().await.map(drop)
+        self.runtime.tokens.api().authorization().await.map(drop)
     }
 
     /// The action a request for a new one was answered with, when it is not new: an id this
@@ -350,7 +350,7 @@ impl<'a, R: Request> IntoFuture for Call<'a, R> {
                         runtime.clock.sleep(wait).await;
                     }
                     Error::Authentication(_)
-                        if !reauthenticated && runtime.tokens.forget().await =>
+                        if !reauthenticated && runtime.tokens.of(R::ID).forget().await =>
                     {
                         // A refused cached token: the request was not acted on; one new token.
                         reauthenticated = true;

@@ -178,9 +178,35 @@ where
         })
 }
 
+/// The token scope `op` needs in `cloud`: its own host's (Microsoft Graph's, for an operation
+/// on Graph), else `api_scope`, the API's.
+pub fn scope_for(op: &Operation, cloud: Cloud, api_scope: &str) -> String {
+    let own = (op.servers != operations::SERVERS)
+        .then(|| op.servers.iter().find(|s| serves(s, cloud)))
+        .flatten()
+        .and_then(|s| s.token_scope);
+    own.unwrap_or(api_scope).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_operation_on_graph_asks_for_a_graph_token_in_each_cloud() {
+        let hunt = operations::OperationId::RunHuntingQuery.facts();
+        let api = "https://api.securitycenter.microsoft.com/.default";
+        for (cloud, scope) in [
+            (Cloud::Commercial, "https://graph.microsoft.com/.default"),
+            (Cloud::Gcc, "https://graph.microsoft.com/.default"),
+            (Cloud::GccHigh, "https://graph.microsoft.us/.default"),
+            (Cloud::Dod, "https://dod-graph.microsoft.us/.default"),
+        ] {
+            assert_eq!(scope_for(hunt, cloud, api), scope, "{cloud}");
+        }
+        let isolate = operations::OperationId::IsolateMachine.facts();
+        assert_eq!(scope_for(isolate, Cloud::Commercial, api), api);
+    }
 
     #[test]
     fn every_cloud_has_a_global_host_and_each_commercial_region_one() {

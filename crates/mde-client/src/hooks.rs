@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::generated;
 use crate::operations::OperationId;
 use crate::rate_limit::{Clock, RateLimiter, Ticket};
-use crate::token::TokenSource;
+use crate::token::Tokens;
 
 /// Why a call waits before it is sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,7 +49,7 @@ pub(crate) type WaitHook = Arc<dyn Fn(&WaitEvent) + Send + Sync>;
 /// What the generated clients of one [`Client`](crate::Client) share. Public only because
 /// the generated client names it; not reachable from outside the crate.
 pub struct Runtime {
-    pub(crate) tokens: TokenSource,
+    pub(crate) tokens: Tokens,
     pub(crate) limiter: Option<RateLimiter>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) body_limit: usize,
@@ -223,11 +223,11 @@ impl ClientHooks<Inner> for generated::Client {
                 runtime.wait_for_room(op).await;
             }
         }
-        let value = runtime
-            .tokens
-            .authorization()
-            .await
-            .map_err(|e| stash(unsent(e)))?;
+        let tokens = match OperationId::from_method(info.operation_id) {
+            Some(op) => runtime.tokens.of(op),
+            None => runtime.tokens.api(),
+        };
+        let value = tokens.authorization().await.map_err(|e| stash(unsent(e)))?;
         request.headers_mut().insert(AUTHORIZATION, value);
         // progenitor adds `api-version: <info.version>`; the service documents no such header.
         request.headers_mut().remove("api-version");

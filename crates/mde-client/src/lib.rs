@@ -102,7 +102,7 @@ pub use builder::{ClientBuilder, install_crypto_provider};
 #[cfg(feature = "azure-identity")]
 pub use certificate::ClientCertificate;
 pub use client::{Call, Client};
-pub use cloud::{Cloud, Endpoints, Region};
+pub use cloud::{Cloud, Endpoints, Region, scope_for};
 pub use download::{Downloaded, PackageLink};
 pub use error::{Delivery, Error, ServiceError};
 pub use generated::{ResponseValue, operations, types};

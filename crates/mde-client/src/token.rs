@@ -229,6 +229,56 @@ impl TokenSource {
     }
 }
 
+/// A token source for each scope the client's operations need: the API's, and Microsoft
+/// Graph's for the operations on Graph. One sign-in configuration, a token per audience, each
+/// asked for when first needed, cached and renewed on its own.
+pub(crate) struct Tokens {
+    sources: Vec<TokenSource>,
+    /// Each operation's source, by [`OperationId::index`](crate::OperationId::index).
+    of_operation: Vec<usize>,
+}
+
+impl Tokens {
+    /// A source for the API's scope and each other of `scopes` (`scopes[i]` operation `i`'s).
+    pub(crate) fn new(
+        api: String,
+        scopes: Vec<String>,
+        source: impl Fn(String) -> TokenSource,
+    ) -> Tokens {
+        let mut distinct = vec![api];
+        let of_operation = scopes
+            .into_iter()
+            .map(|scope| match distinct.iter().position(|s| *s == scope) {
+                Some(i) => i,
+                None => {
+                    distinct.push(scope);
+                    distinct.len() - 1
+                }
+            })
+            .collect();
+        Tokens {
+            sources: distinct.into_iter().map(source).collect(),
+            of_operation,
+        }
+    }
+
+    /// The source of `op`'s tokens.
+    pub(crate) fn of(&self, op: crate::OperationId) -> &TokenSource {
+        &self.sources[self.of_operation[op.index()]]
+    }
+
+    /// The source of the API's tokens (the scope most operations need).
+    pub(crate) fn api(&self) -> &TokenSource {
+        &self.sources[0]
+    }
+}
+
+impl fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(&self.sources).finish()
+    }
+}
+
 /// A token Azure AD issued, and how long it lives from when it was asked for.
 #[derive(Clone, Debug)]
 pub struct AccessToken {

@@ -22,7 +22,27 @@ pub struct Grant {
     pub client_id: String,
     /// Application permissions and directory roles (the token's `roles`).
     pub permissions: Vec<String>,
+    /// The scope it was asked for (its audience): the API's, or Microsoft Graph's.
+    pub scope: String,
     expires: Duration,
+}
+
+/// The scope a token for `op` is asked for: Microsoft Graph's for an operation on Graph, the
+/// API's for the others (the spec's `x-token-scope`, the commercial cloud's).
+pub fn scope_of(op: &Operation) -> String {
+    mde_client::scope_for(
+        op,
+        mde_client::Cloud::Commercial,
+        operations::TOKEN_SCOPES[0],
+    )
+}
+
+/// Every scope the simulator issues tokens for: each operation's.
+pub fn scopes() -> Vec<String> {
+    let mut all: Vec<String> = operations::ALL.iter().map(scope_of).collect();
+    all.sort();
+    all.dedup();
+    all
 }
 
 /// Registered apps and the tokens issued to them.
@@ -176,7 +196,7 @@ impl Tokens {
                 "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.".into(),
             ));
         }
-        if !operations::TOKEN_SCOPES.contains(&scope) {
+        if !scopes().iter().any(|s| s == scope) {
             return Err(AadError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_scope",
@@ -186,7 +206,7 @@ impl Tokens {
                 ),
             ));
         }
-        let token = self.grant(app, clock);
+        let token = self.grant(app, scope, clock);
         let seconds = self.lifetime.as_secs();
         Ok(json!({
             "token_type": "Bearer",
@@ -197,7 +217,7 @@ impl Tokens {
     }
 
     /// A new token of `app`, recorded with what it grants.
-    fn grant(&self, app: &App, clock: &Clock) -> String {
+    fn grant(&self, app: &App, scope: &str, clock: &Clock) -> String {
         let now = clock.elapsed();
         let token = format!(
             "sim.{}.{}",
@@ -212,6 +232,7 @@ impl Tokens {
                 tenant: app.tenant.clone(),
                 client_id: app.client_id.clone(),
                 permissions: app.permissions.clone(),
+                scope: scope.to_string(),
                 expires: now + self.lifetime,
             },
         );
@@ -219,19 +240,19 @@ impl Tokens {
         token
     }
 
-    /// A token of the app `client_id` of `tenant` and its lifetime (simulated), as a
-    /// managed identity gets one: no secret, the platform vouches for it.
+    /// A token for `scope` of the app `client_id` of `tenant` and its lifetime (simulated),
+    /// as a managed identity gets one: no secret, the platform vouches for it.
     pub fn issue_to(
         &self,
-        tenant: &str,
-        client_id: &str,
+        (tenant, client_id): (&str, &str),
+        scope: &str,
         clock: &Clock,
     ) -> Option<(String, Duration)> {
         let app = self
             .apps
             .iter()
             .find(|a| a.tenant == tenant && a.client_id == client_id)?;
-        Some((self.grant(app, clock), self.lifetime))
+        Some((self.grant(app, scope, clock), self.lifetime))
     }
 
     /// The simulator's own token issuer (workload identity federation).
@@ -266,8 +287,23 @@ impl Tokens {
     }
 }
 
-/// The 403 to answer when the grant holds none of the operation's permissions or roles.
+/// The 401 to answer when the token is for another audience (an API token sent to Microsoft
+/// Graph, or the reverse; Graph's words for it), then the 403 when the grant holds none of
+/// the operation's permissions or roles.
 pub fn authorize(grant: &Grant, op: &Operation) -> Result<(), ApiError> {
+    let scope = scope_of(op);
+    if grant.scope != scope {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "InvalidAuthenticationToken",
+            format!(
+                "Access token validation failure. Invalid audience: the token is for {}, {} takes one for {}",
+                grant.scope.trim_end_matches("/.default"),
+                op.id,
+                scope.trim_end_matches("/.default")
+            ),
+        ));
+    }
     let needed: Vec<&str> = op
         .application_permissions
         .iter()

@@ -108,13 +108,17 @@ impl ManagedIdentity {
         if param("api-version") != Some(API_VERSION) {
             return answer(StatusCode::BAD_REQUEST, "api-version must be 2019-08-01");
         }
-        let resource = mde_client::operations::TOKEN_SCOPES[0].trim_end_matches("/.default");
-        if param("resource").map(|r| r.trim_end_matches('/')) != Some(resource) {
+        let asked = param("resource").map(|r| r.trim_end_matches('/'));
+        let scopes = crate::auth::scopes();
+        let scope = scopes
+            .iter()
+            .find(|s| Some(s.trim_end_matches("/.default")) == asked);
+        let Some(scope) = scope else {
             return answer(
                 StatusCode::BAD_REQUEST,
                 "The resource is not one this identity can get a token for",
             );
-        }
+        };
         if param("client_id").is_some_and(|c| c != self.client_id) {
             // App Service: "The requested identity has not been assigned to this resource".
             return answer(
@@ -122,7 +126,10 @@ impl ManagedIdentity {
                 "The requested identity has not been assigned to this resource",
             );
         }
-        let Some((token, lifetime)) = s.tokens.issue_to(&self.tenant, &self.client_id, &s.clock)
+        let resource = scope.trim_end_matches("/.default");
+        let Some((token, lifetime)) =
+            s.tokens
+                .issue_to((&self.tenant, &self.client_id), scope, &s.clock)
         else {
             return answer(
                 StatusCode::BAD_REQUEST,

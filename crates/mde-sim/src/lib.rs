@@ -58,7 +58,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use auth::Grant;
+pub use auth::{Grant, scope_of};
 pub use clock::Clock;
 pub use config::{
     App, Config, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_TENANT, generated_machine_id,
@@ -79,6 +79,17 @@ pub async fn sign_in(
     client_id: &str,
     client_secret: &str,
 ) -> Result<String, mde_client::Error> {
+    let scope = operations::TOKEN_SCOPES[0];
+    sign_in_for(base_url, (tenant, client_id, client_secret), scope).await
+}
+
+/// [`sign_in`] for a token of `scope`: Microsoft Graph's, for the operations on Graph
+/// ([`mde_client::scope_for`] says which an operation needs).
+pub async fn sign_in_for(
+    base_url: &str,
+    (tenant, client_id, client_secret): (&str, &str, &str),
+    scope: &str,
+) -> Result<String, mde_client::Error> {
     mde_client::install_crypto_provider();
     let answer = mde_client::request_token(
         &mde_client::reqwest::Client::new(),
@@ -86,7 +97,7 @@ pub async fn sign_in(
         tenant,
         client_id,
         &client_secret.into(),
-        operations::TOKEN_SCOPES[0],
+        scope,
         1 << 20,
     )
     .await?;

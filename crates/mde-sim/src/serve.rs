@@ -124,6 +124,10 @@ struct Args {
     /// Size of each file a live response GetFile collects, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = Config::default().live_file_size)]
     live_file_size: u64,
+    /// Rows each machine has a day in each advanced hunting event table (30 days of them:
+    /// 100 machines at 100 make 300,000 rows a table).
+    #[arg(long, value_name = "N", default_value_t = Config::default().hunting_rows)]
+    hunting_rows: u32,
     /// The share of GetFile paths that do not exist on their device (0 to 1): the command
     /// fails and the ones after it are not run.
     #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
@@ -262,6 +266,7 @@ fn config_of(args: &Args) -> Result<Config, String> {
         offline: args.offline.clamp(0.0, 1.0),
         no_automation: args.no_automation,
         live_file_size: args.live_file_size,
+        hunting_rows: args.hunting_rows,
         missing_files: args.missing_files.clamp(0.0, 1.0),
         nonzero_exits: args.nonzero_exits.clamp(0.0, 1.0),
         platforms: args.platforms.clone(),

@@ -247,6 +247,22 @@ pub(super) fn checked(
     }
 }
 
+/// `body` with its members named as `op`'s schema names them, whatever their case: Microsoft
+/// Graph binds JSON without regard to case (the beta page and its callers send `query`), the
+/// Defender API does not (common-errors.md). Anything but a JSON object is left as it is.
+pub(super) fn graph_names(op: OperationId, body: Bytes) -> Bytes {
+    let Ok(Value::Object(members)) = serde_json::from_slice::<Value>(&body) else {
+        return body;
+    };
+    let fields = op.facts().body;
+    let named = members.into_iter().map(|(name, value)| {
+        let field = fields.iter().find(|f| f.name.eq_ignore_ascii_case(&name));
+        (field.map_or(name, |f| f.name.to_string()), value)
+    });
+    let named: serde_json::Map<String, Value> = named.collect();
+    serde_json::to_vec(&named).map_or(body, Bytes::from)
+}
+
 /// A JSON object body with no member but `names`.
 pub(super) fn object(headers: &HeaderMap, body: &[u8], names: &[&str]) -> Result<Value, ApiError> {
     let content_type = headers

@@ -517,6 +517,7 @@ fn perform(s: &Shared, op: OperationId, request: Incoming) -> Result<Response, A
         }
         OperationId::RunHuntingQuery | OperationId::RunAdvancedQuery => {
             let graph = op == OperationId::RunHuntingQuery;
+            let body = if graph { graph_names(op, body) } else { body };
             let (_, body) = checked(op, headers, &body)?;
             let window = crate::hunting::window(body["Timespan"].as_str(), now_utc)
                 .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "BadRequest", e))?;
