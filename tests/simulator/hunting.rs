@@ -86,3 +86,64 @@ async fn hunting_queries_answer_in_each_familys_shape() {
     }
     sim.stop().await;
 }
+
+/// An answer past the 100,000-row cap: the client splits the window in halves until each
+/// part is under it, and the parts joined are every row of the window once, as the
+/// simulator's own count says. The Defender API, with no window, says so; a query that
+/// aggregates is not split.
+#[tokio::test]
+async fn a_capped_answer_is_split_and_joined_whole() {
+    use mde_client::hunting::{Cell, ColumnType, Family, Hunt};
+    let config = Config {
+        hunting_rows: 100,
+        ..Config::default().with_generated_machines(80)
+    };
+    let sim = simulator(config).await;
+    let client = app_client(&sim, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET);
+    let now = client.clock().now_utc();
+    let hunt = |query: &str| Hunt {
+        window: Some((now - mde_client::hunting::RETENTION, now)),
+        ..Hunt::new(query)
+    };
+    let counted = client
+        .hunt(&hunt("DeviceFileEvents | summarize count()"))
+        .await
+        .unwrap();
+    let Cell::Integer(all) = counted.rows[0][0] else {
+        panic!("{counted:?}")
+    };
+    assert!(all > 250_000, "{all}");
+    let query = "DeviceFileEvents | project Timestamp, DeviceId, SHA256";
+    let table = client.hunt(&hunt(query)).await.unwrap();
+    assert_eq!(table.rows.len() as i64, all, "none missing");
+    let distinct: std::collections::HashSet<String> =
+        table.rows.iter().map(|r| format!("{r:?}")).collect();
+    assert_eq!(distinct.len(), table.rows.len(), "no row twice");
+    assert_eq!(
+        table.columns[0],
+        ("Timestamp".to_string(), ColumnType::DateTime)
+    );
+    assert!(matches!(table.rows[0][0], Cell::Time(_)));
+    let cost = table.cost;
+    assert!(
+        cost.splits >= 2 && cost.calls == 2 * cost.splits + 1,
+        "{cost:?}"
+    );
+    assert_eq!(cost.rows, all as u64);
+
+    let aggregated = client
+        .hunt(&hunt("DeviceFileEvents | take 200000"))
+        .await
+        .unwrap_err();
+    assert!(
+        aggregated.to_string().contains("aggregates"),
+        "{aggregated}"
+    );
+    let defender = Hunt {
+        family: Family::Defender,
+        ..Hunt::new(query)
+    };
+    let refused = client.hunt(&defender).await.unwrap_err();
+    assert!(refused.to_string().contains("use Graph"), "{refused}");
+    sim.stop().await;
+}

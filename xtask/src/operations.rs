@@ -577,7 +577,8 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
                 pub servers: &'static [Server],
                 /// What its path's id names: a machine, a machine action, or nothing.
                 pub target: Target,
-                /// Whether it answers a page: an OData collection with `value`.
+                /// Whether it answers a page: an OData collection with `value`, or a hunting
+                /// answer's rows.
                 pub answers_page: bool,
                 /// The `type` of the machine action it creates (`x-machine-action-type`), as
                 /// the spec's `MachineActionType` writes it; `None` when it creates none.

@@ -10674,7 +10674,8 @@ pub mod operations {
         pub servers: &'static [Server],
         /// What its path's id names: a machine, a machine action, or nothing.
         pub target: Target,
-        /// Whether it answers a page: an OData collection with `value`.
+        /// Whether it answers a page: an OData collection with `value`, or a hunting
+        /// answer's rows.
         pub answers_page: bool,
         /// The `type` of the machine action it creates (`x-machine-action-type`), as
         /// the spec's `MachineActionType` writes it; `None` when it creates none.
@@ -14269,7 +14270,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
             },
         ],
         target: Target::None,
-        answers_page: false,
+        answers_page: true,
         creates_action: None,
         needs_comment: false,
         cli_command: None,
@@ -14325,7 +14326,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         directory_roles: &[],
         servers: SERVERS,
         target: Target::None,
-        answers_page: false,
+        answers_page: true,
         creates_action: None,
         needs_comment: false,
         cli_command: None,

@@ -158,8 +158,10 @@ fn unsent(e: Error) -> Error {
     }
 }
 
-/// The most a list page's body may need: 10,000 entities of a few KB (reference:
-/// get-machines.md, get-machineactions-collection.md).
+/// The most a page's body may need: 10,000 entities of a few KB (reference: get-machines.md,
+/// get-machineactions-collection.md), or a hunting answer under the Defender API's 50 MB
+/// result cap (run-advanced-query-api.md, LEARN 2026-07-28; the older pages' 124 MB and
+/// Graph's undocumented one end in the same typed error past it).
 const PAGE_BODY_LIMIT: usize = 64 << 20;
 
 /// The cap on an operation's answer: the client's, or a full page's for the operations that

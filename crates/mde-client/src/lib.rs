@@ -37,7 +37,7 @@
 //!
 //! | layer | modules |
 //! |---|---|
-//! | the client and what it sends | `client`, `builder`, `download`, `listing`, `live_response`, `certificate` |
+//! | the client and what it sends | `client`, `builder`, `download`, `listing`, `live_response`, `hunting`, `certificate` |
 //! | each call's path: limits, token, body cap, typed errors | `hooks`, `multipart` |
 //! | sign-in and pace | `token`, `rate_limit` |
 //! | vocabulary | `error`, `timestamp`, `secret`, `cloud`, `body` |
@@ -84,6 +84,7 @@ mod cloud;
 mod download;
 mod error;
 mod hooks;
+pub mod hunting;
 mod listing;
 mod live_response;
 mod multipart;

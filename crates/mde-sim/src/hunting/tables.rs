@@ -179,6 +179,27 @@ fn hash_of(text: &str) -> u64 {
     fnv1a(0, text.bytes())
 }
 
+/// The SHA-1 and SHA-256 standing for each file's, the payload's its documented SHA-1: made
+/// once, shared by every row.
+fn hashes_of(file: &str) -> (Arc<str>, Arc<str>) {
+    type Hashes = Vec<(&'static str, Arc<str>, Arc<str>)>;
+    static HASHES: std::sync::OnceLock<Hashes> = std::sync::OnceLock::new();
+    let all = HASHES.get_or_init(|| {
+        (FILES.iter().chain([&PAYLOAD.0]))
+            .map(|&f| {
+                let sha1 = if f == PAYLOAD.0 {
+                    PAYLOAD.1.to_string()
+                } else {
+                    digest(f, 40)
+                };
+                (f, sha1.into(), digest(f, 64).into())
+            })
+            .collect()
+    });
+    let (_, sha1, sha256) = all.iter().find(|(f, _, _)| *f == file).unwrap_or(&all[0]);
+    (sha1.clone(), sha256.clone())
+}
+
 /// A hex digest of `len` characters standing for a file's hash.
 fn digest(name: &str, len: usize) -> String {
     let mut out = String::new();
@@ -249,10 +270,7 @@ fn row(
         0 => (PAYLOAD.0, "msedge.exe"),
         _ => (FILES[pick(FILES.len(), 8)], FILES[pick(FILES.len(), 16)]),
     };
-    let sha1 = match file == PAYLOAD.0 {
-        true => PAYLOAD.1.to_string(),
-        false => digest(file, 40),
-    };
+    let (sha1, sha256) = hashes_of(file);
     let account = ACCOUNTS[pick(ACCOUNTS.len(), 24)];
     let folder = match file == PAYLOAD.0 {
         true => format!(r"C:\Users\{account}\Downloads"),
@@ -267,7 +285,7 @@ fn row(
         ]),
         "DeviceFileEvents" => cells.extend([
             text(["FileCreated", "FileModified", "FileDeleted"][pick(3, 40)]),
-            text(file), text(&folder), text(&sha1), text(&digest(file, 64)), text(parent),
+            text(file), text(&folder), Cell::Text(sha1), Cell::Text(sha256), text(parent),
         ]),
         "DeviceProcessEvents" => {
             let command = match file {
@@ -276,7 +294,7 @@ fn row(
             };
             cells.extend([
                 text("ProcessCreated"), text(file), text(&folder), text(&sha1),
-                text(&digest(file, 64)), text(&command), text(account), text(parent),
+                Cell::Text(sha256), text(&command), text(account), text(parent),
             ])
         }
         "DeviceNetworkEvents" => cells.extend([

@@ -372,14 +372,20 @@ impl Spec {
             })
     }
 
-    /// Whether `op` answers a page: its success is an object whose `value` is a list.
+    /// Whether `op` answers a page: its success is an object whose `value` is a list (a
+    /// list operation's), or whose `results`/`Results` is (a hunting answer's rows).
     pub fn answers_page(&self, op: &Operation) -> bool {
         self.success_schema(op)
             .and_then(|name| self.pointer(&format!("#/components/schemas/{name}")))
             .map(|schema| self.resolve(schema))
-            .and_then(|schema| schema.pointer("/properties/value"))
-            .map(|value| self.resolve(value))
-            .is_some_and(|value| value.get("type").and_then(Value::as_str) == Some("array"))
+            .is_some_and(|schema| {
+                // A list's `value`, or a hunting answer's rows (`results`, `Results`).
+                ["value", "results", "Results"].iter().any(|name| {
+                    (schema.pointer(&format!("/properties/{name}")))
+                        .map(|items| self.resolve(items))
+                        .is_some_and(|v| v.get("type").and_then(Value::as_str) == Some("array"))
+                })
+            })
     }
 
     /// Whether `op`'s JSON body requires a `Comment`.
