@@ -96,13 +96,15 @@ async fn a_capped_answer_is_split_and_joined_whole() {
     use mde_client::hunting::{Cell, ColumnType, Family, Hunt};
     let config = Config {
         hunting_rows: 100,
-        ..Config::default().with_generated_machines(80)
+        ..Config::default().with_generated_machines(90)
     };
     let sim = simulator(config).await;
     let client = app_client(&sim, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET);
+    // A day short of the 30 the service keeps: its oldest rows age out while the test runs.
     let now = client.clock().now_utc();
+    let start = now - mde_client::hunting::RETENTION + mde_client::chrono::TimeDelta::days(1);
     let hunt = |query: &str| Hunt {
-        window: Some((now - mde_client::hunting::RETENTION, now)),
+        window: Some((start, now)),
         ..Hunt::new(query)
     };
     let counted = client
