@@ -929,7 +929,8 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
             /// Azure AD's client-credentials token URL; `{tenant}` stands for the tenant id.
             pub const TOKEN_URL: &str = #token_url;
 
-            /// The scopes a client-credentials token is asked for.
+            /// The scopes of the client-credentials grant, the API's first (then Microsoft Graph's): a
+            /// token is asked for one of them, the one its operation needs (`scope_for`).
             pub const TOKEN_SCOPES: &[&str] = &[#(#token_scopes),*];
 
             /// The machine ids the documents show, in the spec's order.

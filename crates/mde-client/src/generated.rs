@@ -14485,9 +14485,11 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
     ];
     /// Azure AD's client-credentials token URL; `{tenant}` stands for the tenant id.
     pub const TOKEN_URL: &str = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token";
-    /// The scopes a client-credentials token is asked for.
+    /// The scopes of the client-credentials grant, the API's first (then Microsoft Graph's): a
+    /// token is asked for one of them, the one its operation needs (`scope_for`).
     pub const TOKEN_SCOPES: &[&str] = &[
         "https://api.securitycenter.microsoft.com/.default",
+        "https://graph.microsoft.com/.default",
     ];
     /// The machine ids the documents show, in the spec's order.
     pub const DOCUMENTED_MACHINE_IDS: &[&str] = &[
