@@ -533,7 +533,7 @@ fn perform(s: &Shared, op: OperationId, request: Incoming) -> Result<Response, A
                 "{}/v1.0/$metadata#microsoft.graph.security.huntingQueryResults",
                 s.base_url
             );
-            (StatusCode::OK, axum::Json(answer.json(graph, &context))).into_response()
+            json(StatusCode::OK, &answer.json(graph, &context))
         }
         OperationId::CancelMachineAction => {
             let (comment, _) = checked(op, headers, &body)?;
