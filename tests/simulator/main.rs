@@ -242,6 +242,7 @@ mod collections;
 mod downloads;
 mod hunting;
 mod live_response;
+mod quotas;
 
 /// Collects on 100 machines with `per_machine` concurrent requests each, spread over `apps`
 /// apps; returns the simulator and each answer's status.

@@ -227,6 +227,19 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
             Some(date) => quote!(Some(#date)),
             None => quote!(None),
         };
+        let retiring = match deprecation.as_ref().and_then(|d| d.retiring.as_deref()) {
+            Some(date) => quote!(Some(#date)),
+            None => quote!(None),
+        };
+        let tenant_quota = match op.tenant_quota().map_err(located)? {
+            Some(q) => {
+                let hour = option_u64(q.cpu_per_hour);
+                let day = option_u64(q.cpu_per_day);
+                let cycle = q.cycle;
+                quote!(Some(TenantQuota { cpu_per_hour: #hour, cpu_per_day: #day, cycle: #cycle }))
+            }
+            None => quote!(None),
+        };
         let note = match &deprecation {
             Some(d) => {
                 let d = d.to_string();
@@ -316,7 +329,9 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
                 deprecated: #deprecated,
                 deprecation: #note,
                 retired: #retired,
+                retiring: #retiring,
                 rate_limits: &[#(#windows),*],
+                tenant_quota: #tenant_quota,
                 application_permissions: &[#(#application),*],
                 delegated_permissions: &[#(#delegated),*],
                 directory_roles: &[#(#roles),*],
@@ -524,13 +539,27 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
             use super::{types, Error, ResponseValue};
 
             /// One window of a rate limit: at most `calls` per `seconds`. All windows of an
-            /// operation apply at once; the service counts them per application and tenant.
+            /// operation apply at once; the service counts them per application and tenant, or
+            /// per tenant where the operation has a [`TenantQuota`].
             #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
             pub struct RateWindow {
                 /// Calls allowed in the window.
                 pub calls: u32,
                 /// Length of the window in seconds.
                 pub seconds: u64,
+            }
+
+            /// An operation whose limits are the tenant's (`x-tenant-quota`): its
+            /// [`RateWindow`]s count every app of the tenant together, and its queries spend a
+            /// CPU allocation that, once spent, blocks them until the next cycle.
+            #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+            pub struct TenantQuota {
+                /// CPU seconds a tenant may spend an hour, when documented.
+                pub cpu_per_hour: ::std::option::Option<u64>,
+                /// CPU seconds a tenant may spend a day, when documented.
+                pub cpu_per_day: ::std::option::Option<u64>,
+                /// Seconds between the service's checks of the allocation.
+                pub cycle: u64,
             }
 
             /// A host that serves an operation.
@@ -565,8 +594,14 @@ pub fn operations_module(spec: &Spec, file: &syn::File) -> Result<TokenStream, S
                 pub deprecation: ::std::option::Option<&'static str>,
                 /// The date the service stopped serving it, when it did.
                 pub retired: ::std::option::Option<&'static str>,
+                /// The date after which the service stops serving it, when announced
+                /// (`x-deprecation.retiring`): a client refuses a call after it.
+                pub retiring: ::std::option::Option<&'static str>,
                 /// Every window applies; empty when none is documented.
                 pub rate_limits: &'static [RateWindow],
+                /// Its limits are the tenant's, and its queries spend the tenant's CPU
+                /// (`x-tenant-quota`); `None`: counted per application and tenant.
+                pub tenant_quota: ::std::option::Option<TenantQuota>,
                 /// Application permissions, any one of which allows the call.
                 pub application_permissions: &'static [&'static str],
                 /// Delegated permissions, any one of which allows the call.
@@ -1049,4 +1084,12 @@ fn documented_machine_ids(spec: &Spec) -> Vec<String> {
         }
     }
     ids
+}
+
+/// `Some(n)` or `None` as code.
+fn option_u64(n: Option<u64>) -> proc_macro2::TokenStream {
+    match n {
+        Some(n) => quote!(Some(#n)),
+        None => quote!(None),
+    }
 }

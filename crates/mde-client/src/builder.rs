@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::generated;
 use crate::hooks::{Runtime, WaitEvent, WaitHook};
 use crate::operations::OperationId;
-use crate::rate_limit::{Clock, RateLimiter, SystemClock};
+use crate::rate_limit::{Clock, RateLimiter, SystemClock, TenantBudget};
 use crate::secret::Secret;
 use crate::token::{Credentials, TokenSource, Tokens};
 
@@ -34,6 +34,7 @@ pub struct ClientBuilder {
     retries_on_429: u32,
     body_limit: usize,
     on_wait: Option<WaitHook>,
+    tenant_budget: Option<TenantBudget>,
     /// Extra trust anchors (PEM), besides the platform's.
     roots: Vec<Vec<u8>>,
 }
@@ -233,6 +234,14 @@ impl ClientBuilder {
         self
     }
 
+    /// The budget of the tenant's quotas (advanced hunting's calls and CPU) this client
+    /// spends, shared with every client given the same one. By default, a client signing in
+    /// with a secret shares [`TenantBudget::of`] its host and tenant; any other has its own.
+    pub fn tenant_budget(mut self, budget: TenantBudget) -> Self {
+        self.tenant_budget = Some(budget);
+        self
+    }
+
     /// How many 429s in a row a call waits out (3 by default).
     pub fn retries_on_429(mut self, times: u32) -> Self {
         self.retries_on_429 = times;
@@ -311,9 +320,18 @@ impl ClientBuilder {
         });
         let runtime = Arc::new(Runtime {
             tokens,
-            limiter: self
-                .enforce_rate_limits
-                .then(|| RateLimiter::new(self.rate_limit_margin)),
+            limiter: self.enforce_rate_limits.then(|| {
+                let budget = self.tenant_budget.clone().unwrap_or_else(|| {
+                    let host = base_url.as_deref().unwrap_or(&api);
+                    match &credentials {
+                        Credentials::ClientSecret { tenant_id, .. } => {
+                            TenantBudget::of(host, tenant_id)
+                        }
+                        _ => TenantBudget::default(),
+                    }
+                });
+                RateLimiter::new(self.rate_limit_margin, budget)
+            }),
             clock,
             body_limit: self.body_limit,
             on_wait: self.on_wait,
@@ -358,6 +376,7 @@ impl Client {
             retries_on_429: 3,
             body_limit: 1 << 20,
             on_wait: None,
+            tenant_budget: None,
             roots: Vec::new(),
         }
     }

@@ -99,6 +99,23 @@ impl Client {
         (known || old()).then(|| action.clone())
     }
 
+    /// Refuses an operation the service stopped serving (`x-deprecation.retiring` is past on
+    /// the client's clock): what it would answer is undocumented.
+    fn check_not_retired(&self, op: OperationId) -> Result<(), Error> {
+        let Some(date) = op.facts().retiring else {
+            return Ok(());
+        };
+        let last = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+            .map_err(|e| Error::Configuration(format!("{op}: retiring date {date:?}: {e}")))?;
+        if self.clock().now_utc().date_naive() <= last {
+            return Ok(());
+        }
+        Err(Error::Configuration(format!(
+            "the service stopped serving {op} after {date}: {}",
+            op.facts().deprecation.unwrap_or_default()
+        )))
+    }
+
     fn prepare<R: Request>(&self, request: Result<R, Error>) -> Call<'_, R> {
         let request = request.and_then(|r| {
             for (name, value) in r.path_parameters() {
@@ -295,6 +312,7 @@ impl<'a, R: Request> IntoFuture for Call<'a, R> {
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
             let request = self.request?;
+            self.client.check_not_retired(R::ID)?;
             let raw = self.client.raw(R::ID)?;
             let runtime = &self.client.runtime;
             let (mut limited, mut transient, mut reauthenticated) = (0, 0, false);
@@ -337,17 +355,17 @@ impl<'a, R: Request> IntoFuture for Call<'a, R> {
                     continue;
                 }
                 match &error {
-                    Error::RateLimited { retry_after, .. }
-                        if limited < self.client.retries_on_429 =>
-                    {
+                    Error::RateLimited {
+                        retry_after,
+                        error: body,
+                    } if limited < self.client.retries_on_429 => {
                         // A 429 was not acted on: waiting and sending again is safe.
-                        let wait = retry_after.unwrap_or(Duration::from_secs(1));
+                        let wait = runtime.wait_after_429(R::ID, *retry_after, body.as_ref());
                         if wait > self.client.max_retry_after {
                             return Err(error);
                         }
                         limited += 1;
-                        runtime.waiting(R::ID, WaitReason::RetryAfter, wait);
-                        runtime.clock.sleep(wait).await;
+                        runtime.refused(R::ID, wait).await;
                     }
                     Error::Authentication(_)
                         if !reauthenticated && runtime.tokens.of(R::ID).forget().await =>

@@ -295,7 +295,11 @@ impl Error {
                     status,
                     code: body.code,
                     message: body.message,
-                    target: body.target,
+                    // Graph has no `target`: its `request-id` is the one to quote.
+                    target: body.target.or_else(|| {
+                        let id = body.inner_error.get("request-id")?.as_str()?;
+                        Some(id.to_string())
+                    }),
                 };
                 Error::from_service(service, retry_after, op)
             }

@@ -7245,7 +7245,7 @@ let response = client.run_advanced_query()
     .await;
 ```*/
     #[deprecated(
-        note = "The Defender API's advanced hunting is retiring in favour of Microsoft Graph's runHuntingQuery: it stops working after 2027-02-01 (MC1220762; LEARN 2026-07-28 says the retirement began in January 2026, the message starts it on 2026-02-06 and asks to migrate by 2027-01-31). Source: run-advanced-query-api.md (LEARN 2026-07-28); MC1220762 as mirrored (hunting-indicators-alerts.md §1.2)."
+        note = "The Defender API's advanced hunting is retiring in favour of Microsoft Graph's runHuntingQuery: it stops working after 2027-02-01 (MC1220762; LEARN 2026-07-28 says the retirement began in January 2026, the message starts it on 2026-02-06 and asks to migrate by 2027-01-31). Refused after 2027-02-01. Source: run-advanced-query-api.md (LEARN 2026-07-28); MC1220762 as mirrored (hunting-indicators-alerts.md §1.2)."
     )]
     pub fn run_advanced_query(&self) -> builder::RunAdvancedQuery<'_> {
         builder::RunAdvancedQuery::new(self)
@@ -10623,13 +10623,26 @@ pub mod prelude {
 pub mod operations {
     use super::{types, Error, ResponseValue};
     /// One window of a rate limit: at most `calls` per `seconds`. All windows of an
-    /// operation apply at once; the service counts them per application and tenant.
+    /// operation apply at once; the service counts them per application and tenant, or
+    /// per tenant where the operation has a [`TenantQuota`].
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
     pub struct RateWindow {
         /// Calls allowed in the window.
         pub calls: u32,
         /// Length of the window in seconds.
         pub seconds: u64,
+    }
+    /// An operation whose limits are the tenant's (`x-tenant-quota`): its
+    /// [`RateWindow`]s count every app of the tenant together, and its queries spend a
+    /// CPU allocation that, once spent, blocks them until the next cycle.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct TenantQuota {
+        /// CPU seconds a tenant may spend an hour, when documented.
+        pub cpu_per_hour: ::std::option::Option<u64>,
+        /// CPU seconds a tenant may spend a day, when documented.
+        pub cpu_per_day: ::std::option::Option<u64>,
+        /// Seconds between the service's checks of the allocation.
+        pub cycle: u64,
     }
     /// A host that serves an operation.
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -10662,8 +10675,14 @@ pub mod operations {
         pub deprecation: ::std::option::Option<&'static str>,
         /// The date the service stopped serving it, when it did.
         pub retired: ::std::option::Option<&'static str>,
+        /// The date after which the service stops serving it, when announced
+        /// (`x-deprecation.retiring`): a client refuses a call after it.
+        pub retiring: ::std::option::Option<&'static str>,
         /// Every window applies; empty when none is documented.
         pub rate_limits: &'static [RateWindow],
+        /// Its limits are the tenant's, and its queries spend the tenant's CPU
+        /// (`x-tenant-quota`); `None`: counted per application and tenant.
+        pub tenant_quota: ::std::option::Option<TenantQuota>,
         /// Application permissions, any one of which allows the call.
         pub application_permissions: &'static [&'static str],
         /// Delegated permissions, any one of which allows the call.
@@ -11963,7 +11982,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
 
 Send it with `Client::send` of `mde_client`, or through the generated [`super::Client::run_advanced_query`].*/
     #[deprecated(
-        note = "The Defender API's advanced hunting is retiring in favour of Microsoft Graph's runHuntingQuery: it stops working after 2027-02-01 (MC1220762; LEARN 2026-07-28 says the retirement began in January 2026, the message starts it on 2026-02-06 and asks to migrate by 2027-01-31). Source: run-advanced-query-api.md (LEARN 2026-07-28); MC1220762 as mirrored (hunting-indicators-alerts.md §1.2)."
+        note = "The Defender API's advanced hunting is retiring in favour of Microsoft Graph's runHuntingQuery: it stops working after 2027-02-01 (MC1220762; LEARN 2026-07-28 says the retirement began in January 2026, the message starts it on 2026-02-06 and asks to migrate by 2027-01-31). Refused after 2027-02-01. Source: run-advanced-query-api.md (LEARN 2026-07-28); MC1220762 as mirrored (hunting-indicators-alerts.md §1.2)."
     )]
     #[derive(Clone, Debug, PartialEq)]
     pub struct RunAdvancedQuery {
@@ -13197,12 +13216,14 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
             "Automated investigations can no longer be started by hand; what the service answers now is undocumented. Microsoft names a full antivirus scan (runAntiVirusScan, ScanType Full) as the on-demand replacement. Retired by the service on 2026-09-01. Source: defender-endpoint-air-deprecation.md; MC1411577.",
         ),
         retired: Some("2026-09-01"),
+        retiring: None,
         rate_limits: &[
             RateWindow {
                 calls: 50u32,
                 seconds: 3600u64,
             },
         ],
+        tenant_quota: None,
         application_permissions: &["Alert.ReadWrite.All"],
         delegated_permissions: &["Alert.ReadWrite"],
         directory_roles: &[],
@@ -13239,12 +13260,14 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
             "Automated investigations can no longer be started by hand; what the service answers now is undocumented. Microsoft names a full antivirus scan (runAntiVirusScan, ScanType Full) as the on-demand replacement. Retired by the service on 2026-09-01. Source: defender-endpoint-air-deprecation.md; MC1411577.",
         ),
         retired: Some("2026-09-01"),
+        retiring: None,
         rate_limits: &[
             RateWindow {
                 calls: 5u32,
                 seconds: 3600u64,
             },
         ],
+        tenant_quota: None,
         application_permissions: &["Alert.ReadWrite.All"],
         delegated_permissions: &["Alert.ReadWrite"],
         directory_roles: &[],
@@ -13287,6 +13310,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         deprecated: false,
         deprecation: None,
         retired: None,
+        retiring: None,
         rate_limits: &[
             RateWindow {
                 calls: 100u32,
@@ -13297,6 +13321,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 seconds: 3600u64,
             },
         ],
+        tenant_quota: None,
         application_permissions: &["Machine.CollectForensics"],
         delegated_permissions: &["Machine.CollectForensics"],
         directory_roles: &[],
@@ -13331,6 +13356,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         deprecated: false,
         deprecation: None,
         retired: None,
+        retiring: None,
         rate_limits: &[
             RateWindow {
                 calls: 100u32,
@@ -13341,6 +13367,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 seconds: 3600u64,
             },
         ],
+        tenant_quota: None,
         application_permissions: &["Machine.Scan"],
         delegated_permissions: &["Machine.Scan"],
         directory_roles: &[],
@@ -13395,7 +13422,9 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
             "The Graph preview endpoint is deprecated; use collectInvestigationPackage. Source: 004_570bf575d5329650.txt.",
         ),
         retired: None,
+        retiring: None,
         rate_limits: &[],
+        tenant_quota: None,
         application_permissions: &[],
         delegated_permissions: &[],
         directory_roles: &["Security administrator", "Global admin"],
@@ -13438,6 +13467,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         deprecated: false,
         deprecation: None,
         retired: None,
+        retiring: None,
         rate_limits: &[
             RateWindow {
                 calls: 100u32,
@@ -13448,6 +13478,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 seconds: 3600u64,
             },
         ],
+        tenant_quota: None,
         application_permissions: &["Machine.Read.All", "Machine.ReadWrite.All"],
         delegated_permissions: &["Machine.Read", "Machine.ReadWrite"],
         directory_roles: &[],
@@ -13471,6 +13502,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         deprecated: false,
         deprecation: None,
         retired: None,
+        retiring: None,
         rate_limits: &[
             RateWindow {
                 calls: 100u32,
@@ -13481,6 +13513,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 seconds: 3600u64,
             },
         ],
+        tenant_quota: None,
         application_permissions: &["Machine.Read.All", "Machine.ReadWrite.All"],
         delegated_permissions: &["Machine.Read", "Machine.ReadWrite"],
         directory_roles: &[],
@@ -13504,6 +13537,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         deprecated: false,
         deprecation: None,
         retired: None,
+        retiring: None,
         rate_limits: &[
             RateWindow {
                 calls: 100u32,
@@ -13514,6 +13548,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 seconds: 3600u64,
             },
         ],
+        tenant_quota: None,
         application_permissions: &["Machine.Read.All", "Machine.ReadWrite.All"],
         delegated_permissions: &[],
         directory_roles: &[],
@@ -13537,6 +13572,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         deprecated: false,
         deprecation: None,
         retired: None,
+        retiring: None,
         rate_limits: &[
             RateWindow {
                 calls: 2u32,
@@ -13547,6 +13583,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 seconds: 3600u64,
             },
         ],
+        tenant_quota: None,
         application_permissions: &["Machine.Read.All", "Machine.ReadWrite.All"],
         delegated_permissions: &["Machine.CollectForensics"],
         directory_roles: &[],
@@ -13570,6 +13607,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         deprecated: false,
         deprecation: None,
         retired: None,
+        retiring: None,
         rate_limits: &[
             RateWindow {
                 calls: 100u32,
@@ -13580,6 +13618,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 seconds: 3600u64,
             },
         ],
+        tenant_quota: None,
         application_permissions: &[
             "Machine.CollectForensics",
             "Machine.Isolate",
@@ -13630,6 +13669,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         deprecated: false,
         deprecation: None,
         retired: None,
+        retiring: None,
         rate_limits: &[
             RateWindow {
                 calls: 100u32,
@@ -13640,6 +13680,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 seconds: 3600u64,
             },
         ],
+        tenant_quota: None,
         application_permissions: &["Machine.Isolate"],
         delegated_permissions: &["Machine.Isolate"],
         directory_roles: &[],
@@ -13696,6 +13737,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         deprecated: false,
         deprecation: None,
         retired: None,
+        retiring: None,
         rate_limits: &[
             RateWindow {
                 calls: 100u32,
@@ -13706,6 +13748,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 seconds: 3600u64,
             },
         ],
+        tenant_quota: None,
         application_permissions: &["Machine.Isolate"],
         delegated_permissions: &["Machine.Isolate"],
         directory_roles: &[],
@@ -13740,6 +13783,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         deprecated: false,
         deprecation: None,
         retired: None,
+        retiring: None,
         rate_limits: &[
             RateWindow {
                 calls: 100u32,
@@ -13750,6 +13794,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 seconds: 3600u64,
             },
         ],
+        tenant_quota: None,
         application_permissions: &["Machine.RestrictExecution"],
         delegated_permissions: &["Machine.RestrictExecution"],
         directory_roles: &[],
@@ -13784,6 +13829,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         deprecated: false,
         deprecation: None,
         retired: None,
+        retiring: None,
         rate_limits: &[
             RateWindow {
                 calls: 100u32,
@@ -13794,6 +13840,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 seconds: 3600u64,
             },
         ],
+        tenant_quota: None,
         application_permissions: &["Machine.RestrictExecution"],
         delegated_permissions: &["Machine.RestrictExecution"],
         directory_roles: &[],
@@ -13828,6 +13875,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         deprecated: false,
         deprecation: None,
         retired: None,
+        retiring: None,
         rate_limits: &[
             RateWindow {
                 calls: 100u32,
@@ -13838,6 +13886,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 seconds: 3600u64,
             },
         ],
+        tenant_quota: None,
         application_permissions: &[
             "Machine.StopAndQuarantine",
             "Machine.Read.All",
@@ -13886,6 +13935,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         deprecated: false,
         deprecation: None,
         retired: None,
+        retiring: None,
         rate_limits: &[
             RateWindow {
                 calls: 100u32,
@@ -13896,6 +13946,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 seconds: 3600u64,
             },
         ],
+        tenant_quota: None,
         application_permissions: &["Machine.Offboard"],
         delegated_permissions: &["Machine.Offboard"],
         directory_roles: &[],
@@ -13930,6 +13981,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         deprecated: false,
         deprecation: None,
         retired: None,
+        retiring: None,
         rate_limits: &[
             RateWindow {
                 calls: 100u32,
@@ -13940,6 +13992,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 seconds: 3600u64,
             },
         ],
+        tenant_quota: None,
         application_permissions: &["Machine.Read.All", "Machine.ReadWrite.All"],
         delegated_permissions: &["Machine.Read", "Machine.ReadWrite"],
         directory_roles: &[],
@@ -13963,6 +14016,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         deprecated: false,
         deprecation: None,
         retired: None,
+        retiring: None,
         rate_limits: &[
             RateWindow {
                 calls: 100u32,
@@ -13973,6 +14027,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 seconds: 3600u64,
             },
         ],
+        tenant_quota: None,
         application_permissions: &["Machine.Read.All", "Machine.ReadWrite.All"],
         delegated_permissions: &["Machine.Read", "Machine.ReadWrite"],
         directory_roles: &[],
@@ -13996,6 +14051,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         deprecated: false,
         deprecation: None,
         retired: None,
+        retiring: None,
         rate_limits: &[
             RateWindow {
                 calls: 100u32,
@@ -14006,6 +14062,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 seconds: 3600u64,
             },
         ],
+        tenant_quota: None,
         application_permissions: &["Machine.ReadWrite.All"],
         delegated_permissions: &["Machine.ReadWrite"],
         directory_roles: &[],
@@ -14058,12 +14115,14 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         deprecated: false,
         deprecation: None,
         retired: None,
+        retiring: None,
         rate_limits: &[
             RateWindow {
                 calls: 10u32,
                 seconds: 60u64,
             },
         ],
+        tenant_quota: None,
         application_permissions: &["Machine.LiveResponse"],
         delegated_permissions: &["Machine.LiveResponse"],
         directory_roles: &[],
@@ -14105,6 +14164,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         deprecated: false,
         deprecation: None,
         retired: None,
+        retiring: None,
         rate_limits: &[
             RateWindow {
                 calls: 100u32,
@@ -14115,6 +14175,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 seconds: 3600u64,
             },
         ],
+        tenant_quota: None,
         application_permissions: &["Machine.Read.All", "Machine.ReadWrite.All"],
         delegated_permissions: &["Machine.LiveResponse"],
         directory_roles: &[],
@@ -14138,6 +14199,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         deprecated: false,
         deprecation: None,
         retired: None,
+        retiring: None,
         rate_limits: &[
             RateWindow {
                 calls: 100u32,
@@ -14148,6 +14210,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 seconds: 3600u64,
             },
         ],
+        tenant_quota: None,
         application_permissions: &["Library.Manage"],
         delegated_permissions: &["Library.Manage"],
         directory_roles: &[],
@@ -14171,6 +14234,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         deprecated: false,
         deprecation: None,
         retired: None,
+        retiring: None,
         rate_limits: &[
             RateWindow {
                 calls: 100u32,
@@ -14181,6 +14245,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 seconds: 3600u64,
             },
         ],
+        tenant_quota: None,
         application_permissions: &["Library.Manage"],
         delegated_permissions: &["Library.Manage"],
         directory_roles: &[],
@@ -14204,6 +14269,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         deprecated: false,
         deprecation: None,
         retired: None,
+        retiring: None,
         rate_limits: &[
             RateWindow {
                 calls: 100u32,
@@ -14214,6 +14280,7 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 seconds: 3600u64,
             },
         ],
+        tenant_quota: None,
         application_permissions: &["Library.Manage"],
         delegated_permissions: &["Library.Manage"],
         directory_roles: &[],
@@ -14237,12 +14304,18 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         deprecated: false,
         deprecation: None,
         retired: None,
+        retiring: None,
         rate_limits: &[
             RateWindow {
                 calls: 45u32,
                 seconds: 60u64,
             },
         ],
+        tenant_quota: Some(TenantQuota {
+            cpu_per_hour: None,
+            cpu_per_day: None,
+            cycle: 900u64,
+        }),
         application_permissions: &["ThreatHunting.Read.All"],
         delegated_permissions: &["ThreatHunting.Read.All"],
         directory_roles: &[],
@@ -14308,9 +14381,10 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
         summary: "Run an advanced hunting query (the Defender API, retiring).",
         deprecated: true,
         deprecation: Some(
-            "The Defender API's advanced hunting is retiring in favour of Microsoft Graph's runHuntingQuery: it stops working after 2027-02-01 (MC1220762; LEARN 2026-07-28 says the retirement began in January 2026, the message starts it on 2026-02-06 and asks to migrate by 2027-01-31). Source: run-advanced-query-api.md (LEARN 2026-07-28); MC1220762 as mirrored (hunting-indicators-alerts.md §1.2).",
+            "The Defender API's advanced hunting is retiring in favour of Microsoft Graph's runHuntingQuery: it stops working after 2027-02-01 (MC1220762; LEARN 2026-07-28 says the retirement began in January 2026, the message starts it on 2026-02-06 and asks to migrate by 2027-01-31). Refused after 2027-02-01. Source: run-advanced-query-api.md (LEARN 2026-07-28); MC1220762 as mirrored (hunting-indicators-alerts.md §1.2).",
         ),
         retired: None,
+        retiring: Some("2027-02-01"),
         rate_limits: &[
             RateWindow {
                 calls: 45u32,
@@ -14321,6 +14395,11 @@ Send it with `Client::send` of `mde_client`, or through the generated [`super::C
                 seconds: 3600u64,
             },
         ],
+        tenant_quota: Some(TenantQuota {
+            cpu_per_hour: Some(600u64),
+            cpu_per_day: Some(10800u64),
+            cycle: 900u64,
+        }),
         application_permissions: &["AdvancedQuery.Read.All"],
         delegated_permissions: &["AdvancedQuery.Read"],
         directory_roles: &[],

@@ -14,7 +14,7 @@ use crate::body::read_capped;
 use crate::error::Error;
 use crate::generated;
 use crate::operations::OperationId;
-use crate::rate_limit::{Clock, RateLimiter, Ticket};
+use crate::rate_limit::{Clock, Quota, RateLimiter, Ticket};
 use crate::token::Tokens;
 
 /// Why a call waits before it is sent.
@@ -24,6 +24,10 @@ pub enum WaitReason {
     RateLimit,
     /// The service answered 429 and asked to wait (`Retry-After`).
     RetryAfter,
+    /// The service said a quota of the tenant is spent (advanced hunting's calls a minute
+    /// or an hour, or its CPU until the next cycle): every call of the tenant's
+    /// [`TenantBudget`](crate::TenantBudget) waits.
+    TenantQuota,
     /// A transient failure, retried because the caller opted in.
     Backoff,
     /// runLiveResponse was refused for the 50 sessions running at once: the call waits
@@ -77,11 +81,15 @@ impl Runtime {
     pub(crate) async fn wait_for_room(&self, op: OperationId) {
         let Some(limiter) = &self.limiter else { return };
         loop {
-            let wait = limiter.wait(op, self.clock.now());
+            let now = self.clock.now();
+            let (reason, wait) = match limiter.blocked(op, now) {
+                blocked if !blocked.is_zero() => (WaitReason::TenantQuota, blocked),
+                _ => (WaitReason::RateLimit, limiter.wait(op, now)),
+            };
             if wait.is_zero() {
                 return;
             }
-            self.waiting(op, WaitReason::RateLimit, wait);
+            self.waiting(op, reason, wait);
             self.clock.sleep(wait).await;
         }
     }
@@ -90,12 +98,52 @@ impl Runtime {
     pub(crate) async fn acquire(&self, op: OperationId) -> Option<Ticket> {
         let limiter = self.limiter.as_ref()?;
         loop {
+            self.wait_for_room(op).await;
             match limiter.try_acquire(op, self.clock.now()) {
                 Ok(ticket) => return ticket,
                 Err(wait) => {
                     self.waiting(op, WaitReason::RateLimit, wait);
                     self.clock.sleep(wait).await;
                 }
+            }
+        }
+    }
+
+    /// How long a 429 of `op` asks to wait: its `Retry-After`; else the quota its words
+    /// name (a window of calls: the window; the tenant's CPU: when it says, or the next
+    /// cycle); else a second.
+    pub(crate) fn wait_after_429(
+        &self,
+        op: OperationId,
+        retry_after: Option<Duration>,
+        error: Option<&crate::error::ServiceError>,
+    ) -> Duration {
+        let quota = error.and_then(|e| Quota::of(&e.message));
+        let cycle = op.facts().tenant_quota.map(|q| q.cycle.max(1));
+        let next_cycle = || {
+            let cycle = cycle?;
+            let now = self.clock.now_utc().timestamp().max(0) as u64;
+            Some(Duration::from_secs(cycle - now % cycle))
+        };
+        retry_after
+            .or(match quota {
+                Some(Quota::Calls { per, .. }) => Some(per),
+                Some(Quota::Cpu { again_in }) => again_in.or_else(next_cycle),
+                None => None,
+            })
+            .unwrap_or(Duration::from_secs(1))
+    }
+
+    /// Waits `wait` after a 429 of `op`; for an operation of the tenant's quota, every call of
+    /// the tenant's budget waits with it (before its request is sent).
+    pub(crate) async fn refused(&self, op: OperationId, wait: Duration) {
+        match &self.limiter {
+            Some(limiter) if op.facts().tenant_quota.is_some() => {
+                limiter.block(op, self.clock.now() + wait);
+            }
+            _ => {
+                self.waiting(op, WaitReason::RetryAfter, wait);
+                self.clock.sleep(wait).await;
             }
         }
     }
@@ -113,6 +161,7 @@ impl Runtime {
             wait_ms = wait.as_millis() as u64,
             "mde-client: waiting"
         );
+        let _ = WAITED.try_with(|w| w.set((w.get().0 + 1, w.get().1 + wait)));
         if let Some(hook) = &self.on_wait {
             hook(&event);
         }
@@ -132,6 +181,8 @@ pub(crate) struct CallState {
 
 tokio::task_local! {
     pub(crate) static CALL: RefCell<CallState>;
+    /// The waits of the work under way (a hunt's): how many, and how long in all.
+    pub(crate) static WAITED: std::cell::Cell<(u32, Duration)>;
 }
 
 fn stash<E>(e: Error) -> progenitor_client::Error<E> {

@@ -16,6 +16,7 @@ use serde_json::Value;
 use crate::client::Client;
 use crate::error::Error;
 use crate::generated::{operations, types};
+use crate::hooks::WAITED;
 use crate::timestamp::Timestamp;
 
 /// The most rows one answer holds (run-advanced-query-api.md, security-api-overview.md).
@@ -23,6 +24,9 @@ pub const ROW_CAP: usize = 100_000;
 
 /// The data the service keeps: a query's window reaches no further back (security-api-overview.md).
 pub const RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(30);
+
+/// How many times a query answered 500 or 504 (or not at all) is sent again, with backoff.
+pub const TRANSIENT_RETRIES: u32 = 3;
 
 /// Which API runs the query.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -127,7 +131,7 @@ impl Cell {
     }
 }
 
-/// What a hunt cost: calls made, rows answered, and windows split.
+/// What a hunt cost: calls made, rows answered, windows split, and waits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Cost {
     /// Queries sent.
@@ -136,13 +140,20 @@ pub struct Cost {
     pub rows: u64,
     /// Windows split in halves because an answer reached a cap.
     pub splits: u32,
+    /// Times a query waited (for the limits, a 429, or a retry's backoff).
+    pub waits: u32,
+    /// How long they waited, in the client's clock.
+    pub waited: Duration,
 }
+
+/// A column's name and type.
+pub type Column = (String, ColumnType);
 
 /// A query's answer: its columns (name and type) and its rows.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Table {
     /// Each column's name and type, in the answer's order.
-    pub columns: Vec<(String, ColumnType)>,
+    pub columns: Vec<Column>,
     /// The rows, a cell a column.
     pub rows: Vec<Vec<Cell>>,
     /// What it cost.
@@ -202,35 +213,82 @@ impl Client {
     /// cap is split in halves and each run again (see the [module](crate::hunting) docs).
     /// An empty query is refused before anything is sent.
     pub async fn hunt(&self, hunt: &Hunt) -> Result<Table, Error> {
+        let mut rows = Vec::new();
+        let (columns, cost) = self
+            .hunt_each(hunt, |_, mut page| {
+                rows.append(&mut page);
+                Ok(())
+            })
+            .await?;
+        Ok(Table {
+            columns,
+            rows,
+            cost,
+        })
+    }
+
+    /// Runs `hunt` as [`Client::hunt`] does, handing each answer's rows to `each` as it
+    /// arrives (earliest window first), with the columns of the first answer; a hunt holds
+    /// one answer at a time. An error of `each` ends the hunt. Answers the columns and the
+    /// cost.
+    pub async fn hunt_each(
+        &self,
+        hunt: &Hunt,
+        mut each: impl FnMut(&[Column], Vec<Vec<Cell>>) -> Result<(), Error> + Send,
+    ) -> Result<(Vec<Column>, Cost), Error> {
         if hunt.query.trim().is_empty() {
             return Err(Error::InvalidInput("the query is empty".into()));
         }
-        let mut table = Table {
-            columns: Vec::new(),
-            rows: Vec::new(),
-            cost: Cost::default(),
+        let waited = std::cell::Cell::new((0, Duration::ZERO));
+        let work = async {
+            let mut run = Run::default();
+            self.hunt_windows(hunt, &mut run, &mut each).await?;
+            Ok((run.columns, run.cost))
         };
+        let (result, (waits, waited)) = WAITED
+            .scope(waited, async {
+                let result = work.await;
+                (result, WAITED.with(std::cell::Cell::get))
+            })
+            .await;
+        result.map(|(columns, cost)| {
+            (
+                columns,
+                Cost {
+                    waits,
+                    waited,
+                    ..cost
+                },
+            )
+        })
+    }
+
+    async fn hunt_windows(
+        &self,
+        hunt: &Hunt,
+        run: &mut Run,
+        each: &mut (impl FnMut(&[Column], Vec<Vec<Cell>>) -> Result<(), Error> + Send),
+    ) -> Result<(), Error> {
         if hunt.family == Family::Defender {
             let page = self.run_advanced(&hunt.query).await?;
-            table.cost.calls = 1;
+            run.cost.calls = 1;
             if page.rows.len() >= ROW_CAP {
                 return Err(capped_error(&hunt.query, None));
             }
-            table.add(page);
-            return Ok(table);
+            return run.add(page, each);
         }
         let now = self.clock().now_utc();
         let mut windows = vec![hunt.window.unwrap_or((now - RETENTION, now))];
         // Earliest window first: a split pushes the later half, then the earlier one.
         while let Some(window) = windows.pop() {
-            table.cost.calls += 1;
+            run.cost.calls += 1;
             let answer = self.run_graph(&hunt.query, window).await;
             let over = match &answer {
                 Ok(page) => page.rows.len() >= ROW_CAP,
                 Err(e) => capped(e),
             };
             if !over {
-                table.add(answer?);
+                run.add(answer?, each)?;
                 continue;
             }
             let half = (window.1 - window.0) / 2;
@@ -239,12 +297,12 @@ impl Client {
             if !splittable(&hunt.query) || half < smallest {
                 return Err(capped_error(&hunt.query, Some(window)));
             }
-            table.cost.splits += 1;
+            run.cost.splits += 1;
             let middle = window.0 + half;
             windows.push((middle, window.1));
             windows.push((window.0, middle));
         }
-        Ok(table)
+        Ok(())
     }
 
     async fn run_graph(
@@ -262,7 +320,11 @@ impl Client {
                     .map_err(|e| Error::InvalidInput(format!("{e}")))?,
             ),
         };
-        let answer = self.send(operations::RunHuntingQuery { body }).await?;
+        // A query reads and changes nothing: a 500 or 504 is sent again.
+        let answer = self
+            .send(operations::RunHuntingQuery { body })
+            .retry_transient(TRANSIENT_RETRIES)
+            .await?;
         let columns = answer
             .schema
             .into_iter()
@@ -284,7 +346,10 @@ impl Client {
                 .try_into()
                 .map_err(|e| Error::InvalidInput(format!("{e}")))?,
         };
-        let answer = self.send(operations::RunAdvancedQuery { body }).await?;
+        let answer = self
+            .send(operations::RunAdvancedQuery { body })
+            .retry_transient(TRANSIENT_RETRIES)
+            .await?;
         let columns = answer
             .schema
             .into_iter()
@@ -312,9 +377,21 @@ fn capped_error(query: &str, window: Option<(DateTime<Utc>, DateTime<Utc>)>) -> 
     ))
 }
 
-impl Table {
-    /// Adds an answer's rows; the first answer gives the columns.
-    fn add(&mut self, page: Page) {
+/// A hunt under way: the columns of its first answer, and its cost so far.
+#[derive(Default)]
+struct Run {
+    columns: Vec<Column>,
+    cost: Cost,
+}
+
+impl Run {
+    /// Hands an answer's rows, typed by their columns, to `each`; the first answer gives the
+    /// columns.
+    fn add(
+        &mut self,
+        page: Page,
+        each: &mut impl FnMut(&[Column], Vec<Vec<Cell>>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         if self.columns.is_empty() {
             self.columns = page
                 .columns
@@ -323,13 +400,13 @@ impl Table {
                 .collect();
         }
         self.cost.rows += page.rows.len() as u64;
-        for mut row in page.rows {
-            let cells = self
-                .columns
+        let rows = page.rows.into_iter().map(|mut row| {
+            self.columns
                 .iter()
-                .map(|(name, kind)| Cell::read(row.remove(name).unwrap_or(Value::Null), kind));
-            self.rows.push(cells.collect());
-        }
+                .map(|(name, kind)| Cell::read(row.remove(name).unwrap_or(Value::Null), kind))
+                .collect()
+        });
+        each(&self.columns, rows.collect())
     }
 }
 

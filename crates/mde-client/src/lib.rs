@@ -112,7 +112,7 @@ pub use listing::{Followed, UNLISTED_LOOKS, Unlisted, is_final, since_filter};
 pub use live_response::{LiveResponse, SESSIONS, check_commands};
 pub use multipart::{LIBRARY_FILE_LIMIT, is_library_name};
 pub use operations::{Answer, OperationId, Request};
-pub use rate_limit::{Clock, SystemClock, minimum_duration};
+pub use rate_limit::{Clock, Quota, SystemClock, TenantBudget, minimum_duration};
 pub use secret::Secret;
 pub use timestamp::{Timestamp, TimestampError};
 #[cfg(feature = "azure-identity")]

@@ -8,10 +8,11 @@
 //! as in `governor`) cannot do both: with a burst of 100 it lets through 101 calls in a
 //! minute, without one it spaces every call 0.6 s apart.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use crate::operations::{OperationId, RateWindow};
@@ -130,7 +131,8 @@ impl CallLog {
     }
 }
 
-/// The calls one client (one app, one tenant) made, one [`CallLog`] per operation.
+/// The calls one client (one app, one tenant) made, one [`CallLog`] per operation; those of an
+/// operation whose limits are the tenant's (`x-tenant-quota`) in its [`TenantBudget`].
 ///
 /// A call counts from when it is sent, and once answered, from when its answer arrived: the
 /// service counted it somewhere in between, so the next call that needs its room is sent only
@@ -140,20 +142,76 @@ pub(crate) struct RateLimiter {
     /// Added to every window, for clock drift or a service that counts late.
     margin: Duration,
     logs: Vec<Mutex<CallLog>>,
+    budget: TenantBudget,
+}
+
+/// What one tenant's operations with a `TenantQuota` (advanced hunting) have left: their
+/// calls, and until when the service said the tenant's quota is spent. Every client of a
+/// process that signs in to the same tenant at the same host shares one
+/// ([`TenantBudget::of`]), so that jobs running side by side spend one budget, as the service
+/// counts them.
+#[derive(Clone, Debug)]
+pub struct TenantBudget(Arc<Budget>);
+
+#[derive(Debug)]
+struct Budget {
+    logs: Vec<Mutex<CallLog>>,
+    /// Per operation: the clock time before which the service refuses it.
+    blocked: Vec<Mutex<Duration>>,
+}
+
+impl Default for TenantBudget {
+    fn default() -> TenantBudget {
+        TenantBudget(Arc::new(Budget {
+            logs: OperationId::ALL.iter().map(|_| Mutex::default()).collect(),
+            blocked: OperationId::ALL.iter().map(|_| Mutex::default()).collect(),
+        }))
+    }
+}
+
+impl TenantBudget {
+    /// The process's one budget for `tenant` at `host`.
+    pub fn of(host: &str, tenant: &str) -> TenantBudget {
+        static BUDGETS: LazyLock<Mutex<HashMap<(String, String), TenantBudget>>> =
+            LazyLock::new(Mutex::default);
+        let mut budgets = BUDGETS.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (host.to_ascii_lowercase(), tenant.to_ascii_lowercase());
+        budgets.entry(key).or_default().clone()
+    }
 }
 
 impl RateLimiter {
-    pub(crate) fn new(margin: Duration) -> RateLimiter {
+    pub(crate) fn new(margin: Duration, budget: TenantBudget) -> RateLimiter {
         RateLimiter {
             margin,
             logs: OperationId::ALL.iter().map(|_| Mutex::default()).collect(),
+            budget,
         }
     }
 
     fn log(&self, op: OperationId) -> std::sync::MutexGuard<'_, CallLog> {
-        self.logs[op.index()]
+        let logs = match op.facts().tenant_quota {
+            Some(_) => &self.budget.0.logs,
+            None => &self.logs,
+        };
+        logs[op.index()].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How long the service said `op` is refused for, from `now` (zero: not refused).
+    pub(crate) fn blocked(&self, op: OperationId, now: Duration) -> Duration {
+        let until = *self.budget.0.blocked[op.index()]
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(|e| e.into_inner());
+        until.saturating_sub(now)
+    }
+
+    /// The service refused `op` until `until` (its tenant's quota is spent): every call of
+    /// the tenant's budget waits for it.
+    pub(crate) fn block(&self, op: OperationId, until: Duration) {
+        let mut blocked = self.budget.0.blocked[op.index()]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *blocked = (*blocked).max(until);
     }
 
     /// How long until every window of `op` has room at `now` (zero: now).
@@ -185,6 +243,66 @@ impl RateLimiter {
     }
 }
 
+/// The quota a 429 names, read from its message: the service's `code` is the string "429"
+/// and only the words tell the quotas apart (hunting-indicators-alerts.md §1.7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quota {
+    /// "API calls quota exceeded! maximum allowed 45 per 00:01:00": a window of calls.
+    Calls {
+        /// Calls the window allows.
+        calls: u32,
+        /// Its length.
+        per: Duration,
+    },
+    /// "You have exceeded processing resources allocated to this tenant. You can run queries
+    /// again in <duration>": the tenant's CPU, with when, if the words say it.
+    Cpu {
+        /// How long until queries run again.
+        again_in: Option<Duration>,
+    },
+}
+
+impl Quota {
+    /// The quota `message` names, if it names one.
+    pub fn of(message: &str) -> Option<Quota> {
+        if let Some(rest) = message.split("maximum allowed ").nth(1) {
+            let (calls, per) = rest.split_once(" per ")?;
+            return Some(Quota::Calls {
+                calls: calls.trim().parse().ok()?,
+                per: time_span(per.trim().trim_end_matches('.'))?,
+            });
+        }
+        if message.contains("processing resources") {
+            let again_in = message
+                .split("again in ")
+                .nth(1)
+                .and_then(|t| time_span(t.trim().trim_end_matches('.')));
+            return Some(Quota::Cpu { again_in });
+        }
+        None
+    }
+}
+
+/// A .NET TimeSpan, `[d.]hh:mm:ss[.fffffff]`.
+pub fn time_span(text: &str) -> Option<Duration> {
+    let (days, clock) = match text.split_once('.') {
+        Some((d, rest)) if !d.contains(':') => (d.parse::<u64>().ok()?, rest),
+        _ => (0, text),
+    };
+    let mut parts = clock.split(':');
+    let (h, m, s) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let (h, m): (u64, u64) = (h.parse().ok()?, m.parse().ok()?);
+    let s: f64 = s
+        .parse()
+        .ok()
+        .filter(|s: &f64| s.is_finite() && *s >= 0.0)?;
+    let whole = (days * 24 + h) * 3600 + m * 60;
+    Some(Duration::from_secs(whole) + Duration::from_secs_f64(s))
+}
+
 /// For a caller planning a run: the earliest time a run of `n` calls of `op` can end,
 /// starting with no calls in any window.
 pub fn minimum_duration(op: OperationId, n: usize) -> Duration {
@@ -206,7 +324,7 @@ mod tests {
     #[test]
     fn a_burst_goes_at_once_and_the_rest_when_the_window_allows() {
         let op = OperationId::CollectInvestigationPackage;
-        let limiter = RateLimiter::new(Duration::ZERO);
+        let limiter = RateLimiter::new(Duration::ZERO, TenantBudget::default());
         for _ in 0..100 {
             assert!(limiter.try_acquire(op, Duration::ZERO).unwrap().is_some());
         }
@@ -268,7 +386,7 @@ mod tests {
     #[test]
     fn the_margin_widens_every_window() {
         let op = OperationId::CollectInvestigationPackage;
-        let limiter = RateLimiter::new(Duration::from_millis(500));
+        let limiter = RateLimiter::new(Duration::from_millis(500), TenantBudget::default());
         for _ in 0..100 {
             limiter.try_acquire(op, Duration::ZERO).unwrap();
         }
@@ -276,5 +394,60 @@ mod tests {
             limiter.try_acquire(op, Duration::from_secs(60)),
             Err(Duration::from_millis(500))
         );
+    }
+
+    #[test]
+    fn a_429_is_read_for_the_quota_it_names() {
+        let calls = "API calls quota exceeded! maximum allowed 1500 per 01:00:00";
+        assert_eq!(
+            Quota::of(calls),
+            Some(Quota::Calls {
+                calls: 1500,
+                per: Duration::from_secs(3600)
+            })
+        );
+        let cpu = "You have exceeded processing resources allocated to this tenant. You can run queries again in 00:12:30.";
+        let again_in = Some(Duration::from_secs(750));
+        assert_eq!(Quota::of(cpu), Some(Quota::Cpu { again_in }));
+        let vague = "You have exceeded processing resources allocated to this tenant.";
+        assert_eq!(Quota::of(vague), Some(Quota::Cpu { again_in: None }));
+        assert_eq!(
+            Quota::of("Rate limit is exceeded. Try again in 5 seconds."),
+            None
+        );
+        assert_eq!(
+            time_span("1.02:00:00.5"),
+            Some(Duration::from_secs_f64(93_600.5))
+        );
+        assert_eq!(time_span("00:61"), None);
+    }
+
+    #[test]
+    fn clients_of_one_tenant_share_its_hunting_budget() {
+        let op = OperationId::RunHuntingQuery;
+        let (one, two) = (TenantBudget::of("h", "t"), TenantBudget::of("H", "T"));
+        let (a, b) = (
+            RateLimiter::new(Duration::ZERO, one),
+            RateLimiter::new(Duration::ZERO, two),
+        );
+        let other = RateLimiter::new(Duration::ZERO, TenantBudget::of("h", "u"));
+        for i in 0..45 {
+            let limiter = if i % 2 == 0 { &a } else { &b };
+            assert!(limiter.try_acquire(op, Duration::ZERO).is_ok());
+        }
+        assert!(b.try_acquire(op, Duration::ZERO).is_err());
+        assert!(other.try_acquire(op, Duration::ZERO).is_ok());
+        a.block(op, Duration::from_secs(900));
+        assert_eq!(
+            b.blocked(op, Duration::from_secs(100)),
+            Duration::from_secs(800)
+        );
+        assert_eq!(other.blocked(op, Duration::ZERO), Duration::ZERO);
+        // Other operations stay each client's own.
+        let collect = OperationId::CollectInvestigationPackage;
+        for _ in 0..100 {
+            a.try_acquire(collect, Duration::ZERO).unwrap();
+        }
+        assert!(b.try_acquire(collect, Duration::ZERO).is_ok());
     }
 }

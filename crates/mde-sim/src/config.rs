@@ -180,6 +180,11 @@ pub struct Config {
     pub platforms: crate::Platforms,
     /// Rows each machine has a day in each advanced hunting event table (30 days of them).
     pub hunting_rows: u32,
+    /// CPU a hunting query spends per row it scans: the simulator's cost function (the pages
+    /// give none), spent against the tenant's allocation.
+    pub hunting_cpu_per_row: Duration,
+    /// Faults of the hunting endpoints, each on a share of queries.
+    pub hunt_faults: crate::hunt_faults::Faults,
     /// Faults of the download host, each on a share of downloads.
     pub download_faults: crate::package::Faults,
     /// Seeds every roll of the dice (failures, faults): the same seed, the same run.
@@ -225,6 +230,8 @@ impl Default for Config {
             stale_duplicates: false,
             platforms: Default::default(),
             hunting_rows: 20,
+            hunting_cpu_per_row: Duration::from_micros(1),
+            hunt_faults: Default::default(),
             download_faults: Default::default(),
             seed: 0,
             body_limit: 64 * 1024,

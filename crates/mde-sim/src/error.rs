@@ -7,6 +7,9 @@ use axum::response::{IntoResponse, Response};
 use mde_client::types;
 use serde::Serialize;
 use serde_json::json;
+use std::time::Duration;
+
+use crate::rate_limit::Refusal;
 
 /// An error answer of the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +22,8 @@ pub struct ApiError {
     pub message: String,
     /// Seconds to wait, sent as `Retry-After` (429 only).
     pub retry_after: Option<u64>,
+    /// In Microsoft Graph's envelope: `innerError` with `date` and `request-id`, no `target`.
+    pub graph: bool,
 }
 
 impl ApiError {
@@ -29,7 +34,35 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            graph: false,
         }
+    }
+
+    /// The same error in Microsoft Graph's envelope when `graph`.
+    pub fn in_graph(self, graph: bool) -> ApiError {
+        ApiError { graph, ..self }
+    }
+
+    /// The 429 of a limit: for an operation counted per tenant (`x-tenant-quota`), the
+    /// bodies callers reported (#4616: `code` the string "429", the window a .NET TimeSpan,
+    /// no `Retry-After` documented), and for CPU the portal's words with when queries may
+    /// run again (advanced-hunting-errors.md); for any other, [`ApiError::too_many_requests`].
+    pub fn refused(refusal: Refusal, per_tenant: bool) -> ApiError {
+        let message = match (refusal, per_tenant) {
+            (Refusal::Calls { wait, .. } | Refusal::Cpu { wait }, false) => {
+                return ApiError::too_many_requests(wait);
+            }
+            (Refusal::Calls { window, .. }, true) => format!(
+                "API calls quota exceeded! maximum allowed {} per {}",
+                window.calls,
+                time_span(Duration::from_secs(window.seconds))
+            ),
+            (Refusal::Cpu { wait }, true) => format!(
+                "You have exceeded processing resources allocated to this tenant. You can run queries again in {}.",
+                time_span(wait)
+            ),
+        };
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "429", message)
     }
 
     /// 400 `InvalidRequestBody`.
@@ -62,6 +95,34 @@ impl ApiError {
     }
 }
 
+/// A duration as .NET writes a TimeSpan: `hh:mm:ss`, with `d.` before it past a day; whole
+/// seconds, rounded up (coming back sooner earns another 429).
+pub fn time_span(d: Duration) -> String {
+    let s = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    let (days, h, m, s) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    let day = if days > 0 {
+        format!("{days}.")
+    } else {
+        String::new()
+    };
+    format!("{day}{h:02}:{m:02}:{s:02}")
+}
+
+/// Microsoft Graph's error body: `innerError` with `date`, `request-id` and
+/// `client-request-id`, no `target` (hunting-indicators-alerts.md §2.6).
+pub fn graph_body(code: &str, message: &str) -> types::Error {
+    let id = uuid::Uuid::new_v4().to_string();
+    let inner = json!({
+        "date": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string(),
+        "request-id": id,
+        "client-request-id": id,
+    });
+    let mut error = body(code, message);
+    error.error.target = None;
+    error.error.inner_error = inner.as_object().cloned().unwrap_or_default();
+    error
+}
+
 /// Error bodies built from the generated type, so they are the spec's shape by construction.
 pub fn body(code: &str, message: &str) -> types::Error {
     types::Error {
@@ -78,7 +139,12 @@ pub fn body(code: &str, message: &str) -> types::Error {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let json = serde_json::to_vec(&body(self.code, &self.message)).unwrap_or_default();
+        let error = if self.graph {
+            graph_body(self.code, &self.message)
+        } else {
+            body(self.code, &self.message)
+        };
+        let json = serde_json::to_vec(&error).unwrap_or_default();
         let mut response = (self.status, json).into_response();
         let headers = response.headers_mut();
         headers.insert(

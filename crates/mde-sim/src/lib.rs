@@ -28,7 +28,7 @@
 //! | the command line: `mde-sim`'s flags and serving as they say | `serve` |
 //! | the routes: the API, Azure AD's token endpoint, the managed identity endpoint | `api`, `identity` |
 //! | what answers them: sign-in, the tenants' state, advanced hunting | `auth`, `state`, `hunting` |
-//! | the tenants' records: machines, library, packages, certificates, the federation issuer | `inventory`, `library`, `package`, `assertion`, `federation`, `config` |
+//! | the tenants' records: machines, library, packages, certificates, the federation issuer, hunting's faults | `inventory`, `library`, `package`, `assertion`, `federation`, `hunt_faults`, `config` |
 //! | vocabulary: answers and errors, OData, the clock, limits, TLS | `error`, `odata`, `clock`, `rate_limit`, `tls` |
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -40,6 +40,7 @@ mod clock;
 mod config;
 mod error;
 mod federation;
+pub mod hunt_faults;
 pub mod hunting;
 mod identity;
 mod inventory;
@@ -155,6 +156,8 @@ struct Shared {
     packages: package::Packages,
     /// Requests of each operation that got past authentication and the rate limits.
     calls: Mutex<std::collections::HashMap<operations::OperationId, usize>>,
+    /// Hunting queries run so far (their number rolls the fault dice).
+    hunts: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -252,6 +255,7 @@ impl Simulator {
             )?,
             config,
             calls: Mutex::default(),
+            hunts: Default::default(),
         });
         let app = api::router(shared.clone()).map_err(std::io::Error::other)?;
         let (tx, rx) = oneshot::channel::<()>();

@@ -128,6 +128,16 @@ struct Args {
     /// 100 machines at 100 make 300,000 rows a table).
     #[arg(long, value_name = "N", default_value_t = Config::default().hunting_rows)]
     hunting_rows: u32,
+    /// CPU microseconds a hunting query spends per row it scans, against the tenant's
+    /// allocation (10 minutes an hour, 3 hours a day; 429 until the 15-minute cycle that frees
+    /// it).
+    #[arg(long, value_name = "MICROS", default_value_t = Config::default().hunting_cpu_per_row.as_micros() as u64)]
+    hunting_cpu_per_row: u64,
+    /// Faults of the hunting endpoints on a share of queries, e.g. preempt:1,timeout:0.2
+    /// (size and preempt: the result-size and preemption 400s, only on a query that scanned
+    /// over 50,000 rows; timeout: 504; error: 500, both UnknownError).
+    #[arg(long, value_name = "FAULT:SHARE,...", default_value = "")]
+    hunt_faults: crate::hunt_faults::Faults,
     /// The share of GetFile paths that do not exist on their device (0 to 1): the command
     /// fails and the ones after it are not run.
     #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
@@ -267,6 +277,8 @@ fn config_of(args: &Args) -> Result<Config, String> {
         no_automation: args.no_automation,
         live_file_size: args.live_file_size,
         hunting_rows: args.hunting_rows,
+        hunting_cpu_per_row: Duration::from_micros(args.hunting_cpu_per_row),
+        hunt_faults: args.hunt_faults.clone(),
         missing_files: args.missing_files.clamp(0.0, 1.0),
         nonzero_exits: args.nonzero_exits.clamp(0.0, 1.0),
         platforms: args.platforms.clone(),

@@ -24,7 +24,7 @@ pub use body::{BodyField, FieldKind};
 pub use examples::{Example, ExampleUse};
 pub use extensions::{
     ClientCredentials, Deprecation, ExtensibleEnum, ExtensionError, Permissions, RateWindow,
-    SecretProperty, Server,
+    SecretProperty, Server, TenantQuota,
 };
 pub use lint::Problem;
 

@@ -25,7 +25,7 @@ impl Spec {
     /// Everything that keeps the spec from being a sound source for the client: an
     /// OpenAPI version progenitor cannot read, an operation without a camelCase
     /// `operationId`, an extension its typed reader refuses (`x-rate-limit`, `x-permissions`,
-    /// `x-deprecation`, `x-machine-action-type`, `x-cli-command`, `x-undone-by`, `x-evidence`,
+    /// `x-deprecation`, `x-tenant-quota`, `x-machine-action-type`, `x-cli-command`, `x-undone-by`, `x-evidence`,
     /// a server's `x-cloud`/`x-region`/`x-authority`,
     /// `x-extensible-enum`, `x-secret`),
     /// no client-credentials flow, an error response without the common `Error` body, an
@@ -65,7 +65,7 @@ impl Spec {
                 ),
                 Some(_) => {}
             }
-            let refused: [Option<ExtensionError>; 8] = [
+            let refused: [Option<ExtensionError>; 9] = [
                 op.rate_limits().err(),
                 op.cli_command().err(),
                 op.undone_by(self).err(),
@@ -73,6 +73,7 @@ impl Spec {
                 op.machine_action_type(self).err(),
                 op.permissions().err(),
                 op.deprecation().err(),
+                op.tenant_quota().err(),
                 op.has_own_servers()
                     .then(|| op.servers(self).err())
                     .flatten(),

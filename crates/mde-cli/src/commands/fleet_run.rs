@@ -456,6 +456,7 @@ fn reason(event: &WaitEvent) -> &'static str {
         WaitReason::RetryAfter => "the service's Retry-After",
         WaitReason::Backoff => "a retry",
         WaitReason::SessionLimit => "a live response session to end (50 run at once)",
+        WaitReason::TenantQuota => "the tenant's hunting quota (the service's 429)",
     }
 }
 

@@ -2,6 +2,7 @@
 //! endpoint, and the order in which a request is checked.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -144,7 +145,8 @@ fn operation_routes() -> Result<Router<Arc<Shared>>, String> {
                 body,
                 form,
             };
-            perform(&s, op, request).unwrap_or_else(IntoResponse::into_response)
+            perform(&s, op, request)
+                .unwrap_or_else(|e| e.in_graph(graph_family(op)).into_response())
         };
         let mut route_of_op = on(method, handler);
         if op == OperationId::UploadLibraryFile {
@@ -155,6 +157,12 @@ fn operation_routes() -> Result<Router<Arc<Shared>>, String> {
         router = router.route(&route, route_of_op);
     }
     Ok(router)
+}
+
+/// An operation of Microsoft Graph (its token is for Graph's audience): its errors come in
+/// Graph's envelope.
+fn graph_family(op: OperationId) -> bool {
+    crate::auth::scope_of(op.facts()) != mde_client::operations::TOKEN_SCOPES[0]
 }
 
 /// The sign-in routes beside the API: the token endpoint, OpenID Connect discovery and
@@ -281,7 +289,7 @@ fn perform(s: &Shared, op: OperationId, request: Incoming) -> Result<Response, A
     let caller = (grant.tenant.clone(), grant.client_id.clone());
     s.limiter
         .admit(&caller, op, s.clock.elapsed())
-        .map_err(ApiError::too_many_requests)?;
+        .map_err(|refusal| ApiError::refused(refusal, op.facts().tenant_quota.is_some()))?;
     *s.calls
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -516,24 +524,15 @@ fn perform(s: &Shared, op: OperationId, request: Incoming) -> Result<Response, A
             json(StatusCode::OK, &answer)
         }
         OperationId::RunHuntingQuery | OperationId::RunAdvancedQuery => {
-            let graph = op == OperationId::RunHuntingQuery;
-            let body = if graph { graph_names(op, body) } else { body };
-            let (_, body) = checked(op, headers, &body)?;
-            let window = crate::hunting::window(body["Timespan"].as_str(), now_utc)
-                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "BadRequest", e))?;
-            let source = crate::hunting::Source {
-                machines: records.inventory().all(),
-                seed: s.config.seed,
-                events_a_day: s.config.hunting_rows,
+            let body = if op == OperationId::RunHuntingQuery {
+                graph_names(op, body)
+            } else {
+                body
             };
-            let query = body["Query"].as_str().unwrap_or_default();
-            let answer = crate::hunting::hunt(query, &source, window, now_utc)
-                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "BadRequest", e.0))?;
-            let context = format!(
-                "{}/v1.0/$metadata#microsoft.graph.security.huntingQueryResults",
-                s.base_url
-            );
-            json(StatusCode::OK, &answer.json(graph, &context))
+            let (_, body) = checked(op, headers, &body)?;
+            let (answer, cpu) = hunt(s, op, &body, records.inventory().all(), now_utc);
+            s.limiter.spend(&grant.tenant, op, cpu, s.clock.elapsed());
+            answer?
         }
         OperationId::CancelMachineAction => {
             let (comment, _) = checked(op, headers, &body)?;
@@ -541,4 +540,46 @@ fn perform(s: &Shared, op: OperationId, request: Incoming) -> Result<Response, A
             json(StatusCode::OK, &action.entity(now, &s.base_url))
         }
     })
+}
+
+/// Runs a hunting query of `body` over the tenant's machines: the answer, or the 400 of a
+/// query it cannot run or the fault asked for; and the CPU it spent (a query preempted or
+/// answered 504 spent it too).
+fn hunt(
+    s: &Shared,
+    op: OperationId,
+    body: &serde_json::Value,
+    machines: &[crate::inventory::MachineRecord],
+    now_utc: chrono::DateTime<chrono::Utc>,
+) -> (Result<Response, ApiError>, Duration) {
+    let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "BadRequest", message);
+    let window = match crate::hunting::window(body["Timespan"].as_str(), now_utc) {
+        Ok(window) => window,
+        Err(e) => return (Err(bad(e)), Duration::ZERO),
+    };
+    let source = crate::hunting::Source {
+        machines,
+        seed: s.config.seed,
+        events_a_day: s.config.hunting_rows,
+    };
+    let query = body["Query"].as_str().unwrap_or_default();
+    let answer = match crate::hunting::hunt(query, &source, window, now_utc) {
+        Ok(answer) => answer,
+        Err(e) => return (Err(bad(e.0)), Duration::ZERO),
+    };
+    let cpu = s.config.hunting_cpu_per_row * u32::try_from(answer.scanned).unwrap_or(u32::MAX);
+    let number = s.hunts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if let Some(fault) = s
+        .config
+        .hunt_faults
+        .roll(s.config.seed, number, answer.scanned)
+    {
+        return (Err(fault.error()), cpu);
+    }
+    let context = format!(
+        "{}/v1.0/$metadata#microsoft.graph.security.huntingQueryResults",
+        s.base_url
+    );
+    let graph = op == OperationId::RunHuntingQuery;
+    (Ok(json(StatusCode::OK, &answer.json(graph, &context))), cpu)
 }

@@ -21,8 +21,8 @@ use serde_json::{Map, Value, json};
 pub use eval::Answer;
 pub use tables::{Cell, DAYS, Kind, PAYLOAD, Source};
 
-/// The most rows an answer holds (run-advanced-query-api.md, security-api-overview.md).
-pub const ROW_CAP: usize = 100_000;
+/// The most rows an answer holds: the client's figure, from the same pages.
+pub use mde_client::hunting::ROW_CAP;
 
 /// Why a query cannot run: the message of the service's 400.
 #[derive(Clone, Debug, PartialEq)]

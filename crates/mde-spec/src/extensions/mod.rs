@@ -81,6 +81,23 @@ impl fmt::Display for Permissions {
     }
 }
 
+/// An operation's `x-tenant-quota`: its call limits are counted per tenant (every app of it
+/// together), and its queries spend the tenant's CPU allocation, checked every cycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantQuota {
+    /// CPU seconds a tenant may spend an hour, when documented.
+    pub cpu_per_hour: Option<u64>,
+    /// CPU seconds a tenant may spend a day, when documented.
+    pub cpu_per_day: Option<u64>,
+    /// How often the service checks the allocation: a blocked tenant runs again at the next
+    /// cycle.
+    pub cycle: u64,
+    /// What the pages say, and where they disagree.
+    pub note: String,
+    /// The documents.
+    pub source: Option<String>,
+}
+
 /// An operation's `x-deprecation`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deprecation {
@@ -88,6 +105,8 @@ pub struct Deprecation {
     pub note: String,
     /// The date the service stopped serving it, when it did.
     pub retired: Option<String>,
+    /// The date the service stops serving it, when announced: a call after it is refused.
+    pub retiring: Option<String>,
     /// The document that says so.
     pub source: Option<String>,
 }
@@ -98,6 +117,9 @@ impl fmt::Display for Deprecation {
         f.write_str(self.note.trim())?;
         if let Some(date) = &self.retired {
             write!(f, " Retired by the service on {date}.")?;
+        }
+        if let Some(date) = &self.retiring {
+            write!(f, " Refused after {date}.")?;
         }
         if let Some(source) = &self.source {
             write!(f, " Source: {source}.")?;

@@ -121,32 +121,53 @@ impl Operation {
                 self.pointer(),
                 "deprecated without x-deprecation (a `note`, and `retired`/`source` when known)",
             ),
-            (true, Some(d)) => {
-                let retired = text(d, "retired", &at)?;
-                if let Some(date) = &retired {
-                    let b = date.as_bytes();
-                    let shape = b.len() == 10
-                        && b.iter().enumerate().all(|(i, c)| {
-                            if i == 4 || i == 7 {
-                                *c == b'-'
-                            } else {
-                                c.is_ascii_digit()
-                            }
-                        });
-                    if !shape {
-                        return error(
-                            format!("{at}/retired"),
-                            "x-deprecation.retired must be a date, YYYY-MM-DD",
-                        );
-                    }
-                }
-                Ok(Some(Deprecation {
-                    note: required_text(d, "note", &at, "x-deprecation")?,
-                    retired,
-                    source: text(d, "source", &at)?,
-                }))
-            }
+            (true, Some(d)) => Ok(Some(Deprecation {
+                note: required_text(d, "note", &at, "x-deprecation")?,
+                retired: date(d, "retired", &at)?,
+                retiring: date(d, "retiring", &at)?,
+                source: text(d, "source", &at)?,
+            })),
         }
+    }
+
+    /// The operation's `x-tenant-quota`: its limits are the tenant's, shared by every app of
+    /// it, and its queries spend a CPU allocation. `None` without one.
+    pub fn tenant_quota(&self) -> Read<Option<TenantQuota>> {
+        let at = format!("{}/x-tenant-quota", self.pointer());
+        let Some(q) = self.value.get("x-tenant-quota") else {
+            return Ok(None);
+        };
+        let seconds = |field: &str| match q.get(field) {
+            None => Ok(None),
+            Some(v) => v.as_u64().filter(|n| *n > 0).map_or_else(
+                || {
+                    error(
+                        format!("{at}/{field}"),
+                        format!("x-tenant-quota.{field} must be a positive integer"),
+                    )
+                },
+                |n| Ok(Some(n)),
+            ),
+        };
+        if let Some((unknown, _)) = q.as_object().into_iter().flatten().find(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "cpuSecondsPerHour" | "cpuSecondsPerDay" | "cycleSeconds" | "note" | "source"
+            )
+        }) {
+            return error(
+                at,
+                format!("x-tenant-quota has an unknown field `{unknown}`"),
+            );
+        }
+        Ok(Some(TenantQuota {
+            cpu_per_hour: seconds("cpuSecondsPerHour")?,
+            cpu_per_day: seconds("cpuSecondsPerDay")?,
+            cycle: seconds("cycleSeconds")?
+                .map_or_else(|| error(&at, "x-tenant-quota without cycleSeconds"), Ok)?,
+            note: required_text(q, "note", &at, "x-tenant-quota")?,
+            source: text(q, "source", &at)?,
+        }))
     }
 
     /// The operation's `x-machine-action-type`: `Some(type)` for a POST that creates a
@@ -268,4 +289,27 @@ impl Operation {
     pub fn has_own_servers(&self) -> bool {
         self.value.get("servers").is_some()
     }
+}
+
+/// A `YYYY-MM-DD` date, when given.
+fn date(object: &Value, field: &str, at: &str) -> Read<Option<String>> {
+    let date = text(object, field, at)?;
+    if let Some(date) = &date {
+        let b = date.as_bytes();
+        let shape = b.len() == 10
+            && b.iter().enumerate().all(|(i, c)| {
+                if i == 4 || i == 7 {
+                    *c == b'-'
+                } else {
+                    c.is_ascii_digit()
+                }
+            });
+        if !shape {
+            return error(
+                format!("{at}/{field}"),
+                format!("x-deprecation.{field} must be a date, YYYY-MM-DD"),
+            );
+        }
+    }
+    Ok(date)
 }
