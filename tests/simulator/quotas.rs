@@ -226,3 +226,36 @@ async fn the_defender_api_is_refused_after_it_retires() {
     assert!(today.hunt(&Hunt::new("DeviceInfo | take 1")).await.is_ok());
     sim.stop().await;
 }
+
+/// Every 429 body the spec documents for hunting names a quota the client reads, and the wait
+/// it reads from it: the window, or the time the CPU message gives.
+#[test]
+fn each_documented_quota_body_is_read() {
+    use mde_client::Quota;
+    let spec = spec();
+    let examples = spec
+        .pointer("#/components/responses/HuntingQuotaExceeded/content/application~1json/examples")
+        .and_then(Value::as_object)
+        .expect("the hunting 429 has examples");
+    assert_eq!(examples.len(), 3);
+    for (name, example) in examples {
+        let message = spec.resolve(example)["value"]["error"]["message"]
+            .as_str()
+            .unwrap();
+        let quota = Quota::of(message).unwrap_or_else(|| panic!("{name}: {message}"));
+        let expected = match name.as_str() {
+            "callsPerMinute" => Quota::Calls {
+                calls: 45,
+                per: Duration::from_secs(60),
+            },
+            "callsPerHour" => Quota::Calls {
+                calls: 1500,
+                per: HOUR,
+            },
+            _ => Quota::Cpu {
+                again_in: Some(Duration::from_secs(750)),
+            },
+        };
+        assert_eq!(quota, expected, "{name}");
+    }
+}

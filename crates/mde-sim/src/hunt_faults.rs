@@ -32,7 +32,7 @@ impl Fault {
             Fault::Size => (
                 StatusCode::BAD_REQUEST,
                 "BadRequest",
-                "Query execution has exceeded the allowed result size. Optimize your query by limiting the number of results and try again.",
+                "Query execution has exceeded the allowed result size. Optimize your query by limiting the number of results and try again",
             ),
             Fault::Preempt => (
                 StatusCode::BAD_REQUEST,
