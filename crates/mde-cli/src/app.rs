@@ -10,7 +10,9 @@ use crate::cli::{
     ActionCommand, ActionList, Cli, Command, InvestigationCommand, MachineCommand, MachineList,
     PackageCommand, TagCommand, Targets,
 };
-use crate::commands::{action, evidence_run, fleet_run, library, machine, package, profile};
+use crate::commands::{
+    action, evidence_run, fleet_run, hunt, library, machine, package, profile,
+};
 use crate::pipeline;
 use crate::vocabulary::{USAGE, fail};
 
@@ -64,6 +66,7 @@ async fn dispatch(cli: Cli) -> Result<u8, u8> {
         Command::Live(live) => return live_run(&cli, live).await,
         Command::Library(command) => return library::run(&cli, command).await,
         Command::Profile(command) => return profile::run(&cli, command),
+        Command::Hunt(args) => return hunt::run(&cli, args).await,
         Command::Offboard { targets, wait } => {
             (OperationId::OffboardMachine, targets.clone(), wait.every())
         }

@@ -110,7 +110,7 @@ pub const CSV_HEADER: &str =
 
 /// One CSV field (RFC 4180): quoted when it holds a comma, a quote or a line end; a value a
 /// spreadsheet would run as a formula (`=`, `+`, `-`, `@` first) is prefixed with `'`.
-fn csv_field(value: &str) -> String {
+pub fn csv_field(value: &str) -> String {
     let value = if value.starts_with(['=', '+', '-', '@']) {
         format!("'{value}")
     } else {

@@ -10,7 +10,7 @@
 //! |---|---|
 //! | the entry point: which command runs | `app` |
 //! | the commands, one file each | `commands` |
-//! | rendering: tables, summaries, progress | `output` |
+//! | rendering: tables, summaries, progress, a hunt's rows | `output`, `rows` |
 //! | the run's set-up: the command line, profiles, sign-in, machines, resume | `session`, `tenants`, `selection`, `signin`, `cli`, `body_flags`, `profiles`, `targets` |
 //! | the engines: look-ups, the fleet run, the evidence pipeline, following actions | `fleet`, `pipeline`, `wait`, `pending`, `names` |
 //! | the records: the journal, the evidence manifest, the JSON and CSV line | `journal`, `evidence`, `json` |
@@ -30,6 +30,7 @@ pub mod output;
 pub mod pending;
 pub mod pipeline;
 pub mod profiles;
+pub mod rows;
 pub mod selection;
 pub mod session;
 mod signin;

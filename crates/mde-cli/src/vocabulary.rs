@@ -316,6 +316,18 @@ pub enum Output {
     Csv,
 }
 
+/// Why a call waits, for people.
+pub fn wait_reason(reason: mde_client::WaitReason) -> &'static str {
+    use mde_client::WaitReason;
+    match reason {
+        WaitReason::RateLimit => "the documented rate limit",
+        WaitReason::RetryAfter => "the service's Retry-After",
+        WaitReason::Backoff => "a retry",
+        WaitReason::SessionLimit => "a live response session to end (50 run at once)",
+        WaitReason::TenantQuota => "the tenant's hunting quota (the service's 429)",
+    }
+}
+
 /// `text` with its control characters escaped (`\u{1b}`), so that an id or a name cannot
 /// move the cursor, set the terminal's title or hide what follows.
 pub fn escape(text: &str) -> String {

@@ -66,6 +66,14 @@ impl Client {
         &self.runtime.clock
     }
 
+    /// How many more calls of `op` its documented limits take now, as this client counts them
+    /// (with its tenant's budget for hunting); `None` when none is documented or the limits
+    /// are not enforced.
+    pub fn calls_left(&self, op: OperationId) -> Option<u32> {
+        let limiter = self.runtime.limiter.as_ref()?;
+        limiter.left(op, self.runtime.clock.now())
+    }
+
     /// Sends any operation's request: `client.send(operations::CollectInvestigationPackage
     /// { id, body })`. The path parameters are checked before anything is sent; see
     /// [`Call`] for what awaiting it does.

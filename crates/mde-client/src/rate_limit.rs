@@ -99,6 +99,23 @@ impl CallLog {
         wait
     }
 
+    /// How many more calls every window takes at `now`.
+    pub fn left(&self, windows: &[RateWindow], margin: Duration, now: Duration) -> u32 {
+        windows
+            .iter()
+            .map(|window| {
+                let length = Duration::from_secs(window.seconds) + margin;
+                let inside = self
+                    .calls
+                    .iter()
+                    .filter(|(_, t)| now.saturating_sub(*t) < length)
+                    .count();
+                window.calls.saturating_sub(inside as u32)
+            })
+            .min()
+            .unwrap_or(u32::MAX)
+    }
+
     /// Counts a call at `now` if every window has room; else counts nothing and says how long
     /// until one does.
     pub fn try_admit(
@@ -195,6 +212,12 @@ impl RateLimiter {
             None => &self.logs,
         };
         logs[op.index()].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many more calls of `op` its windows take at `now`; `None`: no documented limit.
+    pub(crate) fn left(&self, op: OperationId, now: Duration) -> Option<u32> {
+        let windows = op.facts().rate_limits;
+        (!windows.is_empty()).then(|| self.log(op).left(windows, self.margin, now))
     }
 
     /// How long the service said `op` is refused for, from `now` (zero: not refused).

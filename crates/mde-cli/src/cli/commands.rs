@@ -245,9 +245,9 @@ pub enum ActionCommand {
     },
 }
 
-/// A `--since` time: a date (midnight UTC) or an RFC 3339 date-time, in UTC. Never sent as
-/// typed: the filter writes it in one form.
-fn since(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+/// A time: a date (midnight UTC) or an RFC 3339 date-time, in UTC. Never sent as typed: the
+/// filter (or the Timespan) writes it in one form.
+pub(crate) fn time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     let text = text.trim();
     if let Ok(date) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         return Ok(date.and_time(chrono::NaiveTime::MIN).and_utc());
@@ -300,6 +300,6 @@ pub struct ActionList {
     pub kind: Option<String>,
     /// Only actions created at or after this time (2026-11-01, midnight UTC, or an RFC 3339
     /// date-time).
-    #[arg(long, value_name = "TIME", value_parser = since)]
+    #[arg(long, value_name = "TIME", value_parser = time)]
     pub since: Option<chrono::DateTime<chrono::Utc>>,
 }

@@ -5,11 +5,13 @@ use clap::{Args, Parser, Subcommand};
 
 mod commands;
 mod connection;
+mod hunt;
 mod machines;
 mod parse;
 
 pub use commands::*;
 pub use connection::*;
+pub use hunt::*;
 pub use machines::*;
 pub use parse::*;
 
@@ -155,6 +157,12 @@ pub enum Command {
     /// Devices, and what contains them now.
     #[command(subcommand)]
     Machine(MachineCommand),
+    /// Runs an advanced hunting query (KQL) and prints its rows: the whole answer, past the
+    /// service's 100,000-row cap, within the tenant's quotas.
+    #[command(
+        after_help = "Examples:\n  mde --simulate hunt \"DeviceFileEvents | where SHA1 == '87662bc3d60e4200ceaf7aae249d1c343f4b83c9' | distinct DeviceId, DeviceName\"\n  mde hunt --query-file beacons.kql --timespan P7D -o csv --out beacons.csv\n  mde --profile contoso --profile fabrikam hunt \"DeviceInfo | summarize count() by OSPlatform\"\n\nQuotas (per tenant, shared by every query mde runs in it): 45 calls a minute (and 1,500 an\nhour on the Defender API), and a CPU allocation that, once spent, blocks queries until the\nnext 15-minute cycle; a 429 is waited out as its body says. An answer of 100,000 rows, or\nthe result-size or preemption 400, is run again over each half of its window and joined.\nProgress and the cost go to stderr."
+    )]
+    Hunt(Hunt),
     /// The profiles of the configuration file (never a secret).
     #[command(subcommand)]
     Profile(ProfileCommand),

@@ -398,7 +398,7 @@ impl Pacing {
         let prefix = output::of_tenant(profile);
         move |event: &WaitEvent| {
             let end = wait_message(&prefix, event, real, on_bar);
-            *waiting.lock().unwrap_or_else(|e| e.into_inner()) = Some((end, reason(event)));
+            *waiting.lock().unwrap_or_else(|e| e.into_inner()) = Some((end, crate::vocabulary::wait_reason(event.reason)));
         }
     }
 }
@@ -449,17 +449,6 @@ fn detail(template: &AnyRequest) -> Option<String> {
     (!rest.is_empty()).then(|| rest.join(", "))
 }
 
-/// Why a call waits, for people.
-fn reason(event: &WaitEvent) -> &'static str {
-    match event.reason {
-        WaitReason::RateLimit => "the documented rate limit",
-        WaitReason::RetryAfter => "the service's Retry-After",
-        WaitReason::Backoff => "a retry",
-        WaitReason::SessionLimit => "a live response session to end (50 run at once)",
-        WaitReason::TenantQuota => "the tenant's hunting quota (the service's 429)",
-    }
-}
-
 /// Says a wait as a line, when there is no bar to count it down; returns when it ends, in
 /// real time.
 pub(crate) fn wait_message(
@@ -475,7 +464,7 @@ pub(crate) fn wait_message(
         let until = chrono::Local::now() + chrono::Duration::from_std(real).unwrap_or_default();
         eprintln!(
             "mde: {prefix}waiting for {} until {} ({} s)",
-            reason(event),
+            crate::vocabulary::wait_reason(event.reason),
             until.format("%H:%M:%S"),
             real.as_secs()
         );

@@ -3,6 +3,7 @@
 pub(crate) mod action;
 pub(crate) mod evidence_run;
 pub(crate) mod fleet_run;
+pub(crate) mod hunt;
 pub(crate) mod library;
 pub(crate) mod machine;
 pub(crate) mod package;

@@ -122,6 +122,17 @@ pub(crate) fn try_client(
     scale: f64,
     on_wait: impl Fn(&WaitEvent) + Send + Sync + 'static,
 ) -> Result<Client, (u8, String)> {
+    let builder = try_builder(conn, simulator, scale, on_wait)?;
+    builder.build().map_err(|e| (AUTH, e.to_string()))
+}
+
+/// The builder of [`try_client`]'s client, for a command that sets more.
+pub(crate) fn try_builder(
+    conn: &Connection,
+    simulator: Option<&mde_sim::Simulator>,
+    scale: f64,
+    on_wait: impl Fn(&WaitEvent) + Send + Sync + 'static,
+) -> Result<mde_client::ClientBuilder, (u8, String)> {
     let mut builder = match simulator {
         Some(sim) => sim.client_builder(),
         None => Client::builder(),
@@ -190,7 +201,7 @@ pub(crate) fn try_client(
             builder = builder.clock(Arc::new(mde_sim::Clock::scaled(scale)));
         }
     }
-    builder.build().map_err(|e| (AUTH, e.to_string()))
+    Ok(builder)
 }
 
 /// Gets a token before the first request: wrong credentials or an unreachable sign-in

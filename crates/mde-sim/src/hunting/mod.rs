@@ -23,6 +23,8 @@ pub use tables::{Cell, DAYS, Kind, PAYLOAD, Source};
 
 /// The most rows an answer holds: the client's figure, from the same pages.
 pub use mde_client::hunting::ROW_CAP;
+/// The window a `Timespan` names, read as the client reads it.
+pub use mde_client::hunting::window;
 
 /// Why a query cannot run: the message of the service's 400.
 #[derive(Clone, Debug, PartialEq)]
@@ -59,78 +61,6 @@ pub fn hunt(
     let from = window.0.max(now - Duration::days(DAYS));
     let to = window.1.min(now);
     eval::run(&parsed, source, (from, to), now)
-}
-
-/// The window a `Timespan` names (runHuntingQuery's five ISO 8601 forms), `[from, to)`;
-/// without one, the 30 days back from `now`.
-pub fn window(
-    timespan: Option<&str>,
-    now: DateTime<Utc>,
-) -> Result<(DateTime<Utc>, DateTime<Utc>), String> {
-    let Some(text) = timespan else {
-        return Ok((now - Duration::days(DAYS), now));
-    };
-    let bad = || format!("Timespan {text:?} is not an ISO 8601 time, duration or interval");
-    let time = |t: &str| DateTime::parse_from_rfc3339(t).map(|t| t.to_utc()).ok();
-    let span = |t: &str| duration(t);
-    match text.split_once('/') {
-        Some((a, b)) => match (time(a), time(b), span(a), span(b)) {
-            (Some(from), Some(to), _, _) => Ok((from, to)),
-            (_, Some(to), Some(d), _) => Ok((to - d, to)),
-            (Some(from), _, _, Some(d)) => Ok((from, from + d)),
-            _ => Err(bad()),
-        },
-        None => match (time(text), span(text)) {
-            (Some(from), _) => Ok((from, now)),
-            (_, Some(d)) => Ok((now - d, now)),
-            _ => Err(bad()),
-        },
-    }
-    .and_then(|(from, to)| match from <= to {
-        true => Ok((from, to)),
-        false => Err(format!("Timespan {text:?} ends before it starts")),
-    })
-}
-
-/// An ISO 8601 duration: `P[nY][nM][nW][nD][T[nH][nM][nS]]`, a year 365 days and a month 30
-/// (a fixed length: the simulator's choice).
-fn duration(text: &str) -> Option<Duration> {
-    let rest = text.strip_prefix('P')?;
-    let (date, time) = rest.split_once('T').unwrap_or((rest, ""));
-    let mut total = 0f64;
-    let mut any = false;
-    for (part, units) in [
-        (
-            date,
-            &[
-                ('Y', 31_536_000.0),
-                ('M', 2_592_000.0),
-                ('W', 604_800.0),
-                ('D', 86_400.0),
-            ][..],
-        ),
-        (time, &[('H', 3_600.0), ('M', 60.0), ('S', 1.0)][..]),
-    ] {
-        let mut number = String::new();
-        let mut last = 0;
-        for c in part.chars() {
-            if c.is_ascii_digit() || c == '.' {
-                number.push(c);
-                continue;
-            }
-            let at = units
-                .iter()
-                .position(|(u, _)| *u == c)
-                .filter(|&i| i >= last)?;
-            total += number.parse::<f64>().ok()? * units[at].1;
-            (number, last, any) = (String::new(), at + 1, true);
-        }
-        if !number.is_empty() {
-            return None;
-        }
-    }
-    (any && rest.contains('T') != time.is_empty())
-        .then(|| Duration::milliseconds((total * 1000.0) as i64))
 }
 
 impl Answer {

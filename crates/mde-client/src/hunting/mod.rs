@@ -8,6 +8,8 @@
 //! (`[start, end)`), so no row is in two of them and none is in neither. The Defender API has no
 //! window: its capped answer is an error naming the cap.
 
+mod timespan;
+
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -18,6 +20,8 @@ use crate::error::Error;
 use crate::generated::{operations, types};
 use crate::hooks::WAITED;
 use crate::timestamp::Timestamp;
+
+pub use timespan::window;
 
 /// The most rows one answer holds (run-advanced-query-api.md, security-api-overview.md).
 pub const ROW_CAP: usize = 100_000;
@@ -215,7 +219,7 @@ impl Client {
     pub async fn hunt(&self, hunt: &Hunt) -> Result<Table, Error> {
         let mut rows = Vec::new();
         let (columns, cost) = self
-            .hunt_each(hunt, |_, mut page| {
+            .hunt_each(hunt, |_, mut page, _| {
                 rows.append(&mut page);
                 Ok(())
             })
@@ -228,13 +232,13 @@ impl Client {
     }
 
     /// Runs `hunt` as [`Client::hunt`] does, handing each answer's rows to `each` as it
-    /// arrives (earliest window first), with the columns of the first answer; a hunt holds
-    /// one answer at a time. An error of `each` ends the hunt. Answers the columns and the
+    /// arrives (earliest window first), with the columns of the first answer and the cost so
+    /// far; a hunt holds one answer at a time. An error of `each` ends the hunt. Answers the columns and the
     /// cost.
     pub async fn hunt_each(
         &self,
         hunt: &Hunt,
-        mut each: impl FnMut(&[Column], Vec<Vec<Cell>>) -> Result<(), Error> + Send,
+        mut each: impl FnMut(&[Column], Vec<Vec<Cell>>, &Cost) -> Result<(), Error> + Send,
     ) -> Result<(Vec<Column>, Cost), Error> {
         if hunt.query.trim().is_empty() {
             return Err(Error::InvalidInput("the query is empty".into()));
@@ -267,7 +271,7 @@ impl Client {
         &self,
         hunt: &Hunt,
         run: &mut Run,
-        each: &mut (impl FnMut(&[Column], Vec<Vec<Cell>>) -> Result<(), Error> + Send),
+        each: &mut (impl FnMut(&[Column], Vec<Vec<Cell>>, &Cost) -> Result<(), Error> + Send),
     ) -> Result<(), Error> {
         if hunt.family == Family::Defender {
             let page = self.run_advanced(&hunt.query).await?;
@@ -390,7 +394,7 @@ impl Run {
     fn add(
         &mut self,
         page: Page,
-        each: &mut impl FnMut(&[Column], Vec<Vec<Cell>>) -> Result<(), Error>,
+        each: &mut impl FnMut(&[Column], Vec<Vec<Cell>>, &Cost) -> Result<(), Error>,
     ) -> Result<(), Error> {
         if self.columns.is_empty() {
             self.columns = page
@@ -406,7 +410,7 @@ impl Run {
                 .map(|(name, kind)| Cell::read(row.remove(name).unwrap_or(Value::Null), kind))
                 .collect()
         });
-        each(&self.columns, rows.collect())
+        each(&self.columns, rows.collect(), &self.cost)
     }
 }
 
