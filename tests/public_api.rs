@@ -402,6 +402,20 @@ fn signature(sig: &syn::Signature) -> String {
         .to_string()
 }
 
+/// The `.rs` files under `dir`, their paths from it (after `prefix`), its folders' too.
+fn rust_files(dir: &std::path::Path, prefix: &str) -> Vec<String> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+        let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+        if entry.file_type().unwrap().is_dir() {
+            files.extend(rust_files(&entry.path(), &format!("{name}/")));
+        } else if name.ends_with(".rs") {
+            files.push(name);
+        }
+    }
+    files
+}
+
 /// The hand-written crate around the generated one: what the crate root names, and the
 /// methods of `Client` and `Call`.
 fn hand_written_summary() -> String {
@@ -439,11 +453,8 @@ fn hand_written_summary() -> String {
     out.push_str("\n# Hand-written methods of Client and Call\n\n");
     let mut methods = Vec::new();
     // Every hand-written file: a method moved to another file stays in the summary.
-    let mut files: Vec<String> = std::fs::read_dir(src)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".rs") && n != "generated.rs")
-        .collect();
+    let mut files = rust_files(std::path::Path::new(src), "");
+    files.retain(|n| n != "generated.rs");
     files.sort();
     for name in &files {
         for item in parse(name).items {

@@ -10,9 +10,7 @@ use crate::cli::{
     ActionCommand, ActionList, Cli, Command, InvestigationCommand, MachineCommand, MachineList,
     PackageCommand, TagCommand, Targets,
 };
-use crate::commands::{
-    action, evidence_run, fleet_run, hunt, library, machine, package, profile,
-};
+use crate::commands::{action, evidence_run, fleet_run, hunt, library, machine, package, profile};
 use crate::pipeline;
 use crate::vocabulary::{USAGE, fail};
 
@@ -95,9 +93,7 @@ async fn dispatch(cli: Cli) -> Result<u8, u8> {
         Command::Package(PackageCommand::Download { ids, out }) => {
             return package::download(&cli, ids, out).await;
         }
-        Command::Package(PackageCommand::Verify { dir }) => {
-            return package::verify(&cli, dir);
-        }
+        Command::Package(PackageCommand::Verify { dir }) => return package::verify(&cli, dir),
         Command::Action(ActionCommand::Show { ids }) => {
             return action::show(&cli, ids).await;
         }

@@ -91,6 +91,15 @@ pub enum Entry {
         /// When, in UTC.
         at: String,
     },
+    /// The machines a hunt found (`--from-hunt`; reused on resume, never run again).
+    Hunted {
+        /// The hunt as it ran.
+        hunt: crate::vocabulary::HuntRecord,
+        /// The machines it found, each once.
+        machines: Vec<crate::vocabulary::Candidate>,
+        /// When, in UTC.
+        at: String,
+    },
     /// A machine's package reached a stage of `mde package collect --download`.
     Stage {
         /// The machine.
@@ -135,6 +144,9 @@ pub struct RunRecord {
     /// `--tag-prefix`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
+    /// The hunt the machines were found by (`--from-hunt`): its column, then its query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hunt: Option<String>,
     /// The evidence folder of `package collect --download`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub download: Option<String>,
@@ -164,6 +176,7 @@ impl RunRecord {
         differ("the client id", text(&self.client_id), text(&now.client_id));
         differ("the API", self.api.clone(), now.api.clone());
         differ("the tag", text(&self.tag), text(&now.tag));
+        differ("the hunt", text(&self.hunt), text(&now.hunt));
         differ(
             "the evidence folder",
             text(&self.download),
@@ -224,6 +237,11 @@ pub struct History {
     pub names: HashMap<String, crate::vocabulary::Candidate>,
     /// The machines the run's tag came to, once looked up.
     pub tagged: Option<Vec<crate::vocabulary::Candidate>>,
+    /// The run's hunt and the machines it found, once run.
+    pub hunted: Option<(
+        crate::vocabulary::HuntRecord,
+        Vec<crate::vocabulary::Candidate>,
+    )>,
     /// Machines whose collection the service ended `Failed` or `TimeOut` (`--download`).
     pub collections_failed: Vec<String>,
 }
@@ -420,6 +438,7 @@ impl Recorded {
                     history.names.insert(name.to_ascii_lowercase(), machine);
                 }
                 Entry::Tagged { machines, .. } => history.tagged = Some(machines),
+                Entry::Hunted { hunt, machines, .. } => history.hunted = Some((hunt, machines)),
                 // Read again from the service and the evidence folder on resume, but for
                 // whether the service ended the collection (for `--retry-failed`).
                 Entry::Stage {
@@ -478,6 +497,7 @@ mod tests {
                 machines: vec!["a".into(), "b".into(), "c".into()],
                 names: Vec::new(),
                 tag: None,
+                hunt: None,
                 download: None,
             },
             at: now(),
@@ -538,6 +558,7 @@ mod tests {
             machines: vec![machine.into()],
             names: Vec::new(),
             tag: None,
+            hunt: None,
             download: None,
         };
         for (profile, machine) in [("contoso", "a"), ("fabrikam", "b")] {

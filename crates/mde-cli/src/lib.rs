@@ -12,7 +12,7 @@
 //! | the commands, one file each | `commands` |
 //! | rendering: tables, summaries, progress, a hunt's rows | `output`, `rows` |
 //! | the run's set-up: the command line, profiles, sign-in, machines, resume | `session`, `tenants`, `selection`, `signin`, `cli`, `body_flags`, `profiles`, `targets` |
-//! | the engines: look-ups, the fleet run, the evidence pipeline, following actions | `fleet`, `pipeline`, `wait`, `pending`, `names` |
+//! | the engines: look-ups, hunts, the fleet run, the evidence pipeline, following actions | `fleet`, `pipeline`, `wait`, `pending`, `names`, `hunted` |
 //! | the records: the journal, the evidence manifest, the JSON and CSV line | `journal`, `evidence`, `json` |
 //! | the vocabulary every layer speaks | `vocabulary` |
 #![forbid(unsafe_code)]
@@ -23,6 +23,7 @@ pub mod cli;
 mod commands;
 pub mod evidence;
 pub mod fleet;
+pub mod hunted;
 pub mod journal;
 pub mod json;
 pub mod names;

@@ -38,9 +38,7 @@ impl Rows {
     /// Rows to stdout, or to `out` (through `out.part`).
     pub fn open(output: Output, out: Option<&Path>, tenant: bool) -> std::io::Result<Rows> {
         let writer: Box<dyn Write + Send> = match out {
-            Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(part(
-                path,
-            ))?)),
+            Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(part(path))?)),
             None => Box::new(std::io::BufWriter::new(std::io::stdout())),
         };
         Ok(Rows {
@@ -233,17 +231,25 @@ mod tests {
         let quoted = format!("\"'=cmd,\"\"{}\"\"\"", "x".repeat(60));
         assert_eq!(
             csv,
-            format!("tenant,Timestamp,FileName,Count\ncontoso,2024-03-26T09:39:50.7688641Z,{quoted},3\nfabrikam,,,4\n")
+            format!(
+                "tenant,Timestamp,FileName,Count\ncontoso,2024-03-26T09:39:50.7688641Z,{quoted},3\nfabrikam,,,4\n"
+            )
         );
         let json = rendered(Output::Json, false);
         let first: Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
         let keys: Vec<&String> = first.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["Timestamp", "FileName", "Count"]);
         assert_eq!(first["Count"], 3);
-        assert!(first["FileName"].as_str().unwrap().ends_with("xx\""), "never cut");
+        assert!(
+            first["FileName"].as_str().unwrap().ends_with("xx\""),
+            "never cut"
+        );
         let table = rendered(Output::Table, true);
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[0].starts_with("tenant        Timestamp"), "{table}");
-        assert!(lines[1].contains('…') && !lines[1].contains(&"x".repeat(60)), "{table}");
+        assert!(
+            lines[1].contains('…') && !lines[1].contains(&"x".repeat(60)),
+            "{table}"
+        );
     }
 }

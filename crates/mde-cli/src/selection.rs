@@ -12,7 +12,7 @@ use crate::journal::{Entry, History, Journal, now};
 use crate::names::{self, Resolved};
 use crate::vocabulary::ErrorInfo;
 use crate::vocabulary::escape;
-use crate::vocabulary::{Candidate, Kind, Outcome, Output};
+use crate::vocabulary::{Candidate, HuntRecord, Kind, Outcome, Output};
 
 /// Above this many machines an action asks first.
 pub const ASK_ABOVE: usize = 10;
@@ -33,6 +33,11 @@ pub struct Selection {
     pub resolved_now: Vec<(String, Candidate)>,
     /// The machines the tag came to, when this run looked it up: (the tag, the machines).
     pub tagged_now: Option<(String, Vec<Candidate>)>,
+    /// The run's hunt (`--from-hunt`), run now or read from the resumed journal, and how many
+    /// machines it found.
+    pub hunt: Option<(HuntRecord, usize)>,
+    /// The hunt and its machines, when this run ran it (to journal).
+    pub hunted_now: Option<(HuntRecord, Vec<Candidate>)>,
     /// listMachines calls made.
     pub calls: usize,
 }
@@ -63,6 +68,13 @@ impl Selection {
                 at: now(),
             })?;
         }
+        if let Some((hunt, machines)) = &self.hunted_now {
+            journal.append(&Entry::Hunted {
+                hunt: hunt.clone(),
+                machines: machines.clone(),
+                at: now(),
+            })?;
+        }
         Ok(())
     }
 }
@@ -70,17 +82,20 @@ impl Selection {
 /// The machines given by tag: the tag (`*` after it for a prefix) and whether it is one.
 pub type Tag<'a> = Option<(&'a str, bool)>;
 
+/// The machines given by a hunt: its query and the column of its answer that holds them.
+pub type HuntBy<'a> = Option<(&'a str, &'a str)>;
+
 /// The key a run records of its tag: the tag, with `*` after it for a prefix.
 pub fn tag_key(tag: Tag<'_>) -> Option<String> {
     tag.map(|(tag, prefix)| format!("{tag}{}", if prefix { "*" } else { "" }))
 }
 
-/// Resolves `names` (those the journal does not hold) and the machines of `tag` (unless the
-/// journal holds them), and adds their machines to `ids`.
+/// Resolves `names` (those the journal does not hold), the machines of `tag` and those `hunt`
+/// finds (unless the journal holds them), and adds their machines to `ids`, each once.
 pub async fn select(
     client: &Client,
     ids: Vec<String>,
-    (names, tag): (&[String], Tag<'_>),
+    (names, tag, hunt): (&[String], Tag<'_>, HuntBy<'_>),
     latest: bool,
     history: &History,
 ) -> Result<Selection, Error> {
@@ -122,14 +137,50 @@ pub async fn select(
         if machines.is_empty() {
             selection.unresolved.push(untagged(text, prefix));
         }
+        selection.add_all(machines, &mut seen);
+    }
+    if let Some((query, column)) = hunt {
+        let machines = match &history.hunted {
+            Some((record, machines)) => {
+                selection.hunt = Some((record.clone(), machines.len()));
+                machines.clone()
+            }
+            None => selection.hunted(client, (query, column), latest).await?,
+        };
+        selection.add_all(machines, &mut seen);
+    }
+    Ok(selection)
+}
+
+impl Selection {
+    /// Adds machines found by a tag or a hunt, each once; their names when known.
+    fn add_all(&mut self, machines: Vec<Candidate>, seen: &mut HashSet<String>) {
         for machine in machines {
-            selection.names.insert(machine.id.clone(), machine.name);
+            if !machine.name.is_empty() {
+                self.names.insert(machine.id.clone(), machine.name);
+            }
             if seen.insert(machine.id.clone()) {
-                selection.machines.push(machine.id);
+                self.machines.push(machine.id);
             }
         }
     }
-    Ok(selection)
+
+    /// Runs the hunt now: its machines, its names that came to none kept as outcomes.
+    async fn hunted(
+        &mut self,
+        client: &Client,
+        (query, column): (&str, &str),
+        latest: bool,
+    ) -> Result<Vec<Candidate>, Error> {
+        let found = crate::hunted::hunt(client, query, column, latest).await?;
+        self.calls += found.calls;
+        for (name, resolved) in &found.unresolved {
+            self.unresolved.extend(unresolved(name, resolved));
+        }
+        self.hunt = Some((found.record.clone(), found.machines.len()));
+        self.hunted_now = Some((found.record, found.machines.clone()));
+        Ok(found.machines)
+    }
 }
 
 impl Selection {

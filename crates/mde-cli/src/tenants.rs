@@ -98,7 +98,8 @@ pub(crate) fn split(
     let mut parts = Vec::new();
     for profile in profiles {
         let (ids, names) = (strip(&ids, Some(&profile)), strip(&names, Some(&profile)));
-        if ids.is_empty() && names.is_empty() && targets.tag.is_none() {
+        let selectors = targets.tag.is_some() || targets.from_hunt.is_some();
+        if ids.is_empty() && names.is_empty() && !selectors {
             eprintln!("warning: profile {profile} has no machine in this run; left out");
             continue;
         }

@@ -276,6 +276,26 @@ impl Stage {
     }
 }
 
+/// A run's hunt (`--from-hunt`) as it ran: journaled with the machines it found, so that a
+/// resume acts on them and never runs it again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HuntRecord {
+    /// The query, as sent.
+    pub query: String,
+    /// The column its machines were read from (`DeviceId`, or names in `DeviceName`).
+    pub column: String,
+    /// Its window, `[from, to)`, as sent.
+    pub from: Timestamp,
+    /// The window's end.
+    pub to: Timestamp,
+    /// When it ran, in UTC.
+    pub ran: String,
+    /// Rows answered.
+    pub rows: u64,
+    /// Queries sent (more than one when a capped answer was split).
+    pub calls: u32,
+}
+
 /// A machine a name may mean.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Candidate {

@@ -141,6 +141,8 @@ pub enum InvestigationCommand {
     Initiate(Targets),
 }
 
+/// Parsed once per run: the size of a variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, Subcommand)]
 pub enum PackageCommand {
     /// Collects the investigation package of each machine.

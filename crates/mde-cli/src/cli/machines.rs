@@ -32,6 +32,20 @@ pub struct Targets {
     /// With --tag: the machines with a tag that starts with it.
     #[arg(long, requires = "tag")]
     pub tag_prefix: bool,
+    /// The machines an advanced hunting query finds (QUERY, or @FILE), besides those given
+    /// otherwise: run once, on Microsoft Graph over the 30 days the service keeps; the query,
+    /// its window, when it ran and its machines are journaled, and --resume acts on the same
+    /// machines without running it again.
+    #[arg(long, value_name = "QUERY|@FILE", value_parser = hunt_query)]
+    pub from_hunt: Option<String>,
+    /// With --from-hunt: the column of the answer that holds the machines: ids (DeviceId), or
+    /// names (DeviceName, resolved as --machine-name is).
+    #[arg(long, value_name = "COLUMN", default_value = "DeviceId")]
+    pub id_column: String,
+    /// With --from-hunt: exit 1 when the hunt finds no machine (by default nothing is sent,
+    /// the run says so, and exits 0).
+    #[arg(long, requires = "from_hunt")]
+    pub fail_empty: bool,
     #[command(flatten)]
     pub confirm: Confirm,
     #[command(flatten)]
@@ -45,6 +59,24 @@ pub struct Targets {
     /// Send where the action is in effect already (set by the containment commands' flag).
     #[arg(skip)]
     pub again: bool,
+}
+
+/// `--from-hunt`'s query: the text, or the UTF-8 text of the file after `@`; never empty.
+fn hunt_query(text: &str) -> Result<String, String> {
+    let query = match text.strip_prefix('@') {
+        Some(file) => {
+            let bytes = std::fs::read(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+            String::from_utf8(bytes).map_err(|e| {
+                let at = e.utf8_error().valid_up_to();
+                format!("{file} is not UTF-8 text (byte {at})")
+            })?
+        }
+        None => text.to_string(),
+    };
+    match query.trim().is_empty() {
+        true => Err("the query is empty".into()),
+        false => Ok(query),
+    }
 }
 
 /// The machines of a containment command (isolate, release, restrict, unrestrict), read
@@ -82,6 +114,9 @@ impl Targets {
             pick: None,
             tag: None,
             tag_prefix: false,
+            from_hunt: None,
+            id_column: String::new(),
+            fail_empty: false,
             confirm: confirm.clone(),
             journaling: journaling.clone(),
             cancel_pending: false,

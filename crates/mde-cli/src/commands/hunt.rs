@@ -29,7 +29,10 @@ pub(crate) struct Asked {
     pub query: String,
     /// The `Timespan` given, or the window of `--since`/`--until` (the end `None`: now).
     pub timespan: Option<String>,
-    pub since: Option<(chrono::DateTime<chrono::Utc>, Option<chrono::DateTime<chrono::Utc>>)>,
+    pub since: Option<(
+        chrono::DateTime<chrono::Utc>,
+        Option<chrono::DateTime<chrono::Utc>>,
+    )>,
     pub family: Family,
 }
 
@@ -56,8 +59,8 @@ pub(crate) async fn run(cli: &Cli, args: &crate::cli::Hunt) -> Result<u8, u8> {
     let rows = Rows::open(cli.run.output, args.out.as_deref(), several)
         .map_err(|e| fail(LOCAL, format!("cannot write the rows: {e}")))?;
     let rows = Mutex::new(rows);
-    let scale = time_scale(&cli.connection)?;
-    let sim = simulator(&cli.connection, scale, &[], &[]).await?;
+    let scale = time_scale(&tenants[0].conn)?;
+    let sim = simulator(&tenants[0].conn, scale, &[], &[]).await?;
     let hunts = tenants
         .iter()
         .map(|t| hunt_in(t, &asked, sim.as_ref(), scale, &rows));
@@ -109,7 +112,9 @@ fn report(
 
 /// "contoso: " in a hunt of several tenants.
 fn prefix(label: Option<&str>) -> String {
-    label.map(|l| format!("{}: ", escape(l))).unwrap_or_default()
+    label
+        .map(|l| format!("{}: ", escape(l)))
+        .unwrap_or_default()
 }
 
 /// The query in `file`: UTF-8 text, or the usage error naming where it is not.
@@ -214,15 +219,18 @@ async fn hunt_in(
         .build()
         .map_err(|e| (AUTH, e.to_string()))?;
     try_sign_in(&client).await?;
-    let hunt = asked.hunt(client.clock().now_utc()).map_err(|e| (USAGE, e))?;
+    let hunt = asked
+        .hunt(client.clock().now_utc())
+        .map_err(|e| (USAGE, e))?;
     let op = asked.operation();
     let progress = |written: u64, cost: &Cost| progress(&client, op, label, written, cost);
     let each = |columns: &[_], page: Vec<_>, cost: &Cost| {
         let mut rows = rows.lock().unwrap_or_else(|e| e.into_inner());
-        rows.write(label, columns, &page).map_err(|source| Error::Io {
-            path: "the rows".into(),
-            source,
-        })?;
+        rows.write(label, columns, &page)
+            .map_err(|source| Error::Io {
+                path: "the rows".into(),
+                source,
+            })?;
         progress(rows.written, cost);
         Ok(())
     };

@@ -52,7 +52,8 @@ pub(super) fn prepare(
     for part in &parts {
         time_scale(&part.conn)?;
         let given = (&part.ids[..], &part.names[..], tag(targets));
-        let record = run_record(&part.conn, &plan(targets, template), given, download);
+        let mut record = run_record(&part.conn, &plan(targets, template), given, download);
+        record.hunt = (targets.from_hunt.as_ref()).map(|q| format!("{} of {q}", targets.id_column));
         let of = (part.profile.as_deref(), recorded.as_ref());
         histories.push(history(targets, &record, of)?);
         records.push(record);

@@ -59,10 +59,11 @@ pub(crate) fn machines(
     for name in &names {
         crate::names::check(crate::vocabulary::qualified(name).1).map_err(|e| fail(USAGE, e))?;
     }
-    if machines.is_empty() && names.is_empty() && targets.tag.is_none() {
+    let selectors = targets.tag.is_some() || targets.from_hunt.is_some();
+    if machines.is_empty() && names.is_empty() && !selectors {
         return Err(fail(
             USAGE,
-            "no machines: give ids as arguments or with --machines-file, names with --machine-name or --names-file, or a tag with --tag",
+            "no machines: give ids as arguments or with --machines-file, names with --machine-name or --names-file, a tag with --tag, or a query with --from-hunt",
         ));
     }
     Ok((machines, names))
@@ -105,7 +106,8 @@ pub(crate) async fn resolve(
     (ids, names): (Vec<String>, Vec<String>),
     op: OperationId,
 ) -> Result<PartMachines, (u8, String)> {
-    let given = (&names[..], tag(targets));
+    let hunt = (targets.from_hunt.as_deref()).map(|query| (query, targets.id_column.as_str()));
+    let given = (&names[..], tag(targets), hunt);
     let mut selection = selection::select(client, ids, given, targets.pick.is_some(), history)
         .await
         .map_err(|e| {
@@ -142,6 +144,19 @@ pub(crate) fn dry_run(
     let mut stdout = std::io::stdout().lock();
     let mut longest = std::time::Duration::ZERO;
     for (profile, chosen) in parts {
+        if let Some((hunt, found)) = &chosen.selection.hunt {
+            eprintln!(
+                "mde: {}hunt ({} of) {:?} over {} to {}, run {}: {} row(s) in {} call(s), {found} machine(s)",
+                profile.map(|p| format!("{p}: ")).unwrap_or_default(),
+                hunt.column,
+                hunt.query,
+                hunt.from,
+                hunt.to,
+                hunt.ran,
+                hunt.rows,
+                hunt.calls
+            );
+        }
         if !chosen.to_cancel.is_empty() {
             eprintln!(
                 "mde: {}would cancel {} pending opposite action(s) first (--cancel-pending)",

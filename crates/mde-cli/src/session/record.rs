@@ -51,6 +51,7 @@ pub(crate) fn run_record(
         machines,
         names,
         tag: selection::tag_key(tag),
+        hunt: None,
         download: download.map(|d| d.display().to_string()),
     }
 }

@@ -190,7 +190,7 @@ fn bad_inputs() -> Vec<(Vec<&'static str>, i32, &'static str)> {
         (
             vec!["--simulate", "package", "collect", "--comment", "c"],
             2,
-            "no machines: give ids as arguments or with --machines-file, names with --machine-name or --names-file, or a tag with --tag",
+            "no machines: give ids as arguments or with --machines-file, names with --machine-name or --names-file, a tag with --tag, or a query with --from-hunt",
         ),
         (
             vec![
