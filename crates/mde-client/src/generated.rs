@@ -104,7 +104,7 @@ pub mod types {
     pub struct AdvancedQueryResponse {
         ///The `results` property.
         #[serde(rename = "Results")]
-        pub results: ::std::vec::Vec<HuntingRowResult>,
+        pub results: ::std::vec::Vec<crate::hunting::Row>,
         ///The `schema` property.
         #[serde(rename = "Schema")]
         pub schema: ::std::vec::Vec<AdvancedQueryColumn>,
@@ -482,7 +482,7 @@ InternalServerError (500).
         )]
         pub odata_context: ::std::option::Option<::std::string::String>,
         ///One open object a row, keyed by column name.
-        pub results: ::std::vec::Vec<HuntingRowResult>,
+        pub results: ::std::vec::Vec<crate::hunting::Row>,
         ///Each column, in order.
         pub schema: ::std::vec::Vec<SinglePropertySchema>,
         ///Properties the service sent beyond the spec, kept as they came.
@@ -493,37 +493,6 @@ InternalServerError (500).
         ///A builder of this value, one field at a time.
         pub fn builder() -> builder::HuntingQueryResults {
             Default::default()
-        }
-    }
-    ///One row: an open type (huntingRowResult, `openType: true`), its members the query's columns.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
-    #[serde(transparent)]
-    #[cfg_attr(feature = "schemars", derive(::schemars::JsonSchema))]
-    pub struct HuntingRowResult(
-        ///The value.
-        pub ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-    );
-    impl ::std::ops::Deref for HuntingRowResult {
-        type Target = ::serde_json::Map<::std::string::String, ::serde_json::Value>;
-        fn deref(
-            &self,
-        ) -> &::serde_json::Map<::std::string::String, ::serde_json::Value> {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<HuntingRowResult>
-    for ::serde_json::Map<::std::string::String, ::serde_json::Value> {
-        fn from(value: HuntingRowResult) -> Self {
-            value.0
-        }
-    }
-    impl ::std::convert::From<
-        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-    > for HuntingRowResult {
-        fn from(
-            value: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-        ) -> Self {
-            Self(value)
         }
     }
     /**An automated investigation (reference: investigation.md). Every property is
@@ -2076,7 +2045,7 @@ the service (400 `InvalidHashValue`, common-errors.md) and by `mde`, not with a
         #[derive(Clone, Debug)]
         pub struct AdvancedQueryResponse {
             results: ::std::result::Result<
-                ::std::vec::Vec<super::HuntingRowResult>,
+                ::std::vec::Vec<crate::hunting::Row>,
                 ::std::string::String,
             >,
             schema: ::std::result::Result<
@@ -2106,7 +2075,7 @@ the service (400 `InvalidHashValue`, common-errors.md) and by `mde`, not with a
             ///Sets `results`.
             pub fn results<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::vec::Vec<super::HuntingRowResult>>,
+                T: ::std::convert::TryInto<::std::vec::Vec<crate::hunting::Row>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.results = value
@@ -2637,7 +2606,7 @@ the service (400 `InvalidHashValue`, common-errors.md) and by `mde`, not with a
                 ::std::string::String,
             >,
             results: ::std::result::Result<
-                ::std::vec::Vec<super::HuntingRowResult>,
+                ::std::vec::Vec<crate::hunting::Row>,
                 ::std::string::String,
             >,
             schema: ::std::result::Result<
@@ -2676,7 +2645,7 @@ the service (400 `InvalidHashValue`, common-errors.md) and by `mde`, not with a
             ///Sets `results`.
             pub fn results<T>(mut self, value: T) -> Self
             where
-                T: ::std::convert::TryInto<::std::vec::Vec<super::HuntingRowResult>>,
+                T: ::std::convert::TryInto<::std::vec::Vec<crate::hunting::Row>>,
                 T::Error: ::std::fmt::Display,
             {
                 self.results = value

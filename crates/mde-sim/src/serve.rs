@@ -136,7 +136,12 @@ struct Args {
     /// Faults of the hunting endpoints on a share of queries, e.g. preempt:1,timeout:0.2
     /// (size and preempt: the result-size and preemption 400s, only on a query that scanned
     /// over 50,000 rows; timeout: 504; error: 500, both UnknownError).
-    #[arg(long, value_name = "FAULT:SHARE,...", default_value = "")]
+    #[arg(
+        long,
+        alias = "hunt-fault",
+        value_name = "FAULT:SHARE,...",
+        default_value = ""
+    )]
     hunt_faults: crate::hunt_faults::Faults,
     /// The share of GetFile paths that do not exist on their device (0 to 1): the command
     /// fails and the ones after it are not run.

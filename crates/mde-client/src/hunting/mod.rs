@@ -8,6 +8,7 @@
 //! (`[start, end)`), so no row is in two of them and none is in neither. The Defender API has no
 //! window: its capped answer is an error naming the cap.
 
+mod row;
 mod timespan;
 
 use std::time::Duration;
@@ -21,6 +22,7 @@ use crate::generated::{operations, types};
 use crate::hooks::WAITED;
 use crate::timestamp::Timestamp;
 
+pub use row::Row;
 pub use timespan::window;
 
 /// The most rows one answer holds (run-advanced-query-api.md, security-api-overview.md).
@@ -167,8 +169,11 @@ pub struct Table {
 /// One answer: its columns and rows, as the service wrote them.
 struct Page {
     columns: Vec<(String, String)>,
-    rows: Vec<serde_json::Map<String, Value>>,
+    rows: Vec<Row>,
 }
+
+/// Rows typed and handed over at a time: an answer's cells never all exist at once.
+const CHUNK: usize = 2_000;
 
 /// Whether an error is a cap the query can be split past: the result-size 400 or the
 /// preemption 400 (their messages are all that tells them from a bad query).
@@ -339,7 +344,7 @@ impl Client {
             .collect();
         Ok(Page {
             columns,
-            rows: answer.results.into_iter().map(|r| r.0).collect(),
+            rows: answer.results,
         })
     }
 
@@ -361,7 +366,7 @@ impl Client {
             .collect();
         Ok(Page {
             columns,
-            rows: answer.results.into_iter().map(|r| r.0).collect(),
+            rows: answer.results,
         })
     }
 }
@@ -404,13 +409,25 @@ impl Run {
                 .collect();
         }
         self.cost.rows += page.rows.len() as u64;
-        let rows = page.rows.into_iter().map(|mut row| {
-            self.columns
-                .iter()
-                .map(|(name, kind)| Cell::read(row.remove(name).unwrap_or(Value::Null), kind))
-                .collect()
-        });
-        each(&self.columns, rows.collect(), &self.cost)
+        let mut rows = page.rows.into_iter();
+        loop {
+            let chunk = rows.by_ref().take(CHUNK).map(|r| self.cells(r)).collect();
+            let last = rows.len() == 0;
+            // An empty answer is handed over too: it says the columns.
+            each(&self.columns, chunk, &self.cost)?;
+            if last {
+                return Ok(());
+            }
+        }
+    }
+
+    /// A row's cells, a column each, typed by the column.
+    fn cells(&self, row: Row) -> Vec<Cell> {
+        let mut members = row.members();
+        drop(row);
+        (self.columns.iter())
+            .map(|(name, kind)| Cell::read(members.remove(name).unwrap_or(Value::Null), kind))
+            .collect()
     }
 }
 
