@@ -335,8 +335,11 @@ impl ClientHooks<Inner> for generated::Client {
         }
         let mut response = sent?;
         let limit = body_cap(op, self.inner().body_limit);
-        // A declared length within the cap is the cap: hyper reads no byte past it.
-        if response.content_length().is_some_and(|n| n <= limit as u64) {
+        // A declared length within the cap is the cap: hyper reads no byte past it. A page is
+        // read here all the same, into one buffer of its length: read in chunks and joined
+        // after, it would be held twice.
+        let page = op.is_some_and(|op| op.facts().answers_page);
+        if !page && response.content_length().is_some_and(|n| n <= limit as u64) {
             return Ok(response);
         }
         let (status, version) = (response.status(), response.version());

@@ -3,46 +3,55 @@
 //! a map a row costs several times it.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-/// A row: an object whose members are the query's columns, as compact JSON text.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Row(Box<str>);
+/// A row: an object whose members are the query's columns, as the JSON text it came in.
+#[derive(Clone, Debug, Serialize)]
+#[serde(transparent)]
+pub struct Row(Box<RawValue>);
+
+impl PartialEq for Row {
+    fn eq(&self, other: &Row) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Row {}
 
 impl Default for Row {
     fn default() -> Row {
-        Row("{}".into())
+        Row::from(Map::new())
     }
 }
 
 impl Row {
     /// The row's JSON text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.get()
     }
 
     /// The row's members, read from its text.
     pub fn members(&self) -> Map<String, Value> {
-        serde_json::from_str(&self.0).unwrap_or_default()
+        serde_json::from_str(self.as_str()).unwrap_or_default()
     }
 }
 
 impl From<Map<String, Value>> for Row {
     fn from(members: Map<String, Value>) -> Row {
-        Row(Value::Object(members).to_string().into())
+        // A map always writes as JSON; `null` stands in for what cannot happen.
+        Row(serde_json::value::to_raw_value(&members).unwrap_or_default())
     }
 }
 
 impl<'de> Deserialize<'de> for Row {
-    /// Any JSON object: read member by member, written back as text.
+    /// Any JSON object, its text kept as it came (from a `Value`, written compact).
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Row, D::Error> {
-        Map::<String, Value>::deserialize(deserializer).map(Row::from)
-    }
-}
-
-impl Serialize for Row {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.members().serialize(serializer)
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        match raw.get().trim_start().starts_with('{') {
+            true => Ok(Row(raw)),
+            false => Err(serde::de::Error::custom("a row must be a JSON object")),
+        }
     }
 }
 
