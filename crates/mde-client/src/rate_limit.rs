@@ -278,7 +278,7 @@ pub enum Quota {
         per: Duration,
     },
     /// "You have exceeded processing resources allocated to this tenant. You can run queries
-    /// again in <duration>": the tenant's CPU, with when, if the words say it.
+    /// again in `<duration>`": the tenant's CPU, with when, if the words say it.
     Cpu {
         /// How long until queries run again.
         again_in: Option<Duration>,
