@@ -183,6 +183,10 @@ tokio::task_local! {
     pub(crate) static CALL: RefCell<CallState>;
     /// The waits of the work under way (a hunt's): how many, and how long in all.
     pub(crate) static WAITED: std::cell::Cell<(u32, Duration)>;
+    /// A hunt's rows: where a hunt asks for them, a successful answer's rows are cut out of
+    /// its body as it arrives and put here, and the rest of the body (its schema) is read
+    /// as the answer, with no rows. The body is never held whole.
+    pub(crate) static ROWS: RefCell<Vec<crate::rows::Row>>;
 }
 
 fn stash<E>(e: Error) -> progenitor_client::Error<E> {
@@ -228,6 +232,50 @@ fn body_cap(op: Option<OperationId>, limit: usize) -> usize {
 /// Marks an answer whose body was over the cap (the body is dropped).
 #[derive(Clone, Copy, Debug)]
 struct OverCap(usize);
+
+/// Marks a hunting answer with a row that is not an object: what it began with.
+#[derive(Clone, Debug)]
+struct BadRow(String);
+
+/// A hunt's answer read as it arrives (see [`ROWS`]): its rows into `ROWS`, the response
+/// left with the rest of its body; marked over the cap past `limit` bytes.
+async fn split_rows(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> reqwest::Result<reqwest::Response> {
+    let mut splitter = crate::rows::split::Splitter::default();
+    let mut read = 0;
+    let mut over = false;
+    while let Some(chunk) = response.chunk().await? {
+        read += chunk.len();
+        if read > limit {
+            over = true;
+            break;
+        }
+        splitter.feed(&chunk);
+    }
+    let (status, version) = (response.status(), response.version());
+    let mut headers = std::mem::take(response.headers_mut());
+    headers.remove(CONTENT_LENGTH);
+    let body = if over {
+        Vec::new()
+    } else {
+        splitter.skeleton().to_vec()
+    };
+    let mut rest = http::Response::new(body);
+    *rest.status_mut() = status;
+    *rest.version_mut() = version;
+    *rest.headers_mut() = headers;
+    if over {
+        rest.extensions_mut().insert(OverCap(limit));
+    } else if let Some(what) = splitter.bad_row.take() {
+        rest.extensions_mut().insert(BadRow(what));
+    } else {
+        let rows = std::mem::take(&mut splitter.rows);
+        let _ = ROWS.try_with(|r| *r.borrow_mut() = rows);
+    }
+    Ok(reqwest::Response::from(rest))
+}
 
 /// The ids of the actions a client was given, the latest [`Created::KEPT`]: an id given again
 /// is an action already pending, not a new one.
@@ -335,6 +383,9 @@ impl ClientHooks<Inner> for generated::Client {
         }
         let mut response = sent?;
         let limit = body_cap(op, self.inner().body_limit);
+        if response.status().is_success() && ROWS.try_with(|_| ()).is_ok() {
+            return split_rows(response, limit).await;
+        }
         // A declared length within the cap is the cap: hyper reads no byte past it. A page is
         // read here all the same, into one buffer of its length: read in chunks and joined
         // after, it would be held twice.
@@ -369,6 +420,12 @@ impl ClientHooks<Inner> for generated::Client {
             call.status = Some(status);
             call.retry_after = retry_after;
         });
+        if let Some(BadRow(what)) = response.extensions().get::<BadRow>() {
+            return Err(stash(Error::UnexpectedResponse {
+                status: Some(status),
+                excerpt: format!("a row of the answer is not a JSON object: {what}"),
+            }));
+        }
         if let Some(OverCap(limit)) = response.extensions().get::<OverCap>() {
             return Err(stash(Error::UnexpectedResponse {
                 status: Some(status),

@@ -40,7 +40,7 @@
 //! | the client and what it sends | `client`, `builder`, `download`, `listing`, `live_response`, `hunting`, `certificate` |
 //! | each call's path: limits, token, body cap, typed errors | `hooks`, `multipart` |
 //! | sign-in and pace | `token`, `rate_limit` |
-//! | vocabulary | `error`, `timestamp`, `secret`, `cloud`, `body` |
+//! | vocabulary | `error`, `timestamp`, `secret`, `cloud`, `body`, `rows` |
 //! | the generated client and operation model | `generated` |
 //!
 //! # Example
@@ -89,6 +89,7 @@ mod listing;
 mod live_response;
 mod multipart;
 pub mod rate_limit;
+mod rows;
 mod secret;
 mod timestamp;
 mod token;

@@ -8,9 +8,10 @@
 //! (`[start, end)`), so no row is in two of them and none is in neither. The Defender API has no
 //! window: its capped answer is an error naming the cap.
 
-mod row;
 mod timespan;
 
+use std::cell::RefCell;
+use std::future::{Future, IntoFuture};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -19,10 +20,10 @@ use serde_json::Value;
 use crate::client::Client;
 use crate::error::Error;
 use crate::generated::{operations, types};
-use crate::hooks::WAITED;
+use crate::hooks::{ROWS, WAITED};
 use crate::timestamp::Timestamp;
 
-pub use row::Row;
+pub use crate::rows::Row;
 pub use timespan::window;
 
 /// The most rows one answer holds (run-advanced-query-api.md, security-api-overview.md).
@@ -330,10 +331,11 @@ impl Client {
             ),
         };
         // A query reads and changes nothing: a 500 or 504 is sent again.
-        let answer = self
+        let call = self
             .send(operations::RunHuntingQuery { body })
-            .retry_transient(TRANSIENT_RETRIES)
-            .await?;
+            .retry_transient(TRANSIENT_RETRIES);
+        let (answer, rows) = with_rows(call.into_future()).await;
+        let answer = answer?;
         let columns = answer
             .schema
             .into_iter()
@@ -342,10 +344,7 @@ impl Client {
                 types::SinglePropertySchema::Capitalised(c) => (c.name, c.type_),
             })
             .collect();
-        Ok(Page {
-            columns,
-            rows: answer.results,
-        })
+        Ok(Page { columns, rows })
     }
 
     #[allow(deprecated)] // the retiring API, on request
@@ -355,20 +354,32 @@ impl Client {
                 .try_into()
                 .map_err(|e| Error::InvalidInput(format!("{e}")))?,
         };
-        let answer = self
+        let call = self
             .send(operations::RunAdvancedQuery { body })
-            .retry_transient(TRANSIENT_RETRIES)
-            .await?;
+            .retry_transient(TRANSIENT_RETRIES);
+        let (answer, rows) = with_rows(call.into_future()).await;
+        let answer = answer?;
         let columns = answer
             .schema
             .into_iter()
             .map(|c| (c.name, c.type_))
             .collect();
-        Ok(Page {
-            columns,
-            rows: answer.results,
-        })
+        Ok(Page { columns, rows })
     }
+}
+
+/// `call`'s answer, its rows read as they arrived (the answer's own `results` are empty).
+async fn with_rows<T>(
+    call: impl Future<Output = Result<T, Error>>,
+) -> (Result<T, Error>, Vec<Row>) {
+    ROWS.scope(RefCell::new(Vec::new()), async {
+        let answer = call.await;
+        (
+            answer,
+            ROWS.with(|rows| std::mem::take(&mut *rows.borrow_mut())),
+        )
+    })
+    .await
 }
 
 /// The error of an answer at a cap that cannot be split further.

@@ -1,6 +1,8 @@
 //! One row of a hunting answer (the spec's `HuntingRowResult`, an open object), kept as the
-//! compact JSON text the service wrote: a 100,000-row answer then costs about its text, where
-//! a map a row costs several times it.
+//! JSON text the service wrote: a 100,000-row answer then costs about its text, where a map a
+//! row costs several times it. [`split`] cuts the rows out of an answer as it arrives.
+
+pub(crate) mod split;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -26,6 +28,11 @@ impl Default for Row {
 }
 
 impl Row {
+    /// A row of this JSON text (an object).
+    pub(crate) fn from_raw(raw: Box<RawValue>) -> Row {
+        Row(raw)
+    }
+
     /// The row's JSON text.
     pub fn as_str(&self) -> &str {
         self.0.get()
