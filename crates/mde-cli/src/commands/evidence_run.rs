@@ -74,6 +74,9 @@ pub(crate) async fn run(
         path,
         journal,
     } = begun.await?;
+    if let Some(code) = parts::found_nothing(targets, &going, &stopped) {
+        return Ok(code);
+    }
     let lines = Lines::of(cli.run.output).map(|l| l.with_tenant(prepared.named));
     show_unresolved(&going, lines.as_ref());
     let real = speed(&first.conn, scale);

@@ -16,7 +16,7 @@ use crate::fleet::{self, FleetEvent};
 use crate::json::{Lines, outcome_line};
 use crate::output;
 use crate::session::{plan, resume_command, simulator, speed, stop_signal};
-use crate::vocabulary::{self, Kind, OK, Outcome, PARTIAL};
+use crate::vocabulary::{self, Kind, Outcome};
 use crate::wait::{EndedEarly, Waited};
 
 use super::parts::{self, Ending, ReadyPart, RunStart};
@@ -56,10 +56,8 @@ pub(crate) async fn run(
         path,
         journal,
     } = begun.await?;
-    let found_none = going.iter().all(|g| g.selection.machines.is_empty());
-    if targets.from_hunt.is_some() && found_none && stopped.is_empty() {
-        eprintln!("mde: the hunt found no machine; nothing was sent");
-        return Ok(if targets.fail_empty { PARTIAL } else { OK });
+    if let Some(code) = parts::found_nothing(targets, &going, &stopped) {
+        return Ok(code);
     }
     let needed = going.iter().map(|g| g.selection.machines.len()).max();
     let _ = pacing

@@ -274,6 +274,21 @@ async fn ready<'a>(
     }
 }
 
+/// A run whose machines all came from a hunt that found none: says so, and the exit code (0,
+/// or 1 with `--fail-empty`); `None` for any other run.
+pub(super) fn found_nothing(
+    targets: &Targets,
+    going: &[ReadyPart<'_>],
+    stopped: &[(&Part, Stopped)],
+) -> Option<u8> {
+    let none = going.iter().all(|g| g.selection.machines.is_empty());
+    if targets.from_hunt.is_none() || !none || !stopped.is_empty() {
+        return None;
+    }
+    eprintln!("mde: the hunt found no machine; nothing was sent");
+    Some(if targets.fail_empty { PARTIAL } else { OK })
+}
+
 /// How one part of a run ended, for the exit code and what is said of it.
 #[derive(Debug, Default)]
 pub(super) struct Ending<'a> {
