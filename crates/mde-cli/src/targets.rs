@@ -134,6 +134,14 @@ fn in_scope(all: &[Given], scope: &[String]) -> Result<(), String> {
     }
 }
 
+/// The text of a file a person wrote (a query), read as [`text_of`] reads it.
+pub(crate) fn read_text(path: &std::path::Path) -> Result<String, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    text_of(&bytes)
+        .map(str::to_string)
+        .map_err(|why| format!("{} {why}", path.display()))
+}
+
 /// A file's text as Windows tools write it too: a UTF-8 byte-order mark (PowerShell's
 /// `Set-Content -Encoding UTF8`, Excel's "CSV UTF-8") is dropped; UTF-16 (PowerShell 5.1's
 /// `>`) and other encodings are refused with what to do.

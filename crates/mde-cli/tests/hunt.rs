@@ -204,7 +204,18 @@ async fn a_hunt_by_name_or_with_nothing_found_or_no_such_column() {
             .args(words(bad));
         assert_eq!(run_off(refused).await.code, 2);
     }
-    assert_eq!(sim.calls(OperationId::RunHuntingQuery), 4);
+    // A query file as Windows tools save it (a byte-order mark, CRLF) is read.
+    let windows = b"\xef\xbb\xbfDeviceInfo\r\n| distinct DeviceId\r\n";
+    std::fs::write(dir.path().join("windows.kql"), windows).unwrap();
+    let mut saved = against(dir.path(), &sim);
+    saved.args(words(
+        "scan --type quick --comment c --dry-run --from-hunt @windows.kql",
+    ));
+    let out = run_off(saved).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let all = format!("{} machine(s)", sim.machines().len());
+    assert!(out.stderr.contains(&all), "{}", out.stderr);
+    assert_eq!(sim.calls(OperationId::RunHuntingQuery), 5);
 }
 
 /// Three tenants, one whose app lacks ThreatHunting.Read.All: `mde hunt` prints the others'

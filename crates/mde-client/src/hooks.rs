@@ -10,7 +10,7 @@ use std::time::Duration;
 use progenitor_client::{ClientHooks, ClientInfo, OperationInfo};
 use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH};
 
-use crate::body::read_capped;
+use crate::body::{read_capped, read_chunks};
 use crate::error::Error;
 use crate::generated;
 use crate::operations::OperationId;
@@ -237,44 +237,37 @@ struct OverCap(usize);
 #[derive(Clone, Debug)]
 struct BadRow(String);
 
-/// A hunt's answer read as it arrives (see [`ROWS`]): its rows into `ROWS`, the response
-/// left with the rest of its body; marked over the cap past `limit` bytes.
+/// The head of `response` for a body read here: its length dropped, as the body may differ.
+fn head_of(response: &mut reqwest::Response) -> http::Response<()> {
+    let mut head = http::Response::new(());
+    *head.status_mut() = response.status();
+    *head.version_mut() = response.version();
+    *head.headers_mut() = std::mem::take(response.headers_mut());
+    head.headers_mut().remove(CONTENT_LENGTH);
+    head
+}
+
+/// A hunt's answer read as it arrives (see [`ROWS`]): its rows into `ROWS`, the answer left
+/// with the rest of its body; marked over the cap past `limit` bytes, or for a row that is
+/// not an object.
 async fn split_rows(
-    mut response: reqwest::Response,
+    response: &mut reqwest::Response,
     limit: usize,
-) -> reqwest::Result<reqwest::Response> {
+    head: http::Response<()>,
+) -> reqwest::Result<http::Response<Vec<u8>>> {
     let mut splitter = crate::rows::split::Splitter::default();
-    let mut read = 0;
-    let mut over = false;
-    while let Some(chunk) = response.chunk().await? {
-        read += chunk.len();
-        if read > limit {
-            over = true;
-            break;
-        }
-        splitter.feed(&chunk);
-    }
-    let (status, version) = (response.status(), response.version());
-    let mut headers = std::mem::take(response.headers_mut());
-    headers.remove(CONTENT_LENGTH);
-    let body = if over {
-        Vec::new()
-    } else {
-        splitter.skeleton().to_vec()
-    };
-    let mut rest = http::Response::new(body);
-    *rest.status_mut() = status;
-    *rest.version_mut() = version;
-    *rest.headers_mut() = headers;
-    if over {
+    let complete = read_chunks(response, limit, |chunk| splitter.feed(chunk)).await?;
+    let mut rest = head.map(|()| Vec::new());
+    if !complete {
         rest.extensions_mut().insert(OverCap(limit));
     } else if let Some(what) = splitter.bad_row.take() {
         rest.extensions_mut().insert(BadRow(what));
     } else {
         let rows = std::mem::take(&mut splitter.rows);
         let _ = ROWS.try_with(|r| *r.borrow_mut() = rows);
+        *rest.body_mut() = splitter.skeleton().to_vec();
     }
-    Ok(reqwest::Response::from(rest))
+    Ok(rest)
 }
 
 /// The ids of the actions a client was given, the latest [`Created::KEPT`]: an id given again
@@ -383,28 +376,26 @@ impl ClientHooks<Inner> for generated::Client {
         }
         let mut response = sent?;
         let limit = body_cap(op, self.inner().body_limit);
-        if response.status().is_success() && ROWS.try_with(|_| ()).is_ok() {
-            return split_rows(response, limit).await;
-        }
+        let split = response.status().is_success() && ROWS.try_with(|_| ()).is_ok();
         // A declared length within the cap is the cap: hyper reads no byte past it. A page is
         // read here all the same, into one buffer of its length: read in chunks and joined
         // after, it would be held twice.
         let page = op.is_some_and(|op| op.facts().answers_page);
-        if !page && response.content_length().is_some_and(|n| n <= limit as u64) {
+        if !split && !page && response.content_length().is_some_and(|n| n <= limit as u64) {
             return Ok(response);
         }
-        let (status, version) = (response.status(), response.version());
-        let mut headers = std::mem::take(response.headers_mut());
-        let (body, complete) = read_capped(response, limit).await?;
-        headers.remove(CONTENT_LENGTH);
-        let mut capped = http::Response::new(body);
-        *capped.status_mut() = status;
-        *capped.version_mut() = version;
-        *capped.headers_mut() = headers;
-        if !complete {
-            capped.extensions_mut().insert(OverCap(limit));
-        }
-        Ok(reqwest::Response::from(capped))
+        let head = head_of(&mut response);
+        let answer = if split {
+            split_rows(&mut response, limit, head).await?
+        } else {
+            let (body, complete) = read_capped(response, limit).await?;
+            let mut capped = head.map(|()| body);
+            if !complete {
+                capped.extensions_mut().insert(OverCap(limit));
+            }
+            capped
+        };
+        Ok(reqwest::Response::from(answer))
     }
 
     async fn post<E>(

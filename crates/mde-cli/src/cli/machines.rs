@@ -61,16 +61,11 @@ pub struct Targets {
     pub again: bool,
 }
 
-/// `--from-hunt`'s query: the text, or the UTF-8 text of the file after `@`; never empty.
+/// `--from-hunt`'s query: the text, or the text of the file after `@` (UTF-8, a byte-order
+/// mark dropped); never empty.
 fn hunt_query(text: &str) -> Result<String, String> {
     let query = match text.strip_prefix('@') {
-        Some(file) => {
-            let bytes = std::fs::read(file).map_err(|e| format!("cannot read {file}: {e}"))?;
-            String::from_utf8(bytes).map_err(|e| {
-                let at = e.utf8_error().valid_up_to();
-                format!("{file} is not UTF-8 text (byte {at})")
-            })?
-        }
+        Some(file) => crate::targets::read_text(std::path::Path::new(file))?,
         None => text.to_string(),
     };
     match query.trim().is_empty() {

@@ -8,9 +8,10 @@ use mde_client::hunting::{Cost, Family, Hunt};
 use mde_client::{Client, Error, OperationId, WaitEvent};
 
 use crate::cli::{Api, Cli, Connection};
+use crate::output::of_tenant;
 use crate::rows::Rows;
 use crate::session::{simulator, time_scale, try_builder, try_sign_in};
-use crate::vocabulary::{AUTH, LOCAL, OK, PARTIAL, USAGE, code_of, error_text, escape, fail};
+use crate::vocabulary::{AUTH, LOCAL, OK, PARTIAL, USAGE, code_of, error_text, fail};
 
 /// The longest a query waits on a 429 of the tenant's CPU: the first 15-minute cycle after
 /// an hour's allocation is freed.
@@ -39,7 +40,7 @@ pub(crate) struct Asked {
 /// `mde hunt`.
 pub(crate) async fn run(cli: &Cli, args: &crate::cli::Hunt) -> Result<u8, u8> {
     let query = match (&args.query, &args.query_file) {
-        (_, Some(file)) => read_query(file)?,
+        (_, Some(file)) => crate::targets::read_text(file).map_err(|e| fail(USAGE, e))?,
         (Some(query), None) => query.clone(),
         (None, None) => String::new(),
     };
@@ -81,7 +82,7 @@ fn report(
     let written = rows.written;
     let mut code = OK;
     for (tenant, result) in tenants.iter().zip(results) {
-        let prefix = prefix(tenant.label.as_deref());
+        let prefix = of_tenant(tenant.label.as_deref());
         match result {
             Ok(cost) => eprintln!(
                 "mde: {prefix}{} row(s) in {} call(s) ({} window(s) split), {} wait(s) ({} s)",
@@ -108,26 +109,6 @@ fn report(
         Err(e) => return Err(fail(LOCAL, format!("cannot write the rows: {e}"))),
     }
     Ok(code)
-}
-
-/// "contoso: " in a hunt of several tenants.
-fn prefix(label: Option<&str>) -> String {
-    label
-        .map(|l| format!("{}: ", escape(l)))
-        .unwrap_or_default()
-}
-
-/// The query in `file`: UTF-8 text, or the usage error naming where it is not.
-fn read_query(file: &std::path::Path) -> Result<String, u8> {
-    let bytes = std::fs::read(file)
-        .map_err(|e| fail(USAGE, format!("cannot read {}: {e}", file.display())))?;
-    String::from_utf8(bytes).map_err(|e| {
-        let at = e.utf8_error().valid_up_to();
-        fail(
-            USAGE,
-            format!("{} is not UTF-8 text (byte {at})", file.display()),
-        )
-    })
 }
 
 impl Asked {
@@ -206,7 +187,7 @@ async fn hunt_in(
         return Err((AUTH, problem.clone()));
     }
     let label = tenant.label.as_deref();
-    let said = prefix(label);
+    let said = of_tenant(label);
     let on_wait = move |event: &WaitEvent| {
         eprintln!(
             "mde: {said}waiting {} s for {}",
@@ -249,7 +230,7 @@ fn progress(client: &Client, op: OperationId, label: Option<&str>, written: u64,
         .unwrap_or_default();
     eprintln!(
         "mde: {}{} row(s) so far ({written} written), {} call(s){left}",
-        prefix(label),
+        of_tenant(label),
         cost.rows,
         cost.calls
     );

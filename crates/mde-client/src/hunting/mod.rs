@@ -11,7 +11,6 @@
 mod timespan;
 
 use std::cell::RefCell;
-use std::future::{Future, IntoFuture};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -315,6 +314,23 @@ impl Client {
         Ok(())
     }
 
+    /// A query's answer, and its rows read as they arrived (see `hooks::ROWS`; the answer's
+    /// own rows are empty). A query reads and changes nothing: a 500 or 504 is sent again.
+    async fn query<R: crate::operations::Request>(
+        &self,
+        request: R,
+    ) -> Result<(R::Response, Vec<Row>), Error> {
+        let call = self.send(request).retry_transient(TRANSIENT_RETRIES);
+        ROWS.scope(RefCell::new(Vec::new()), async {
+            let answer = call.await?;
+            Ok((
+                answer,
+                ROWS.with(|rows| std::mem::take(&mut *rows.borrow_mut())),
+            ))
+        })
+        .await
+    }
+
     async fn run_graph(
         &self,
         query: &str,
@@ -330,12 +346,7 @@ impl Client {
                     .map_err(|e| Error::InvalidInput(format!("{e}")))?,
             ),
         };
-        // A query reads and changes nothing: a 500 or 504 is sent again.
-        let call = self
-            .send(operations::RunHuntingQuery { body })
-            .retry_transient(TRANSIENT_RETRIES);
-        let (answer, rows) = with_rows(call.into_future()).await;
-        let answer = answer?;
+        let (answer, rows) = self.query(operations::RunHuntingQuery { body }).await?;
         let columns = answer
             .schema
             .into_iter()
@@ -354,11 +365,7 @@ impl Client {
                 .try_into()
                 .map_err(|e| Error::InvalidInput(format!("{e}")))?,
         };
-        let call = self
-            .send(operations::RunAdvancedQuery { body })
-            .retry_transient(TRANSIENT_RETRIES);
-        let (answer, rows) = with_rows(call.into_future()).await;
-        let answer = answer?;
+        let (answer, rows) = self.query(operations::RunAdvancedQuery { body }).await?;
         let columns = answer
             .schema
             .into_iter()
@@ -366,20 +373,6 @@ impl Client {
             .collect();
         Ok(Page { columns, rows })
     }
-}
-
-/// `call`'s answer, its rows read as they arrived (the answer's own `results` are empty).
-async fn with_rows<T>(
-    call: impl Future<Output = Result<T, Error>>,
-) -> (Result<T, Error>, Vec<Row>) {
-    ROWS.scope(RefCell::new(Vec::new()), async {
-        let answer = call.await;
-        (
-            answer,
-            ROWS.with(|rows| std::mem::take(&mut *rows.borrow_mut())),
-        )
-    })
-    .await
 }
 
 /// The error of an answer at a cap that cannot be split further.
